@@ -1,0 +1,227 @@
+//! [`Board`]: an open handle on one board's database — the entry point of every kernel call.
+//! It owns the connection, the board's paths, the clock and the claimer identity; the
+//! operations themselves live in the sibling modules as `impl Board` blocks.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, params};
+use serde_json::{Map, Value};
+
+use super::db;
+use super::env::Env;
+use super::error::{KernelError, Result};
+use super::paths::{BoardPaths, resolve_board};
+use super::types::{TASK_COLUMNS, Task, payload_text};
+
+/// A source of "now" in Unix seconds. Tests substitute a fixed clock.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Default claim TTL in seconds (REF §6.1).
+pub const DEFAULT_CLAIM_TTL_SECONDS: i64 = 900;
+/// Default circuit-breaker limit (REF §8.6).
+pub const DEFAULT_FAILURE_LIMIT: i64 = 2;
+/// Unblock-loop limit: a re-block of the same kind at this count routes to triage.
+pub const BLOCK_RECURRENCE_LIMIT: i64 = 2;
+
+/// An open board.
+pub struct Board {
+    pub(crate) conn: Connection,
+    paths: BoardPaths,
+    env: Env,
+    clock: Clock,
+    claimer: String,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("slug", &self.paths.slug)
+            .field("db", &self.paths.db)
+            .finish()
+    }
+}
+
+/// `hostname:pid` of this process — the default claim lock (REF §3.4).
+pub fn default_claimer() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+/// This machine's host name (used for host-local claim checks).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp())
+}
+
+impl Board {
+    /// Open the board named `board` (or the active one: env → `current` → `default`) under the
+    /// kanban home of `env`, creating and migrating its DB if needed.
+    pub fn open(env: &Env, board: Option<&str>) -> Result<Board> {
+        let slug = resolve_board(env, board)?;
+        Board::open_paths(env, BoardPaths::resolve(env, &slug))
+    }
+
+    /// Open a board at explicit paths.
+    pub fn open_paths(env: &Env, paths: BoardPaths) -> Result<Board> {
+        let busy = env
+            .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
+            .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
+        let conn = db::open(&paths.db, busy)?;
+        Ok(Board {
+            conn,
+            paths,
+            env: env.clone(),
+            clock: system_clock(),
+            claimer: default_claimer(),
+        })
+    }
+
+    /// Open a DB file directly (sidecar directories next to it), with the process environment.
+    pub fn open_file(db: &Path) -> Result<Board> {
+        Board::open_paths(&Env::from_process(), BoardPaths::for_db_file(db))
+    }
+
+    /// This board's paths.
+    pub fn paths(&self) -> &BoardPaths {
+        &self.paths
+    }
+
+    /// This board's slug.
+    pub fn slug(&self) -> &str {
+        &self.paths.slug
+    }
+
+    /// The environment the board was opened with.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Current time in Unix seconds, from the board's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Replace the clock (tests use a fixed or stepping clock).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The claim-lock identity this handle claims with (default `hostname:pid`).
+    pub fn claimer(&self) -> &str {
+        &self.claimer
+    }
+
+    /// Claim as someone else (the dispatcher passes its own lock string).
+    pub fn set_claimer(&mut self, claimer: impl Into<String>) {
+        self.claimer = claimer.into();
+    }
+
+    /// Claim TTL: `HERMES_KANBAN_CLAIM_TTL_SECONDS` (positive) else 900 s.
+    pub fn default_claim_ttl(&self) -> i64 {
+        self.env
+            .positive_i64("HERMES_KANBAN_CLAIM_TTL_SECONDS")
+            .unwrap_or(DEFAULT_CLAIM_TTL_SECONDS)
+    }
+
+    /// Schema version recorded in `PRAGMA user_version`.
+    pub fn schema_version(&self) -> Result<i64> {
+        db::user_version(&self.conn)
+    }
+
+    /// `PRAGMA integrity_check` (`"ok"` when healthy).
+    pub fn integrity_check(&self) -> Result<String> {
+        db::integrity_check(&self.conn).map_err(|e| db::locate(e, &self.paths.db))
+    }
+
+    /// Names of all user tables, sorted.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        db::table_names(&self.conn)
+    }
+
+    /// Column names of `table` in declaration order (empty if the table is absent). `table`
+    /// must be one of [`Board::table_names`].
+    pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
+        if !self.table_names()?.iter().any(|t| t == table) {
+            return Ok(vec![]);
+        }
+        let mut st = self.conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let v = st
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Every row of every table, rendered as text, in a stable order — used by tests to prove
+    /// that a refused call changed nothing.
+    pub fn dump_rows(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for t in self.table_names()? {
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT * FROM {t} ORDER BY rowid"))?;
+            let n = st.column_count();
+            let rows = st.query_map([], |r| {
+                let mut cells = Vec::with_capacity(n);
+                for i in 0..n {
+                    cells.push(format!("{:?}", r.get_ref(i)?));
+                }
+                Ok(format!("{t}|{}", cells.join("|")))
+            })?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write<T>(&self, body: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        db::write_txn(&self.conn, body).map_err(|e| db::locate(e, &self.paths.db))
+    }
+
+    pub(crate) fn read<T>(&self, body: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        db::read_txn(&self.conn, body).map_err(|e| db::locate(e, &self.paths.db))
+    }
+}
+
+// ----- shared helpers used by the operation modules -----
+
+/// Fetch one task or [`KernelError::TaskNotFound`].
+pub(crate) fn load_task(c: &Connection, id: &str) -> Result<Task> {
+    let mut st = c.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"))?;
+    db::opt(st.query_row([id], Task::from_row))?
+        .ok_or_else(|| KernelError::TaskNotFound(id.to_string()))
+}
+
+/// Append an event; an empty payload is stored as NULL. Returns the event id.
+pub(crate) fn add_event(
+    c: &Connection,
+    task_id: &str,
+    run_id: Option<i64>,
+    kind: &str,
+    payload: Map<String, Value>,
+    now: i64,
+) -> Result<i64> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    st.execute(params![task_id, run_id, kind, payload_text(&payload), now])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Build a JSON object from pairs.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! obj {
+    () => { serde_json::Map::new() };
+    ($($k:expr => $v:expr),+ $(,)?) => {{
+        let mut m = serde_json::Map::new();
+        $( m.insert($k.to_string(), serde_json::json!($v)); )+
+        m
+    }};
+}

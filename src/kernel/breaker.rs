@@ -1,0 +1,147 @@
+//! Circuit-breaker bookkeeping (REF §8.6): `record_task_failure` bumps the unified failure
+//! counter and, at the effective limit (task `max_retries` → caller's limit → 2), moves the
+//! task to `blocked` with a `gave_up` event. A tripped task stays blocked until a human
+//! unblocks it (SPEC §3.3 fix 2).
+
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event, load_task};
+use super::error::{KernelError, Result};
+use super::runs::end_run;
+use super::types::{RunOutcome, Status};
+use super::validate as v;
+use crate::obj;
+
+/// A failure to record.
+#[derive(Debug, Clone)]
+pub struct FailureReport {
+    pub task_id: String,
+    /// What kind of failure (`spawn_failed`, `crashed`, `timed_out`, ...).
+    pub outcome: RunOutcome,
+    /// Failure text (stored cut to 500 characters).
+    pub error: String,
+    /// The caller's limit (dispatcher `failure_limit`); task `max_retries` wins over it.
+    pub failure_limit: Option<i64>,
+    /// Move the task out of `running` here (spawn path). When false, the caller already
+    /// released it.
+    pub release_claim: bool,
+    /// Close the open run here with the outcome (or `gave_up` when tripping).
+    pub end_run: bool,
+    /// Trip regardless of the count (protocol-violation streak at its limit).
+    pub force_trip: bool,
+    /// Extra keys for the `gave_up` payload.
+    pub extras: Map<String, Value>,
+}
+
+impl FailureReport {
+    /// A report with the common defaults (no release, no run close, no force).
+    pub fn new(task_id: &str, outcome: RunOutcome, error: impl Into<String>) -> Self {
+        FailureReport {
+            task_id: task_id.to_string(),
+            outcome,
+            error: error.into(),
+            failure_limit: None,
+            release_claim: false,
+            end_run: false,
+            force_trip: false,
+            extras: Map::new(),
+        }
+    }
+}
+
+/// What the breaker decided.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailureVerdict {
+    /// True when the task was moved to `blocked` (`gave_up`).
+    pub tripped: bool,
+    /// The counter after this failure.
+    pub failures: i64,
+    /// The limit that applied.
+    pub effective_limit: i64,
+    /// `task` (max_retries) or `dispatcher` (caller/default).
+    pub limit_source: &'static str,
+    /// The run closed here, if any.
+    pub run_id: Option<i64>,
+}
+
+impl Board {
+    /// Record one failure of a task and trip the breaker at the limit. Refused when the task is
+    /// no longer `running` or `ready` (it finished or was moved in the meantime).
+    pub fn record_task_failure(&self, r: &FailureReport) -> Result<FailureVerdict> {
+        let error = v::truncate(r.error.trim(), 500);
+        if let Some(l) = r.failure_limit {
+            v::in_range("failure_limit", l, 1..=1000)?;
+        }
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, &r.task_id)?;
+            if !matches!(t.status, Status::Running | Status::Ready) {
+                return Err(KernelError::refused(
+                    &r.task_id,
+                    "record a failure for",
+                    format!("status is '{}'; failures are recorded only for running or ready tasks", t.status),
+                ));
+            }
+            let failures = t.consecutive_failures + 1;
+            let (limit, source) = match (t.max_retries, r.failure_limit) {
+                (Some(m), _) => (m, "task"),
+                (None, Some(l)) => (l, "dispatcher"),
+                (None, None) => (DEFAULT_FAILURE_LIMIT, "dispatcher"),
+            };
+            let trip = r.force_trip || failures >= limit;
+            let clear_claim = r.release_claim || t.status == Status::Ready;
+            if trip {
+                let mut meta = obj! {
+                    "failures" => failures,
+                    "trigger_outcome" => r.outcome.as_str(),
+                    "effective_limit" => limit,
+                    "limit_source" => source,
+                };
+                meta.extend(r.extras.clone());
+                let run_id = if r.end_run {
+                    end_run(c, &t, RunOutcome::GaveUp, "gave_up", None, Some(&error), Some(&meta), now)?
+                } else {
+                    None
+                };
+                let sql = if clear_claim {
+                    "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
+                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3"
+                } else {
+                    "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2 WHERE id=?3"
+                };
+                c.execute(sql, params![failures, error, r.task_id])?;
+                let mut payload = obj! {
+                    "failures" => failures,
+                    "effective_limit" => limit,
+                    "limit_source" => source,
+                    "error" => error,
+                    "trigger_outcome" => r.outcome.as_str(),
+                };
+                payload.extend(r.extras.clone());
+                add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
+                return Ok(FailureVerdict { tripped: true, failures, effective_limit: limit, limit_source: source, run_id });
+            }
+            let run_id = if r.end_run {
+                end_run(c, &t, r.outcome, r.outcome.as_str(), None, Some(&error), None, now)?
+            } else {
+                None
+            };
+            if r.release_claim {
+                c.execute(
+                    "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
+                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+                    params![failures, error, r.task_id],
+                )?;
+                add_event(c, &r.task_id, run_id, r.outcome.as_str(), obj! {"error" => error, "failures" => failures}, now)?;
+            } else {
+                c.execute(
+                    "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",
+                    params![failures, error, r.task_id],
+                )?;
+            }
+            Ok(FailureVerdict { tripped: false, failures, effective_limit: limit, limit_source: source, run_id })
+        })
+    }
+}

@@ -1,0 +1,441 @@
+//! The SQLite connection: pragmas (SPEC §3.2), the write-transaction helper (`BEGIN IMMEDIATE`
+//! with bounded retries on BEGIN/COMMIT, never replaying the body), and migrations — 0001 is the
+//! Hermes 0.19.0 schema, preceded by the additive upgrades Hermes applies to older DBs
+//! (REF §3.2); our own migrations are tracked in `PRAGMA user_version`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::error::{KernelError, Result};
+
+/// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
+pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
+
+/// Our schema version: the highest migration number applied.
+pub const SCHEMA_VERSION: i64 = 2;
+
+const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
+const M0002: &str = include_str!("../../migrations/0002_dispatch_queue_index.sql");
+
+/// Our migrations after 0001, in order. Each must be additive (new tables, columns, indexes).
+const OURS: &[(i64, &str)] = &[(2, M0002)];
+
+/// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
+const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
+    ("tenant", "TEXT"),
+    ("result", "TEXT"),
+    ("branch_name", "TEXT"),
+    ("project_id", "TEXT"),
+    ("idempotency_key", "TEXT"),
+    ("consecutive_failures", "INTEGER NOT NULL DEFAULT 0"),
+    ("worker_pid", "INTEGER"),
+    ("last_failure_error", "TEXT"),
+    ("max_runtime_seconds", "INTEGER"),
+    ("last_heartbeat_at", "INTEGER"),
+    ("current_run_id", "INTEGER"),
+    ("workflow_template_id", "TEXT"),
+    ("current_step_key", "TEXT"),
+    ("skills", "TEXT"),
+    ("max_retries", "INTEGER"),
+    ("model_override", "TEXT"),
+    ("goal_mode", "INTEGER NOT NULL DEFAULT 0"),
+    ("goal_max_turns", "INTEGER"),
+    ("session_id", "TEXT"),
+    ("block_kind", "TEXT"),
+    ("block_recurrences", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Open a connection with the house pragmas and bring the schema up to date.
+/// A file that is not an SQLite database (or is corrupt) is reported with its path and left
+/// untouched. The file is never opened with an ordinary file handle (REF §3.3).
+pub(crate) fn open(path: &Path, busy_timeout_ms: i64) -> Result<Connection> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| KernelError::io(parent, e))?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
+    configure(&conn, busy_timeout_ms).map_err(|e| locate(e, path))?;
+    migrate(&conn).map_err(|e| locate(e, path))?;
+    Ok(conn)
+}
+
+/// Attach the DB path to path-less storage errors.
+pub(crate) fn locate(e: KernelError, path: &Path) -> KernelError {
+    match e {
+        KernelError::NotADatabase { detail, .. } => KernelError::NotADatabase {
+            path: path.to_path_buf(),
+            detail,
+        },
+        KernelError::Corrupt { detail, .. } => KernelError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => other,
+    }
+}
+
+fn configure(conn: &Connection, busy_timeout_ms: i64) -> Result<()> {
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms.max(0) as u64))?;
+    // Reading the schema first turns "file is not a database" into an error before any pragma
+    // that could write.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let set: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match set {
+            Ok(_) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                if msg.contains("locking protocol") || msg.contains("not authorized") {
+                    tracing::warn!(
+                        "WAL unavailable on this file system ({msg}); using DELETE journal"
+                    );
+                    conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                        r.get::<_, String>(0)
+                    })?;
+                } else {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL;
+         PRAGMA wal_autocheckpoint=100;
+         PRAGMA foreign_keys=ON;
+         PRAGMA secure_delete=ON;
+         PRAGMA cell_size_check=ON;",
+    )?;
+    Ok(())
+}
+
+/// Run `body` inside `BEGIN IMMEDIATE … COMMIT`. BEGIN and COMMIT are retried on a busy
+/// database a few times with jitter; the body is never replayed. Any error rolls back.
+pub(crate) fn write_txn<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+    let out = body(conn);
+    match out {
+        Ok(v) => match retry_busy(|| conn.execute_batch("COMMIT")) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        },
+        Err(e) => {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Run `body` inside a deferred read transaction so multi-query reads see one snapshot.
+pub(crate) fn read_txn<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    if !conn.is_autocommit() {
+        return body(conn);
+    }
+    retry_busy(|| conn.execute_batch("BEGIN"))?;
+    let out = body(conn);
+    let _ = conn.execute_batch("COMMIT");
+    out
+}
+
+fn retry_busy(mut op: impl FnMut() -> rusqlite::Result<()>) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let err: KernelError = e.into();
+                if matches!(err, KernelError::Busy) && attempt < 5 {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20 + jitter_ms(130)));
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+    }
+}
+
+fn jitter_ms(max: u64) -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b) % max.max(1)
+}
+
+/// The schema version recorded in `PRAGMA user_version` (0 for a DB only Hermes has touched).
+pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Bring the schema up to date in one `BEGIN IMMEDIATE` transaction. Fast path: a DB already at
+/// [`SCHEMA_VERSION`] is left alone. Concurrent first opens serialise on the write lock and the
+/// loser sees the version already set.
+pub(crate) fn migrate(conn: &Connection) -> Result<()> {
+    if user_version(conn)? >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    write_txn(conn, |c| {
+        let v = user_version(c)?;
+        if v >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        hermes_additive_upgrade(c)?;
+        c.execute_batch(M0001)?;
+        hermes_data_upgrade(c)?;
+        for (n, sql) in OURS {
+            if *n > v {
+                c.execute_batch(sql)?;
+            }
+        }
+        c.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+        Ok(())
+    })
+}
+
+/// Column names and declared types of a table (empty when the table does not exist).
+fn table_columns(c: &Connection, table: &str) -> Result<Vec<(String, String, i64)>> {
+    let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn has_column(cols: &[(String, String, i64)], name: &str) -> bool {
+    cols.iter().any(|(n, _, _)| n == name)
+}
+
+/// The canonical `CREATE TABLE` statement of `table` from 0001 (comments stripped).
+fn canonical_table_ddl(table: &str) -> Option<String> {
+    let stripped: String = M0001
+        .lines()
+        .map(|l| match l.find("--") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let needle = format!("CREATE TABLE IF NOT EXISTS {table} ");
+    stripped
+        .split(';')
+        .map(str::trim)
+        .find(|s| s.starts_with(&needle))
+        .map(str::to_string)
+}
+
+/// Schema changes Hermes applies to older DBs before its indexes (REF §3.2): missing `tasks`
+/// columns, legacy renames as add-then-copy, `task_events.run_id`,
+/// `kanban_notify_subs.notifier_profile`, and rebuilds of tables whose ids drifted from
+/// `INTEGER PRIMARY KEY`.
+fn hermes_additive_upgrade(c: &Connection) -> Result<()> {
+    let cols = table_columns(c, "tasks")?;
+    if !cols.is_empty() {
+        for (name, decl) in TASK_ADDITIVE_COLUMNS {
+            if !has_column(&cols, name) {
+                c.execute_batch(&format!("ALTER TABLE tasks ADD COLUMN {name} {decl}"))?;
+                if *name == "consecutive_failures" && has_column(&cols, "spawn_failures") {
+                    c.execute_batch(
+                        "UPDATE tasks SET consecutive_failures = COALESCE(spawn_failures, 0)",
+                    )?;
+                }
+                if *name == "last_failure_error" && has_column(&cols, "last_spawn_error") {
+                    c.execute_batch("UPDATE tasks SET last_failure_error = last_spawn_error")?;
+                }
+            }
+        }
+    }
+    let ev = table_columns(c, "task_events")?;
+    if !ev.is_empty() && !has_column(&ev, "run_id") {
+        c.execute_batch("ALTER TABLE task_events ADD COLUMN run_id INTEGER")?;
+    }
+    let subs = table_columns(c, "kanban_notify_subs")?;
+    if !subs.is_empty() && !has_column(&subs, "notifier_profile") {
+        c.execute_batch("ALTER TABLE kanban_notify_subs ADD COLUMN notifier_profile TEXT")?;
+    }
+    for table in ["task_events", "task_comments", "task_runs"] {
+        let cols = table_columns(c, table)?;
+        let drifted = cols
+            .iter()
+            .find(|(n, _, _)| n == "id")
+            .is_some_and(|(_, ty, pk)| !ty.eq_ignore_ascii_case("INTEGER") || *pk != 1);
+        if drifted {
+            rebuild_table(c, table, &cols, None)?;
+        }
+    }
+    let subs = table_columns(c, "kanban_notify_subs")?;
+    let cursor_drift = subs
+        .iter()
+        .find(|(n, _, _)| n == "last_event_id")
+        .is_some_and(|(_, ty, _)| !ty.eq_ignore_ascii_case("INTEGER"));
+    if cursor_drift {
+        rebuild_table(c, "kanban_notify_subs", &subs, Some("last_event_id"))?;
+    }
+    Ok(())
+}
+
+/// Rename → create canonical → copy shared columns (dropping a drifted `id`, casting the cursor
+/// column) → drop the old table. Indexes are recreated by 0001 afterwards.
+fn rebuild_table(
+    c: &Connection,
+    table: &str,
+    old_cols: &[(String, String, i64)],
+    int_cast: Option<&str>,
+) -> Result<()> {
+    let ddl = canonical_table_ddl(table)
+        .ok_or_else(|| KernelError::Storage(format!("no canonical DDL for {table}")))?;
+    let legacy = format!("{table}__legacy");
+    c.execute_batch(&format!("ALTER TABLE {table} RENAME TO {legacy}"))?;
+    c.execute_batch(&ddl)?;
+    let new_cols = table_columns(c, table)?;
+    let shared: Vec<&str> = new_cols
+        .iter()
+        .map(|(n, _, _)| n.as_str())
+        .filter(|n| *n != "id" || table == "kanban_notify_subs")
+        .filter(|n| has_column(old_cols, n))
+        .collect();
+    let select: Vec<String> = shared
+        .iter()
+        .map(|n| {
+            if Some(*n) == int_cast {
+                format!("COALESCE(CAST({n} AS INTEGER), 0)")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect();
+    let order = if has_column(old_cols, "created_at") {
+        " ORDER BY created_at"
+    } else {
+        ""
+    };
+    c.execute_batch(&format!(
+        "INSERT INTO {table} ({}) SELECT {} FROM {legacy}{order}; DROP TABLE {legacy};",
+        shared.join(", "),
+        select.join(", ")
+    ))?;
+    Ok(())
+}
+
+/// Data fixes Hermes applies on first connect (REF §3.2): running tasks without a run get a
+/// synthesized open run; legacy event kinds are renamed.
+fn hermes_data_upgrade(c: &Connection) -> Result<()> {
+    type OrphanRow = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let orphans: Vec<OrphanRow> = {
+        let mut st = c.prepare(
+            "SELECT id, assignee, current_step_key, claim_lock, claim_expires, worker_pid,
+                    max_runtime_seconds, last_heartbeat_at, started_at
+             FROM tasks WHERE status='running' AND current_run_id IS NULL",
+        )?;
+        st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4).ok().flatten(),
+                r.get(5).ok().flatten(),
+                r.get(6).ok().flatten(),
+                r.get(7).ok().flatten(),
+                r.get(8).ok().flatten(),
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let now = chrono::Utc::now().timestamp();
+    for (id, assignee, step, lock, expires, pid, maxrt, hb, started) in orphans {
+        c.execute(
+            "INSERT INTO task_runs (task_id, profile, step_key, status, claim_lock, claim_expires,
+                                    worker_pid, max_runtime_seconds, last_heartbeat_at, started_at)
+             VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                assignee,
+                step,
+                lock,
+                expires,
+                pid,
+                maxrt,
+                hb,
+                started.unwrap_or(now)
+            ],
+        )?;
+        let run_id = c.last_insert_rowid();
+        let n = c.execute(
+            "UPDATE tasks SET current_run_id=?1 WHERE id=?2 AND current_run_id IS NULL",
+            params![run_id, id],
+        )?;
+        if n != 1 {
+            c.execute(
+                "UPDATE task_runs SET status='reclaimed', outcome='reclaimed', ended_at=?1,
+                        claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?2",
+                params![now, run_id],
+            )?;
+        }
+    }
+    c.execute_batch(
+        "UPDATE task_events SET kind='promoted' WHERE kind='ready';
+         UPDATE task_events SET kind='reprioritized' WHERE kind='priority';
+         UPDATE task_events SET kind='gave_up' WHERE kind='spawn_auto_blocked';",
+    )?;
+    Ok(())
+}
+
+/// Names of all user tables (for schema comparisons and invariant checks).
+pub(crate) fn table_names(c: &Connection) -> Result<Vec<String>> {
+    let mut st = c.prepare(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )?;
+    let v = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(v)
+}
+
+/// `PRAGMA integrity_check` result (`"ok"` when healthy).
+pub(crate) fn integrity_check(c: &Connection) -> Result<String> {
+    let mut st = c.prepare("PRAGMA integrity_check")?;
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.join("; "))
+}
+
+/// Map a `query_row` "no rows" into `None`.
+pub(crate) fn opt<T>(r: rusqlite::Result<T>) -> Result<Option<T>> {
+    Ok(r.optional()?)
+}

@@ -1,0 +1,222 @@
+//! The kernel's one error type. Every refusal is a typed variant with a message that names the
+//! task or field and says what to do next; front doors map variants to exit codes, HTTP statuses
+//! and MCP `isError` results through [`KernelError::kind`].
+
+use std::path::PathBuf;
+
+/// What went wrong in a kernel call. No variant exposes SQLite types.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The task id does not exist on this board.
+    #[error("no such task: {0}")]
+    TaskNotFound(String),
+
+    /// An argument was missing, malformed or out of range.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The offending field or parameter name.
+        field: &'static str,
+        /// What is wrong with it and what is accepted.
+        message: String,
+    },
+
+    /// The transition is not allowed from the task's current state.
+    #[error("cannot {action} {task_id}: {reason}")]
+    Refused {
+        /// The task the call addressed.
+        task_id: String,
+        /// The verb that was refused (`complete`, `claim`, ...).
+        action: &'static str,
+        /// Why, in words that include the current status and what to do instead.
+        reason: String,
+    },
+
+    /// The caller's run is no longer the task's current run (a reclaimed worker).
+    #[error(
+        "stale run: task {task_id} is now on run {current}, not run {expected}; this worker was reclaimed and must stop"
+    )]
+    StaleRun {
+        /// Task addressed.
+        task_id: String,
+        /// Run id the caller claimed to hold.
+        expected: i64,
+        /// The task's current run id (`none` when no run is open).
+        current: String,
+    },
+
+    /// `link` of a task to itself.
+    #[error("a task cannot depend on itself ({0})")]
+    SelfLink(String),
+
+    /// `link` that would close a dependency cycle.
+    #[error("linking {parent} -> {child} would create a cycle")]
+    Cycle {
+        /// Proposed parent.
+        parent: String,
+        /// Proposed child.
+        child: String,
+    },
+
+    /// `unlink` of an edge that does not exist.
+    #[error("no link {parent} -> {child}")]
+    NoSuchLink {
+        /// Parent id.
+        parent: String,
+        /// Child id.
+        child: String,
+    },
+
+    /// `complete` named created cards that do not exist or were not created by this task.
+    #[error(
+        "completion of {task_id} blocked: created_cards {phantom:?} do not exist or were not created by this task; the task is unchanged — retry with the ids kanban_create returned, or with no created_cards"
+    )]
+    HallucinatedCards {
+        /// Task being completed.
+        task_id: String,
+        /// Ids that failed verification.
+        phantom: Vec<String>,
+        /// Ids that passed.
+        verified: Vec<String>,
+    },
+
+    /// A board slug that does not match `^[a-z0-9][a-z0-9_-]{0,63}$`.
+    #[error(
+        "invalid board slug {0:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+    )]
+    InvalidSlug(String),
+
+    /// A named board that has no directory.
+    #[error("board '{0}' does not exist; create it with `hermes-kanban boards create {0}`")]
+    BoardNotFound(String),
+
+    /// A board operation that is not allowed (removing `default`, ...).
+    #[error("{0}")]
+    BoardRefused(String),
+
+    /// The file at the DB path is not an SQLite database.
+    #[error("{}: not an SQLite database ({detail}); nothing was changed — move it aside or point HERMES_KANBAN_DB elsewhere", path.display())]
+    NotADatabase {
+        /// The DB path.
+        path: PathBuf,
+        /// SQLite's own words.
+        detail: String,
+    },
+
+    /// The database is damaged.
+    #[error("{}: database is corrupt ({detail}); nothing was changed — restore a backup or run `sqlite3 {} .recover`", path.display(), path.display())]
+    Corrupt {
+        /// The DB path.
+        path: PathBuf,
+        /// SQLite's own words.
+        detail: String,
+    },
+
+    /// Another writer held the database longer than the busy timeout.
+    #[error(
+        "database is busy: another process held the write lock past the busy timeout (HERMES_KANBAN_BUSY_TIMEOUT_MS); retry"
+    )]
+    Busy,
+
+    /// No attachment with that id.
+    #[error("no such attachment: {0}")]
+    AttachmentNotFound(i64),
+
+    /// A file-system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Any other storage failure.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl KernelError {
+    /// A stable, machine-readable category: `not_found`, `invalid`, `refused`, `conflict`,
+    /// `storage`. REST maps them to 404/400/409/409/500, the CLI to exit 1.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KernelError::TaskNotFound(_)
+            | KernelError::BoardNotFound(_)
+            | KernelError::AttachmentNotFound(_)
+            | KernelError::NoSuchLink { .. } => "not_found",
+            KernelError::Invalid { .. }
+            | KernelError::InvalidSlug(_)
+            | KernelError::SelfLink(_)
+            | KernelError::Cycle { .. } => "invalid",
+            KernelError::Refused { .. }
+            | KernelError::HallucinatedCards { .. }
+            | KernelError::BoardRefused(_) => "refused",
+            KernelError::StaleRun { .. } | KernelError::Busy => "conflict",
+            KernelError::NotADatabase { .. }
+            | KernelError::Corrupt { .. }
+            | KernelError::Io { .. }
+            | KernelError::Storage(_) => "storage",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        KernelError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn refused(
+        task_id: impl Into<String>,
+        action: &'static str,
+        reason: impl Into<String>,
+    ) -> Self {
+        KernelError::Refused {
+            task_id: task_id.into(),
+            action,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        KernelError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for KernelError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return KernelError::Busy,
+                ErrorCode::NotADatabase => {
+                    return KernelError::NotADatabase {
+                        path: PathBuf::new(),
+                        detail: e.to_string(),
+                    };
+                }
+                ErrorCode::DatabaseCorrupt => {
+                    return KernelError::Corrupt {
+                        path: PathBuf::new(),
+                        detail: e.to_string(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        KernelError::Storage(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for KernelError {
+    fn from(e: serde_json::Error) -> Self {
+        KernelError::Storage(format!("json: {e}"))
+    }
+}
+
+/// Kernel result alias.
+pub type Result<T, E = KernelError> = std::result::Result<T, E>;

@@ -1,0 +1,68 @@
+//! Reading the append-only event log: a task's events, and the board-wide stream after a
+//! cursor (for `watch`, `tail`, the dashboard's live feed and notifications).
+
+use rusqlite::params;
+
+use super::board::Board;
+use super::error::Result;
+use super::types::{EVENT_COLUMNS, Event};
+
+/// Filters for [`Board::events_after`].
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this task.
+    pub task_id: Option<String>,
+    /// Only these kinds (empty = all).
+    pub kinds: Vec<String>,
+    /// At most this many events (default 1000).
+    pub limit: Option<usize>,
+}
+
+impl Board {
+    /// Events of one task in id order; `limit` keeps the newest N.
+    pub fn list_events(&self, task_id: &str, limit: Option<usize>) -> Result<Vec<Event>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM task_events WHERE task_id=?1 ORDER BY id DESC LIMIT ?2) ORDER BY id"
+        ))?;
+        let lim = limit.map(|l| l as i64).unwrap_or(-1);
+        let v = st
+            .query_map(params![task_id, lim], Event::from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Events with `id > after`, oldest first, filtered.
+    pub fn events_after(&self, after: i64, f: &EventFilter) -> Result<Vec<Event>> {
+        let limit = f.limit.unwrap_or(1000) as i64;
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE id > ?1");
+        let mut args: Vec<rusqlite::types::Value> = vec![after.into()];
+        if let Some(t) = &f.task_id {
+            args.push(t.clone().into());
+            sql.push_str(&format!(" AND task_id = ?{}", args.len()));
+        }
+        if !f.kinds.is_empty() {
+            let mut marks = Vec::new();
+            for k in &f.kinds {
+                args.push(k.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND kind IN ({})", marks.join(",")));
+        }
+        args.push(limit.into());
+        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let v = st
+            .query_map(rusqlite::params_from_iter(args), Event::from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// The highest event id on the board (0 when empty) — the starting cursor of a live stream.
+    pub fn max_event_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COALESCE(max(id), 0) FROM task_events", [], |r| {
+                r.get(0)
+            })?)
+    }
+}

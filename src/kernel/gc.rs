@@ -1,0 +1,80 @@
+//! Garbage collection (`gc`): scratch workspaces of archived tasks (only inside the board's
+//! scratch root), old events of finished tasks, and old worker logs.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::board::Board;
+use super::error::{KernelError, Result};
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct GcReport {
+    pub scratch_dirs_removed: usize,
+    pub events_removed: usize,
+    pub logs_removed: usize,
+}
+
+/// Whether `p` is strictly inside `root` (both canonicalised; never the root itself).
+pub fn strictly_inside(root: &Path, p: &Path) -> bool {
+    match (std::fs::canonicalize(root), std::fs::canonicalize(p)) {
+        (Ok(r), Ok(p)) => p != r && p.starts_with(&r),
+        _ => false,
+    }
+}
+
+impl Board {
+    /// Remove scratch dirs of archived tasks, events older than `event_days` of done/archived
+    /// tasks, and log files older than `log_days`.
+    pub fn gc(&self, event_days: i64, log_days: i64) -> Result<GcReport> {
+        if event_days < 0 || log_days < 0 {
+            return Err(KernelError::invalid("retention_days", "must be 0 or more"));
+        }
+        let now = self.now();
+        let mut report = GcReport::default();
+        let archived: Vec<(String, String, Option<String>)> = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, workspace_kind, workspace_path FROM tasks WHERE status='archived' AND workspace_kind='scratch'",
+            )?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })?;
+        let root = self.paths().workspaces.clone();
+        for (id, _, path) in archived {
+            let p = path
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| root.join(&id));
+            if p.is_dir() && strictly_inside(&root, &p) && std::fs::remove_dir_all(&p).is_ok() {
+                report.scratch_dirs_removed += 1;
+            }
+        }
+        let cutoff = now - event_days * 86_400;
+        report.events_removed = self.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM task_events WHERE created_at < ?1 AND task_id IN
+                   (SELECT id FROM tasks WHERE status IN ('done','archived'))",
+                [cutoff],
+            )?)
+        })?;
+        let log_cutoff = SystemTime::now() - Duration::from_secs((log_days.max(0) as u64) * 86_400);
+        if let Ok(rd) = std::fs::read_dir(&self.paths().logs) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let is_log = p.extension().is_some_and(|x| x == "log")
+                    || p.to_string_lossy().contains(".log.");
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|m| m < log_cutoff);
+                if p.is_file() && is_log && old && std::fs::remove_file(&p).is_ok() {
+                    report.logs_removed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

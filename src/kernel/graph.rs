@@ -1,0 +1,167 @@
+//! The dependency graph: link (self-link and cycle rejection, demoting a ready child whose new
+//! parent is unfinished), unlink, parent/child queries, and `recompute_ready` — the one place
+//! `todo` tasks are promoted. A parent is satisfied by `done` or `archived` everywhere
+//! (SPEC §3.3 fix 1); `blocked` tasks are never promoted here (fix 2).
+
+use rusqlite::{Connection, params};
+
+use super::board::{Board, add_event, load_task};
+use super::error::{KernelError, Result};
+use super::types::Status;
+use super::validate as v;
+use crate::obj;
+
+/// Whether every parent of `task_id` is `done` or `archived` (vacuously true without parents;
+/// dangling edges to deleted tasks are ignored).
+pub(crate) fn parents_satisfied_tx(c: &Connection, task_id: &str) -> Result<bool> {
+    let mut st = c.prepare_cached(
+        "SELECT count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id
+         WHERE l.child_id = ?1 AND p.status NOT IN ('done', 'archived')",
+    )?;
+    let n: i64 = st.query_row([task_id], |r| r.get(0))?;
+    Ok(n == 0)
+}
+
+/// Promote every `todo` task whose parents are all done/archived to `ready` (event
+/// `promoted`). Returns the promoted ids.
+pub(crate) fn recompute_ready_tx(c: &Connection, now: i64) -> Result<Vec<String>> {
+    let ids: Vec<String> = {
+        let mut st = c.prepare_cached(
+            "SELECT t.id FROM tasks t WHERE t.status = 'todo' AND NOT EXISTS (
+                 SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id
+                 WHERE l.child_id = t.id AND p.status NOT IN ('done', 'archived'))
+             ORDER BY t.priority DESC, t.created_at ASC",
+        )?;
+        st.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut promoted = Vec::with_capacity(ids.len());
+    for id in ids {
+        let n = c.execute(
+            "UPDATE tasks SET status='ready' WHERE id=?1 AND status='todo'",
+            [&id],
+        )?;
+        if n == 1 {
+            add_event(c, &id, None, "promoted", obj! {}, now)?;
+            promoted.push(id);
+        }
+    }
+    Ok(promoted)
+}
+
+pub(crate) fn ids_query(c: &Connection, sql: &str, id: &str) -> Result<Vec<String>> {
+    let mut st = c.prepare_cached(sql)?;
+    let v = st
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(v)
+}
+
+pub(crate) fn parents_of(c: &Connection, id: &str) -> Result<Vec<String>> {
+    ids_query(
+        c,
+        "SELECT parent_id FROM task_links WHERE child_id=?1 ORDER BY parent_id",
+        id,
+    )
+}
+
+pub(crate) fn children_of(c: &Connection, id: &str) -> Result<Vec<String>> {
+    ids_query(
+        c,
+        "SELECT child_id FROM task_links WHERE parent_id=?1 ORDER BY child_id",
+        id,
+    )
+}
+
+impl Board {
+    /// Add the edge `parent -> child` (the child waits for the parent). Refuses self-links,
+    /// cycles and unknown ids. A `ready` child whose new parent is unfinished goes back to
+    /// `todo`. Linking an existing edge is a no-op. Event `linked` on the child.
+    pub fn link_tasks(&self, parent: &str, child: &str) -> Result<()> {
+        let parent = v::task_id("parent_id", parent)?;
+        let child = v::task_id("child_id", child)?;
+        if parent == child {
+            return Err(KernelError::SelfLink(parent));
+        }
+        let now = self.now();
+        self.write(|c| {
+            let p = load_task(c, &parent)?;
+            let ch = load_task(c, &child)?;
+            let exists: i64 = c.query_row(
+                "SELECT count(*) FROM task_links WHERE parent_id=?1 AND child_id=?2",
+                params![parent, child],
+                |r| r.get(0),
+            )?;
+            if exists > 0 {
+                return Ok(());
+            }
+            let cycle: i64 = c.query_row(
+                "WITH RECURSIVE down(id) AS (
+                     SELECT ?1 UNION SELECT l.child_id FROM task_links l JOIN down d ON l.parent_id = d.id)
+                 SELECT count(*) FROM down WHERE id = ?2",
+                params![child, parent],
+                |r| r.get(0),
+            )?;
+            if cycle > 0 {
+                return Err(KernelError::Cycle { parent: parent.clone(), child: child.clone() });
+            }
+            c.execute(
+                "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
+                params![parent, child],
+            )?;
+            add_event(c, &child, None, "linked", obj! {"parent" => parent, "child" => child}, now)?;
+            if ch.status == Status::Ready && !p.status.satisfies_children() {
+                c.execute("UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready'", [&child])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Remove the edge `parent -> child` (event `unlinked` on the child), then recompute
+    /// readiness. Returns the ids promoted as a result.
+    pub fn unlink_tasks(&self, parent: &str, child: &str) -> Result<Vec<String>> {
+        let parent = v::task_id("parent_id", parent)?;
+        let child = v::task_id("child_id", child)?;
+        let now = self.now();
+        self.write(|c| {
+            let n = c.execute(
+                "DELETE FROM task_links WHERE parent_id=?1 AND child_id=?2",
+                params![parent, child],
+            )?;
+            if n == 0 {
+                load_task(c, &parent)?;
+                load_task(c, &child)?;
+                return Err(KernelError::NoSuchLink {
+                    parent: parent.clone(),
+                    child: child.clone(),
+                });
+            }
+            add_event(
+                c,
+                &child,
+                None,
+                "unlinked",
+                obj! {"parent" => parent, "child" => child},
+                now,
+            )?;
+            recompute_ready_tx(c, now)
+        })
+    }
+
+    /// Promote every `todo` task whose parents are all done or archived. Never touches
+    /// `blocked` tasks (SPEC §3.3 fix 2). Returns the promoted ids.
+    pub fn recompute_ready(&self) -> Result<Vec<String>> {
+        let now = self.now();
+        self.write(|c| recompute_ready_tx(c, now))
+    }
+
+    /// Parent ids of a task, sorted.
+    pub fn parents(&self, task_id: &str) -> Result<Vec<String>> {
+        parents_of(&self.conn, task_id)
+    }
+
+    /// Child ids of a task, sorted.
+    pub fn children(&self, task_id: &str) -> Result<Vec<String>> {
+        children_of(&self.conn, task_id)
+    }
+}

@@ -1,0 +1,58 @@
+//! The kernel: the only place SQL lives. A synchronous library over one SQLite file per board
+//! that implements Hermes Kanban 0.19.0's data model and state machine, with the deliberate
+//! fixes of SPEC §3.3. Every mutation is one `BEGIN IMMEDIATE` transaction whose UPDATE guards
+//! on the expected state (compare-and-swap). Front doors (CLI, MCP, REST, dispatcher) call
+//! [`Board`] methods and never re-implement a rule. The public API exposes no SQLite types, so a
+//! second backend can sit behind it.
+
+mod attachments;
+mod board;
+mod breaker;
+mod comments;
+mod context;
+mod db;
+mod env;
+mod error;
+mod events;
+mod gc;
+mod graph;
+mod invariants;
+mod lifecycle;
+mod notify;
+mod paths;
+mod plan;
+mod runs;
+mod tasks;
+mod types;
+pub mod validate;
+
+pub use attachments::attachment_name;
+pub use board::{
+    BLOCK_RECURRENCE_LIMIT, Board, Clock, DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_FAILURE_LIMIT,
+    default_claimer, hostname,
+};
+pub use breaker::{FailureReport, FailureVerdict};
+pub use context::{TaskDetail, local_ts, relative_age, sorted_json};
+pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
+pub use env::Env;
+pub use error::{KernelError, Result};
+pub use events::EventFilter;
+pub use gc::{GcReport, strictly_inside};
+pub use lifecycle::{
+    BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
+};
+pub use notify::{ClaimedEvents, SubKey};
+pub use paths::{
+    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, board_exists, create_board,
+    default_display_name, hermes_root, kanban_home, list_boards, normalize_slug, read_board_meta,
+    remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
+};
+pub use plan::{DispatchPlan, PlanOptions};
+pub use runs::RunStateField;
+pub use tasks::{
+    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
+    on_disk_profiles, profile_exists,
+};
+pub use types::{
+    Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
+};

@@ -1,0 +1,191 @@
+//! Notification subscriptions (REF §16.1): insert-or-ignore with owner back-fill, list,
+//! remove, and the per-subscription cursor — claimed atomically (CAS on the old value) so two
+//! notifiers never deliver the same event, and rewound only if still at the claimed value.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::board::{Board, load_task};
+use super::error::{KernelError, Result};
+use super::types::{EVENT_COLUMNS, Event, NotifySub};
+use super::validate as v;
+
+/// Identifies one subscription row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubKey {
+    pub task_id: String,
+    pub platform: String,
+    pub chat_id: String,
+    /// Empty string when there is no thread.
+    pub thread_id: String,
+}
+
+/// Events claimed for delivery: deliver them, or rewind `from` on failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimedEvents {
+    /// Cursor before the claim.
+    pub from: i64,
+    /// Cursor after the claim (the last event id claimed).
+    pub to: i64,
+    pub events: Vec<Event>,
+}
+
+fn sub_from_row(r: &rusqlite::Row) -> rusqlite::Result<NotifySub> {
+    use super::types::{lenient_i64, lenient_text};
+    Ok(NotifySub {
+        task_id: r.get(0)?,
+        platform: r.get(1)?,
+        chat_id: r.get(2)?,
+        thread_id: lenient_text(r, 3).unwrap_or_default(),
+        user_id: lenient_text(r, 4),
+        notifier_profile: lenient_text(r, 5),
+        created_at: lenient_i64(r, 6).unwrap_or(0),
+        last_event_id: lenient_i64(r, 7).unwrap_or(0),
+    })
+}
+
+const SUB_COLUMNS: &str =
+    "task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id";
+
+fn validate_key(k: &SubKey) -> Result<SubKey> {
+    Ok(SubKey {
+        task_id: v::task_id("task_id", &k.task_id)?,
+        platform: v::short_name("platform", Some(&k.platform))?
+            .ok_or_else(|| KernelError::invalid("platform", "must not be empty"))?,
+        chat_id: v::short_name("chat_id", Some(&k.chat_id))?
+            .ok_or_else(|| KernelError::invalid("chat_id", "must not be empty"))?,
+        thread_id: v::short_name("thread_id", Some(&k.thread_id))?.unwrap_or_default(),
+    })
+}
+
+fn cursor(c: &Connection, k: &SubKey) -> Result<i64> {
+    super::db::opt(c.query_row(
+        "SELECT last_event_id FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
+        params![k.task_id, k.platform, k.chat_id, k.thread_id],
+        |r| r.get(0),
+    ))?
+    .ok_or_else(|| KernelError::invalid("subscription", format!("no subscription {}:{}:{} on {}", k.platform, k.chat_id, k.thread_id, k.task_id)))
+}
+
+impl Board {
+    /// Subscribe (insert-or-ignore). An existing row without an owner gets `notifier_profile`
+    /// back-filled. Returns the row.
+    pub fn add_notify_sub(
+        &self,
+        key: &SubKey,
+        user_id: Option<&str>,
+        notifier_profile: Option<&str>,
+    ) -> Result<NotifySub> {
+        let k = validate_key(key)?;
+        let user_id = v::short_name("user_id", user_id)?;
+        let owner = v::short_name("notifier_profile", notifier_profile)?;
+        let now = self.now();
+        self.write(|c| {
+            load_task(c, &k.task_id)?;
+            c.execute(
+                "INSERT OR IGNORE INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                params![k.task_id, k.platform, k.chat_id, k.thread_id, user_id, owner, now],
+            )?;
+            if owner.is_some() {
+                c.execute(
+                    "UPDATE kanban_notify_subs SET notifier_profile=?5
+                     WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND (notifier_profile IS NULL OR notifier_profile='')",
+                    params![k.task_id, k.platform, k.chat_id, k.thread_id, owner],
+                )?;
+            }
+            let mut st = c.prepare(&format!(
+                "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4"
+            ))?;
+            Ok(st.query_row(params![k.task_id, k.platform, k.chat_id, k.thread_id], sub_from_row)?)
+        })
+    }
+
+    /// Subscriptions, of one task or all.
+    pub fn list_notify_subs(&self, task_id: Option<&str>) -> Result<Vec<NotifySub>> {
+        let (sql, arg) = match task_id {
+            Some(t) => (
+                format!(
+                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 ORDER BY created_at, rowid"
+                ),
+                Some(t),
+            ),
+            None => (
+                format!("SELECT {SUB_COLUMNS} FROM kanban_notify_subs ORDER BY created_at, rowid"),
+                None,
+            ),
+        };
+        let mut st = self.conn.prepare(&sql)?;
+        let v = match arg {
+            Some(a) => st
+                .query_map([a], sub_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+            None => st
+                .query_map([], sub_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        };
+        Ok(v)
+    }
+
+    /// Remove a subscription. Returns whether a row was deleted.
+    pub fn remove_notify_sub(&self, key: &SubKey) -> Result<bool> {
+        let k = validate_key(key)?;
+        self.write(|c| {
+            let n = c.execute(
+                "DELETE FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
+                params![k.task_id, k.platform, k.chat_id, k.thread_id],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Claim the task's events after the subscription's cursor (optionally only `kinds`) and
+    /// advance the cursor past them, in one transaction with a CAS on the old cursor. `None`
+    /// when there is nothing new (or another notifier won the race).
+    pub fn claim_unseen_events(
+        &self,
+        key: &SubKey,
+        kinds: &[&str],
+    ) -> Result<Option<ClaimedEvents>> {
+        let k = validate_key(key)?;
+        self.write(|c| {
+            let from = cursor(c, &k)?;
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id=?1 AND id>?2");
+            if !kinds.is_empty() {
+                let list: Vec<String> = kinds.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect();
+                sql.push_str(&format!(" AND kind IN ({})", list.join(",")));
+            }
+            sql.push_str(" ORDER BY id");
+            let mut st = c.prepare(&sql)?;
+            let events = st
+                .query_map(params![k.task_id, from], Event::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let Some(last) = events.last().map(|e| e.id) else {
+                return Ok(None);
+            };
+            let n = c.execute(
+                "UPDATE kanban_notify_subs SET last_event_id=?5
+                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
+                params![k.task_id, k.platform, k.chat_id, k.thread_id, last, from],
+            )?;
+            if n != 1 {
+                return Ok(None);
+            }
+            Ok(Some(ClaimedEvents { from, to: last, events }))
+        })
+    }
+
+    /// Undo a claim after a failed delivery: restores `claimed.from` only if the cursor is
+    /// still at `claimed.to`. Returns whether it was rewound.
+    pub fn rewind_notify_cursor(&self, key: &SubKey, claimed: &ClaimedEvents) -> Result<bool> {
+        let k = validate_key(key)?;
+        self.write(|c| {
+            let n = c.execute(
+                "UPDATE kanban_notify_subs SET last_event_id=?5
+                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
+                params![k.task_id, k.platform, k.chat_id, k.thread_id, claimed.from, claimed.to],
+            )?;
+            Ok(n == 1)
+        })
+    }
+}

@@ -1,0 +1,795 @@
+//! Task rows: create (validation, race-free idempotency, parents, initial status), read, list,
+//! assign/reassign, edit, archive, delete, stats and assignees.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params, params_from_iter};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::board::{Board, add_event, load_task};
+use super::error::{KernelError, Result};
+use super::graph::recompute_ready_tx;
+use super::lifecycle::reclaim_tx;
+use super::paths::hermes_root;
+use super::runs::end_run;
+use super::types::{RunOutcome, Status, TASK_COLUMNS, Task, WorkspaceKind};
+use super::validate as v;
+use crate::obj;
+
+/// What `create` should do with the new task's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InitialStatus {
+    /// Normal routing: `triage` if asked, else `ready` or `todo` by parents (Hermes calls this
+    /// `running`).
+    #[default]
+    Normal,
+    /// Start `blocked`; stays blocked until a human unblocks it (SPEC §3.3 fix 2).
+    Blocked,
+}
+
+/// Everything `create_task` accepts (REF §5.1). `Default` gives an empty scratch task.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub title: String,
+    pub body: Option<String>,
+    pub assignee: Option<String>,
+    pub parents: Vec<String>,
+    pub tenant: Option<String>,
+    pub priority: i64,
+    pub workspace_kind: Option<WorkspaceKind>,
+    pub workspace_path: Option<String>,
+    pub branch_name: Option<String>,
+    pub project_id: Option<String>,
+    pub triage: bool,
+    pub idempotency_key: Option<String>,
+    pub max_runtime_seconds: Option<i64>,
+    pub skills: Vec<String>,
+    pub max_retries: Option<i64>,
+    pub initial_status: InitialStatus,
+    pub created_by: Option<String>,
+    pub session_id: Option<String>,
+    pub goal_mode: bool,
+    pub goal_max_turns: Option<i64>,
+}
+
+/// Result of `create_task`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    /// The task (new, or the existing one an idempotency key matched).
+    pub task: Task,
+    /// True when the idempotency key matched an existing task and nothing was written.
+    pub existing: bool,
+}
+
+/// Sort orders for `list_tasks`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TaskSort {
+    /// `priority DESC, created_at ASC` (Hermes' default).
+    #[default]
+    Default,
+    /// Oldest first.
+    Created,
+    /// Newest first.
+    CreatedDesc,
+    /// Highest priority first.
+    PriorityDesc,
+    /// Lowest priority first.
+    PriorityAsc,
+    /// By status, then default order.
+    Status,
+    /// By assignee (unassigned last), then default order.
+    Assignee,
+    /// By title, case-insensitive.
+    Title,
+    /// Most recently started first, never-started last.
+    Updated,
+}
+
+/// Filters for `list_tasks`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub assignee: Option<String>,
+    pub status: Option<Status>,
+    pub tenant: Option<String>,
+    pub session_id: Option<String>,
+    pub include_archived: bool,
+    pub workflow_template_id: Option<String>,
+    pub step_key: Option<String>,
+    pub sort: TaskSort,
+    pub limit: Option<usize>,
+}
+
+/// Field changes for `update_task` (`None` = leave as is).
+#[derive(Debug, Clone, Default)]
+pub struct TaskPatch {
+    pub title: Option<String>,
+    /// `Some(None)` clears the body.
+    pub body: Option<Option<String>>,
+    pub priority: Option<i64>,
+    /// `Some(None)` clears the tenant.
+    pub tenant: Option<Option<String>>,
+}
+
+/// `stats --json` (REF §15.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub by_status: BTreeMap<String, i64>,
+    pub by_assignee: BTreeMap<String, BTreeMap<String, i64>>,
+    pub oldest_ready_age_seconds: Option<i64>,
+    pub now: i64,
+}
+
+/// One row of `assignees --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssigneeInfo {
+    pub name: String,
+    pub on_disk: bool,
+    pub counts: BTreeMap<String, i64>,
+}
+
+fn new_task_id() -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).expect("the OS random source is available");
+    format!("t_{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
+}
+
+pub(crate) fn query_tasks(c: &Connection, where_sql: &str, args: &[Value]) -> Result<Vec<Task>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}");
+    let mut st = c.prepare_cached(&sql)?;
+    let params: Vec<rusqlite::types::Value> = args.iter().map(json_to_sql).collect();
+    let rows = st
+        .query_map(params_from_iter(params), Task::from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+fn json_to_sql(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    match v {
+        Value::Null => S::Null,
+        Value::Bool(b) => S::Integer(*b as i64),
+        Value::Number(n) => n
+            .as_i64()
+            .map(S::Integer)
+            .unwrap_or_else(|| S::Real(n.as_f64().unwrap_or(0.0))),
+        Value::String(s) => S::Text(s.clone()),
+        other => S::Text(other.to_string()),
+    }
+}
+
+impl Board {
+    /// Create a task (REF §5.1 with SPEC fixes): validates every field, resolves the initial
+    /// status (`blocked` if asked, `triage` if asked, else `ready` or `todo` when a parent is
+    /// neither done nor archived), and — when an idempotency key is given — returns the newest
+    /// non-archived task with that key instead, the lookup and insert sharing one transaction.
+    pub fn create_task(&self, new: NewTask) -> Result<Created> {
+        let title = v::title(&new.title)?;
+        let body = v::optional_text("body", new.body.as_deref(), v::BODY_MAX_BYTES)?;
+        let assignee = v::profile_name("assignee", new.assignee.as_deref())?;
+        let tenant = v::short_name("tenant", new.tenant.as_deref())?;
+        let key = v::short_name("idempotency_key", new.idempotency_key.as_deref())?;
+        let created_by = v::short_name("created_by", new.created_by.as_deref())?;
+        let session_id = v::short_name("session_id", new.session_id.as_deref())?;
+        let project_id = v::short_name("project_id", new.project_id.as_deref())?;
+        let priority = v::in_range("priority", new.priority, v::PRIORITY_RANGE)?;
+        let max_runtime = new
+            .max_runtime_seconds
+            .map(|s| v::in_range("max_runtime_seconds", s, v::MAX_RUNTIME_RANGE))
+            .transpose()?;
+        let max_retries = new
+            .max_retries
+            .map(|n| v::in_range("max_retries", n, 1..=1000))
+            .transpose()?;
+        let goal_max_turns = new
+            .goal_max_turns
+            .map(|n| v::in_range("goal_max_turns", n, 1..=10_000))
+            .transpose()?;
+        let skills = v::skills(&new.skills)?;
+        let kind = new.workspace_kind.unwrap_or(WorkspaceKind::Scratch);
+        let branch = v::optional_text("branch_name", new.branch_name.as_deref(), 200)?;
+        if let Some(b) = &branch {
+            if kind != WorkspaceKind::Worktree {
+                return Err(KernelError::invalid(
+                    "branch_name",
+                    "a branch is only allowed with a worktree workspace (--workspace worktree)",
+                ));
+            }
+            if b.starts_with('-') || b.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(KernelError::invalid(
+                    "branch_name",
+                    format!("{b:?}: branch names cannot start with '-' or contain whitespace"),
+                ));
+            }
+        }
+        let mut workspace_path =
+            v::optional_text("workspace_path", new.workspace_path.as_deref(), 4096)?;
+        if let Some(p) = &workspace_path
+            && !std::path::Path::new(p).is_absolute()
+        {
+            return Err(KernelError::invalid(
+                "workspace_path",
+                format!("{p:?} is relative; give an absolute path"),
+            ));
+        }
+        if workspace_path.is_none() && kind != WorkspaceKind::Scratch {
+            workspace_path = self.board_default_workdir();
+        }
+        let mut parents: Vec<String> = Vec::new();
+        for p in &new.parents {
+            let p = v::task_id("parents", p)?;
+            if !parents.contains(&p) {
+                parents.push(p);
+            }
+        }
+        let now = self.now();
+        self.write(|c| {
+            if let Some(k) = &key {
+                let existing = query_tasks(
+                    c,
+                    "WHERE idempotency_key=?1 AND status!='archived' ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    &[json!(k)],
+                )?;
+                if let Some(task) = existing.into_iter().next() {
+                    return Ok(Created { task, existing: true });
+                }
+            }
+            for p in &parents {
+                load_task(c, p).map_err(|_| {
+                    KernelError::invalid("parents", format!("unknown parent task {p}"))
+                })?;
+            }
+            let status = if new.initial_status == InitialStatus::Blocked {
+                Status::Blocked
+            } else if new.triage {
+                Status::Triage
+            } else if parents_satisfied_list(c, &parents)? {
+                Status::Ready
+            } else {
+                Status::Todo
+            };
+            let skills_json = if skills.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&skills)?)
+            };
+            let mut id = new_task_id();
+            for attempt in 0..3 {
+                let r = c.execute(
+                    "INSERT INTO tasks (id, title, body, assignee, status, priority, created_by, created_at,
+                        workspace_kind, workspace_path, branch_name, project_id, tenant, idempotency_key,
+                        max_runtime_seconds, skills, max_retries, goal_mode, goal_max_turns, session_id)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                    params![
+                        id, title, body, assignee, status.as_str(), priority, created_by, now,
+                        kind.as_str(), workspace_path, branch, project_id, tenant, key, max_runtime,
+                        skills_json, max_retries, new.goal_mode as i64, goal_max_turns, session_id
+                    ],
+                );
+                match r {
+                    Ok(_) => break,
+                    Err(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation && attempt < 2 =>
+                    {
+                        id = new_task_id();
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for p in &parents {
+                c.execute(
+                    "INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
+                    params![p, id],
+                )?;
+            }
+            add_event(
+                c,
+                &id,
+                None,
+                "created",
+                obj! {
+                    "assignee" => assignee,
+                    "status" => status.as_str(),
+                    "parents" => parents,
+                    "tenant" => tenant,
+                    "branch_name" => branch,
+                    "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
+                    "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
+                },
+                now,
+            )?;
+            if status == Status::Blocked {
+                // A `blocked` event makes Hermes 0.19.0's recompute treat the block as sticky
+                // too, so a Python reader on the same DB does not resurrect it.
+                add_event(
+                    c,
+                    &id,
+                    None,
+                    "blocked",
+                    obj! {"reason" => "created blocked", "kind" => Value::Null, "recurrences" => 0},
+                    now,
+                )?;
+            }
+            Ok(Created {
+                task: load_task(c, &id)?,
+                existing: false,
+            })
+        })
+    }
+
+    fn board_default_workdir(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.paths().meta).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v.get("default_workdir")?
+            .as_str()
+            .filter(|s| std::path::Path::new(s).is_absolute())
+            .map(str::to_string)
+    }
+
+    /// Fetch one task.
+    pub fn get_task(&self, task_id: &str) -> Result<Task> {
+        load_task(&self.conn, task_id.trim())
+    }
+
+    /// Fetch several tasks by id (missing ids are skipped), in the order given.
+    pub fn get_tasks(&self, ids: &[String]) -> Result<Vec<Task>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            for id in ids {
+                if let Ok(t) = load_task(c, id) {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// List tasks with filters. Archived tasks are excluded unless `include_archived` or the
+    /// status filter asks for them. Does not run `recompute_ready` (front doors that want
+    /// Hermes' "listing promotes" behaviour call it first).
+    pub fn list_tasks(&self, f: &ListFilter) -> Result<Vec<Task>> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        let mut push = |clause: &str, val: Value, clauses: &mut Vec<String>| {
+            args.push(val);
+            clauses.push(clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(a) = &f.assignee {
+            push("assignee = ?", json!(a.trim().to_lowercase()), &mut clauses);
+        }
+        match f.status {
+            Some(s) => push("status = ?", json!(s.as_str()), &mut clauses),
+            None if !f.include_archived => clauses.push("status != 'archived'".into()),
+            None => {}
+        }
+        if let Some(t) = &f.tenant {
+            push("tenant = ?", json!(t), &mut clauses);
+        }
+        if let Some(s) = &f.session_id {
+            push("session_id = ?", json!(s), &mut clauses);
+        }
+        if let Some(w) = &f.workflow_template_id {
+            push("workflow_template_id = ?", json!(w), &mut clauses);
+        }
+        if let Some(k) = &f.step_key {
+            push("current_step_key = ?", json!(k), &mut clauses);
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let order = match f.sort {
+            TaskSort::Default | TaskSort::PriorityDesc => {
+                "priority DESC, created_at ASC, rowid ASC"
+            }
+            TaskSort::PriorityAsc => "priority ASC, created_at ASC, rowid ASC",
+            TaskSort::Created => "created_at ASC, rowid ASC",
+            TaskSort::CreatedDesc => "created_at DESC, rowid DESC",
+            TaskSort::Status => {
+                "CASE status WHEN 'triage' THEN 0 WHEN 'todo' THEN 1 WHEN 'scheduled' THEN 2 \
+                 WHEN 'ready' THEN 3 WHEN 'running' THEN 4 WHEN 'blocked' THEN 5 WHEN 'review' THEN 6 \
+                 WHEN 'done' THEN 7 ELSE 8 END, priority DESC, created_at ASC"
+            }
+            TaskSort::Assignee => "assignee IS NULL, assignee ASC, priority DESC, created_at ASC",
+            TaskSort::Title => "lower(title) ASC, created_at ASC",
+            TaskSort::Updated => "started_at IS NULL, started_at DESC, created_at DESC",
+        };
+        let limit = f.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        query_tasks(
+            &self.conn,
+            &format!("{where_sql} ORDER BY {order}{limit}"),
+            &args,
+        )
+    }
+
+    /// Set or clear (`None`) the assignee. Refused while the task is running with a claim
+    /// (reassign with reclaim instead). Assigning a different profile resets the failure
+    /// counter. A no-op when unchanged.
+    pub fn assign_task(&self, task_id: &str, assignee: Option<&str>) -> Result<Task> {
+        let assignee = v::profile_name("assignee", assignee)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status == Status::Running && t.claim_lock.is_some() {
+                return Err(KernelError::refused(
+                    task_id,
+                    "assign",
+                    format!(
+                        "it is running (claimed by {}); reclaim it first or use `reassign --reclaim`",
+                        t.claim_lock.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            assign_tx(c, &t, assignee.as_deref(), None, now)?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// Reassign; when the task is running, `reclaim_first` reclaims it in the same transaction
+    /// (otherwise refused).
+    pub fn reassign_task(
+        &self,
+        task_id: &str,
+        assignee: Option<&str>,
+        reclaim_first: bool,
+        reason: Option<&str>,
+    ) -> Result<Task> {
+        let assignee = v::profile_name("assignee", assignee)?;
+        let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            let running = t.status == Status::Running || t.claim_lock.is_some();
+            if running && !reclaim_first {
+                return Err(KernelError::refused(
+                    task_id,
+                    "reassign",
+                    "it is still running; pass --reclaim to release the claim first",
+                ));
+            }
+            if running {
+                reclaim_tx(c, &t, reason.as_deref(), Map::new(), now)?;
+            }
+            let t = load_task(c, task_id)?;
+            assign_tx(c, &t, assignee.as_deref(), None, now)?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// Edit title, body, priority or tenant. Events: `edited {fields}` for text fields,
+    /// `reprioritized {priority}` for priority.
+    pub fn update_task(&self, task_id: &str, patch: TaskPatch) -> Result<Task> {
+        let title = patch.title.as_deref().map(v::title).transpose()?;
+        let body = match &patch.body {
+            None => None,
+            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
+        };
+        let tenant = match &patch.tenant {
+            None => None,
+            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
+        };
+        let priority = patch
+            .priority
+            .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
+            .transpose()?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            let mut fields: Vec<&str> = Vec::new();
+            if let Some(title) = &title
+                && *title != t.title
+            {
+                c.execute(
+                    "UPDATE tasks SET title=?1 WHERE id=?2",
+                    params![title, task_id],
+                )?;
+                fields.push("title");
+            }
+            if let Some(body) = &body
+                && *body != t.body
+            {
+                c.execute(
+                    "UPDATE tasks SET body=?1 WHERE id=?2",
+                    params![body, task_id],
+                )?;
+                fields.push("body");
+            }
+            if let Some(tenant) = &tenant
+                && *tenant != t.tenant
+            {
+                c.execute(
+                    "UPDATE tasks SET tenant=?1 WHERE id=?2",
+                    params![tenant, task_id],
+                )?;
+                fields.push("tenant");
+            }
+            if !fields.is_empty() {
+                add_event(c, task_id, None, "edited", obj! {"fields" => fields}, now)?;
+            }
+            if let Some(p) = priority
+                && p != t.priority
+            {
+                c.execute(
+                    "UPDATE tasks SET priority=?1 WHERE id=?2",
+                    params![p, task_id],
+                )?;
+                add_event(
+                    c,
+                    task_id,
+                    None,
+                    "reprioritized",
+                    obj! {"priority" => p},
+                    now,
+                )?;
+            }
+            load_task(c, task_id)
+        })
+    }
+
+    /// Backfill the hand-off of a `done` task (CLI `edit`): sets `result`, updates the newest
+    /// completed run's summary (and metadata if given) or synthesizes one; event `edited`.
+    pub fn edit_completed_result(
+        &self,
+        task_id: &str,
+        result: &str,
+        summary: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Result<Task> {
+        let result = v::required_text("result", result, v::HANDOFF_MAX_BYTES)?;
+        let summary = v::optional_text("summary", summary, v::HANDOFF_MAX_BYTES)?;
+        let metadata = v::metadata(metadata)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status != Status::Done {
+                return Err(KernelError::refused(
+                    task_id,
+                    "edit",
+                    format!("status is '{}'; only done tasks can have their result edited", t.status),
+                ));
+            }
+            c.execute("UPDATE tasks SET result=?1 WHERE id=?2", params![result, task_id])?;
+            let run_summary = summary.clone().unwrap_or_else(|| result.clone());
+            let meta_text = metadata.as_ref().map(|m| Value::Object(m.clone()).to_string());
+            let newest: Option<i64> = super::db::opt(c.query_row(
+                "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='completed' ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
+                [task_id],
+                |r| r.get(0),
+            ))?;
+            let run_id = match newest {
+                Some(rid) => {
+                    c.execute(
+                        "UPDATE task_runs SET summary=?1, metadata=COALESCE(?2, metadata) WHERE id=?3",
+                        params![run_summary, meta_text, rid],
+                    )?;
+                    rid
+                }
+                None => super::runs::synth_run(
+                    c,
+                    &t,
+                    RunOutcome::Completed,
+                    Some(&run_summary),
+                    None,
+                    metadata.as_ref(),
+                    now,
+                )?,
+            };
+            let mut fields = vec!["result", "summary"];
+            if metadata.is_some() {
+                fields.push("metadata");
+            }
+            add_event(
+                c,
+                task_id,
+                Some(run_id),
+                "edited",
+                obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
+                now,
+            )?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// Archive a task from any status: clears the claim, closes an open run as `reclaimed`,
+    /// event `archived`, then promotes children (archived parents satisfy them).
+    pub fn archive_task(&self, task_id: &str) -> Result<Vec<String>> {
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status == Status::Archived {
+                return Err(KernelError::refused(task_id, "archive", "it is already archived"));
+            }
+            let run_id = end_run(
+                c,
+                &t,
+                RunOutcome::Reclaimed,
+                "reclaimed",
+                Some("task archived with run still active"),
+                None,
+                None,
+                now,
+            )?;
+            c.execute(
+                "UPDATE tasks SET status='archived', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?1",
+                [task_id],
+            )?;
+            add_event(c, task_id, run_id, "archived", Map::new(), now)?;
+            recompute_ready_tx(c, now)
+        })
+    }
+
+    /// Permanently delete an archived task and its links, comments, events, runs and
+    /// subscriptions (attachment rows and files are kept, as in Hermes).
+    pub fn delete_archived_task(&self, task_id: &str) -> Result<()> {
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status != Status::Archived {
+                return Err(KernelError::refused(
+                    task_id,
+                    "delete",
+                    format!("status is '{}'; archive it first (only archived tasks can be removed with --rm)", t.status),
+                ));
+            }
+            delete_rows(c, task_id)
+        })
+    }
+
+    /// Hard-delete a task in any status (dashboard trash), then recompute readiness.
+    pub fn delete_task(&self, task_id: &str) -> Result<Vec<String>> {
+        let now = self.now();
+        self.write(|c| {
+            load_task(c, task_id)?;
+            delete_rows(c, task_id)?;
+            recompute_ready_tx(c, now)
+        })
+    }
+
+    /// Counts by status and assignee (archived excluded) and the age of the oldest ready task.
+    pub fn stats(&self) -> Result<Stats> {
+        let now = self.now();
+        self.read(|c| {
+            let mut by_status = BTreeMap::new();
+            let mut by_assignee: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+            let mut st = c.prepare(
+                "SELECT assignee, status, count(*) FROM tasks WHERE status!='archived' GROUP BY assignee, status",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (a, s, n) = row?;
+                *by_status.entry(s.clone()).or_insert(0) += n;
+                if let Some(a) = a {
+                    *by_assignee.entry(a).or_default().entry(s).or_insert(0) += n;
+                }
+            }
+            let oldest: Option<i64> = c.query_row(
+                "SELECT min(created_at) FROM tasks WHERE status='ready'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(Stats {
+                by_status,
+                by_assignee,
+                oldest_ready_age_seconds: oldest.map(|t| (now - t).max(0)),
+                now,
+            })
+        })
+    }
+
+    /// Profiles on disk (a directory under `<hermes root>/profiles/`, plus `default`) united
+    /// with the assignees of non-archived tasks, each with task counts by status. `on_disk`
+    /// uses the same test as the dispatcher's spawnability check.
+    pub fn assignees(&self) -> Result<Vec<AssigneeInfo>> {
+        let mut map: BTreeMap<String, AssigneeInfo> = BTreeMap::new();
+        for name in on_disk_profiles(&hermes_root(self.env())) {
+            map.insert(
+                name.clone(),
+                AssigneeInfo {
+                    name,
+                    on_disk: true,
+                    counts: BTreeMap::new(),
+                },
+            );
+        }
+        let rows: Vec<(String, String, i64)> = self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT assignee, status, count(*) FROM tasks WHERE status!='archived' AND assignee IS NOT NULL GROUP BY assignee, status",
+            )?;
+            let v = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })?;
+        for (a, s, n) in rows {
+            map.entry(a.clone())
+                .or_insert_with(|| AssigneeInfo {
+                    name: a,
+                    on_disk: false,
+                    counts: BTreeMap::new(),
+                })
+                .counts
+                .insert(s, n);
+        }
+        Ok(map.into_values().collect())
+    }
+}
+
+/// Profile names found on disk under `<root>/profiles/`, plus `default`.
+pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
+    let mut out = vec!["default".to_string()];
+    if let Ok(rd) = std::fs::read_dir(root.join("profiles")) {
+        for e in rd.flatten() {
+            if e.path().is_dir()
+                && let Ok(n) = e.file_name().into_string()
+                && v::profile_name("profile", Some(&n))
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some(n.as_str())
+                && !out.contains(&n)
+            {
+                out.push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `profile` can be spawned: `default` always; others when `<root>/profiles/<name>/`
+/// is a directory.
+pub fn profile_exists(root: &std::path::Path, profile: &str) -> bool {
+    profile == "default"
+        || (v::profile_name("profile", Some(profile))
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some(profile)
+            && root.join("profiles").join(profile).is_dir())
+}
+
+pub(crate) fn assign_tx(
+    c: &Connection,
+    t: &Task,
+    assignee: Option<&str>,
+    source: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    if t.assignee.as_deref() == assignee {
+        return Ok(());
+    }
+    c.execute(
+        "UPDATE tasks SET assignee=?1, consecutive_failures=0, last_failure_error=NULL WHERE id=?2",
+        params![assignee, t.id],
+    )?;
+    let mut payload = obj! {"assignee" => assignee};
+    if let Some(s) = source {
+        payload.insert("source".into(), json!(s));
+    }
+    add_event(c, &t.id, None, "assigned", payload, now)?;
+    Ok(())
+}
+
+fn parents_satisfied_list(c: &Connection, parents: &[String]) -> Result<bool> {
+    for p in parents {
+        let t = load_task(c, p)?;
+        if !t.status.satisfies_children() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn delete_rows(c: &Connection, task_id: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM task_links WHERE parent_id=?1 OR child_id=?1",
+        [task_id],
+    )?;
+    c.execute("DELETE FROM task_comments WHERE task_id=?1", [task_id])?;
+    c.execute("DELETE FROM task_events WHERE task_id=?1", [task_id])?;
+    c.execute("DELETE FROM task_runs WHERE task_id=?1", [task_id])?;
+    c.execute("DELETE FROM kanban_notify_subs WHERE task_id=?1", [task_id])?;
+    c.execute("DELETE FROM tasks WHERE id=?1", [task_id])?;
+    Ok(())
+}
