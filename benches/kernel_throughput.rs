@@ -1,1 +1,114 @@
-fn main() {}
+//! Kernel throughput benchmark: creates, claims and completes per second through the kernel
+//! (each one `BEGIN IMMEDIATE` transaction), measured side by side with a raw rusqlite loop doing
+//! one single-row transaction per op on the same file with the same pragmas. Rounds alternate
+//! (kernel, raw, kernel, raw, ...) and medians are reported. The raw loop is the physical
+//! baseline, so it is the one place outside src/kernel/ that writes SQL.
+//!
+//! Run: `cargo bench --bench kernel_throughput -- [ops_per_round] [rounds]`
+//! Prints a markdown table on stdout.
+
+use std::time::Instant;
+
+use hermes_kanban::kernel::{Board, BoardPaths, Completion, Env, NewTask};
+use rusqlite::{Connection, params};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn kernel_round(board: &Board, n: usize, round: usize) -> (f64, f64, f64) {
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = board
+            .create_task(NewTask {
+                title: format!("bench r{round} #{i}"),
+                assignee: Some("worker".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        ids.push(c.task.id);
+    }
+    let create = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut runs = Vec::with_capacity(n);
+    for id in &ids {
+        runs.push(board.claim_task(id, None).unwrap().run_id);
+    }
+    let claim = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for (id, run) in ids.iter().zip(runs) {
+        board
+            .complete_task(Completion {
+                task_id: id.clone(),
+                summary: Some("done".into()),
+                expected_run_id: Some(run),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let complete = n as f64 / t.elapsed().as_secs_f64();
+    (create, claim, complete)
+}
+
+fn raw_round(conn: &Connection, n: usize, round: usize) -> (f64, f64) {
+    let base = (round * n) as i64;
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.prepare_cached("INSERT INTO bench_raw (id, status, title, updated_at) VALUES (?1, 'ready', ?2, ?3)")
+            .unwrap()
+            .execute(params![base + i, format!("raw {i}"), i])
+            .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    let insert = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let k = conn
+            .prepare_cached("UPDATE bench_raw SET status='running', claimed_by=?1, updated_at=?2 WHERE id=?3 AND status='ready'")
+            .unwrap()
+            .execute(params!["bench:1", i, base + i])
+            .unwrap();
+        assert_eq!(k, 1);
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    let cas = n as f64 / t.elapsed().as_secs_f64();
+    (insert, cas)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into())).unwrap();
+    let db = dir.path().join("kanban.db");
+    let board = Board::open_paths(&Env::empty(), BoardPaths::for_db_file(&db)).unwrap();
+    let raw = Connection::open(&db).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(120)).unwrap();
+    raw.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cell_size_check=ON;
+         CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, status TEXT, title TEXT, claimed_by TEXT, updated_at INTEGER);
+         CREATE INDEX IF NOT EXISTS idx_bench_raw_status ON bench_raw(status);",
+    )
+    .unwrap();
+    let (mut kc, mut kl, mut kd, mut ri, mut ru) = (vec![], vec![], vec![], vec![], vec![]);
+    for r in 0..rounds {
+        let (c, l, d) = kernel_round(&board, n, r);
+        let (i, u) = raw_round(&raw, n, r);
+        eprintln!("round {r}: kernel create {c:.0}/s claim {l:.0}/s complete {d:.0}/s | raw insert {i:.0}/s cas {u:.0}/s");
+        kc.push(c);
+        kl.push(l);
+        kd.push(d);
+        ri.push(i);
+        ru.push(u);
+    }
+    let (kc, kl, kd, ri, ru) = (median(kc), median(kl), median(kd), median(ri), median(ru));
+    println!("| operation (release, synchronous=FULL, {n} ops × {rounds} rounds, medians) | kernel ops/s | raw single-row tx/s | kernel / raw |");
+    println!("|---|---:|---:|---:|");
+    println!("| create (vs raw INSERT) | {kc:.0} | {ri:.0} | {:.0} % |", 100.0 * kc / ri);
+    println!("| claim (vs raw CAS UPDATE) | {kl:.0} | {ru:.0} | {:.0} % |", 100.0 * kl / ru);
+    println!("| complete (vs raw CAS UPDATE) | {kd:.0} | {ru:.0} | {:.0} % |", 100.0 * kd / ru);
+}

@@ -14,13 +14,13 @@ use super::error::{KernelError, Result};
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
 /// Our schema version: the highest migration number applied.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 1;
 
 const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
-const M0002: &str = include_str!("../../migrations/0002_dispatch_queue_index.sql");
 
-/// Our migrations after 0001, in order. Each must be additive (new tables, columns, indexes).
-const OURS: &[(i64, &str)] = &[(2, M0002)];
+/// Our migrations after 0001, in order: `(number, sql)` from `migrations/000N_*.sql`. Each must
+/// be additive (new tables, columns, indexes) so Hermes keeps reading the DB.
+const OURS: &[(i64, &str)] = &[];
 
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
 const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
@@ -110,7 +110,7 @@ fn configure(conn: &Connection, busy_timeout_ms: i64) -> Result<()> {
     }
     conn.execute_batch(
         "PRAGMA synchronous=FULL;
-         PRAGMA wal_autocheckpoint=100;
+         PRAGMA wal_autocheckpoint=1000;
          PRAGMA foreign_keys=ON;
          PRAGMA secure_delete=ON;
          PRAGMA cell_size_check=ON;",
