@@ -57,10 +57,12 @@ fn raw_round(conn: &Connection, n: usize, round: usize) -> (f64, f64) {
     let t = Instant::now();
     for i in 0..n as i64 {
         conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        conn.prepare_cached("INSERT INTO bench_raw (id, status, title, updated_at) VALUES (?1, 'ready', ?2, ?3)")
-            .unwrap()
-            .execute(params![base + i, format!("raw {i}"), i])
-            .unwrap();
+        conn.prepare_cached(
+            "INSERT INTO bench_raw (id, status, title, updated_at) VALUES (?1, 'ready', ?2, ?3)",
+        )
+        .unwrap()
+        .execute(params![base + i, format!("raw {i}"), i])
+        .unwrap();
         conn.execute_batch("COMMIT").unwrap();
     }
     let insert = n as f64 / t.elapsed().as_secs_f64();
@@ -80,25 +82,36 @@ fn raw_round(conn: &Connection, n: usize, round: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(2000);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into())).unwrap();
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into()))
+        .unwrap();
     let db = dir.path().join("kanban.db");
-    let board = Board::open_paths(&Env::empty(), BoardPaths::for_db_file(&db)).unwrap();
+    let sync = std::env::var("HERMES_KANBAN_SYNCHRONOUS")
+        .unwrap_or_else(|_| "FULL".into())
+        .to_uppercase();
+    let env = Env::empty().with("HERMES_KANBAN_SYNCHRONOUS", sync.clone());
+    let board = Board::open_paths(&env, BoardPaths::for_db_file(&db)).unwrap();
     let raw = Connection::open(&db).unwrap();
-    raw.busy_timeout(std::time::Duration::from_secs(120)).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(120))
+        .unwrap();
     raw.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cell_size_check=ON;
+        &format!("PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA cell_size_check=ON;
          CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, status TEXT, title TEXT, claimed_by TEXT, updated_at INTEGER);
-         CREATE INDEX IF NOT EXISTS idx_bench_raw_status ON bench_raw(status);",
+         CREATE INDEX IF NOT EXISTS idx_bench_raw_status ON bench_raw(status);"),
     )
     .unwrap();
     let (mut kc, mut kl, mut kd, mut ri, mut ru) = (vec![], vec![], vec![], vec![], vec![]);
     for r in 0..rounds {
         let (c, l, d) = kernel_round(&board, n, r);
         let (i, u) = raw_round(&raw, n, r);
-        eprintln!("round {r}: kernel create {c:.0}/s claim {l:.0}/s complete {d:.0}/s | raw insert {i:.0}/s cas {u:.0}/s");
+        eprintln!(
+            "round {r}: kernel create {c:.0}/s claim {l:.0}/s complete {d:.0}/s | raw insert {i:.0}/s cas {u:.0}/s"
+        );
         kc.push(c);
         kl.push(l);
         kd.push(d);
@@ -106,9 +119,20 @@ fn main() {
         ru.push(u);
     }
     let (kc, kl, kd, ri, ru) = (median(kc), median(kl), median(kd), median(ri), median(ru));
-    println!("| operation (release, synchronous=FULL, {n} ops × {rounds} rounds, medians) | kernel ops/s | raw single-row tx/s | kernel / raw |");
+    println!(
+        "| operation (release, synchronous={sync}, {n} ops × {rounds} rounds, medians) | kernel ops/s | raw single-row tx/s | kernel / raw |"
+    );
     println!("|---|---:|---:|---:|");
-    println!("| create (vs raw INSERT) | {kc:.0} | {ri:.0} | {:.0} % |", 100.0 * kc / ri);
-    println!("| claim (vs raw CAS UPDATE) | {kl:.0} | {ru:.0} | {:.0} % |", 100.0 * kl / ru);
-    println!("| complete (vs raw CAS UPDATE) | {kd:.0} | {ru:.0} | {:.0} % |", 100.0 * kd / ru);
+    println!(
+        "| create (vs raw INSERT) | {kc:.0} | {ri:.0} | {:.0} % |",
+        100.0 * kc / ri
+    );
+    println!(
+        "| claim (vs raw CAS UPDATE) | {kl:.0} | {ru:.0} | {:.0} % |",
+        100.0 * kl / ru
+    );
+    println!(
+        "| complete (vs raw CAS UPDATE) | {kd:.0} | {ru:.0} | {:.0} % |",
+        100.0 * kd / ru
+    );
 }

@@ -29,7 +29,10 @@ fn race_child_entry() {
     let mut board = open(&db);
     board.set_claimer(format!("racer:{}", std::process::id()));
     let ids: Vec<String> = board
-        .list_tasks(&ListFilter { status: Some(Status::Ready), ..Default::default() })
+        .list_tasks(&ListFilter {
+            status: Some(Status::Ready),
+            ..Default::default()
+        })
         .expect("list")
         .into_iter()
         .map(|t| t.id)
@@ -50,7 +53,11 @@ fn race_child_entry() {
         }
     }
     std::fs::write(&out, won.join("\n")).expect("write out");
-    eprintln!("racer {}: won {}, refused {refused}", std::process::id(), won.len());
+    eprintln!(
+        "racer {}: won {}, refused {refused}",
+        std::process::id(),
+        won.len()
+    );
 }
 
 #[test]
@@ -76,7 +83,13 @@ fn eight_processes_claim_each_task_exactly_once() {
     for i in 0..PROCESSES {
         let out = dir.path().join(format!("won-{i}.txt"));
         let child = Command::new(&exe)
-            .args(["race_child_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "race_child_entry",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("KANBAN_RACE_DB", &db)
             .env("KANBAN_RACE_OUT", &out)
             .env("KANBAN_RACE_GO", &go)
@@ -120,13 +133,19 @@ fn eight_processes_claim_each_task_exactly_once() {
     );
 
     let board = open(&db);
-    let won: HashMap<&String, (&i64, &String)> = claims.iter().map(|c| (&c.0, (&c.1, &c.2))).collect();
+    let won: HashMap<&String, (&i64, &String)> =
+        claims.iter().map(|c| (&c.0, (&c.1, &c.2))).collect();
     let tasks = board.list_tasks(&ListFilter::default()).unwrap();
     assert_eq!(tasks.len(), TASKS);
     for t in &tasks {
         assert_eq!(t.status, Status::Running, "{} not running", t.id);
         let (run, lock) = won[&t.id];
-        assert_eq!(t.claim_lock.as_deref(), Some(lock.as_str()), "lost update on {}", t.id);
+        assert_eq!(
+            t.claim_lock.as_deref(),
+            Some(lock.as_str()),
+            "lost update on {}",
+            t.id
+        );
         assert_eq!(t.current_run_id, Some(*run), "run pointer of {}", t.id);
         let runs = board.list_runs(&t.id, None).unwrap();
         assert_eq!(runs.len(), 1, "{} has {} runs", t.id, runs.len());

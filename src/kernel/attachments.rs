@@ -38,12 +38,14 @@ pub fn attachment_name(raw: &str) -> Result<String> {
         || t.contains('\\')
         || t.starts_with('.')
         || t.chars().any(char::is_control)
-        || t.chars().count() > 200;
+        || t.chars().count() > 200
+        // File systems cap a name at 255 bytes; leave room for a " (n)" collision suffix.
+        || t.len() > 240;
     if bad {
         return Err(KernelError::invalid(
             "filename",
             format!(
-                "{:?} is not a plain file name: use 1-200 characters without '/', '\\', control characters or a leading '.'",
+                "{:?} is not a plain file name: use 1-200 characters (at most 240 bytes) without '/', '\\', control characters or a leading '.'",
                 v::truncate(t, 80)
             ),
         ));

@@ -72,7 +72,8 @@ impl Board {
         let busy = env
             .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
             .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
-        let conn = db::open(&paths.db, busy)?;
+        let sync = db::synchronous_level(env.get("HERMES_KANBAN_SYNCHRONOUS"));
+        let conn = db::open(&paths.db, busy, sync)?;
         Ok(Board {
             conn,
             paths,
@@ -195,7 +196,7 @@ impl Board {
 pub(crate) fn load_task(c: &Connection, id: &str) -> Result<Task> {
     let mut st = c.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"))?;
     db::opt(st.query_row([id], Task::from_row))?
-        .ok_or_else(|| KernelError::TaskNotFound(id.to_string()))
+        .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
 }
 
 /// Append an event; an empty payload is stored as NULL. Returns the event id.

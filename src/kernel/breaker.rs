@@ -24,10 +24,10 @@ pub struct FailureReport {
     pub error: String,
     /// The caller's limit (dispatcher `failure_limit`); task `max_retries` wins over it.
     pub failure_limit: Option<i64>,
-    /// Move the task out of `running` here (spawn path). When false, the caller already
-    /// released it.
+    /// Move the task out of `running` here (spawn path), closing its open run with the
+    /// outcome. When false, the caller already released it. A trip always releases.
     pub release_claim: bool,
-    /// Close the open run here with the outcome (or `gave_up` when tripping).
+    /// Close the open run here with the outcome (a trip always closes it as `gave_up`).
     pub end_run: bool,
     /// Trip regardless of the count (protocol-violation streak at its limit).
     pub force_trip: bool,
@@ -91,7 +91,6 @@ impl Board {
                 (None, None) => (DEFAULT_FAILURE_LIMIT, "dispatcher"),
             };
             let trip = r.force_trip || failures >= limit;
-            let clear_claim = r.release_claim || t.status == Status::Ready;
             if trip {
                 let mut meta = obj! {
                     "failures" => failures,
@@ -100,18 +99,15 @@ impl Board {
                     "limit_source" => source,
                 };
                 meta.extend(r.extras.clone());
-                let run_id = if r.end_run {
-                    end_run(c, &t, RunOutcome::GaveUp, "gave_up", None, Some(&error), Some(&meta), now)?
-                } else {
-                    None
-                };
-                let sql = if clear_claim {
+                // A blocked task holds no claim and no open run (SPEC §3.3 fix 5), whatever
+                // the caller asked for: a trip always releases both.
+                let run_id =
+                    end_run(c, &t, RunOutcome::GaveUp, "gave_up", None, Some(&error), Some(&meta), now)?;
+                c.execute(
                     "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3"
-                } else {
-                    "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2 WHERE id=?3"
-                };
-                c.execute(sql, params![failures, error, r.task_id])?;
+                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+                    params![failures, error, r.task_id],
+                )?;
                 let mut payload = obj! {
                     "failures" => failures,
                     "effective_limit" => limit,
@@ -123,12 +119,14 @@ impl Board {
                 add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
                 return Ok(FailureVerdict { tripped: true, failures, effective_limit: limit, limit_source: source, run_id });
             }
-            let run_id = if r.end_run {
+            // Releasing the claim without closing the run would leave a ready task with an
+            // open run.
+            let run_id = if r.end_run || r.release_claim {
                 end_run(c, &t, r.outcome, r.outcome.as_str(), None, Some(&error), None, now)?
             } else {
                 None
             };
-            if r.release_claim {
+            if r.release_claim || r.end_run {
                 c.execute(
                     "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
                             claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",

@@ -53,6 +53,8 @@ impl Board {
     /// Add a comment (author and body trimmed, both required). Returns the comment id.
     pub fn add_comment(&self, task_id: &str, author: &str, body: &str) -> Result<i64> {
         let author = v::required_text("author", author, v::NAME_MAX_CHARS)?;
+        // The author is rendered inline in the worker context; no line breaks or escapes.
+        v::short_name("author", Some(&author))?;
         let body = v::required_text("body", body, v::COMMENT_MAX_BYTES)?;
         let now = self.now();
         self.write(|c| {

@@ -50,7 +50,7 @@ const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
 /// Open a connection with the house pragmas and bring the schema up to date.
 /// A file that is not an SQLite database (or is corrupt) is reported with its path and left
 /// untouched. The file is never opened with an ordinary file handle (REF §3.3).
-pub(crate) fn open(path: &Path, busy_timeout_ms: i64) -> Result<Connection> {
+pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Result<Connection> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -60,7 +60,7 @@ pub(crate) fn open(path: &Path, busy_timeout_ms: i64) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
-    configure(&conn, busy_timeout_ms).map_err(|e| locate(e, path))?;
+    configure(&conn, busy_timeout_ms, synchronous).map_err(|e| locate(e, path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     Ok(conn)
 }
@@ -80,17 +80,50 @@ pub(crate) fn locate(e: KernelError, path: &Path) -> KernelError {
     }
 }
 
-fn configure(conn: &Connection, busy_timeout_ms: i64) -> Result<()> {
+/// The `synchronous` level from `HERMES_KANBAN_SYNCHRONOUS` (`FULL`, the default: every commit
+/// survives power loss; `NORMAL`: faster, the last commits may be lost on power loss but the DB
+/// stays consistent; `EXTRA`). Anything else is `FULL`.
+pub(crate) fn synchronous_level(raw: Option<&str>) -> &'static str {
+    match raw.map(|s| s.trim().to_ascii_uppercase()).as_deref() {
+        Some("NORMAL") => "NORMAL",
+        Some("EXTRA") => "EXTRA",
+        _ => "FULL",
+    }
+}
+
+fn configure(conn: &Connection, busy_timeout_ms: i64, synchronous: &str) -> Result<()> {
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms.max(0) as u64))?;
     // Reading the schema first turns "file is not a database" into an error before any pragma
     // that could write.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     })?;
+    // First contact with a DB we have not migrated (new, or written by Hermes): check it whole
+    // before any pragma or migration writes. Later damage surfaces as SQLITE_CORRUPT on access
+    // (with `cell_size_check`), so a migrated DB skips the full read on every CLI start.
+    if user_version(conn)? < SCHEMA_VERSION {
+        check_health_once(conn)?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        let set: rusqlite::Result<String> =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        // Entering WAL needs an exclusive lock that SQLite does not wait for (no busy handler
+        // when upgrading from a read), so concurrent first opens retry until the busy timeout.
+        let deadline =
+            std::time::Instant::now() + Duration::from_millis(busy_timeout_ms.max(0) as u64);
+        let set: rusqlite::Result<String> = loop {
+            let r = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+            match &r {
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(
+                        f.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(5 + jitter_ms(45)));
+                }
+                _ => break r,
+            }
+        };
         match set {
             Ok(_) => {}
             Err(e) => {
@@ -108,13 +141,39 @@ fn configure(conn: &Connection, busy_timeout_ms: i64) -> Result<()> {
             }
         }
     }
-    conn.execute_batch(
-        "PRAGMA synchronous=FULL;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous={synchronous};
          PRAGMA wal_autocheckpoint=1000;
          PRAGMA foreign_keys=ON;
          PRAGMA secure_delete=ON;
-         PRAGMA cell_size_check=ON;",
-    )?;
+         PRAGMA cell_size_check=ON;"
+    ))?;
+    Ok(())
+}
+
+/// Health check on the first open of a path in this process (REF §3.2 step 2): a damaged file
+/// is refused as [`KernelError::Corrupt`] before any pragma, migration or write touches it.
+/// Busy errors propagate unchanged (a locked DB is not corrupt).
+fn check_health_once(conn: &Connection) -> Result<()> {
+    static CHECKED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let key = conn.path().unwrap_or_default().to_string();
+    if key.is_empty() || CHECKED.lock().is_ok_and(|s| s.contains(&key)) {
+        return Ok(());
+    }
+    let mut st = conn.prepare("PRAGMA quick_check")?;
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if rows.len() != 1 || rows[0] != "ok" {
+        return Err(KernelError::Corrupt {
+            path: std::path::PathBuf::new(),
+            detail: rows.into_iter().take(3).collect::<Vec<_>>().join("; "),
+        });
+    }
+    if let Ok(mut s) = CHECKED.lock() {
+        s.insert(key);
+    }
     Ok(())
 }
 

@@ -9,6 +9,9 @@ use serde::Serialize;
 use super::board::Board;
 use super::error::{KernelError, Result};
 
+/// Longest retention accepted (100 years); larger values would overflow the cutoff arithmetic.
+const RETENTION_MAX_DAYS: i64 = 36_500;
+
 /// What `gc` removed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct GcReport {
@@ -29,8 +32,13 @@ impl Board {
     /// Remove scratch dirs of archived tasks, events older than `event_days` of done/archived
     /// tasks, and log files older than `log_days`.
     pub fn gc(&self, event_days: i64, log_days: i64) -> Result<GcReport> {
-        if event_days < 0 || log_days < 0 {
-            return Err(KernelError::invalid("retention_days", "must be 0 or more"));
+        if !(0..=RETENTION_MAX_DAYS).contains(&event_days)
+            || !(0..=RETENTION_MAX_DAYS).contains(&log_days)
+        {
+            return Err(KernelError::invalid(
+                "retention_days",
+                format!("must be 0..={RETENTION_MAX_DAYS}"),
+            ));
         }
         let now = self.now();
         let mut report = GcReport::default();

@@ -7,7 +7,7 @@ use super::error::Result;
 impl Board {
     /// Check the run/claim invariants and return every violation found (empty = healthy):
     /// `current_run_id` is set iff the task has exactly one open run and points at it; no task
-    /// has two open runs; a task with an open run is `running`; a `running` task has a claim;
+    /// has two open runs; a task has an open run iff it is `running`; a `running` task has a claim;
     /// a claim belongs to a running task.
     pub fn check_invariants(&self) -> Result<Vec<String>> {
         self.read(|c| {
@@ -44,6 +44,9 @@ impl Board {
                 }
                 if open > 0 && status != "running" {
                     out.push(format!("{id}: status '{status}' with an open run"));
+                }
+                if status == "running" && open == 0 {
+                    out.push(format!("{id}: running without an open run"));
                 }
                 if status == "running" && lock.is_none() {
                     out.push(format!("{id}: running without a claim lock"));

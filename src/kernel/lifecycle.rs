@@ -118,6 +118,8 @@ fn ttl_checked(ttl: Option<i64>, default: i64) -> Result<i64> {
     }
 }
 
+/// The claim transaction body. The outer `Err` aborts (rolls back) the transaction; the inner
+/// `Err` is a refusal whose bookkeeping — the `claim_rejected` demotion — must be committed.
 pub(crate) fn claim_tx(
     c: &Connection,
     task_id: &str,
@@ -125,7 +127,7 @@ pub(crate) fn claim_tx(
     lock: &str,
     ttl: i64,
     now: i64,
-) -> Result<Claim> {
+) -> Result<Result<Claim>> {
     let t = load_task(c, task_id)?;
     if t.status != from || t.claim_lock.is_some() {
         return Err(KernelError::refused(
@@ -151,11 +153,11 @@ pub(crate) fn claim_tx(
             obj! {"reason" => "parents_not_done"},
             now,
         )?;
-        return Err(KernelError::refused(
+        return Ok(Err(KernelError::refused(
             task_id,
             "claim",
             "a parent is not done yet; the task was moved back to todo",
-        ));
+        )));
     }
     if t.current_run_id.is_some() {
         end_run(
@@ -197,12 +199,12 @@ pub(crate) fn claim_tx(
         payload.insert("source_status".into(), json!("review"));
     }
     add_event(c, task_id, Some(run_id), "claimed", payload, now)?;
-    Ok(Claim {
+    Ok(Ok(Claim {
         task_id: task_id.to_string(),
         run_id,
         lock: lock.to_string(),
         expires,
-    })
+    }))
 }
 
 pub(crate) fn reclaim_tx(
@@ -253,8 +255,9 @@ pub(crate) fn reclaim_tx(
     })
 }
 
-fn task_ref_regex() -> Regex {
-    Regex::new(r"\bt_[a-f0-9]{8,}\b").expect("static regex")
+fn task_ref_regex() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\bt_[a-f0-9]{8,}\b").expect("static regex"))
 }
 
 impl Board {
@@ -270,9 +273,10 @@ impl Board {
     /// [`Board::claim_task`] with an explicit claim-lock string.
     pub fn claim_task_as(&self, task_id: &str, ttl: Option<i64>, lock: &str) -> Result<Claim> {
         let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
-        let lock = v::required_text("claim_lock", lock, 256)?;
+        let lock = v::short_name("claim_lock", Some(lock))?
+            .ok_or_else(|| KernelError::invalid("claim_lock", "must not be empty"))?;
         let now = self.now();
-        self.write(|c| claim_tx(c, task_id, Status::Ready, &lock, ttl, now))
+        self.write(|c| claim_tx(c, task_id, Status::Ready, &lock, ttl, now))?
     }
 
     /// Claim a `review` task (dispatcher review queue): no parent check; event `claimed` with
@@ -281,7 +285,7 @@ impl Board {
         let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
         let lock = self.claimer().to_string();
         let now = self.now();
-        self.write(|c| claim_tx(c, task_id, Status::Review, &lock, ttl, now))
+        self.write(|c| claim_tx(c, task_id, Status::Review, &lock, ttl, now))?
     }
 
     /// Extend a running task's claim (task and open run) if `claimer` holds it. Returns the new
@@ -600,12 +604,19 @@ impl Board {
             } else {
                 Status::Todo
             };
-            c.execute(
+            let n = c.execute(
                 "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
                         consecutive_failures=0, last_failure_error=NULL
                  WHERE id=?2 AND status=?3",
                 params![status.as_str(), task_id, t.status.as_str()],
             )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    task_id,
+                    "unblock",
+                    "the task changed underneath; retry",
+                ));
+            }
             let payload = if status == Status::Todo {
                 obj! {"status" => "todo"}
             } else {
@@ -641,11 +652,14 @@ impl Board {
             if let (Some(a), Some(r)) = (&author, &reason) {
                 add_comment_tx(c, task_id, a, &format!("SCHEDULED: {r}"), now)?;
             }
-            c.execute(
+            let n = c.execute(
                 "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
                  WHERE id=?1 AND status=?2",
                 params![task_id, t.status.as_str()],
             )?;
+            if n != 1 {
+                return Err(KernelError::refused(task_id, "schedule", "the task changed underneath; retry"));
+            }
             let run_id = match end_run(c, &t, RunOutcome::Scheduled, "scheduled", reason.as_deref(), None, None, now)? {
                 Some(r) => Some(r),
                 None if reason.is_some() => Some(synth_run(c, &t, RunOutcome::Scheduled, reason.as_deref(), None, None, now)?),
@@ -734,6 +748,8 @@ impl Board {
     /// Record the pid of a spawned worker on the task and its open run (event `spawned`).
     /// Refused if the run is no longer current.
     pub fn set_worker_pid(&self, task_id: &str, run_id: i64, pid: i64) -> Result<()> {
+        // A pid <= 0 would make a later kill() signal a process group or every process.
+        let pid = v::in_range("pid", pid, 1..=i32::MAX as i64)?;
         let now = self.now();
         self.write(|c| {
             let n = c.execute(

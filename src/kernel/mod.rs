@@ -11,6 +11,7 @@ mod breaker;
 mod comments;
 mod context;
 mod db;
+mod diagnostics;
 mod env;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ mod notify;
 mod paths;
 mod plan;
 mod runs;
+mod swarm;
 mod tasks;
 mod types;
 pub mod validate;
@@ -34,6 +36,7 @@ pub use board::{
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{TaskDetail, local_ts, relative_age, sorted_json};
 pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
+pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
 pub use env::Env;
 pub use error::{KernelError, Result};
 pub use events::EventFilter;
@@ -49,6 +52,7 @@ pub use paths::{
 };
 pub use plan::{DispatchPlan, PlanOptions};
 pub use runs::RunStateField;
+pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
     on_disk_profiles, profile_exists,

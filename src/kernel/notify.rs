@@ -151,14 +151,17 @@ impl Board {
         self.write(|c| {
             let from = cursor(c, &k)?;
             let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id=?1 AND id>?2");
+            // Kinds are bound as parameters, never spliced into the SQL text.
+            let mut args: Vec<rusqlite::types::Value> = vec![k.task_id.clone().into(), from.into()];
             if !kinds.is_empty() {
-                let list: Vec<String> = kinds.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect();
-                sql.push_str(&format!(" AND kind IN ({})", list.join(",")));
+                let marks: Vec<String> = (0..kinds.len()).map(|i| format!("?{}", i + 3)).collect();
+                sql.push_str(&format!(" AND kind IN ({})", marks.join(",")));
+                args.extend(kinds.iter().map(|s| rusqlite::types::Value::from(s.to_string())));
             }
             sql.push_str(" ORDER BY id");
             let mut st = c.prepare(&sql)?;
             let events = st
-                .query_map(params![k.task_id, from], Event::from_row)?
+                .query_map(rusqlite::params_from_iter(args), Event::from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let Some(last) = events.last().map(|e| e.id) else {
                 return Ok(None);

@@ -164,6 +164,13 @@ impl Board {
     /// neither done nor archived), and — when an idempotency key is given — returns the newest
     /// non-archived task with that key instead, the lookup and insert sharing one transaction.
     pub fn create_task(&self, new: NewTask) -> Result<Created> {
+        let p = self.prepare_task(new)?;
+        let now = self.now();
+        self.write(|c| insert_task_tx(c, &p, now))
+    }
+
+    /// Validate and normalise a [`NewTask`] (everything that needs no database access).
+    pub(crate) fn prepare_task(&self, new: NewTask) -> Result<PreparedTask> {
         let title = v::title(&new.title)?;
         let body = v::optional_text("body", new.body.as_deref(), v::BODY_MAX_BYTES)?;
         let assignee = v::profile_name("assignee", new.assignee.as_deref())?;
@@ -222,98 +229,27 @@ impl Board {
                 parents.push(p);
             }
         }
-        let now = self.now();
-        self.write(|c| {
-            if let Some(k) = &key {
-                let existing = query_tasks(
-                    c,
-                    "WHERE idempotency_key=?1 AND status!='archived' ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                    &[json!(k)],
-                )?;
-                if let Some(task) = existing.into_iter().next() {
-                    return Ok(Created { task, existing: true });
-                }
-            }
-            for p in &parents {
-                load_task(c, p).map_err(|_| {
-                    KernelError::invalid("parents", format!("unknown parent task {p}"))
-                })?;
-            }
-            let status = if new.initial_status == InitialStatus::Blocked {
-                Status::Blocked
-            } else if new.triage {
-                Status::Triage
-            } else if parents_satisfied_list(c, &parents)? {
-                Status::Ready
-            } else {
-                Status::Todo
-            };
-            let skills_json = if skills.is_empty() {
-                None
-            } else {
-                Some(serde_json::to_string(&skills)?)
-            };
-            let mut id = new_task_id();
-            for attempt in 0..3 {
-                let r = c.execute(
-                    "INSERT INTO tasks (id, title, body, assignee, status, priority, created_by, created_at,
-                        workspace_kind, workspace_path, branch_name, project_id, tenant, idempotency_key,
-                        max_runtime_seconds, skills, max_retries, goal_mode, goal_max_turns, session_id)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
-                    params![
-                        id, title, body, assignee, status.as_str(), priority, created_by, now,
-                        kind.as_str(), workspace_path, branch, project_id, tenant, key, max_runtime,
-                        skills_json, max_retries, new.goal_mode as i64, goal_max_turns, session_id
-                    ],
-                );
-                match r {
-                    Ok(_) => break,
-                    Err(rusqlite::Error::SqliteFailure(f, _))
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation && attempt < 2 =>
-                    {
-                        id = new_task_id();
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            for p in &parents {
-                c.execute(
-                    "INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
-                    params![p, id],
-                )?;
-            }
-            add_event(
-                c,
-                &id,
-                None,
-                "created",
-                obj! {
-                    "assignee" => assignee,
-                    "status" => status.as_str(),
-                    "parents" => parents,
-                    "tenant" => tenant,
-                    "branch_name" => branch,
-                    "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
-                    "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
-                },
-                now,
-            )?;
-            if status == Status::Blocked {
-                // A `blocked` event makes Hermes 0.19.0's recompute treat the block as sticky
-                // too, so a Python reader on the same DB does not resurrect it.
-                add_event(
-                    c,
-                    &id,
-                    None,
-                    "blocked",
-                    obj! {"reason" => "created blocked", "kind" => Value::Null, "recurrences" => 0},
-                    now,
-                )?;
-            }
-            Ok(Created {
-                task: load_task(c, &id)?,
-                existing: false,
-            })
+        Ok(PreparedTask {
+            title,
+            body,
+            assignee,
+            tenant,
+            key,
+            created_by,
+            session_id,
+            project_id,
+            priority,
+            max_runtime,
+            max_retries,
+            goal_max_turns,
+            skills,
+            kind,
+            branch,
+            workspace_path,
+            parents,
+            initial_status: new.initial_status,
+            triage: new.triage,
+            goal_mode: new.goal_mode,
         })
     }
 
@@ -395,7 +331,11 @@ impl Board {
             TaskSort::Title => "lower(title) ASC, created_at ASC",
             TaskSort::Updated => "started_at IS NULL, started_at DESC, created_at DESC",
         };
-        let limit = f.limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        // SQLite's LIMIT is an i64; a larger usize would be a "datatype mismatch".
+        let limit = f
+            .limit
+            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as usize)))
+            .unwrap_or_default();
         query_tasks(
             &self.conn,
             &format!("{where_sql} ORDER BY {order}{limit}"),
@@ -714,6 +654,148 @@ impl Board {
         }
         Ok(map.into_values().collect())
     }
+}
+
+/// A validated [`NewTask`], ready to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedTask {
+    pub(crate) title: String,
+    pub(crate) body: Option<String>,
+    pub(crate) assignee: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) created_by: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) project_id: Option<String>,
+    pub(crate) priority: i64,
+    pub(crate) max_runtime: Option<i64>,
+    pub(crate) max_retries: Option<i64>,
+    pub(crate) goal_max_turns: Option<i64>,
+    pub(crate) skills: Vec<String>,
+    pub(crate) kind: WorkspaceKind,
+    pub(crate) branch: Option<String>,
+    pub(crate) workspace_path: Option<String>,
+    pub(crate) parents: Vec<String>,
+    pub(crate) initial_status: InitialStatus,
+    pub(crate) triage: bool,
+    pub(crate) goal_mode: bool,
+}
+
+/// Insert a prepared task inside the caller's write transaction (idempotency lookup included).
+pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Result<Created> {
+    let PreparedTask {
+        title,
+        body,
+        assignee,
+        tenant,
+        key,
+        created_by,
+        session_id,
+        project_id,
+        priority,
+        max_runtime,
+        max_retries,
+        goal_max_turns,
+        skills,
+        kind,
+        branch,
+        workspace_path,
+        parents,
+        ..
+    } = p;
+    let new = p;
+    if let Some(k) = &key {
+        let existing = query_tasks(
+            c,
+            "WHERE idempotency_key=?1 AND status!='archived' ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            &[json!(k)],
+        )?;
+        if let Some(task) = existing.into_iter().next() {
+            return Ok(Created {
+                task,
+                existing: true,
+            });
+        }
+    }
+    for p in parents {
+        load_task(c, p)
+            .map_err(|_| KernelError::invalid("parents", format!("unknown parent task {p}")))?;
+    }
+    let status = if new.initial_status == InitialStatus::Blocked {
+        Status::Blocked
+    } else if new.triage {
+        Status::Triage
+    } else if parents_satisfied_list(c, parents)? {
+        Status::Ready
+    } else {
+        Status::Todo
+    };
+    let skills_json = if skills.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(skills)?)
+    };
+    let mut id = new_task_id();
+    for attempt in 0..3 {
+        let r = c.execute(
+                    "INSERT INTO tasks (id, title, body, assignee, status, priority, created_by, created_at,
+                        workspace_kind, workspace_path, branch_name, project_id, tenant, idempotency_key,
+                        max_runtime_seconds, skills, max_retries, goal_mode, goal_max_turns, session_id)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                    params![
+                        id, title, body, assignee, status.as_str(), priority, created_by, now,
+                        kind.as_str(), workspace_path, branch, project_id, tenant, key, max_runtime,
+                        skills_json, max_retries, new.goal_mode as i64, goal_max_turns, session_id
+                    ],
+                );
+        match r {
+            Ok(_) => break,
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation && attempt < 2 =>
+            {
+                id = new_task_id();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for p in parents {
+        c.execute(
+            "INSERT OR IGNORE INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
+            params![p, id],
+        )?;
+    }
+    add_event(
+        c,
+        &id,
+        None,
+        "created",
+        obj! {
+            "assignee" => assignee,
+            "status" => status.as_str(),
+            "parents" => parents,
+            "tenant" => tenant,
+            "branch_name" => branch,
+            "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
+            "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
+        },
+        now,
+    )?;
+    if status == Status::Blocked {
+        // A `blocked` event makes Hermes 0.19.0's recompute treat the block as sticky
+        // too, so a Python reader on the same DB does not resurrect it.
+        add_event(
+            c,
+            &id,
+            None,
+            "blocked",
+            obj! {"reason" => "created blocked", "kind" => Value::Null, "recurrences" => 0},
+            now,
+        )?;
+    }
+    Ok(Created {
+        task: load_task(c, &id)?,
+        existing: false,
+    })
 }
 
 /// Profile names found on disk under `<root>/profiles/`, plus `default`.

@@ -1,0 +1,448 @@
+//! The diagnostics engine (REF §18): stateless rules over a task, its events and its runs that
+//! flag trouble an operator should act on — repeated failures or crashes, hallucinated cards or
+//! references, tasks stuck in blocked, block/unblock cycling, and tasks stranded in ready.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::board::{Board, DEFAULT_FAILURE_LIMIT};
+use super::error::Result;
+use super::tasks::query_tasks;
+use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task};
+
+/// Severity, ordered warning < error < critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth a look.
+    Warning,
+    /// Needs action.
+    Error,
+    /// Needs action now.
+    Critical,
+}
+
+impl std::str::FromStr for Severity {
+    type Err = super::error::KernelError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "warning" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            "critical" => Ok(Severity::Critical),
+            o => Err(super::error::KernelError::invalid(
+                "severity",
+                format!("{o:?} is not one of: warning, error, critical"),
+            )),
+        }
+    }
+}
+
+/// A suggested operator action.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Action {
+    /// `reclaim`, `reassign`, `unblock`, `cli_hint`, `comment`.
+    pub kind: &'static str,
+    /// Button / hint text.
+    pub label: String,
+    /// Data for the action (e.g. the CLI command).
+    pub payload: Value,
+    /// Whether this is the recommended action.
+    pub suggested: bool,
+}
+
+/// One finding.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Diagnostic {
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub title: String,
+    pub detail: String,
+    pub actions: Vec<Action>,
+    pub first_seen_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub count: i64,
+    pub run_id: Option<i64>,
+    pub data: Value,
+}
+
+/// Thresholds (`kanban.diagnostics.*` in Hermes' config).
+#[derive(Debug, Clone)]
+pub struct DiagnosticsConfig {
+    /// `repeated_failures` threshold (default = failure limit, 2).
+    pub failure_threshold: i64,
+    /// `repeated_crashes` threshold (2).
+    pub crash_threshold: i64,
+    /// `stuck_in_blocked` age in hours (24).
+    pub blocked_stale_hours: i64,
+    /// `stranded_in_ready` age in seconds (1800).
+    pub stranded_threshold_seconds: i64,
+    /// `block_unblock_cycling` count (3).
+    pub block_cycle_threshold: i64,
+    /// `block_unblock_cycling` window (86400 s).
+    pub block_cycle_window_seconds: i64,
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        DiagnosticsConfig {
+            failure_threshold: DEFAULT_FAILURE_LIMIT,
+            crash_threshold: 2,
+            blocked_stale_hours: 24,
+            stranded_threshold_seconds: 1800,
+            block_cycle_threshold: 3,
+            block_cycle_window_seconds: 86_400,
+        }
+    }
+}
+
+/// A task with its findings (`diagnostics --json` rows).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDiagnostics {
+    pub task_id: String,
+    pub title: String,
+    pub status: Status,
+    pub assignee: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn hint(label: &str, cmd: String, suggested: bool) -> Action {
+    Action {
+        kind: "cli_hint",
+        label: label.into(),
+        payload: json!({"command": cmd}),
+        suggested,
+    }
+}
+
+fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
+    let last = events.iter().rposition(|e| e.kind == kind)?;
+    let cleared = events[last + 1..]
+        .iter()
+        .any(|e| e.kind == "completed" || e.kind == "edited");
+    (!cleared).then(|| &events[last])
+}
+
+/// Run every rule over one task (events in id order, runs in start order). Findings are
+/// sorted critical first, then newest.
+pub fn diagnose(
+    t: &Task,
+    events: &[Event],
+    runs: &[Run],
+    cfg: &DiagnosticsConfig,
+    now: i64,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let id = &t.id;
+    let terminal = matches!(t.status, Status::Done | Status::Archived);
+    if let Some(e) = unresolved_after(events, "completion_blocked_hallucination") {
+        let phantom = e
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("phantom_cards"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        out.push(Diagnostic {
+            kind: "hallucinated_cards",
+            severity: Severity::Error,
+            title: "Completion named cards that do not exist".into(),
+            detail: format!(
+                "kanban_complete was refused: created_cards {phantom} were not created by this task"
+            ),
+            actions: vec![hint(
+                "Inspect the task",
+                format!("hermes-kanban show {id}"),
+                true,
+            )],
+            first_seen_at: Some(e.created_at),
+            last_seen_at: Some(e.created_at),
+            count: 1,
+            run_id: e.run_id,
+            data: json!({"phantom_cards": phantom}),
+        });
+    }
+    if let Some(e) = unresolved_after(events, "suspected_hallucinated_references") {
+        let refs = e
+            .payload
+            .as_ref()
+            .and_then(|p| p.get("phantom_refs"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        out.push(Diagnostic {
+            kind: "prose_phantom_refs",
+            severity: Severity::Warning,
+            title: "Hand-off mentions tasks that do not exist".into(),
+            detail: format!(
+                "the completion summary references {refs}, which are not on this board"
+            ),
+            actions: vec![hint(
+                "Fix the hand-off",
+                format!("hermes-kanban edit {id} --result '…'"),
+                true,
+            )],
+            first_seen_at: Some(e.created_at),
+            last_seen_at: Some(e.created_at),
+            count: 1,
+            run_id: e.run_id,
+            data: json!({"phantom_refs": refs}),
+        });
+    }
+    let active_exempt = terminal || t.status == Status::Running;
+    let mut failures_fired = false;
+    if !active_exempt && t.consecutive_failures >= cfg.failure_threshold.max(1) {
+        failures_fired = true;
+        let sev = if t.consecutive_failures >= 2 * cfg.failure_threshold.max(1) {
+            Severity::Critical
+        } else {
+            Severity::Error
+        };
+        let last_err = t
+            .last_failure_error
+            .as_deref()
+            .map(|e| super::validate::truncate(e, 300))
+            .unwrap_or_default();
+        out.push(Diagnostic {
+            kind: "repeated_failures",
+            severity: sev,
+            title: format!("Failed {} times in a row", t.consecutive_failures),
+            detail: if last_err.is_empty() { "no error text recorded".into() } else { format!("last error: {last_err}") },
+            actions: vec![
+                hint("Read the worker log", format!("hermes-kanban log {id}"), true),
+                Action { kind: "reassign", label: "Reassign to another profile".into(), payload: json!({"task_id": id}), suggested: false },
+                Action { kind: "unblock", label: "Unblock and retry".into(), payload: json!({"task_id": id}), suggested: false },
+            ],
+            first_seen_at: None,
+            last_seen_at: runs.last().and_then(|r| r.ended_at),
+            count: t.consecutive_failures,
+            run_id: runs.last().map(|r| r.id),
+            data: json!({"consecutive_failures": t.consecutive_failures, "threshold": cfg.failure_threshold}),
+        });
+    }
+    if !active_exempt && !failures_fired {
+        let streak: Vec<&Run> = runs
+            .iter()
+            .rev()
+            .filter(|r| r.ended_at.is_some())
+            .take_while(|r| !matches!(r.outcome.as_deref(), Some("completed") | Some("reclaimed")))
+            .filter(|r| r.outcome.as_deref() == Some("crashed"))
+            .collect();
+        let n = streak.len() as i64;
+        if n >= cfg.crash_threshold.max(1) {
+            let sev = if n >= 2 * cfg.crash_threshold.max(1) {
+                Severity::Critical
+            } else {
+                Severity::Error
+            };
+            let err = streak
+                .first()
+                .and_then(|r| r.error.clone())
+                .unwrap_or_default();
+            out.push(Diagnostic {
+                kind: "repeated_crashes",
+                severity: sev,
+                title: format!("Agent crash x{n}: {}", super::validate::truncate(&err, 120)),
+                detail: format!(
+                    "the last {n} attempts crashed; newest error: {}",
+                    super::validate::truncate(&err, 300)
+                ),
+                actions: vec![hint(
+                    "Read the worker log",
+                    format!("hermes-kanban log {id}"),
+                    true,
+                )],
+                first_seen_at: streak.last().and_then(|r| r.ended_at),
+                last_seen_at: streak.first().and_then(|r| r.ended_at),
+                count: n,
+                run_id: streak.first().map(|r| r.id),
+                data: json!({"crashes": n}),
+            });
+        }
+    }
+    if t.status == Status::Blocked
+        && let Some(pos) = events
+            .iter()
+            .rposition(|e| e.kind == "blocked" || e.kind == "gave_up")
+    {
+        let e = &events[pos];
+        let answered = events[pos + 1..]
+            .iter()
+            .any(|x| x.kind == "commented" || x.kind == "unblocked");
+        let age = now - e.created_at;
+        if !answered && age >= cfg.blocked_stale_hours * 3600 {
+            out.push(Diagnostic {
+                kind: "stuck_in_blocked",
+                severity: Severity::Warning,
+                title: format!("Blocked for {}h with no reply", age / 3600),
+                detail: e
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("reason").or_else(|| p.get("error")))
+                    .and_then(Value::as_str)
+                    .map(|r| format!("reason: {r}"))
+                    .unwrap_or_else(|| "no reason recorded".into()),
+                actions: vec![
+                    Action {
+                        kind: "comment",
+                        label: "Answer in a comment".into(),
+                        payload: json!({"task_id": id}),
+                        suggested: true,
+                    },
+                    Action {
+                        kind: "unblock",
+                        label: "Unblock".into(),
+                        payload: json!({"task_id": id}),
+                        suggested: false,
+                    },
+                ],
+                first_seen_at: Some(e.created_at),
+                last_seen_at: Some(e.created_at),
+                count: 1,
+                run_id: e.run_id,
+                data: json!({"age_seconds": age}),
+            });
+        }
+    }
+    {
+        let window_start = now - cfg.block_cycle_window_seconds;
+        let mut cycles = 0i64;
+        let mut seen_unblock = false;
+        let mut first = None;
+        let mut last = None;
+        for e in events.iter().filter(|e| e.created_at >= window_start) {
+            match e.kind.as_str() {
+                "unblocked" => seen_unblock = true,
+                "blocked" | "block_loop_detected" if seen_unblock => {
+                    cycles += 1;
+                    seen_unblock = false;
+                    first.get_or_insert(e.created_at);
+                    last = Some(e.created_at);
+                }
+                _ => {}
+            }
+        }
+        if !terminal && cycles >= cfg.block_cycle_threshold.max(1) {
+            out.push(Diagnostic {
+                kind: "block_unblock_cycling",
+                severity: Severity::Warning,
+                title: format!("Blocked again after unblock {cycles} times"),
+                detail: "the task keeps getting blocked for the same reason after being unblocked; fix the cause or rewrite the task".into(),
+                actions: vec![hint("Read the thread", format!("hermes-kanban show {id}"), true)],
+                first_seen_at: first,
+                last_seen_at: last,
+                count: cycles,
+                run_id: None,
+                data: json!({"cycles": cycles}),
+            });
+        }
+    }
+    if t.status == Status::Ready && t.claim_lock.is_none() && t.assignee.is_some() {
+        let since = events
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.kind.as_str(),
+                    "created" | "promoted" | "promoted_manual" | "reclaimed" | "unblocked"
+                )
+            })
+            .map(|e| e.created_at)
+            .unwrap_or(t.created_at);
+        let age = now - since;
+        let th = cfg.stranded_threshold_seconds.max(1);
+        if age >= th {
+            let sev = if age >= 6 * th {
+                Severity::Critical
+            } else if age >= 2 * th {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            out.push(Diagnostic {
+                kind: "stranded_in_ready",
+                severity: sev,
+                title: format!("Ready for {}m and never picked up", age / 60),
+                detail: format!(
+                    "assigned to {} but not claimed; is a dispatcher running, and does the profile exist?",
+                    t.assignee.as_deref().unwrap_or("?")
+                ),
+                actions: vec![
+                    hint("Run one dispatcher tick", "hermes-kanban dispatch".into(), true),
+                    Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+                ],
+                first_seen_at: Some(since),
+                last_seen_at: Some(now),
+                count: 1,
+                run_id: None,
+                data: json!({"age_seconds": age}),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.last_seen_at.cmp(&a.last_seen_at))
+    });
+    out
+}
+
+impl Board {
+    /// Diagnostics over non-archived tasks (or one task), keeping only findings at or above
+    /// `min_severity`; tasks without findings are omitted.
+    pub fn diagnostics(
+        &self,
+        task_id: Option<&str>,
+        min_severity: Severity,
+        cfg: &DiagnosticsConfig,
+    ) -> Result<Vec<TaskDiagnostics>> {
+        let now = self.now();
+        self.read(|c| {
+            let tasks = match task_id {
+                Some(id) => vec![super::board::load_task(c, id)?],
+                None => query_tasks(
+                    c,
+                    "WHERE status != 'archived' ORDER BY priority DESC, created_at ASC",
+                    &[],
+                )?,
+            };
+            let scope = match task_id {
+                Some(_) => "WHERE task_id = ?1",
+                None => "WHERE task_id IN (SELECT id FROM tasks WHERE status != 'archived')",
+            };
+            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+            let arg: Vec<&str> = task_id.into_iter().collect();
+            let mut st = c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"
+            ))?;
+            for e in st.query_map(rusqlite::params_from_iter(arg.iter()), Event::from_row)? {
+                let e = e?;
+                events.entry(e.task_id.clone()).or_default().push(e);
+            }
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"
+            ))?;
+            for r in st.query_map(rusqlite::params_from_iter(arg.iter()), Run::from_row)? {
+                let r = r?;
+                runs.entry(r.task_id.clone()).or_default().push(r);
+            }
+            let mut out = Vec::new();
+            for t in tasks {
+                let ev = events.remove(&t.id).unwrap_or_default();
+                let rn = runs.remove(&t.id).unwrap_or_default();
+                let mut d = diagnose(&t, &ev, &rn, cfg, now);
+                d.retain(|x| x.severity >= min_severity);
+                if !d.is_empty() {
+                    out.push(TaskDiagnostics {
+                        task_id: t.id,
+                        title: t.title,
+                        status: t.status,
+                        assignee: t.assignee,
+                        diagnostics: d,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+}
