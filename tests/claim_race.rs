@@ -37,7 +37,8 @@ fn race_child_entry() {
         .into_iter()
         .map(|t| t.id)
         .collect();
-    // Start together: wait for the parent's go signal.
+    // Tell the parent this racer is ready, then start together on its go signal.
+    std::fs::write(out.with_extension("ready"), ids.len().to_string()).expect("write ready");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !go.exists() {
         assert!(Instant::now() < deadline, "no go signal");
@@ -99,8 +100,16 @@ fn eight_processes_claim_each_task_exactly_once() {
             .expect("spawn racer");
         children.push((child, out));
     }
-    // Give every racer time to open the DB and list, then start them together.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until every racer has opened the DB and listed the ready tasks, then start them
+    // together.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !children
+        .iter()
+        .all(|(_, out)| out.with_extension("ready").exists())
+    {
+        assert!(Instant::now() < deadline, "racers did not get ready");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     std::fs::write(&go, b"go").unwrap();
     let mut claims: Vec<(String, i64, String)> = Vec::new();
     let mut per_process = Vec::new();
@@ -124,6 +133,7 @@ fn eight_processes_claim_each_task_exactly_once() {
         }
         per_process.push(n);
     }
+    eprintln!("claims won per process: {per_process:?}");
     let ids: HashSet<&String> = claims.iter().map(|c| &c.0).collect();
     assert_eq!(claims.len(), TASKS, "claims per process: {per_process:?}");
     assert_eq!(ids.len(), TASKS, "a task was claimed twice");

@@ -1,12 +1,14 @@
 //! `init`: create or migrate the board's DB and list the profiles that can be assignees.
 
-use super::CliError;
-use crate::kernel::{Board, Env, hermes_root, on_disk_profiles};
+use super::{CliError, Ctx};
+use crate::kernel::{hermes_root, on_disk_profiles};
 
-pub(crate) fn run(env: &Env, board: Option<&str>) -> Result<(), CliError> {
-    let b = Board::open(env, board)?;
+pub(crate) fn run(ctx: &Ctx) -> Result<(), CliError> {
+    let b = ctx.open()?;
     println!("Kanban DB initialized at {}", b.paths().db.display());
-    let profiles = on_disk_profiles(&hermes_root(env));
+    let mut profiles = on_disk_profiles(&hermes_root(&ctx.env));
+    // `default` first, then the others by name (directory order is arbitrary).
+    profiles[1..].sort();
     println!(
         "Discovered {} profile(s) on disk; any of these can be an --assignee:",
         profiles.len()

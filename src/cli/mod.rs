@@ -1,16 +1,36 @@
-//! The operator CLI: `hermes-kanban [--board <slug>] <verb>`. Parsing lives here; each verb
-//! group has its own module and calls the kernel. Exit codes: 0 success, 1 refused or failed,
-//! 2 usage error (clap). Data goes to stdout, messages to stderr.
+//! The operator CLI: `hermes-kanban [--board <slug>] <verb>`, mirroring `hermes kanban`.
+//! Parsing lives here; each verb group has its own module and only calls the kernel.
+//! Exit codes: 0 success; 1 refused or failed (unknown task, refused transition, bad JSON);
+//! 2 usage error. Data goes to stdout, messages to stderr.
 
+mod boards;
+mod info;
 mod init;
+mod tasks;
+mod transitions;
+mod watch;
 
-use clap::{Parser, Subcommand};
+pub(crate) mod output;
 
-use crate::kernel::{Env, KernelError};
+use clap::{Args, Parser, Subcommand};
 
-/// A durable multi-agent task board, compatible with Hermes Agent's `kanban.db`.
+use crate::kernel::{Board, Env, KernelError};
+
+const AFTER_HELP: &str = "\
+Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
+Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
+Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
+Boards & misc:   init, boards, notify-*, attach, attachments, attach-rm, gc, skills, completions
+
+Exit codes: 0 success, 1 refused or failed, 2 usage error.
+Examples:
+  hermes-kanban create \"Write the API\" --assignee coder --parent t_1a2b3c4d
+  hermes-kanban list --status ready --json
+  hermes-kanban complete t_1a2b3c4d --summary \"API done\" --metadata '{\"tests\": 12}'";
+
+/// A durable multi-agent task board, compatible with Hermes Agent's kanban.db.
 #[derive(Debug, Parser)]
-#[command(name = "hermes-kanban", version, about, long_about = None)]
+#[command(name = "hermes-kanban", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Board to act on (default: $HERMES_KANBAN_BOARD, then the `current` pointer, then
     /// `default`).
@@ -24,32 +44,284 @@ pub struct Cli {
 /// Verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or migrate the board's database and show where it lives.
-    ///
-    /// Example: `hermes-kanban init`
+    /// Create or migrate the board's database and list assignable profiles.
+    #[command(after_help = "Example: hermes-kanban init")]
     Init,
+    /// Manage boards (separate databases).
+    #[command(
+        subcommand,
+        after_help = "Example: hermes-kanban boards create research --switch"
+    )]
+    Boards(boards::BoardsCmd),
+    /// Create a task.
+    #[command(
+        after_help = "Examples:\n  hermes-kanban create \"Design schema\" --assignee architect\n  hermes-kanban create \"Build API\" --assignee coder --parent t_1a2b3c4d --max-runtime 2h --json"
+    )]
+    Create(tasks::CreateArgs),
+    /// Create a swarm: parallel workers, a verifier and a synthesizer around a blackboard card.
+    #[command(
+        after_help = "Example: hermes-kanban swarm \"Plan failover\" --worker researcher:Research-NA --worker researcher:Research-EU --verifier reviewer --synthesizer writer"
+    )]
+    Swarm(tasks::SwarmArgs),
+    /// List tasks (recomputes readiness first).
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  hermes-kanban list\n  hermes-kanban list --status blocked --assignee coder --json"
+    )]
+    List(tasks::ListArgs),
+    /// Show a task: fields, parents, children, comments, events and runs.
+    #[command(after_help = "Example: hermes-kanban show t_1a2b3c4d --json")]
+    Show(tasks::ShowArgs),
+    /// Assign a task to a profile (`none` unassigns). Refused while it runs.
+    #[command(after_help = "Example: hermes-kanban assign t_1a2b3c4d reviewer")]
+    Assign(tasks::AssignArgs),
+    /// Reassign a task, optionally reclaiming a running one first.
+    #[command(
+        after_help = "Example: hermes-kanban reassign t_1a2b3c4d reviewer --reclaim --reason \"switch model\""
+    )]
+    Reassign(tasks::ReassignArgs),
+    /// Release a running task's claim back to ready.
+    #[command(after_help = "Example: hermes-kanban reclaim t_1a2b3c4d --reason \"worker hung\"")]
+    Reclaim(transitions::ReclaimArgs),
+    /// Add a dependency: CHILD waits for PARENT.
+    #[command(after_help = "Example: hermes-kanban link t_parent01 t_child002")]
+    Link(tasks::LinkArgs),
+    /// Remove a dependency.
+    #[command(after_help = "Example: hermes-kanban unlink t_parent01 t_child002")]
+    Unlink(tasks::LinkArgs),
+    /// Claim a ready task (as this process).
+    #[command(after_help = "Example: hermes-kanban claim t_1a2b3c4d --ttl 600")]
+    Claim(transitions::ClaimArgs),
+    /// Comment on a task.
+    #[command(
+        after_help = "Example: hermes-kanban comment t_1a2b3c4d \"found 3 sources\" --author researcher"
+    )]
+    Comment(tasks::CommentArgs),
+    /// Complete tasks with a hand-off (summary and metadata are per task).
+    #[command(
+        after_help = "Example: hermes-kanban complete t_1a2b3c4d --summary \"schema done\" --metadata '{\"tables\": 4}'"
+    )]
+    Complete(transitions::CompleteArgs),
+    /// Backfill the result/summary/metadata of a done task.
+    #[command(
+        after_help = "Example: hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
+    )]
+    Edit(transitions::EditArgs),
+    /// Block a task with a reason (a human unblocks it).
+    #[command(
+        after_help = "Example: hermes-kanban block t_1a2b3c4d need API credentials --kind needs_input"
+    )]
+    Block(transitions::BlockArgs),
+    /// Park tasks until later (never dispatched until unblocked).
+    #[command(after_help = "Example: hermes-kanban schedule t_1a2b3c4d wait until monday")]
+    Schedule(transitions::ScheduleArgs),
+    /// Unblock blocked or scheduled tasks (to ready, or todo while a parent is unfinished).
+    #[command(
+        after_help = "Example: hermes-kanban unblock t_1a2b3c4d --reason \"credentials added\""
+    )]
+    Unblock(transitions::UnblockArgs),
+    /// Manually move todo or blocked tasks to ready.
+    #[command(after_help = "Example: hermes-kanban promote t_1a2b3c4d retry after fix --json")]
+    Promote(transitions::PromoteArgs),
+    /// Archive tasks, or permanently delete archived ones with --rm.
+    #[command(
+        after_help = "Examples:\n  hermes-kanban archive t_1a2b3c4d\n  hermes-kanban archive --rm t_1a2b3c4d"
+    )]
+    Archive(tasks::ArchiveArgs),
+    /// Follow one task's events live (Ctrl-C to stop).
+    #[command(after_help = "Example: hermes-kanban tail t_1a2b3c4d")]
+    Tail(watch::TailArgs),
+    /// Follow the whole board's events live (Ctrl-C to stop).
+    #[command(
+        after_help = "Example: hermes-kanban watch --kinds completed,blocked --assignee coder"
+    )]
+    Watch(watch::WatchArgs),
+    /// Task counts by status and assignee.
+    #[command(after_help = "Example: hermes-kanban stats --json")]
+    Stats(info::JsonArgs),
+    /// Attempts (runs) of a task.
+    #[command(after_help = "Example: hermes-kanban runs t_1a2b3c4d --json")]
+    Runs(info::RunsArgs),
+    /// Print a task's worker log.
+    #[command(after_help = "Example: hermes-kanban log t_1a2b3c4d --tail 4096")]
+    Log(info::LogArgs),
+    /// Record a worker heartbeat on a running task.
+    #[command(after_help = "Example: hermes-kanban heartbeat t_1a2b3c4d --note \"halfway\"")]
+    Heartbeat(transitions::HeartbeatArgs),
+    /// Profiles on disk and assignees on the board, with task counts.
+    #[command(after_help = "Example: hermes-kanban assignees --json")]
+    Assignees(info::JsonArgs),
+    /// Print the context a worker sees for a task.
+    #[command(after_help = "Example: hermes-kanban context t_1a2b3c4d")]
+    Context(info::IdArg),
+    /// Remove old events, logs and archived scratch workspaces.
+    #[command(after_help = "Example: hermes-kanban gc --event-retention-days 14")]
+    Gc(info::GcArgs),
+    /// Subscribe a chat to a task's terminal events.
+    #[command(
+        name = "notify-subscribe",
+        after_help = "Example: hermes-kanban notify-subscribe t_1a2b3c4d --platform telegram --chat-id 123"
+    )]
+    NotifySubscribe(info::NotifySubArgs),
+    /// List notification subscriptions.
+    #[command(
+        name = "notify-list",
+        after_help = "Example: hermes-kanban notify-list --json"
+    )]
+    NotifyList(info::NotifyListArgs),
+    /// Remove a notification subscription.
+    #[command(
+        name = "notify-unsubscribe",
+        after_help = "Example: hermes-kanban notify-unsubscribe t_1a2b3c4d --platform telegram --chat-id 123"
+    )]
+    NotifyUnsubscribe(info::NotifyUnsubArgs),
+    /// Attach a file to a task (25 MiB cap).
+    #[command(after_help = "Example: hermes-kanban attach t_1a2b3c4d ./report.pdf")]
+    Attach(info::AttachArgs),
+    /// List a task's attachments.
+    #[command(after_help = "Example: hermes-kanban attachments t_1a2b3c4d --json")]
+    Attachments(info::IdJsonArgs),
+    /// Delete an attachment (row and file).
+    #[command(name = "attach-rm", after_help = "Example: hermes-kanban attach-rm 7")]
+    AttachRm(info::AttachRmArgs),
+    /// Find tasks that need an operator: repeated failures, stuck blocks, stranded work.
+    #[command(
+        visible_alias = "diag",
+        after_help = "Example: hermes-kanban diagnostics --severity error --json"
+    )]
+    Diagnostics(info::DiagnosticsArgs),
+    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills.
+    #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
+    Skills(info::SkillsCmd),
+    /// Print shell completions.
+    #[command(
+        after_help = "Example: hermes-kanban completions bash > ~/.local/share/bash-completion/completions/hermes-kanban"
+    )]
+    Completions(info::CompletionsArgs),
 }
 
-/// A CLI failure: a kernel error or another message, both exit 1.
+/// `--json` only.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A CLI failure.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// From the kernel.
+    /// Refused or failed in the kernel (exit 1).
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    /// Anything else.
+    /// Failed for another reason (exit 1).
     #[error("{0}")]
-    Other(String),
+    Failed(String),
+    /// A usage error the parser could not catch (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// Some items of a bulk command failed; their messages were already printed (exit 1).
+    #[error("")]
+    Partial,
+}
+
+/// What every verb needs: the environment and the `--board` choice.
+pub(crate) struct Ctx {
+    pub env: Env,
+    pub board: Option<String>,
+}
+
+impl Ctx {
+    pub(crate) fn open(&self) -> Result<Board, CliError> {
+        Ok(Board::open(&self.env, self.board.as_deref())?)
+    }
+
+    /// Author identity: `$HERMES_PROFILE_NAME`, `$HERMES_PROFILE`, else `user`.
+    pub(crate) fn author(&self) -> String {
+        self.env
+            .get("HERMES_PROFILE_NAME")
+            .or_else(|| self.env.get("HERMES_PROFILE"))
+            .unwrap_or("user")
+            .to_string()
+    }
+
+    /// The worker's run id when acting on its own task (stale-worker guard).
+    pub(crate) fn expected_run_id(&self, task_id: &str) -> Option<i64> {
+        (self.env.get("HERMES_KANBAN_TASK") == Some(task_id))
+            .then(|| {
+                self.env
+                    .get("HERMES_KANBAN_RUN_ID")
+                    .and_then(|r| r.parse().ok())
+            })
+            .flatten()
+    }
+}
+
+/// Short-lived verbs die quietly on a closed pipe (`show --json | head`) instead of panicking
+/// on EPIPE, as Unix tools do. Long-running servers keep Rust's ignore-SIGPIPE default.
+fn restore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: setting the default disposition installs no handler code.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
 }
 
 /// Parse argv and run; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let env = Env::from_process();
+    restore_sigpipe();
+    let ctx = Ctx {
+        env: Env::from_process(),
+        board: cli.board.clone(),
+    };
     let res = match &cli.command {
-        Command::Init => init::run(&env, cli.board.as_deref()),
+        Command::Init => init::run(&ctx),
+        Command::Boards(c) => boards::run(&ctx, c),
+        Command::Create(a) => tasks::create(&ctx, a),
+        Command::Swarm(a) => tasks::swarm(&ctx, a),
+        Command::List(a) => tasks::list(&ctx, a),
+        Command::Show(a) => tasks::show(&ctx, a),
+        Command::Assign(a) => tasks::assign(&ctx, a),
+        Command::Reassign(a) => tasks::reassign(&ctx, a),
+        Command::Reclaim(a) => transitions::reclaim(&ctx, a),
+        Command::Link(a) => tasks::link(&ctx, a, true),
+        Command::Unlink(a) => tasks::link(&ctx, a, false),
+        Command::Claim(a) => transitions::claim(&ctx, a),
+        Command::Comment(a) => tasks::comment(&ctx, a),
+        Command::Complete(a) => transitions::complete(&ctx, a),
+        Command::Edit(a) => transitions::edit(&ctx, a),
+        Command::Block(a) => transitions::block(&ctx, a),
+        Command::Schedule(a) => transitions::schedule(&ctx, a),
+        Command::Unblock(a) => transitions::unblock(&ctx, a),
+        Command::Promote(a) => transitions::promote(&ctx, a),
+        Command::Archive(a) => tasks::archive(&ctx, a),
+        Command::Tail(a) => watch::tail(&ctx, a),
+        Command::Watch(a) => watch::watch(&ctx, a),
+        Command::Stats(a) => info::stats(&ctx, a),
+        Command::Runs(a) => info::runs(&ctx, a),
+        Command::Log(a) => info::log(&ctx, a),
+        Command::Heartbeat(a) => transitions::heartbeat(&ctx, a),
+        Command::Assignees(a) => info::assignees(&ctx, a),
+        Command::Context(a) => info::context(&ctx, a),
+        Command::Gc(a) => info::gc(&ctx, a),
+        Command::NotifySubscribe(a) => info::notify_subscribe(&ctx, a),
+        Command::NotifyList(a) => info::notify_list(&ctx, a),
+        Command::NotifyUnsubscribe(a) => info::notify_unsubscribe(&ctx, a),
+        Command::Attach(a) => info::attach(&ctx, a),
+        Command::Attachments(a) => info::attachments(&ctx, a),
+        Command::AttachRm(a) => info::attach_rm(&ctx, a),
+        Command::Diagnostics(a) => info::diagnostics(&ctx, a),
+        Command::Skills(c) => info::skills(&ctx, c),
+        Command::Completions(a) => info::completions(a),
     };
     match res {
         Ok(()) => 0,
+        Err(CliError::Partial) => 1,
+        Err(CliError::Usage(m)) => {
+            eprintln!("hermes-kanban: {m}");
+            2
+        }
         Err(e) => {
             eprintln!("hermes-kanban: {e}");
             1

@@ -59,8 +59,8 @@ pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Resu
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
-    configure(&conn, busy_timeout_ms, synchronous).map_err(|e| locate(e, path))?;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
+    configure(&mut conn, busy_timeout_ms, synchronous).map_err(|e| locate(e, path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     Ok(conn)
 }
@@ -91,8 +91,13 @@ pub(crate) fn synchronous_level(raw: Option<&str>) -> &'static str {
     }
 }
 
-fn configure(conn: &Connection, busy_timeout_ms: i64, synchronous: &str) -> Result<()> {
-    conn.busy_timeout(Duration::from_millis(busy_timeout_ms.max(0) as u64))?;
+fn configure(conn: &mut Connection, busy_timeout_ms: i64, synchronous: &str) -> Result<()> {
+    BUSY_TIMEOUT_MS.store(
+        busy_timeout_ms.max(0) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    conn.busy_handler(Some(fair_busy_handler))?;
+    let conn = &*conn;
     // Reading the schema first turns "file is not a database" into an error before any pragma
     // that could write.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
@@ -175,6 +180,40 @@ fn check_health_once(conn: &Connection) -> Result<()> {
         s.insert(key);
     }
     Ok(())
+}
+
+static BUSY_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_BUSY_TIMEOUT_MS as u64);
+
+thread_local! {
+    static BUSY_SINCE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Busy handler used instead of SQLite's default. The default backs off to sleeps of tens of
+/// milliseconds, so a process that commits in a tight loop re-takes the write lock before any
+/// sleeper wakes and starves the others (seen in the claim race: one process won every claim).
+/// Short jittered sleeps (0.1–1 ms, then up to 5 ms) give every waiter a fair chance while
+/// keeping the overall limit of `HERMES_KANBAN_BUSY_TIMEOUT_MS`.
+fn fair_busy_handler(count: i32) -> bool {
+    let now = std::time::Instant::now();
+    let since = BUSY_SINCE.with(|s| {
+        if count == 0 || s.get().is_none() {
+            s.set(Some(now));
+        }
+        s.get().unwrap_or(now)
+    });
+    let limit = Duration::from_millis(BUSY_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed));
+    if now.duration_since(since) >= limit {
+        BUSY_SINCE.with(|s| s.set(None));
+        return false;
+    }
+    let micros = if count < 200 {
+        100 + jitter_ms(900)
+    } else {
+        1000 + jitter_ms(4000)
+    };
+    std::thread::sleep(Duration::from_micros(micros));
+    true
 }
 
 /// Run `body` inside `BEGIN IMMEDIATE … COMMIT`. BEGIN and COMMIT are retried on a busy

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     /// The task id does not exist on this board.
-    #[error("no such task: {0}")]
+    #[error("no such task: {0}; check the id and the board (list the board's tasks to find it)")]
     TaskNotFound(String),
 
     /// An argument was missing, malformed or out of range.
@@ -118,7 +118,7 @@ pub enum KernelError {
     Busy,
 
     /// No attachment with that id.
-    #[error("no such attachment: {0}")]
+    #[error("no such attachment: {0}; list the task's attachments to find its id")]
     AttachmentNotFound(i64),
 
     /// A file-system operation failed.

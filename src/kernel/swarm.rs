@@ -108,6 +108,20 @@ impl Board {
                 "at most 100 workers per swarm",
             ));
         }
+        for (field, name) in [
+            ("verifier", &spec.verifier),
+            ("synthesizer", &spec.synthesizer),
+        ]
+        .into_iter()
+        .chain(spec.workers.iter().map(|w| ("workers", &w.assignee)))
+        {
+            if name.trim().is_empty() || name.trim().eq_ignore_ascii_case("none") {
+                return Err(KernelError::invalid(
+                    field,
+                    "every swarm card needs a profile to work on it",
+                ));
+            }
+        }
         let goal_title = v::first_line(&goal, 200);
         let root_new = NewTask {
             title: format!("Swarm: {goal_title}"),

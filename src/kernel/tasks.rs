@@ -262,6 +262,27 @@ impl Board {
             .map(str::to_string)
     }
 
+    /// Record where a task's workspace was resolved (and its branch, for worktrees) so reruns
+    /// reuse it. The path must be absolute.
+    pub fn set_workspace(&self, task_id: &str, path: &str, branch: Option<&str>) -> Result<Task> {
+        let path = v::required_text("workspace_path", path, 4096)?;
+        if !std::path::Path::new(&path).is_absolute() {
+            return Err(KernelError::invalid(
+                "workspace_path",
+                format!("{path:?} is relative; give an absolute path"),
+            ));
+        }
+        let branch = v::optional_text("branch_name", branch, 200)?;
+        self.write(|c| {
+            load_task(c, task_id)?;
+            c.execute(
+                "UPDATE tasks SET workspace_path=?1, branch_name=COALESCE(?2, branch_name) WHERE id=?3",
+                params![path, branch, task_id],
+            )?;
+            load_task(c, task_id)
+        })
+    }
+
     /// Fetch one task.
     pub fn get_task(&self, task_id: &str) -> Result<Task> {
         load_task(&self.conn, task_id.trim())

@@ -1,0 +1,261 @@
+//! `boards …`: list, create, remove, switch, show, rename and set-default-workdir. These verbs
+//! ignore `--board`.
+
+use std::collections::BTreeMap;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::output::print_json;
+use super::{CliError, Ctx};
+use crate::kernel::{
+    Board, BoardPaths, ListFilter, NewBoard, create_board, list_boards, read_board_meta,
+    remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
+};
+
+/// Board verbs.
+#[derive(Debug, Subcommand)]
+pub enum BoardsCmd {
+    /// List boards with task counts (● marks the current one).
+    #[command(
+        visible_alias = "ls",
+        after_help = "Example: hermes-kanban boards list --json"
+    )]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Include archived boards.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create a board (idempotent).
+    #[command(
+        visible_alias = "new",
+        after_help = "Example: hermes-kanban boards create research --name \"Research\" --switch"
+    )]
+    Create {
+        /// Slug: 1-64 of a-z, 0-9, '-', '_'.
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Icon (emoji).
+        #[arg(long)]
+        icon: Option<String>,
+        /// Colour.
+        #[arg(long)]
+        color: Option<String>,
+        /// Make it the current board.
+        #[arg(long)]
+        switch: bool,
+        /// Absolute directory used by dir/worktree tasks created without a path.
+        #[arg(long, value_name = "PATH")]
+        default_workdir: Option<String>,
+    },
+    /// Archive a board (or delete it with --delete).
+    #[command(
+        visible_alias = "remove",
+        after_help = "Example: hermes-kanban boards rm old-board"
+    )]
+    Rm {
+        /// Board slug.
+        slug: String,
+        /// Delete the directory instead of archiving it.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Delete a board's directory permanently (same as `rm --delete`).
+    #[command(after_help = "Example: hermes-kanban boards delete old-board")]
+    Delete {
+        /// Board slug.
+        slug: String,
+        /// Accepted for compatibility (`delete` always deletes).
+        #[arg(long, hide = true)]
+        delete: bool,
+    },
+    /// Make a board the current one.
+    #[command(
+        visible_alias = "use",
+        after_help = "Example: hermes-kanban boards switch research"
+    )]
+    Switch {
+        /// Board slug.
+        slug: String,
+    },
+    /// Show the current board.
+    #[command(
+        visible_alias = "current",
+        after_help = "Example: hermes-kanban boards show"
+    )]
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a board's display name.
+    #[command(after_help = "Example: hermes-kanban boards rename research \"Market research\"")]
+    Rename {
+        /// Board slug.
+        slug: String,
+        /// New display name.
+        name: String,
+    },
+    /// Set (or clear, without PATH) a board's default workdir.
+    #[command(
+        name = "set-default-workdir",
+        after_help = "Example: hermes-kanban boards set-default-workdir research /srv/repo"
+    )]
+    SetDefaultWorkdir {
+        /// Board slug.
+        slug: String,
+        /// Absolute path; omit to clear.
+        path: Option<String>,
+    },
+}
+
+fn counts(ctx: &Ctx, slug: &str) -> Result<BTreeMap<String, i64>, CliError> {
+    let b = Board::open_paths(&ctx.env, BoardPaths::resolve(&ctx.env, slug))?;
+    let mut m = BTreeMap::new();
+    for t in b.list_tasks(&ListFilter {
+        include_archived: true,
+        ..Default::default()
+    })? {
+        *m.entry(t.status.as_str().to_string()).or_insert(0) += 1;
+    }
+    Ok(m)
+}
+
+/// `3 (done=1, ready=2)`, or `0` for an empty board.
+fn count_text(c: &BTreeMap<String, i64>) -> String {
+    let total: i64 = c.values().sum();
+    if c.is_empty() {
+        return total.to_string();
+    }
+    let counts: Vec<String> = c.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{total} ({})", counts.join(", "))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
+    let env = &ctx.env;
+    match cmd {
+        BoardsCmd::List { json, all } => {
+            let boards = list_boards(env, *all)?;
+            let mut rows = Vec::new();
+            for b in &boards {
+                let c = counts(ctx, &b.meta.slug)?;
+                let total: i64 = c.values().sum();
+                rows.push((b, c, total));
+            }
+            if *json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(b, c, total)| {
+                        let mut m = serde_json::to_value(b).unwrap_or_default();
+                        m["counts"] = json!(c);
+                        m["total"] = json!(total);
+                        m
+                    })
+                    .collect();
+                print_json(&v);
+            } else {
+                println!("  {:<24} {:<28} COUNTS", "SLUG", "NAME");
+                for (b, c, _) in &rows {
+                    let mark = if b.is_current { "●" } else { " " };
+                    println!(
+                        "{mark} {:<24} {:<28} {}",
+                        b.meta.slug,
+                        b.meta.name,
+                        count_text(c)
+                    );
+                }
+                println!("Current board: {}", resolve_board(env, None)?);
+            }
+        }
+        BoardsCmd::Create {
+            slug,
+            name,
+            description,
+            icon,
+            color,
+            switch,
+            default_workdir,
+        } => {
+            let (meta, created) = create_board(
+                env,
+                slug,
+                NewBoard {
+                    name: name.clone(),
+                    description: description.clone(),
+                    icon: icon.clone(),
+                    color: color.clone(),
+                    default_workdir: default_workdir.clone(),
+                },
+                now(),
+            )?;
+            let b = Board::open_paths(env, BoardPaths::resolve(env, &meta.slug))?;
+            if created {
+                println!("Created board {} ({})", meta.slug, meta.name);
+            } else {
+                println!("Board {} already exists ({})", meta.slug, meta.name);
+            }
+            println!("DB: {}", b.paths().db.display());
+            if *switch {
+                switch_board(env, &meta.slug)?;
+                println!("Switched to {}", meta.slug);
+            }
+        }
+        BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => match remove_board(
+            env,
+            slug,
+            *delete || matches!(cmd, BoardsCmd::Delete { .. }),
+            now(),
+        )? {
+            Some(dest) => println!("Archived board {slug} to {}", dest.display()),
+            None => println!("Deleted board {slug}"),
+        },
+        BoardsCmd::Switch { slug } => {
+            let s = switch_board(env, slug)?;
+            println!("Current board: {s}");
+        }
+        BoardsCmd::Show { json } => {
+            let slug = resolve_board(env, None)?;
+            let meta = read_board_meta(env, &slug);
+            let c = counts(ctx, &slug)?;
+            let db = BoardPaths::resolve(env, &slug).db;
+            if *json {
+                let mut m = serde_json::to_value(&meta).unwrap_or_default();
+                m["db_path"] = json!(db);
+                m["counts"] = json!(c);
+                m["total"] = json!(c.values().sum::<i64>());
+                print_json(&m);
+            } else {
+                println!("Board: {} ({})", meta.slug, meta.name);
+                if let Some(d) = &meta.description {
+                    println!("Description: {d}");
+                }
+                println!("DB: {}", db.display());
+                println!("Tasks: {}", count_text(&c));
+            }
+        }
+        BoardsCmd::Rename { slug, name } => {
+            let m = rename_board(env, slug, name, now())?;
+            println!("Renamed {} to {}", m.slug, m.name);
+        }
+        BoardsCmd::SetDefaultWorkdir { slug, path } => {
+            let m = set_default_workdir(env, slug, path.as_deref(), now())?;
+            match &m.default_workdir {
+                Some(p) => println!("Default workdir of {} is {p}", m.slug),
+                None => println!("Cleared the default workdir of {}", m.slug),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! Worker and operator transitions: claim, heartbeat, complete (with the bulk-close guard),
+//! edit, block, schedule, unblock, promote, reclaim.
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use super::output::print_json;
+use super::{CliError, Ctx};
+use crate::kernel::{BlockKind, BlockRequest, Completion, PromoteOptions, Status, WorkspaceKind};
+
+/// `claim` arguments.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// Task id.
+    pub id: String,
+    /// Claim lifetime in seconds (default $HERMES_KANBAN_CLAIM_TTL_SECONDS or 900).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=2_592_000))]
+    pub ttl: Option<i64>,
+}
+
+pub(crate) fn claim(ctx: &Ctx, a: &ClaimArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let c = b.claim_task(&a.id, a.ttl)?;
+    let t = b.get_task(&c.task_id)?;
+    println!("Claimed {}", c.task_id);
+    let ws = match (t.workspace_kind.parse::<WorkspaceKind>(), &t.workspace_path) {
+        (_, Some(p)) => p.clone(),
+        (Ok(WorkspaceKind::Scratch), None) => {
+            let p = b.paths().workspaces.join(&t.id);
+            std::fs::create_dir_all(&p)
+                .map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))?;
+            let p = p.to_string_lossy().into_owned();
+            b.set_workspace(&t.id, &p, None)?;
+            p
+        }
+        _ => "(resolved by the dispatcher at spawn)".into(),
+    };
+    println!("Workspace: {ws}");
+    println!(
+        "Run: {}  (lock {}, expires in {}s)",
+        c.run_id,
+        c.lock,
+        c.expires - b.now()
+    );
+    Ok(())
+}
+
+/// `heartbeat` arguments.
+#[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    /// Task id.
+    pub id: String,
+    /// What the worker is doing.
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+pub(crate) fn heartbeat(ctx: &Ctx, a: &HeartbeatArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    b.heartbeat_worker(&a.id, a.note.as_deref(), ctx.expected_run_id(&a.id))?;
+    println!("Heartbeat recorded for {}", a.id);
+    Ok(())
+}
+
+fn parse_metadata(raw: Option<&str>) -> Result<Option<Value>, CliError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let v: Value = serde_json::from_str(raw).map_err(|e| {
+        CliError::Failed(format!(
+            "--metadata is not valid JSON ({e}); pass an object like '{{\"tests\": 12}}'"
+        ))
+    })?;
+    if !v.is_object() {
+        return Err(CliError::Failed(format!(
+            "--metadata must be a JSON object like '{{\"tests\": 12}}', not {}",
+            crate::kernel::validate::json_type(&v)
+        )));
+    }
+    Ok(Some(v))
+}
+
+/// `complete` arguments.
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    /// Task ids (several only without --summary/--metadata: hand-offs are per task).
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Short legacy result text.
+    #[arg(long)]
+    pub result: Option<String>,
+    /// Hand-off summary for the next worker (1-3 sentences).
+    #[arg(long)]
+    pub summary: Option<String>,
+    /// Hand-off facts as a JSON object.
+    #[arg(long)]
+    pub metadata: Option<String>,
+}
+
+pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
+    if a.ids.len() > 1 && (a.summary.is_some() || a.metadata.is_some()) {
+        return Err(CliError::Usage(
+            "--summary / --metadata are per-task hand-offs and can't be used with several ids; complete each task on its own (bulk complete without them is allowed)".into(),
+        ));
+    }
+    let metadata = parse_metadata(a.metadata.as_deref())?;
+    let b = ctx.open()?;
+    let mut failed = false;
+    for id in &a.ids {
+        let r = b.complete_task(Completion {
+            task_id: id.clone(),
+            summary: a.summary.clone(),
+            metadata: metadata.clone(),
+            result: a.result.clone(),
+            expected_run_id: ctx.expected_run_id(id),
+            ..Default::default()
+        });
+        match r {
+            Ok(c) => {
+                println!("Completed {id}");
+                if !c.promoted.is_empty() {
+                    println!("  promoted to ready: {}", c.promoted.join(", "));
+                }
+            }
+            Err(e) => {
+                eprintln!("hermes-kanban: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
+/// `edit` arguments.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// A done task.
+    pub id: String,
+    /// New result text.
+    #[arg(long, required = true)]
+    pub result: String,
+    /// New hand-off summary.
+    #[arg(long)]
+    pub summary: Option<String>,
+    /// New hand-off metadata (JSON object).
+    #[arg(long)]
+    pub metadata: Option<String>,
+}
+
+pub(crate) fn edit(ctx: &Ctx, a: &EditArgs) -> Result<(), CliError> {
+    let metadata = parse_metadata(a.metadata.as_deref())?;
+    let b = ctx.open()?;
+    b.edit_completed_result(&a.id, &a.result, a.summary.as_deref(), metadata.as_ref())?;
+    println!("Edited {}", a.id);
+    Ok(())
+}
+
+/// Block kinds on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Needs a human answer.
+    #[value(name = "needs_input", alias = "needs-input")]
+    NeedsInput,
+    /// Missing a capability (tool, access).
+    Capability,
+    /// Waiting on another task: goes to todo.
+    Dependency,
+    /// A passing problem.
+    Transient,
+}
+
+impl From<KindArg> for BlockKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::NeedsInput => BlockKind::NeedsInput,
+            KindArg::Capability => BlockKind::Capability,
+            KindArg::Dependency => BlockKind::Dependency,
+            KindArg::Transient => BlockKind::Transient,
+        }
+    }
+}
+
+/// `block` arguments.
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// Task id.
+    pub id: String,
+    /// Reason (words are joined; put `--` before a reason that starts with `-`).
+    pub reason: Vec<String>,
+    /// More task ids to block with the same reason.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Why it is blocked.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+}
+
+fn reason(words: &[String]) -> Option<String> {
+    let r = words.join(" ");
+    (!r.trim().is_empty()).then_some(r)
+}
+
+pub(crate) fn block(ctx: &Ctx, a: &BlockArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let reason = reason(&a.reason);
+    let author = ctx.author();
+    let mut failed = false;
+    for id in std::iter::once(&a.id).chain(a.ids.iter()) {
+        let r = b.block_task(BlockRequest {
+            task_id: id.clone(),
+            reason: reason.clone(),
+            kind: a.kind.map(Into::into),
+            expected_run_id: ctx.expected_run_id(id),
+            comment_author: Some(author.clone()),
+        });
+        let why = reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        match r {
+            Ok(x) => match x.status {
+                Status::Todo => println!("{id} → todo (dependency wait){why}"),
+                Status::Triage => {
+                    println!("{id} → triage (unblock loop detected — needs a human decision){why}")
+                }
+                _ => println!("Blocked {id}{why}"),
+            },
+            Err(e) => {
+                eprintln!("hermes-kanban: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
+/// `schedule` arguments.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Task id.
+    pub id: String,
+    /// Reason (words are joined; put `--` before a reason that starts with `-`).
+    pub reason: Vec<String>,
+    /// More task ids.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+pub(crate) fn schedule(ctx: &Ctx, a: &ScheduleArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let reason = reason(&a.reason);
+    let author = ctx.author();
+    let mut failed = false;
+    for id in std::iter::once(&a.id).chain(a.ids.iter()) {
+        match b.schedule_task(
+            id,
+            reason.as_deref(),
+            ctx.expected_run_id(id),
+            Some(&author),
+        ) {
+            Ok(()) => println!(
+                "Scheduled {id}{}",
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => {
+                eprintln!("hermes-kanban: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
+/// `unblock` arguments.
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    /// Task ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Reason, recorded as an `UNBLOCK:` comment.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+pub(crate) fn unblock(ctx: &Ctx, a: &UnblockArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let author = ctx.author();
+    let mut failed = false;
+    for id in &a.ids {
+        match b.unblock_task(id, a.reason.as_deref(), Some(&author)) {
+            Ok(s) => {
+                let why = a
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                if s == Status::Todo {
+                    println!("Unblocked {id} → todo (waiting on parents){why}");
+                } else {
+                    println!("Unblocked {id}{why}");
+                }
+            }
+            Err(e) => {
+                eprintln!("hermes-kanban: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
+/// `promote` arguments.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Task id.
+    pub id: String,
+    /// Reason (words are joined; put `--` before a reason that starts with `-`).
+    pub reason: Vec<String>,
+    /// More task ids.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Promote even if a parent is unfinished.
+    #[arg(long)]
+    pub force: bool,
+    /// Check only; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON (an object for one id, a list for several).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn promote(ctx: &Ctx, a: &PromoteArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let reason = reason(&a.reason);
+    let mut ids: Vec<&String> = Vec::new();
+    for id in std::iter::once(&a.id).chain(a.ids.iter()) {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let opts = PromoteOptions {
+        force: a.force,
+        dry_run: a.dry_run,
+        actor: Some(ctx.author()),
+        reason: reason.clone(),
+    };
+    let mut results = Vec::new();
+    let mut failed = false;
+    for id in &ids {
+        let r = b.promote_task(id, &opts);
+        let error = r.as_ref().err().map(|e| e.to_string());
+        failed |= error.is_some();
+        if !a.json {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            match &error {
+                None if a.dry_run => println!("Would promote {id} -> ready (dry){why}"),
+                None => println!("Promoted {id} -> ready{why}"),
+                Some(e) => eprintln!("hermes-kanban: {e}"),
+            }
+        }
+        // As in Hermes, `promoted` is true for a dry run that would succeed (`dry_run` says
+        // nothing was written).
+        results.push(json!({"task_id": id, "promoted": error.is_none(), "dry_run": a.dry_run, "forced": a.force, "reason": reason, "error": error}));
+    }
+    if a.json {
+        if results.len() == 1 {
+            print_json(&results[0]);
+        } else {
+            print_json(&results);
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
+/// `reclaim` arguments.
+#[derive(Debug, Args)]
+pub struct ReclaimArgs {
+    /// Task id.
+    pub id: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+pub(crate) fn reclaim(ctx: &Ctx, a: &ReclaimArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let r = b.reclaim_task(&a.id, a.reason.as_deref(), Map::new())?;
+    println!(
+        "Reclaimed {} (was {})",
+        r.task_id,
+        r.prev_lock.as_deref().unwrap_or("unclaimed")
+    );
+    Ok(())
+}

@@ -1,0 +1,13 @@
+mod cli_support;
+use cli_support::Cli;
+
+#[test]
+fn version_and_help() {
+    let cli = Cli::new();
+    assert!(
+        cli.run(&["--version"])
+            .ok()
+            .contains(env!("CARGO_PKG_VERSION"))
+    );
+    cli.run(&["no-such-verb"]).code(2);
+}
