@@ -691,7 +691,13 @@ fn edits_reject_hostile_input() {
     // reassign_task
     case!(cs, "reassign unknown", Want::NotFound, [UNKNOWN], |fx| fx
         .board()
-        .reassign_task(UNKNOWN, Some("x"), true, None));
+        .reassign_task(
+            UNKNOWN,
+            Some("x"),
+            true,
+            None,
+            Default::default()
+        ));
     case!(
         cs,
         "reassign to a/b",
@@ -699,7 +705,7 @@ fn edits_reject_hostile_input() {
         ["assignee"],
         |fx| fx
             .board()
-            .reassign_task(&fx.running, Some("a/b"), true, None)
+            .reassign_task(&fx.running, Some("a/b"), true, None, Default::default())
     );
     case!(
         cs,
@@ -710,7 +716,8 @@ fn edits_reject_hostile_input() {
             &fx.running,
             Some("x"),
             true,
-            Some(&big(REASON_MAX_BYTES + 1))
+            Some(&big(REASON_MAX_BYTES + 1)),
+            Default::default()
         )
     );
     case!(
@@ -720,7 +727,7 @@ fn edits_reject_hostile_input() {
         [&running],
         |fx| fx
             .board()
-            .reassign_task(&fx.running, Some("other"), false, None)
+            .reassign_task(&fx.running, Some("other"), false, None, Default::default())
     );
     // update_task
     case!(cs, "update unknown", Want::NotFound, [UNKNOWN], |fx| fx

@@ -2267,3 +2267,54 @@ fn story3_review_feedback_loop() {
     assert_eq!(s["latest_summary"], "null check fixed; tests added");
     cli.assert_invariants();
 }
+
+/// `reclaim` stops a host-local worker's whole process group before releasing the claim, and
+/// records what it did in the `reclaimed` event.
+#[test]
+fn reclaim_terminates_the_host_local_worker_group() {
+    use std::os::unix::process::CommandExt;
+    let cli = Cli::new();
+    let id = cli.create("long job", &["--assignee", "worker"]);
+    let mut worker = std::process::Command::new("sh")
+        .args(["-c", "sleep 300 & sleep 300 & wait"])
+        .process_group(0)
+        .spawn()
+        .expect("spawn fake worker");
+    let pid = worker.id() as i64;
+    {
+        let b = cli.board();
+        let lock = format!(
+            "{}:{}",
+            hermes_kanban::kernel::hostname(),
+            std::process::id()
+        );
+        let c = b.claim_task_as(&id, None, &lock).unwrap();
+        b.set_worker_pid(&id, c.run_id, pid).unwrap();
+    }
+    let out = cli.run(&["reclaim", &id, "--reason", "hung"]);
+    assert!(
+        out.ok().contains(&format!("Reclaimed {id}")),
+        "{}",
+        out.stdout
+    );
+    let status = worker.wait().expect("wait worker");
+    assert!(!status.success(), "the worker was not signalled: {status}");
+    assert!(!hermes_kanban::process::pid_alive(pid));
+    let show = cli.run(&["show", &id, "--json"]).json();
+    let ev = show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "reclaimed")
+        .expect("reclaimed event")
+        .clone();
+    assert_eq!(ev["payload"]["manual"], true);
+    assert_eq!(ev["payload"]["reason"], "hung");
+    assert_eq!(ev["payload"]["prev_pid"], pid);
+    assert_eq!(ev["payload"]["host_local"], true);
+    assert_eq!(ev["payload"]["termination_attempted"], true);
+    assert_eq!(ev["payload"]["terminated"], true);
+    assert_eq!(show["task"]["status"], "ready");
+    cli.assert_invariants();
+}

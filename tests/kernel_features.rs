@@ -1857,7 +1857,7 @@ fn assign_and_reassign() {
         })
     ));
     assert!(matches!(
-        b.reassign_task(&t, Some("other"), false, None),
+        b.reassign_task(&t, Some("other"), false, None, Default::default()),
         Err(KernelError::Refused {
             action: "reassign",
             ..
@@ -1865,7 +1865,7 @@ fn assign_and_reassign() {
     ));
     assert_eq!(b.get_task(&t).unwrap().status, Status::Running);
     let moved = b
-        .reassign_task(&t, Some("Other"), true, Some("moving"))
+        .reassign_task(&t, Some("Other"), true, Some("moving"), Default::default())
         .unwrap();
     assert_eq!(moved.assignee.as_deref(), Some("other"));
     assert_eq!(moved.status, Status::Ready);
@@ -1882,7 +1882,8 @@ fn assign_and_reassign() {
     assert_invariants(b);
     // reassign of a task that is not running needs no reclaim.
     let r = tb.task("r");
-    b.reassign_task(&r, Some("third"), false, None).unwrap();
+    b.reassign_task(&r, Some("third"), false, None, Default::default())
+        .unwrap();
     assert_eq!(b.get_task(&r).unwrap().assignee.as_deref(), Some("third"));
     // assign: a different profile resets the failure counter; the same one is a no-op;
     // "none" unassigns.

@@ -608,11 +608,23 @@ pub struct ReassignArgs {
 pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let was_running = b.get_task(&a.id)?.status == Status::Running;
+    let term = if a.reclaim {
+        let cur = b.get_task(&a.id)?;
+        crate::process::terminate_worker(
+            cur.worker_pid,
+            cur.claim_lock.as_deref(),
+            std::time::Duration::from_secs(5),
+        )
+        .to_map()
+    } else {
+        serde_json::Map::new()
+    };
     let t = b.reassign_task(
         &a.id,
         profile_arg(&a.profile),
         a.reclaim,
         a.reason.as_deref(),
+        term,
     )?;
     let suffix = if was_running && a.reclaim {
         " (claim reclaimed)"

@@ -2,7 +2,7 @@
 //! edit, block, schedule, unblock, promote, reclaim.
 
 use clap::{Args, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::output::print_json;
 use super::{CliError, Ctx};
@@ -409,7 +409,13 @@ pub struct ReclaimArgs {
 
 pub(crate) fn reclaim(ctx: &Ctx, a: &ReclaimArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    let r = b.reclaim_task(&a.id, a.reason.as_deref(), Map::new())?;
+    let t = b.get_task(&a.id)?;
+    let term = crate::process::terminate_worker(
+        t.worker_pid,
+        t.claim_lock.as_deref(),
+        std::time::Duration::from_secs(5),
+    );
+    let r = b.reclaim_task(&a.id, a.reason.as_deref(), term.to_map())?;
     println!(
         "Reclaimed {} (was {})",
         r.task_id,

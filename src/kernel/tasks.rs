@@ -388,13 +388,14 @@ impl Board {
     }
 
     /// Reassign; when the task is running, `reclaim_first` reclaims it in the same transaction
-    /// (otherwise refused).
+    /// (otherwise refused). `termination` is the caller's report of stopping the worker.
     pub fn reassign_task(
         &self,
         task_id: &str,
         assignee: Option<&str>,
         reclaim_first: bool,
         reason: Option<&str>,
+        termination: Map<String, Value>,
     ) -> Result<Task> {
         let assignee = v::profile_name("assignee", assignee)?;
         let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
@@ -410,7 +411,7 @@ impl Board {
                 ));
             }
             if running {
-                reclaim_tx(c, &t, reason.as_deref(), Map::new(), now)?;
+                reclaim_tx(c, &t, reason.as_deref(), termination.clone(), now)?;
             }
             let t = load_task(c, task_id)?;
             assign_tx(c, &t, assignee.as_deref(), None, now)?;

@@ -1,0 +1,106 @@
+//! Host-local worker processes: liveness probes that treat zombies as dead, and termination of
+//! a worker's process group (SIGTERM, grace, SIGKILL). Used by the CLI's reclaim and by the
+//! dispatcher; no SQL here.
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Whether `pid` names a live, non-zombie process.
+pub fn pid_alive(pid: i64) -> bool {
+    if pid <= 0 || pid > i32::MAX as i64 {
+        return false;
+    }
+    match kill(Pid::from_raw(pid as i32), None) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    // kill(pid, 0) succeeds for zombies; read the state letter.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => true,
+    }
+}
+
+/// Whether a claim lock (`host:pid`) was taken on this machine.
+pub fn lock_is_host_local(lock: &str) -> bool {
+    lock.rsplit_once(':')
+        .is_some_and(|(host, _)| host == crate::kernel::hostname())
+}
+
+/// What terminating a worker did (recorded in `reclaimed` event payloads).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Termination {
+    pub prev_pid: Option<i64>,
+    pub host_local: bool,
+    pub termination_attempted: bool,
+    pub terminated: bool,
+    pub sigkill: bool,
+}
+
+impl Termination {
+    /// As an event payload map.
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+fn signal_group(pid: i64, sig: Signal) {
+    let p = Pid::from_raw(pid as i32);
+    // Workers run in their own process group (pgid == pid); fall back to the pid alone.
+    if killpg(p, sig).is_err() {
+        let _ = kill(p, sig);
+    }
+}
+
+fn wait_dead(pid: i64, grace: Duration) -> bool {
+    let deadline = Instant::now() + grace;
+    loop {
+        if !pid_alive(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Terminate a host-local worker: SIGTERM to its process group, wait up to `grace`, then
+/// SIGKILL and wait briefly. Nothing is signalled when the lock is not host-local or there is
+/// no live pid.
+pub fn terminate_worker(pid: Option<i64>, lock: Option<&str>, grace: Duration) -> Termination {
+    let host_local = lock.is_some_and(lock_is_host_local);
+    let mut t = Termination {
+        prev_pid: pid,
+        host_local,
+        ..Default::default()
+    };
+    let Some(pid) = pid.filter(|p| *p > 1 && *p <= i32::MAX as i64) else {
+        return t;
+    };
+    if !host_local || !pid_alive(pid) {
+        t.terminated = !pid_alive(pid);
+        return t;
+    }
+    t.termination_attempted = true;
+    signal_group(pid, Signal::SIGTERM);
+    if wait_dead(pid, grace) {
+        t.terminated = true;
+        return t;
+    }
+    t.sigkill = true;
+    signal_group(pid, Signal::SIGKILL);
+    t.terminated = wait_dead(pid, Duration::from_secs(2));
+    t
+}
