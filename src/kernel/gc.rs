@@ -68,6 +68,7 @@ impl Board {
                 [cutoff],
             )?)
         })?;
+        self.prune_run_tokens()?;
         let log_cutoff = SystemTime::now() - Duration::from_secs((log_days.max(0) as u64) * 86_400);
         if let Ok(rd) = std::fs::read_dir(&self.paths().logs) {
             for e in rd.flatten() {

@@ -25,6 +25,7 @@ mod plan;
 mod runs;
 mod swarm;
 mod tasks;
+mod tokens;
 mod types;
 pub mod validate;
 
@@ -57,6 +58,7 @@ pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
     on_disk_profiles, profile_exists,
 };
+pub use tokens::{RunScope, token_hash};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };
