@@ -4,4 +4,6 @@
 
 pub mod cli;
 pub mod kernel;
+pub mod mcp;
 pub mod process;
+pub mod web;

@@ -6,6 +6,7 @@
 mod boards;
 mod info;
 mod init;
+mod serve;
 mod tasks;
 mod transitions;
 mod watch;
@@ -193,6 +194,12 @@ pub enum Command {
     /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
+    /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
+    #[command(after_help = "Example: hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat")]
+    Mcp(serve::McpArgs),
+    /// Run the HTTP server: MCP at /mcp (streamable HTTP), health at /healthz.
+    #[command(after_help = "Examples:\n  hermes-kanban serve\n  hermes-kanban serve --bind 0.0.0.0:9120 --token \"$(openssl rand -hex 16)\"")]
+    Serve(serve::ServeArgs),
     /// Print shell completions.
     #[command(
         after_help = "Example: hermes-kanban completions bash > ~/.local/share/bash-completion/completions/hermes-kanban"
@@ -270,7 +277,9 @@ fn restore_sigpipe() {
 /// Parse argv and run; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    restore_sigpipe();
+    if !matches!(cli.command, Command::Serve(_) | Command::Mcp(_)) {
+        restore_sigpipe();
+    }
     let ctx = Ctx {
         env: Env::from_process(),
         board: cli.board.clone(),
@@ -314,6 +323,8 @@ pub fn main() -> i32 {
         Command::Diagnostics(a) => info::diagnostics(&ctx, a),
         Command::Skills(c) => info::skills(&ctx, c),
         Command::Completions(a) => info::completions(a),
+        Command::Mcp(a) => serve::mcp(&ctx, a),
+        Command::Serve(a) => serve::serve(&ctx, a),
     };
     match res {
         Ok(()) => 0,

@@ -1,0 +1,149 @@
+//! The HTTP server of `serve`: the MCP streamable-HTTP service at `/mcp` behind an auth layer
+//! that decides each request's scope (run token → worker; admin token or loopback →
+//! orchestrator; anything else → 401), plus `/healthz`. The REST API and dashboard mount here
+//! too as they land.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::kernel::Env;
+use crate::mcp::{KanbanMcp, McpState, Scope};
+
+/// How `serve` was configured.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to bind.
+    pub bind: SocketAddr,
+    /// Admin token (required when `bind` is not loopback).
+    pub admin_token: Option<String>,
+    /// Default board.
+    pub board: Option<String>,
+    /// Extra Host header values to accept (besides localhost/127.0.0.1/::1).
+    pub allowed_hosts: Vec<String>,
+    /// `--tools` narrowing for MCP.
+    pub tools: Option<BTreeSet<String>>,
+}
+
+#[derive(Clone)]
+struct AuthState {
+    mcp: Arc<McpState>,
+    admin: Option<String>,
+}
+
+fn unauthorized(msg: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string())
+}
+
+/// Constant-time string comparison for tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Attach a [`Scope`] to MCP requests or refuse them.
+async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
+    let peer_loopback = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| c.0.ip().is_loopback());
+    let scope = match bearer(&req) {
+        Some(t) if st.admin.as_deref().is_some_and(|a| same(a, &t)) => Scope::Orchestrator { profile: None },
+        Some(t) => {
+            let mcp = st.mcp.clone();
+            let token = t.clone();
+            let found = tokio::task::spawn_blocking(move || mcp.resolve_token(&token)).await.ok().flatten();
+            match found {
+                Some((board, rs)) if rs.live => {
+                    let profile = st
+                        .mcp
+                        .with_board(Some(&board), |b| b.get_task(&rs.task_id))
+                        .ok()
+                        .and_then(|t| t.assignee);
+                    Scope::Worker { task_id: rs.task_id, run_id: Some(rs.run_id), claim_lock: None, board: Some(board), profile }
+                }
+                Some(_) => return unauthorized("run token expired: its run has ended"),
+                None => return unauthorized("unknown bearer token"),
+            }
+        }
+        None if peer_loopback => Scope::Orchestrator { profile: None },
+        None => return unauthorized("authorization required: send `Authorization: Bearer <token>`"),
+    };
+    req.extensions_mut().insert(scope);
+    next.run(req).await
+}
+
+/// The application router (MCP + health), given a cancellation token for SSE streams.
+pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+    let state = McpState::new(env, cfg.board.clone(), cfg.tools.clone(), false);
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    hosts.extend(cfg.allowed_hosts.iter().cloned());
+    if !cfg.bind.ip().is_loopback() && !cfg.bind.ip().is_unspecified() {
+        hosts.push(cfg.bind.ip().to_string());
+    }
+    let mut mcp_cfg = StreamableHttpServerConfig::default()
+        .with_cancellation_token(ct.child_token())
+        .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]);
+    mcp_cfg = if cfg.bind.ip().is_unspecified() && cfg.allowed_hosts.is_empty() {
+        // Bound to every interface: Host can be anything; the token requirement protects.
+        mcp_cfg.disable_allowed_hosts()
+    } else {
+        mcp_cfg.with_allowed_hosts(hosts)
+    };
+    let factory_state = state.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(KanbanMcp::new(factory_state.clone())),
+        LocalSessionManager::default().into(),
+        mcp_cfg,
+    );
+    let auth = AuthState { mcp: state, admin: cfg.admin_token.clone() };
+    let mcp_routes = Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(auth, mcp_auth));
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(mcp_routes)
+        .fallback(|| async { (StatusCode::NOT_FOUND, Body::from("not found\n")) })
+}
+
+/// Run the HTTP server until `ct` is cancelled.
+pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow::Result<()> {
+    if !cfg.bind.ip().is_loopback() && cfg.admin_token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        anyhow::bail!(
+            "refusing to bind {} without a token: pass --token <secret> (or HERMES_KANBAN_TOKEN) when listening beyond loopback",
+            cfg.bind
+        );
+    }
+    let app = router(env, &cfg, ct.clone());
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))?;
+    let addr = listener.local_addr()?;
+    eprintln!("hermes-kanban serving on http://{addr} (MCP at http://{addr}/mcp)");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { ct.cancelled().await })
+        .await?;
+    Ok(())
+}
