@@ -195,10 +195,14 @@ pub enum Command {
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
-    #[command(after_help = "Example: hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat")]
+    #[command(
+        after_help = "Example: hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat"
+    )]
     Mcp(serve::McpArgs),
     /// Run the HTTP server: MCP at /mcp (streamable HTTP), health at /healthz.
-    #[command(after_help = "Examples:\n  hermes-kanban serve\n  hermes-kanban serve --bind 0.0.0.0:9120 --token \"$(openssl rand -hex 16)\"")]
+    #[command(
+        after_help = "Examples:\n  hermes-kanban serve\n  hermes-kanban serve --bind 0.0.0.0:9120 --token \"$(openssl rand -hex 16)\""
+    )]
     Serve(serve::ServeArgs),
     /// Print shell completions.
     #[command(

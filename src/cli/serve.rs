@@ -36,15 +36,26 @@ pub struct ServeArgs {
 }
 
 fn narrow(tools: &[String]) -> Result<Option<BTreeSet<String>>, CliError> {
-    let set: BTreeSet<String> = tools.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+    let set: BTreeSet<String> = tools
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
     if set.is_empty() {
         return Ok(None);
     }
     for t in &set {
         if !WORKER_TOOLS.contains(&t.as_str()) && !ORCHESTRATOR_TOOLS.contains(&t.as_str()) {
-            let mut all: Vec<&str> = WORKER_TOOLS.iter().chain(ORCHESTRATOR_TOOLS).copied().collect();
+            let mut all: Vec<&str> = WORKER_TOOLS
+                .iter()
+                .chain(ORCHESTRATOR_TOOLS)
+                .copied()
+                .collect();
             all.sort();
-            return Err(CliError::Usage(format!("--tools: unknown tool {t:?}; known tools: {}", all.join(", "))));
+            return Err(CliError::Usage(format!(
+                "--tools: unknown tool {t:?}; known tools: {}",
+                all.join(", ")
+            )));
         }
     }
     Ok(Some(set))
@@ -95,7 +106,9 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             eprintln!("hermes-kanban: shutting down");
             stop.cancel();
         });
-        crate::web::serve(env, cfg, ct).await.map_err(|e| CliError::Failed(e.to_string()))
+        crate::web::serve(env, cfg, ct)
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))
     })
 }
 

@@ -14,9 +14,9 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, DiscoverResult, GetPromptRequestParams, GetPromptResult,
-    Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListToolsResult,
-    PaginatedRequestParams, PromptMessage, Role, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, DiscoverResult, GetPromptRequestParams,
+    GetPromptResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
+    ListToolsResult, PaginatedRequestParams, PromptMessage, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
@@ -105,13 +105,28 @@ pub struct McpState {
 
 impl McpState {
     /// State for a server on `env`, default board `board`, narrowed to `only` when given.
-    pub fn new(env: Env, board: Option<String>, only: Option<BTreeSet<String>>, stdio: bool) -> Arc<McpState> {
+    pub fn new(
+        env: Env,
+        board: Option<String>,
+        only: Option<BTreeSet<String>>,
+        stdio: bool,
+    ) -> Arc<McpState> {
         let stdio_scope = stdio.then(|| Scope::from_env(&env));
-        Arc::new(McpState { env, board, only, stdio_scope, boards: Mutex::new(HashMap::new()) })
+        Arc::new(McpState {
+            env,
+            board,
+            only,
+            stdio_scope,
+            boards: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it.
-    pub(crate) fn with_board<T>(&self, slug: Option<&str>, f: impl FnOnce(&Board) -> Result<T, KernelError>) -> Result<T, KernelError> {
+    pub(crate) fn with_board<T>(
+        &self,
+        slug: Option<&str>,
+        f: impl FnOnce(&Board) -> Result<T, KernelError>,
+    ) -> Result<T, KernelError> {
         let slug = slug.or(self.board.as_deref());
         let resolved = crate::kernel::resolve_board(&self.env, slug)?;
         let handle = {
@@ -134,7 +149,9 @@ impl McpState {
         let boards = crate::kernel::list_boards(&self.env, true).ok()?;
         for b in boards {
             let slug = b.meta.slug.clone();
-            if let Ok(Some(scope)) = self.with_board(Some(&slug), |board| board.resolve_run_token(token)) {
+            if let Ok(Some(scope)) =
+                self.with_board(Some(&slug), |board| board.resolve_run_token(token))
+            {
                 return Some((slug, scope));
             }
         }
@@ -157,7 +174,11 @@ pub struct KanbanMcp {
 impl KanbanMcp {
     /// A handler over shared state.
     pub fn new(state: Arc<McpState>) -> Self {
-        KanbanMcp { state, tool_router: Self::tool_router(), prompt_router: Self::prompt_router() }
+        KanbanMcp {
+            state,
+            tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
+        }
     }
 
     /// Every tool definition (all scopes), for schema generation.
@@ -182,9 +203,17 @@ impl KanbanMcp {
             Some(Scope::Worker { .. }) => GUIDANCE,
             _ => ORCHESTRATOR,
         };
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_prompts().build())
-            .with_server_info(Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
-            .with_instructions(instructions)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(instructions)
     }
 }
 
@@ -193,15 +222,19 @@ impl KanbanMcp {
     /// How to work one kanban task: orient, heartbeat, block well, hand off (worker guidance).
     #[prompt(name = "kanban-guidance")]
     async fn guidance_prompt(&self) -> Result<GetPromptResult, ErrorData> {
-        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, GUIDANCE)])
-            .with_description("Worker lifecycle for a hermes-kanban task"))
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, GUIDANCE)])
+                .with_description("Worker lifecycle for a hermes-kanban task"),
+        )
     }
 
     /// How to plan work on a kanban board: decompose, fan out, unstick (orchestrator guidance).
     #[prompt(name = "kanban-orchestrator")]
     async fn orchestrator_prompt(&self) -> Result<GetPromptResult, ErrorData> {
-        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, ORCHESTRATOR)])
-            .with_description("Orchestrating a hermes-kanban board"))
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, ORCHESTRATOR)])
+                .with_description("Orchestrating a hermes-kanban board"),
+        )
     }
 }
 
@@ -223,7 +256,10 @@ impl ServerHandler for KanbanMcp {
         Ok(info)
     }
 
-    async fn discover(&self, context: RequestContext<RoleServer>) -> Result<DiscoverResult, ErrorData> {
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
         let scope = self.scope_of(&context);
         Ok(DiscoverResult::from_server_info(
             self.supported_protocol_versions().into_owned(),
@@ -241,7 +277,11 @@ impl ServerHandler for KanbanMcp {
             .tool_router
             .list_all()
             .into_iter()
-            .filter(|t| scope.as_ref().is_some_and(|s| self.state.tool_visible(s, &t.name)))
+            .filter(|t| {
+                scope
+                    .as_ref()
+                    .is_some_and(|s| self.state.tool_visible(s, &t.name))
+            })
             .collect();
         let hints = context
             .protocol_version()
@@ -266,7 +306,10 @@ impl ServerHandler for KanbanMcp {
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let Some(scope) = self.scope_of(&context) else {
-            return Err(ErrorData::invalid_request("no scope for this request", None));
+            return Err(ErrorData::invalid_request(
+                "no scope for this request",
+                None,
+            ));
         };
         if !self.state.tool_visible(&scope, &request.name) {
             return Err(ErrorData::invalid_params("tool not found", None));
@@ -281,7 +324,9 @@ impl ServerHandler for KanbanMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(self.prompt_router.list_all()))
+        Ok(ListPromptsResult::with_all_items(
+            self.prompt_router.list_all(),
+        ))
     }
 
     async fn get_prompt(
@@ -289,7 +334,12 @@ impl ServerHandler for KanbanMcp {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetPromptResponse, ErrorData> {
-        let pcc = rmcp::handler::server::prompt::PromptContext::new(self, request.name, request.arguments, context);
+        let pcc = rmcp::handler::server::prompt::PromptContext::new(
+            self,
+            request.name,
+            request.arguments,
+            context,
+        );
         self.prompt_router.get_prompt(pcc).await
     }
 }

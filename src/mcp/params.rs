@@ -44,7 +44,9 @@ impl BoolLike {
             BoolLike::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" => Ok(false),
-                other => Err(format!("invalid {field}: {other:?} is not a boolean (use true or false)")),
+                other => Err(format!(
+                    "invalid {field}: {other:?} is not a boolean (use true or false)"
+                )),
             },
         }
     }

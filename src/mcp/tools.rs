@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::params::*;
 use super::{KanbanMcp, Scope};
 use crate::kernel::{
-    BlockKind, BlockRequest, Board, Completion, InitialStatus, KernelError, ListFilter, NewTask, Status,
-    WorkspaceKind,
+    BlockKind, BlockRequest, Board, Completion, InitialStatus, KernelError, ListFilter, NewTask,
+    Status, WorkspaceKind,
 };
 
 /// Successful tool result: JSON text plus structured content.
@@ -35,24 +35,34 @@ fn kernel(e: KernelError) -> CallToolResult {
 
 impl KanbanMcp {
     /// The task a call addresses: the explicit id, else the worker's own task.
-    fn target(&self, scope: &Scope, task_id: Option<String>, tool: &str) -> Result<String, CallToolResult> {
+    fn target(
+        &self,
+        scope: &Scope,
+        task_id: Option<String>,
+        tool: &str,
+    ) -> Result<String, Box<CallToolResult>> {
         match (task_id.filter(|t| !t.trim().is_empty()), scope) {
             (Some(t), _) => Ok(t.trim().to_string()),
             (None, Scope::Worker { task_id, .. }) => Ok(task_id.clone()),
-            (None, Scope::Orchestrator { .. }) => Err(fail(format!(
+            (None, Scope::Orchestrator { .. }) => Err(Box::new(fail(format!(
                 "{tool}: no task_id given (only workers have a default task); pass task_id"
-            ))),
+            )))),
         }
     }
 
     /// Workers may only mutate their own task.
-    fn own_only(&self, scope: &Scope, task_id: &str, tool: &str) -> Result<(), CallToolResult> {
+    fn own_only(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+        tool: &str,
+    ) -> Result<(), Box<CallToolResult>> {
         if let Scope::Worker { task_id: own, .. } = scope
             && own != task_id
         {
-            return Err(fail(format!(
+            return Err(Box::new(fail(format!(
                 "{tool}: worker is scoped to task {own}; refusing to mutate {task_id} (comment on it or create a follow-up instead)"
-            )));
+            ))));
         }
         Ok(())
     }
@@ -60,7 +70,11 @@ impl KanbanMcp {
     /// The stale-run guard for a worker acting on its own task.
     fn expected_run(&self, scope: &Scope, task_id: &str) -> Option<i64> {
         match scope {
-            Scope::Worker { task_id: own, run_id, .. } if own == task_id => *run_id,
+            Scope::Worker {
+                task_id: own,
+                run_id,
+                ..
+            } if own == task_id => *run_id,
             _ => None,
         }
     }
@@ -75,7 +89,10 @@ impl KanbanMcp {
 
     fn author(&self, scope: &Scope) -> String {
         match scope {
-            Scope::Worker { profile: Some(p), .. } | Scope::Orchestrator { profile: Some(p) } => p.clone(),
+            Scope::Worker {
+                profile: Some(p), ..
+            }
+            | Scope::Orchestrator { profile: Some(p) } => p.clone(),
             Scope::Worker { .. } => "worker".into(),
             Scope::Orchestrator { .. } => "orchestrator".into(),
         }
@@ -122,12 +139,19 @@ impl KanbanMcp {
     /// `worker_context` — the markdown to orient with (body, parent hand-offs, prior attempts,
     /// comment thread). Call it first, with no arguments, to read your own task.
     #[tool(annotations(title = "Show task", read_only_hint = true, open_world_hint = false))]
-    async fn kanban_show(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<ShowParams>) -> CallToolResult {
+    async fn kanban_show(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<ShowParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_show") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
-        match self.on_board(self.board_for(&scope, &p.board), move |b| show_json(b, &id)).await {
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| show_json(b, &id))
+            .await
+        {
             Ok(v) => ok(v),
             Err(e) => e,
         }
@@ -136,14 +160,23 @@ impl KanbanMcp {
     /// Finish your task with a hand-off: `summary` (1-3 sentences: what was done, where, what is
     /// left) and `metadata` (a JSON object of facts such as changed_files, tests, decisions).
     /// Children waiting on this task start with your hand-off. Give at least summary or result.
-    #[tool(annotations(title = "Complete task", destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
-    async fn kanban_complete(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<CompleteParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Complete task",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_complete(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<CompleteParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_complete") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         if let Err(e) = self.own_only(&scope, &id, "kanban_complete") {
-            return e;
+            return *e;
         }
         let has = |s: &Option<String>| s.as_deref().is_some_and(|x| !x.trim().is_empty());
         if !has(&p.summary) && !has(&p.result) {
@@ -163,18 +196,28 @@ impl KanbanMcp {
             && own == &id
             && let Some(session) = self.state.env.get("HERMES_SESSION_ID")
         {
-            metadata.get_or_insert_with(Default::default).insert("worker_session_id".into(), json!(session));
+            metadata
+                .get_or_insert_with(Default::default)
+                .insert("worker_session_id".into(), json!(session));
         }
         let req = Completion {
             task_id: id.clone(),
             summary: p.summary,
             metadata: metadata.map(Value::Object),
             result: p.result,
-            created_cards: p.created_cards.map(StringList::into_vec).unwrap_or_default(),
+            created_cards: p
+                .created_cards
+                .map(StringList::into_vec)
+                .unwrap_or_default(),
             artifacts: p.artifacts.map(StringList::into_vec).unwrap_or_default(),
             expected_run_id: self.expected_run(&scope, &id),
         };
-        match self.on_board(self.board_for(&scope, &p.board), move |b| b.complete_task(req)).await {
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| {
+                b.complete_task(req)
+            })
+            .await
+        {
             Ok(c) => ok(json!({"ok": true, "task_id": c.task_id, "run_id": c.run_id})),
             Err(e) => e,
         }
@@ -184,14 +227,22 @@ impl KanbanMcp {
     /// `dependency` to wait on another task (the task resumes by itself), `needs_input` for a
     /// decision, `capability` for missing access, `transient` for an outside failure. Then end
     /// your turn.
-    #[tool(annotations(title = "Block task", destructive_hint = false, open_world_hint = false))]
-    async fn kanban_block(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<BlockParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Block task",
+        destructive_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_block(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<BlockParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_block") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         if let Err(e) = self.own_only(&scope, &id, "kanban_block") {
-            return e;
+            return *e;
         }
         if p.reason.trim().is_empty() {
             return fail("kanban_block: reason must not be empty; say what you need to continue");
@@ -209,22 +260,36 @@ impl KanbanMcp {
             expected_run_id: self.expected_run(&scope, &id),
             comment_author: None,
         };
-        match self.on_board(self.board_for(&scope, &p.board), move |b| b.block_task(req)).await {
-            Ok(x) => ok(json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "block_kind": x.block_kind})),
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| b.block_task(req))
+            .await
+        {
+            Ok(x) => ok(
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "block_kind": x.block_kind}),
+            ),
             Err(e) => e,
         }
     }
 
     /// Say you are alive during long work (builds, test runs, downloads): extends your claim and
     /// records a heartbeat with an optional note. Send one every few minutes.
-    #[tool(annotations(title = "Heartbeat", destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
-    async fn kanban_heartbeat(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<HeartbeatParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Heartbeat",
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn kanban_heartbeat(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<HeartbeatParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_heartbeat") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         if let Err(e) = self.own_only(&scope, &id, "kanban_heartbeat") {
-            return e;
+            return *e;
         }
         let expected = self.expected_run(&scope, &id);
         let lock = match &scope {
@@ -257,11 +322,20 @@ impl KanbanMcp {
     /// Comment on any task (markdown). Use it to leave structured notes for humans and other
     /// agents; the author is your profile.
     #[tool(annotations(title = "Comment", destructive_hint = false, open_world_hint = false))]
-    async fn kanban_comment(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<CommentParams>) -> CallToolResult {
+    async fn kanban_comment(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<CommentParams>,
+    ) -> CallToolResult {
         let author = self.author(&scope);
         let id = p.task_id.trim().to_string();
         let body = p.body;
-        match self.on_board(self.board_for(&scope, &p.board), move |b| b.add_comment(&id, &author, &body).map(|c| (id, c))).await {
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| {
+                b.add_comment(&id, &author, &body).map(|c| (id, c))
+            })
+            .await
+        {
             Ok((id, c)) => ok(json!({"ok": true, "task_id": id, "comment_id": c})),
             Err(e) => e,
         }
@@ -270,8 +344,17 @@ impl KanbanMcp {
     /// Create a task for another profile instead of doing follow-up work yourself. Use
     /// `parents` for dependencies (the child starts when they are done and receives their
     /// hand-offs). A worker's child inherits the worker's workspace unless one is given.
-    #[tool(annotations(title = "Create task", destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
-    async fn kanban_create(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<CreateParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Create task",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_create(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<CreateParams>,
+    ) -> CallToolResult {
         let triage = match p.triage.as_ref().map(|b| b.get("triage")).transpose() {
             Ok(v) => v.unwrap_or(false),
             Err(e) => return fail(format!("kanban_create: {e}")),
@@ -290,7 +373,9 @@ impl KanbanMcp {
             body: p.body,
             assignee: Some(p.assignee),
             parents: p.parents.map(StringList::into_vec).unwrap_or_default(),
-            tenant: p.tenant.or_else(|| env.get("HERMES_TENANT").map(str::to_string)),
+            tenant: p
+                .tenant
+                .or_else(|| env.get("HERMES_TENANT").map(str::to_string)),
             priority: p.priority.unwrap_or(0),
             workspace_kind: p.workspace_kind.map(|k| match k {
                 WorkspaceKindParam::Scratch => WorkspaceKind::Scratch,
@@ -309,7 +394,9 @@ impl KanbanMcp {
                 InitialStatus::Normal
             },
             created_by: Some(self.author(&scope)),
-            session_id: p.session_id.or_else(|| env.get("HERMES_SESSION_ID").map(str::to_string)),
+            session_id: p
+                .session_id
+                .or_else(|| env.get("HERMES_SESSION_ID").map(str::to_string)),
             goal_mode,
             goal_max_turns: p.goal_max_turns,
             ..Default::default()
@@ -331,17 +418,36 @@ impl KanbanMcp {
             })
             .await;
         match r {
-            Ok(c) => ok(json!({"ok": true, "task_id": c.task.id, "status": c.task.status, "subscribed": false})),
+            Ok(c) => ok(
+                json!({"ok": true, "task_id": c.task.id, "status": c.task.status, "subscribed": false}),
+            ),
             Err(e) => e,
         }
     }
 
     /// Make `child_id` wait for `parent_id` (cycles and self-links are refused).
-    #[tool(annotations(title = "Link tasks", destructive_hint = false, idempotent_hint = true, open_world_hint = false))]
-    async fn kanban_link(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<LinkParams>) -> CallToolResult {
-        let (parent, child) = (p.parent_id.trim().to_string(), p.child_id.trim().to_string());
+    #[tool(annotations(
+        title = "Link tasks",
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn kanban_link(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<LinkParams>,
+    ) -> CallToolResult {
+        let (parent, child) = (
+            p.parent_id.trim().to_string(),
+            p.child_id.trim().to_string(),
+        );
         let (pa, ch) = (parent.clone(), child.clone());
-        match self.on_board(self.board_for(&scope, &p.board), move |b| b.link_tasks(&pa, &ch)).await {
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| {
+                b.link_tasks(&pa, &ch)
+            })
+            .await
+        {
             Ok(()) => ok(json!({"ok": true, "parent_id": parent, "child_id": child})),
             Err(e) => e,
         }
@@ -350,15 +456,26 @@ impl KanbanMcp {
     /// List tasks on the board (orchestrators only). Recomputes readiness first. Results are
     /// capped by `limit`; `truncated` and `next_limit` say when to ask for more.
     #[tool(annotations(title = "List tasks", read_only_hint = true, open_world_hint = false))]
-    async fn kanban_list(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<ListParams>) -> CallToolResult {
+    async fn kanban_list(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<ListParams>,
+    ) -> CallToolResult {
         if matches!(scope, Scope::Worker { .. }) {
-            return fail("kanban_list is orchestrator-only; workers read their own task with kanban_show");
+            return fail(
+                "kanban_list is orchestrator-only; workers read their own task with kanban_show",
+            );
         }
         let limit = p.limit.unwrap_or(50);
         if !(1..=200).contains(&limit) {
             return fail(format!("kanban_list: invalid limit {limit}: use 1..=200"));
         }
-        let include_archived = match p.include_archived.as_ref().map(|b| b.get("include_archived")).transpose() {
+        let include_archived = match p
+            .include_archived
+            .as_ref()
+            .map(|b| b.get("include_archived"))
+            .transpose()
+        {
             Ok(v) => v.unwrap_or(false),
             Err(e) => return fail(format!("kanban_list: {e}")),
         };
@@ -407,7 +524,9 @@ impl KanbanMcp {
                 let truncated = rows.len() as i64 > limit;
                 rows.truncate(limit as usize);
                 let next = truncated.then(|| (2 * limit).min(200));
-                ok(json!({"tasks": rows, "count": rows.len(), "limit": limit, "truncated": truncated, "next_limit": next, "promoted": promoted}))
+                ok(
+                    json!({"tasks": rows, "count": rows.len(), "limit": limit, "truncated": truncated, "next_limit": next, "promoted": promoted}),
+                )
             }
             Err(e) => e,
         }
@@ -415,14 +534,29 @@ impl KanbanMcp {
 
     /// Unblock a blocked or scheduled task (orchestrators only): it goes to ready, or to todo
     /// while a parent is unfinished. Answer the blocker in a comment first.
-    #[tool(annotations(title = "Unblock task", destructive_hint = false, open_world_hint = false))]
-    async fn kanban_unblock(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<UnblockParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Unblock task",
+        destructive_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_unblock(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<UnblockParams>,
+    ) -> CallToolResult {
         if matches!(scope, Scope::Worker { .. }) {
-            return fail("kanban_unblock is orchestrator-only; a worker blocks its own task and waits");
+            return fail(
+                "kanban_unblock is orchestrator-only; a worker blocks its own task and waits",
+            );
         }
         let id = p.task_id.trim().to_string();
         let tid = id.clone();
-        match self.on_board(self.board_for(&scope, &p.board), move |b| b.unblock_task(&tid, None, None)).await {
+        match self
+            .on_board(self.board_for(&scope, &p.board), move |b| {
+                b.unblock_task(&tid, None, None)
+            })
+            .await
+        {
             Ok(s) => ok(json!({"ok": true, "task_id": id, "status": s})),
             Err(e) => e,
         }
@@ -430,23 +564,42 @@ impl KanbanMcp {
 
     /// Attach a file to your task (base64 content, 25 MiB at most, plain file name). Use it for
     /// deliverables that must outlive a scratch workspace.
-    #[tool(annotations(title = "Attach file", destructive_hint = false, idempotent_hint = false, open_world_hint = false))]
-    async fn kanban_attach(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<AttachParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "Attach file",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_attach(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<AttachParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_attach") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         if let Err(e) = self.own_only(&scope, &id, "kanban_attach") {
-            return e;
+            return *e;
         }
         let max_encoded = crate::kernel::validate::ATTACHMENT_MAX_BYTES.div_ceil(3) * 4 + 4;
-        let cleaned: String = p.content_base64.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let cleaned: String = p
+            .content_base64
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
         if cleaned.len() > max_encoded {
-            return fail("kanban_attach: content is larger than 25 MiB; attach a smaller file or link to it in a comment");
+            return fail(
+                "kanban_attach: content is larger than 25 MiB; attach a smaller file or link to it in a comment",
+            );
         }
         let bytes = match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
             Ok(b) => b,
-            Err(e) => return fail(format!("kanban_attach: content_base64 is not valid base64 ({e})")),
+            Err(e) => {
+                return fail(format!(
+                    "kanban_attach: content_base64 is not valid base64 ({e})"
+                ));
+            }
         };
         if let Err(e) = crate::kernel::attachment_name(&p.filename) {
             return fail(format!("kanban_attach: {e}"));
@@ -454,7 +607,9 @@ impl KanbanMcp {
         let by = self.author(&scope);
         let (tid, name, ct) = (id.clone(), p.filename, p.content_type);
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by)))
+            .on_board(self.board_for(&scope, &p.board), move |b| {
+                b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
+            })
             .await
         {
             Ok(a) => ok(json!({"ok": true, "task_id": id, "attachment_id": a.id, "size": a.size})),
@@ -463,11 +618,19 @@ impl KanbanMcp {
     }
 
     /// List a task's attachments with their absolute stored paths.
-    #[tool(annotations(title = "List attachments", read_only_hint = true, open_world_hint = false))]
-    async fn kanban_attachments(&self, Extension(scope): Extension<Scope>, Parameters(p): Parameters<AttachmentsParams>) -> CallToolResult {
+    #[tool(annotations(
+        title = "List attachments",
+        read_only_hint = true,
+        open_world_hint = false
+    ))]
+    async fn kanban_attachments(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<AttachmentsParams>,
+    ) -> CallToolResult {
         let id = match self.target(&scope, p.task_id, "kanban_attachments") {
             Ok(i) => i,
-            Err(e) => return e,
+            Err(e) => return *e,
         };
         let tid = id.clone();
         let r = self
@@ -477,10 +640,12 @@ impl KanbanMcp {
             })
             .await;
         match r {
-            Ok(list) => ok(json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
+            Ok(list) => ok(
+                json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
                 "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
                 "uploaded_by": a.uploaded_by, "stored_path": a.stored_path, "created_at": a.created_at,
-            })).collect::<Vec<_>>()})),
+            })).collect::<Vec<_>>()}),
+            ),
             Err(e) => e,
         }
     }

@@ -54,13 +54,20 @@ fn bearer(req: &Request) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_string())
 }
 
 /// Constant-time string comparison for tokens.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Attach a [`Scope`] to MCP requests or refuse them.
@@ -70,11 +77,16 @@ async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|c| c.0.ip().is_loopback());
     let scope = match bearer(&req) {
-        Some(t) if st.admin.as_deref().is_some_and(|a| same(a, &t)) => Scope::Orchestrator { profile: None },
+        Some(t) if st.admin.as_deref().is_some_and(|a| same(a, &t)) => {
+            Scope::Orchestrator { profile: None }
+        }
         Some(t) => {
             let mcp = st.mcp.clone();
             let token = t.clone();
-            let found = tokio::task::spawn_blocking(move || mcp.resolve_token(&token)).await.ok().flatten();
+            let found = tokio::task::spawn_blocking(move || mcp.resolve_token(&token))
+                .await
+                .ok()
+                .flatten();
             match found {
                 Some((board, rs)) if rs.live => {
                     let profile = st
@@ -82,14 +94,22 @@ async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
                         .with_board(Some(&board), |b| b.get_task(&rs.task_id))
                         .ok()
                         .and_then(|t| t.assignee);
-                    Scope::Worker { task_id: rs.task_id, run_id: Some(rs.run_id), claim_lock: None, board: Some(board), profile }
+                    Scope::Worker {
+                        task_id: rs.task_id,
+                        run_id: Some(rs.run_id),
+                        claim_lock: None,
+                        board: Some(board),
+                        profile,
+                    }
                 }
                 Some(_) => return unauthorized("run token expired: its run has ended"),
                 None => return unauthorized("unknown bearer token"),
             }
         }
         None if peer_loopback => Scope::Orchestrator { profile: None },
-        None => return unauthorized("authorization required: send `Authorization: Bearer <token>`"),
+        None => {
+            return unauthorized("authorization required: send `Authorization: Bearer <token>`");
+        }
     };
     req.extensions_mut().insert(scope);
     next.run(req).await
@@ -118,7 +138,10 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
         LocalSessionManager::default().into(),
         mcp_cfg,
     );
-    let auth = AuthState { mcp: state, admin: cfg.admin_token.clone() };
+    let auth = AuthState {
+        mcp: state,
+        admin: cfg.admin_token.clone(),
+    };
     let mcp_routes = Router::new()
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(auth, mcp_auth));
@@ -130,7 +153,12 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
 
 /// Run the HTTP server until `ct` is cancelled.
 pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow::Result<()> {
-    if !cfg.bind.ip().is_loopback() && cfg.admin_token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+    if !cfg.bind.ip().is_loopback()
+        && cfg
+            .admin_token
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty())
+    {
         anyhow::bail!(
             "refusing to bind {} without a token: pass --token <secret> (or HERMES_KANBAN_TOKEN) when listening beyond loopback",
             cfg.bind
@@ -142,8 +170,11 @@ pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow:
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))?;
     let addr = listener.local_addr()?;
     eprintln!("hermes-kanban serving on http://{addr} (MCP at http://{addr}/mcp)");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { ct.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { ct.cancelled().await })
+    .await?;
     Ok(())
 }
