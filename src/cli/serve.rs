@@ -7,7 +7,7 @@ use clap::Args;
 use rmcp::ServiceExt;
 
 use super::{CliError, Ctx};
-use crate::mcp::{KanbanMcp, McpState, ORCHESTRATOR_TOOLS, WORKER_TOOLS};
+use crate::mcp::{KanbanMcp, LineTransport, McpState, ORCHESTRATOR_TOOLS, WORKER_TOOLS};
 use crate::web::ServeConfig;
 
 /// `mcp` arguments.
@@ -74,9 +74,13 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     // Fail fast (before the client connects) on a bad board or an unreadable DB.
     ctx.open()?;
     let state = McpState::new(ctx.env.clone(), ctx.board.clone(), only, true);
-    runtime()?.block_on(async move {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
         let server = KanbanMcp::new(state)
-            .serve(rmcp::transport::stdio())
+            .serve(LineTransport::new(tokio::io::stdin(), tokio::io::stdout()))
             .await
             .map_err(|e| CliError::Failed(format!("MCP handshake failed: {e}")))?;
         server

@@ -60,6 +60,9 @@ pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Resu
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
+    // The kernel has far more distinct statements than rusqlite's default cache of 16; a
+    // thrashing cache re-parses SQL on every call.
+    conn.set_prepared_statement_cache_capacity(256);
     configure(&mut conn, busy_timeout_ms, synchronous).map_err(|e| locate(e, path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     Ok(conn)

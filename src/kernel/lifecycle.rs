@@ -329,7 +329,24 @@ impl Board {
         note: Option<&str>,
         expected_run_id: Option<i64>,
     ) -> Result<()> {
+        self.heartbeat_and_extend(task_id, note, expected_run_id, None)
+            .map(drop)
+    }
+
+    /// [`Board::heartbeat_worker`] and, when `claimer` is given, the claim extension of
+    /// [`Board::heartbeat_claim`] (default TTL), in one transaction: a stale run, a wrong
+    /// claimer or a bad note refuses the whole heartbeat, so a reclaimed worker can neither
+    /// extend its successor's claim nor leave half a heartbeat behind. Returns the new claim
+    /// expiry when the claim was extended.
+    pub fn heartbeat_and_extend(
+        &self,
+        task_id: &str,
+        note: Option<&str>,
+        expected_run_id: Option<i64>,
+        claimer: Option<&str>,
+    ) -> Result<Option<i64>> {
         let note = v::optional_text("note", note, v::NOTE_MAX_BYTES)?;
+        let ttl = self.default_claim_ttl();
         let now = self.now();
         self.write(|c| {
             let t = load_task(c, task_id)?;
@@ -341,6 +358,34 @@ impl Board {
                 ));
             }
             stale_guard(&t, expected_run_id)?;
+            let expires = match claimer {
+                Some(l) if t.claim_lock.as_deref() != Some(l) => {
+                    return Err(KernelError::refused(
+                        task_id,
+                        "extend the claim of",
+                        format!(
+                            "status={} lock={}; only the claim holder can extend a running task's claim",
+                            t.status,
+                            t.claim_lock.as_deref().unwrap_or("(none)")
+                        ),
+                    ));
+                }
+                Some(_) => {
+                    let expires = now + ttl;
+                    c.execute(
+                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND current_run_id IS ?3",
+                        params![expires, task_id, t.current_run_id],
+                    )?;
+                    if let Some(rid) = t.current_run_id {
+                        c.execute(
+                            "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS NULL",
+                            params![expires, rid],
+                        )?;
+                    }
+                    Some(expires)
+                }
+                None => None,
+            };
             c.execute(
                 "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND current_run_id IS ?3",
                 params![now, task_id, t.current_run_id],
@@ -353,7 +398,7 @@ impl Board {
                 None => Map::new(),
             };
             add_event(c, task_id, t.current_run_id, "heartbeat", payload, now)?;
-            Ok(())
+            Ok(expires)
         })
     }
 

@@ -5,6 +5,7 @@
 //! Every tool body is a kernel call; no rule is re-implemented here.
 
 mod params;
+mod stdio;
 mod tools;
 
 use std::collections::{BTreeSet, HashMap};
@@ -14,9 +15,10 @@ use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, DiscoverResult, GetPromptRequestParams,
-    GetPromptResult, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult,
-    ListToolsResult, PaginatedRequestParams, PromptMessage, Role, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, DiscoverResult,
+    GetPromptRequestParams, GetPromptResult, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
+    Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
@@ -24,6 +26,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
 use crate::kernel::{Board, Env, KernelError};
 
 pub use params::*;
+pub use stdio::{LineTransport, MAX_LINE_BYTES};
 
 /// Worker guidance (our words), sent as `instructions` to workers and offered as a prompt.
 pub const GUIDANCE: &str = include_str!("../../prompts/kanban-guidance.md");
@@ -302,7 +305,7 @@ impl ServerHandler for KanbanMcp {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let Some(scope) = self.scope_of(&context) else {
@@ -313,6 +316,15 @@ impl ServerHandler for KanbanMcp {
         };
         if !self.state.tool_visible(&scope, &request.name) {
             return Err(ErrorData::invalid_params("tool not found", None));
+        }
+        // Bad arguments: an `isError` result that names the argument (moved out and back to
+        // avoid copying a large attachment).
+        let args = serde_json::Value::Object(request.arguments.take().unwrap_or_default());
+        if let Some(msg) = params::argument_error(&request.name, &args) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
+        }
+        if let serde_json::Value::Object(m) = args {
+            request.arguments = Some(m);
         }
         context.extensions.insert(scope);
         let tcc = ToolCallContext::new(self, request, context);

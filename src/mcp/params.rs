@@ -4,11 +4,12 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// A list of strings, or one string.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a string or a list of strings")]
 pub enum StringList {
     /// One value.
     One(String),
@@ -28,7 +29,7 @@ impl StringList {
 
 /// A boolean, or one of "true"/"false"/"1"/"0"/"yes"/"no".
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected true or false")]
 pub enum BoolLike {
     /// A JSON boolean.
     Bool(bool),
@@ -277,4 +278,35 @@ pub struct AttachmentsParams {
     pub task_id: Option<String>,
     /// Board slug.
     pub board: Option<String>,
+}
+
+/// Check `args` against `tool`'s parameter type before the call. rmcp's own deserialisation
+/// error does not say which argument was wrong ("invalid type: integer `5`, expected a
+/// string"); this one does: `kanban_show: invalid task_id: invalid type: …`. `None` when the
+/// arguments fit (or the tool is unknown).
+pub(crate) fn argument_error(tool: &str, args: &Value) -> Option<String> {
+    fn check<T: DeserializeOwned>(tool: &str, args: &Value) -> Option<String> {
+        let err = serde_path_to_error::deserialize::<_, T>(args).err()?;
+        let path = err.path().to_string();
+        let inner = err.into_inner().to_string().replace('\n', " ");
+        Some(if path == "." {
+            format!("{tool}: {inner}")
+        } else {
+            format!("{tool}: invalid {path}: {inner}")
+        })
+    }
+    match tool {
+        "kanban_show" => check::<ShowParams>(tool, args),
+        "kanban_complete" => check::<CompleteParams>(tool, args),
+        "kanban_block" => check::<BlockParams>(tool, args),
+        "kanban_heartbeat" => check::<HeartbeatParams>(tool, args),
+        "kanban_comment" => check::<CommentParams>(tool, args),
+        "kanban_create" => check::<CreateParams>(tool, args),
+        "kanban_link" => check::<LinkParams>(tool, args),
+        "kanban_list" => check::<ListParams>(tool, args),
+        "kanban_unblock" => check::<UnblockParams>(tool, args),
+        "kanban_attach" => check::<AttachParams>(tool, args),
+        "kanban_attachments" => check::<AttachmentsParams>(tool, args),
+        _ => None,
+    }
 }

@@ -104,6 +104,11 @@ impl KanbanMcp {
         f: impl FnOnce(&Board) -> Result<T, KernelError> + Send + 'static,
     ) -> Result<T, CallToolResult> {
         let state = self.state.clone();
+        if state.stdio_scope.is_some() {
+            // stdio serves one client on a current-thread runtime: run inline and skip the
+            // thread hand-offs (they dominated latency).
+            return state.with_board(board, f).map_err(kernel);
+        }
         let board = board.map(str::to_string);
         tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), f))
             .await
@@ -113,9 +118,10 @@ impl KanbanMcp {
 }
 
 fn show_json(b: &Board, id: &str) -> Result<Value, KernelError> {
-    let d = b.task_detail(id)?;
-    let t = &d.task;
-    let skip = d.events.len().saturating_sub(50);
+    let t = b.get_task(id)?;
+    let events = b.list_events(id, Some(50))?;
+    let runs = b.list_runs(id, None)?;
+    let comments = b.list_comments(id)?;
     Ok(json!({
         "task": {
             "id": t.id, "title": t.title, "body": t.body, "assignee": t.assignee, "status": t.status,
@@ -124,11 +130,11 @@ fn show_json(b: &Board, id: &str) -> Result<Value, KernelError> {
             "started_at": t.started_at, "completed_at": t.completed_at, "result": t.result,
             "current_run_id": t.current_run_id, "model_override": t.model_override,
         },
-        "parents": d.parents,
-        "children": d.children,
-        "comments": d.comments.iter().map(|c| json!({"author": c.author, "body": c.body, "created_at": c.created_at})).collect::<Vec<_>>(),
-        "events": d.events.iter().skip(skip).map(|e| json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id})).collect::<Vec<_>>(),
-        "runs": d.runs.iter().map(|r| json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at})).collect::<Vec<_>>(),
+        "parents": b.parents(id)?,
+        "children": b.children(id)?,
+        "comments": comments.iter().map(|c| json!({"author": c.author, "body": c.body, "created_at": c.created_at})).collect::<Vec<_>>(),
+        "events": events.iter().map(|e| json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id})).collect::<Vec<_>>(),
+        "runs": runs.iter().map(|r| json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at})).collect::<Vec<_>>(),
         "worker_context": b.build_worker_context(id)?,
     }))
 }
@@ -301,20 +307,18 @@ impl KanbanMcp {
         let r = self
             .on_board(self.board_for(&scope, &p.board), move |b| {
                 // Extend the claim with the dispatcher's lock (or, over HTTP, the run's own lock,
-                // which the run token proves the caller holds).
+                // which the run token proves the caller holds). One transaction: a stale run
+                // refuses before the successor's claim is touched.
                 let lock = match lock {
                     Some(l) => Some(l),
                     None if expected.is_some() => b.get_task(&tid)?.claim_lock,
                     None => None,
                 };
-                if let Some(l) = lock {
-                    b.heartbeat_claim(&tid, None, &l)?;
-                }
-                b.heartbeat_worker(&tid, note.as_deref(), expected)
+                b.heartbeat_and_extend(&tid, note.as_deref(), expected, lock.as_deref())
             })
             .await;
         match r {
-            Ok(()) => ok(json!({"ok": true, "task_id": id})),
+            Ok(_) => ok(json!({"ok": true, "task_id": id})),
             Err(e) => e,
         }
     }
@@ -583,17 +587,16 @@ impl KanbanMcp {
             return *e;
         }
         let max_encoded = crate::kernel::validate::ATTACHMENT_MAX_BYTES.div_ceil(3) * 4 + 4;
-        let cleaned: String = p
-            .content_base64
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        // Line breaks (as `base64` prints them) are allowed; strip them in place rather than
+        // copying a payload that may be 34 MB.
+        let mut cleaned = p.content_base64.into_bytes();
+        cleaned.retain(|b| !b.is_ascii_whitespace());
         if cleaned.len() > max_encoded {
             return fail(
                 "kanban_attach: content is larger than 25 MiB; attach a smaller file or link to it in a comment",
             );
         }
-        let bytes = match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
+        let bytes = match base64::engine::general_purpose::STANDARD.decode(&cleaned) {
             Ok(b) => b,
             Err(e) => {
                 return fail(format!(

@@ -83,25 +83,30 @@ async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
         Some(t) => {
             let mcp = st.mcp.clone();
             let token = t.clone();
-            let found = tokio::task::spawn_blocking(move || mcp.resolve_token(&token))
-                .await
-                .ok()
-                .flatten();
-            match found {
-                Some((board, rs)) if rs.live => {
-                    let profile = st
-                        .mcp
-                        .with_board(Some(&board), |b| b.get_task(&rs.task_id))
-                        .ok()
+            let found = tokio::task::spawn_blocking(move || {
+                mcp.resolve_token(&token).map(|(board, rs)| {
+                    let profile = rs
+                        .live
+                        .then(|| {
+                            mcp.with_board(Some(&board), |b| b.get_task(&rs.task_id))
+                                .ok()
+                        })
+                        .flatten()
                         .and_then(|t| t.assignee);
-                    Scope::Worker {
-                        task_id: rs.task_id,
-                        run_id: Some(rs.run_id),
-                        claim_lock: None,
-                        board: Some(board),
-                        profile,
-                    }
-                }
+                    (board, rs, profile)
+                })
+            })
+            .await
+            .ok()
+            .flatten();
+            match found {
+                Some((board, rs, profile)) if rs.live => Scope::Worker {
+                    task_id: rs.task_id,
+                    run_id: Some(rs.run_id),
+                    claim_lock: None,
+                    board: Some(board),
+                    profile,
+                },
                 Some(_) => return unauthorized("run token expired: its run has ended"),
                 None => return unauthorized("unknown bearer token"),
             }

@@ -1,0 +1,2673 @@
+//! The MCP server driven by a real rmcp client: in process over `tokio::io::duplex` (every
+//! tool's happy path and result shape, gating, instructions and prompts, error results that
+//! leave the database untouched), the real `hermes-kanban mcp` binary over stdio (malformed
+//! JSON-RPC), and the HTTP server's auth layer (run tokens, loopback, admin token, Host and
+//! Origin checks) through a small hand-written HTTP/1.1 client.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use hermes_kanban::kernel::{
+    BlockKind, BlockRequest, Board, Completion, Env, InitialStatus, NewTask, Status, WorkspaceKind,
+};
+use hermes_kanban::mcp::{
+    GUIDANCE, KanbanMcp, LineTransport, McpState, ORCHESTRATOR, ORCHESTRATOR_TOOLS, WORKER_TOOLS,
+};
+use hermes_kanban::web::{ServeConfig, router};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ErrorCode, GetPromptRequestParams, ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService, ServiceError};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const LOCK: &str = "testhost:4242";
+const SESSION: &str = "sess-0042";
+
+// ------------------------------------------------------------------------------------------
+// Fixture: a temp HERMES_HOME, the kernel on it, and envs for workers and orchestrators.
+// ------------------------------------------------------------------------------------------
+
+struct Fx {
+    dir: TempDir,
+    env: Env,
+    board: Board,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = Env::empty()
+            .with("HOME", dir.path().to_string_lossy())
+            .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
+        let board = Board::open(&env, None).expect("open board");
+        Fx { dir, env, board }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn task(&self, title: &str) -> String {
+        self.create(NewTask {
+            title: title.into(),
+            assignee: Some("worker".into()),
+            ..Default::default()
+        })
+    }
+
+    fn create(&self, new: NewTask) -> String {
+        self.board.create_task(new).expect("create").task.id
+    }
+
+    /// A task claimed the way the dispatcher does (explicit lock); returns (id, run id).
+    fn running(&self, title: &str) -> (String, i64) {
+        let id = self.task(title);
+        let c = self
+            .board
+            .claim_task_as(&id, Some(60), LOCK)
+            .expect("claim");
+        (id, c.run_id)
+    }
+
+    fn orchestrator_env(&self) -> Env {
+        self.env.clone()
+    }
+
+    /// The env a dispatcher-spawned worker of `task`/`run` sees.
+    fn worker_env(&self, task: &str, run: i64) -> Env {
+        self.env
+            .clone()
+            .with("HERMES_KANBAN_TASK", task)
+            .with("HERMES_KANBAN_RUN_ID", run.to_string())
+            .with("HERMES_KANBAN_CLAIM_LOCK", LOCK)
+            .with("HERMES_PROFILE", "worker")
+            .with("HERMES_SESSION_ID", SESSION)
+    }
+
+    fn dump(&self) -> Vec<String> {
+        self.board.dump_rows().expect("dump rows")
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// An rmcp client connected to an in-process server over a duplex pipe.
+// ------------------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct TestClient;
+impl ClientHandler for TestClient {}
+
+struct Session {
+    client: RunningService<RoleClient, TestClient>,
+    server: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+fn server_task(
+    state: std::sync::Arc<McpState>,
+    io: tokio::io::DuplexStream,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        // The framing `hermes-kanban mcp` uses on stdin/stdout.
+        let (r, w) = tokio::io::split(io);
+        let running = KanbanMcp::new(state)
+            .serve(LineTransport::new(r, w))
+            .await
+            .map_err(|e| e.to_string())?;
+        running.waiting().await.map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+async fn connect(env: Env, only: Option<&[&str]>) -> Session {
+    let only = only.map(|o| o.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+    let state = McpState::new(env, None, only, true);
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = server_task(state, server_io);
+    let client = TestClient.serve(client_io).await.expect("client handshake");
+    Session { client, server }
+}
+
+fn args(v: Value) -> rmcp::model::JsonObject {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("arguments must be an object, got {other}"),
+    }
+}
+
+fn text_of(r: &CallToolResult) -> String {
+    assert_eq!(r.content.len(), 1, "one content block: {r:?}");
+    r.content[0].as_text().expect("text content").text.clone()
+}
+
+impl Session {
+    async fn call_raw(&self, tool: &str, a: Value) -> Result<CallToolResult, ServiceError> {
+        let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args(a));
+        tokio::time::timeout(Duration::from_secs(20), self.client.call_tool(params))
+            .await
+            .unwrap_or_else(|_| panic!("{tool}: no reply within 20 s"))
+    }
+
+    /// A successful call: not an error, structuredContent equal to the JSON text.
+    async fn ok(&self, tool: &str, a: Value) -> Value {
+        let r = self
+            .call_raw(tool, a.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{tool}({a}): JSON-RPC error {e}"));
+        let text = text_of(&r);
+        assert_ne!(r.is_error, Some(true), "{tool}({a}) failed: {text}");
+        let parsed: Value = serde_json::from_str(&text).expect("result text is JSON");
+        let structured = r.structured_content.clone().expect("structuredContent");
+        assert_eq!(
+            parsed, structured,
+            "{tool}: text and structuredContent differ"
+        );
+        structured
+    }
+
+    /// A failed call: `isError: true`, no structured content, a single line of text.
+    async fn err(&self, tool: &str, a: Value) -> String {
+        let r = self
+            .call_raw(tool, a.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{tool}({a}): expected isError, got JSON-RPC error {e}"));
+        let text = text_of(&r);
+        assert_eq!(
+            r.is_error,
+            Some(true),
+            "{tool}({a}) should fail, got {text}"
+        );
+        assert!(
+            r.structured_content.is_none(),
+            "{tool}: error has no structuredContent"
+        );
+        assert!(
+            !text.contains('\n'),
+            "{tool}: one-line message, got {text:?}"
+        );
+        assert!(!text.is_empty());
+        text
+    }
+
+    /// A call refused at the protocol level (hidden tool): the JSON-RPC error.
+    async fn rpc_err(&self, tool: &str, a: Value) -> rmcp::ErrorData {
+        match self.call_raw(tool, a).await {
+            Err(ServiceError::McpError(e)) => e,
+            Ok(r) => panic!("{tool}: expected a JSON-RPC error, got a tool result {r:?}"),
+            Err(e) => panic!("{tool}: expected a JSON-RPC error, got {e}"),
+        }
+    }
+
+    async fn tool_names(&self) -> BTreeSet<String> {
+        self.client
+            .list_all_tools()
+            .await
+            .expect("tools/list")
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    fn instructions(&self) -> String {
+        self.client
+            .peer_info()
+            .expect("peer info")
+            .instructions
+            .clone()
+            .unwrap_or_default()
+    }
+
+    async fn close(self) {
+        let _ = self.client.cancel().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+fn set(names: &[&'static str]) -> BTreeSet<&'static str> {
+    names.iter().copied().collect()
+}
+
+fn owned(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ==========================================================================================
+// 2. Gating, instructions, prompts, server info
+// ==========================================================================================
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_sees_the_nine_worker_tools_and_the_worker_guidance() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("gated");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
+    assert_eq!(WORKER_TOOLS.len(), 9);
+    assert_eq!(s.instructions(), GUIDANCE);
+    let info = s.client.peer_info().unwrap();
+    let server = info.server_info.as_ref().expect("server_info");
+    assert_eq!(server.name, "hermes-kanban");
+    assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
+
+    // Hidden tools are a protocol error, not a tool result, and change nothing.
+    let before = fx.dump();
+    for tool in ORCHESTRATOR_TOOLS {
+        let e = s.rpc_err(tool, json!({"task_id": id})).await;
+        assert_eq!(e.code, ErrorCode::INVALID_PARAMS, "{tool}: {e:?}");
+        assert!(
+            e.message.contains("tool not found"),
+            "{tool}: {}",
+            e.message
+        );
+    }
+    let e = s.rpc_err("kanban_nope", json!({})).await;
+    assert_eq!(e.code, ErrorCode::INVALID_PARAMS);
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orchestrator_sees_eleven_tools_and_the_orchestrator_guidance() {
+    let fx = Fx::new();
+    let s = connect(fx.orchestrator_env(), None).await;
+    let all: BTreeSet<String> = WORKER_TOOLS
+        .iter()
+        .chain(ORCHESTRATOR_TOOLS)
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(all.len(), 11);
+    assert_eq!(s.tool_names().await, all);
+    assert_eq!(s.instructions(), ORCHESTRATOR);
+    let info = s.client.peer_info().unwrap();
+    assert_eq!(info.server_info.as_ref().unwrap().name, "hermes-kanban");
+    assert_eq!(
+        info.server_info.as_ref().unwrap().version,
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // readOnlyHint on the three reading tools only.
+    for t in s.client.list_all_tools().await.unwrap() {
+        let ro = t
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            .unwrap_or(false);
+        let want = matches!(
+            t.name.as_ref(),
+            "kanban_show" | "kanban_list" | "kanban_attachments"
+        );
+        assert_eq!(ro, want, "readOnlyHint of {}", t.name);
+    }
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_narrowing_lists_and_accepts_only_the_named_tools() {
+    let fx = Fx::new();
+    let t = fx.task("narrow");
+    let s = connect(
+        fx.orchestrator_env(),
+        Some(&["kanban_show", "kanban_list", "kanban_comment"]),
+    )
+    .await;
+    assert_eq!(
+        s.tool_names().await,
+        owned(&["kanban_comment", "kanban_list", "kanban_show"])
+    );
+    s.ok("kanban_show", json!({"task_id": t})).await;
+    let before = fx.dump();
+    let e = s
+        .rpc_err("kanban_complete", json!({"task_id": t, "summary": "x"}))
+        .await;
+    assert!(e.message.contains("tool not found"), "{}", e.message);
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+
+    // In a worker, narrowing cannot add an orchestrator tool.
+    let (id, run) = fx.running("narrow worker");
+    let s = connect(
+        fx.worker_env(&id, run),
+        Some(&["kanban_show", "kanban_list"]),
+    )
+    .await;
+    assert_eq!(s.tool_names().await, owned(&["kanban_show"]));
+    s.rpc_err("kanban_list", json!({})).await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_list_and_get_return_both_guidance_texts() {
+    let fx = Fx::new();
+    let s = connect(fx.orchestrator_env(), None).await;
+    let prompts: BTreeSet<String> = s
+        .client
+        .list_all_prompts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name.to_string())
+        .collect();
+    assert_eq!(prompts, owned(&["kanban-guidance", "kanban-orchestrator"]));
+    for (name, text) in [
+        ("kanban-guidance", GUIDANCE),
+        ("kanban-orchestrator", ORCHESTRATOR),
+    ] {
+        let r = s
+            .client
+            .get_prompt(GetPromptRequestParams::new(name))
+            .await
+            .unwrap();
+        assert_eq!(r.messages.len(), 1, "{name}");
+        let got = r.messages[0].content.as_text().expect("text").text.clone();
+        assert_eq!(got, text, "{name}");
+    }
+    let e = s
+        .client
+        .get_prompt(GetPromptRequestParams::new("kanban-nope"))
+        .await;
+    assert!(matches!(e, Err(ServiceError::McpError(_))), "{e:?}");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discovery_first_client_gets_the_same_scope() {
+    // The 2026-07-28 lifecycle (server/discover, no initialize) must scope the same way.
+    let fx = Fx::new();
+    let (id, run) = fx.running("discover");
+    let state = McpState::new(fx.worker_env(&id, run), None, None, true);
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = server_task(state, server_io);
+    let client = TestClient
+        .serve_with_lifecycle(
+            client_io,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("discover handshake");
+    let s = Session { client, server };
+    assert_eq!(s.instructions(), GUIDANCE);
+    assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
+    let v = s.ok("kanban_show", json!({})).await;
+    assert_eq!(v["task"]["id"], json!(id));
+    s.close().await;
+}
+
+// ==========================================================================================
+// 1. Every tool's happy path, with the result shapes of REF §13.2
+// ==========================================================================================
+
+const SHOW_TASK_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "body",
+    "assignee",
+    "status",
+    "tenant",
+    "priority",
+    "workspace_kind",
+    "workspace_path",
+    "created_by",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "result",
+    "current_run_id",
+    "model_override",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_defaults_to_the_workers_own_task_with_its_context() {
+    let fx = Fx::new();
+    let parent = fx.task("Gather the inputs");
+    fx.board
+        .complete_task(Completion {
+            task_id: parent.clone(),
+            summary: Some("inputs are in /data/in".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let id = fx.create(NewTask {
+        title: "Write the report".into(),
+        body: Some("Use the inputs; keep it short.".into()),
+        assignee: Some("worker".into()),
+        parents: vec![parent.clone()],
+        tenant: Some("acme".into()),
+        priority: 3,
+        ..Default::default()
+    });
+    fx.board
+        .add_comment(&id, "alice", "please cite sources")
+        .unwrap();
+    let run = fx.board.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
+    let s = connect(fx.worker_env(&id, run), None).await;
+
+    let v = s.ok("kanban_show", json!({})).await;
+    assert_eq!(
+        keys(&v),
+        set(&[
+            "task",
+            "parents",
+            "children",
+            "comments",
+            "events",
+            "runs",
+            "worker_context"
+        ])
+    );
+    assert_eq!(keys(&v["task"]), set(SHOW_TASK_KEYS));
+    let t = &v["task"];
+    assert_eq!(t["id"], json!(id));
+    assert_eq!(t["title"], "Write the report");
+    assert_eq!(t["body"], "Use the inputs; keep it short.");
+    assert_eq!(t["status"], "running");
+    assert_eq!(t["tenant"], "acme");
+    assert_eq!(t["priority"], 3);
+    assert_eq!(t["current_run_id"], json!(run));
+    assert_eq!(v["parents"], json!([parent]));
+    assert_eq!(v["children"], json!([]));
+    assert_eq!(v["comments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        keys(&v["comments"][0]),
+        set(&["author", "body", "created_at"])
+    );
+    assert_eq!(v["comments"][0]["author"], "alice");
+    let events = v["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    for e in events {
+        assert_eq!(keys(e), set(&["kind", "payload", "created_at", "run_id"]));
+    }
+    assert!(events.iter().any(|e| e["kind"] == "claimed"));
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        keys(&runs[0]),
+        set(&[
+            "id",
+            "profile",
+            "status",
+            "outcome",
+            "summary",
+            "error",
+            "metadata",
+            "started_at",
+            "ended_at"
+        ])
+    );
+    assert_eq!(runs[0]["id"], json!(run));
+    let ctx = v["worker_context"].as_str().unwrap();
+    assert_eq!(ctx, fx.board.build_worker_context(&id).unwrap());
+    assert!(ctx.contains("Write the report"), "{ctx}");
+    assert!(
+        ctx.contains("inputs are in /data/in"),
+        "parent hand-off: {ctx}"
+    );
+    assert!(ctx.contains("please cite sources"), "comment: {ctx}");
+
+    // Reading another task is allowed to a worker; so is an explicit own id.
+    let other = s.ok("kanban_show", json!({"task_id": parent})).await;
+    assert_eq!(other["task"]["status"], "done");
+    assert_eq!(other["children"], json!([id]));
+    assert_eq!(
+        s.ok("kanban_show", json!({"task_id": id})).await["task"]["id"],
+        json!(id)
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_keeps_only_the_last_fifty_events() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("chatty");
+    for i in 0..60 {
+        fx.board
+            .heartbeat_worker(&id, Some(&format!("beat {i}")), Some(run))
+            .unwrap();
+    }
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_show", json!({"task_id": id})).await;
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 50);
+    assert_eq!(events[49]["payload"]["note"], "beat 59");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn complete_records_the_handoff_and_stamps_the_worker_session() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("ship it");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    // A card this worker created (created_by = its profile) is a verified created card.
+    let child = s
+        .ok(
+            "kanban_create",
+            json!({"title": "Review the change", "assignee": "reviewer", "parents": [id]}),
+        )
+        .await["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = s
+        .ok(
+            "kanban_complete",
+            json!({
+                "summary": "Shipped the parser; tests pass.",
+                "metadata": {"changed_files": ["src/parse.rs"], "tests": {"ran": 12}},
+                "result": "parser v2",
+                "created_cards": [child],
+                "artifacts": "/abs/out/report.md",
+            }),
+        )
+        .await;
+    assert_eq!(keys(&v), set(&["ok", "task_id", "run_id"]));
+    assert_eq!(v, json!({"ok": true, "task_id": id, "run_id": run}));
+
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Done);
+    assert_eq!(t.result.as_deref(), Some("parser v2"));
+    let r = fx.board.get_run(run).unwrap();
+    assert_eq!(r.outcome.as_deref(), Some("completed"));
+    assert_eq!(
+        r.summary.as_deref(),
+        Some("Shipped the parser; tests pass.")
+    );
+    assert_eq!(
+        r.metadata.unwrap(),
+        json!({
+            "changed_files": ["src/parse.rs"],
+            "tests": {"ran": 12},
+            "worker_session_id": SESSION,
+            "artifacts": ["/abs/out/report.md"],
+        })
+    );
+    let completed = fx
+        .board
+        .list_events(&id, None)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "completed")
+        .expect("completed event");
+    assert_eq!(completed.payload.unwrap()["verified_cards"], json!([child]));
+    assert_eq!(completed.run_id, Some(run));
+    // The child was promoted by the completion.
+    assert_eq!(fx.board.get_task(&child).unwrap().status, Status::Ready);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orchestrator_completes_any_task_without_a_session_stamp() {
+    let fx = Fx::new();
+    let id = fx.task("never claimed");
+    let env = fx.orchestrator_env().with("HERMES_SESSION_ID", SESSION);
+    let s = connect(env, None).await;
+    let v = s
+        .ok(
+            "kanban_complete",
+            json!({"task_id": id, "result": "done by hand", "created_cards": [], "metadata": null}),
+        )
+        .await;
+    let run = v["run_id"].as_i64().expect("a synthesized run");
+    assert_eq!(v, json!({"ok": true, "task_id": id, "run_id": run}));
+    let r = fx.board.get_run(run).unwrap();
+    assert_eq!(r.summary.as_deref(), Some("done by hand"));
+    assert_eq!(r.metadata, None, "no worker_session_id outside a worker");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn block_lands_where_each_kind_says() {
+    let fx = Fx::new();
+    let s = connect(fx.orchestrator_env(), None).await;
+    for (kind, status) in [
+        (Some("dependency"), "todo"),
+        (Some("needs_input"), "blocked"),
+        (Some("capability"), "blocked"),
+        (Some("transient"), "blocked"),
+        (None, "blocked"),
+    ] {
+        let id = fx.task(&format!("block {kind:?}"));
+        let mut a = json!({"task_id": id, "reason": "which region?"});
+        if let Some(k) = kind {
+            a["kind"] = json!(k);
+        }
+        let v = s.ok("kanban_block", a).await;
+        assert_eq!(
+            keys(&v),
+            set(&["ok", "task_id", "run_id", "status", "block_kind"])
+        );
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["task_id"], json!(id));
+        assert_eq!(v["status"], status, "{kind:?}");
+        assert_eq!(v["block_kind"], json!(kind), "{kind:?}");
+        assert!(v["run_id"].is_i64(), "a reason synthesizes a run: {v}");
+        let t = fx.board.get_task(&id).unwrap();
+        assert_eq!(t.status.as_str(), status);
+        assert_eq!(t.block_kind.as_deref(), kind);
+    }
+    s.close().await;
+
+    // A worker blocks its own running task (default task id): its run is closed.
+    let (id, run) = fx.running("needs a human");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let v = s
+        .ok(
+            "kanban_block",
+            json!({"reason": "need the API key", "kind": "capability"}),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"ok": true, "task_id": id, "run_id": run, "status": "blocked", "block_kind": "capability"})
+    );
+    let r = fx.board.get_run(run).unwrap();
+    assert_eq!(r.outcome.as_deref(), Some("blocked"));
+    assert!(r.ended_at.is_some());
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeat_extends_the_claim_with_the_dispatchers_lock() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("long build");
+    let before = fx.board.get_task(&id).unwrap();
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let v = s.ok("kanban_heartbeat", json!({"note": "compiling"})).await;
+    assert_eq!(v, json!({"ok": true, "task_id": id}));
+    let after = fx.board.get_task(&id).unwrap();
+    // Claimed with a 60 s TTL; a heartbeat extends it by the default (900 s).
+    assert!(
+        after.claim_expires.unwrap() >= before.claim_expires.unwrap() + 800,
+        "{:?} -> {:?}",
+        before.claim_expires,
+        after.claim_expires
+    );
+    assert_eq!(after.claim_lock.as_deref(), Some(LOCK));
+    assert!(after.last_heartbeat_at.is_some());
+    let run_row = fx.board.get_run(run).unwrap();
+    assert_eq!(run_row.claim_expires, after.claim_expires);
+    assert!(run_row.last_heartbeat_at.is_some());
+    let hb = fx
+        .board
+        .list_events(&id, None)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == "heartbeat")
+        .expect("heartbeat event");
+    assert_eq!(hb.payload, Some(json!({"note": "compiling"})));
+    assert_eq!(hb.run_id, Some(run));
+    // Without a note, and with an explicit own id.
+    let v = s.ok("kanban_heartbeat", json!({"task_id": id})).await;
+    assert_eq!(v, json!({"ok": true, "task_id": id}));
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn comment_author_is_the_profile_and_never_the_callers_choice() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("mine");
+    let other = fx.task("someone else's");
+    let cases = [
+        (
+            fx.worker_env(&id, run).with("HERMES_PROFILE", "alice"),
+            "alice",
+        ),
+        (fx.worker_env(&id, run).without("HERMES_PROFILE"), "worker"),
+        (fx.orchestrator_env(), "orchestrator"),
+        (fx.orchestrator_env().with("HERMES_PROFILE", "boss"), "boss"),
+    ];
+    for (env, author) in cases {
+        let s = connect(env, None).await;
+        // A worker may comment on any task; an `author` argument is ignored.
+        let v = s
+            .ok(
+                "kanban_comment",
+                json!({"task_id": other, "body": format!("hi from {author}"), "author": "mallory"}),
+            )
+            .await;
+        assert_eq!(keys(&v), set(&["ok", "task_id", "comment_id"]));
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["task_id"], json!(other));
+        let cid = v["comment_id"].as_i64().unwrap();
+        let c = fx.board.list_comments(&other).unwrap();
+        let c = c.iter().find(|c| c.id == cid).expect("stored comment");
+        assert_eq!(c.author, author);
+        assert_eq!(c.body, format!("hi from {author}"));
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_takes_every_parameter() {
+    let fx = Fx::new();
+    let parent = fx.task("parent");
+    let ws = fx.path("ws");
+    let env = fx
+        .orchestrator_env()
+        .with("HERMES_TENANT", "acme")
+        .with("HERMES_SESSION_ID", SESSION);
+    let s = connect(env, None).await;
+    let a = json!({
+        "title": "Port the parser",
+        "assignee": "coder",
+        "body": "Port it; keep the tests green.",
+        "parents": parent,
+        "priority": 5,
+        "workspace_kind": "dir",
+        "workspace_path": ws.to_string_lossy(),
+        "project": "proj-1",
+        "triage": "no",
+        "idempotency_key": "port-parser",
+        "max_runtime_seconds": 600,
+        "initial_status": "running",
+        "skills": "rust-dev",
+        "goal_mode": "yes",
+        "goal_max_turns": 7,
+    });
+    let v = s.ok("kanban_create", a.clone()).await;
+    assert_eq!(keys(&v), set(&["ok", "task_id", "status", "subscribed"]));
+    let id = v["task_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        v,
+        json!({"ok": true, "task_id": id, "status": "todo", "subscribed": false})
+    );
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.title, "Port the parser");
+    assert_eq!(t.body.as_deref(), Some("Port it; keep the tests green."));
+    assert_eq!(t.assignee.as_deref(), Some("coder"));
+    assert_eq!(
+        t.tenant.as_deref(),
+        Some("acme"),
+        "tenant from HERMES_TENANT"
+    );
+    assert_eq!(t.priority, 5);
+    assert_eq!(t.workspace_kind, "dir");
+    assert_eq!(t.workspace_path.as_deref(), Some(&*ws.to_string_lossy()));
+    assert_eq!(t.project_id.as_deref(), Some("proj-1"));
+    assert_eq!(t.idempotency_key.as_deref(), Some("port-parser"));
+    assert_eq!(t.max_runtime_seconds, Some(600));
+    assert_eq!(t.skills, vec!["rust-dev".to_string()]);
+    assert!(t.goal_mode);
+    assert_eq!(t.goal_max_turns, Some(7));
+    assert_eq!(t.session_id.as_deref(), Some(SESSION));
+    assert_eq!(t.created_by.as_deref(), Some("orchestrator"));
+    assert_eq!(fx.board.parents(&id).unwrap(), vec![parent.clone()]);
+
+    // Same idempotency key: the same task, nothing new.
+    let again = s.ok("kanban_create", a).await;
+    assert_eq!(again["task_id"], json!(id));
+
+    // Explicit tenant wins; triage / blocked initial states; list forms.
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "Triage me", "assignee": "coder", "triage": true, "tenant": "beta",
+                   "skills": ["a-skill", "b-skill"], "parents": []}),
+        )
+        .await;
+    assert_eq!(v["status"], "triage");
+    let t = fx.board.get_task(v["task_id"].as_str().unwrap()).unwrap();
+    assert_eq!(t.tenant.as_deref(), Some("beta"));
+    assert_eq!(t.skills, vec!["a-skill".to_string(), "b-skill".to_string()]);
+    assert!(!t.goal_mode);
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "Hold me", "assignee": "coder", "initial_status": "blocked"}),
+        )
+        .await;
+    assert_eq!(v["status"], "blocked");
+    let v = s
+        .ok("kanban_create", json!({"title": "Go", "assignee": "coder"}))
+        .await;
+    assert_eq!(v["status"], "ready");
+    let t = fx.board.get_task(v["task_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        t.workspace_kind, "scratch",
+        "an orchestrator's task inherits nothing"
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workers_child_inherits_its_dir_workspace() {
+    let fx = Fx::new();
+    let ws = fx.path("repo");
+    let id = fx.create(NewTask {
+        title: "parent in a dir".into(),
+        assignee: Some("worker".into()),
+        workspace_kind: Some(WorkspaceKind::Dir),
+        workspace_path: Some(ws.to_string_lossy().into_owned()),
+        project_id: Some("proj-9".into()),
+        ..Default::default()
+    });
+    let run = fx.board.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
+    let s = connect(
+        fx.worker_env(&id, run).with("HERMES_PROFILE", "planner"),
+        None,
+    )
+    .await;
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "follow-up", "assignee": "coder", "parents": [id]}),
+        )
+        .await;
+    assert_eq!(v["status"], "todo");
+    let child = fx.board.get_task(v["task_id"].as_str().unwrap()).unwrap();
+    assert_eq!(child.workspace_kind, "dir");
+    assert_eq!(
+        child.workspace_path.as_deref(),
+        Some(&*ws.to_string_lossy())
+    );
+    assert_eq!(child.project_id.as_deref(), Some("proj-9"));
+    assert_eq!(child.created_by.as_deref(), Some("planner"));
+    assert_eq!(child.session_id.as_deref(), Some(SESSION));
+
+    // An explicit workspace is kept as given.
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "scratchy", "assignee": "coder", "workspace_kind": "scratch"}),
+        )
+        .await;
+    let t = fx.board.get_task(v["task_id"].as_str().unwrap()).unwrap();
+    assert_eq!(t.workspace_kind, "scratch");
+    assert_eq!(t.workspace_path, None);
+    s.close().await;
+
+    // A scratch worker's child gets a fresh scratch (never the worker's own scratch dir).
+    let (id, run) = fx.running("scratch parent");
+    fx.board
+        .set_workspace(&id, &fx.path("scratch/x").to_string_lossy(), None)
+        .unwrap();
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "kid", "assignee": "coder"}),
+        )
+        .await;
+    let t = fx.board.get_task(v["task_id"].as_str().unwrap()).unwrap();
+    assert_eq!(t.workspace_kind, "scratch");
+    assert_eq!(t.workspace_path, None);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_adds_the_edge() {
+    let fx = Fx::new();
+    let a = fx.task("a");
+    let b = fx.task("b");
+    let (id, run) = fx.running("linker");
+    // Linking is unrestricted for workers.
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let v = s
+        .ok("kanban_link", json!({"parent_id": a, "child_id": b}))
+        .await;
+    assert_eq!(v, json!({"ok": true, "parent_id": a, "child_id": b}));
+    assert_eq!(fx.board.parents(&b).unwrap(), vec![a.clone()]);
+    assert_eq!(fx.board.get_task(&b).unwrap().status, Status::Todo);
+    // Idempotent.
+    s.ok("kanban_link", json!({"parent_id": a, "child_id": b}))
+        .await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_filters_limits_and_promotes() {
+    let fx = Fx::new();
+    let mk = |title: &str, assignee: &str, tenant: Option<&str>, priority: i64| {
+        fx.create(NewTask {
+            title: title.into(),
+            assignee: Some(assignee.into()),
+            tenant: tenant.map(Into::into),
+            priority,
+            ..Default::default()
+        })
+    };
+    let a1 = mk("a1", "alice", Some("acme"), 9);
+    let a2 = mk("a2", "alice", None, 8);
+    let b1 = mk("b1", "bob", Some("acme"), 7);
+    let b2 = mk("b2", "bob", None, 6);
+    let gone = mk("gone", "bob", None, 5);
+    fx.board.archive_task(&gone).unwrap();
+    fx.board.link_tasks(&a1, &b2).unwrap();
+    // A dependency block parks a parentless task in todo: the next list promotes it.
+    fx.board
+        .block_task(BlockRequest {
+            task_id: a2.clone(),
+            reason: Some("wait".into()),
+            kind: Some(BlockKind::Dependency),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(fx.board.get_task(&a2).unwrap().status, Status::Todo);
+
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_list", json!({})).await;
+    assert_eq!(
+        keys(&v),
+        set(&[
+            "tasks",
+            "count",
+            "limit",
+            "truncated",
+            "next_limit",
+            "promoted"
+        ])
+    );
+    assert_eq!(v["promoted"], 1);
+    assert_eq!(v["count"], 4);
+    assert_eq!(v["limit"], 50);
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["next_limit"], Value::Null);
+    let ids: Vec<&str> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![a1.as_str(), a2.as_str(), b1.as_str(), b2.as_str()]
+    );
+    assert_eq!(
+        keys(&v["tasks"][0]),
+        set(&[
+            "id",
+            "title",
+            "assignee",
+            "status",
+            "priority",
+            "tenant",
+            "workspace_kind",
+            "workspace_path",
+            "project_id",
+            "created_by",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "current_run_id",
+            "model_override",
+            "parents",
+            "children",
+            "parent_count",
+            "child_count"
+        ])
+    );
+    assert_eq!(v["tasks"][0]["children"], json!([b2]));
+    assert_eq!(v["tasks"][0]["child_count"], 1);
+    assert_eq!(v["tasks"][3]["parents"], json!([a1]));
+    assert_eq!(v["tasks"][3]["parent_count"], 1);
+    assert_eq!(v["tasks"][3]["status"], "todo");
+    assert_eq!(fx.board.get_task(&a2).unwrap().status, Status::Ready);
+
+    let names = |v: &Value| -> Vec<String> {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let v = s.ok("kanban_list", json!({"assignee": "bob"})).await;
+    assert_eq!(names(&v), ["b1", "b2"]);
+    assert_eq!(v["promoted"], 0);
+    let v = s.ok("kanban_list", json!({"tenant": "acme"})).await;
+    assert_eq!(names(&v), ["a1", "b1"]);
+    let v = s.ok("kanban_list", json!({"status": "todo"})).await;
+    assert_eq!(names(&v), ["b2"]);
+    let v = s
+        .ok(
+            "kanban_list",
+            json!({"status": "ready", "assignee": "alice"}),
+        )
+        .await;
+    assert_eq!(names(&v), ["a1", "a2"]);
+    for yes in [
+        json!(true),
+        json!("true"),
+        json!("1"),
+        json!("yes"),
+        json!("YES"),
+    ] {
+        let v = s
+            .ok(
+                "kanban_list",
+                json!({"include_archived": yes, "assignee": "bob"}),
+            )
+            .await;
+        assert_eq!(names(&v), ["b1", "b2", "gone"], "{yes}");
+    }
+    for no in [json!(false), json!("false"), json!("0"), json!("no")] {
+        let v = s
+            .ok(
+                "kanban_list",
+                json!({"include_archived": no, "assignee": "bob"}),
+            )
+            .await;
+        assert_eq!(names(&v), ["b1", "b2"], "{no}");
+    }
+    let v = s.ok("kanban_list", json!({"status": "archived"})).await;
+    assert_eq!(names(&v), ["gone"]);
+
+    let v = s.ok("kanban_list", json!({"limit": 2})).await;
+    assert_eq!(names(&v), ["a1", "a2"]);
+    assert_eq!(
+        (&v["count"], &v["limit"], &v["truncated"], &v["next_limit"]),
+        (&json!(2), &json!(2), &json!(true), &json!(4))
+    );
+    let v = s.ok("kanban_list", json!({"limit": 4})).await;
+    assert_eq!(
+        (&v["truncated"], &v["next_limit"]),
+        (&json!(false), &Value::Null)
+    );
+    let v = s.ok("kanban_list", json!({"limit": 3})).await;
+    assert_eq!(
+        (&v["truncated"], &v["next_limit"]),
+        (&json!(true), &json!(6))
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_next_limit_is_capped_at_two_hundred() {
+    let fx = Fx::new();
+    for i in 0..151 {
+        fx.task(&format!("t{i}"));
+    }
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_list", json!({"limit": 150})).await;
+    assert_eq!(v["count"], 150);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["next_limit"], 200);
+    let v = s.ok("kanban_list", json!({"limit": 200})).await;
+    assert_eq!(v["count"], 151);
+    assert_eq!(v["truncated"], false);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unblock_goes_to_ready_or_to_todo() {
+    let fx = Fx::new();
+    let parent = fx.task("parent");
+    let free = fx.create(NewTask {
+        title: "free".into(),
+        assignee: Some("w".into()),
+        initial_status: InitialStatus::Blocked,
+        ..Default::default()
+    });
+    let waiting = fx.create(NewTask {
+        title: "waiting".into(),
+        assignee: Some("w".into()),
+        parents: vec![parent.clone()],
+        initial_status: InitialStatus::Blocked,
+        ..Default::default()
+    });
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_unblock", json!({"task_id": free})).await;
+    assert_eq!(v, json!({"ok": true, "task_id": free, "status": "ready"}));
+    let v = s.ok("kanban_unblock", json!({"task_id": waiting})).await;
+    assert_eq!(v, json!({"ok": true, "task_id": waiting, "status": "todo"}));
+    assert_eq!(fx.board.get_task(&free).unwrap().status, Status::Ready);
+    assert_eq!(fx.board.get_task(&waiting).unwrap().status, Status::Todo);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_stores_the_decoded_bytes_and_attachments_lists_them() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("deliver");
+    let s = connect(
+        fx.worker_env(&id, run).with("HERMES_PROFILE", "writer"),
+        None,
+    )
+    .await;
+    let bytes: Vec<u8> = (0u8..=255).chain(b"\r\n\0end".iter().copied()).collect();
+    let v = s
+        .ok(
+            "kanban_attach",
+            json!({"filename": "report.bin", "content_base64": b64(&bytes),
+                   "content_type": "application/octet-stream"}),
+        )
+        .await;
+    assert_eq!(keys(&v), set(&["ok", "task_id", "attachment_id", "size"]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["task_id"], json!(id));
+    assert_eq!(v["size"], json!(bytes.len()));
+    let first = v["attachment_id"].as_i64().unwrap();
+    // Same name again (base64 with line breaks, as `base64` prints it): a suffixed copy.
+    let wrapped: String = b64(b"hello world")
+        .as_bytes()
+        .chunks(4)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    let v = s
+        .ok(
+            "kanban_attach",
+            json!({"task_id": id, "filename": "report.bin", "content_base64": wrapped}),
+        )
+        .await;
+    let second = v["attachment_id"].as_i64().unwrap();
+    assert_eq!(v["size"], 11);
+    // Empty files are files too.
+    s.ok(
+        "kanban_attach",
+        json!({"filename": "empty.txt", "content_base64": ""}),
+    )
+    .await;
+
+    let v = s.ok("kanban_attachments", json!({})).await;
+    assert_eq!(keys(&v), set(&["ok", "task_id", "attachments"]));
+    assert_eq!(v["task_id"], json!(id));
+    let list = v["attachments"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    for a in list {
+        assert_eq!(
+            keys(a),
+            set(&[
+                "id",
+                "filename",
+                "content_type",
+                "size",
+                "uploaded_by",
+                "stored_path",
+                "created_at"
+            ])
+        );
+        assert_eq!(a["uploaded_by"], "writer");
+        assert!(Path::new(a["stored_path"].as_str().unwrap()).is_absolute());
+    }
+    assert_eq!(list[0]["id"], json!(first));
+    assert_eq!(list[0]["filename"], "report.bin");
+    assert_eq!(list[0]["content_type"], "application/octet-stream");
+    assert_eq!(list[1]["id"], json!(second));
+    assert_eq!(list[1]["filename"], "report (1).bin");
+    let stored = std::fs::read(list[0]["stored_path"].as_str().unwrap()).unwrap();
+    assert_eq!(stored, bytes);
+    let stored = std::fs::read(list[1]["stored_path"].as_str().unwrap()).unwrap();
+    assert_eq!(stored, b"hello world");
+    assert_eq!(list[2]["size"], 0);
+
+    // Anyone may read any task's attachments.
+    let other = fx.task("other");
+    let v = s.ok("kanban_attachments", json!({"task_id": other})).await;
+    assert_eq!(v, json!({"ok": true, "task_id": other, "attachments": []}));
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_db_outranks_the_board_argument() {
+    // A dispatcher-spawned worker has HERMES_KANBAN_DB set: `board` cannot leave that DB.
+    let fx = Fx::new();
+    hermes_kanban::kernel::create_board(
+        &fx.env,
+        "lab",
+        hermes_kanban::kernel::NewBoard::default(),
+        fx.board.now(),
+    )
+    .unwrap();
+    let lab = Board::open(&fx.env, Some("lab")).unwrap();
+    let lab_task = lab
+        .create_task(NewTask {
+            title: "on lab".into(),
+            assignee: Some("w".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id;
+    let (id, run) = fx.running("pinned");
+    let env = fx
+        .worker_env(&id, run)
+        .with("HERMES_KANBAN_DB", fx.board.paths().db.to_string_lossy());
+    let s = connect(env, None).await;
+    let v = s.ok("kanban_show", json!({"board": "lab"})).await;
+    assert_eq!(v["task"]["id"], json!(id));
+    let before = lab.dump_rows().unwrap();
+    let e = s
+        .err(
+            "kanban_comment",
+            json!({"task_id": lab_task, "body": "x", "board": "lab"}),
+        )
+        .await;
+    assert!(e.contains(&lab_task), "{e}");
+    assert_eq!(lab.dump_rows().unwrap(), before);
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_board_argument_selects_another_board() {
+    let fx = Fx::new();
+    hermes_kanban::kernel::create_board(
+        &fx.env,
+        "lab",
+        hermes_kanban::kernel::NewBoard::default(),
+        fx.board.now(),
+    )
+    .unwrap();
+    let lab = Board::open(&fx.env, Some("lab")).unwrap();
+    let id = lab
+        .create_task(NewTask {
+            title: "on lab".into(),
+            assignee: Some("w".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id;
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s
+        .ok("kanban_show", json!({"task_id": id, "board": "lab"}))
+        .await;
+    assert_eq!(v["task"]["title"], "on lab");
+    let v = s.ok("kanban_list", json!({"board": "lab"})).await;
+    assert_eq!(v["count"], 1);
+    let e = s.err("kanban_show", json!({"task_id": id})).await;
+    assert!(e.contains(&id), "{e}");
+    s.close().await;
+}
+
+// ==========================================================================================
+// 3. Errors: `isError: true`, one line naming the task or field, database unchanged
+// ==========================================================================================
+
+/// Call `tool`, expect an error result whose message contains every `needle`, and prove the
+/// database did not change.
+async fn refused(fx: &Fx, s: &Session, tool: &str, a: Value, needles: &[&str]) -> String {
+    let before = fx.dump();
+    let msg = s.err(tool, a.clone()).await;
+    for n in needles {
+        assert!(msg.contains(n), "{tool}({a}): {msg:?} should mention {n:?}");
+    }
+    assert_unchanged(fx, &before, &format!("{tool}({a}) -> {msg}"));
+    msg
+}
+
+/// The database still holds exactly `before`; on failure, show only the rows that differ.
+fn assert_unchanged(fx: &Fx, before: &[String], what: &str) {
+    let after = fx.dump();
+    if after != before {
+        let gone: Vec<_> = before.iter().filter(|r| !after.contains(r)).collect();
+        let new: Vec<_> = after.iter().filter(|r| !before.contains(r)).collect();
+        panic!("{what}: the database changed\n removed: {gone:#?}\n added: {new:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_tasks_are_named() {
+    let fx = Fx::new();
+    let known = fx.task("known");
+    let s = connect(fx.orchestrator_env(), None).await;
+    let nope = "t_deadbeef";
+    let cases = [
+        ("kanban_show", json!({"task_id": nope})),
+        ("kanban_complete", json!({"task_id": nope, "summary": "x"})),
+        ("kanban_block", json!({"task_id": nope, "reason": "x"})),
+        ("kanban_heartbeat", json!({"task_id": nope})),
+        ("kanban_comment", json!({"task_id": nope, "body": "x"})),
+        ("kanban_unblock", json!({"task_id": nope})),
+        (
+            "kanban_attach",
+            json!({"task_id": nope, "filename": "a.txt", "content_base64": "aGk="}),
+        ),
+        ("kanban_attachments", json!({"task_id": nope})),
+        ("kanban_link", json!({"parent_id": nope, "child_id": known})),
+        ("kanban_link", json!({"parent_id": known, "child_id": nope})),
+        (
+            "kanban_create",
+            json!({"title": "x", "assignee": "w", "parents": [nope]}),
+        ),
+    ];
+    for (tool, a) in cases {
+        refused(&fx, &s, tool, a, &[nope]).await;
+    }
+    // No attachment directory was left behind by the refused attach.
+    assert!(!fx.board.paths().attachments.join(nope).exists());
+    // The orchestrator has no default task.
+    for tool in [
+        "kanban_show",
+        "kanban_complete",
+        "kanban_block",
+        "kanban_heartbeat",
+        "kanban_attach",
+        "kanban_attachments",
+    ] {
+        let a = json!({"summary": "x", "reason": "x", "filename": "a", "content_base64": ""});
+        refused(&fx, &s, tool, a, &[tool, "task_id"]).await;
+    }
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_transitions_leave_the_task_alone() {
+    let fx = Fx::new();
+    let done = fx.task("finished");
+    fx.board
+        .complete_task(Completion {
+            task_id: done.clone(),
+            summary: Some("done".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let ready = fx.task("ready");
+    let s = connect(fx.orchestrator_env(), None).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_complete",
+        json!({"task_id": done, "summary": "again"}),
+        &["cannot complete", &done, "done"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_block",
+        json!({"task_id": done, "reason": "r"}),
+        &["cannot block", &done],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_unblock",
+        json!({"task_id": ready}),
+        &["cannot unblock", &ready, "ready"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_heartbeat",
+        json!({"task_id": ready}),
+        &["cannot heartbeat", &ready],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_link",
+        json!({"parent_id": ready, "child_id": ready}),
+        &["itself", &ready],
+    )
+    .await;
+    let child = fx.task("child");
+    fx.board.link_tasks(&ready, &child).unwrap();
+    refused(
+        &fx,
+        &s,
+        "kanban_link",
+        json!({"parent_id": child, "child_id": ready}),
+        &["cycle", &ready, &child],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_complete",
+        json!({"task_id": ready}),
+        &["summary", "result"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_complete",
+        json!({"task_id": ready, "summary": "  "}),
+        &["summary"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_complete",
+        json!({"task_id": ready, "summary": "x", "artifacts": ["relative/path.txt"]}),
+        &["artifacts", "relative/path.txt"],
+    )
+    .await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_cannot_mutate_a_foreign_task() {
+    let fx = Fx::new();
+    let (own, run) = fx.running("mine");
+    let (foreign, _) = fx.running("theirs");
+    let s = connect(fx.worker_env(&own, run), None).await;
+    let cases = [
+        (
+            "kanban_complete",
+            json!({"task_id": foreign, "summary": "stolen"}),
+        ),
+        (
+            "kanban_block",
+            json!({"task_id": foreign, "reason": "mine now"}),
+        ),
+        ("kanban_heartbeat", json!({"task_id": foreign})),
+        (
+            "kanban_attach",
+            json!({"task_id": foreign, "filename": "a.txt", "content_base64": "aGk="}),
+        ),
+    ];
+    for (tool, a) in cases {
+        refused(
+            &fx,
+            &s,
+            tool,
+            a,
+            &[tool, &format!("scoped to task {own}"), &foreign],
+        )
+        .await;
+    }
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_arguments_name_the_field() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("args");
+    let s = connect(fx.orchestrator_env(), None).await;
+    // Missing required fields.
+    refused(&fx, &s, "kanban_block", json!({"task_id": id}), &["reason"]).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_block",
+        json!({"task_id": id, "reason": " "}),
+        &["reason"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x"}),
+        &["assignee"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"assignee": "x"}),
+        &["title"],
+    )
+    .await;
+    refused(&fx, &s, "kanban_comment", json!({"task_id": id}), &["body"]).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_comment",
+        json!({"task_id": id, "body": "  "}),
+        &["body"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_link",
+        json!({"parent_id": id}),
+        &["child_id"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_attach",
+        json!({"task_id": id, "filename": "a"}),
+        &["content_base64"],
+    )
+    .await;
+    // Wrong types.
+    refused(&fx, &s, "kanban_show", json!({"task_id": 5}), &["task_id"]).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_complete",
+        json!({"task_id": 5, "summary": "x"}),
+        &["task_id"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "priority": "high"}),
+        &["priority"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "parents": 5}),
+        &["parents"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "triage": "maybe"}),
+        &["triage"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "workspace_kind": "cloud"}),
+        &["workspace_kind"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_block",
+        json!({"task_id": id, "reason": "r", "kind": "boredom"}),
+        &["kind"],
+    )
+    .await;
+    refused(&fx, &s, "kanban_list", json!({"limit": "many"}), &["limit"]).await;
+    refused(&fx, &s, "kanban_list", json!({"limit": 0}), &["limit"]).await;
+    refused(&fx, &s, "kanban_list", json!({"limit": 201}), &["limit"]).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_list",
+        json!({"include_archived": "maybe"}),
+        &["include_archived"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_list",
+        json!({"status": "bogus"}),
+        &["status"],
+    )
+    .await;
+    // Kernel validation.
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "priority": 10_000_000}),
+        &["priority"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "workspace_path": "rel/dir",
+            "workspace_kind": "dir"}),
+        &["workspace_path"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": " ", "assignee": "w"}),
+        &["title"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_create",
+        json!({"title": "x", "assignee": "w", "max_runtime_seconds": -5}),
+        &["max_runtime_seconds"],
+    )
+    .await;
+    refused(
+        &fx,
+        &s,
+        "kanban_heartbeat",
+        json!({"task_id": id, "note": "n".repeat(5000)}),
+        &["note"],
+    )
+    .await;
+    // metadata must be an object.
+    let ws = connect(fx.worker_env(&id, run), None).await;
+    for bad in [json!([1, 2]), json!("text"), json!(7), json!(true)] {
+        refused(
+            &fx,
+            &ws,
+            "kanban_complete",
+            json!({"summary": "x", "metadata": bad}),
+            &["metadata", "object"],
+        )
+        .await;
+    }
+    refused(
+        &fx,
+        &ws,
+        "kanban_complete",
+        json!({"summary": "x", "created_cards": 5}),
+        &["created_cards"],
+    )
+    .await;
+    ws.close().await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_refuse_bad_content_and_names() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("files");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    for bad in ["!!!not base64", "aGk", "aGk=\u{0}", "aGk=aGk="] {
+        refused(
+            &fx,
+            &s,
+            "kanban_attach",
+            json!({"filename": "a.txt", "content_base64": bad}),
+            &["content_base64", "base64"],
+        )
+        .await;
+    }
+    for name in [
+        "../../a.txt",
+        "a/b",
+        ".hidden",
+        "a\\b",
+        "",
+        "  ",
+        "x\ny",
+        &"n".repeat(201),
+    ] {
+        refused(
+            &fx,
+            &s,
+            "kanban_attach",
+            json!({"filename": name, "content_base64": "aGk="}),
+            &["filename"],
+        )
+        .await;
+    }
+    assert!(
+        !fx.board.paths().attachments.join(&id).exists(),
+        "no file written"
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_board_slugs_are_refused() {
+    let fx = Fx::new();
+    let id = fx.task("x");
+    let s = connect(fx.orchestrator_env(), None).await;
+    for slug in ["../etc", "a/b", "", "-x", &"b".repeat(65)] {
+        refused(
+            &fx,
+            &s,
+            "kanban_show",
+            json!({"task_id": id, "board": slug}),
+            &["board"],
+        )
+        .await;
+        refused(
+            &fx,
+            &s,
+            "kanban_comment",
+            json!({"task_id": id, "body": "b", "board": slug}),
+            &["board"],
+        )
+        .await;
+    }
+    refused(
+        &fx,
+        &s,
+        "kanban_list",
+        json!({"board": "nope"}),
+        &["board 'nope' does not exist"],
+    )
+    .await;
+    assert!(!fx.path("hermes/kanban/boards/nope").exists());
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reclaimed_worker_gets_a_stale_run_error() {
+    let fx = Fx::new();
+    let (id, old_run) = fx.running("flaky");
+    fx.board
+        .reclaim_task(&id, Some("worker went quiet"), Default::default())
+        .unwrap();
+    // The dispatcher claims again with the same lock string (same host:pid).
+    let new_run = fx.board.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
+    assert_ne!(old_run, new_run);
+    let s = connect(fx.worker_env(&id, old_run), None).await;
+    let stale = format!("task {id} is now on run {new_run}, not run {old_run}");
+    for (tool, a) in [
+        ("kanban_complete", json!({"summary": "late"})),
+        ("kanban_block", json!({"reason": "late"})),
+        ("kanban_heartbeat", json!({"note": "still here"})),
+    ] {
+        refused(&fx, &s, tool, a, &["stale run", &stale]).await;
+    }
+    assert_eq!(
+        fx.board.get_task(&id).unwrap().current_run_id,
+        Some(new_run)
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_with_the_wrong_lock_changes_nothing() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("locked");
+    let s = connect(
+        fx.worker_env(&id, run)
+            .with("HERMES_KANBAN_CLAIM_LOCK", "otherhost:1"),
+        None,
+    )
+    .await;
+    refused(&fx, &s, "kanban_heartbeat", json!({}), &[&id, "claim"]).await;
+    s.close().await;
+    // With the right lock, a bad note refuses the whole heartbeat (no claim extension).
+    let s = connect(fx.worker_env(&id, run), None).await;
+    refused(
+        &fx,
+        &s,
+        "kanban_heartbeat",
+        json!({"note": "n".repeat(5000)}),
+        &["note"],
+    )
+    .await;
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn phantom_created_cards_refuse_the_completion() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("liar");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let msg = s
+        .err(
+            "kanban_complete",
+            json!({"summary": "made cards", "created_cards": ["t_deadbeef00"]}),
+        )
+        .await;
+    assert!(
+        msg.contains("t_deadbeef00") && msg.contains("unchanged"),
+        "{msg}"
+    );
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Running);
+    assert_eq!(t.current_run_id, Some(run));
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orchestrator_only_tools_are_refused_inside_a_worker() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("worker");
+    let blocked = fx.create(NewTask {
+        title: "blocked".into(),
+        assignee: Some("w".into()),
+        initial_status: InitialStatus::Blocked,
+        ..Default::default()
+    });
+    // Even when named in --tools, a worker cannot reach them.
+    let s = connect(
+        fx.worker_env(&id, run),
+        Some(&["kanban_list", "kanban_unblock", "kanban_show"]),
+    )
+    .await;
+    let before = fx.dump();
+    let e = s.rpc_err("kanban_list", json!({})).await;
+    assert!(e.message.contains("tool not found"), "{}", e.message);
+    let e = s
+        .rpc_err("kanban_unblock", json!({"task_id": blocked}))
+        .await;
+    assert!(e.message.contains("tool not found"), "{}", e.message);
+    assert_eq!(fx.dump(), before);
+    assert_eq!(fx.board.get_task(&blocked).unwrap().status, Status::Blocked);
+    s.close().await;
+}
+
+/// A bare JSON-RPC peer over newline-delimited JSON (a server's stdio, or a duplex pipe to an
+/// in-process server): for what an rmcp client cannot send (garbage) or sends slowly (a 35 MB
+/// line takes seconds to serialize in a debug build).
+struct RawPeer<R, W> {
+    read: BufReader<R>,
+    write: W,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> RawPeer<R, W> {
+    async fn send(&mut self, line: &str) {
+        self.write.write_all(line.as_bytes()).await.expect("write");
+        self.write.write_all(b"\n").await.expect("write");
+        self.write.flush().await.expect("flush");
+    }
+
+    /// The next JSON message, within 20 s.
+    async fn next(&mut self) -> Value {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(20), self.read.read_line(&mut line))
+            .await
+            .expect("a reply within 20 s")
+            .expect("read");
+        assert!(n > 0, "the server closed its output");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
+    }
+
+    /// Replies until the one with `id`; returns (that reply, the others seen before it).
+    async fn until(&mut self, id: Value) -> (Value, Vec<Value>) {
+        let mut others = Vec::new();
+        loop {
+            let m = self.next().await;
+            if m.get("id") == Some(&id) {
+                return (m, others);
+            }
+            others.push(m);
+        }
+    }
+
+    async fn initialize(&mut self) -> Value {
+        self.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#).await;
+        let (init, _) = self.until(json!(0)).await;
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        init
+    }
+}
+
+/// An in-process server reached through a [`RawPeer`].
+async fn raw_connect(
+    env: Env,
+) -> RawPeer<
+    tokio::io::ReadHalf<tokio::io::DuplexStream>,
+    tokio::io::WriteHalf<tokio::io::DuplexStream>,
+> {
+    let state = McpState::new(env, None, None, true);
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let _server = server_task(state, server_io);
+    let (r, w) = tokio::io::split(client_io);
+    let mut peer = RawPeer {
+        read: BufReader::new(r),
+        write: w,
+    };
+    peer.initialize().await;
+    peer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_attachments_are_refused_without_writing() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("big");
+    let mut peer = raw_connect(fx.worker_env(&id, run)).await;
+    let before = fx.dump();
+    let max = hermes_kanban::kernel::validate::ATTACHMENT_MAX_BYTES;
+    // 25 MiB + 1 byte once decoded ('A' decodes to zero bits; no padding needed): decoded,
+    // then refused by the kernel. Longer than any 25 MiB file's base64: refused before
+    // decoding. (Each line is built by concatenation: serializing it takes seconds in a debug
+    // build.)
+    let just_over = (max + 1).div_ceil(3) * 4;
+    for (n, len) in [(1, just_over), (2, max.div_ceil(3) * 4 + 4 + 8)] {
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"kanban_attach","arguments":{{"filename":"big.bin","content_base64":"{}"}}}}}}"#,
+            "A".repeat(len)
+        );
+        peer.send(&line).await;
+        drop(line);
+        let (reply, _) = peer.until(json!(n)).await;
+        let r = &reply["result"];
+        assert_eq!(r["isError"], true, "{reply}");
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("25 MiB") && !text.contains('\n'), "{text}");
+        assert_unchanged(&fx, &before, text);
+    }
+    // Longer than any line the transport accepts: a JSON-RPC error (its id cannot be known),
+    // and the session goes on.
+    let line = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"kanban_attach","arguments":{{"filename":"big.bin","content_base64":"{}"}}}}}}"#,
+        "A".repeat(hermes_kanban::mcp::MAX_LINE_BYTES + 1)
+    );
+    peer.send(&line).await;
+    drop(line);
+    let e = peer.next().await;
+    assert_eq!(e["id"], Value::Null, "{e}");
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("25 MiB"),
+        "{e}"
+    );
+    peer.send(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"kanban_attachments","arguments":{}}}"#).await;
+    let (reply, _) = peer.until(json!(4)).await;
+    assert_eq!(
+        reply["result"]["structuredContent"]["attachments"],
+        json!([]),
+        "{reply}"
+    );
+    assert!(
+        !fx.board.paths().attachments.join(&id).exists(),
+        "no file written"
+    );
+    assert_unchanged(&fx, &before, "oversized line");
+}
+
+// ==========================================================================================
+// 4. The real stdio binary: malformed JSON-RPC gets JSON-RPC errors; EOF exits 0
+// ==========================================================================================
+
+fn binary(fx: &Fx) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hermes-kanban"));
+    c.env_clear()
+        .env("HOME", fx.dir.path())
+        .env("HERMES_HOME", fx.path("hermes"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
+    let fx = Fx::new();
+    let id = fx.task("over stdio");
+    let mut child = binary(&fx)
+        .arg("mcp")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hermes-kanban mcp");
+    let mut peer = RawPeer {
+        read: BufReader::new(child.stdout.take().unwrap()),
+        write: child.stdin.take().unwrap(),
+    };
+    let init = peer.initialize().await;
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "hermes-kanban",
+        "{init}"
+    );
+    assert_eq!(init["result"]["instructions"], ORCHESTRATOR);
+
+    // Not JSON: a parse error (id null).
+    peer.send("{not json").await;
+    let e = peer.next().await;
+    assert_eq!(e["jsonrpc"], "2.0");
+    assert_eq!(e["id"], Value::Null, "{e}");
+    assert_eq!(e["error"]["code"], -32700, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Parse error"),
+        "{e}"
+    );
+    // JSON but not a JSON-RPC message: invalid request.
+    peer.send("[1, 2]").await;
+    let e = peer.next().await;
+    assert_eq!(
+        (&e["id"], &e["error"]["code"]),
+        (&Value::Null, &json!(-32600)),
+        "{e}"
+    );
+    // A request with an id but no method: invalid request, with its id.
+    peer.send(r#"{"jsonrpc":"2.0","id":"q","params":{}}"#).await;
+    let (e, others) = peer.until(json!("q")).await;
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    assert!(others.is_empty(), "{others:?}");
+    // Unknown method: method not found, with its id.
+    peer.send(r#"{"jsonrpc":"2.0","id":"m","method":"no/such_method","params":{}}"#)
+        .await;
+    let (e, others) = peer.until(json!("m")).await;
+    assert_eq!(e["error"]["code"], -32601, "{e}");
+    assert!(others.is_empty(), "{others:?}");
+    // A notification is never answered, even a bogus one.
+    peer.send(r#"{"jsonrpc":"2.0","method":"notifications/bogus"}"#)
+        .await;
+    // The session still works.
+    peer.send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{}}"#)
+        .await;
+    let (list, others) = peer.until(json!(5)).await;
+    assert!(
+        others.is_empty(),
+        "nothing answered the notification: {others:?}"
+    );
+    assert_eq!(
+        list["result"]["tools"].as_array().unwrap().len(),
+        11,
+        "{list}"
+    );
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
+    );
+    peer.send(&call).await;
+    let (r, _) = peer.until(json!(6)).await;
+    assert_eq!(
+        r["result"]["structuredContent"]["task"]["id"],
+        json!(id),
+        "{r}"
+    );
+    peer.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"kanban_show","arguments":{"task_id":5}}}"#).await;
+    let (r, _) = peer.until(json!(7)).await;
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(
+        r["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("invalid task_id"),
+        "{r}"
+    );
+
+    // Closing stdin ends the server with status 0.
+    drop(peer.write);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s after stdin closes")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_binary_scopes_a_worker_from_its_env() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("env worker");
+    let mut child = binary(&fx)
+        .args(["mcp", "--tools", "kanban_show,kanban_list,kanban_complete"])
+        .env("HERMES_KANBAN_TASK", &id)
+        .env("HERMES_KANBAN_RUN_ID", run.to_string())
+        .env("HERMES_KANBAN_CLAIM_LOCK", LOCK)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peer = RawPeer {
+        read: BufReader::new(child.stdout.take().unwrap()),
+        write: child.stdin.take().unwrap(),
+    };
+    let init = peer.initialize().await;
+    assert_eq!(init["result"]["instructions"], GUIDANCE);
+    peer.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .await;
+    let (list, _) = peer.until(json!(1)).await;
+    let names: BTreeSet<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, set(&["kanban_complete", "kanban_show"]));
+    peer.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kanban_complete","arguments":{"summary":"done over stdio"}}}"#).await;
+    let (r, _) = peer.until(json!(2)).await;
+    assert_eq!(
+        r["result"]["structuredContent"],
+        json!({"ok": true, "task_id": id, "run_id": run}),
+        "{r}"
+    );
+    drop(peer.write);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(fx.board.get_task(&id).unwrap().status, Status::Done);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_binary_refuses_an_unknown_tool_name_in_tools() {
+    let fx = Fx::new();
+    let out = binary(&fx)
+        .args(["mcp", "--tools", "kanban_show,kanban_nope"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kanban_nope"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+// ==========================================================================================
+// 5. HTTP: the auth layer in front of /mcp
+// ==========================================================================================
+
+struct HttpResp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpResp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// JSON-RPC messages in the body: a JSON body, or the `data:` lines of an SSE stream.
+    fn messages(&self) -> Vec<Value> {
+        if self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream"))
+        {
+            self.body
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(|d| serde_json::from_str(d).expect("SSE data is JSON"))
+                .collect()
+        } else if self
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            vec![serde_json::from_str(&self.body).expect("JSON body")]
+        } else {
+            vec![]
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`), read to EOF.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResp {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: 127.0.0.1:{}\r\n", addr.port()));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("chunk size");
+            let size_text = String::from_utf8_lossy(&rest[..eol]);
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+                .expect("hex chunk size");
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    HttpResp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+struct HttpServer {
+    addr: SocketAddr,
+    ct: CancellationToken,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.ct.cancel();
+    }
+}
+
+/// `web::router` on 127.0.0.1:0. With `peer`, every request looks as if it came from that
+/// address (to test non-loopback clients from a loopback socket).
+async fn start_http(env: Env, admin: Option<&str>, peer: Option<SocketAddr>) -> HttpServer {
+    let cfg = ServeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_token: admin.map(str::to_string),
+        board: None,
+        allowed_hosts: vec![],
+        tools: None,
+    };
+    let ct = CancellationToken::new();
+    let app = router(env, &cfg, ct.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    match peer {
+        None => {
+            tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            });
+        }
+        Some(p) => {
+            let app = app.layer(axum::middleware::from_fn(
+                move |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo(p));
+                    next.run(req).await
+                },
+            ));
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            });
+        }
+    }
+    HttpServer { addr, ct }
+}
+
+/// A streamable-HTTP MCP session (legacy session mode, protocol 2025-06-18).
+struct HttpMcp {
+    addr: SocketAddr,
+    extra: Vec<(String, String)>,
+    session: Option<String>,
+    next_id: i64,
+}
+
+impl HttpMcp {
+    fn new(addr: SocketAddr, bearer: Option<&str>) -> HttpMcp {
+        let mut extra = Vec::new();
+        if let Some(t) = bearer {
+            extra.push(("Authorization".to_string(), format!("Bearer {t}")));
+        }
+        HttpMcp {
+            addr,
+            extra,
+            session: None,
+            next_id: 1,
+        }
+    }
+
+    fn with(mut self, k: &str, v: &str) -> HttpMcp {
+        self.extra.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    async fn post(&self, msg: &Value) -> HttpResp {
+        let mut h: Vec<(&str, &str)> = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        if let Some(s) = &self.session {
+            h.push(("Mcp-Session-Id", s));
+            h.push(("MCP-Protocol-Version", "2025-06-18"));
+        }
+        for (k, v) in &self.extra {
+            h.push((k, v));
+        }
+        http(self.addr, "POST", "/mcp", &h, &msg.to_string()).await
+    }
+
+    /// `initialize` + `notifications/initialized`; returns the HTTP response of initialize.
+    async fn initialize(&mut self) -> HttpResp {
+        let r = self
+            .post(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "http-test", "version": "0"}}}),
+            )
+            .await;
+        if r.status == 200 {
+            self.session = r.header("mcp-session-id").map(str::to_string);
+            let n = self
+                .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .await;
+            assert_eq!(n.status, 202, "initialized: {}", n.body);
+        }
+        r
+    }
+
+    /// A request; returns (HTTP status, the JSON-RPC reply when there is one).
+    async fn request(&mut self, method: &str, params: Value) -> (u16, Option<Value>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let r = self
+            .post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        let reply = r
+            .messages()
+            .into_iter()
+            .find(|m| m.get("id") == Some(&json!(id)));
+        (r.status, reply)
+    }
+
+    async fn tools(&mut self) -> BTreeSet<String> {
+        let (st, r) = self.request("tools/list", json!({})).await;
+        assert_eq!(st, 200);
+        r.expect("tools/list reply")["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// tools/call → the CallToolResult JSON.
+    async fn call(&mut self, tool: &str, a: Value) -> Value {
+        let (st, r) = self
+            .request("tools/call", json!({"name": tool, "arguments": a}))
+            .await;
+        assert_eq!(st, 200, "{tool}");
+        let r = r.expect("tools/call reply");
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{tool}: not a result: {r}"))
+    }
+}
+
+fn all_tools() -> BTreeSet<String> {
+    WORKER_TOOLS
+        .iter()
+        .chain(ORCHESTRATOR_TOOLS)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_loopback_without_a_token_is_an_orchestrator() {
+    let fx = Fx::new();
+    let id = fx.task("http");
+    let srv = start_http(fx.env.clone(), None, None).await;
+    let health = http(srv.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+
+    let mut c = HttpMcp::new(srv.addr, None);
+    let init = c.initialize().await;
+    assert_eq!(init.status, 200, "{}", init.body);
+    assert!(c.session.is_some(), "a session id");
+    let msg = &init.messages()[0];
+    assert_eq!(msg["result"]["instructions"], ORCHESTRATOR);
+    assert_eq!(msg["result"]["serverInfo"]["name"], "hermes-kanban");
+    assert_eq!(c.tools().await, all_tools());
+    let r = c.call("kanban_list", json!({})).await;
+    assert_eq!(r["structuredContent"]["count"], 1, "{r}");
+    let r = c
+        .call(
+            "kanban_comment",
+            json!({"task_id": id, "body": "over http"}),
+        )
+        .await;
+    assert_eq!(r["structuredContent"]["ok"], true, "{r}");
+    assert_eq!(
+        fx.board.list_comments(&id).unwrap()[0].author,
+        "orchestrator"
+    );
+    // A tool error is a result with isError, not an HTTP failure.
+    let r = c
+        .call("kanban_show", json!({"task_id": "t_deadbeef"}))
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_unknown_bearer_tokens_are_401() {
+    let fx = Fx::new();
+    let srv = start_http(fx.env.clone(), None, None).await;
+    for token in [
+        "junk",
+        "hkr_0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let mut c = HttpMcp::new(srv.addr, Some(token));
+        let r = c.initialize().await;
+        assert_eq!(r.status, 401, "{token}: {}", r.body);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert!(r.body.contains("unknown bearer token"), "{}", r.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_run_tokens_give_worker_scope_until_the_run_ends() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("token worker");
+    let (other, _) = fx.running("someone else");
+    let token = fx.board.mint_run_token(&id, run).unwrap();
+    let srv = start_http(fx.env.clone(), None, None).await;
+    let mut c = HttpMcp::new(srv.addr, Some(&token));
+    let init = c.initialize().await;
+    assert_eq!(init.status, 200, "{}", init.body);
+    assert_eq!(init.messages()[0]["result"]["instructions"], GUIDANCE);
+    assert_eq!(c.tools().await, owned(WORKER_TOOLS));
+
+    // Orchestrator tools are hidden; foreign tasks are refused and left alone.
+    let (st, r) = c
+        .request(
+            "tools/call",
+            json!({"name": "kanban_list", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(
+        r.unwrap().get("error").is_some(),
+        "kanban_list is a JSON-RPC error"
+    );
+    let before = fx.dump();
+    let r = c
+        .call(
+            "kanban_complete",
+            json!({"task_id": other, "summary": "stolen"}),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("scoped to task {id}")) && text.contains(&other),
+        "{text}"
+    );
+    assert_unchanged(&fx, &before, text);
+
+    // Own task: the default task id, the token's run, the claim lock from the task.
+    let r = c.call("kanban_show", json!({})).await;
+    assert_eq!(r["structuredContent"]["task"]["id"], json!(id));
+    // The token pins its board: a `board` argument cannot redirect the call.
+    let r = c.call("kanban_show", json!({"board": "elsewhere"})).await;
+    assert_eq!(r["structuredContent"]["task"]["id"], json!(id), "{r}");
+    let expires = fx.board.get_task(&id).unwrap().claim_expires.unwrap();
+    let r = c
+        .call("kanban_heartbeat", json!({"note": "over http"}))
+        .await;
+    assert_eq!(
+        r["structuredContent"],
+        json!({"ok": true, "task_id": id}),
+        "{r}"
+    );
+    assert!(fx.board.get_task(&id).unwrap().claim_expires.unwrap() > expires);
+    let r = c
+        .call("kanban_comment", json!({"task_id": other, "body": "hello"}))
+        .await;
+    assert_eq!(r["structuredContent"]["ok"], true);
+    assert_eq!(
+        fx.board.list_comments(&other).unwrap()[0].author,
+        "worker",
+        "author is the task's assignee"
+    );
+    let r = c
+        .call("kanban_complete", json!({"summary": "done over http"}))
+        .await;
+    assert_eq!(
+        r["structuredContent"],
+        json!({"ok": true, "task_id": id, "run_id": run}),
+        "{r}"
+    );
+
+    // The run has ended: the token no longer opens anything.
+    let (st, _) = c.request("tools/list", json!({})).await;
+    assert_eq!(st, 401);
+    let mut fresh = HttpMcp::new(srv.addr, Some(&token));
+    let r = fresh.initialize().await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("run token expired"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_a_token_of_a_reclaimed_run_is_401() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("reclaimed");
+    let token = fx.board.mint_run_token(&id, run).unwrap();
+    fx.board
+        .reclaim_task(&id, None, Default::default())
+        .unwrap();
+    fx.board.claim_task_as(&id, Some(60), LOCK).unwrap();
+    let srv = start_http(fx.env.clone(), None, None).await;
+    let r = HttpMcp::new(srv.addr, Some(&token)).initialize().await;
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_host_and_origin_headers_are_checked() {
+    let fx = Fx::new();
+    let srv = start_http(fx.env.clone(), None, None).await;
+    let r = HttpMcp::new(srv.addr, None)
+        .with("Host", "evil.example")
+        .initialize()
+        .await;
+    assert_eq!(r.status, 403, "Host: {}", r.body);
+    let r = HttpMcp::new(srv.addr, None)
+        .with("Origin", "http://evil.example")
+        .initialize()
+        .await;
+    assert_eq!(r.status, 403, "Origin: {}", r.body);
+    let r = HttpMcp::new(srv.addr, None)
+        .with("Host", "localhost")
+        .with("Origin", "http://localhost:5173")
+        .initialize()
+        .await;
+    assert_eq!(r.status, 200, "a local page: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_clients_beyond_loopback_need_the_admin_token() {
+    let fx = Fx::new();
+    let srv = start_http(
+        fx.env.clone(),
+        Some("s3cret-admin"),
+        Some("10.1.2.3:5555".parse().unwrap()),
+    )
+    .await;
+    let r = HttpMcp::new(srv.addr, None).initialize().await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("authorization required"), "{}", r.body);
+    let r = HttpMcp::new(srv.addr, Some("s3cret-admiN"))
+        .initialize()
+        .await;
+    assert_eq!(r.status, 401);
+    let mut c = HttpMcp::new(srv.addr, Some("s3cret-admin"));
+    let r = c.initialize().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.messages()[0]["result"]["instructions"], ORCHESTRATOR);
+    assert_eq!(c.tools().await, all_tools());
+    // A run token works from anywhere, too.
+    let (id, run) = fx.running("remote worker");
+    let token = fx.board.mint_run_token(&id, run).unwrap();
+    let mut w = HttpMcp::new(srv.addr, Some(&token));
+    assert_eq!(w.initialize().await.status, 200);
+    assert_eq!(w.tools().await, owned(WORKER_TOOLS));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_beyond_loopback_without_a_token_exits_nonzero() {
+    let fx = Fx::new();
+    let out = binary(&fx)
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), out)
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert!(!out.status.success(), "{:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--token"), "{err}");
+    assert!(err.lines().count() <= 2, "a short message: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_binary_answers_mcp_on_loopback() {
+    let fx = Fx::new();
+    let mut child = binary(&fx)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The address is announced on stderr.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut line = String::new();
+            assert!(err.read_line(&mut line).await.unwrap() > 0, "serve exited");
+            if let Some(rest) = line.split("http://").nth(1) {
+                return rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("serve announces its address");
+    let mut c = HttpMcp::new(addr, None);
+    let r = c.initialize().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(c.tools().await, all_tools());
+    assert_eq!(
+        HttpMcp::new(addr, Some("junk")).initialize().await.status,
+        401
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
