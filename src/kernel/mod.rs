@@ -19,6 +19,7 @@ mod gc;
 mod graph;
 mod invariants;
 mod lifecycle;
+mod liveness;
 mod notify;
 mod paths;
 mod plan;
@@ -44,6 +45,12 @@ pub use events::EventFilter;
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
+};
+pub use liveness::{
+    ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
+    HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,
+    RECLAIM_DEFER_SECONDS, RunProcess, RunningTask, SettledBy, SettledReport, Settlement,
+    WorkerExit,
 };
 pub use notify::{ClaimedEvents, SubKey};
 pub use paths::{

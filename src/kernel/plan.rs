@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::board::Board;
 use super::error::Result;
+use super::liveness::respawn_guard_tx;
 use super::paths::hermes_root;
 use super::tasks::{profile_exists, query_tasks};
 
@@ -25,6 +26,12 @@ pub struct PlanOptions {
     pub default_assignee: Option<String>,
     /// Where profiles live (default: the shared Hermes root of the board's env).
     pub hermes_root: Option<PathBuf>,
+    /// Apply the respawn guard (REF §8.9) with this rate-limit cool-down in seconds; `None`
+    /// skips the guard.
+    pub respawn_cooldown_seconds: Option<i64>,
+    /// Assignees that are spawnable without a profile directory (they have their own
+    /// `worker_command`).
+    pub extra_spawnable: Vec<String>,
 }
 
 /// What a tick would do.
@@ -41,6 +48,8 @@ pub struct DispatchPlan {
     /// `(task_id, assignee, running_now)`.
     pub skipped_per_profile_capped: Vec<(String, String, usize)>,
     pub auto_assigned_default: Vec<String>,
+    /// `(task_id, reason)` held back by the respawn guard.
+    pub respawn_guarded: Vec<(String, String)>,
     /// Tasks running before the tick.
     pub running: usize,
 }
@@ -95,6 +104,12 @@ impl Board {
                 &[serde_json::json!(serde_json::to_string(&plan.promotable)?)],
             )?;
             queue.retain(|t| t.claim_lock.is_none());
+            let mut known: HashMap<String, bool> = HashMap::new();
+            let mut spawnable = |a: &str| -> bool {
+                *known.entry(a.to_string()).or_insert_with(|| {
+                    opts.extra_spawnable.iter().any(|x| x == a) || profile_exists(&root, a)
+                })
+            };
             for t in queue {
                 if plan.spawn.len() >= budget {
                     break;
@@ -102,7 +117,7 @@ impl Board {
                 let assignee = match &t.assignee {
                     Some(a) => a.clone(),
                     None => match &opts.default_assignee {
-                        Some(d) if profile_exists(&root, d) => {
+                        Some(d) if spawnable(d) => {
                             plan.auto_assigned_default.push(t.id.clone());
                             d.clone()
                         }
@@ -112,7 +127,7 @@ impl Board {
                         }
                     },
                 };
-                if !profile_exists(&root, &assignee) {
+                if !spawnable(&assignee) {
                     plan.skipped_nonspawnable.push(t.id.clone());
                     continue;
                 }
@@ -123,8 +138,33 @@ impl Board {
                         continue;
                     }
                 }
+                if let Some(cooldown) = opts.respawn_cooldown_seconds
+                    && let Some(reason) = respawn_guard_tx(c, &t, now, cooldown)?
+                {
+                    plan.respawn_guarded.push((t.id.clone(), reason.to_string()));
+                    continue;
+                }
                 *per_profile.entry(assignee.clone()).or_default() += 1;
                 plan.spawn.push((t.id.clone(), assignee));
+            }
+            // The review queue shares the budget; no default assignee, guard or per-profile cap
+            // (REF §9.1 step 8).
+            let mut st = c.prepare_cached(
+                "SELECT id, assignee FROM tasks WHERE status='review' AND claim_lock IS NULL
+                 ORDER BY priority DESC, created_at ASC, rowid ASC",
+            )?;
+            let review = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for (id, assignee) in review {
+                if plan.spawn.len() >= budget {
+                    break;
+                }
+                match assignee {
+                    Some(a) if spawnable(&a) => plan.spawn.push((id, a)),
+                    Some(_) => plan.skipped_nonspawnable.push(id),
+                    None => plan.skipped_unassigned.push(id),
+                }
             }
             Ok(plan)
         })
