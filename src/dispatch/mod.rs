@@ -485,12 +485,15 @@ fn spawn_ready(
     res: &mut DispatchResult,
 ) -> anyhow::Result<()> {
     let (running, mut per_profile) = board.running_counts()?;
-    let Some(budget) = spawn_budget(opts, running) else {
+    let Some(budget) = spawn_budget(opts, running).filter(|b| *b > 0) else {
         return Ok(());
     };
     let root = hermes_root(board.env());
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut spawnable = |a: &str| -> bool {
+        if let Some(v) = known.get(a) {
+            return *v;
+        }
         *known.entry(a.to_string()).or_insert_with(|| {
             opts.worker_command.by_assignee.contains_key(a) || profile_exists(&root, a)
         })

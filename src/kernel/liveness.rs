@@ -17,8 +17,8 @@ use super::board::{Board, add_event, hostname, load_task};
 use super::breaker::{FailureReport, record_failure_tx};
 use super::error::{KernelError, Result};
 use super::runs::end_run;
-use super::tasks::{assign_tx, query_tasks};
-use super::types::{RunOutcome, Status, Task};
+use super::tasks::assign_tx;
+use super::types::{RunOutcome, Status, TASK_COLUMNS, Task, lenient_i64};
 use super::validate as v;
 use crate::obj;
 
@@ -282,8 +282,13 @@ const PROC_COLUMNS: &str = "run_id, task_id, host, supervisor_pid, supervisor_st
 
 impl RunProcess {
     fn from_row(r: &Row) -> rusqlite::Result<RunProcess> {
-        let class: Option<String> = r.get(9)?;
-        let detail: Option<String> = r.get(12)?;
+        RunProcess::from_row_at(r, 0)
+    }
+
+    /// Read the [`PROC_COLUMNS`] starting at column `o`.
+    fn from_row_at(r: &Row, o: usize) -> rusqlite::Result<RunProcess> {
+        let class: Option<String> = r.get(o + 9)?;
+        let detail: Option<String> = r.get(o + 12)?;
         let detail: Map<String, Value> = detail
             .and_then(|d| serde_json::from_str(&d).ok())
             .unwrap_or_default();
@@ -292,8 +297,8 @@ impl RunProcess {
             .map(|class| WorkerExit {
                 class,
                 pid: detail.get("pid").and_then(Value::as_i64),
-                code: r.get(10).ok().flatten(),
-                signal: r.get(11).ok().flatten(),
+                code: r.get(o + 10).ok().flatten(),
+                signal: r.get(o + 11).ok().flatten(),
                 elapsed_seconds: detail.get("elapsed_seconds").and_then(Value::as_i64),
                 limit_seconds: detail.get("limit_seconds").and_then(Value::as_i64),
                 sigkill: detail
@@ -306,21 +311,21 @@ impl RunProcess {
                     .map(str::to_string),
             });
         Ok(RunProcess {
-            run_id: r.get(0)?,
-            task_id: r.get(1)?,
-            host: r.get(2)?,
-            supervisor_pid: r.get(3)?,
-            supervisor_start: r.get(4)?,
-            worker_pid: r.get(5)?,
-            worker_start: r.get(6)?,
-            registered_at: r.get(7)?,
-            exited_at: r.get(8)?,
+            run_id: r.get(o)?,
+            task_id: r.get(o + 1)?,
+            host: r.get(o + 2)?,
+            supervisor_pid: r.get(o + 3)?,
+            supervisor_start: r.get(o + 4)?,
+            worker_pid: r.get(o + 5)?,
+            worker_start: r.get(o + 6)?,
+            registered_at: r.get(o + 7)?,
+            exited_at: r.get(o + 8)?,
             exit,
-            settled_at: r.get(13)?,
-            settled_by: r.get(14)?,
-            settled_outcome: r.get(15)?,
-            tripped: r.get::<_, i64>(16)? != 0,
-            reported_at: r.get(17)?,
+            settled_at: r.get(o + 13)?,
+            settled_by: r.get(o + 14)?,
+            settled_outcome: r.get(o + 15)?,
+            tripped: r.get::<_, i64>(o + 16)? != 0,
+            reported_at: r.get(o + 17)?,
         })
     }
 }
@@ -854,34 +859,49 @@ impl Board {
         })
     }
 
-    /// Running tasks with their open run's start time and process row, in priority order.
+    /// Running tasks with their open run's start time and process row, in priority order (one
+    /// query).
     pub fn running_tasks(&self) -> Result<Vec<RunningTask>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let task_cols: Vec<String> = TASK_COLUMNS
+                .split(',')
+                .map(|c| format!("t.{}", c.trim()))
+                .collect();
+            let proc_cols: Vec<String> = PROC_COLUMNS
+                .split(',')
+                .map(|c| format!("p.{}", c.trim()))
+                .collect();
+            format!(
+                "SELECT {}, r.started_at, {} FROM tasks t
+                 LEFT JOIN task_runs r ON r.id = t.current_run_id
+                 LEFT JOIN kanban_worker_procs p ON p.run_id = t.current_run_id
+                 WHERE t.status = 'running' ORDER BY t.priority DESC, t.created_at ASC",
+                task_cols.join(", "),
+                proc_cols.join(", ")
+            )
+        });
+        let n_task = TASK_COLUMNS.split(',').count();
         self.read(|c| {
-            let tasks = query_tasks(
-                c,
-                "WHERE status='running' ORDER BY priority DESC, created_at ASC",
-                &[],
-            )?;
-            let mut out = Vec::with_capacity(tasks.len());
-            let mut started = c.prepare_cached("SELECT started_at FROM task_runs WHERE id=?1")?;
-            for task in tasks {
-                let (run_started_at, process) = match task.current_run_id {
-                    Some(r) => (
-                        started
-                            .query_row([r], |row| row.get::<_, Option<i64>>(0))
-                            .optional()?
-                            .flatten(),
-                        load_proc(c, r)?,
-                    ),
-                    None => (None, None),
-                };
-                out.push(RunningTask {
-                    task,
-                    run_started_at,
-                    process,
-                });
-            }
-            Ok(out)
+            let mut st = c.prepare_cached(sql)?;
+            let rows = st
+                .query_map([], |r| {
+                    let task = Task::from_row(r)?;
+                    let run_started_at = lenient_i64(r, n_task);
+                    let has_proc = r.get::<_, Option<i64>>(n_task + 1)?.is_some();
+                    let process = if has_proc {
+                        Some(RunProcess::from_row_at(r, n_task + 1)?)
+                    } else {
+                        None
+                    };
+                    Ok(RunningTask {
+                        task,
+                        run_started_at,
+                        process,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
     }
 
