@@ -24,6 +24,7 @@ mod notify;
 mod paths;
 mod plan;
 mod runs;
+mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
@@ -60,6 +61,7 @@ pub use paths::{
 };
 pub use plan::{DispatchPlan, PlanOptions};
 pub use runs::RunStateField;
+pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
