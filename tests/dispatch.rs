@@ -830,3 +830,79 @@ fn the_in_process_host_settles_crashes_and_stale_runs() {
     });
     lab.check();
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {:?}", out);
+}
+
+#[test]
+fn worktree_and_dir_workspaces_are_created_persisted_and_kept() {
+    let lab = Lab::new();
+    let repo = lab.dir().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README"), "hi\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "init"]);
+    let hermes = lab.worker(
+        "where.sh",
+        r#"pwd > "$LAB/$T.cwd"; echo "${HERMES_KANBAN_BRANCH:-}" > "$LAB/$T.branch"
+$HK complete "$T" --summary here"#,
+    );
+    let ws = format!("worktree:{}", repo.display());
+    let wt = lab.create("in a worktree", &["--workspace", &ws, "--branch", "feat/x"]);
+    let plain = lab.dir().join("plain-dir");
+    let dir_ws = format!("dir:{}", plain.display());
+    let d = lab.create("in a dir", &["--workspace", &dir_ws]);
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "spawned").len(), 2, "{r}");
+    assert_eq!(lab.settled(&wt).status, Status::Done);
+    assert_eq!(lab.settled(&d).status, Status::Done);
+    let target = repo.join(".worktrees").join(&wt);
+    let task = lab.task(&wt);
+    assert_eq!(
+        task.workspace_path.as_deref(),
+        Some(target.to_string_lossy().as_ref())
+    );
+    assert_eq!(task.branch_name.as_deref(), Some("feat/x"));
+    let cwd = std::fs::read_to_string(lab.dir().join(format!("{wt}.cwd"))).unwrap();
+    assert_eq!(cwd.trim(), target.to_string_lossy());
+    let branch = std::fs::read_to_string(lab.dir().join(format!("{wt}.branch"))).unwrap();
+    assert_eq!(branch.trim(), "feat/x");
+    assert!(
+        target.join("README").is_file(),
+        "a real worktree, kept after completion"
+    );
+    assert!(plain.is_dir(), "dir workspaces are created and kept");
+    let cwd = std::fs::read_to_string(lab.dir().join(format!("{d}.cwd"))).unwrap();
+    assert_eq!(cwd.trim(), plain.to_string_lossy());
+    // A relative dir: path is refused at create; a worktree outside any repo is a spawn failure.
+    let outside = lab.dir().join("not-a-repo").join("wt");
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    let bad = lab.create(
+        "no repo",
+        &["--workspace", &format!("worktree:{}", outside.display())],
+    );
+    lab.dispatch(&hermes);
+    let t = lab.task(&bad);
+    assert_eq!(lab.outcomes(&bad), vec!["spawn_failed"]);
+    assert!(
+        t.last_failure_error
+            .as_deref()
+            .unwrap()
+            .starts_with("workspace: "),
+        "{:?}",
+        t.last_failure_error
+    );
+    lab.check();
+}
