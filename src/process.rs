@@ -29,6 +29,67 @@ pub fn pid_alive(pid: i64) -> bool {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (field 3, the state, is index 0).
+fn stat_fields(pid: i64) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = s.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// When `pid` started, in clock ticks after boot (`/proc/<pid>/stat` field 22). Together with
+/// the pid it names one process: a reused pid has another start time.
+pub fn proc_start_time(pid: i64) -> Option<i64> {
+    if pid <= 0 || pid > i32::MAX as i64 {
+        return None;
+    }
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Whether `pid` is alive and, when `start` is known, still the process that started then.
+pub fn pid_alive_as(pid: i64, start: Option<i64>) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match (start, proc_start_time(pid)) {
+        (Some(want), Some(got)) => want == got,
+        _ => true,
+    }
+}
+
+/// Whether any live (non-zombie) process is in process group `pgid`.
+pub fn group_alive(pgid: i64) -> bool {
+    if pgid <= 1 || pgid > i32::MAX as i64 {
+        return false;
+    }
+    match killpg(Pid::from_raw(pgid as i32), None) {
+        Ok(()) | Err(Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    // killpg(pgid, 0) succeeds while only zombies are left; look at the members' states.
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        if let Some(f) = stat_fields(pid)
+            && f.get(2).and_then(|g| g.parse::<i64>().ok()) == Some(pgid)
+            && f.first().is_some_and(|st| st != "Z" && st != "X")
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Send `sig` to process group `pgid` (nothing for pgid ≤ 1).
+pub fn signal_group_only(pgid: i64, sig: Signal) {
+    if pgid > 1 && pgid <= i32::MAX as i64 {
+        let _ = killpg(Pid::from_raw(pgid as i32), sig);
+    }
+}
+
 /// Whether a claim lock (`host:pid`) was taken on this machine.
 pub fn lock_is_host_local(lock: &str) -> bool {
     lock.rsplit_once(':')

@@ -4,6 +4,7 @@
 //! 2 usage error. Data goes to stdout, messages to stderr.
 
 mod boards;
+mod dispatch;
 mod info;
 mod init;
 mod serve;
@@ -21,6 +22,7 @@ const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
+Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
 Boards & misc:   init, boards, notify-*, attach, attachments, attach-rm, gc, skills, completions
 
 Exit codes: 0 success, 1 refused or failed, 2 usage error.
@@ -191,6 +193,19 @@ pub enum Command {
         after_help = "Example: hermes-kanban diagnostics --severity error --json"
     )]
     Diagnostics(info::DiagnosticsArgs),
+    /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
+    #[command(
+        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --skills kanban-worker … chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH), or kanban.worker_command from $HERMES_HOME/config.yaml.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
+    )]
+    Dispatch(dispatch::DispatchArgs),
+    /// Run the dispatcher every --interval seconds until SIGINT/SIGTERM (workers keep running).
+    #[command(
+        after_help = "Without --board it dispatches every board. Settings come from the kanban: section of $HERMES_HOME/config.yaml (max_spawn, max_in_progress, max_in_progress_per_profile, default_assignee, failure_limit, dispatch_stale_timeout_seconds, worker_command).\n\nExamples:\n  hermes-kanban daemon\n  hermes-kanban --board research daemon --interval 10 --max 2 -v"
+    )]
+    Daemon(dispatch::DaemonArgs),
+    /// Supervise one dispatched worker (started by the dispatcher; not for direct use).
+    #[command(hide = true)]
+    Supervise(dispatch::SuperviseArgs),
     /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
@@ -288,6 +303,9 @@ pub fn main() -> i32 {
         env: Env::from_process(),
         board: cli.board.clone(),
     };
+    if let Command::Supervise(a) = &cli.command {
+        return dispatch::supervise(&ctx, a);
+    }
     let res = match &cli.command {
         Command::Init => init::run(&ctx),
         Command::Boards(c) => boards::run(&ctx, c),
@@ -329,6 +347,9 @@ pub fn main() -> i32 {
         Command::Completions(a) => info::completions(a),
         Command::Mcp(a) => serve::mcp(&ctx, a),
         Command::Serve(a) => serve::serve(&ctx, a),
+        Command::Dispatch(a) => dispatch::dispatch(&ctx, a),
+        Command::Daemon(a) => dispatch::daemon(&ctx, a),
+        Command::Supervise(_) => Ok(()),
     };
     match res {
         Ok(()) => 0,

@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// Only offer these MCP tools (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "TOOLS")]
     pub tools: Vec<String>,
+    /// Seconds between dispatcher ticks (default: `kanban.dispatch_interval_seconds` in
+    /// $HERMES_HOME/config.yaml, else 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
+    /// Serve only; do not run the dispatcher in this process.
+    #[arg(long)]
+    pub no_dispatch: bool,
 }
 
 fn narrow(tools: &[String]) -> Result<Option<BTreeSet<String>>, CliError> {
@@ -102,17 +109,58 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         tools,
     };
     let env = ctx.env.clone();
+    let interval = match a.interval {
+        Some(i) if i.is_finite() && i > 0.0 => i.max(0.2),
+        Some(i) => {
+            return Err(CliError::Usage(format!(
+                "--interval {i}: give a positive number of seconds"
+            )));
+        }
+        None => {
+            crate::dispatch::config::KanbanConfig::load(&env)
+                .0
+                .dispatch_interval_seconds
+        }
+    };
+    let board = ctx.board.clone();
+    let run_dispatcher = !a.no_dispatch;
     runtime()?.block_on(async move {
         let ct = tokio_util::sync::CancellationToken::new();
+        let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = ct.clone();
+        let flag = stop_flag.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
-            eprintln!("hermes-kanban: shutting down");
+            eprintln!(
+                "hermes-kanban: shutting down (workers keep running; the next host adopts them)"
+            );
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
             stop.cancel();
         });
-        crate::web::serve(env, cfg, ct)
+        let dispatcher = run_dispatcher.then(|| {
+            let (env, flag) = (env.clone(), stop_flag.clone());
+            eprintln!("hermes-kanban: dispatcher ticking every {interval}s");
+            tokio::task::spawn_blocking(move || {
+                crate::dispatch::run_loop(
+                    env,
+                    board,
+                    std::time::Duration::from_secs_f64(interval),
+                    flag,
+                )
+            })
+        });
+        let served = crate::web::serve(env, cfg, ct)
             .await
-            .map_err(|e| CliError::Failed(e.to_string()))
+            .map_err(|e| CliError::Failed(e.to_string()));
+        stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(d) = dispatcher {
+            match d.await {
+                Ok(Err(e)) => eprintln!("hermes-kanban: dispatcher stopped: {e}"),
+                Err(e) => eprintln!("hermes-kanban: dispatcher task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        served
     })
 }
 

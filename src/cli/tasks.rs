@@ -169,6 +169,15 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
             t.status,
             t.assignee.as_deref().unwrap_or("-")
         );
+        if t.status == Status::Ready
+            && t.assignee.is_some()
+            && !crate::dispatch::locks::dispatcher_running(&ctx.env)
+        {
+            eprintln!(
+                "warning: no dispatcher is running, so {} will wait in ready. Start one with `hermes-kanban daemon` (or `serve`), or run `hermes-kanban dispatch` for a single pass.",
+                t.id
+            );
+        }
     }
     Ok(())
 }
@@ -610,12 +619,7 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
     let was_running = b.get_task(&a.id)?.status == Status::Running;
     let term = if a.reclaim {
         let cur = b.get_task(&a.id)?;
-        crate::process::terminate_worker(
-            cur.worker_pid,
-            cur.claim_lock.as_deref(),
-            std::time::Duration::from_secs(5),
-        )
-        .to_map()
+        crate::dispatch::terminate_task(&b, &cur, std::time::Duration::from_secs(5)).to_map()
     } else {
         serde_json::Map::new()
     };

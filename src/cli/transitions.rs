@@ -410,11 +410,8 @@ pub struct ReclaimArgs {
 pub(crate) fn reclaim(ctx: &Ctx, a: &ReclaimArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let t = b.get_task(&a.id)?;
-    let term = crate::process::terminate_worker(
-        t.worker_pid,
-        t.claim_lock.as_deref(),
-        std::time::Duration::from_secs(5),
-    );
+    // A dispatched task's pid is its supervisor; this stops it and the worker's group.
+    let term = crate::dispatch::terminate_task(&b, &t, std::time::Duration::from_secs(5));
     let r = b.reclaim_task(&a.id, a.reason.as_deref(), term.to_map())?;
     println!(
         "Reclaimed {} (was {})",

@@ -3,7 +3,7 @@
 //! task to `blocked` with a `gave_up` event. A tripped task stays blocked until a human
 //! unblocks it (SPEC §3.3 fix 2).
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -70,76 +70,122 @@ impl Board {
     /// Record one failure of a task and trip the breaker at the limit. Refused when the task is
     /// no longer `running` or `ready` (it finished or was moved in the meantime).
     pub fn record_task_failure(&self, r: &FailureReport) -> Result<FailureVerdict> {
-        let error = v::truncate(r.error.trim(), 500);
         if let Some(l) = r.failure_limit {
             v::in_range("failure_limit", l, 1..=1000)?;
         }
         let now = self.now();
-        self.write(|c| {
-            let t = load_task(c, &r.task_id)?;
-            if !matches!(t.status, Status::Running | Status::Ready) {
-                return Err(KernelError::refused(
-                    &r.task_id,
-                    "record a failure for",
-                    format!("status is '{}'; failures are recorded only for running or ready tasks", t.status),
-                ));
-            }
-            let failures = t.consecutive_failures + 1;
-            let (limit, source) = match (t.max_retries, r.failure_limit) {
-                (Some(m), _) => (m, "task"),
-                (None, Some(l)) => (l, "dispatcher"),
-                (None, None) => (DEFAULT_FAILURE_LIMIT, "dispatcher"),
-            };
-            let trip = r.force_trip || failures >= limit;
-            if trip {
-                let mut meta = obj! {
-                    "failures" => failures,
-                    "trigger_outcome" => r.outcome.as_str(),
-                    "effective_limit" => limit,
-                    "limit_source" => source,
-                };
-                meta.extend(r.extras.clone());
-                // A blocked task holds no claim and no open run (SPEC §3.3 fix 5), whatever
-                // the caller asked for: a trip always releases both.
-                let run_id =
-                    end_run(c, &t, RunOutcome::GaveUp, "gave_up", None, Some(&error), Some(&meta), now)?;
-                c.execute(
-                    "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
-                    params![failures, error, r.task_id],
-                )?;
-                let mut payload = obj! {
-                    "failures" => failures,
-                    "effective_limit" => limit,
-                    "limit_source" => source,
-                    "error" => error,
-                    "trigger_outcome" => r.outcome.as_str(),
-                };
-                payload.extend(r.extras.clone());
-                add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
-                return Ok(FailureVerdict { tripped: true, failures, effective_limit: limit, limit_source: source, run_id });
-            }
-            // Releasing the claim without closing the run would leave a ready task with an
-            // open run.
-            let run_id = if r.end_run || r.release_claim {
-                end_run(c, &t, r.outcome, r.outcome.as_str(), None, Some(&error), None, now)?
-            } else {
-                None
-            };
-            if r.release_claim || r.end_run {
-                c.execute(
-                    "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
-                            claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
-                    params![failures, error, r.task_id],
-                )?;
-                add_event(c, &r.task_id, run_id, r.outcome.as_str(), obj! {"error" => error, "failures" => failures}, now)?;
-            } else {
-                c.execute(
-                    "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",
-                    params![failures, error, r.task_id],
-                )?;
-            }
-            Ok(FailureVerdict { tripped: false, failures, effective_limit: limit, limit_source: source, run_id })
-        })
+        self.write(|c| record_failure_tx(c, r, now))
     }
+}
+
+/// The body of [`Board::record_task_failure`], for callers that already hold the write
+/// transaction (the liveness settlements apply an exit and count it in one transaction).
+pub(crate) fn record_failure_tx(
+    c: &Connection,
+    r: &FailureReport,
+    now: i64,
+) -> Result<FailureVerdict> {
+    let error = v::truncate(r.error.trim(), 500);
+    let t = load_task(c, &r.task_id)?;
+    if !matches!(t.status, Status::Running | Status::Ready) {
+        return Err(KernelError::refused(
+            &r.task_id,
+            "record a failure for",
+            format!(
+                "status is '{}'; failures are recorded only for running or ready tasks",
+                t.status
+            ),
+        ));
+    }
+    let failures = t.consecutive_failures + 1;
+    let (limit, source) = match (t.max_retries, r.failure_limit) {
+        (Some(m), _) => (m, "task"),
+        (None, Some(l)) => (l, "dispatcher"),
+        (None, None) => (DEFAULT_FAILURE_LIMIT, "dispatcher"),
+    };
+    let trip = r.force_trip || failures >= limit;
+    if trip {
+        let mut meta = obj! {
+            "failures" => failures,
+            "trigger_outcome" => r.outcome.as_str(),
+            "effective_limit" => limit,
+            "limit_source" => source,
+        };
+        meta.extend(r.extras.clone());
+        // A blocked task holds no claim and no open run (SPEC §3.3 fix 5), whatever the caller
+        // asked for: a trip always releases both.
+        let run_id = end_run(
+            c,
+            &t,
+            RunOutcome::GaveUp,
+            "gave_up",
+            None,
+            Some(&error),
+            Some(&meta),
+            now,
+        )?;
+        c.execute(
+            "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+            params![failures, error, r.task_id],
+        )?;
+        let mut payload = obj! {
+            "failures" => failures,
+            "effective_limit" => limit,
+            "limit_source" => source,
+            "error" => error,
+            "trigger_outcome" => r.outcome.as_str(),
+        };
+        payload.extend(r.extras.clone());
+        add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
+        return Ok(FailureVerdict {
+            tripped: true,
+            failures,
+            effective_limit: limit,
+            limit_source: source,
+            run_id,
+        });
+    }
+    // Releasing the claim without closing the run would leave a ready task with an open run.
+    let run_id = if r.end_run || r.release_claim {
+        end_run(
+            c,
+            &t,
+            r.outcome,
+            r.outcome.as_str(),
+            None,
+            Some(&error),
+            None,
+            now,
+        )?
+    } else {
+        None
+    };
+    if r.release_claim || r.end_run {
+        c.execute(
+            "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+            params![failures, error, r.task_id],
+        )?;
+        add_event(
+            c,
+            &r.task_id,
+            run_id,
+            r.outcome.as_str(),
+            obj! {"error" => error, "failures" => failures},
+            now,
+        )?;
+    } else {
+        c.execute(
+            "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",
+            params![failures, error, r.task_id],
+        )?;
+    }
+    Ok(FailureVerdict {
+        tripped: false,
+        failures,
+        effective_limit: limit,
+        limit_source: source,
+        run_id,
+    })
 }

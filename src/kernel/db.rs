@@ -14,13 +14,16 @@ use super::error::{KernelError, Result};
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
 /// Our schema version: the highest migration number applied.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
 
 /// Our migrations after 0001, in order: `(number, sql)` from `migrations/000N_*.sql`. Each must
 /// be additive (new tables, columns, indexes) so Hermes keeps reading the DB.
-const OURS: &[(i64, &str)] = &[(2, include_str!("../../migrations/0002_run_tokens.sql"))];
+const OURS: &[(i64, &str)] = &[
+    (2, include_str!("../../migrations/0002_run_tokens.sql")),
+    (3, include_str!("../../migrations/0003_worker_procs.sql")),
+];
 
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
 const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[

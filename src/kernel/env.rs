@@ -36,6 +36,11 @@ impl Env {
         self
     }
 
+    /// Every variable, as captured (what a spawned worker inherits).
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `key`, trimmed; empty values count as unset (as in Hermes).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars

@@ -282,8 +282,20 @@ impl Board {
     /// Claim a `review` task (dispatcher review queue): no parent check; event `claimed` with
     /// `source_status: review`.
     pub fn claim_review_task(&self, task_id: &str, ttl: Option<i64>) -> Result<Claim> {
-        let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
         let lock = self.claimer().to_string();
+        self.claim_review_task_as(task_id, ttl, &lock)
+    }
+
+    /// [`Board::claim_review_task`] with an explicit claim-lock string.
+    pub fn claim_review_task_as(
+        &self,
+        task_id: &str,
+        ttl: Option<i64>,
+        lock: &str,
+    ) -> Result<Claim> {
+        let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
+        let lock = v::short_name("claim_lock", Some(lock))?
+            .ok_or_else(|| KernelError::invalid("claim_lock", "must not be empty"))?;
         let now = self.now();
         self.write(|c| claim_tx(c, task_id, Status::Review, &lock, ttl, now))?
     }

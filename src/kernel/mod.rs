@@ -19,10 +19,12 @@ mod gc;
 mod graph;
 mod invariants;
 mod lifecycle;
+mod liveness;
 mod notify;
 mod paths;
 mod plan;
 mod runs;
+mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
@@ -45,6 +47,12 @@ pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
 };
+pub use liveness::{
+    ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
+    HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,
+    RECLAIM_DEFER_SECONDS, RunProcess, RunningTask, SettledBy, SettledReport, Settlement,
+    WorkerExit,
+};
 pub use notify::{ClaimedEvents, SubKey};
 pub use paths::{
     BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, board_exists, create_board,
@@ -53,6 +61,7 @@ pub use paths::{
 };
 pub use plan::{DispatchPlan, PlanOptions};
 pub use runs::RunStateField;
+pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,

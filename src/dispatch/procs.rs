@@ -1,0 +1,93 @@
+//! Host-local process checks and termination for dispatched runs (no SQL). A dispatched task's
+//! `worker_pid` is its supervisor (leader of its own session); the real worker leads a second
+//! process group recorded on the run's process row. Liveness uses the recorded `/proc` start
+//! time so a reused pid is not mistaken for the supervisor; termination signals both groups
+//! (SIGTERM, grace, SIGKILL), so nothing a worker started survives a reclaim.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::kernel::{Board, RunProcess, RunningTask, Task};
+use crate::process::{
+    Termination, group_alive, lock_is_host_local, pid_alive_as, signal_group_only,
+};
+
+fn supervisor_start(task: &Task, proc: Option<&RunProcess>) -> Option<i64> {
+    proc.filter(|p| p.supervisor_pid.is_some() && p.supervisor_pid == task.worker_pid)
+        .and_then(|p| p.supervisor_start)
+}
+
+/// Whether the task's recorded process (its supervisor, or a worker some other dispatcher
+/// spawned) is alive on this host.
+pub fn worker_alive(rt: &RunningTask) -> bool {
+    let Some(pid) = rt.task.worker_pid else {
+        return false;
+    };
+    pid_alive_as(pid, supervisor_start(&rt.task, rt.process.as_ref()))
+}
+
+/// Stop a running task's processes on this host: SIGTERM to the supervisor's group and the
+/// worker's group, wait up to `grace`, SIGKILL what is left. Nothing is signalled for a claim
+/// taken on another host.
+pub fn terminate_run(task: &Task, proc: Option<&RunProcess>, grace: Duration) -> Termination {
+    let host_local = task.claim_lock.as_deref().is_some_and(lock_is_host_local);
+    let mut t = Termination {
+        prev_pid: task.worker_pid,
+        host_local,
+        ..Default::default()
+    };
+    if !host_local {
+        return t;
+    }
+    let sup = task.worker_pid.filter(|p| *p > 1);
+    let start = supervisor_start(task, proc);
+    let group = proc.and_then(|p| p.worker_pid).filter(|p| *p > 1);
+    let sup_alive = || sup.is_some_and(|p| pid_alive_as(p, start));
+    let group_up = || group.is_some_and(group_alive);
+    if !sup_alive() && !group_up() {
+        t.terminated = true;
+        return t;
+    }
+    t.termination_attempted = true;
+    if sup_alive()
+        && let Some(p) = sup
+    {
+        signal_group_only(p, Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), Signal::SIGTERM);
+    }
+    if let Some(g) = group {
+        signal_group_only(g, Signal::SIGTERM);
+    }
+    // The supervisor stops its worker with its own grace; give it that plus a little.
+    let deadline = Instant::now() + grace + Duration::from_millis(500);
+    while (sup_alive() || group_up()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    if sup_alive() || group_up() {
+        t.sigkill = true;
+        if sup_alive()
+            && let Some(p) = sup
+        {
+            signal_group_only(p, Signal::SIGKILL);
+        }
+        if let Some(g) = group {
+            signal_group_only(g, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while (sup_alive() || group_up()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+    t.terminated = !sup_alive() && !group_up();
+    t
+}
+
+/// [`terminate_run`] for a task by id, reading its open run's process row — what the operator's
+/// `reclaim` and `reassign --reclaim` use before releasing the claim.
+pub fn terminate_task(board: &Board, task: &Task, grace: Duration) -> Termination {
+    let proc = task
+        .current_run_id
+        .and_then(|r| board.run_process(r).ok().flatten());
+    terminate_run(task, proc.as_ref(), grace)
+}

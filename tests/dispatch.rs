@@ -1,0 +1,959 @@
+//! The dispatcher against real processes: fake `hermes` scripts (selected with `HERMES_BIN`)
+//! that act on the board through our own CLI binary — complete, block, exit 0 silently, exit 3,
+//! exit 75, hang past their max runtime, die by SIGKILL — driven by one-shot `dispatch` runs, by
+//! the `daemon` host and by in-process ticks. Every scenario ends with the invariant check.
+
+mod cli_support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use cli_support::Cli;
+use hermes_kanban::dispatch::config::KanbanConfig;
+use hermes_kanban::dispatch::{HostState, TickOptions, dispatch_once};
+use hermes_kanban::kernel::{Board, Env, Status, Task};
+use serde_json::Value;
+
+const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
+
+/// A temp HERMES_HOME with a `worker` profile, fake worker scripts and short knobs.
+struct Lab {
+    cli: Cli,
+    /// Process groups to kill when the test ends (hanging workers).
+    pids: Vec<i32>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let mut cli = Cli::new();
+        std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
+        cli.extra_env
+            .push(("HERMES_KANBAN_CRASH_GRACE_SECONDS".into(), "0".into()));
+        cli.extra_env
+            .push(("HERMES_KANBAN_KILL_GRACE_SECONDS".into(), "1".into()));
+        Lab { cli, pids: vec![] }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.cli.dir.path().to_path_buf()
+    }
+
+    /// Write a fake `hermes`: bash with `$HK` (our binary), `$LAB` (the temp dir) and
+    /// `$T` (the task id) set, then `body`.
+    fn worker(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.dir().join(name);
+        let script = format!(
+            "#!/bin/bash\nHK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \"$LAB/$T.pid\"\n{body}\n",
+            lab = self.dir().display()
+        );
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn create(&self, title: &str, extra: &[&str]) -> String {
+        let mut args = vec!["--assignee", "worker"];
+        args.extend_from_slice(extra);
+        self.cli.create(title, &args)
+    }
+
+    /// One-shot `dispatch --json` with `HERMES_BIN=<hermes>` and extra env.
+    fn dispatch_env(&self, hermes: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let mut a = vec!["dispatch", "--json"];
+        a.extend_from_slice(args);
+        let h = hermes.to_string_lossy().into_owned();
+        let mut e: Vec<(&str, &str)> = vec![("HERMES_BIN", h.as_str())];
+        e.extend_from_slice(env);
+        self.cli.run_env(&a, &e).json()
+    }
+
+    fn dispatch(&self, hermes: &Path) -> Value {
+        self.dispatch_env(hermes, &[], &[])
+    }
+
+    fn board(&self) -> Board {
+        self.cli.board()
+    }
+
+    fn task(&self, id: &str) -> Task {
+        self.board().get_task(id).unwrap()
+    }
+
+    /// Poll until `f` holds (deadline 15 s).
+    fn until(&self, what: &str, mut f: impl FnMut(&Board) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let b = self.board();
+        while !f(&b) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Wait until the task is no longer running (its supervisor settled it or it finished).
+    fn settled(&self, id: &str) -> Task {
+        self.until(&format!("{id} to leave running"), |b| {
+            b.get_task(id).unwrap().status != Status::Running
+        });
+        self.task(id)
+    }
+
+    fn events(&self, id: &str) -> Vec<String> {
+        self.board()
+            .list_events(id, None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    fn outcomes(&self, id: &str) -> Vec<String> {
+        self.board()
+            .list_runs(id, None)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome.unwrap_or_else(|| "(open)".into()))
+            .collect()
+    }
+
+    fn pid_of(&self, id: &str) -> i32 {
+        let p = self.dir().join(format!("{id}.pid"));
+        self.until(&format!("{} to exist", p.display()), |_| {
+            std::fs::read_to_string(&p).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        });
+        std::fs::read_to_string(&p).unwrap().trim().parse().unwrap()
+    }
+
+    fn check(&self) {
+        self.cli.assert_invariants();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for pid in &self.pids {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn ids(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        .iter()
+        .map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| x["task_id"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    hermes_kanban::process::pid_alive(pid as i64)
+}
+
+#[test]
+fn a_worker_that_heartbeats_and_completes_finishes_the_task() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "complete.sh",
+        r#"echo "argv: $*"; env | grep -E '^(HERMES_|TERMINAL_)' | sort > "$LAB/$T.env"; pwd > "$LAB/$T.cwd"
+$HK heartbeat "$T" --note working
+$HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"#,
+    );
+    let t = lab.create("happy path", &["--skill", "github-code-review"]);
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "spawned"), vec![t.clone()]);
+    let ws = r["spawned"][0]["workspace"].as_str().unwrap().to_string();
+    assert!(ws.ends_with(&format!("kanban/workspaces/{t}")), "{ws}");
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Done);
+    let runs = lab.board().list_runs(&t, None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("completed"));
+    assert_eq!(runs[0].summary.as_deref(), Some("done by the fake worker"));
+    let ev = lab.events(&t);
+    for k in ["claimed", "spawned", "heartbeat", "completed"] {
+        assert!(ev.contains(&k.to_string()), "{k} missing: {ev:?}");
+    }
+    // The worker's environment (REF §10.2) and argv.
+    let env: BTreeMap<String, String> = std::fs::read_to_string(lab.dir().join(format!("{t}.env")))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(env["HERMES_KANBAN_TASK"], t);
+    assert_eq!(env["HERMES_KANBAN_RUN_ID"], runs[0].id.to_string());
+    assert_eq!(env["HERMES_KANBAN_WORKSPACE"], ws);
+    assert_eq!(env["TERMINAL_CWD"], ws);
+    assert_eq!(env["HERMES_KANBAN_BOARD"], "default");
+    assert_eq!(env["HERMES_PROFILE"], "worker");
+    assert_eq!(
+        env["HERMES_HOME"],
+        lab.cli.home().join("profiles/worker").to_string_lossy()
+    );
+    assert_eq!(env["HERMES_KANBAN_DB"], lab.cli.db().to_string_lossy());
+    assert!(env["HERMES_KANBAN_CLAIM_LOCK"].contains(':'));
+    assert!(env["HERMES_KANBAN_TOKEN"].starts_with("hkr_"));
+    assert!(
+        lab.board()
+            .resolve_run_token(&env["HERMES_KANBAN_TOKEN"])
+            .unwrap()
+            .is_some()
+    );
+    let cwd = std::fs::read_to_string(lab.dir().join(format!("{t}.cwd"))).unwrap();
+    assert_eq!(cwd.trim(), ws);
+    let log = std::fs::read_to_string(lab.cli.home().join(format!("kanban/logs/{t}.log"))).unwrap();
+    assert!(
+        log.contains(&format!(
+            "argv: -p worker --skills kanban-worker --skills github-code-review chat -q work kanban task {t}"
+        )),
+        "{log}"
+    );
+    // The scratch workspace is removed once the task is done.
+    lab.until("scratch cleanup", |_| !Path::new(&ws).exists());
+    lab.check();
+}
+
+#[test]
+fn a_worker_that_blocks_leaves_the_task_blocked_with_its_reason() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "block.sh",
+        r#"$HK block "$T" "which region should I deploy to?" --kind needs_input"#,
+    );
+    let t = lab.create("asks a human", &[]);
+    lab.dispatch(&hermes);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Blocked);
+    assert_eq!(task.block_kind.as_deref(), Some("needs_input"));
+    let runs = lab.board().list_runs(&t, None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome.as_deref(), Some("blocked"));
+    assert_eq!(
+        runs[0].summary.as_deref(),
+        Some("which region should I deploy to?")
+    );
+    // Nothing counted as a failure, and the next tick leaves it alone.
+    assert_eq!(task.consecutive_failures, 0);
+    let r = lab.dispatch(&hermes);
+    assert!(ids(&r, "spawned").is_empty());
+    assert_eq!(lab.task(&t).status, Status::Blocked);
+    lab.check();
+}
+
+#[test]
+fn clean_exits_without_a_handoff_are_protocol_violations_until_the_breaker_trips() {
+    let lab = Lab::new();
+    let hermes = lab.worker("silent.sh", "echo 'I think I am done'; exit 0");
+    let t = lab.create("forgets to complete", &[]);
+    for attempt in 1..=3 {
+        let r = lab.dispatch(&hermes);
+        assert_eq!(ids(&r, "spawned"), vec![t.clone()], "attempt {attempt}");
+        if attempt > 1 {
+            // The previous attempt's settlement (by its supervisor) is reported now.
+            assert_eq!(
+                ids(&r, "crashed"),
+                vec![t.clone()],
+                "attempt {attempt}: {r}"
+            );
+        }
+        let task = lab.settled(&t);
+        let runs = lab.board().list_runs(&t, None).unwrap();
+        let last = runs.last().unwrap();
+        assert_eq!(last.outcome.as_deref(), Some("crashed"));
+        assert_eq!(last.metadata.as_ref().unwrap()["protocol_violation"], true);
+        if attempt < 3 {
+            assert_eq!(task.status, Status::Ready, "attempt {attempt} is retried");
+            assert_eq!(
+                task.consecutive_failures, 0,
+                "below the limit nothing counts"
+            );
+            assert!(
+                task.last_failure_error
+                    .as_deref()
+                    .unwrap()
+                    .contains("kanban_complete")
+            );
+        } else {
+            assert_eq!(task.status, Status::Blocked, "the third violation trips");
+            assert_eq!(task.consecutive_failures, 1);
+        }
+    }
+    let ev = lab.events(&t);
+    assert_eq!(
+        ev.iter().filter(|k| *k == "protocol_violation").count(),
+        3,
+        "{ev:?}"
+    );
+    assert_eq!(ev.last().map(String::as_str), Some("gave_up"));
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "auto_blocked"), vec![t.clone()]);
+    assert!(ids(&r, "spawned").is_empty());
+    lab.check();
+}
+
+#[test]
+fn exit_3_twice_gives_up_and_the_task_stays_blocked() {
+    let lab = Lab::new();
+    let hermes = lab.worker("crash.sh", "echo boom >&2; exit 3");
+    let t = lab.create("crashes", &[]);
+    lab.dispatch(&hermes);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 1);
+    let runs = lab.board().list_runs(&t, None).unwrap();
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("exited with code 3"),
+        "{:?}",
+        runs[0].error
+    );
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "crashed"), vec![t.clone()]);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Blocked);
+    assert_eq!(task.consecutive_failures, 2);
+    assert_eq!(lab.outcomes(&t), vec!["crashed", "crashed"]);
+    assert!(lab.events(&t).contains(&"gave_up".to_string()));
+    // It stays blocked across further ticks (SPEC §3.3 fix 2).
+    for _ in 0..3 {
+        let r = lab.dispatch(&hermes);
+        assert!(ids(&r, "spawned").is_empty(), "{r}");
+        assert_eq!(lab.task(&t).status, Status::Blocked);
+    }
+    assert_eq!(lab.board().list_runs(&t, None).unwrap().len(), 2);
+    lab.check();
+}
+
+#[test]
+fn exit_75_is_rate_limited_with_a_cooldown_and_no_failure() {
+    let lab = Lab::new();
+    let hermes = lab.worker("quota.sh", "echo 'quota exceeded' >&2; exit 75");
+    let t = lab.create("quota", &[]);
+    lab.dispatch(&hermes);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 0, "no failure counted");
+    assert_eq!(lab.outcomes(&t), vec!["rate_limited"]);
+    // Inside the cool-down the respawn guard holds it back (and reports the settlement).
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "rate_limited"), vec![t.clone()]);
+    assert!(ids(&r, "spawned").is_empty());
+    assert_eq!(r["respawn_guarded"][0]["task_id"], t.as_str());
+    assert_eq!(r["respawn_guarded"][0]["reason"], "rate_limit_cooldown");
+    assert!(lab.events(&t).contains(&"respawn_guarded".to_string()));
+    // A cool-down of 0 respawns at once.
+    let r = lab.dispatch_env(
+        &hermes,
+        &[],
+        &[("HERMES_KANBAN_RATE_LIMIT_COOLDOWN_SECONDS", "0")],
+    );
+    assert_eq!(ids(&r, "spawned"), vec![t.clone()]);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 0);
+    lab.check();
+}
+
+#[test]
+fn a_hung_worker_is_timed_out_by_its_supervisor_and_its_group_killed() {
+    let mut lab = Lab::new();
+    let hermes = lab.worker(
+        "hang.sh",
+        r#"sleep 300 &
+echo $! > "$LAB/$T.child"
+wait"#,
+    );
+    let t = lab.create("hangs", &["--max-runtime", "2"]);
+    let started = Instant::now();
+    lab.dispatch(&hermes);
+    let worker = lab.pid_of(&t);
+    lab.pids.push(worker);
+    let child_file = lab.dir().join(format!("{t}.child"));
+    lab.until("the child pid", |_| child_file.exists());
+    let child: i32 = std::fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child));
+    // Only the one-shot dispatch ran: the supervisor enforces the limit on its own.
+    let task = lab.settled(&t);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 1);
+    let runs = lab.board().list_runs(&t, None).unwrap();
+    assert_eq!(runs[0].outcome.as_deref(), Some("timed_out"));
+    assert!(
+        runs[0].error.as_deref().unwrap().contains("> limit 2s"),
+        "{:?}",
+        runs[0].error
+    );
+    assert!(lab.events(&t).contains(&"timed_out".to_string()));
+    // No orphan: the worker and the child it started are gone.
+    lab.until("the worker's child to die", |_| {
+        !alive(child) && !alive(worker)
+    });
+    let r = lab.dispatch_env(&hermes, &["--max", "0"], &[]);
+    assert_eq!(ids(&r, "timed_out"), vec![t.clone()]);
+    lab.check();
+}
+
+#[test]
+fn a_worker_killed_by_sigkill_is_a_crash() {
+    let lab = Lab::new();
+    let hermes = lab.worker("sigkill.sh", "kill -KILL $$");
+    let t = lab.create("dies", &[]);
+    lab.dispatch(&hermes);
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 1);
+    let runs = lab.board().list_runs(&t, None).unwrap();
+    assert_eq!(runs[0].outcome.as_deref(), Some("crashed"));
+    assert!(
+        runs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("killed by signal 9"),
+        "{:?}",
+        runs[0].error
+    );
+    lab.check();
+}
+
+#[test]
+fn a_missing_hermes_binary_is_a_spawn_failure_then_gives_up() {
+    let lab = Lab::new();
+    let missing = lab.dir().join("no-such-hermes");
+    let t = lab.create("cannot start", &[]);
+    let r = lab.dispatch(&missing);
+    assert!(ids(&r, "spawned").is_empty());
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 1);
+    assert!(
+        task.last_failure_error
+            .as_deref()
+            .unwrap()
+            .contains("no-such-hermes"),
+        "{:?}",
+        task.last_failure_error
+    );
+    assert_eq!(lab.outcomes(&t), vec!["spawn_failed"]);
+    let r = lab.dispatch(&missing);
+    assert_eq!(ids(&r, "auto_blocked"), vec![t.clone()]);
+    assert_eq!(lab.task(&t).status, Status::Blocked);
+    assert_eq!(lab.outcomes(&t), vec!["spawn_failed", "gave_up"]);
+    // The dispatcher itself is fine: another tick runs normally.
+    let ok = lab.worker("ok.sh", r#"$HK complete "$T" --summary ok"#);
+    let u = lab.create("fine", &[]);
+    let r = lab.dispatch(&ok);
+    assert_eq!(ids(&r, "spawned"), vec![u.clone()]);
+    assert_eq!(lab.settled(&u).status, Status::Done);
+    lab.check();
+}
+
+#[test]
+fn expired_claims_are_extended_for_live_workers_and_reclaimed_for_dead_ones() {
+    let mut lab = Lab::new();
+    let ttl = [("HERMES_KANBAN_CLAIM_TTL_SECONDS", "1")];
+    let hermes = lab.worker(
+        "patient.sh",
+        r#"while [ ! -f "$LAB/release" ]; do $HK heartbeat "$T" >/dev/null; sleep 0.2; done
+$HK complete "$T" --summary "finished after a long time""#,
+    );
+    let live = lab.create("long but alive", &[]);
+    lab.dispatch_env(&hermes, &[], &ttl);
+    lab.pids.push(lab.pid_of(&live));
+    // Tick until the expired claim gets extended (never reclaimed).
+    lab.until("claim_extended", |b| {
+        let r = lab.dispatch_env(&hermes, &["--max", "0"], &ttl);
+        assert_eq!(r["reclaimed"], 0, "{r}");
+        b.list_events(&live, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "claim_extended")
+    });
+    assert_eq!(lab.task(&live).status, Status::Running);
+    std::fs::write(lab.dir().join("release"), "").unwrap();
+    assert_eq!(lab.settled(&live).status, Status::Done);
+    assert_eq!(lab.outcomes(&live), vec!["completed"]);
+
+    // A dead worker (its supervisor SIGKILLed too) loses its expired claim.
+    let hang = lab.worker("hang2.sh", "sleep 300 & wait");
+    let dead = lab.create("dies quietly", &[]);
+    lab.dispatch_env(&hang, &[], &ttl);
+    let worker = lab.pid_of(&dead);
+    lab.pids.push(worker);
+    let sup = lab.task(&dead).worker_pid.unwrap() as i32;
+    assert_ne!(sup, worker, "the recorded pid is the supervisor's");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // (A long crash grace keeps the crash path out of it: this is the stale-claim path.)
+    lab.until("the claim to be reclaimed", |_| {
+        let r = lab.dispatch_env(
+            &hang,
+            &["--max", "0"],
+            &[ttl[0], ("HERMES_KANBAN_CRASH_GRACE_SECONDS", "3600")],
+        );
+        r["reclaimed"] == 1
+    });
+    let task = lab.task(&dead);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 0, "a reclaim is not a failure");
+    assert_eq!(lab.outcomes(&dead), vec!["reclaimed"]);
+    lab.until("the worker group to be gone", |_| {
+        !hermes_kanban::process::group_alive(worker as i64)
+    });
+    lab.check();
+}
+
+fn spawn_daemon(lab: &Lab, hermes: &Path, interval: &str) -> Child {
+    lab.cli
+        .cmd(&["daemon", "--interval", interval])
+        .env("HERMES_BIN", hermes)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop_daemon(mut d: Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = d.try_wait().unwrap() {
+            assert!(s.success(), "daemon exit status {s:?}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_daemon_runs_a_parent_child_chain_end_to_end() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "chain.sh",
+        r#"$HK context "$T" > "$LAB/$T.context"
+$HK complete "$T" --summary "result of $T: 42" --metadata '{"answer": 42}'"#,
+    );
+    let parent = lab.create("compute the answer", &[]);
+    let child = lab.create("use the answer", &["--parent", &parent]);
+    assert_eq!(lab.task(&child).status, Status::Todo);
+    // Without a dispatcher, create warns; with the daemon up, it does not.
+    let r = lab.cli.run(&["create", "probe", "--assignee", "nobody"]);
+    assert!(
+        r.stderr.contains("no dispatcher is running"),
+        "{}",
+        r.stderr
+    );
+    let daemon = spawn_daemon(&lab, &hermes, "0.2");
+    lab.until("the dispatcher's presence lock", |_| {
+        !lab.cli
+            .run(&["create", "probe 2", "--assignee", "nobody"])
+            .stderr
+            .contains("no dispatcher")
+    });
+    let r = lab
+        .cli
+        .run(&["create", "probe 3", "--assignee", "nobody", "--json"]);
+    assert!(r.stderr.is_empty(), "never warn with --json: {}", r.stderr);
+    lab.until("the child to be done", |b| {
+        b.get_task(&child).unwrap().status == Status::Done
+    });
+    stop_daemon(daemon);
+    assert_eq!(lab.task(&parent).status, Status::Done);
+    let ctx = std::fs::read_to_string(lab.dir().join(format!("{child}.context"))).unwrap();
+    assert!(ctx.contains(&parent), "{ctx}");
+    assert!(ctx.contains(&format!("result of {parent}: 42")), "{ctx}");
+    assert!(ctx.contains("answer"), "{ctx}");
+    // After the daemon stopped, create warns again.
+    let r = lab.cli.run(&["create", "probe 4", "--assignee", "nobody"]);
+    assert!(
+        r.stderr.contains("no dispatcher is running"),
+        "{}",
+        r.stderr
+    );
+    lab.check();
+}
+
+#[test]
+fn a_stopped_daemon_leaves_workers_running_and_the_next_host_adopts_them() {
+    let mut lab = Lab::new();
+    let hermes = lab.worker(
+        "slow.sh",
+        r#"while [ ! -f "$LAB/release" ]; do sleep 0.1; done
+$HK complete "$T" --summary adopted"#,
+    );
+    let t = lab.create("outlives its dispatcher", &[]);
+    let daemon = spawn_daemon(&lab, &hermes, "0.2");
+    let worker = lab.pid_of(&t);
+    lab.pids.push(worker);
+    stop_daemon(daemon);
+    // The worker and its claim survive the host.
+    assert!(alive(worker));
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Running);
+    assert!(task.claim_lock.is_some());
+    // A new host ticks: nothing is reclaimed or respawned while the worker lives.
+    let r = lab.dispatch(&hermes);
+    assert_eq!(r["reclaimed"], 0);
+    assert!(
+        ids(&r, "crashed").is_empty() && ids(&r, "spawned").is_empty(),
+        "{r}"
+    );
+    std::fs::write(lab.dir().join("release"), "").unwrap();
+    assert_eq!(lab.settled(&t).status, Status::Done);
+    lab.check();
+}
+
+#[test]
+fn concurrent_dispatchers_never_spawn_a_task_twice() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "wait.sh",
+        r#"while [ ! -f "$LAB/release" ]; do sleep 0.1; done
+$HK complete "$T" --summary done"#,
+    );
+    let tasks: Vec<String> = (0..6)
+        .map(|i| lab.create(&format!("task {i}"), &[]))
+        .collect();
+    let procs: Vec<Child> = (0..4)
+        .map(|_| {
+            lab.cli
+                .cmd(&["dispatch", "--json"])
+                .env("HERMES_BIN", &hermes)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut spawned: Vec<String> = Vec::new();
+    let mut locked = 0;
+    for p in procs {
+        let out = p.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["skipped_locked"] == true {
+            locked += 1;
+            assert!(ids(&v, "spawned").is_empty());
+        }
+        spawned.extend(ids(&v, "spawned"));
+    }
+    let unique: HashSet<&String> = spawned.iter().collect();
+    assert_eq!(
+        unique.len(),
+        spawned.len(),
+        "a task was spawned twice: {spawned:?}"
+    );
+    assert_eq!(
+        unique.len(),
+        6,
+        "every task spawned once ({locked} ticks were locked out)"
+    );
+    std::fs::write(lab.dir().join("release"), "").unwrap();
+    for t in &tasks {
+        assert_eq!(lab.settled(t).status, Status::Done);
+        assert_eq!(lab.outcomes(t), vec!["completed"]);
+        let spawned_events = lab.events(t).iter().filter(|k| *k == "spawned").count();
+        assert_eq!(spawned_events, 1);
+    }
+    lab.check();
+}
+
+fn stat(p: &Path) -> Option<(u64, std::time::SystemTime)> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.len(), m.modified().unwrap()))
+}
+
+#[test]
+fn a_dry_run_writes_nothing() {
+    let lab = Lab::new();
+    let hermes = lab.worker("never.sh", "exit 99");
+    let parent = lab.create("parent", &[]);
+    let ready = lab.create("ready", &[]);
+    let child = lab.create("child", &["--parent", &parent]);
+    lab.cli.create("unassigned", &[]);
+    lab.cli.run(&["claim", &parent, "--ttl", "1"]).ok();
+    lab.cli
+        .run(&["complete", &parent, "--summary", "done"])
+        .ok();
+    lab.cli
+        .run(&["create", "ghost's", "--assignee", "ghost"])
+        .ok();
+    let expired = lab.create("expired claim", &[]);
+    lab.cli.run(&["claim", &expired, "--ttl", "1"]).ok();
+    std::thread::sleep(Duration::from_millis(2100));
+
+    let rows = lab.board().dump_rows().unwrap();
+    let db = lab.cli.db();
+    let side = |s: &str| PathBuf::from(format!("{}{s}", db.display()));
+    let files = || (stat(&db), stat(&side("-wal")), stat(&side("-shm")));
+    let before = files();
+    let r = lab.dispatch_env(&hermes, &["--dry-run"], &[]);
+    let after = files();
+    assert_eq!(before, after, "dry run touched the database files");
+    assert_eq!(
+        lab.board().dump_rows().unwrap(),
+        rows,
+        "dry run changed rows"
+    );
+    let spawned = ids(&r, "spawned");
+    assert!(spawned.contains(&ready) && spawned.contains(&child), "{r}");
+    assert!(r["spawned"][0]["workspace"] == "", "{r}");
+    assert_eq!(ids(&r, "skipped_unassigned").len(), 1);
+    assert_eq!(ids(&r, "skipped_nonspawnable").len(), 1);
+    assert_eq!(lab.task(&expired).status, Status::Running, "not reclaimed");
+    assert_eq!(lab.outcomes(&expired), vec!["(open)"]);
+    assert!(!lab.cli.home().join("kanban/logs").exists());
+    lab.check();
+}
+
+#[test]
+fn worker_command_templates_serve_assignees_without_a_profile() {
+    let lab = Lab::new();
+    let agent = lab.worker(
+        "agent.sh",
+        r#"echo "$@" > "$LAB/$T.argv"
+$HK complete "$T" --summary "served by another agent CLI""#,
+    );
+    std::fs::write(
+        lab.cli.home().join("config.yaml"),
+        format!(
+            "kanban:\n  worker_command:\n    codex: [\"{}\", \"--task\", \"{{task_id}}\", \"--board\", \"{{board}}\", \"--as\", \"{{assignee}}\", \"{{prompt}}\"]\n",
+            agent.display()
+        ),
+    )
+    .unwrap();
+    let t = lab.cli.create("templated", &["--assignee", "codex"]);
+    // HERMES_BIN points nowhere: the template is used instead.
+    let r = lab.dispatch(&lab.dir().join("missing-hermes"));
+    assert_eq!(ids(&r, "spawned"), vec![t.clone()], "{r}");
+    assert_eq!(lab.settled(&t).status, Status::Done);
+    let argv = std::fs::read_to_string(lab.dir().join(format!("{t}.argv"))).unwrap();
+    assert_eq!(
+        argv.trim(),
+        format!("--task {t} --board default --as codex work kanban task {t}")
+    );
+    lab.check();
+}
+
+/// Tick options for the in-process host: our binary supervises.
+fn in_process(env: &Env) -> TickOptions {
+    let mut o = TickOptions::from_config(env, &KanbanConfig::default());
+    o.supervisor_exe = PathBuf::from(HK);
+    o
+}
+
+#[test]
+fn the_in_process_host_settles_crashes_and_stale_runs() {
+    let mut lab = Lab::new();
+    let crash = lab.worker("crash.sh", "exit 3");
+    let hang = lab.worker("quiet.sh", "sleep 300 & wait");
+    let env = Env::empty()
+        .with("HOME", lab.dir().to_string_lossy())
+        .with("HERMES_HOME", lab.cli.home().to_string_lossy())
+        .with("PATH", std::env::var("PATH").unwrap_or_default())
+        .with("HERMES_KANBAN_CRASH_GRACE_SECONDS", "0");
+    let board = Board::open(
+        &env.clone().with("HERMES_BIN", crash.to_string_lossy()),
+        None,
+    )
+    .unwrap();
+    let mut host = HostState::default();
+    let t = lab.create("crashes in-process", &["--max-retries", "1"]);
+    let opts = in_process(board.env());
+    let r = dispatch_once(&board, &opts, &mut host).unwrap();
+    assert_eq!(r.spawned.len(), 1);
+    lab.settled(&t);
+    let r = dispatch_once(&board, &opts, &mut host).unwrap();
+    assert_eq!(r.crashed, vec![t.clone()]);
+    assert_eq!(
+        r.auto_blocked,
+        vec![t.clone()],
+        "max_retries 1 trips at once"
+    );
+    lab.until("the host to reap its supervisor", |_| {
+        host.reap();
+        host.children() == 0
+    });
+
+    // Stale detection (long-lived hosts only): no heartbeat for too long → released, the
+    // worker's group stopped, no failure counted.
+    let board = Board::open(
+        &env.clone().with("HERMES_BIN", hang.to_string_lossy()),
+        None,
+    )
+    .unwrap();
+    let s = lab.create("never heartbeats", &[]);
+    let mut opts = in_process(board.env());
+    let r = dispatch_once(&board, &opts, &mut host).unwrap();
+    assert_eq!(r.spawned.len(), 1);
+    let worker = lab.pid_of(&s);
+    lab.pids.push(worker);
+    std::thread::sleep(Duration::from_millis(2100));
+    opts.stale_timeout_seconds = 1;
+    opts.heartbeat_stale_seconds = 1;
+    opts.max_spawn = Some(0);
+    let r = dispatch_once(&board, &opts, &mut host).unwrap();
+    assert_eq!(r.stale, vec![s.clone()]);
+    let task = lab.task(&s);
+    assert_eq!(task.status, Status::Ready);
+    assert_eq!(task.consecutive_failures, 0);
+    assert_eq!(lab.outcomes(&s), vec!["stale"]);
+    lab.until("the stale worker's group to stop", |_| {
+        !hermes_kanban::process::group_alive(worker as i64)
+    });
+    lab.check();
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {:?}", out);
+}
+
+#[test]
+fn worktree_and_dir_workspaces_are_created_persisted_and_kept() {
+    let lab = Lab::new();
+    let repo = lab.dir().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("README"), "hi\n").unwrap();
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "init"]);
+    let hermes = lab.worker(
+        "where.sh",
+        r#"pwd > "$LAB/$T.cwd"; echo "${HERMES_KANBAN_BRANCH:-}" > "$LAB/$T.branch"
+$HK complete "$T" --summary here"#,
+    );
+    let ws = format!("worktree:{}", repo.display());
+    let wt = lab.create("in a worktree", &["--workspace", &ws, "--branch", "feat/x"]);
+    let plain = lab.dir().join("plain-dir");
+    let dir_ws = format!("dir:{}", plain.display());
+    let d = lab.create("in a dir", &["--workspace", &dir_ws]);
+    let r = lab.dispatch(&hermes);
+    assert_eq!(ids(&r, "spawned").len(), 2, "{r}");
+    assert_eq!(lab.settled(&wt).status, Status::Done);
+    assert_eq!(lab.settled(&d).status, Status::Done);
+    let target = repo.join(".worktrees").join(&wt);
+    let task = lab.task(&wt);
+    assert_eq!(
+        task.workspace_path.as_deref(),
+        Some(target.to_string_lossy().as_ref())
+    );
+    assert_eq!(task.branch_name.as_deref(), Some("feat/x"));
+    let cwd = std::fs::read_to_string(lab.dir().join(format!("{wt}.cwd"))).unwrap();
+    assert_eq!(cwd.trim(), target.to_string_lossy());
+    let branch = std::fs::read_to_string(lab.dir().join(format!("{wt}.branch"))).unwrap();
+    assert_eq!(branch.trim(), "feat/x");
+    assert!(
+        target.join("README").is_file(),
+        "a real worktree, kept after completion"
+    );
+    assert!(plain.is_dir(), "dir workspaces are created and kept");
+    let cwd = std::fs::read_to_string(lab.dir().join(format!("{d}.cwd"))).unwrap();
+    assert_eq!(cwd.trim(), plain.to_string_lossy());
+    // A relative dir: path is refused at create; a worktree outside any repo is a spawn failure.
+    let outside = lab.dir().join("not-a-repo").join("wt");
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    let bad = lab.create(
+        "no repo",
+        &["--workspace", &format!("worktree:{}", outside.display())],
+    );
+    lab.dispatch(&hermes);
+    let t = lab.task(&bad);
+    assert_eq!(lab.outcomes(&bad), vec!["spawn_failed"]);
+    assert!(
+        t.last_failure_error
+            .as_deref()
+            .unwrap()
+            .starts_with("workspace: "),
+        "{:?}",
+        t.last_failure_error
+    );
+    lab.check();
+}
+
+/// `serve` runs the dispatcher next to the HTTP server: a ready task is spawned and finished
+/// while the server is up, the worker gets a per-run MCP token, and SIGTERM stops both.
+#[test]
+fn serve_hosts_the_dispatcher_next_to_the_http_server() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "served.sh",
+        r#"echo "${HERMES_KANBAN_TOKEN:-none}" > "$LAB/$T.token"
+$HK complete "$T" --summary "done under serve""#,
+    );
+    let id = lab.create("served task", &[]);
+    let mut server = lab
+        .cli
+        .cmd(&["serve", "--bind", "127.0.0.1:0", "--interval", "0.2"])
+        .env("HERMES_BIN", &hermes)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.until("the task to be done by the served dispatcher", |b| {
+        b.get_task(&id).unwrap().status == Status::Done
+    });
+    let token = std::fs::read_to_string(lab.dir().join(format!("{id}.token"))).unwrap();
+    assert!(token.trim().starts_with("hkr_"), "worker token: {token:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "serve exit {status:?}: {err}");
+    assert!(err.contains("dispatcher ticking every 0.2s"), "{err}");
+    assert_eq!(lab.outcomes(&id), vec!["completed"]);
+    lab.check();
+}
