@@ -283,6 +283,29 @@ impl Ctx {
     }
 }
 
+/// Bulk verbs: run `op` on each id and print the line it returns; a failure is reported on
+/// stderr and the others still run; exit 1 when any failed.
+pub(crate) fn each_id<'a>(
+    ids: impl IntoIterator<Item = &'a String>,
+    mut op: impl FnMut(&str) -> Result<String, KernelError>,
+) -> Result<(), CliError> {
+    let mut failed = false;
+    for id in ids {
+        match op(id) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("hermes-kanban: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Partial)
+    } else {
+        Ok(())
+    }
+}
+
 /// Short-lived verbs die quietly on a closed pipe (`show --json | head`) instead of panicking
 /// on EPIPE, as Unix tools do. Long-running servers keep Rust's ignore-SIGPIPE default.
 fn restore_sigpipe() {

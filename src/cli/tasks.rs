@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::output::{self, dim, local_ts, print_json, task_line};
-use super::{CliError, Ctx};
+use super::{CliError, Ctx, each_id};
 use crate::kernel::{
     DiagnosticsConfig, InitialStatus, KernelError, ListFilter, NewTask, RunStateField, Severity,
     Status, SwarmSpec, SwarmWorker, TaskSort, WorkspaceKind, list_boards, relative_age,
@@ -721,28 +721,11 @@ pub(crate) fn archive(ctx: &Ctx, a: &ArchiveArgs) -> Result<(), CliError> {
         ));
     }
     let b = ctx.open()?;
-    let mut failed = false;
-    for id in &a.ids {
-        match b.archive_task(id) {
-            Ok(_) => println!("Archived {id}"),
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
-            }
-        }
-    }
-    for id in &a.rm {
-        match b.delete_archived_task(id) {
-            Ok(()) => println!("Deleted {id}"),
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CliError::Partial)
-    } else {
-        Ok(())
-    }
+    let archived = each_id(&a.ids, |id| {
+        b.archive_task(id).map(|_| format!("Archived {id}"))
+    });
+    let deleted = each_id(&a.rm, |id| {
+        b.delete_archived_task(id).map(|()| format!("Deleted {id}"))
+    });
+    archived.and(deleted)
 }

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use super::output::print_json;
-use super::{CliError, Ctx};
+use super::{CliError, Ctx, each_id};
 use crate::kernel::{BlockKind, BlockRequest, Completion, PromoteOptions, Status, WorkspaceKind};
 
 /// `claim` arguments.
@@ -103,34 +103,24 @@ pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
     }
     let metadata = parse_metadata(a.metadata.as_deref())?;
     let b = ctx.open()?;
-    let mut failed = false;
-    for id in &a.ids {
-        let r = b.complete_task(Completion {
-            task_id: id.clone(),
+    each_id(&a.ids, |id| {
+        let c = b.complete_task(Completion {
+            task_id: id.to_string(),
             summary: a.summary.clone(),
             metadata: metadata.clone(),
             result: a.result.clone(),
             expected_run_id: ctx.expected_run_id(id),
             ..Default::default()
-        });
-        match r {
-            Ok(c) => {
-                println!("Completed {id}");
-                if !c.promoted.is_empty() {
-                    println!("  promoted to ready: {}", c.promoted.join(", "));
-                }
-            }
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CliError::Partial)
-    } else {
-        Ok(())
-    }
+        })?;
+        Ok(if c.promoted.is_empty() {
+            format!("Completed {id}")
+        } else {
+            format!(
+                "Completed {id}\n  promoted to ready: {}",
+                c.promoted.join(", ")
+            )
+        })
+    })
 }
 
 /// `edit` arguments.
@@ -205,39 +195,27 @@ fn reason(words: &[String]) -> Option<String> {
 pub(crate) fn block(ctx: &Ctx, a: &BlockArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let reason = reason(&a.reason);
+    let why = reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     let author = ctx.author();
-    let mut failed = false;
-    for id in std::iter::once(&a.id).chain(a.ids.iter()) {
-        let r = b.block_task(BlockRequest {
-            task_id: id.clone(),
+    each_id(std::iter::once(&a.id).chain(a.ids.iter()), |id| {
+        let x = b.block_task(BlockRequest {
+            task_id: id.to_string(),
             reason: reason.clone(),
             kind: a.kind.map(Into::into),
             expected_run_id: ctx.expected_run_id(id),
             comment_author: Some(author.clone()),
-        });
-        let why = reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        match r {
-            Ok(x) => match x.status {
-                Status::Todo => println!("{id} → todo (dependency wait){why}"),
-                Status::Triage => {
-                    println!("{id} → triage (unblock loop detected — needs a human decision){why}")
-                }
-                _ => println!("Blocked {id}{why}"),
-            },
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
+        })?;
+        Ok(match x.status {
+            Status::Todo => format!("{id} → todo (dependency wait){why}"),
+            Status::Triage => {
+                format!("{id} → triage (unblock loop detected — needs a human decision){why}")
             }
-        }
-    }
-    if failed {
-        Err(CliError::Partial)
-    } else {
-        Ok(())
-    }
+            _ => format!("Blocked {id}{why}"),
+        })
+    })
 }
 
 /// `schedule` arguments.
@@ -255,33 +233,20 @@ pub struct ScheduleArgs {
 pub(crate) fn schedule(ctx: &Ctx, a: &ScheduleArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let reason = reason(&a.reason);
+    let why = reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
     let author = ctx.author();
-    let mut failed = false;
-    for id in std::iter::once(&a.id).chain(a.ids.iter()) {
-        match b.schedule_task(
+    each_id(std::iter::once(&a.id).chain(a.ids.iter()), |id| {
+        b.schedule_task(
             id,
             reason.as_deref(),
             ctx.expected_run_id(id),
             Some(&author),
-        ) {
-            Ok(()) => println!(
-                "Scheduled {id}{}",
-                reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
-            ),
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CliError::Partial)
-    } else {
-        Ok(())
-    }
+        )?;
+        Ok(format!("Scheduled {id}{why}"))
+    })
 }
 
 /// `unblock` arguments.
@@ -298,32 +263,19 @@ pub struct UnblockArgs {
 pub(crate) fn unblock(ctx: &Ctx, a: &UnblockArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let author = ctx.author();
-    let mut failed = false;
-    for id in &a.ids {
-        match b.unblock_task(id, a.reason.as_deref(), Some(&author)) {
-            Ok(s) => {
-                let why = a
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default();
-                if s == Status::Todo {
-                    println!("Unblocked {id} → todo (waiting on parents){why}");
-                } else {
-                    println!("Unblocked {id}{why}");
-                }
-            }
-            Err(e) => {
-                eprintln!("hermes-kanban: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CliError::Partial)
-    } else {
-        Ok(())
-    }
+    let why = a
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    each_id(&a.ids, |id| {
+        Ok(
+            match b.unblock_task(id, a.reason.as_deref(), Some(&author))? {
+                Status::Todo => format!("Unblocked {id} → todo (waiting on parents){why}"),
+                _ => format!("Unblocked {id}{why}"),
+            },
+        )
+    })
 }
 
 /// `promote` arguments.
