@@ -1,4 +1,5 @@
-//! Server verbs: `mcp` (the MCP server over stdio) and `serve` (HTTP: MCP at /mcp, health).
+//! Server verbs: `mcp` (the MCP server over stdio) and `serve` (HTTP: dashboard, REST API and
+//! live events, MCP at /mcp, health).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         board: ctx.board.clone(),
         allowed_hosts: a.allowed_hosts.clone(),
         tools,
+        dispatch: None,
     };
     let env = ctx.env.clone();
     runtime()?.block_on(async move {
