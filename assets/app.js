@@ -844,6 +844,28 @@
       body.appendChild(section('Result', res));
     }
 
+    // Run history, newest last (collapsed beyond 3).
+    const runEl = (r) => h('div', { class: 'item run', dataset: { runId: String(r.id) } },
+      h('div', { class: 'meta' },
+        h('strong', { text: 'Run #' + r.id }),
+        h('span', { class: 'badge o-' + (r.outcome || r.status), text: r.outcome || r.status }),
+        r.profile ? h('span', { text: '@' + r.profile }) : null,
+        h('span', { text: when(r.started_at) }),
+        r.ended_at != null ? h('span', { text: 'took ' + duration(r.ended_at - r.started_at) }) : h('span', { text: 'open' }),
+        r.worker_pid ? h('span', { text: 'pid ' + r.worker_pid }) : null),
+      r.summary ? h('div', { class: 'md summary' }, md(r.summary)) : null,
+      r.metadata != null ? h('pre', { class: 'block metadata', text: JSON.stringify(r.metadata, null, 2) }) : null,
+      r.error ? h('pre', { class: 'block error', text: r.error }) : null);
+    const runs = d.runs;
+    const runBox = h('div', { class: 'list runs' });
+    const shown = runs.length > 3 ? runs.slice(-3) : runs;
+    if (runs.length > 3) runBox.appendChild(h('button', { type: 'button', text: 'Show all ' + runs.length + ' runs', onclick: (e) => {
+      e.target.remove();
+      runBox.replaceChildren(...runs.map(runEl));
+    } }));
+    for (const r of shown) runBox.appendChild(runEl(r));
+    body.appendChild(section('Run history (' + runs.length + ')', runs.length ? runBox : h('span', { class: 'meta', text: 'never run' })));
+
     // Dependencies.
     const depList = (ids, kind) => h('div', { class: 'list links' }, ids.length ? ids.map((id) => h('div', { class: 'link-row' },
       tidLink(id), h('span', { class: 'meta', text: (state.cards.get(id) || {}).title || '' }),
@@ -901,28 +923,6 @@
       h('div', { class: 'meta' }, h('strong', { text: c.author }), h('span', { text: when(c.created_at) })),
       h('div', { class: 'md' }, md(c.body))))), h('div', { class: 'add-row' }, cbox, h('button', { type: 'button', text: 'Send', onclick: send }))));
 
-    // Run history, newest last (collapsed beyond 3).
-    const runEl = (r) => h('div', { class: 'item run', dataset: { runId: String(r.id) } },
-      h('div', { class: 'meta' },
-        h('strong', { text: 'Run #' + r.id }),
-        h('span', { class: 'badge o-' + (r.outcome || r.status), text: r.outcome || r.status }),
-        r.profile ? h('span', { text: '@' + r.profile }) : null,
-        h('span', { text: when(r.started_at) }),
-        r.ended_at != null ? h('span', { text: 'took ' + duration(r.ended_at - r.started_at) }) : h('span', { text: 'open' }),
-        r.worker_pid ? h('span', { text: 'pid ' + r.worker_pid }) : null),
-      r.summary ? h('div', { class: 'md summary' }, md(r.summary)) : null,
-      r.metadata != null ? h('pre', { class: 'block metadata', text: JSON.stringify(r.metadata, null, 2) }) : null,
-      r.error ? h('pre', { class: 'block error', text: r.error }) : null);
-    const runs = d.runs;
-    const runBox = h('div', { class: 'list runs' });
-    const shown = runs.length > 3 ? runs.slice(-3) : runs;
-    if (runs.length > 3) runBox.appendChild(h('button', { type: 'button', text: 'Show all ' + runs.length + ' runs', onclick: (e) => {
-      e.target.remove();
-      runBox.replaceChildren(...runs.map(runEl));
-    } }));
-    for (const r of shown) runBox.appendChild(runEl(r));
-    body.appendChild(section('Run history (' + runs.length + ')', runs.length ? runBox : h('span', { class: 'meta', text: 'never run' })));
-
     // Events: last 20.
     const evs = d.events.slice(-20).reverse();
     body.appendChild(section('Events', h('div', { class: 'events' }, evs.map((e) => h('div', {
@@ -951,7 +951,6 @@
   }
   $('#create-form').addEventListener('submit', async (e) => {
     const form = e.target;
-    if (e.submitter && e.submitter.value === 'cancel') return;
     e.preventDefault();
     const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
     const num = (s) => (s.trim() === '' ? null : parseInt(s, 10));
@@ -1016,7 +1015,6 @@
   });
   $('#board-form').addEventListener('submit', async (e) => {
     const form = e.target;
-    if (e.submitter && e.submitter.value === 'cancel') return;
     e.preventDefault();
     const body = {
       slug: form.slug.value.trim(),
@@ -1093,6 +1091,11 @@
   setInterval(() => { for (const c of cols.values()) c.refreshVisible(); }, 30000);
   // Safety net: a full re-read every 5 minutes (time-based diagnostics drift).
   setInterval(() => { if (!document.hidden) loadBoard().catch(() => {}); }, 300000);
+
+  // Cancel buttons are plain buttons (so Enter submits the form's primary action).
+  for (const btn of document.querySelectorAll('dialog button.cancel')) {
+    btn.addEventListener('click', () => btn.closest('dialog').close('cancel'));
+  }
 
   // ---------- start ----------
   (async function start() {
