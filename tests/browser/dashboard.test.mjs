@@ -160,6 +160,41 @@ await t.test('a title, body and comment holding <img onerror> render inert', asy
   await page.keyboard.press('Escape');
 });
 
+await t.test('search filters cards; the bulk bar edits a selection', async () => {
+  await page.fill('#search', 'flaky upstream');
+  await page.waitForFunction(() => document.querySelectorAll('.card').length === 1, null, { timeout: 2000 });
+  await page.fill('#search', '');
+  await page.waitForFunction(() => document.querySelectorAll('.card').length > 5, null, { timeout: 2000 });
+  const ready = page.locator('.col[data-status="ready"] .card');
+  const a = await ready.nth(0).getAttribute('data-id');
+  const b2 = await ready.nth(1).getAttribute('data-id');
+  await ready.nth(0).click({ modifiers: ['Control'] });
+  await ready.nth(1).click({ modifiers: ['Control'] });
+  await page.waitForSelector('#bulkbar:not(.hidden)');
+  assert((await page.textContent('#bulk-count')) === '2 selected', 'two selected');
+  await page.fill('#bulk-priority', '4');
+  await page.click('#bulkbar button[data-bulk="priority"]');
+  await page.waitForFunction(([x, y]) => [x, y].every((id) => {
+    const el = document.querySelector(`.card[data-id="${id}"]`);
+    return el && el.textContent.includes('P4');
+  }), [a, b2], { timeout: 3000 });
+  await page.click('#bulkbar button[data-bulk="clear"]');
+  await page.waitForSelector('#bulkbar.hidden', { state: 'attached' });
+});
+
+await t.test('a new board from the dialog, and switching boards', async () => {
+  await page.click('#new-board-btn');
+  await page.waitForSelector('#board-dialog[open]');
+  await page.fill('#board-form input[name=slug]', 'lab');
+  await page.fill('#board-form input[name=name]', 'Lab');
+  await page.press('#board-form input[name=name]', 'Enter');
+  await page.waitForFunction(() => document.querySelector('#board-select').value === 'lab', null, { timeout: 5000 });
+  await page.waitForFunction(() => document.querySelectorAll('.card').length === 0, null, { timeout: 3000 });
+  await page.selectOption('#board-select', 'default');
+  await page.waitForFunction(() => document.querySelectorAll('.card').length > 5, null, { timeout: 3000 });
+  cli('boards', 'switch', 'default');
+});
+
 await t.test('the board after the session (screenshot)', async () => {
   await page.waitForSelector('#drawer.hidden', { state: 'attached', timeout: 2000 });
   await page.evaluate(() => { document.getElementById('toast').className = 'toast'; document.activeElement.blur(); });

@@ -11,8 +11,8 @@ import path from 'node:path';
 const here = path.dirname(new URL(import.meta.url).pathname);
 export const repo = path.resolve(here, '..', '..');
 const target = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
-export const bin = process.env.HK_BIN || path.join(target, 'debug', 'hermes-kanban');
-const nodeDir = process.env.HK_NODE_DIR || path.join(target, 'browser-node');
+export const bin = path.resolve(process.env.HK_BIN || path.join(target, 'debug', 'hermes-kanban'));
+const nodeDir = path.resolve(process.env.HK_NODE_DIR || path.join(target, 'browser-node'));
 const require = createRequire(path.join(nodeDir, 'package.json'));
 const { chromium } = require('playwright-core');
 
