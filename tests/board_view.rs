@@ -341,3 +341,63 @@ fn board_metadata_edits() {
         KernelError::InvalidSlug(_)
     ));
 }
+
+#[test]
+fn board_view_diagnostics_match_the_diagnostics_engine() {
+    use hermes_kanban::kernel::{BlockRequest, Severity};
+    let tb = TestBoard::new();
+    let stranded = tb.task("stranded");
+    let stuck = tb.task("stuck");
+    tb.board
+        .block_task(BlockRequest {
+            task_id: stuck.clone(),
+            reason: Some("which database?".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let cycling = tb.task("cycling");
+    for _ in 0..3 {
+        tb.board
+            .block_task(BlockRequest {
+                task_id: cycling.clone(),
+                reason: Some("again".into()),
+                kind: Some(hermes_kanban::kernel::BlockKind::Transient),
+                ..Default::default()
+            })
+            .ok();
+        tb.board.unblock_task(&cycling, None, None).ok();
+        tb.board.set_status_direct(&cycling, Status::Ready).ok();
+    }
+    for _ in 0..30 {
+        tb.board.heartbeat_worker(&stranded, None, None).ok();
+    }
+    tb.advance(2 * 86_400);
+    let cfg = DiagnosticsConfig::default();
+    let engine = tb.board.diagnostics(None, Severity::Warning, &cfg).unwrap();
+    let view = tb
+        .board
+        .board_view(&BoardViewQuery::default(), &cfg)
+        .unwrap();
+    assert!(engine.len() >= 2, "{engine:#?}");
+    for td in &engine {
+        let card = view.cards.iter().find(|c| c.task.id == td.task_id).unwrap();
+        assert_eq!(card.diagnostics, td.diagnostics, "{}", td.task_id);
+    }
+    let with: usize = view
+        .cards
+        .iter()
+        .filter(|c| !c.diagnostics.is_empty())
+        .count();
+    assert_eq!(with, engine.len());
+    let stuck_d = &view
+        .cards
+        .iter()
+        .find(|c| c.task.id == stuck)
+        .unwrap()
+        .diagnostics;
+    assert_eq!(stuck_d[0].kind, "stuck_in_blocked");
+    assert!(
+        stuck_d[0].detail.contains("which database?"),
+        "payload read"
+    );
+}

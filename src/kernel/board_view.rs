@@ -11,14 +11,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::board::{Board, add_event, load_task};
-use super::diagnostics::{Diagnostic, DiagnosticsConfig, diagnose};
+use super::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, diagnose};
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::graph::children_of;
 use super::paths::{BoardMeta, board_exists, normalize_slug, read_board_meta, write_board_meta};
 use super::runs::end_run;
 use super::tasks::query_tasks;
-use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, RunOutcome, Status, Task};
+use super::types::{
+    EVENT_COLUMNS, Event, RUN_COLUMNS, Run, RunOutcome, Status, Task, json_column, lenient_i64,
+    lenient_text,
+};
 use crate::obj;
 
 /// Which tasks a [`Board::board_view`] covers.
@@ -182,12 +185,25 @@ fn distinct(c: &Connection, col: &str) -> Result<Vec<String>> {
     Ok(v)
 }
 
-fn ids_with(c: &Connection, sql: &str) -> Result<HashSet<String>> {
-    let mut st = c.prepare_cached(sql)?;
-    let v = st
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<HashSet<_>>>()?;
-    Ok(v)
+/// An event row for the diagnostics rules: the payload is parsed only for the kinds whose
+/// payload a rule reads (the rest are matched by kind and time alone).
+fn diag_event(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    let kind = lenient_text(r, 3).unwrap_or_default();
+    let payload = match kind.as_str() {
+        "completion_blocked_hallucination"
+        | "suspected_hallucinated_references"
+        | "blocked"
+        | "gave_up" => json_column(lenient_text(r, 4)),
+        _ => None,
+    };
+    Ok(Event {
+        id: r.get(0)?,
+        task_id: lenient_text(r, 1).unwrap_or_default(),
+        run_id: lenient_i64(r, 2),
+        kind,
+        payload,
+        created_at: lenient_i64(r, 5).unwrap_or(0),
+    })
 }
 
 /// Whether a diagnostics rule could fire for `t` (the engine's rules only look at tasks in
@@ -289,15 +305,26 @@ impl Board {
             .into_iter()
             .collect();
             // Diagnostics: only tasks a rule could fire for need their events and runs.
-            let flagged = ids_with(
+            let flagged: HashSet<String> = chunked(
                 c,
                 "SELECT DISTINCT task_id FROM task_events WHERE kind IN
                    ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-            )?;
-            let crashed = ids_with(
+                "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
+                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+                scope,
+                |r| r.get::<_, String>(0),
+            )?
+            .into_iter()
+            .collect();
+            let crashed: HashSet<String> = chunked(
                 c,
                 "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
-            )?;
+                "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
+                scope,
+                |r| r.get::<_, String>(0),
+            )?
+            .into_iter()
+            .collect();
             let candidates: Vec<String> = tasks
                 .iter()
                 .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
@@ -306,23 +333,35 @@ impl Board {
             let mut events: HashMap<String, Vec<Event>> = HashMap::new();
             let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
             if !candidates.is_empty() {
-                for e in chunked(
-                    c,
-                    "",
-                    &format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) ORDER BY id"),
-                    Some(&candidates),
-                    Event::from_row,
-                )? {
-                    events.entry(e.task_id.clone()).or_default().push(e);
+                // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
+                // candidate set is cheaper to serve with one scan than with many IN lists.
+                let kinds = DIAGNOSTIC_EVENT_KINDS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let ev_all = format!(
+                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id"
+                );
+                let ev_in = format!(
+                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
+                );
+                let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
+                let run_in = format!(
+                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
+                );
+                let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+                let scan_all = candidates.len() > 2 * CHUNK;
+                let scope = (!scan_all).then_some(candidates.as_slice());
+                for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
+                    if wanted.contains(e.task_id.as_str()) {
+                        events.entry(e.task_id.clone()).or_default().push(e);
+                    }
                 }
-                for r in chunked(
-                    c,
-                    "",
-                    &format!("SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"),
-                    Some(&candidates),
-                    Run::from_row,
-                )? {
-                    runs.entry(r.task_id.clone()).or_default().push(r);
+                for r in chunked(c, &run_all, &run_in, scope, Run::from_row)? {
+                    if wanted.contains(r.task_id.as_str()) {
+                        runs.entry(r.task_id.clone()).or_default().push(r);
+                    }
                 }
             }
             let cards = tasks
@@ -480,11 +519,11 @@ impl Board {
                 .query_map([], |r| {
                     Ok(ActiveWorker {
                         run: Run::from_row(r)?,
-                        task_title: super::types::lenient_text(r, n).unwrap_or_default(),
-                        task_status: super::types::lenient_text(r, n + 1)
+                        task_title: lenient_text(r, n).unwrap_or_default(),
+                        task_status: lenient_text(r, n + 1)
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(Status::Running),
-                        task_assignee: super::types::lenient_text(r, n + 2),
+                        task_assignee: lenient_text(r, n + 2),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

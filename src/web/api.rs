@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::state::{ApiError, ApiResult, DispatchRequest, Fields, WebState};
@@ -132,73 +133,194 @@ fn preview(s: &str, max: usize) -> String {
 }
 
 /// `{count, kinds{kind: n}, latest_at, highest_severity}` of a card's diagnostics.
-fn warnings(d: &[Diagnostic]) -> Value {
-    let mut kinds: BTreeMap<&str, i64> = BTreeMap::new();
+#[derive(Serialize)]
+struct Warnings {
+    count: usize,
+    kinds: BTreeMap<&'static str, i64>,
+    latest_at: Option<i64>,
+    highest_severity: Option<Severity>,
+}
+
+fn warnings(d: &[Diagnostic]) -> Warnings {
+    let mut kinds: BTreeMap<&'static str, i64> = BTreeMap::new();
     for x in d {
         *kinds.entry(x.kind).or_insert(0) += 1;
     }
-    json!({
-        "count": d.len(),
-        "kinds": kinds,
-        "latest_at": d.iter().filter_map(|x| x.last_seen_at).max(),
-        "highest_severity": d.iter().map(|x| x.severity).max(),
-    })
+    Warnings {
+        count: d.len(),
+        kinds,
+        latest_at: d.iter().filter_map(|x| x.last_seen_at).max(),
+        highest_severity: d.iter().map(|x| x.severity).max(),
+    }
 }
 
-fn age(t: &Task, now: i64) -> Value {
-    json!({
-        "created_age_seconds": (now - t.created_at).max(0),
-        "started_age_seconds": t.started_at.map(|s| (now - s).max(0)),
-        "time_to_complete_seconds": match (t.started_at, t.completed_at) {
+#[derive(Serialize)]
+struct Age {
+    created_age_seconds: i64,
+    started_age_seconds: Option<i64>,
+    time_to_complete_seconds: Option<i64>,
+}
+
+fn age(t: &Task, now: i64) -> Age {
+    Age {
+        created_age_seconds: (now - t.created_at).max(0),
+        started_age_seconds: t.started_at.map(|s| (now - s).max(0)),
+        time_to_complete_seconds: match (t.started_at, t.completed_at) {
             (Some(s), Some(c)) => Some((c - s).max(0)),
             _ => None,
         },
-    })
+    }
 }
 
 fn task_json(t: &Task) -> Map<String, Value> {
     obj(serde_json::to_value(t).unwrap_or(Value::Null))
 }
 
+#[derive(Serialize)]
+struct LinkCounts {
+    parents: i64,
+    children: i64,
+}
+
+#[derive(Serialize)]
+struct Progress {
+    done: i64,
+    total: i64,
+}
+
+/// The columns of a compact card: what the dashboard shows, searches and edits.
+#[derive(Serialize)]
+struct CompactTask<'a> {
+    id: &'a str,
+    title: &'a str,
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    body_truncated: bool,
+    assignee: Option<&'a str>,
+    status: Status,
+    priority: i64,
+    tenant: Option<&'a str>,
+    created_by: Option<&'a str>,
+    created_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    result: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    result_truncated: bool,
+    claim_lock: Option<&'a str>,
+    worker_pid: Option<i64>,
+    consecutive_failures: i64,
+    current_run_id: Option<i64>,
+}
+
+/// Cut `s` to at most `max` characters (on a char boundary); whether it was cut.
+fn trim_to(s: Option<&str>, max: usize) -> (Option<&str>, bool) {
+    match s {
+        Some(x) => match x.char_indices().nth(max) {
+            Some((i, _)) => (Some(&x[..i]), true),
+            None => (Some(x), false),
+        },
+        None => (None, false),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CardTask<'a> {
+    Full(&'a Task),
+    Compact(CompactTask<'a>),
+}
+
 /// A board card (REF §17.2): every task column plus `age`, `latest_summary` (≤200-char
 /// preview), `link_counts`, `comment_count`, `progress` and, when present, `diagnostics` and
-/// `warnings`. `compact` trims `body` and `result` to 300 characters (`body_truncated`).
-fn card_json(c: &BoardCard, now: i64, compact: bool) -> Value {
-    let mut m = task_json(&c.task);
-    if compact {
-        for k in ["body", "result"] {
-            if let Some(Value::String(s)) = m.get(k)
-                && s.chars().count() > 300
-            {
-                let p = preview(s, 300);
-                m.insert(k.into(), Value::String(p));
-                m.insert(format!("{k}_truncated"), Value::Bool(true));
-            }
-        }
-    }
-    m.insert("age".into(), age(&c.task, now));
-    m.insert(
-        "latest_summary".into(),
-        json!(c.latest_summary.as_deref().map(|s| preview(s, 200))),
-    );
-    m.insert(
-        "link_counts".into(),
-        json!({"parents": c.parents, "children": c.children}),
-    );
-    m.insert("comment_count".into(), json!(c.comment_count));
-    m.insert(
-        "progress".into(),
-        if c.children > 0 {
-            json!({"done": c.children_done, "total": c.children})
-        } else {
-            Value::Null
+/// `warnings`. The compact form (`?compact=1`, what the dashboard loads) keeps the columns
+/// the page uses, trims `body` and `result` to 300 characters (`body_truncated`) and sends
+/// `warnings` without the `diagnostics` list.
+#[derive(Serialize)]
+struct CardOut<'a> {
+    #[serde(flatten)]
+    task: CardTask<'a>,
+    age: Age,
+    latest_summary: Option<String>,
+    link_counts: LinkCounts,
+    comment_count: i64,
+    progress: Option<Progress>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    diagnostics: &'a [Diagnostic],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Warnings>,
+}
+
+fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
+    let t = &c.task;
+    let task = if compact {
+        let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
+        let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
+        CardTask::Compact(CompactTask {
+            id: &t.id,
+            title: &t.title,
+            body,
+            body_truncated,
+            assignee: t.assignee.as_deref(),
+            status: t.status,
+            priority: t.priority,
+            tenant: t.tenant.as_deref(),
+            created_by: t.created_by.as_deref(),
+            created_at: t.created_at,
+            started_at: t.started_at,
+            completed_at: t.completed_at,
+            result,
+            result_truncated,
+            claim_lock: t.claim_lock.as_deref(),
+            worker_pid: t.worker_pid,
+            consecutive_failures: t.consecutive_failures,
+            current_run_id: t.current_run_id,
+        })
+    } else {
+        CardTask::Full(t)
+    };
+    CardOut {
+        task,
+        age: age(t, now),
+        latest_summary: c.latest_summary.as_deref().map(|s| preview(s, 200)),
+        link_counts: LinkCounts {
+            parents: c.parents,
+            children: c.children,
         },
-    );
-    if !c.diagnostics.is_empty() {
-        m.insert("diagnostics".into(), json!(c.diagnostics));
-        m.insert("warnings".into(), warnings(&c.diagnostics));
+        comment_count: c.comment_count,
+        progress: (c.children > 0).then_some(Progress {
+            done: c.children_done,
+            total: c.children,
+        }),
+        // Compact cards carry the badge summary only; the drawer loads the findings.
+        diagnostics: if compact { &[] } else { &c.diagnostics },
+        warnings: (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics)),
     }
-    Value::Object(m)
+}
+
+#[derive(Serialize)]
+struct ColumnOut<'a> {
+    name: &'static str,
+    tasks: Vec<CardOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct BoardOut<'a> {
+    columns: Vec<ColumnOut<'a>>,
+    tenants: &'a [String],
+    assignees: &'a [String],
+    latest_event_id: i64,
+    now: i64,
+}
+
+#[derive(Serialize)]
+struct CardsOut<'a> {
+    cards: Vec<CardOut<'a>>,
+    missing: Vec<&'a String>,
+    tenants: &'a [String],
+    assignees: &'a [String],
+    latest_event_id: i64,
+    now: i64,
 }
 
 /// Column order of the board.
@@ -271,44 +393,54 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<St
         })
         .await?;
     let now = view.now;
-    let body = match ids {
+    let body = match &ids {
         Some(ids) => {
             let found: std::collections::HashSet<&str> =
                 view.cards.iter().map(|c| c.task.id.as_str()).collect();
-            let missing: Vec<&String> =
-                ids.iter().filter(|i| !found.contains(i.as_str())).collect();
-            json!({
-                "cards": view.cards.iter().map(|c| card_json(c, now, compact)).collect::<Vec<_>>(),
-                "missing": missing,
-                "tenants": view.tenants,
-                "assignees": view.assignees,
-                "latest_event_id": view.latest_event_id,
-                "now": now,
+            serde_json::to_string(&CardsOut {
+                cards: view
+                    .cards
+                    .iter()
+                    .map(|c| card_out(c, now, compact))
+                    .collect(),
+                missing: ids.iter().filter(|i| !found.contains(i.as_str())).collect(),
+                tenants: &view.tenants,
+                assignees: &view.assignees,
+                latest_event_id: view.latest_event_id,
+                now,
             })
         }
         None => {
-            let mut cols: Vec<(Status, Vec<Value>)> =
-                COLUMNS.iter().map(|s| (*s, Vec::new())).collect();
+            let mut cols: Vec<ColumnOut> = COLUMNS
+                .iter()
+                .map(|s| ColumnOut {
+                    name: s.as_str(),
+                    tasks: Vec::new(),
+                })
+                .collect();
             if include_archived {
-                cols.push((Status::Archived, Vec::new()));
+                cols.push(ColumnOut {
+                    name: Status::Archived.as_str(),
+                    tasks: Vec::new(),
+                });
             }
             for c in &view.cards {
                 let idx = cols
                     .iter()
-                    .position(|(s, _)| *s == c.task.status)
+                    .position(|col| col.name == c.task.status.as_str())
                     .unwrap_or(1);
-                cols[idx].1.push(card_json(c, now, compact));
+                cols[idx].tasks.push(card_out(c, now, compact));
             }
-            json!({
-                "columns": cols.into_iter().map(|(s, tasks)| json!({"name": s.as_str(), "tasks": tasks})).collect::<Vec<_>>(),
-                "tenants": view.tenants,
-                "assignees": view.assignees,
-                "latest_event_id": view.latest_event_id,
-                "now": now,
+            serde_json::to_string(&BoardOut {
+                columns: cols,
+                tenants: &view.tenants,
+                assignees: &view.assignees,
+                latest_event_id: view.latest_event_id,
+                now,
             })
         }
     };
-    Ok(body.to_string())
+    body.map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn config() -> Json<Value> {
@@ -361,9 +493,9 @@ async fn task_detail(
         let summaries = b.latest_summaries(&kid_ids)?;
         let mut task = task_json(&d.task);
         task.insert("latest_summary".into(), json!(d.latest_summary));
-        task.insert("age".into(), age(&d.task, now));
+        task.insert("age".into(), json!(age(&d.task, now)));
         task.insert("diagnostics".into(), json!(diags));
-        task.insert("warnings".into(), warnings(&diags));
+        task.insert("warnings".into(), json!(warnings(&diags)));
         Ok(Json(json!({
             "task": task,
             "comments": d.comments,
