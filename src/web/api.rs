@@ -226,6 +226,8 @@ fn trim_to(s: Option<&str>, max: usize) -> (Option<&str>, bool) {
 
 #[derive(Serialize)]
 #[serde(untagged)]
+// Built and serialized on the spot; boxing would cost an allocation per card.
+#[allow(clippy::large_enum_variant)]
 enum CardTask<'a> {
     Full(&'a Task),
     Compact(CompactTask<'a>),
