@@ -365,6 +365,7 @@
       }
       throw e;
     }
+    if (!state.loaded) performance.mark('hk:board-fetched');
     state.skew = data.now - Date.now() / 1000;
     state.cards.clear();
     for (const col of data.columns) for (const c of col.tasks) state.cards.set(c.id, c);
@@ -1101,8 +1102,8 @@
   (async function start() {
     buildColumns();
     try {
-      await loadBoards();
-      await loadBoard();
+      // The board (the remembered one, or the server's current) loads alongside the list.
+      await Promise.all([loadBoards(), loadBoard()]);
     } catch (e) {
       fail(e);
     }
