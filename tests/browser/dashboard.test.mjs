@@ -160,6 +160,28 @@ await t.test('a title, body and comment holding <img onerror> render inert', asy
   await page.keyboard.press('Escape');
 });
 
+await t.test('touch drag (pointer fallback) moves a card ready→todo', async () => {
+  const guide = page.locator('.card', { hasText: 'Write the user guide' });
+  const id = await guide.getAttribute('data-id');
+  await page.evaluate((id) => {
+    const card = document.querySelector(`.card[data-id="${id}"]`);
+    const from = card.getBoundingClientRect();
+    const to = document.querySelector('.col[data-status="todo"] .col-body').getBoundingClientRect();
+    const ev = (type, target, x, y) => target.dispatchEvent(new PointerEvent(type, {
+      bubbles: true, cancelable: true, pointerType: 'touch', pointerId: 7, isPrimary: true, clientX: x, clientY: y,
+    }));
+    const x0 = from.left + 20, y0 = from.top + 20;
+    const x1 = to.left + to.width / 2, y1 = to.top + 120;
+    ev('pointerdown', card, x0, y0);
+    for (let i = 1; i <= 5; i++) ev('pointermove', document, x0 + (x1 - x0) * i / 5, y0 + (y1 - y0) * i / 5);
+    ev('pointerup', document, x1, y1);
+  }, id);
+  await page.waitForFunction((x) => {
+    const el = document.querySelector(`.card[data-id="${x}"]`);
+    return el && el.closest('.col').dataset.status === 'todo';
+  }, id, { timeout: 3000 });
+});
+
 await t.test('search filters cards; the bulk bar edits a selection', async () => {
   await page.fill('#search', 'flaky upstream');
   await page.waitForFunction(() => document.querySelectorAll('.card').length === 1, null, { timeout: 2000 });
