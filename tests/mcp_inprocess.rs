@@ -2280,6 +2280,7 @@ async fn start_http(env: Env, admin: Option<&str>, peer: Option<SocketAddr>) -> 
         board: None,
         allowed_hosts: vec![],
         tools: None,
+        dispatch: None,
     };
     let ct = CancellationToken::new();
     let app = router(env, &cfg, ct.clone());

@@ -1,4 +1,5 @@
-//! Server verbs: `mcp` (the MCP server over stdio) and `serve` (HTTP: MCP at /mcp, health).
+//! Server verbs: `mcp` (the MCP server over stdio) and `serve` (HTTP: dashboard, REST API and
+//! live events, MCP at /mcp, health).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -107,6 +108,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         board: ctx.board.clone(),
         allowed_hosts: a.allowed_hosts.clone(),
         tools,
+        dispatch: (!a.no_dispatch).then(|| dispatch_hook(ctx.env.clone())),
     };
     let env = ctx.env.clone();
     let interval = match a.interval {
@@ -174,4 +176,22 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The dashboard's "nudge dispatcher": one tick on the board (the per-board tick lock keeps it
+/// from racing the loop), or a dry-run plan.
+fn dispatch_hook(env: crate::kernel::Env) -> crate::web::DispatchHook {
+    std::sync::Arc::new(move |req: crate::web::DispatchRequest| {
+        use crate::dispatch::{HostState, TickOptions, config::KanbanConfig, dispatch_once};
+        let board =
+            crate::kernel::Board::open(&env, Some(&req.board)).map_err(|e| e.to_string())?;
+        let (cfg, _) = KanbanConfig::load(&env);
+        let mut opts = TickOptions::from_config(&env, &cfg);
+        opts.dry_run = req.dry_run;
+        opts.failure_limit = cfg.failure_limit;
+        opts.max_spawn = Some(req.max);
+        let r =
+            dispatch_once(&board, &opts, &mut HostState::default()).map_err(|e| e.to_string())?;
+        Ok(r.to_json())
+    })
 }

@@ -124,6 +124,24 @@ fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
     (!cleared).then(|| &events[last])
 }
 
+/// Every event kind a rule of [`diagnose`] looks at. Callers may pass only events of these
+/// kinds (the board view does, to skip heartbeats and the like); the findings are the same.
+pub const DIAGNOSTIC_EVENT_KINDS: &[&str] = &[
+    "completion_blocked_hallucination",
+    "suspected_hallucinated_references",
+    "completed",
+    "edited",
+    "blocked",
+    "gave_up",
+    "commented",
+    "unblocked",
+    "block_loop_detected",
+    "created",
+    "promoted",
+    "promoted_manual",
+    "reclaimed",
+];
+
 /// Run every rule over one task (events in id order, runs in start order). Findings are
 /// sorted critical first, then newest.
 pub fn diagnose(

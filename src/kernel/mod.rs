@@ -7,6 +7,7 @@
 
 mod attachments;
 mod board;
+mod board_view;
 mod breaker;
 mod comments;
 mod context;
@@ -35,6 +36,10 @@ pub use attachments::attachment_name;
 pub use board::{
     BLOCK_RECURRENCE_LIMIT, Board, Clock, DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_FAILURE_LIMIT,
     default_claimer, hostname,
+};
+pub use board_view::{
+    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, check_workdir,
+    update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{TaskDetail, local_ts, relative_age, sorted_json};

@@ -256,7 +256,7 @@ pub fn read_board_meta(env: &Env, slug: &str) -> BoardMeta {
     meta
 }
 
-fn write_board_meta(env: &Env, meta: &BoardMeta) -> Result<()> {
+pub(super) fn write_board_meta(env: &Env, meta: &BoardMeta) -> Result<()> {
     let dir = boards_dir(env).join(&meta.slug);
     fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
     let path = dir.join("board.json");

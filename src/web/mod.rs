@@ -1,7 +1,15 @@
-//! The HTTP server of `serve`: the MCP streamable-HTTP service at `/mcp` behind an auth layer
-//! that decides each request's scope (run token → worker; admin token or loopback →
-//! orchestrator; anything else → 401), plus `/healthz`. The REST API and dashboard mount here
-//! too as they land.
+//! The HTTP server of `serve`: the dashboard at `/` (embedded assets), the REST API and its
+//! live event stream under `/api/` (also at Hermes' `/api/plugins/kanban/`), the MCP
+//! streamable-HTTP service at `/mcp` behind an auth layer that decides each request's scope
+//! (run token → worker; admin token or loopback → orchestrator; anything else → 401), and
+//! `/healthz`. Every route sits behind [`security::guard`] (Host/Origin checks, the admin
+//! token, security headers).
+
+pub mod api;
+mod assets;
+pub mod security;
+mod sse;
+pub mod state;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -20,8 +28,10 @@ use tokio_util::sync::CancellationToken;
 use crate::kernel::Env;
 use crate::mcp::{KanbanMcp, McpState, Scope};
 
+pub use state::{DispatchHook, DispatchRequest, WebState};
+
 /// How `serve` was configured.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Address to bind.
     pub bind: SocketAddr,
@@ -33,6 +43,21 @@ pub struct ServeConfig {
     pub allowed_hosts: Vec<String>,
     /// `--tools` narrowing for MCP.
     pub tools: Option<BTreeSet<String>>,
+    /// Runs one dispatcher tick for `POST /api/dispatch` (None → 503).
+    pub dispatch: Option<DispatchHook>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("board", &self.board)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("tools", &self.tools)
+            .field("dispatch", &self.dispatch.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -120,8 +145,15 @@ async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
     next.run(req).await
 }
 
-/// The application router (MCP + health), given a cancellation token for SSE streams.
+/// The application router (dashboard, REST, live events, MCP, health), given a cancellation
+/// token that ends live streams on shutdown.
 pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+    let web = WebState::new(
+        env.clone(),
+        cfg.board.clone(),
+        cfg.dispatch.clone(),
+        ct.child_token(),
+    );
     let state = McpState::new(env, cfg.board.clone(), cfg.tools.clone(), false);
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(cfg.allowed_hosts.iter().cloned());
@@ -150,10 +182,22 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
     let mcp_routes = Router::new()
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(auth, mcp_auth));
+    let api = api::routes().with_state(web);
+    let sec = Arc::new(security::Security::new(
+        cfg.bind,
+        &cfg.allowed_hosts,
+        cfg.admin_token.clone(),
+    ));
     Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route("/", axum::routing::get(assets::index))
+        .route("/index.html", axum::routing::get(assets::index))
+        .route("/assets/{name}", axum::routing::get(assets::asset))
+        .nest("/api", api.clone())
+        .nest("/api/plugins/kanban", api)
         .merge(mcp_routes)
         .fallback(|| async { (StatusCode::NOT_FOUND, Body::from("not found\n")) })
+        .layer(middleware::from_fn_with_state(sec, security::guard))
 }
 
 /// Run the HTTP server until `ct` is cancelled.
@@ -174,7 +218,9 @@ pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow:
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))?;
     let addr = listener.local_addr()?;
-    eprintln!("hermes-kanban serving on http://{addr} (MCP at http://{addr}/mcp)");
+    eprintln!(
+        "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"
+    );
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,0 +1,587 @@
+//! What the dashboard needs from the kernel beyond the CLI's calls: the whole-board view (cards
+//! with their link, comment, child-progress, latest-summary and diagnostics figures, gathered in
+//! a handful of grouped queries so a 10,000-task board loads in one request), the dashboard's
+//! direct status move (REF §5.2 `_set_status_direct`, with SPEC §3.3 fix 1), the active-worker
+//! listing, and board metadata edits.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{Connection, params, params_from_iter};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::board::{Board, add_event, load_task};
+use super::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, diagnose};
+use super::env::Env;
+use super::error::{KernelError, Result};
+use super::graph::children_of;
+use super::paths::{BoardMeta, board_exists, normalize_slug, read_board_meta, write_board_meta};
+use super::runs::end_run;
+use super::tasks::query_tasks;
+use super::types::{
+    EVENT_COLUMNS, Event, RUN_COLUMNS, Run, RunOutcome, Status, Task, json_column, lenient_i64,
+    lenient_text,
+};
+use crate::obj;
+
+/// Which tasks a [`Board::board_view`] covers.
+#[derive(Debug, Clone, Default)]
+pub struct BoardViewQuery {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Include archived tasks.
+    pub include_archived: bool,
+    /// Only this workflow template.
+    pub workflow_template_id: Option<String>,
+    /// Only this workflow step.
+    pub current_step_key: Option<String>,
+    /// Only these task ids (an incremental refresh); archived ones are included when named.
+    pub ids: Option<Vec<String>>,
+}
+
+/// One card of the board: the task row plus the figures a card shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardCard {
+    /// Every column of the task.
+    pub task: Task,
+    /// Newest non-empty run summary.
+    pub latest_summary: Option<String>,
+    /// Number of parents (edges to existing tasks).
+    pub parents: i64,
+    /// Number of children.
+    pub children: i64,
+    /// Number of comments.
+    pub comment_count: i64,
+    /// Children that are done or archived.
+    pub children_done: i64,
+    /// Findings of the diagnostics engine (REF §18), most severe first.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The board view: cards in list order (priority desc, then oldest first) and board-wide facts.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardView {
+    /// The cards.
+    pub cards: Vec<BoardCard>,
+    /// Distinct tenants of non-archived tasks, sorted.
+    pub tenants: Vec<String>,
+    /// Distinct assignees of non-archived tasks, sorted.
+    pub assignees: Vec<String>,
+    /// Highest event id at the time of the read (a live stream resumes from here).
+    pub latest_event_id: i64,
+    /// The board clock's "now".
+    pub now: i64,
+}
+
+/// Result of [`Board::set_status_direct`].
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectMove {
+    /// The task after the move.
+    pub task: Task,
+    /// The run closed as `reclaimed` (when the task left `running` with an open run).
+    pub run_id: Option<i64>,
+    /// Children moved from `ready` back to `todo` because this parent was reopened.
+    pub demoted: Vec<String>,
+}
+
+/// One open run with a live worker pid on a running task (`GET /workers/active`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ActiveWorker {
+    /// The run.
+    pub run: Run,
+    /// Its task's title.
+    pub task_title: String,
+    /// Its task's status.
+    pub task_status: Status,
+    /// Its task's assignee.
+    pub task_assignee: Option<String>,
+}
+
+/// Changes for [`update_board`] (`None` = leave; `Some(None)` = clear).
+#[derive(Debug, Clone, Default)]
+pub struct BoardPatch {
+    /// Display name (must not be blank).
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<Option<String>>,
+    /// Emoji or short icon text.
+    pub icon: Option<Option<String>>,
+    /// CSS colour.
+    pub color: Option<Option<String>>,
+    /// Default workdir: an existing absolute directory.
+    pub default_workdir: Option<Option<String>>,
+}
+
+const CHUNK: usize = 500;
+
+/// `(sql fragment, args)` of the task filter of a view.
+fn view_filter(q: &BoardViewQuery) -> (String, Vec<Value>) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if q.ids.is_none() && !q.include_archived {
+        clauses.push("status != 'archived'".into());
+    }
+    if let Some(t) = &q.tenant {
+        args.push(Value::String(t.clone()));
+        clauses.push(format!("tenant = ?{}", args.len()));
+    }
+    if let Some(w) = &q.workflow_template_id {
+        args.push(Value::String(w.clone()));
+        clauses.push(format!("workflow_template_id = ?{}", args.len()));
+    }
+    if let Some(k) = &q.current_step_key {
+        args.push(Value::String(k.clone()));
+        clauses.push(format!("current_step_key = ?{}", args.len()));
+    }
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (sql, args)
+}
+
+/// Run `sql` (which must end in `IN (` + marks + `)` via the `{marks}` placeholder) over `ids`
+/// in chunks, or once with `all_sql` when `ids` is `None`, collecting `(key, value)` rows.
+fn chunked<T>(
+    c: &Connection,
+    all_sql: &str,
+    in_sql: &str,
+    ids: Option<&[String]>,
+    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    match ids {
+        None => {
+            let mut st = c.prepare_cached(all_sql)?;
+            for r in st.query_map([], &row)? {
+                out.push(r?);
+            }
+        }
+        Some(ids) => {
+            for chunk in ids.chunks(CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let mut st = c.prepare(&in_sql.replace("{marks}", &marks))?;
+                for r in st.query_map(params_from_iter(chunk.iter()), &row)? {
+                    out.push(r?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
+    rows.into_iter().collect()
+}
+
+fn distinct(c: &Connection, col: &str) -> Result<Vec<String>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL AND {col} != '' ORDER BY {col}"
+    ))?;
+    let v = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(v)
+}
+
+/// An event row for the diagnostics rules: the payload is parsed only for the kinds whose
+/// payload a rule reads (the rest are matched by kind and time alone).
+fn diag_event(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    let kind = lenient_text(r, 3).unwrap_or_default();
+    let payload = match kind.as_str() {
+        "completion_blocked_hallucination"
+        | "suspected_hallucinated_references"
+        | "blocked"
+        | "gave_up" => json_column(lenient_text(r, 4)),
+        _ => None,
+    };
+    Ok(Event {
+        id: r.get(0)?,
+        task_id: lenient_text(r, 1).unwrap_or_default(),
+        run_id: lenient_i64(r, 2),
+        kind,
+        payload,
+        created_at: lenient_i64(r, 5).unwrap_or(0),
+    })
+}
+
+/// Whether a diagnostics rule could fire for `t` (the engine's rules only look at tasks in
+/// these states or with these histories); the others skip loading their events and runs.
+fn may_need_diagnosis(t: &Task, flagged: &HashSet<String>, crashed: &HashSet<String>) -> bool {
+    matches!(t.status, Status::Blocked | Status::Ready)
+        || t.consecutive_failures > 0
+        || flagged.contains(&t.id)
+        || crashed.contains(&t.id)
+}
+
+impl Board {
+    /// The dashboard's board: every task the query covers (priority desc, oldest first) with
+    /// its parent/child/comment counts, child progress, latest run summary and diagnostics,
+    /// plus the distinct tenants and assignees and the latest event id — read in one
+    /// transaction with grouped queries (a constant number of statements for a full board).
+    pub fn board_view(&self, q: &BoardViewQuery, cfg: &DiagnosticsConfig) -> Result<BoardView> {
+        let now = self.now();
+        self.read(|c| {
+            let latest_event_id: i64 =
+                c.query_row("SELECT COALESCE(max(id), 0) FROM task_events", [], |r| {
+                    r.get(0)
+                })?;
+            let tasks = match &q.ids {
+                None => {
+                    let (where_sql, args) = view_filter(q);
+                    query_tasks(
+                        c,
+                        &format!("{where_sql} ORDER BY priority DESC, created_at ASC, rowid ASC"),
+                        &args,
+                    )?
+                }
+                Some(ids) => {
+                    let mut out = Vec::new();
+                    for chunk in ids.chunks(CHUNK) {
+                        let (mut where_sql, mut args) = view_filter(q);
+                        let base = args.len();
+                        let marks: Vec<String> =
+                            (0..chunk.len()).map(|i| format!("?{}", base + i + 1)).collect();
+                        let clause = format!("id IN ({})", marks.join(","));
+                        where_sql = if where_sql.is_empty() {
+                            format!("WHERE {clause}")
+                        } else {
+                            format!("{where_sql} AND {clause}")
+                        };
+                        args.extend(chunk.iter().map(|s| Value::String(s.clone())));
+                        out.extend(query_tasks(c, &where_sql, &args)?);
+                    }
+                    out.sort_by(|a, b| {
+                        b.priority
+                            .cmp(&a.priority)
+                            .then(a.created_at.cmp(&b.created_at))
+                    });
+                    out
+                }
+            };
+            let scoped: Option<Vec<String>> = q
+                .ids
+                .as_ref()
+                .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
+            let scope = scoped.as_deref();
+            let pair = |r: &rusqlite::Row| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?));
+            let parents = count_map(chunked(
+                c,
+                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
+                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
+                scope,
+                pair,
+            )?);
+            let children: HashMap<String, (i64, i64)> = chunked(
+                c,
+                "SELECT l.parent_id, count(*), sum(ch.status IN ('done', 'archived')) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
+                "SELECT l.parent_id, count(*), sum(ch.status IN ('done', 'archived')) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
+                scope,
+                |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?.unwrap_or(0)))),
+            )?
+            .into_iter()
+            .collect();
+            let comments = count_map(chunked(
+                c,
+                "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
+                "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
+                scope,
+                pair,
+            )?);
+            let summaries: HashMap<String, String> = chunked(
+                c,
+                "SELECT task_id, summary FROM (
+                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+                   FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+                "SELECT task_id, summary FROM (
+                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+                   FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+                scope,
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )?
+            .into_iter()
+            .collect();
+            // Diagnostics: only tasks a rule could fire for need their events and runs.
+            let flagged: HashSet<String> = chunked(
+                c,
+                "SELECT DISTINCT task_id FROM task_events WHERE kind IN
+                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+                "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
+                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+                scope,
+                |r| r.get::<_, String>(0),
+            )?
+            .into_iter()
+            .collect();
+            let crashed: HashSet<String> = chunked(
+                c,
+                "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
+                "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
+                scope,
+                |r| r.get::<_, String>(0),
+            )?
+            .into_iter()
+            .collect();
+            let candidates: Vec<String> = tasks
+                .iter()
+                .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
+                .map(|t| t.id.clone())
+                .collect();
+            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+            if !candidates.is_empty() {
+                // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
+                // candidate set is cheaper to serve with one scan than with many IN lists.
+                let kinds = DIAGNOSTIC_EVENT_KINDS
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let ev_all = format!(
+                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id"
+                );
+                let ev_in = format!(
+                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
+                );
+                let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
+                let run_in = format!(
+                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
+                );
+                let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+                let scan_all = candidates.len() > 2 * CHUNK;
+                let scope = (!scan_all).then_some(candidates.as_slice());
+                for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
+                    if wanted.contains(e.task_id.as_str()) {
+                        events.entry(e.task_id.clone()).or_default().push(e);
+                    }
+                }
+                for r in chunked(c, &run_all, &run_in, scope, Run::from_row)? {
+                    if wanted.contains(r.task_id.as_str()) {
+                        runs.entry(r.task_id.clone()).or_default().push(r);
+                    }
+                }
+            }
+            let cards = tasks
+                .into_iter()
+                .map(|t| {
+                    let diagnostics = match (events.get(&t.id), runs.get(&t.id)) {
+                        (None, None) if !may_need_diagnosis(&t, &flagged, &crashed) => vec![],
+                        (ev, rn) => diagnose(
+                            &t,
+                            ev.map(Vec::as_slice).unwrap_or(&[]),
+                            rn.map(Vec::as_slice).unwrap_or(&[]),
+                            cfg,
+                            now,
+                        ),
+                    };
+                    let (n_children, done) = children.get(&t.id).copied().unwrap_or((0, 0));
+                    BoardCard {
+                        latest_summary: summaries.get(&t.id).cloned(),
+                        parents: parents.get(&t.id).copied().unwrap_or(0),
+                        children: n_children,
+                        children_done: done,
+                        comment_count: comments.get(&t.id).copied().unwrap_or(0),
+                        diagnostics,
+                        task: t,
+                    }
+                })
+                .collect();
+            Ok(BoardView {
+                cards,
+                tenants: distinct(c, "tenant")?,
+                assignees: distinct(c, "assignee")?,
+                latest_event_id,
+                now,
+            })
+        })
+    }
+
+    /// The dashboard's direct status write (REF §5.2, drag-and-drop / PATCH) to `todo`,
+    /// `triage` or `ready`. `ready` is refused for `blocked`/`scheduled` tasks (unblock them)
+    /// and while a parent is neither done nor archived (SPEC §3.3 fix 1; the refusal names the
+    /// parents). Leaving `running` clears the claim and closes the open run as `reclaimed`.
+    /// Leaving `done`/`archived` demotes this task's `ready` children to `todo` (event
+    /// `status {status: todo, reason: parent_reopened, parent}`). Event `status {status}`.
+    /// Moving a task to the status it already has changes nothing.
+    pub fn set_status_direct(&self, task_id: &str, to: Status) -> Result<DirectMove> {
+        if !matches!(to, Status::Todo | Status::Triage | Status::Ready) {
+            return Err(KernelError::invalid(
+                "status",
+                format!(
+                    "'{to}' cannot be set directly; only todo, triage and ready can (complete, block, schedule or archive the task instead)"
+                ),
+            ));
+        }
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status == to {
+                return Ok(DirectMove {
+                    task: t,
+                    run_id: None,
+                    demoted: vec![],
+                });
+            }
+            if to == Status::Ready && matches!(t.status, Status::Blocked | Status::Scheduled) {
+                return Err(KernelError::refused(
+                    task_id,
+                    "move to ready",
+                    format!("it is {}; unblock it instead", t.status),
+                ));
+            }
+            if to == Status::Ready {
+                let mut st = c.prepare_cached(
+                    "SELECT p.id FROM task_links l JOIN tasks p ON p.id = l.parent_id
+                     WHERE l.child_id = ?1 AND p.status NOT IN ('done', 'archived') ORDER BY p.id",
+                )?;
+                let undone = st
+                    .query_map([task_id], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if !undone.is_empty() {
+                    return Err(KernelError::refused(
+                        task_id,
+                        "move to ready",
+                        format!("parents not done: {}", undone.join(", ")),
+                    ));
+                }
+            }
+            let run_id = end_run(
+                c,
+                &t,
+                RunOutcome::Reclaimed,
+                "reclaimed",
+                Some(&format!("status set to {to} from the dashboard")),
+                None,
+                None,
+                now,
+            )?;
+            let n = c.execute(
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
+                 WHERE id=?2 AND status=?3",
+                params![to.as_str(), task_id, t.status.as_str()],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    task_id,
+                    "move",
+                    "the task changed underneath; retry",
+                ));
+            }
+            add_event(c, task_id, run_id, "status", obj! {"status" => to.as_str()}, now)?;
+            let mut demoted = Vec::new();
+            if t.status.satisfies_children() {
+                for child in children_of(c, task_id)? {
+                    let n = c.execute(
+                        "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready' AND claim_lock IS NULL",
+                        [&child],
+                    )?;
+                    if n == 1 {
+                        add_event(
+                            c,
+                            &child,
+                            None,
+                            "status",
+                            obj! {"status" => "todo", "reason" => "parent_reopened", "parent" => task_id},
+                            now,
+                        )?;
+                        demoted.push(child);
+                    }
+                }
+            }
+            Ok(DirectMove {
+                task: load_task(c, task_id)?,
+                run_id,
+                demoted,
+            })
+        })
+    }
+
+    /// Open runs that have a worker pid, on running tasks whose current run they are, oldest
+    /// first.
+    pub fn active_workers(&self) -> Result<Vec<ActiveWorker>> {
+        self.read(|c| {
+            let cols: Vec<String> = RUN_COLUMNS
+                .split(',')
+                .map(|s| format!("r.{}", s.trim()))
+                .collect();
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {}, t.title, t.status, t.assignee FROM task_runs r
+                 JOIN tasks t ON t.current_run_id = r.id
+                 WHERE t.status = 'running' AND r.ended_at IS NULL AND r.worker_pid IS NOT NULL
+                 ORDER BY r.started_at, r.id",
+                cols.join(", ")
+            ))?;
+            let n = cols.len();
+            let v = st
+                .query_map([], |r| {
+                    Ok(ActiveWorker {
+                        run: Run::from_row(r)?,
+                        task_title: lenient_text(r, n).unwrap_or_default(),
+                        task_status: lenient_text(r, n + 1)
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(Status::Running),
+                        task_assignee: lenient_text(r, n + 2),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+}
+
+/// Edit a board's `board.json` (name, description, icon, colour, default workdir); unknown
+/// keys are kept. The default workdir must be an existing absolute directory.
+pub fn update_board(env: &Env, raw_slug: &str, patch: BoardPatch, now: i64) -> Result<BoardMeta> {
+    let slug = normalize_slug(raw_slug)?;
+    if !board_exists(env, &slug) {
+        return Err(KernelError::BoardNotFound(slug));
+    }
+    let mut meta = read_board_meta(env, &slug);
+    if let Some(n) = patch.name {
+        let n = super::validate::required_text("name", &n, 200)?;
+        meta.name = n;
+    }
+    let clean = |field: &'static str, v: Option<String>| -> Result<Option<String>> {
+        super::validate::optional_text(field, v.as_deref(), 4096)
+    };
+    if let Some(d) = patch.description {
+        meta.description = clean("description", d)?;
+    }
+    if let Some(i) = patch.icon {
+        meta.icon = clean("icon", i)?;
+    }
+    if let Some(c) = patch.color {
+        meta.color = clean("color", c)?;
+    }
+    if let Some(w) = patch.default_workdir {
+        let w = clean("default_workdir", w)?;
+        if let Some(p) = &w {
+            check_workdir(p)?;
+        }
+        meta.default_workdir = w;
+    }
+    meta.created_at.get_or_insert(now);
+    write_board_meta(env, &meta)?;
+    Ok(meta)
+}
+
+/// A board default workdir must be an absolute path to an existing directory.
+pub fn check_workdir(p: &str) -> Result<()> {
+    let path = std::path::Path::new(p);
+    if !path.is_absolute() {
+        return Err(KernelError::invalid(
+            "default_workdir",
+            format!("{p:?} is not an absolute path"),
+        ));
+    }
+    if !path.is_dir() {
+        return Err(KernelError::invalid(
+            "default_workdir",
+            format!("{p:?} is not an existing directory"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,1367 @@
+//! The REST API under `/api/` (also mounted at Hermes' `/api/plugins/kanban/`): the endpoints
+//! of REF §17.2 that need no LLM, with Hermes' payload field names. Every handler resolves
+//! `?board=` (400 malformed, 404 unknown), runs kernel calls on the blocking pool, and maps
+//! kernel errors to 404 (unknown), 400 (invalid), 409 (refused). No rule lives here: status
+//! moves, assignment, links and deletion are kernel calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::state::{ApiError, ApiResult, DispatchRequest, Fields, WebState};
+use crate::kernel::validate as v;
+use crate::kernel::{
+    BlockRequest, Board, BoardCard, BoardPatch, BoardViewQuery, Completion, Diagnostic,
+    InitialStatus, NewBoard, NewTask, RunStateField, Severity, Status, Task, TaskPatch,
+    WorkspaceKind, check_workdir, create_board, list_boards, remove_board, resolve_board,
+    switch_board, update_board,
+};
+
+type Q = Query<HashMap<String, String>>;
+
+/// The API routes (state: [`WebState`]).
+pub fn routes() -> Router<Arc<WebState>> {
+    Router::new()
+        .route("/board", get(board))
+        .route("/config", get(config))
+        .route("/tasks", post(create_task))
+        .route("/tasks/bulk", post(bulk))
+        .route(
+            "/tasks/{id}",
+            get(task_detail).patch(patch_task).delete(delete_task),
+        )
+        .route("/tasks/{id}/comments", get(list_comments).post(add_comment))
+        .route("/tasks/{id}/runs", get(task_runs))
+        .route("/tasks/{id}/reclaim", post(reclaim))
+        .route("/tasks/{id}/reassign", post(reassign))
+        .route("/tasks/{id}/log", get(task_log))
+        .route(
+            "/tasks/{id}/attachments",
+            get(list_attachments)
+                .post(upload_attachment)
+                .layer(DefaultBodyLimit::max(v::ATTACHMENT_MAX_BYTES + (1 << 20))),
+        )
+        .route(
+            "/attachments/{aid}",
+            get(download_attachment).delete(delete_attachment),
+        )
+        .route("/links", post(add_link).delete(remove_link))
+        .route("/diagnostics", get(diagnostics))
+        .route("/workers/active", get(active_workers))
+        .route("/runs/{run_id}", get(get_run))
+        .route("/runs/{run_id}/terminate", post(terminate_run))
+        .route("/stats", get(stats))
+        .route("/assignees", get(assignees))
+        .route("/dispatch", post(dispatch))
+        .route("/boards", get(boards).post(new_board))
+        .route(
+            "/boards/{slug}",
+            axum::routing::patch(patch_board).delete(delete_board),
+        )
+        .route("/boards/{slug}/switch", post(switch))
+        .route("/events", get(super::sse::events))
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+}
+
+fn board_param(q: &HashMap<String, String>) -> Option<String> {
+    q.get("board").cloned()
+}
+
+fn flag(q: &HashMap<String, String>, k: &str) -> Result<bool, ApiError> {
+    match q.get(k).map(|s| s.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(s) if matches!(s.as_str(), "" | "1" | "true" | "yes" | "on") => Ok(true),
+        Some(s) if matches!(s.as_str(), "0" | "false" | "no" | "off") => Ok(false),
+        Some(s) => Err(ApiError::bad(format!(
+            "invalid {k}: {s:?} is not a boolean (use true or false)"
+        ))),
+    }
+}
+
+fn int_param(
+    q: &HashMap<String, String>,
+    k: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiError> {
+    match q.get(k) {
+        None => Ok(None),
+        Some(s) => {
+            let n: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::bad(format!("invalid {k}: {s:?} is not an integer")))?;
+            if !range.contains(&n) {
+                return Err(ApiError::bad(format!(
+                    "invalid {k}: {n} is out of range ({}..={})",
+                    range.start(),
+                    range.end()
+                )));
+            }
+            Ok(Some(n))
+        }
+    }
+}
+
+// ----- JSON shapes -----
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn preview(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else {
+        let mut p: String = s.chars().take(max.saturating_sub(1)).collect();
+        p.push('…');
+        p
+    }
+}
+
+/// `{count, kinds{kind: n}, latest_at, highest_severity}` of a card's diagnostics.
+#[derive(Serialize)]
+struct Warnings {
+    count: usize,
+    kinds: BTreeMap<&'static str, i64>,
+    latest_at: Option<i64>,
+    highest_severity: Option<Severity>,
+}
+
+fn warnings(d: &[Diagnostic]) -> Warnings {
+    let mut kinds: BTreeMap<&'static str, i64> = BTreeMap::new();
+    for x in d {
+        *kinds.entry(x.kind).or_insert(0) += 1;
+    }
+    Warnings {
+        count: d.len(),
+        kinds,
+        latest_at: d.iter().filter_map(|x| x.last_seen_at).max(),
+        highest_severity: d.iter().map(|x| x.severity).max(),
+    }
+}
+
+#[derive(Serialize)]
+struct Age {
+    created_age_seconds: i64,
+    started_age_seconds: Option<i64>,
+    time_to_complete_seconds: Option<i64>,
+}
+
+fn age(t: &Task, now: i64) -> Age {
+    Age {
+        created_age_seconds: (now - t.created_at).max(0),
+        started_age_seconds: t.started_at.map(|s| (now - s).max(0)),
+        time_to_complete_seconds: match (t.started_at, t.completed_at) {
+            (Some(s), Some(c)) => Some((c - s).max(0)),
+            _ => None,
+        },
+    }
+}
+
+fn task_json(t: &Task) -> Map<String, Value> {
+    obj(serde_json::to_value(t).unwrap_or(Value::Null))
+}
+
+#[derive(Serialize)]
+struct LinkCounts {
+    parents: i64,
+    children: i64,
+}
+
+#[derive(Serialize)]
+struct Progress {
+    done: i64,
+    total: i64,
+}
+
+/// The columns of a compact card: what the dashboard shows, searches and edits.
+#[derive(Serialize)]
+struct CompactTask<'a> {
+    id: &'a str,
+    title: &'a str,
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    body_truncated: bool,
+    assignee: Option<&'a str>,
+    status: Status,
+    priority: i64,
+    tenant: Option<&'a str>,
+    created_by: Option<&'a str>,
+    created_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    result: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    result_truncated: bool,
+    claim_lock: Option<&'a str>,
+    worker_pid: Option<i64>,
+    consecutive_failures: i64,
+    current_run_id: Option<i64>,
+}
+
+/// Cut `s` to at most `max` characters (on a char boundary); whether it was cut.
+fn trim_to(s: Option<&str>, max: usize) -> (Option<&str>, bool) {
+    match s {
+        Some(x) => match x.char_indices().nth(max) {
+            Some((i, _)) => (Some(&x[..i]), true),
+            None => (Some(x), false),
+        },
+        None => (None, false),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+// Built and serialized on the spot; boxing would cost an allocation per card.
+#[allow(clippy::large_enum_variant)]
+enum CardTask<'a> {
+    Full(&'a Task),
+    Compact(CompactTask<'a>),
+}
+
+/// A board card (REF §17.2): every task column plus `age`, `latest_summary` (≤200-char
+/// preview), `link_counts`, `comment_count`, `progress` and, when present, `diagnostics` and
+/// `warnings`. The compact form (`?compact=1`, what the dashboard loads) keeps the columns
+/// the page uses, trims `body` and `result` to 300 characters (`body_truncated`) and sends
+/// `warnings` without the `diagnostics` list.
+#[derive(Serialize)]
+struct CardOut<'a> {
+    #[serde(flatten)]
+    task: CardTask<'a>,
+    age: Age,
+    latest_summary: Option<String>,
+    link_counts: LinkCounts,
+    comment_count: i64,
+    progress: Option<Progress>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    diagnostics: &'a [Diagnostic],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Warnings>,
+}
+
+fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
+    let t = &c.task;
+    let task = if compact {
+        let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
+        let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
+        CardTask::Compact(CompactTask {
+            id: &t.id,
+            title: &t.title,
+            body,
+            body_truncated,
+            assignee: t.assignee.as_deref(),
+            status: t.status,
+            priority: t.priority,
+            tenant: t.tenant.as_deref(),
+            created_by: t.created_by.as_deref(),
+            created_at: t.created_at,
+            started_at: t.started_at,
+            completed_at: t.completed_at,
+            result,
+            result_truncated,
+            claim_lock: t.claim_lock.as_deref(),
+            worker_pid: t.worker_pid,
+            consecutive_failures: t.consecutive_failures,
+            current_run_id: t.current_run_id,
+        })
+    } else {
+        CardTask::Full(t)
+    };
+    CardOut {
+        task,
+        age: age(t, now),
+        latest_summary: c.latest_summary.as_deref().map(|s| preview(s, 200)),
+        link_counts: LinkCounts {
+            parents: c.parents,
+            children: c.children,
+        },
+        comment_count: c.comment_count,
+        progress: (c.children > 0).then_some(Progress {
+            done: c.children_done,
+            total: c.children,
+        }),
+        // Compact cards carry the badge summary only; the drawer loads the findings.
+        diagnostics: if compact { &[] } else { &c.diagnostics },
+        warnings: (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics)),
+    }
+}
+
+#[derive(Serialize)]
+struct ColumnOut<'a> {
+    name: &'static str,
+    tasks: Vec<CardOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct BoardOut<'a> {
+    columns: Vec<ColumnOut<'a>>,
+    tenants: &'a [String],
+    assignees: &'a [String],
+    latest_event_id: i64,
+    now: i64,
+}
+
+#[derive(Serialize)]
+struct CardsOut<'a> {
+    cards: Vec<CardOut<'a>>,
+    missing: Vec<&'a String>,
+    tenants: &'a [String],
+    assignees: &'a [String],
+    latest_event_id: i64,
+    now: i64,
+}
+
+/// Column order of the board.
+pub const COLUMNS: &[Status] = &[
+    Status::Triage,
+    Status::Todo,
+    Status::Scheduled,
+    Status::Ready,
+    Status::Running,
+    Status::Blocked,
+    Status::Review,
+    Status::Done,
+];
+
+// ----- board, config -----
+
+/// `GET /board?board=&tenant=&include_archived=&workflow_template_id=&current_step_key=
+/// [&compact=1][&ids=a,b]` → `{columns, tenants, assignees, latest_event_id, now}`; with
+/// `ids`, `{cards, missing, …}` for those tasks only (the dashboard's incremental refresh).
+async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
+    match board_inner(st, q).await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<String, ApiError> {
+    let include_archived = flag(&q, "include_archived")?;
+    let compact = flag(&q, "compact")?;
+    let ids: Option<Vec<String>> = match q.get("ids") {
+        None => None,
+        Some(s) => {
+            let mut out = Vec::new();
+            for id in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                out.push(v::task_id("ids", id)?);
+            }
+            if out.len() > 2000 {
+                return Err(ApiError::bad("invalid ids: at most 2000 ids per request"));
+            }
+            Some(out)
+        }
+    };
+    let query = BoardViewQuery {
+        tenant: q.get("tenant").filter(|s| !s.is_empty()).cloned(),
+        include_archived,
+        workflow_template_id: q
+            .get("workflow_template_id")
+            .filter(|s| !s.is_empty())
+            .cloned(),
+        current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
+        ids: ids.clone(),
+    };
+    let cfg = st.diagnostics.clone();
+    let view = st
+        .on(board_param(&q).as_deref(), move |b| {
+            let mut query = query;
+            // A child's change moves its parents' progress: refresh them too.
+            if let Some(ids) = &mut query.ids {
+                let mut extra: Vec<String> = Vec::new();
+                for id in ids.iter() {
+                    for p in b.parents(id)? {
+                        if !ids.contains(&p) && !extra.contains(&p) {
+                            extra.push(p);
+                        }
+                    }
+                }
+                ids.extend(extra);
+            }
+            Ok(b.board_view(&query, &cfg)?)
+        })
+        .await?;
+    let now = view.now;
+    let body = match &ids {
+        Some(ids) => {
+            let found: std::collections::HashSet<&str> =
+                view.cards.iter().map(|c| c.task.id.as_str()).collect();
+            serde_json::to_string(&CardsOut {
+                cards: view
+                    .cards
+                    .iter()
+                    .map(|c| card_out(c, now, compact))
+                    .collect(),
+                missing: ids.iter().filter(|i| !found.contains(i.as_str())).collect(),
+                tenants: &view.tenants,
+                assignees: &view.assignees,
+                latest_event_id: view.latest_event_id,
+                now,
+            })
+        }
+        None => {
+            let mut cols: Vec<ColumnOut> = COLUMNS
+                .iter()
+                .map(|s| ColumnOut {
+                    name: s.as_str(),
+                    tasks: Vec::new(),
+                })
+                .collect();
+            if include_archived {
+                cols.push(ColumnOut {
+                    name: Status::Archived.as_str(),
+                    tasks: Vec::new(),
+                });
+            }
+            for c in &view.cards {
+                let idx = cols
+                    .iter()
+                    .position(|col| col.name == c.task.status.as_str())
+                    .unwrap_or(1);
+                cols[idx].tasks.push(card_out(c, now, compact));
+            }
+            serde_json::to_string(&BoardOut {
+                columns: cols,
+                tenants: &view.tenants,
+                assignees: &view.assignees,
+                latest_event_id: view.latest_event_id,
+                now,
+            })
+        }
+    };
+    body.map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn config() -> Json<Value> {
+    Json(json!({
+        "default_tenant": "",
+        "lane_by_profile": true,
+        "include_archived_by_default": false,
+        "render_markdown": true,
+    }))
+}
+
+// ----- tasks -----
+
+async fn task_detail(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let run_filter = match (q.get("run_state_type"), q.get("run_state_name")) {
+        (Some(t), Some(n)) if !n.is_empty() => {
+            let field = match t.as_str() {
+                "status" => RunStateField::Status,
+                "outcome" => RunStateField::Outcome,
+                o => {
+                    return Err(ApiError::bad(format!(
+                        "invalid run_state_type: {o:?} (use status or outcome)"
+                    )));
+                }
+            };
+            Some((field, n.clone()))
+        }
+        _ => None,
+    };
+    let cfg = st.diagnostics.clone();
+    st.on(board_param(&q).as_deref(), move |b| {
+        let d = b.task_detail(&id)?;
+        let now = b.now();
+        let diags = b
+            .diagnostics(Some(&id), Severity::Warning, &cfg)?
+            .into_iter()
+            .next()
+            .map(|x| x.diagnostics)
+            .unwrap_or_default();
+        let runs = match &run_filter {
+            Some((f, n)) => b.list_runs(&id, Some((*f, n.as_str())))?,
+            None => d.runs.clone(),
+        };
+        let kids = b.get_tasks(&d.children)?;
+        let kid_ids: Vec<String> = kids.iter().map(|k| k.id.clone()).collect();
+        let summaries = b.latest_summaries(&kid_ids)?;
+        let mut task = task_json(&d.task);
+        task.insert("latest_summary".into(), json!(d.latest_summary));
+        task.insert("age".into(), json!(age(&d.task, now)));
+        task.insert("diagnostics".into(), json!(diags));
+        task.insert("warnings".into(), json!(warnings(&diags)));
+        Ok(Json(json!({
+            "task": task,
+            "comments": d.comments,
+            "events": d.events,
+            "attachments": b.list_attachments(&id)?,
+            "links": {"parents": d.parents, "children": d.children},
+            "child_results": kids.iter().map(|k| json!({
+                "id": k.id, "title": k.title, "status": k.status,
+                "latest_summary": summaries.get(&k.id), "result": k.result,
+            })).collect::<Vec<_>>(),
+            "runs": runs,
+        })))
+    })
+    .await
+}
+
+async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let kind = match f.str("workspace_kind")? {
+        None => None,
+        Some(k) if k.trim().is_empty() => None,
+        Some(k) => Some(k.parse::<WorkspaceKind>().map_err(ApiError::from)?),
+    };
+    let new = NewTask {
+        title: f.str("title")?.unwrap_or_default(),
+        body: f.str("body")?,
+        assignee: f.str("assignee")?.filter(|a| !a.trim().is_empty()),
+        parents: f.strs("parents")?,
+        tenant: f.str("tenant")?.filter(|a| !a.trim().is_empty()),
+        priority: f.int("priority")?.unwrap_or(0),
+        workspace_kind: kind,
+        workspace_path: f.str("workspace_path")?.filter(|a| !a.trim().is_empty()),
+        triage: f.bool("triage", false)?,
+        idempotency_key: f.str("idempotency_key")?,
+        max_runtime_seconds: f.int("max_runtime_seconds")?,
+        skills: f.strs("skills")?,
+        goal_mode: f.bool("goal_mode", false)?,
+        goal_max_turns: f.int("goal_max_turns")?,
+        created_by: Some("dashboard".into()),
+        initial_status: InitialStatus::Normal,
+        ..Default::default()
+    };
+    let no_dispatcher = st.dispatch.is_none();
+    st.on(board_param(&q).as_deref(), move |b| {
+        let c = b.create_task(new)?;
+        let mut out = json!({"task": task_json(&c.task)});
+        if c.existing {
+            out["existing"] = json!(true);
+        }
+        if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
+            out["warning"] = json!(
+                "no dispatcher is running in this server: the task will wait in ready until `hermes-kanban dispatch` or a daemon picks it up"
+            );
+        }
+        Ok(Json(out))
+    })
+    .await
+}
+
+/// A requested status for PATCH and bulk: `running` and unknown names are 400 (REF §21.8).
+fn parse_status(raw: &str) -> Result<Status, ApiError> {
+    let s = raw.trim();
+    if s == "running" {
+        return Err(ApiError::bad(
+            "Cannot set status to 'running' directly; a task runs when a worker claims it (nudge the dispatcher instead)",
+        ));
+    }
+    match s.parse::<Status>() {
+        Ok(Status::Review) | Err(_) => Err(ApiError::bad(format!("unknown status: {s}"))),
+        Ok(st) => Ok(st),
+    }
+}
+
+/// One set of changes (PATCH body or bulk body), applied with kernel calls in the order:
+/// text fields and priority, assignee, status.
+#[derive(Debug, Default, Clone)]
+struct Change {
+    status: Option<Status>,
+    assignee: Option<Option<String>>,
+    priority: Option<i64>,
+    title: Option<String>,
+    body: Option<Option<String>>,
+    result: Option<String>,
+    summary: Option<String>,
+    block_reason: Option<String>,
+    metadata: Option<Value>,
+    reclaim_first: bool,
+    archive: bool,
+}
+
+impl Change {
+    fn parse(f: &Fields) -> Result<Change, ApiError> {
+        Ok(Change {
+            status: f.str("status")?.map(|s| parse_status(&s)).transpose()?,
+            assignee: if f.has("assignee") {
+                Some(f.str("assignee")?.filter(|a| !a.trim().is_empty()))
+            } else {
+                None
+            },
+            priority: f.int("priority")?,
+            title: f.str("title")?,
+            body: if f.has("body") {
+                Some(f.str("body")?)
+            } else {
+                None
+            },
+            result: f.str("result")?,
+            summary: f.str("summary")?,
+            block_reason: f.str("block_reason")?,
+            metadata: f.value("metadata").cloned(),
+            reclaim_first: f.bool("reclaim_first", false)?,
+            archive: f.bool("archive", false)?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.assignee.is_none()
+            && self.priority.is_none()
+            && self.title.is_none()
+            && self.body.is_none()
+            && !self.archive
+    }
+}
+
+fn terminate_for(t: &Task) -> Map<String, Value> {
+    crate::process::terminate_worker(
+        t.worker_pid,
+        t.claim_lock.as_deref(),
+        std::time::Duration::from_secs(5),
+    )
+    .to_map()
+}
+
+fn apply(b: &Board, id: &str, ch: &Change) -> Result<Task, ApiError> {
+    let t = b.get_task(id)?;
+    if ch.title.is_some() || ch.body.is_some() || ch.priority.is_some() {
+        b.update_task(
+            id,
+            TaskPatch {
+                title: ch.title.clone(),
+                body: ch.body.clone(),
+                priority: ch.priority,
+                tenant: None,
+            },
+        )?;
+    }
+    if let Some(a) = &ch.assignee {
+        let running = t.status == Status::Running || t.claim_lock.is_some();
+        if ch.reclaim_first && running {
+            let term = terminate_for(&t);
+            b.reassign_task(
+                id,
+                a.as_deref(),
+                true,
+                Some("reassigned from the dashboard"),
+                term,
+            )?;
+        } else {
+            b.assign_task(id, a.as_deref())?;
+        }
+    }
+    let target = if ch.archive {
+        Some(Status::Archived)
+    } else {
+        ch.status
+    };
+    if let Some(to) = target {
+        let cur = b.get_task(id)?;
+        match to {
+            Status::Done => {
+                b.complete_task(Completion {
+                    task_id: id.to_string(),
+                    summary: ch.summary.clone().or_else(|| ch.result.clone()),
+                    result: ch.result.clone(),
+                    metadata: ch.metadata.clone(),
+                    ..Default::default()
+                })?;
+            }
+            Status::Blocked => {
+                b.block_task(BlockRequest {
+                    task_id: id.to_string(),
+                    reason: ch.block_reason.clone(),
+                    ..Default::default()
+                })?;
+            }
+            Status::Scheduled => b.schedule_task(id, ch.block_reason.as_deref(), None, None)?,
+            Status::Archived => {
+                b.archive_task(id)?;
+            }
+            Status::Ready if matches!(cur.status, Status::Blocked | Status::Scheduled) => {
+                b.unblock_task(id, None, None)?;
+            }
+            Status::Ready | Status::Todo | Status::Triage => {
+                b.set_status_direct(id, to)?;
+            }
+            Status::Running | Status::Review => {
+                return Err(ApiError::bad(format!("unknown status: {to}")));
+            }
+        }
+    }
+    Ok(b.get_task(id)?)
+}
+
+async fn patch_task(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let ch = Change::parse(&f)?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        let t = apply(b, &id, &ch)?;
+        Ok(Json(json!({"task": task_json(&t)})))
+    })
+    .await
+}
+
+async fn delete_task(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.delete_task(&id)?;
+        Ok(Json(json!({"deleted": true, "task_id": id})))
+    })
+    .await
+}
+
+async fn bulk(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let ids = f.strs("ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::bad("ids must be a non-empty list of task ids"));
+    }
+    if ids.len() > 10_000 {
+        return Err(ApiError::bad("ids: at most 10000 tasks per bulk request"));
+    }
+    let ch = Change::parse(&f)?;
+    if ch.is_empty() {
+        return Err(ApiError::bad(
+            "nothing to do: give status, assignee, priority or archive",
+        ));
+    }
+    st.on(board_param(&q).as_deref(), move |b| {
+        let results: Vec<Value> = ids
+            .iter()
+            .map(|id| match apply(b, id, &ch) {
+                Ok(_) => json!({"id": id, "ok": true}),
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    json!({"id": id, "ok": false, "error": "not found"})
+                }
+                Err(e) => json!({"id": id, "ok": false, "error": e.detail}),
+            })
+            .collect();
+        Ok(Json(json!({"results": results})))
+    })
+    .await
+}
+
+async fn list_comments(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.get_task(&id)?;
+        Ok(Json(json!({"comments": b.list_comments(&id)?})))
+    })
+    .await
+}
+
+async fn add_comment(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let text = f.str("body")?.unwrap_or_default();
+    let author = f
+        .str("author")?
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| "dashboard".into());
+    st.on(board_param(&q).as_deref(), move |b| {
+        let cid = b.add_comment(&id, &author, &text)?;
+        Ok(Json(json!({"ok": true, "comment_id": cid})))
+    })
+    .await
+}
+
+async fn task_runs(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.get_task(&id)?;
+        Ok(Json(
+            json!({"task_id": id, "runs": b.list_runs(&id, None)?}),
+        ))
+    })
+    .await
+}
+
+async fn reclaim(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let reason = f.str("reason")?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        let t = b.get_task(&id)?;
+        // Only a running (claimed) task has a worker to stop; the kernel refuses the rest.
+        let term = if t.status == Status::Running || t.claim_lock.is_some() {
+            terminate_for(&t)
+        } else {
+            Map::new()
+        };
+        b.reclaim_task(&id, reason.as_deref(), term)?;
+        Ok(Json(json!({"ok": true, "task_id": id})))
+    })
+    .await
+}
+
+async fn reassign(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let profile = f.str("profile")?.filter(|p| !p.trim().is_empty());
+    let reclaim_first = f.bool("reclaim_first", false)?;
+    let reason = f.str("reason")?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        let t = b.get_task(&id)?;
+        let running = t.status == Status::Running || t.claim_lock.is_some();
+        let term = if running && reclaim_first {
+            terminate_for(&t)
+        } else {
+            Map::new()
+        };
+        let t = b.reassign_task(
+            &id,
+            profile.as_deref(),
+            reclaim_first,
+            reason.as_deref(),
+            term,
+        )?;
+        Ok(Json(
+            json!({"ok": true, "task_id": id, "assignee": t.assignee}),
+        ))
+    })
+    .await
+}
+
+async fn task_log(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let tail = int_param(&q, "tail", 1..=2_000_000)?.unwrap_or(100_000) as u64;
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.get_task(&id)?;
+        let path = b.paths().log_file(&id);
+        let shown = path.to_string_lossy().into_owned();
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return Ok(Json(json!({
+                "task_id": id, "path": shown, "exists": false, "size_bytes": 0,
+                "content": "", "truncated": false,
+            })));
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let io = |e: std::io::Error| {
+            ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, format!("{shown}: {e}"))
+        };
+        let truncated = len > tail;
+        if truncated {
+            f.seek(SeekFrom::Start(len - tail)).map_err(io)?;
+        }
+        let mut buf = Vec::new();
+        f.take(tail).read_to_end(&mut buf).map_err(io)?;
+        Ok(Json(json!({
+            "task_id": id, "path": shown, "exists": true, "size_bytes": len,
+            "content": String::from_utf8_lossy(&buf), "truncated": truncated,
+        })))
+    })
+    .await
+}
+
+// ----- links -----
+
+async fn add_link(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let parent = f.req_str("parent_id")?;
+    let child = f.req_str("child_id")?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.link_tasks(&parent, &child)?;
+        Ok(Json(json!({"ok": true})))
+    })
+    .await
+}
+
+async fn remove_link(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    let parent = q
+        .get("parent_id")
+        .cloned()
+        .ok_or_else(|| ApiError::bad("missing parent_id: it is required"))?;
+    let child = q
+        .get("child_id")
+        .cloned()
+        .ok_or_else(|| ApiError::bad("missing child_id: it is required"))?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        let promoted = b.unlink_tasks(&parent, &child)?;
+        Ok(Json(json!({"ok": true, "promoted": promoted})))
+    })
+    .await
+}
+
+// ----- diagnostics, workers, runs -----
+
+async fn diagnostics(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    let min = match q.get("severity").filter(|s| !s.is_empty()) {
+        None => Severity::Warning,
+        Some(s) => s.parse::<Severity>()?,
+    };
+    let cfg = st.diagnostics.clone();
+    st.on(board_param(&q).as_deref(), move |b| {
+        let mut rows = b.diagnostics(None, min, &cfg)?;
+        rows.sort_by(|a, b| {
+            let top = |x: &crate::kernel::TaskDiagnostics| {
+                (
+                    x.diagnostics.iter().map(|d| d.severity).max(),
+                    x.diagnostics.iter().filter_map(|d| d.last_seen_at).max(),
+                )
+            };
+            top(b).cmp(&top(a))
+        });
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "task_id": r.task_id, "task_title": r.title, "task_status": r.status,
+                    "task_assignee": r.assignee, "diagnostics": r.diagnostics,
+                })
+            })
+            .collect();
+        Ok(Json(json!({"count": list.len(), "diagnostics": list})))
+    })
+    .await
+}
+
+async fn active_workers(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        let now = b.now();
+        let list: Vec<Value> = b
+            .active_workers()?
+            .into_iter()
+            .map(|w| {
+                let r = &w.run;
+                json!({
+                    "run_id": r.id, "task_id": r.task_id, "task_title": w.task_title,
+                    "task_status": w.task_status, "task_assignee": w.task_assignee,
+                    "profile": r.profile, "worker_pid": r.worker_pid, "started_at": r.started_at,
+                    "claim_lock": r.claim_lock, "claim_expires": r.claim_expires,
+                    "last_heartbeat_at": r.last_heartbeat_at,
+                    "max_runtime_seconds": r.max_runtime_seconds,
+                    "alive": r.worker_pid.is_some_and(crate::process::pid_alive)
+                        && r.claim_lock.as_deref().is_some_and(crate::process::lock_is_host_local),
+                })
+            })
+            .collect();
+        Ok(Json(
+            json!({"count": list.len(), "workers": list, "checked_at": now}),
+        ))
+    })
+    .await
+}
+
+async fn get_run(
+    State(st): State<Arc<WebState>>,
+    Path(run_id): Path<i64>,
+    Query(q): Q,
+) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        Ok(Json(json!({"run": b.get_run(run_id)?})))
+    })
+    .await
+}
+
+async fn terminate_run(
+    State(st): State<Arc<WebState>>,
+    Path(run_id): Path<i64>,
+    Query(q): Q,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let reason = f.str("reason")?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        let run = b.get_run(run_id)?;
+        let t = b.get_task(&run.task_id)?;
+        if run.ended_at.is_some() || t.current_run_id != Some(run_id) {
+            return Err(ApiError::conflict(format!(
+                "run {run_id} is not active (task {} is {} on run {})",
+                t.id,
+                t.status,
+                t.current_run_id
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "none".into())
+            )));
+        }
+        let term = terminate_for(&t);
+        b.reclaim_task(
+            &t.id,
+            Some(reason.as_deref().unwrap_or("terminated from the dashboard")),
+            term,
+        )?;
+        Ok(Json(json!({"ok": true, "task_id": t.id, "run_id": run_id})))
+    })
+    .await
+}
+
+async fn stats(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        Ok(Json(serde_json::to_value(b.stats()?).unwrap_or_default()))
+    })
+    .await
+}
+
+async fn assignees(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        Ok(Json(json!({"assignees": b.assignees()?})))
+    })
+    .await
+}
+
+async fn dispatch(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    let dry_run = flag(&q, "dry_run")?;
+    let max = int_param(&q, "max", 0..=10_000)?.unwrap_or(8) as usize;
+    let board = st.resolve(board_param(&q).as_deref())?;
+    let Some(hook) = st.dispatch.clone() else {
+        return Err(ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no dispatcher is attached to this server; run `hermes-kanban dispatch` (one tick) or `hermes-kanban daemon`",
+        ));
+    };
+    let req = DispatchRequest {
+        board,
+        dry_run,
+        max,
+    };
+    let out = tokio::task::spawn_blocking(move || hook(req))
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match out {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(ApiError::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("dispatch failed: {e}"),
+        )),
+    }
+}
+
+// ----- attachments -----
+
+async fn list_attachments(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.get_task(&id)?;
+        Ok(Json(json!({"attachments": b.list_attachments(&id)?})))
+    })
+    .await
+}
+
+/// `POST /tasks/{id}/attachments`: `multipart/form-data` (field `file`, optional
+/// `uploaded_by`) or a raw body with `?filename=` (and optional `?uploaded_by=`). Over 25 MiB
+/// → 413.
+async fn upload_attachment(
+    State(st): State<Arc<WebState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let too_big = || {
+        ApiError::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "attachments are limited to {} bytes (25 MiB)",
+                v::ATTACHMENT_MAX_BYTES
+            ),
+        )
+    };
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_big()
+        } else {
+            ApiError::bad(e.body_text())
+        }
+    })?;
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (name, data, mime, by) = if ctype.starts_with("multipart/form-data") {
+        let boundary = multer::parse_boundary(&ctype)
+            .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        let mut mp = multer::Multipart::new(stream, boundary);
+        let mut file: Option<(String, Bytes, Option<String>)> = None;
+        let mut by: Option<String> = None;
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?
+        {
+            match field.name() {
+                Some("file") => {
+                    let fname = field.file_name().unwrap_or("").to_string();
+                    let mime = field.content_type().map(|m| m.to_string());
+                    let data = field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
+                    file = Some((fname, data, mime));
+                }
+                Some("uploaded_by") => {
+                    by = field.text().await.ok().filter(|s| !s.trim().is_empty());
+                }
+                _ => {}
+            }
+        }
+        let (n, d, m) = file.ok_or_else(|| ApiError::bad("missing file: send a `file` field"))?;
+        (n, d, m, by)
+    } else {
+        let name = q.get("filename").cloned().ok_or_else(|| {
+            ApiError::bad(
+                "missing filename: pass ?filename= with a raw body, or send multipart/form-data",
+            )
+        })?;
+        let mime = (!ctype.is_empty()).then_some(ctype);
+        (name, body, mime, q.get("uploaded_by").cloned())
+    };
+    if data.len() > v::ATTACHMENT_MAX_BYTES {
+        return Err(too_big());
+    }
+    // A browser-supplied path (`C:\fakepath\x.txt`) keeps only its leaf.
+    let leaf = name.rsplit(['/', '\\']).next().unwrap_or("").to_string();
+    let by = by.unwrap_or_else(|| "dashboard".into());
+    st.on(board_param(&q).as_deref(), move |b| {
+        let mime = mime.filter(|m| m.len() <= 200 && !m.contains(['\r', '\n']));
+        let a = b.add_attachment(&id, &leaf, &data, mime.as_deref(), Some(&by))?;
+        Ok(Json(json!({"attachment": a})))
+    })
+    .await
+}
+
+fn parse_aid(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::not_found(format!("no such attachment: {raw}")))
+}
+
+/// `GET /attachments/{id}`: the blob as a download (`application/octet-stream`,
+/// `Content-Disposition: attachment`), only if it lies inside the board's attachment root.
+async fn download_attachment(
+    State(st): State<Arc<WebState>>,
+    Path(aid): Path<String>,
+    Query(q): Q,
+) -> Result<Response, ApiError> {
+    let aid = parse_aid(&aid)?;
+    let (a, data) = st
+        .on(board_param(&q).as_deref(), move |b| {
+            let a = b.get_attachment(aid)?;
+            let Some(p) = b.attachment_blob_path(&a) else {
+                return Err(ApiError::not_found(format!(
+                    "attachment {aid}: its file is missing or outside this board's attachment root"
+                )));
+            };
+            let data = std::fs::read(&p).map_err(|e| {
+                ApiError::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("{}: {e}", p.display()),
+                )
+            })?;
+            Ok((a, data))
+        })
+        .await?;
+    let ascii: String = a
+        .filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " ._-()".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let utf8: String = a
+        .filename
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{utf8}"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_string(),
+            ),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+async fn delete_attachment(
+    State(st): State<Arc<WebState>>,
+    Path(aid): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let aid = parse_aid(&aid)?;
+    st.on(board_param(&q).as_deref(), move |b| {
+        b.remove_attachment(aid)?;
+        Ok(Json(json!({"ok": true, "id": aid})))
+    })
+    .await
+}
+
+// ----- boards -----
+
+fn workspace_kind_of(dir: Option<&str>) -> &'static str {
+    match dir {
+        None => "scratch",
+        Some(d) => {
+            let in_git = std::path::Path::new(d)
+                .ancestors()
+                .any(|p| p.join(".git").exists());
+            if in_git { "worktree" } else { "dir" }
+        }
+    }
+}
+
+async fn boards(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    let include_archived = flag(&q, "include_archived")?;
+    let env = st.env.clone();
+    let list = tokio::task::spawn_blocking(move || list_boards(&env, include_archived))
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let current = st.resolve(None)?;
+    let mut out = Vec::new();
+    for e in list {
+        let slug = e.meta.slug.clone();
+        let counts = st
+            .on_slug(slug, |b| Ok(b.stats()?.by_status))
+            .await
+            .unwrap_or_default();
+        let total: i64 = counts.values().sum();
+        let mut m = obj(serde_json::to_value(&e.meta).unwrap_or_default());
+        m.insert("is_current".into(), json!(e.meta.slug == current));
+        m.insert("counts".into(), json!(counts));
+        m.insert("total".into(), json!(total));
+        m.insert(
+            "default_workspace_kind".into(),
+            json!(workspace_kind_of(e.meta.default_workdir.as_deref())),
+        );
+        out.push(Value::Object(m));
+    }
+    Ok(Json(json!({"boards": out, "current": current})))
+}
+
+async fn new_board(State(st): State<Arc<WebState>>, body: Bytes) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let slug = crate::kernel::normalize_slug(&f.req_str("slug")?)?;
+    let workdir = f.str("default_workdir")?.filter(|s| !s.trim().is_empty());
+    if let Some(w) = &workdir {
+        check_workdir(w)?;
+    }
+    let opts = NewBoard {
+        name: f.str("name")?,
+        description: f.str("description")?,
+        icon: f.str("icon")?,
+        color: f.str("color")?,
+        default_workdir: workdir,
+    };
+    let switch = f.bool("switch", false)?;
+    let env = st.env.clone();
+    let now = chrono::Utc::now().timestamp();
+    let (meta, created) = create_board(&env, &slug, opts, now)?;
+    if !created {
+        return Err(ApiError::conflict(format!("board '{slug}' already exists")));
+    }
+    if switch {
+        switch_board(&env, &slug)?;
+    }
+    let current = resolve_board(&env, None)?;
+    Ok(Json(json!({"board": meta, "current": current})))
+}
+
+async fn patch_board(
+    State(st): State<Arc<WebState>>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let f = Fields::parse(&body)?;
+    let opt = |k: &str| -> Result<Option<Option<String>>, ApiError> {
+        if f.has(k) {
+            Ok(Some(f.str(k)?.filter(|s| !s.trim().is_empty())))
+        } else {
+            Ok(None)
+        }
+    };
+    let patch = BoardPatch {
+        name: f.str("name")?,
+        description: opt("description")?,
+        icon: opt("icon")?,
+        color: opt("color")?,
+        default_workdir: opt("default_workdir")?,
+    };
+    let meta = update_board(&st.env, &slug, patch, chrono::Utc::now().timestamp())?;
+    Ok(Json(json!({"board": meta})))
+}
+
+async fn delete_board(
+    State(st): State<Arc<WebState>>,
+    Path(slug): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let hard = flag(&q, "delete")?;
+    let norm = crate::kernel::normalize_slug(&slug)?;
+    let env = st.env.clone();
+    let dest = remove_board(&env, &norm, hard, chrono::Utc::now().timestamp())?;
+    st.evict(&norm);
+    let result = match dest {
+        Some(p) => json!({"slug": norm, "archived": true, "archived_to": p}),
+        None => json!({"slug": norm, "deleted": true}),
+    };
+    Ok(Json(
+        json!({"result": result, "current": resolve_board(&env, None)?}),
+    ))
+}
+
+async fn switch(State(st): State<Arc<WebState>>, Path(slug): Path<String>) -> ApiResult {
+    let cur = switch_board(&st.env, &slug)?;
+    Ok(Json(json!({"current": cur})))
+}
