@@ -929,6 +929,42 @@ $HK complete "$T" --summary "done under serve""#,
     lab.until("the task to be done by the served dispatcher", |b| {
         b.get_task(&id).unwrap().status == Status::Done
     });
+    // The dashboard's nudge runs one tick through the same dispatcher.
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut err = String::new();
+    let port = loop {
+        let mut line = String::new();
+        use std::io::BufRead;
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve ended early: {err}"
+        );
+        err.push_str(&line);
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    let nudge = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        write!(
+            c,
+            "POST /api/dispatch?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).unwrap();
+        resp
+    };
+    assert!(nudge.starts_with("HTTP/1.1 200"), "{nudge}");
+    assert!(
+        nudge.contains("\"spawned\"") && nudge.contains("\"promoted\""),
+        "{nudge}"
+    );
     let token = std::fs::read_to_string(lab.dir().join(format!("{id}.token"))).unwrap();
     assert!(token.trim().starts_with("hkr_"), "worker token: {token:?}");
     nix::sys::signal::kill(
@@ -944,14 +980,8 @@ $HK complete "$T" --summary "done under serve""#,
         assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let mut err = String::new();
     use std::io::Read;
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    stderr.read_to_string(&mut err).unwrap();
     assert!(status.success(), "serve exit {status:?}: {err}");
     assert!(err.contains("dispatcher ticking every 0.2s"), "{err}");
     assert_eq!(lab.outcomes(&id), vec!["completed"]);
