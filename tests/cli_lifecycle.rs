@@ -1389,8 +1389,8 @@ fn context_prints_the_worker_context() {
         "{out}"
     );
     assert!(
-        out.ends_with('\n') && !out.ends_with("\n\n"),
-        "ends with a single newline"
+        out.ends_with("\n\n") && !out.ends_with("\n\n\n"),
+        "the markdown ends with a newline and, as Hermes prints it with print(), one more"
     );
 
     refused(
@@ -1567,7 +1567,8 @@ fn notify_subscriptions_round_trip() {
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["thread_id"], "9");
     assert_eq!(mine[0]["user_id"], Value::Null);
-    assert_eq!(mine[0]["notifier_profile"], "user");
+    // The author identity, as Hermes: the active profile (`default` for the shared root).
+    assert_eq!(mine[0]["notifier_profile"], "default");
     let slack = rows.iter().find(|r| r["platform"] == "slack").unwrap();
     assert_eq!(
         (
@@ -1704,7 +1705,7 @@ fn attach_list_and_remove() {
             Some("report.txt"),
             Some("text/plain"),
             Some(6),
-            Some("user")
+            Some("default")
         )
     );
     assert_eq!(
@@ -2033,7 +2034,7 @@ fn tail_follows_one_task_until_ctrl_c() {
     cli.run(&["heartbeat", &id]).ok();
     cli.run(&["complete", &id, "--summary", "done"]).ok();
     let l = live.expect_line("commented", |l| l.contains("commented"));
-    assert_eq!(strip_ts(&l), r#"commented {"author": "user", "len": 5}"#);
+    assert_eq!(strip_ts(&l), r#"commented {"author": "default", "len": 5}"#);
     live.expect_line("claimed", |l| strip_ts(l).starts_with("claimed {"));
     // An event without a payload prints just its kind.
     let l = live.expect_line("heartbeat", |l| l.contains("heartbeat"));

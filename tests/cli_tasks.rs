@@ -1289,10 +1289,10 @@ fn swarm_builds_the_graph() {
     let r = show_json(&cli, &root);
     assert_eq!(r["task"]["status"], "done");
     assert_eq!(
-        r["task"]["assignee"], "user",
-        "the root belongs to the author identity"
+        r["task"]["assignee"], "default",
+        "the root belongs to the author identity (the active profile, as Hermes)"
     );
-    assert_eq!(r["task"]["created_by"], "user");
+    assert_eq!(r["task"]["created_by"], "default");
     assert_eq!(r["task"]["tenant"], "acme");
     assert_eq!(
         r["runs"][0]["metadata"],
@@ -1674,7 +1674,7 @@ fn list_filters_and_json() {
         .json();
     let a = a["id"].as_str().unwrap().to_string();
     let b = cli.create("b", &["--assignee", "reviewer", "--tenant", "beta"]);
-    let c = cli.create("c", &["--assignee", "user", "--parent", &b]);
+    let c = cli.create("c", &["--assignee", "default", "--parent", &b]);
     let d = cli.create("d", &[]);
     cli.run(&["archive", &d]).ok();
 
@@ -1695,7 +1695,8 @@ fn list_filters_and_json() {
     assert_eq!(list_ids(&cli, &["--session", "s1"]), vec![a.clone()]);
     assert!(list_ids(&cli, &["--session", "nope"]).is_empty());
     assert_eq!(list_ids(&cli, &["--archived"]).len(), 4);
-    // --mine = the author identity: $HERMES_PROFILE_NAME, $HERMES_PROFILE, else `user`.
+    // --mine = the author identity: $HERMES_PROFILE_NAME, $HERMES_PROFILE, else the active
+    // profile (`default` for the shared root), as Hermes.
     assert_eq!(list_ids(&cli, &["--mine"]), vec![c.clone()]);
     let mine = cli
         .run_env(
@@ -2258,7 +2259,7 @@ fn comment_author_max_len_and_refusals() {
         ("worker".into(), "found 3 sources".into()),
         "--author after the text is a flag (REF §21.3)"
     );
-    assert_eq!(cs[1], ("user".into(), "several words joined".into()));
+    assert_eq!(cs[1], ("default".into(), "several words joined".into()));
     assert_eq!(cs[2], ("researcher".into(), "from env".into()));
     assert_eq!(cs[3].1, "-5 degrees outside");
     let suffix = "\n\n[trimmed to 60 chars by --max-len]";

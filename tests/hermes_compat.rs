@@ -572,7 +572,7 @@ fn hermes_019_db_opens_upgrades_and_operates() {
     for needle in [
         "Tenant:   acme\n".to_string(),
         "## Attachments\n".to_string(),
-        format!("- `spec.md` (text/markdown, 1 KB) → `{}`", att.display()),
+        format!("- `spec.md`, text/markdown, 1 KB → `{}`", att.display()),
         "## Recent work by @worker\n- t_9c025d30 — Research A (".to_string(),
         "): A done: 3 sources".to_string(),
     ] {

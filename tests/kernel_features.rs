@@ -289,15 +289,10 @@ fn context_sections_come_in_order_and_empty_ones_are_omitted() {
     assert_eq!(lines.len(), 4, "{atts}");
     assert_eq!(
         lines[2],
-        format!("- `notes.txt` (text/plain, 1 KB) → `{}`", att.stored_path)
+        format!("- `notes.txt`, text/plain, 1 KB → `{}`", att.stored_path)
     );
-    assert_eq!(
-        lines[3],
-        format!(
-            "- `empty.bin` (application/octet-stream, 0 KB) → `{}`",
-            empty.stored_path
-        )
-    );
+    // Hermes' line format: no content type or size when there is none.
+    assert_eq!(lines[3], format!("- `empty.bin` → `{}`", empty.stored_path));
     assert!(std::path::Path::new(&att.stored_path).is_absolute());
     let attempts = section(&c, "## Prior attempts on this task");
     assert!(
@@ -375,10 +370,12 @@ fn context_prior_attempts_show_the_last_ten() {
     let mut expected = String::from(
         "## Prior attempts on this task\n(2 earlier attempts omitted; the newest 10 follow)\n",
     );
+    // As Hermes: each attempt stamped with its start, a blank line between attempts.
     for (i, r) in runs.iter().enumerate().take(12).skip(2) {
-        let when = r.ended_at.unwrap();
+        let when = r.started_at;
         expected.push_str(&format!(
-            "### Attempt {} — reclaimed (worker, {}, {})\n_error_: manual_reclaim: r{i:02}\n",
+            "{}### Attempt {} — reclaimed (worker, {}, {})\n_error_: manual_reclaim: r{i:02}\n",
+            if i > 2 { "\n" } else { "" },
             i + 1,
             local_ts(when),
             relative_age(when, tb.now())
@@ -386,11 +383,11 @@ fn context_prior_attempts_show_the_last_ten() {
     }
     assert_eq!(s, expected);
     assert!(
-        s.contains(", 3m ago)\n_error_: manual_reclaim: r11\n"),
+        s.contains(", 4m ago)\n_error_: manual_reclaim: r11\n"),
         "{s}"
     );
     assert!(
-        s.contains(", 12m ago)\n_error_: manual_reclaim: r02\n"),
+        s.contains(", 13m ago)\n_error_: manual_reclaim: r02\n"),
         "{s}"
     );
     assert!(!s.contains("r01") && !s.contains("Attempt 13"));
@@ -504,9 +501,12 @@ fn context_parent_results_show_done_and_handed_off_archived_parents() {
     shown.sort();
     let caveat = s.lines().nth(1).unwrap();
     let mut expected = format!("{CAVEAT_PREFIX}{caveat}\n");
-    for (id, age, text) in shown {
-        expected.push_str(&format!("### {id} (completed {age})\n{text}\n"));
-    }
+    // As Hermes: a blank line between parents.
+    let parts: Vec<String> = shown
+        .into_iter()
+        .map(|(id, age, text)| format!("### {id} (completed {age})\n{text}\n"))
+        .collect();
+    expected.push_str(&parts.join("\n"));
     assert_eq!(s, expected);
     for hidden in [&p_ready, &p_arch_bare, &p_blocked] {
         assert!(!c.contains(hidden.as_str()), "{hidden} shown:\n{c}");

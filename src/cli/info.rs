@@ -186,7 +186,8 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
 
 pub(crate) fn context(ctx: &Ctx, a: &IdArg) -> Result<(), CliError> {
     let b = ctx.open()?;
-    print!("{}", b.build_worker_context(&a.id)?);
+    // Hermes prints the context with print(): the markdown (ending in a newline) plus one more.
+    println!("{}", b.build_worker_context(&a.id)?);
     Ok(())
 }
 

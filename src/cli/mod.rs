@@ -262,13 +262,17 @@ impl Ctx {
         Ok(Board::open(&self.env, self.board.as_deref())?)
     }
 
-    /// Author identity: `$HERMES_PROFILE_NAME`, `$HERMES_PROFILE`, else `user`.
+    /// Author identity, as Hermes' CLI: `$HERMES_PROFILE_NAME`, `$HERMES_PROFILE`, else the
+    /// active profile inferred from `HERMES_HOME` (`default` for the shared root).
     pub(crate) fn author(&self) -> String {
-        self.env
+        match self
+            .env
             .get("HERMES_PROFILE_NAME")
             .or_else(|| self.env.get("HERMES_PROFILE"))
-            .unwrap_or("user")
-            .to_string()
+        {
+            Some(a) => a.to_string(),
+            None => crate::kernel::active_profile_name(&self.env),
+        }
     }
 
     /// The worker's run id when acting on its own task (stale-worker guard).

@@ -174,14 +174,10 @@ impl Board {
                     "## Attachments\nFiles attached to this task; read them from the paths below.\n",
                 );
                 for a in &atts {
-                    let _ = writeln!(
-                        s,
-                        "- `{}` ({}, {} KB) → `{}`",
-                        a.filename,
-                        a.content_type.as_deref().unwrap_or("application/octet-stream"),
-                        (a.size + 1023) / 1024,
-                        a.stored_path
-                    );
+                    // Hermes' line: "- `name`[, type][, N KB] → `path`" (size rounded up).
+                    let ctype = a.content_type.as_deref().map(|t| format!(", {t}")).unwrap_or_default();
+                    let size = if a.size > 0 { format!(", {} KB", ((a.size + 1023) / 1024).max(1)) } else { String::new() };
+                    let _ = writeln!(s, "- `{}`{ctype}{size} → `{}`", a.filename, a.stored_path);
                 }
                 sections.push(s.trim_end().to_string());
             }
@@ -197,13 +193,15 @@ impl Board {
                     let _ = writeln!(s, "({skip} earlier attempts omitted; the newest {ATTEMPTS_SHOWN} follow)");
                 }
                 for (i, r) in closed.iter().enumerate().skip(skip) {
-                    let when = r.ended_at.unwrap_or(r.started_at);
+                    // As Hermes: stamped with the attempt's start, a blank line after each.
+                    let when = r.started_at;
                     let _ = writeln!(
                         s,
-                        "### Attempt {} — {} ({}, {}, {})",
+                        "{}### Attempt {} — {} ({}, {}, {})",
+                        if i > skip { "\n" } else { "" },
                         i + 1,
                         r.outcome.as_deref().unwrap_or(&r.status),
-                        r.profile.as_deref().unwrap_or("unassigned"),
+                        r.profile.as_deref().unwrap_or("(unknown)"),
                         local_ts(when),
                         relative_age(when, now)
                     );
@@ -228,8 +226,11 @@ impl Board {
                 if !show {
                     continue;
                 }
-                let when = p.completed_at.or(run.as_ref().and_then(|r| r.ended_at)).unwrap_or(p.created_at);
-                let mut s = format!("### {} (completed {})\n", p.id, relative_age(when, now));
+                let when = run.as_ref().and_then(|r| r.ended_at).or(p.completed_at);
+                let mut s = match when {
+                    Some(w) => format!("### {} (completed {})\n", p.id, relative_age(w, now)),
+                    None => format!("### {}\n", p.id),
+                };
                 let summary = run
                     .as_ref()
                     .and_then(|r| r.summary.clone())
@@ -245,7 +246,7 @@ impl Board {
             if !parent_parts.is_empty() {
                 sections.push(format!(
                     "## Parent task results\n_Hand-offs recorded when each parent finished (age in brackets); they are snapshots — re-check anything that may have changed since._\n{}",
-                    parent_parts.join("\n")
+                    parent_parts.join("\n\n")
                 ));
             }
             if let Some(a) = &t.assignee {
@@ -263,7 +264,11 @@ impl Board {
                 if !rows.is_empty() {
                     let mut s = format!("## Recent work by @{a}\n");
                     for (id, title, when, summary) in rows {
-                        let line = summary.as_deref().map(|x| super::validate::first_line(x, 200)).unwrap_or_default();
+                        let line = summary
+                            .as_deref()
+                            .map(|x| super::validate::first_line(x, 200))
+                            .filter(|x| !x.is_empty())
+                            .unwrap_or_else(|| "(no summary)".into());
                         let _ = writeln!(s, "- {id} — {title} ({}, {}): {line}", local_ts(when), relative_age(when, now));
                     }
                     sections.push(s.trim_end().to_string());

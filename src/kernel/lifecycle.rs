@@ -521,7 +521,12 @@ impl Board {
             };
             let mut payload = obj! {
                 "result_len" => result.as_deref().map(|r| r.chars().count()).unwrap_or(0),
-                "summary" => summary.as_deref().map(|s| v::first_line(s, 400)),
+                // As Hermes: the summary, else the result, first line; null when empty.
+                "summary" => summary
+                    .as_deref()
+                    .or(result.as_deref())
+                    .map(|s| v::first_line(s, 400))
+                    .filter(|s| !s.is_empty()),
             };
             if !verified.is_empty() {
                 payload.insert("verified_cards".into(), json!(verified));

@@ -60,9 +60,9 @@ pub use liveness::{
 };
 pub use notify::{ClaimedEvents, SubKey};
 pub use paths::{
-    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, board_exists, create_board,
-    default_display_name, hermes_root, kanban_home, list_boards, normalize_slug, read_board_meta,
-    remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
+    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, active_profile_name, board_exists,
+    create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
+    read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
 pub use plan::{DispatchPlan, PlanOptions};
 pub use runs::RunStateField;

@@ -50,6 +50,35 @@ pub fn hermes_root(env: &Env) -> PathBuf {
     home
 }
 
+/// The active profile's name as Hermes infers it from `HERMES_HOME` (its
+/// `get_active_profile_name`, the CLI's author identity when no `HERMES_PROFILE[_NAME]` is set):
+/// `default` when `HERMES_HOME` is unset or is the shared root, `<name>` for
+/// `<root>/profiles/<name>` (a valid profile id), else `custom`.
+pub fn active_profile_name(env: &Env) -> String {
+    let root = hermes_root(env);
+    let home = env
+        .path("HERMES_HOME")
+        .unwrap_or_else(|| env.home_dir().join(".hermes"));
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (home, root) = (canon(&home), canon(&root));
+    if home == root {
+        return "default".into();
+    }
+    if let Ok(rel) = home.strip_prefix(root.join("profiles"))
+        && rel.components().count() == 1
+    {
+        let name = rel.to_string_lossy();
+        let valid = name.len() <= 64
+            && name.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && (b == b'_' || b == b'-'))
+            });
+        if valid {
+            return name.into_owned();
+        }
+    }
+    "custom".into()
+}
+
 /// The kanban home `<R>`: `HERMES_KANBAN_HOME` if set, else [`hermes_root`].
 pub fn kanban_home(env: &Env) -> PathBuf {
     env.path("HERMES_KANBAN_HOME")

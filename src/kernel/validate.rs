@@ -285,5 +285,7 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 /// The first line of `s`, cut to `max` characters.
 pub fn first_line(s: &str, max: usize) -> String {
-    truncate(s.lines().next().unwrap_or("").trim(), max)
+    // Hermes: `text.strip().splitlines()[0][:max]` (the whole text is stripped first, so a
+    // leading blank line does not make the preview empty).
+    truncate(s.trim().lines().next().unwrap_or(""), max)
 }
