@@ -1,8 +1,17 @@
 //! MCP latency benchmark: p50/p99 of `kanban_show` and `kanban_heartbeat` over stdio (1,000
 //! sequential calls each, board of 1,000 tasks, release binary, raw newline-delimited JSON-RPC so
-//! the client adds nothing), and the idle RSS of `hermes-kanban mcp`.
+//! the client adds nothing), and the idle RSS of `hermes-kanban mcp` and `hermes-kanban serve`.
 //!
-//! Run: `cargo bench --bench mcp_latency -- [calls]`. Prints a markdown table on stdout.
+//! Hermes 0.19.0 has no stand-alone kanban MCP server (its `kanban_*` tools run inside the agent
+//! process) and its dispatcher lives in the gateway, so the RSS comparison is with the closest
+//! Hermes processes for the same job, on the same board: with `HK_HERMES_PYTHON`, a Python
+//! process that has imported Hermes' kanban tool surface (`tools.kanban_tools`) and opened the
+//! board (`benches/hermes_bench.py idle`: the floor of any Hermes process serving these tools);
+//! with `HK_HERMES`, `hermes dashboard` (the process serving Hermes' kanban board and REST API,
+//! what `serve` replaces).
+//!
+//! Run: `cargo bench --bench mcp_latency -- [calls]`. Prints a markdown table on stdout; target
+//! verdicts go to `$BENCH_TARGETS` when set.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -25,6 +34,59 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+fn target(row: &str) {
+    if let Ok(p) = std::env::var("BENCH_TARGETS") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        writeln!(f, "{row}").unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `cmd`, wait until `ready` says so (deadline 60 s), let it settle, read its RSS (KiB),
+/// then stop it.
+fn measure_idle_rss(
+    mut cmd: Command,
+    what: &str,
+    ready: impl Fn(&mut std::process::Child) -> bool,
+) -> u64 {
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(&mut child) {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        assert!(child.try_wait().unwrap().is_none(), "{what} exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss = rss_kib(child.id());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rss
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 fn main() {
@@ -151,16 +213,117 @@ fn main() {
         pct(&hb, 0.5),
         pct(&hb, 0.99)
     );
+    let p99 = pct(&show, 0.99);
+    target(&format!(
+        "| MCP `kanban_show` p99 < 2 ms at 1k tasks | p50 {:.2} ms, p99 {p99:.2} ms | {} |",
+        pct(&show, 0.5),
+        if p99 < 2.0 { "met" } else { "**not met**" }
+    ));
+
+    // Idle RSS of `serve` (dashboard, REST, MCP over HTTP, dispatcher every 60 s) on the same
+    // board, and of the Hermes processes for the same jobs.
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hermes-kanban"));
+    cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("HOME", dir.path())
+        .env("HERMES_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let serve_rss = measure_idle_rss(cmd, "hermes-kanban serve", |_| port_open(port));
+    let mut hermes_rows = Vec::new();
+    if let Ok(py) = std::env::var("HK_HERMES_PYTHON") {
+        let mut cmd = Command::new(&py);
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/hermes_bench.py"
+        ))
+        .arg("idle")
+        .env("HOME", dir.path())
+        .env("HERMES_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        let rss = measure_idle_rss(cmd, "hermes_bench.py idle", |c| {
+            let mut line = String::new();
+            BufReader::new(c.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .is_ok()
+                && line.trim() == "ready"
+        });
+        hermes_rows.push((
+            "Python with Hermes' kanban tools imported and the board open (`tools.kanban_tools`)",
+            rss,
+            idle_rss,
+            "mcp",
+        ));
+    }
+    if let Ok(h) = std::env::var("HK_HERMES") {
+        let hport = free_port();
+        let mut cmd = Command::new(&h);
+        cmd.args([
+            "dashboard",
+            "--port",
+            &hport.to_string(),
+            "--skip-build",
+            "--no-open",
+        ])
+        .env("HOME", dir.path())
+        .env("HERMES_HOME", &home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let rss = measure_idle_rss(cmd, "hermes dashboard", |_| port_open(hport));
+        hermes_rows.push((
+            "`hermes dashboard` (Hermes' kanban board + REST API; its dispatcher runs in the gateway)",
+            rss,
+            serve_rss,
+            "serve",
+        ));
+    }
     println!();
-    println!("| process | RSS |");
-    println!("|---|---:|");
     println!(
-        "| `hermes-kanban mcp`, idle after initialize | {:.1} MB |",
-        idle_rss as f64 / 1024.0
+        "| process, idle, board of 1,000 tasks | RSS | Hermes 0.19.0 process for the same job | its RSS | ratio |"
     );
+    println!("|---|---:|---|---:|---:|");
+    let mb = |k: u64| k as f64 / 1024.0;
+    let find = |job: &str| hermes_rows.iter().find(|r| r.3 == job);
+    for (label, ours, job) in [
+        (
+            "`hermes-kanban mcp` (stdio), after initialize",
+            idle_rss,
+            "mcp",
+        ),
+        (
+            "`hermes-kanban serve` (dashboard, REST, MCP over HTTP, dispatcher)",
+            serve_rss,
+            "serve",
+        ),
+    ] {
+        match find(job) {
+            Some((hl, hk, _, _)) => println!(
+                "| {label} | {:.1} MB | {hl} | {:.1} MB | {:.0}× smaller |",
+                mb(ours),
+                mb(*hk),
+                *hk as f64 / ours as f64
+            ),
+            None => println!("| {label} | {:.1} MB | — | — | — |", mb(ours)),
+        }
+    }
     println!(
-        "| `hermes-kanban mcp`, after {} calls | {:.1} MB |",
+        "| `hermes-kanban mcp`, after {} calls | {:.1} MB | | | |",
         2 * calls,
-        busy_rss as f64 / 1024.0
+        mb(busy_rss)
     );
+    target(&format!(
+        "| `mcp` idle RSS < 15 MB | {:.1} MB (`serve`: {:.1} MB) | {} |",
+        mb(idle_rss),
+        mb(serve_rss),
+        if mb(idle_rss) < 15.0 {
+            "met"
+        } else {
+            "**not met**"
+        }
+    ));
 }

@@ -82,9 +82,9 @@ impl Lab {
         self.board().get_task(id).unwrap()
     }
 
-    /// Poll until `f` holds (deadline 15 s).
+    /// Poll until `f` holds (deadline 30 s: generous for a loaded 2-core CI machine).
     fn until(&self, what: &str, mut f: impl FnMut(&Board) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let b = self.board();
         while !f(&b) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -14,7 +14,7 @@ use super::error::{KernelError, Result};
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
 /// Our schema version: the highest migration number applied.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
 
@@ -23,6 +23,7 @@ const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
 const OURS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_run_tokens.sql")),
     (3, include_str!("../../migrations/0003_worker_procs.sql")),
+    (4, include_str!("../../migrations/0004_list_order.sql")),
 ];
 
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
@@ -157,7 +158,8 @@ fn configure(conn: &mut Connection, busy_timeout_ms: i64, synchronous: &str) -> 
          PRAGMA wal_autocheckpoint=1000;
          PRAGMA foreign_keys=ON;
          PRAGMA secure_delete=ON;
-         PRAGMA cell_size_check=ON;"
+         PRAGMA cell_size_check=ON;
+         PRAGMA cache_size=-32768;"
     ))?;
     Ok(())
 }
@@ -228,10 +230,10 @@ pub(crate) fn write_txn<T>(
     conn: &Connection,
     body: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
+    retry_busy(|| exec_cached(conn, "BEGIN IMMEDIATE"))?;
     let out = body(conn);
     match out {
-        Ok(v) => match retry_busy(|| conn.execute_batch("COMMIT")) {
+        Ok(v) => match retry_busy(|| exec_cached(conn, "COMMIT")) {
             Ok(()) => Ok(v),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -255,10 +257,16 @@ pub(crate) fn read_txn<T>(
     if !conn.is_autocommit() {
         return body(conn);
     }
-    retry_busy(|| conn.execute_batch("BEGIN"))?;
+    retry_busy(|| exec_cached(conn, "BEGIN"))?;
     let out = body(conn);
-    let _ = conn.execute_batch("COMMIT");
+    let _ = exec_cached(conn, "COMMIT");
     out
+}
+
+/// Run a parameterless statement through the statement cache: `BEGIN`/`COMMIT` run on every
+/// transaction, and parsing them each time was ~10 % of a claim's CPU.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn retry_busy(mut op: impl FnMut() -> rusqlite::Result<()>) -> Result<()> {

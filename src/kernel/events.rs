@@ -19,10 +19,15 @@ pub struct EventFilter {
 }
 
 impl Board {
-    /// Events of one task in id order; `limit` keeps the newest N.
+    /// Events of one task, oldest first (`created_at`, then id — Hermes' order); `limit` keeps
+    /// the newest N. The order matches `idx_events_task(task_id, created_at)` (rowid last), so
+    /// the newest N are read straight off the index instead of sorting every event of the task
+    /// (a worker that heartbeats for hours has thousands).
     pub fn list_events(&self, task_id: &str, limit: Option<usize>) -> Result<Vec<Event>> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM task_events WHERE task_id=?1 ORDER BY id DESC LIMIT ?2) ORDER BY id"
+            "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM task_events WHERE task_id=?1
+                 ORDER BY created_at DESC, id DESC LIMIT ?2)
+             ORDER BY created_at, id"
         ))?;
         let lim = limit.map(|l| l as i64).unwrap_or(-1);
         let v = st

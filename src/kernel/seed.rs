@@ -1,7 +1,8 @@
 //! Bulk seeding for benchmarks and load tests: many tasks in any status, with the rows a real
-//! board would have for them (a `created` event; an open run and claim for `running`; a closed
-//! `completed` run for `done`/`archived`; parent links), in one transaction. It keeps the run
-//! and claim invariants but skips per-task validation, so it is not a front-door operation.
+//! board would have for them (a `created` event; a `blocked` event for `blocked`; an open run
+//! and claim for `running`; a closed `completed` run for `done`/`archived`; parent links), in
+//! one transaction. It keeps the run and claim invariants but skips per-task validation, so it
+//! is not a front-door operation.
 
 use rusqlite::params;
 
@@ -72,6 +73,18 @@ impl Board {
                     expires
                 ])?;
                 add_event(c, &id, None, "created", obj! {"assignee" => t.assignee}, created)?;
+                if t.status == Status::Blocked {
+                    // A human's block, as `block` records it: sticky for every reader
+                    // (Hermes' readiness recompute leaves it alone too).
+                    add_event(
+                        c,
+                        &id,
+                        None,
+                        "blocked",
+                        obj! {"reason" => "seeded", "kind" => serde_json::Value::Null, "recurrences" => 1},
+                        created,
+                    )?;
+                }
                 match t.status {
                     Status::Running => {
                         run.execute(params![
