@@ -257,7 +257,7 @@ fn main() {
         let ratios = [h[0] / big.ours[0], h[1] / big.ours[1], h[2] / big.ours[2]];
         let worst = ratios.iter().cloned().fold(f64::INFINITY, f64::min);
         target(&format!(
-            "| tick and list at {}k tasks ≥ 10× faster than Hermes | tick {:.0}×, dry-run tick {:.0}×, list {:.0}× | {} |",
+            "| tick and list at {}k tasks ≥ 10× faster than Hermes | tick {:.1}×, dry-run tick {:.1}×, list {:.1}× | {} |",
             big.n / 1000,
             ratios[0],
             ratios[1],
