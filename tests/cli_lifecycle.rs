@@ -1291,6 +1291,7 @@ fn chrono_now() -> i64 {
 fn assignees_union_profiles_on_disk_and_board_assignees() {
     let cli = Cli::new();
     std::fs::create_dir_all(cli.home().join("profiles").join("reviewer")).unwrap();
+    std::fs::write(cli.home().join("profiles/reviewer/config.yaml"), "{}\n").unwrap();
     cli.create("A", &["--assignee", "worker"]);
     let b = cli.create("B", &["--assignee", "reviewer"]);
     cli.run(&["complete", &b]).ok();
@@ -1298,7 +1299,7 @@ fn assignees_union_profiles_on_disk_and_board_assignees() {
     let v = cli.run(&["assignees", "--json"]).json();
     let rows = v.as_array().expect("list");
     for r in rows {
-        assert_eq!(keys(r), ["name", "on_disk", "counts"]);
+        assert_eq!(keys(r), ["name", "on_disk", "not_a_profile", "counts"]);
     }
     let by: std::collections::HashMap<&str, &Value> = rows
         .iter()
@@ -1312,13 +1313,21 @@ fn assignees_union_profiles_on_disk_and_board_assignees() {
     );
     assert_eq!(by["reviewer"]["counts"], json!({"done": 1}));
     assert_eq!(by["worker"]["on_disk"], false);
+    assert!(
+        by["worker"]["not_a_profile"]
+            .as_str()
+            .is_some_and(|w| w.contains("no profile directory")),
+        "{}",
+        by["worker"]
+    );
+    assert_eq!(by["reviewer"]["not_a_profile"], Value::Null);
     assert_eq!(by["worker"]["counts"], json!({"ready": 1}));
 
     let out = cli.run(&["assignees"]).ok().to_string();
     assert!(
         out.lines().any(|l| l.starts_with("worker")
             && l.contains("ready=1")
-            && l.contains("no profile on disk")),
+            && l.contains("not a profile: no profile directory")),
         "{out}"
     );
     assert!(

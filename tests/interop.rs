@@ -103,6 +103,11 @@ impl Lab {
         let lab = Lab { dir, hermes };
         for p in ["worker", "reviewer"] {
             std::fs::create_dir_all(lab.home().join("profiles").join(p)).unwrap();
+            std::fs::write(
+                lab.home().join("profiles").join(p).join("config.yaml"),
+                "{}\n",
+            )
+            .unwrap();
         }
         lab
     }

@@ -174,10 +174,9 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
     }
     for x in &list {
         let counts: Vec<String> = x.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let disk = if x.on_disk {
-            ""
-        } else {
-            "  (no profile on disk)"
+        let disk = match &x.not_a_profile {
+            None => String::new(),
+            Some(why) => format!("  (not a profile: {why})"),
         };
         println!("{:<20} {}{disk}", x.name, counts.join(", "));
     }

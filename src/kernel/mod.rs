@@ -56,7 +56,7 @@ pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
     HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,
     RECLAIM_DEFER_SECONDS, RunProcess, RunningTask, SettledBy, SettledReport, Settlement,
-    WorkerExit,
+    TERMINAL_PROVIDER_EXIT_CODE, WorkerExit,
 };
 pub use notify::{ClaimedEvents, SubKey};
 pub use paths::{
@@ -64,13 +64,13 @@ pub use paths::{
     create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
-pub use plan::{DispatchPlan, PlanOptions};
+pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
-    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
-    on_disk_profiles, profile_exists,
+    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES,
+    ProfileState, Stats, TaskPatch, TaskSort, on_disk_profiles, profile_exists, profile_state,
 };
 pub use tokens::{RunScope, token_hash};
 pub use types::{

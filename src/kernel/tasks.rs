@@ -124,7 +124,10 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize)]
 pub struct AssigneeInfo {
     pub name: String,
+    /// A live profile (`default`, or `profiles/<name>/` with an identity file, no tombstone).
     pub on_disk: bool,
+    /// Why the name is not a live profile (`null` when it is).
+    pub not_a_profile: Option<String>,
     pub counts: BTreeMap<String, i64>,
 }
 
@@ -640,20 +643,28 @@ impl Board {
         })
     }
 
-    /// Profiles on disk (a directory under `<hermes root>/profiles/`, plus `default`) united
-    /// with the assignees of non-archived tasks, each with task counts by status. `on_disk`
-    /// uses the same test as the dispatcher's spawnability check.
+    /// Live profiles on disk (see [`profile_state`], plus `default`) united with the assignees
+    /// of non-archived tasks and the directories under `profiles/` that are not (or no longer)
+    /// profiles, each with task counts by status. `on_disk` uses the same test as the
+    /// dispatcher's spawnability check; `not_a_profile` says why a name is not spawnable as a
+    /// profile (a `worker_command` entry can still make it spawnable).
     pub fn assignees(&self) -> Result<Vec<AssigneeInfo>> {
+        let root = hermes_root(self.env());
         let mut map: BTreeMap<String, AssigneeInfo> = BTreeMap::new();
-        for name in on_disk_profiles(&hermes_root(self.env())) {
-            map.insert(
-                name.clone(),
-                AssigneeInfo {
-                    name,
-                    on_disk: true,
-                    counts: BTreeMap::new(),
-                },
-            );
+        let info = |name: &str| {
+            let state = profile_state(&root, name);
+            AssigneeInfo {
+                name: name.to_string(),
+                on_disk: state == ProfileState::Live,
+                not_a_profile: state.reason(&root, name),
+                counts: BTreeMap::new(),
+            }
+        };
+        for name in on_disk_profiles(&root)
+            .into_iter()
+            .chain(profile_dirs(&root))
+        {
+            map.entry(name.clone()).or_insert_with(|| info(&name));
         }
         let rows: Vec<(String, String, i64)> = self.read(|c| {
             let mut st = c.prepare(
@@ -666,11 +677,7 @@ impl Board {
         })?;
         for (a, s, n) in rows {
             map.entry(a.clone())
-                .or_insert_with(|| AssigneeInfo {
-                    name: a,
-                    on_disk: false,
-                    counts: BTreeMap::new(),
-                })
+                .or_insert_with(|| info(&a))
                 .counts
                 .insert(s, n);
         }
@@ -820,9 +827,92 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
     })
 }
 
-/// Profile names found on disk under `<root>/profiles/`, plus `default`.
-pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
-    let mut out = vec!["default".to_string()];
+/// Files that make a `profiles/<name>/` directory a profile (UP §10, Hermes'
+/// `_PROFILE_IDENTITY_MARKERS`). A directory with none of them is a stray directory (cron
+/// heartbeats, caches), not a profile.
+pub const PROFILE_IDENTITY_FILES: [&str; 6] = [
+    "config.yaml",
+    ".env",
+    "SOUL.md",
+    "profile.yaml",
+    "auth.json",
+    "state.db",
+];
+
+/// What `<root>/profiles/<name>/` is, by Hermes ~0.22's rule (`named_profile_is_live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileState {
+    /// `default` (the root profile every home has) or a live named profile.
+    Live,
+    /// Not a valid profile name (it would not be a directory name under `profiles/`).
+    InvalidName,
+    /// No `profiles/<name>/` directory.
+    Missing,
+    /// The directory exists but holds none of [`PROFILE_IDENTITY_FILES`].
+    NoIdentity,
+    /// A tombstone `profiles/.deleted/<name>` exists: the profile was deleted.
+    Deleted,
+}
+
+impl ProfileState {
+    /// Why a profile in this state cannot be spawned (`None` when it can).
+    pub fn reason(self, root: &std::path::Path, name: &str) -> Option<String> {
+        let dir = root.join("profiles").join(name);
+        match self {
+            ProfileState::Live => None,
+            ProfileState::InvalidName => Some(format!("{name:?} is not a valid profile name")),
+            ProfileState::Missing => Some(format!("no profile directory {}", dir.display())),
+            ProfileState::NoIdentity => Some(format!(
+                "{} has none of {}: a bare directory is not a profile (add a config.yaml)",
+                dir.display(),
+                PROFILE_IDENTITY_FILES.join(", ")
+            )),
+            ProfileState::Deleted => Some(format!(
+                "profile deleted (tombstone {})",
+                root.join("profiles").join(".deleted").join(name).display()
+            )),
+        }
+    }
+}
+
+/// Classify `profile` under `<root>/profiles/` (UP §10 "What counts as a profile"): `default`
+/// is always live; a named profile needs a directory with at least one identity file (a
+/// dangling symlink counts, as in Hermes) and no tombstone `profiles/.deleted/<name>`.
+pub fn profile_state(root: &std::path::Path, profile: &str) -> ProfileState {
+    if profile == "default" {
+        return ProfileState::Live;
+    }
+    if v::profile_name("profile", Some(profile))
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some(profile)
+    {
+        return ProfileState::InvalidName;
+    }
+    let profiles = root.join("profiles");
+    let dir = profiles.join(profile);
+    if !dir.is_dir() {
+        return ProfileState::Missing;
+    }
+    if std::fs::symlink_metadata(profiles.join(".deleted").join(profile)).is_ok() {
+        return ProfileState::Deleted;
+    }
+    let identity = PROFILE_IDENTITY_FILES.iter().any(|f| {
+        let p = dir.join(f);
+        p.is_file() || p.is_symlink()
+    });
+    if identity {
+        ProfileState::Live
+    } else {
+        ProfileState::NoIdentity
+    }
+}
+
+/// Directory names under `<root>/profiles/` that could be profiles (valid names), live or not.
+fn profile_dirs(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(root.join("profiles")) {
         for e in rd.flatten() {
             if e.path().is_dir()
@@ -832,7 +922,6 @@ pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
                     .flatten()
                     .as_deref()
                     == Some(n.as_str())
-                && !out.contains(&n)
             {
                 out.push(n);
             }
@@ -841,16 +930,21 @@ pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Whether `profile` can be spawned: `default` always; others when `<root>/profiles/<name>/`
-/// is a directory.
+/// Live profile names under `<root>/profiles/` (see [`profile_state`]), plus `default`.
+pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
+    let mut out = vec!["default".to_string()];
+    for n in profile_dirs(root) {
+        if !out.contains(&n) && profile_state(root, &n) == ProfileState::Live {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Whether `profile` can be spawned: `default` always; others when they are live profiles
+/// ([`profile_state`]).
 pub fn profile_exists(root: &std::path::Path, profile: &str) -> bool {
-    profile == "default"
-        || (v::profile_name("profile", Some(profile))
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(profile)
-            && root.join("profiles").join(profile).is_dir())
+    profile_state(root, profile) == ProfileState::Live
 }
 
 pub(crate) fn assign_tx(
