@@ -2463,3 +2463,56 @@ fn story_1_schema_api_tests_pipeline() {
     usage(&cli.run(&["context"]), &["<ID>"]);
     cli.assert_invariants();
 }
+
+#[test]
+fn a_delegated_child_context_cannot_mutate_its_board() {
+    // UP §9: a worker's subprocess carries HERMES_DELEGATED_CHILD_CONTEXT=<kanban root>.
+    let cli = Cli::new();
+    let t = cli.create("owned by a worker", &["--assignee", "worker"]);
+    cli.run(&["boards", "create", "side"]).ok();
+    let before = cli.board().dump_rows().unwrap();
+    let home = cli.home().to_string_lossy().into_owned();
+    let fenced = [("HERMES_DELEGATED_CHILD_CONTEXT", home.as_str())];
+    for args in [
+        vec!["create", "sneaky"],
+        vec!["comment", t.as_str(), "hi"],
+        vec!["complete", t.as_str(), "--summary", "done by a child"],
+        vec!["block", t.as_str(), "why"],
+        vec!["archive", t.as_str()],
+        vec!["boards", "switch", "side"],
+        vec!["boards", "create", "another"],
+        vec!["boards", "rm", "side"],
+    ] {
+        let r = cli.run_env(&args, &fenced);
+        fails(
+            &r,
+            1,
+            &["delegated child", "HERMES_DELEGATED_CHILD_CONTEXT"],
+        );
+    }
+    assert_eq!(cli.board().dump_rows().unwrap(), before, "nothing changed");
+    assert!(!cli.home().join("kanban/boards/another").exists());
+    assert!(cli.home().join("kanban/boards/side").exists());
+    // Reading still works.
+    let r = cli.run_env(&["show", &t, "--json"], &fenced);
+    assert_eq!(r.json()["task"]["status"], "ready");
+    cli.run_env(&["list"], &fenced).ok();
+    // The legacy marker `1` fences every board; a marker naming another root fences nothing
+    // here (a child running a repro against its own scratch home).
+    fails(
+        &cli.run_env(&["create", "x"], &[("HERMES_DELEGATED_CHILD_CONTEXT", "1")]),
+        1,
+        &["delegated child"],
+    );
+    let elsewhere = cli
+        .dir
+        .path()
+        .join("elsewhere")
+        .to_string_lossy()
+        .into_owned();
+    cli.run_env(
+        &["create", "mine", "--json"],
+        &[("HERMES_DELEGATED_CHILD_CONTEXT", elsewhere.as_str())],
+    )
+    .json();
+}

@@ -16,6 +16,7 @@ mod diagnostics;
 mod env;
 mod error;
 mod events;
+pub mod fence;
 mod gc;
 mod graph;
 mod invariants;

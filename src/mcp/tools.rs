@@ -504,7 +504,11 @@ impl KanbanMcp {
         };
         let r = self
             .on_board(self.board_for(&scope, &p.board), move |b| {
-                let promoted = b.recompute_ready()?.len();
+                let promoted = if b.write_fenced() {
+                    0
+                } else {
+                    b.recompute_ready()?.len()
+                };
                 let tasks = b.list_tasks(&filter)?;
                 let mut rows = Vec::new();
                 for t in &tasks {
