@@ -581,6 +581,99 @@ fn edit_backfills_a_done_task_only() {
     cli.assert_invariants();
 }
 
+#[test]
+fn edit_changes_title_body_and_priority_and_create_reads_a_body_file() {
+    let cli = Cli::new();
+    let spec = cli.dir.path().join("spec.md");
+    std::fs::write(&spec, "\u{feff}# Spec\n\nDo the thing.\n").unwrap();
+    let id = cli.create("Draft", &["--body-file", spec.to_str().unwrap()]);
+    assert_eq!(
+        show(&cli, &id)["task"]["body"],
+        "# Spec\n\nDo the thing.",
+        "BOM dropped"
+    );
+    // `-` reads standard input.
+    let mut c = cli.cmd(&["create", "From stdin", "--body-file", "-", "--json"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"piped body").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let sid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(show(&cli, &sid)["task"]["body"], "piped body");
+    usage(&cli.run(&[
+        "create",
+        "x",
+        "--body",
+        "a",
+        "--body-file",
+        spec.to_str().unwrap(),
+    ]));
+    usage(&cli.run(&["create", "x", "--body-file", "/nonexistent/spec.md"]));
+
+    std::fs::write(&spec, "v2 body").unwrap();
+    let r = cli.run(&[
+        "edit",
+        &id,
+        "--title",
+        "Final",
+        "--priority",
+        "-3",
+        "--body-file",
+        spec.to_str().unwrap(),
+        "--json",
+    ]);
+    let t = r.json();
+    assert_eq!(
+        (t["title"].clone(), t["priority"].clone(), t["body"].clone()),
+        (json!("Final"), json!(-3), json!("v2 body"))
+    );
+    let ev: Vec<Value> = cli.run(&["show", &id, "--json"]).json()["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let edited = ev.iter().find(|e| e["kind"] == "edited").expect("edited");
+    assert_eq!(edited["payload"]["fields"], json!(["title", "body"]));
+    assert!(
+        ev.iter()
+            .any(|e| e["kind"] == "reprioritized" && e["payload"]["priority"] == -3)
+    );
+    // A result on a task that is not done is refused, and the title edit with it is not applied.
+    refused(
+        &cli.run(&["edit", &id, "--title", "Sneaky", "--result", "x"]),
+        &["only done tasks"],
+    );
+    assert_eq!(show(&cli, &id)["task"]["title"], "Final");
+    usage(&cli.run(&["edit", &id, "--title", "t", "--summary", "needs --result"]));
+    refused(&cli.run(&["edit", &id, "--title", "  "]), &["title"]);
+    cli.assert_invariants();
+}
+
+#[test]
+fn list_sorts_by_completion_newest_first() {
+    let cli = Cli::new();
+    let a = claimed(&cli, "first done");
+    cli.run(&["complete", &a, "--summary", "a"]).ok();
+    let open = cli.create("not done", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = claimed(&cli, "second done");
+    cli.run(&["complete", &b, "--summary", "b"]).ok();
+    let v = cli
+        .run(&["list", "--sort", "completed-desc", "--json"])
+        .json();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.as_str(), a.as_str(), open.as_str()]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // block
 // ---------------------------------------------------------------------------------------------

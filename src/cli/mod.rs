@@ -105,9 +105,9 @@ pub enum Command {
         after_help = "Example: hermes-kanban complete t_1a2b3c4d --summary \"schema done\" --metadata '{\"tables\": 4}'"
     )]
     Complete(transitions::CompleteArgs),
-    /// Backfill the result/summary/metadata of a done task.
+    /// Change a task's title, body or priority, or backfill a done task's result/summary/metadata.
     #[command(
-        after_help = "Example: hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
+        after_help = "Examples:\n  hermes-kanban edit t_1a2b3c4d --title \"Ship v2\" --priority 5\n  hermes-kanban edit t_1a2b3c4d --body-file spec.md\n  hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
     )]
     Edit(transitions::EditArgs),
     /// Block a task with a reason (a human unblocks it).

@@ -71,7 +71,8 @@ pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES,
-    ProfileState, Stats, TaskPatch, TaskSort, on_disk_profiles, profile_exists, profile_state,
+    ProfileState, ResultEdit, Stats, TaskPatch, TaskSort, on_disk_profiles, profile_exists,
+    profile_state,
 };
 pub use tokens::{RunScope, token_hash};
 pub use types::{

@@ -62,6 +62,14 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// The hand-off backfill part of [`Board::edit_task`] (done tasks only).
+#[derive(Debug, Clone, Copy)]
+pub struct ResultEdit<'a> {
+    pub result: &'a str,
+    pub summary: Option<&'a str>,
+    pub metadata: Option<&'a Value>,
+}
+
 /// Sort orders for `list_tasks`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TaskSort {
@@ -84,6 +92,8 @@ pub enum TaskSort {
     Title,
     /// Most recently started first, never-started last.
     Updated,
+    /// Most recently completed first, never-completed last (Hermes ~0.22 `completed-desc`).
+    CompletedDesc,
 }
 
 /// Filters for `list_tasks`.
@@ -354,6 +364,7 @@ impl Board {
             TaskSort::Assignee => "assignee IS NULL, assignee ASC, priority DESC, created_at ASC",
             TaskSort::Title => "lower(title) ASC, created_at ASC",
             TaskSort::Updated => "started_at IS NULL, started_at DESC, created_at DESC",
+            TaskSort::CompletedDesc => "completed_at IS NULL, completed_at DESC, id DESC",
         };
         // SQLite's LIMIT is an i64; a larger usize would be a "datatype mismatch".
         let limit = f
@@ -440,54 +451,7 @@ impl Board {
             .transpose()?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
-            let mut fields: Vec<&str> = Vec::new();
-            if let Some(title) = &title
-                && *title != t.title
-            {
-                c.execute(
-                    "UPDATE tasks SET title=?1 WHERE id=?2",
-                    params![title, task_id],
-                )?;
-                fields.push("title");
-            }
-            if let Some(body) = &body
-                && *body != t.body
-            {
-                c.execute(
-                    "UPDATE tasks SET body=?1 WHERE id=?2",
-                    params![body, task_id],
-                )?;
-                fields.push("body");
-            }
-            if let Some(tenant) = &tenant
-                && *tenant != t.tenant
-            {
-                c.execute(
-                    "UPDATE tasks SET tenant=?1 WHERE id=?2",
-                    params![tenant, task_id],
-                )?;
-                fields.push("tenant");
-            }
-            if !fields.is_empty() {
-                add_event(c, task_id, None, "edited", obj! {"fields" => fields}, now)?;
-            }
-            if let Some(p) = priority
-                && p != t.priority
-            {
-                c.execute(
-                    "UPDATE tasks SET priority=?1 WHERE id=?2",
-                    params![p, task_id],
-                )?;
-                add_event(
-                    c,
-                    task_id,
-                    None,
-                    "reprioritized",
-                    obj! {"priority" => p},
-                    now,
-                )?;
-            }
+            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
             load_task(c, task_id)
         })
     }
@@ -506,52 +470,58 @@ impl Board {
         let metadata = v::metadata(metadata)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
-            if t.status != Status::Done {
-                return Err(KernelError::refused(
-                    task_id,
-                    "edit",
-                    format!("status is '{}'; only done tasks can have their result edited", t.status),
-                ));
+            edit_result_tx(c, task_id, &result, &summary, &metadata, now)?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// `edit`: change title, body and priority, and (on a done task) backfill its result, summary
+    /// and metadata — all in one transaction (Hermes ~0.22's `edit_task`). A result on a task
+    /// that is not done is refused and nothing changes.
+    pub fn edit_task(
+        &self,
+        task_id: &str,
+        patch: TaskPatch,
+        result: Option<ResultEdit<'_>>,
+    ) -> Result<Task> {
+        let title = patch.title.as_deref().map(v::title).transpose()?;
+        let body = match &patch.body {
+            None => None,
+            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
+        };
+        let tenant = match &patch.tenant {
+            None => None,
+            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
+        };
+        let priority = patch
+            .priority
+            .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
+            .transpose()?;
+        let result = match result {
+            None => None,
+            Some(r) => Some((
+                v::required_text("result", r.result, v::HANDOFF_MAX_BYTES)?,
+                v::optional_text("summary", r.summary, v::HANDOFF_MAX_BYTES)?,
+                v::metadata(r.metadata)?,
+            )),
+        };
+        if title.is_none()
+            && body.is_none()
+            && tenant.is_none()
+            && priority.is_none()
+            && result.is_none()
+        {
+            return Err(KernelError::invalid(
+                "edit",
+                "nothing to change: give a title, body, priority or result",
+            ));
+        }
+        let now = self.now();
+        self.write(|c| {
+            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
+            if let Some((result, summary, metadata)) = &result {
+                edit_result_tx(c, task_id, result, summary, metadata, now)?;
             }
-            c.execute("UPDATE tasks SET result=?1 WHERE id=?2", params![result, task_id])?;
-            let run_summary = summary.clone().unwrap_or_else(|| result.clone());
-            let meta_text = metadata.as_ref().map(|m| Value::Object(m.clone()).to_string());
-            let newest: Option<i64> = super::db::opt(c.query_row(
-                "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='completed' ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
-                [task_id],
-                |r| r.get(0),
-            ))?;
-            let run_id = match newest {
-                Some(rid) => {
-                    c.execute(
-                        "UPDATE task_runs SET summary=?1, metadata=COALESCE(?2, metadata) WHERE id=?3",
-                        params![run_summary, meta_text, rid],
-                    )?;
-                    rid
-                }
-                None => super::runs::synth_run(
-                    c,
-                    &t,
-                    RunOutcome::Completed,
-                    Some(&run_summary),
-                    None,
-                    metadata.as_ref(),
-                    now,
-                )?,
-            };
-            let mut fields = vec!["result", "summary"];
-            if metadata.is_some() {
-                fields.push("metadata");
-            }
-            add_event(
-                c,
-                task_id,
-                Some(run_id),
-                "edited",
-                obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
-                now,
-            )?;
             load_task(c, task_id)
         })
     }
@@ -945,6 +915,131 @@ pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
 /// ([`profile_state`]).
 pub fn profile_exists(root: &std::path::Path, profile: &str) -> bool {
     profile_state(root, profile) == ProfileState::Live
+}
+
+fn update_tx(
+    c: &Connection,
+    task_id: &str,
+    title: &Option<String>,
+    body: &Option<Option<String>>,
+    tenant: &Option<Option<String>>,
+    priority: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let t = load_task(c, task_id)?;
+    let mut fields: Vec<&str> = Vec::new();
+    if let Some(title) = &title
+        && *title != t.title
+    {
+        c.execute(
+            "UPDATE tasks SET title=?1 WHERE id=?2",
+            params![title, task_id],
+        )?;
+        fields.push("title");
+    }
+    if let Some(body) = &body
+        && *body != t.body
+    {
+        c.execute(
+            "UPDATE tasks SET body=?1 WHERE id=?2",
+            params![body, task_id],
+        )?;
+        fields.push("body");
+    }
+    if let Some(tenant) = &tenant
+        && *tenant != t.tenant
+    {
+        c.execute(
+            "UPDATE tasks SET tenant=?1 WHERE id=?2",
+            params![tenant, task_id],
+        )?;
+        fields.push("tenant");
+    }
+    if !fields.is_empty() {
+        add_event(c, task_id, None, "edited", obj! {"fields" => fields}, now)?;
+    }
+    if let Some(p) = priority
+        && p != t.priority
+    {
+        c.execute(
+            "UPDATE tasks SET priority=?1 WHERE id=?2",
+            params![p, task_id],
+        )?;
+        add_event(
+            c,
+            task_id,
+            None,
+            "reprioritized",
+            obj! {"priority" => p},
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+fn edit_result_tx(
+    c: &Connection,
+    task_id: &str,
+    result: &str,
+    summary: &Option<String>,
+    metadata: &Option<Map<String, Value>>,
+    now: i64,
+) -> Result<()> {
+    let t = load_task(c, task_id)?;
+    if t.status != Status::Done {
+        return Err(KernelError::refused(
+            task_id,
+            "edit",
+            format!(
+                "status is '{}'; only done tasks can have their result edited",
+                t.status
+            ),
+        ));
+    }
+    c.execute(
+        "UPDATE tasks SET result=?1 WHERE id=?2",
+        params![result, task_id],
+    )?;
+    let run_summary = summary.clone().unwrap_or_else(|| result.to_string());
+    let meta_text = metadata
+        .as_ref()
+        .map(|m| Value::Object(m.clone()).to_string());
+    let newest: Option<i64> = super::db::opt(c.query_row(
+        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='completed' ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
+        [task_id],
+        |r| r.get(0),
+    ))?;
+    let run_id = match newest {
+        Some(rid) => {
+            c.execute(
+                "UPDATE task_runs SET summary=?1, metadata=COALESCE(?2, metadata) WHERE id=?3",
+                params![run_summary, meta_text, rid],
+            )?;
+            rid
+        }
+        None => super::runs::synth_run(
+            c,
+            &t,
+            RunOutcome::Completed,
+            Some(&run_summary),
+            None,
+            metadata.as_ref(),
+            now,
+        )?,
+    };
+    let mut fields = vec!["result", "summary"];
+    if metadata.is_some() {
+        fields.push("metadata");
+    }
+    add_event(
+        c,
+        task_id,
+        Some(run_id),
+        "edited",
+        obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
+        now,
+    )?;
+    Ok(())
 }
 
 pub(crate) fn assign_tx(
