@@ -2516,3 +2516,82 @@ fn a_delegated_child_context_cannot_mutate_its_board() {
     )
     .json();
 }
+
+/// Damage `idx_tasks_status` the way a torn write can: its entries no longer match the table
+/// (built while the index was declared on another column, then the declaration restored).
+fn damage_status_index(db: &std::path::Path) {
+    let swap = |from: &str, to: &str, reindex: bool| {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("PRAGMA writable_schema=ON").unwrap();
+        c.execute(
+            "UPDATE sqlite_master SET sql=replace(sql, ?1, ?2) WHERE name='idx_tasks_status'",
+            [from, to],
+        )
+        .unwrap();
+        c.execute_batch("PRAGMA writable_schema=OFF").unwrap();
+        drop(c);
+        if reindex {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("REINDEX idx_tasks_status").unwrap();
+        }
+    };
+    swap("tasks(status)", "tasks(title)", true);
+    swap("tasks(title)", "tasks(status)", false);
+}
+
+#[test]
+fn repair_rebuilds_a_damaged_index_after_a_backup_and_reports_a_healthy_board() {
+    let cli = Cli::new();
+    // No DB yet: nothing to repair.
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "missing");
+    for t in ["b", "a", "c"] {
+        cli.create(t, &["--assignee", "worker"]);
+    }
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["messages"], serde_json::json!(["ok"]));
+    assert_eq!(v["quick_check"], serde_json::json!(["ok"]));
+    assert_eq!(v["backup_path"], serde_json::Value::Null);
+    assert!(cli.run(&["repair"]).ok().contains("no repair needed"));
+
+    damage_status_index(&cli.db());
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "repaired", "{v}");
+    assert_eq!(v["reindexed"], serde_json::json!(["idx_tasks_status"]));
+    assert!(
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("idx_tasks_status")),
+        "{v}"
+    );
+    assert_eq!(v["post_repair_messages"], serde_json::json!(["ok"]));
+    let backup = std::path::PathBuf::from(v["backup_path"].as_str().unwrap());
+    assert!(
+        backup.is_file() && backup.parent() == cli.db().parent(),
+        "{v}"
+    );
+    assert!(
+        backup
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("kanban.db.corrupt.")
+    );
+    // The board works and is healthy again; the tasks are all there.
+    assert_eq!(cli.run(&["repair", "--json"]).json()["status"], "ok");
+    let n = cli.run(&["list", "--status", "ready", "--json"]).json();
+    assert_eq!(n.as_array().unwrap().len(), 3);
+
+    // Damage that is not index-scoped is reported, not "repaired" (exit 1).
+    let c = rusqlite::Connection::open(cli.db()).unwrap();
+    c.execute_batch("PRAGMA writable_schema=ON; UPDATE sqlite_master SET rootpage=rootpage+1000 WHERE name='task_comments'; PRAGMA writable_schema=OFF;").unwrap();
+    drop(c);
+    let r = cli.run(&["repair", "--json"]);
+    r.code(1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["status"], "corrupt", "{v}");
+    assert!(v["backup_path"].is_string(), "{v}");
+}

@@ -25,6 +25,7 @@ mod liveness;
 mod notify;
 mod paths;
 mod plan;
+mod repair;
 mod runs;
 mod seed;
 mod swarm;
@@ -66,6 +67,7 @@ pub use paths::{
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
 pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
+pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
