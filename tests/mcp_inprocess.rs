@@ -2672,3 +2672,209 @@ async fn serve_binary_answers_mcp_on_loopback() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+// ------------------------------------------------------------------------------------------
+// kanban_attach_url's fetcher (src/fetch.rs) against a local HTTP server on 127.0.0.2: the
+// test-only knob lets exactly that address through, so a redirect to 127.0.0.1 must still be
+// refused.
+// ------------------------------------------------------------------------------------------
+
+mod fetcher {
+    use super::*;
+    use hermes_kanban::fetch::{FetchError, FetchOptions, fetch_url};
+
+    /// A tiny HTTP/1.1 server on 127.0.0.2: `/file`, `/to-loopback`, `/hop/N` (redirects to
+    /// N+1), `/big` (26 MiB, chunked, no Content-Length), `/declared-big`.
+    async fn serve() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.2:0")
+            .await
+            .expect("bind 127.0.0.2");
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(&mut s);
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).await.unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let redirect = |to: String| {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                    };
+                    if path == "/file" {
+                        let body = "fetched body";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/markdown; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.md\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = s.write_all(head.as_bytes()).await;
+                    } else if path == "/plain/report.txt" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                    } else if path == "/to-loopback" {
+                        let _ = s
+                            .write_all(
+                                redirect(format!("http://127.0.0.1:{}/file", addr.port()))
+                                    .as_bytes(),
+                            )
+                            .await;
+                    } else if path == "/to-ftp" {
+                        let _ = s
+                            .write_all(redirect("ftp://example.com/x".into()).as_bytes())
+                            .await;
+                    } else if let Some(n) = path.strip_prefix("/hop/") {
+                        let n: u32 = n.parse().unwrap_or(0);
+                        let to = if n >= 5 {
+                            "/file".to_string()
+                        } else {
+                            format!("/hop/{}", n + 1)
+                        };
+                        let _ = s.write_all(redirect(to).as_bytes()).await;
+                    } else if path == "/declared-big" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 31457280\r\nConnection: close\r\n\r\n").await;
+                    } else if path == "/big" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
+                        let chunk = vec![b'x'; 1 << 20];
+                        for _ in 0..26 {
+                            let head = format!("{:x}\r\n", chunk.len());
+                            if s.write_all(head.as_bytes()).await.is_err()
+                                || s.write_all(&chunk).await.is_err()
+                                || s.write_all(b"\r\n").await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        let _ = s.write_all(b"0\r\n\r\n").await;
+                    } else {
+                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn opts(addr: SocketAddr) -> FetchOptions {
+        FetchOptions {
+            allow_address: Some(addr.ip()),
+            ..FetchOptions::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_fetcher_downloads_from_the_one_allowed_address() {
+        let a = serve().await;
+        let f = fetch_url(&format!("http://{a}/file"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!(f.bytes, b"fetched body");
+        assert_eq!(f.filename, "notes.md");
+        assert_eq!(f.content_type.as_deref(), Some("text/markdown"));
+        let f = fetch_url(&format!("http://{a}/plain/report.txt"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!((f.filename.as_str(), f.content_type), ("report.txt", None));
+        // Five redirects are followed.
+        let f = fetch_url(&format!("http://{a}/hop/1"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!(f.bytes, b"fetched body");
+        assert!(f.final_url.ends_with("/file"), "{}", f.final_url);
+        // Without the knob, the same server is refused: 127.0.0.2 is loopback.
+        let e = fetch_url(&format!("http://{a}/file"), &FetchOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FetchError::Blocked {
+                    class: "loopback",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redirect_to_127_0_0_1_is_refused() {
+        let a = serve().await;
+        let e = fetch_url(&format!("http://{a}/to-loopback"), &opts(a))
+            .await
+            .unwrap_err();
+        match &e {
+            FetchError::Blocked { addr, class, .. } => {
+                assert_eq!(addr.to_string(), "127.0.0.1");
+                assert_eq!(*class, "loopback");
+            }
+            other => panic!("expected a refusal, got {other}"),
+        }
+        assert!(
+            e.to_string().contains("only public internet addresses"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn too_many_redirects_oversize_bodies_and_other_schemes_are_refused() {
+        let a = serve().await;
+        let e = fetch_url(&format!("http://{a}/hop/0"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooManyRedirects { .. }),
+            "six redirects: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/big"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooLarge { .. }),
+            "streamed past 25 MiB: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/declared-big"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooLarge { .. }),
+            "declared past 25 MiB: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/to-ftp"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::Scheme { .. }),
+            "redirect to ftp: {e}"
+        );
+        for bad in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x/"] {
+            let e = fetch_url(bad, &opts(a)).await.unwrap_err();
+            assert!(matches!(e, FetchError::Scheme { .. }), "{bad}: {e}");
+        }
+        for private in [
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0x7f000001/",
+            "http://localhost/",
+        ] {
+            let e = fetch_url(private, &opts(a)).await.unwrap_err();
+            assert!(matches!(e, FetchError::Blocked { .. }), "{private}: {e}");
+        }
+        let e = fetch_url("http://user:pw@example.com/", &opts(a))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FetchError::BadUrl(..)), "{e}");
+    }
+}
