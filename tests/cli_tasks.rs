@@ -2595,3 +2595,230 @@ fn repair_rebuilds_a_damaged_index_after_a_backup_and_reports_a_healthy_board() 
     assert_eq!(v["status"], "corrupt", "{v}");
     assert!(v["backup_path"].is_string(), "{v}");
 }
+
+/// Read one file of a `.tar.gz` into memory.
+fn archive_file(archive: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let f = std::fs::File::open(archive).unwrap();
+    let mut t = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in t.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == name {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[test]
+fn boards_export_and_import_move_a_board_without_its_live_state() {
+    let cli = Cli::new();
+    cli.run(&[
+        "boards", "create", "research", "--name", "Research", "--icon", "R",
+    ])
+    .ok();
+    let on = |args: &[&str]| {
+        let mut a = vec!["--board", "research"];
+        a.extend_from_slice(args);
+        cli.run(&a)
+    };
+    let done = on(&["create", "finished", "--assignee", "worker", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    on(&["claim", &done]).ok();
+    on(&["complete", &done, "--summary", "shipped"]).ok();
+    let live = on(&["create", "in flight", "--assignee", "worker", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir_task = on(&[
+        "create",
+        "local dir",
+        "--assignee",
+        "worker",
+        "--workspace",
+        &format!("dir:{}", cli.dir.path().display()),
+        "--json",
+    ])
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    on(&["comment", &done, "a note"]).ok();
+    let file = cli.dir.path().join("evidence.txt");
+    std::fs::write(&file, "proof").unwrap();
+    on(&["attach", &done, file.to_str().unwrap()]).ok();
+    on(&[
+        "notify-subscribe",
+        &live,
+        "--platform",
+        "telegram",
+        "--chat-id",
+        "42",
+    ])
+    .ok();
+    // A live worker: claim, supervisor row, run token.
+    let env = hermes_kanban::kernel::Env::empty()
+        .with("HOME", cli.dir.path().to_string_lossy())
+        .with("HERMES_HOME", cli.home().to_string_lossy());
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research")).unwrap();
+    let claim = b.claim_task_as(&live, Some(600), "otherhost:77").unwrap();
+    b.mint_run_token(&live, claim.run_id).unwrap();
+    b.register_supervisor(&live, claim.run_id, 4242, Some(1))
+        .unwrap();
+    let before = b.dump_rows().unwrap();
+    drop(b);
+
+    let out = cli.dir.path().join("out/research-backup");
+    let v = cli
+        .run(&[
+            "boards",
+            "export",
+            "research",
+            "-o",
+            out.to_str().unwrap(),
+            "--include-logs",
+            "--json",
+        ])
+        .json();
+    let archive = std::path::PathBuf::from(v["archive"].as_str().unwrap());
+    assert!(
+        archive
+            .to_string_lossy()
+            .ends_with("research-backup.tar.gz"),
+        "{v}"
+    );
+    assert_eq!(v["counts"]["tasks"], 3, "{v}");
+    assert_eq!(v["counts"]["attachment_files"], 1, "{v}");
+    assert_eq!(
+        v["size"].as_u64().unwrap(),
+        std::fs::metadata(&archive).unwrap().len()
+    );
+    // Exporting changed nothing on the board.
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research")).unwrap();
+    assert_eq!(
+        b.dump_rows().unwrap(),
+        before,
+        "export wrote to the live board"
+    );
+    drop(b);
+    // The archive: Hermes' layout, and a snapshot with no live claim state.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&archive_file(&archive, "research/manifest.json").unwrap()).unwrap();
+    assert_eq!(manifest["format"], "hermes-kanban-board");
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["board"], "research");
+    assert_eq!(manifest["board_name"], "Research");
+    assert!(archive_file(&archive, "research/board.json").is_some());
+    let db_bytes = archive_file(&archive, "research/kanban.db").unwrap();
+    let snap = cli.dir.path().join("snap.db");
+    std::fs::write(&snap, db_bytes).unwrap();
+    let c = rusqlite::Connection::open(&snap).unwrap();
+    let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR current_run_id IS NOT NULL OR status='running'"
+        ),
+        0
+    );
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR worker_pid IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(q("SELECT count(*) FROM kanban_worker_procs"), 0);
+    assert_eq!(q("SELECT count(*) FROM kanban_run_tokens"), 0);
+    assert_eq!(q("SELECT count(*) FROM kanban_notify_subs"), 0);
+    let ic: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ic, "ok");
+    drop(c);
+
+    // Import twice: the second lands as research-2; --switch makes it current.
+    let r = cli
+        .run(&["boards", "import", archive.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(
+        (r["board"].clone(), r["renamed"].clone()),
+        (json!("research-2"), json!(true)),
+        "{r}"
+    );
+    assert_eq!(r["requested_board"], "research");
+    assert_eq!(r["name"], "Research");
+    assert_eq!(r["attachments_restored"], 1);
+    assert_eq!(r["tasks_parked"], 1, "the dir: task is parked in triage");
+    assert_eq!(r["counts"]["tasks"], 3);
+    let r2 = cli
+        .run(&[
+            "boards",
+            "import",
+            archive.to_str().unwrap(),
+            "--as",
+            "copy",
+            "--switch",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        (r2["board"].clone(), r2["activated"].clone()),
+        (json!("copy"), json!(true))
+    );
+    assert_eq!(
+        cli.run(&["boards", "show", "--json"]).json()["slug"],
+        "copy"
+    );
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research-2")).unwrap();
+    let t = b.get_task(&live).unwrap();
+    assert_eq!(
+        t.status,
+        hermes_kanban::kernel::Status::Ready,
+        "no phantom claim"
+    );
+    assert!(t.claim_lock.is_none() && t.worker_pid.is_none() && t.current_run_id.is_none());
+    assert!(b.list_notify_subs(None).unwrap().is_empty());
+    assert_eq!(
+        b.get_task(&dir_task).unwrap().status,
+        hermes_kanban::kernel::Status::Triage
+    );
+    assert_eq!(
+        b.get_task(&done).unwrap().status,
+        hermes_kanban::kernel::Status::Done
+    );
+    let atts = b.list_attachments(&done).unwrap();
+    assert_eq!(atts.len(), 1);
+    assert!(
+        atts[0]
+            .stored_path
+            .contains("boards/research-2/attachments"),
+        "{:?}",
+        atts[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&atts[0].stored_path).unwrap(),
+        "proof"
+    );
+    assert!(
+        b.list_events(&done, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "imported")
+    );
+    let problems = b.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    // A file that is not an archive is refused with a clear message and creates no board.
+    std::fs::write(cli.dir.path().join("junk.tar.gz"), "junk").unwrap();
+    fails(
+        &cli.run(&[
+            "boards",
+            "import",
+            cli.dir.path().join("junk.tar.gz").to_str().unwrap(),
+        ]),
+        1,
+        &["not a readable .tar.gz board archive"],
+    );
+    fails(&cli.run(&["boards", "export", "nope"]), 1, &["nope"]);
+}

@@ -31,6 +31,7 @@ mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
+mod transfer;
 mod types;
 pub mod validate;
 
@@ -77,6 +78,9 @@ pub use tasks::{
     profile_state,
 };
 pub use tokens::{RunScope, token_hash};
+pub use transfer::{
+    ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
+};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

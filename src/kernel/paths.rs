@@ -241,7 +241,7 @@ pub struct BoardMeta {
 }
 
 impl BoardMeta {
-    fn synthesized(slug: &str) -> BoardMeta {
+    pub(super) fn synthesized(slug: &str) -> BoardMeta {
         BoardMeta {
             slug: slug.to_string(),
             name: default_display_name(slug),
