@@ -6,5 +6,6 @@ pub mod cli;
 pub mod dispatch;
 pub mod kernel;
 pub mod mcp;
+pub mod notify;
 pub mod process;
 pub mod web;

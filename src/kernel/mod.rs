@@ -31,6 +31,7 @@ mod tasks;
 mod tokens;
 mod types;
 pub mod validate;
+mod webhooks;
 
 pub use attachments::attachment_name;
 pub use board::{
@@ -76,3 +77,4 @@ pub use tokens::{RunScope, token_hash};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };
+pub use webhooks::{WebhookBatch, WebhookCursor, WebhookEvent, WebhookFilter};
