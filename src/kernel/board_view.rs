@@ -56,7 +56,36 @@ pub struct BoardCard {
     pub children_done: i64,
     /// Findings of the diagnostics engine (REF §18), most severe first.
     pub diagnostics: Vec<Diagnostic>,
+    /// When the task entered its current status: the newest event of a status-changing kind
+    /// ([`STATUS_EVENT_KINDS`]), else `created_at`.
+    pub status_since: i64,
 }
+
+/// Event kinds that move a task between statuses (the card's "time in status" reads the
+/// newest of them).
+pub const STATUS_EVENT_KINDS: &[&str] = &[
+    "created",
+    "promoted",
+    "claimed",
+    "completed",
+    "blocked",
+    "unblocked",
+    "archived",
+    "reclaimed",
+    "crashed",
+    "timed_out",
+    "spawn_failed",
+    "gave_up",
+    "status",
+    "scheduled",
+    "dependency_wait",
+    "stale",
+    "rate_limited",
+    "protocol_violation",
+    "review_requested",
+    "changes_requested",
+    "review_reopened",
+];
 
 /// The board view: cards in list order (priority desc, then oldest first) and board-wide facts.
 #[derive(Debug, Clone, Serialize)]
@@ -304,6 +333,18 @@ impl Board {
             )?
             .into_iter()
             .collect();
+            let status_kinds = STATUS_EVENT_KINDS
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let since = count_map(chunked(
+                c,
+                &format!("SELECT task_id, max(created_at) FROM task_events WHERE kind IN ({status_kinds}) GROUP BY task_id"),
+                &format!("SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"),
+                scope,
+                pair,
+            )?);
             // Diagnostics: only tasks a rule could fire for need their events and runs.
             let flagged: HashSet<String> = chunked(
                 c,
@@ -385,6 +426,11 @@ impl Board {
                         children_done: done,
                         comment_count: comments.get(&t.id).copied().unwrap_or(0),
                         diagnostics,
+                        status_since: since
+                            .get(&t.id)
+                            .copied()
+                            .unwrap_or(t.created_at)
+                            .max(t.created_at),
                         task: t,
                     }
                 })
