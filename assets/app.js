@@ -167,13 +167,13 @@
       this.countEl = h('span', { class: 'count', text: '0' });
       this.checkEl = h('input', { type: 'checkbox', title: 'Select all in column', onchange: () => this.selectAll(this.checkEl.checked) });
       this.collapseBtn = h('button', { type: 'button', class: 'collapse', title: 'Collapse this column', text: '‹', onclick: (e) => { e.stopPropagation(); this.setCollapsed(true); } });
+      // The column's purpose is the name's tooltip (a separate "?" cost width at 1600 px).
       const head = h('div', { class: 'col-head' },
-        this.collapseBtn,
         this.checkEl,
-        h('span', { class: 'name', text: status }),
+        h('span', { class: 'name', title: status + ': ' + (HELP[status] || ''), text: status }),
         this.countEl,
-        h('span', { class: 'help', title: HELP[status] || '', text: '?' }),
         h('span', { class: 'spacer' }),
+        this.collapseBtn,
         status === 'running' || status === 'archived' ? null
           : h('button', { type: 'button', title: 'New task here', text: '+', onclick: () => openCreate(status) }));
       this.spacer = h('div', { class: 'spacer-v' });

@@ -54,9 +54,11 @@ await t.test('at 1600×900 all 8 columns are inside the viewport', async () => {
   const cols = await page.$$eval('.col', (els) => els.map((e) => { const r = e.getBoundingClientRect(); return { s: e.dataset.status, x: r.x, y: r.y, width: r.width, height: r.height }; }));
   assert(cols.length === 8, 'eight columns: ' + cols.map((c) => c.s));
   for (const c of cols) assert(inViewport(c), c.s + ' column outside the viewport: ' + JSON.stringify(c));
-  assert(cols.every((c) => c.width >= 150), 'columns keep a sensible width: ' + cols.map((c) => c.width | 0));
+  assert(cols.every((c) => c.width >= 160), 'columns keep a sensible width: ' + cols.map((c) => c.width | 0));
   const scroll = await page.$eval('#board', (el) => el.scrollWidth - el.clientWidth);
   assert(scroll <= 1, 'no horizontal scroll needed: ' + scroll);
+  const cut = await page.$$eval('.col-head .name', (els) => els.filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
+  assert(cut.length === 0, 'column names fit: ' + cut);
   await page.screenshot({ path: path.join(artifacts, 'board-1600.png') });
 });
 
@@ -76,7 +78,7 @@ await t.test('an empty column collapses, expands, and is remembered across a rel
   assert(await page.$eval('.col[data-status="review"]', (e) => e.classList.contains('collapsed')), 'still collapsed after reload (localStorage)');
   await page.click('.col[data-status="review"] .col-strip');
   await page.waitForFunction(() => !document.querySelector('.col[data-status="review"]').classList.contains('collapsed'));
-  assert((await review.boundingBox()).width >= 150, 'expanded again');
+  assert((await review.boundingBox()).width >= 160, 'expanded again');
   assert(await page.evaluate(() => localStorage.getItem('hk.collapsed')) === '[]', 'expansion remembered');
 });
 
@@ -195,7 +197,7 @@ await t.test('card age can show the time in the current status', async () => {
 await t.test('the board at 1600×900 (screenshot)', async () => {
   await page.evaluate(() => { document.getElementById('toast').className = 'toast'; document.activeElement.blur(); });
   await page.waitForTimeout(250);
-  await page.screenshot({ path: path.join(artifacts, 'board.png') });
+  await page.screenshot({ path: path.join(artifacts, 'board-1600-final.png') });
 });
 
 await t.test('no script errors on the page', async () => {
@@ -203,9 +205,6 @@ await t.test('no script errors on the page', async () => {
 });
 
 const failed = t.done();
-if (process.argv.includes('--docs') && fs.existsSync(path.join(artifacts, 'board.png'))) {
-  fs.copyFileSync(path.join(artifacts, 'board.png'), path.join(repo, 'docs', 'screenshot-board.png'));
-}
 await b.close();
 server.stop();
 fs.rmSync(home.dir, { recursive: true, force: true });
