@@ -375,7 +375,7 @@
   }
 
   async function loadBoard() {
-    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '');
+    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '') + (state.ageInStatus ? '&status_since=1' : '');
     let data;
     try {
       data = await api('GET', q);
@@ -407,7 +407,7 @@
 
   async function refreshIds(ids) {
     if (!ids.length) return;
-    const q = '/board?compact=1&ids=' + encodeURIComponent(ids.join(','));
+    const q = '/board?compact=1' + (state.ageInStatus ? '&status_since=1' : '') + '&ids=' + encodeURIComponent(ids.join(','));
     const data = await api('GET', q);
     state.skew = data.now - Date.now() / 1000;
     for (const c of data.cards) storeCard(c);
@@ -1126,7 +1126,9 @@
   ageMode.addEventListener('change', () => {
     state.ageInStatus = ageMode.checked;
     localStorage.setItem('hk.ageMode', ageMode.checked ? 'status' : 'created');
-    for (const c of cols.values()) c.refreshVisible();
+    // The kernel sends status_since only on request (a pass over the event log).
+    if (ageMode.checked) loadBoard().catch(fail);
+    else for (const c of cols.values()) c.refreshVisible();
   });
   const lanes = $('#lanes');
   lanes.checked = state.lanes;

@@ -1664,7 +1664,15 @@ async fn drawer_handoffs_status_since_complete_metadata_and_block_kind() {
     let d = s.ok(Method::GET, &format!("/api/tasks/{p}"), None).await;
     assert_eq!(d["parent_handoffs"], json!([]));
 
-    let board = s.ok(Method::GET, "/api/board?compact=1", None).await;
+    let plain = s.ok(Method::GET, "/api/board?compact=1", None).await;
+    assert!(
+        plain["columns"][0]["tasks"][0]
+            .get("status_since")
+            .is_none()
+    );
+    let board = s
+        .ok(Method::GET, "/api/board?compact=1&status_since=1", None)
+        .await;
     let cards: Vec<&Value> = board["columns"]
         .as_array()
         .unwrap()

@@ -80,6 +80,16 @@ impl Board {
     /// The cursor of `hook`, creating it at the board's current max event id when it does not
     /// exist yet (a new hook sees only events from now on).
     pub fn webhook_cursor_start(&self, hook: &str) -> Result<WebhookCursor> {
+        // The common case (the row exists) reads only: delivery polls every few seconds and
+        // must not take the board's write lock each time.
+        let existing = super::db::opt(self.conn.query_row(
+            &format!("SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors WHERE hook=?1"),
+            [hook],
+            cursor_from_row,
+        ))?;
+        if let Some(c) = existing {
+            return Ok(c);
+        }
         let now = self.now();
         self.write(|c| {
             c.execute(

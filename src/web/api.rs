@@ -247,8 +247,9 @@ struct CardOut<'a> {
     link_counts: LinkCounts,
     comment_count: i64,
     progress: Option<Progress>,
-    /// When the task entered its current status (Unix seconds).
-    status_since: i64,
+    /// When the task entered its current status (Unix seconds; with `?status_since=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<i64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     diagnostics: &'a [Diagnostic],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -355,6 +356,7 @@ async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
 async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<String, ApiError> {
     let include_archived = flag(&q, "include_archived")?;
     let compact = flag(&q, "compact")?;
+    let status_since = flag(&q, "status_since")?;
     let ids: Option<Vec<String>> = match q.get("ids") {
         None => None,
         Some(s) => {
@@ -377,6 +379,7 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<St
             .cloned(),
         current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
         ids: ids.clone(),
+        status_since,
     };
     let cfg = st.diagnostics.clone();
     let view = st
