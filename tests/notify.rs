@@ -479,6 +479,33 @@ fn bad_config_names_the_key_and_stops_start_up() {
             r.stderr
         );
     }
+    // A file that is not YAML at all: the host still starts (the dispatcher runs on defaults
+    // and says so), warning that no webhooks are delivered; `notify test` refuses.
+    std::fs::write(cli.home().join("config.yaml"), "kanban: [unclosed\n").unwrap();
+    let mut d = cli
+        .cmd(&["daemon", "--interval", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = d.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.try_wait().unwrap().is_none(), "daemon keeps running");
+    stop(d);
+    let stderr = reader.join().unwrap();
+    assert!(
+        stderr.contains("not valid YAML") && stderr.contains("no webhooks are delivered"),
+        "{stderr}"
+    );
+    let r = cli.run(&["notify", "test"]);
+    r.code(1);
+    assert!(r.stderr.contains("not valid YAML"), "{}", r.stderr);
+
     std::fs::write(cli.home().join("config.yaml"), "kanban:\n  max_spawn: 1\n").unwrap();
     let r = cli.run(&["notify", "test"]);
     r.code(1);

@@ -171,13 +171,36 @@ impl NotifyConfig {
     /// Read `kanban.notify` from `env`'s `config.yaml`. A missing file or section means no
     /// hooks. Every mistake is reported, each naming its key and the file.
     pub fn load(env: &Env) -> Result<NotifyConfig, String> {
+        NotifyConfig::load_lenient(env).and_then(|(cfg, yaml_error)| match yaml_error {
+            Some(e) => Err(e),
+            None => Ok(cfg),
+        })
+    }
+
+    /// As [`NotifyConfig::load`], but a file that is not YAML at all yields no hooks and the
+    /// message (second value) instead of an error: the dispatcher already runs on defaults with
+    /// a warning then, and a host must not stop over a file it could not read as a whole.
+    pub fn load_lenient(env: &Env) -> Result<(NotifyConfig, Option<String>), String> {
         let path = crate::dispatch::config::config_path(env);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => NotifyConfig::parse(&text)
-                .map_err(|errs| format!("{}: {}", path.display(), errs.join("; "))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NotifyConfig::default()),
-            Err(e) => Err(format!("{}: cannot read ({e})", path.display())),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((NotifyConfig::default(), None));
+            }
+            Err(e) => return Err(format!("{}: cannot read ({e})", path.display())),
+        };
+        if let Err(e) = serde_yaml::from_str::<Yaml>(&text) {
+            return Ok((
+                NotifyConfig::default(),
+                Some(format!(
+                    "{}: not valid YAML ({e}); no webhooks are delivered",
+                    path.display()
+                )),
+            ));
         }
+        NotifyConfig::parse(&text)
+            .map(|c| (c, None))
+            .map_err(|errs| format!("{}: {}", path.display(), errs.join("; ")))
     }
 
     /// Parse a config file's text; `Err` lists every mistake.

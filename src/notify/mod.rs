@@ -259,9 +259,13 @@ impl Notifier {
 }
 
 /// Start one delivery thread per configured hook on `board` (or every board). `Err` when
-/// `kanban.notify` is invalid (the message names the key). With no hooks nothing starts.
+/// `kanban.notify` is invalid (the message names the key); a file that is not YAML at all is a
+/// warning on stderr and no hooks. With no hooks nothing starts.
 pub fn start(env: &Env, board: Option<&str>, stop: Arc<AtomicBool>) -> Result<Notifier, String> {
-    let cfg = NotifyConfig::load(env)?;
+    let (cfg, yaml_error) = NotifyConfig::load_lenient(env)?;
+    if let Some(e) = yaml_error {
+        eprintln!("hermes-kanban: warning: {e}");
+    }
     let hooks = cfg.webhooks.len();
     let mut threads = Vec::new();
     // Each hook's cursor starts now on every board, so the first events after start-up are
