@@ -25,7 +25,7 @@ pub enum NotifyCmd {
 /// `notify test` arguments.
 #[derive(Debug, Args)]
 pub struct NotifyTestArgs {
-    /// Only the hook with this name (its `name:`, else its URL).
+    /// Only the hook with this name (its `name:`, else `<host>-<hash>` as `notify test` prints).
     #[arg(long, value_name = "NAME")]
     pub hook: Option<String>,
     /// Print JSON.

@@ -98,7 +98,7 @@ impl Format {
 /// One configured webhook.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Webhook {
-    /// `name`, else the URL: the key of its delivery cursor on each board.
+    /// `name`, else [`default_name`] of the URL: the key of its delivery cursor on each board.
     pub name: String,
     pub url: String,
     pub format: Format,
@@ -279,6 +279,24 @@ impl NotifyConfig {
     }
 }
 
+/// The name of a hook without `name:`: its host and a short hash of the whole URL — stable
+/// (it keys the delivery cursor) without printing the URL's secret path (Slack and Discord
+/// webhook URLs are credentials) in logs and `notify test`.
+pub fn default_name(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("");
+    let digest = Sha256::digest(url.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{host}-{hex}")
+}
+
 fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
     let at = |k: &str| format!("kanban.notify.webhooks[{i}].{k}");
     let Some(map) = h.as_mapping() else {
@@ -388,7 +406,7 @@ fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
         return Err(errs);
     }
     Ok(Webhook {
-        name: name.unwrap_or_else(|| url.clone()),
+        name: name.unwrap_or_else(|| default_name(&url)),
         url,
         format,
         events,
@@ -408,7 +426,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.webhooks.len(), 2);
-        assert_eq!(c.webhooks[0].name, "http://127.0.0.1:9/x");
+        assert!(
+            c.webhooks[0].name.starts_with("127.0.0.1:9-"),
+            "{}",
+            c.webhooks[0].name
+        );
+        assert_eq!(
+            c.webhooks[0].name,
+            default_name("http://127.0.0.1:9/x"),
+            "stable"
+        );
+        assert_ne!(
+            default_name("https://hooks.slack.com/services/A"),
+            default_name("https://hooks.slack.com/services/B")
+        );
+        assert!(!default_name("https://hooks.slack.com/services/T0/B0/SECRET").contains("SECRET"));
         assert_eq!(c.webhooks[0].format, Format::Json);
         assert_eq!(c.webhooks[0].events, WATCHED_EVENTS);
         assert_eq!(c.webhooks[1].format, Format::Slack);
