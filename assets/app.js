@@ -757,12 +757,17 @@
   // The drawer takes the right of the window and the board shrinks beside it (scrolling
   // sideways when its columns no longer fit), so every card stays clickable; clicking another
   // card switches the drawer to it.
+  // Below the toolbar (whose height changes when it wraps), so search, filters and toggles
+  // stay usable while the drawer is open.
+  function placeDrawer() {
+    document.documentElement.style.setProperty('--drawer-top', Math.round($('.toolbar').getBoundingClientRect().bottom) + 'px');
+  }
+  window.addEventListener('resize', () => { if (state.drawerId) placeDrawer(); });
   async function openDrawer(id) {
     state.drawerId = id;
     $('#drawer').classList.remove('hidden');
     document.body.classList.add('drawer-open');
-    // Below the toolbar, so search, filters and toggles stay usable.
-    document.documentElement.style.setProperty('--drawer-top', Math.round($('.toolbar').getBoundingClientRect().bottom) + 'px');
+    placeDrawer();
     for (const el of document.querySelectorAll('.card.open')) el.classList.remove('open');
     const cardEl = document.querySelector('.card[data-id="' + CSS.escape(id) + '"]');
     if (cardEl) {
