@@ -16,7 +16,7 @@ pub(crate) mod output;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::kernel::{Board, Env, KernelError};
+use crate::kernel::{Board, Env, KernelError, OpenMode};
 
 const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
@@ -258,8 +258,36 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Open the board for a writing verb: creates its database when missing (as Hermes does)
+    /// and says on stderr which file it created.
     pub(crate) fn open(&self) -> Result<Board, CliError> {
-        Ok(Board::open(&self.env, self.board.as_deref())?)
+        let (b, created) = Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Create)?;
+        if created {
+            eprintln!(
+                "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                b.paths().db.display(),
+                b.slug()
+            );
+        }
+        Ok(b)
+    }
+
+    /// Open the board for a reading verb: never creates anything. A board without a database
+    /// is reported on stderr (naming the path and how to point at the right board) and read as
+    /// an empty board, so scripts still get an empty result and exit 0.
+    pub(crate) fn open_read(&self) -> Result<Board, CliError> {
+        match Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Existing) {
+            Ok((b, _)) => Ok(b),
+            Err(e @ KernelError::NoDatabase { .. }) => {
+                eprintln!("hermes-kanban: {e}");
+                let KernelError::NoDatabase { slug, .. } = e else {
+                    unreachable!()
+                };
+                let paths = crate::kernel::BoardPaths::resolve(&self.env, &slug);
+                Ok(Board::open_empty(&self.env, paths)?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Author identity, as Hermes' CLI: `$HERMES_PROFILE_NAME`, `$HERMES_PROFILE`, else the
