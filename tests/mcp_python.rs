@@ -445,7 +445,8 @@ fn stdio_worker_lifecycle_auto() {
 /// The worker identity carried by flags (`mcp --task ID --run-id N --db PATH`, as a
 /// `worker_command` template or client config writes it) in the filtered environment agents
 /// give stdio servers: no HERMES_HOME, HOME elsewhere, and the literal `${HERMES_KANBAN_TASK}`
-/// a client passes when the variable is unset. The whole lifecycle works on the right board.
+/// a client passes when the variable is unset, no HERMES_PROFILE (the server authors as the
+/// task's assignee). The whole lifecycle works on the right board.
 #[test]
 fn stdio_worker_identity_from_flags_in_a_filtered_env() {
     let fx = Fixture::new("Fix the parser (stdio, flags)");
@@ -455,7 +456,6 @@ fn stdio_worker_identity_from_flags_in_a_filtered_env() {
         ("HOME".into(), elsewhere.display().to_string()),
         ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
         ("HERMES_KANBAN_TASK".into(), "${HERMES_KANBAN_TASK}".into()),
-        ("HERMES_PROFILE".into(), "coder".into()),
     ];
     let mut args = fx.stdio_args("worker", "auto", &env);
     for extra in [

@@ -211,7 +211,7 @@ pub enum Command {
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
     #[command(
-        after_help = "Example: hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat"
+        after_help = "The worker identity comes from --task/--run-id/--db/--board or $HERMES_KANBAN_TASK/_RUN_ID/_DB/_BOARD (flags first); an empty value or an unexpanded ${VAR}/$VAR counts as unset and is reported on stderr, with the scope and the board file in use. A board without a database is never created here: tools answer with the path and how to fix it.\n\nExamples:\n  hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat\n  hermes-kanban mcp --task \"$HERMES_KANBAN_TASK\" --run-id \"$HERMES_KANBAN_RUN_ID\" --db ~/.hermes/kanban.db"
     )]
     Mcp(serve::McpArgs),
     /// Run the HTTP server: MCP at /mcp (streamable HTTP), health at /healthz.

@@ -155,7 +155,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     use crate::kernel::{Board, BoardPaths, KernelError, OpenMode, resolve_board};
     let only = narrow(&a.tools)?;
-    let (env, board) = mcp_env(ctx, a)?;
+    let (mut env, board) = mcp_env(ctx, a)?;
     // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
     // is created by nobody: said here, and every tool call answers with the same advice.
     let slug = resolve_board(&env, board.as_deref())?;
@@ -178,15 +178,26 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
                 run_id.map(|r| format!(", run {r}")).unwrap_or_default(),
                 db.display()
             );
-            if let Some(b) = &opened
-                && let Err(KernelError::TaskNotFound(_)) = b.get_task(task_id)
-            {
-                let e = KernelError::NotOnBoard {
-                    task_id: task_id.clone(),
-                    slug: slug.clone(),
-                    path: db.clone(),
-                };
-                eprintln!("hermes-kanban mcp: {e}");
+            match opened.as_ref().map(|b| b.get_task(task_id)) {
+                Some(Err(KernelError::TaskNotFound(_))) => {
+                    let e = KernelError::NotOnBoard {
+                        task_id: task_id.clone(),
+                        slug: slug.clone(),
+                        path: db.clone(),
+                    };
+                    eprintln!("hermes-kanban mcp: {e}");
+                }
+                // Filtered environments drop HERMES_PROFILE: author as the task's assignee,
+                // as the HTTP server does for a run token.
+                Some(Ok(t)) if env.get("HERMES_PROFILE").is_none() => {
+                    if let Some(assignee) = t.assignee {
+                        eprintln!(
+                            "hermes-kanban mcp: HERMES_PROFILE is unset; authoring as the task's assignee {assignee}"
+                        );
+                        env = env.with("HERMES_PROFILE", assignee);
+                    }
+                }
+                _ => {}
             }
         }
         crate::mcp::Scope::Orchestrator { .. } => eprintln!(
