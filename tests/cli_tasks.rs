@@ -2598,3 +2598,32 @@ fn init_creates_without_a_warning() {
     assert!(cli.db().is_file());
     assert!(!r.stderr.contains("created a new board"), "{}", r.stderr);
 }
+
+/// A worker whose own task is not on the board this process resolved is told which board and
+/// DB it looked at (it is pointed at the wrong HERMES_HOME / HERMES_KANBAN_DB).
+#[test]
+fn a_workers_task_missing_from_the_board_names_the_board_and_db() {
+    let cli = Cli::new();
+    cli.run(&["init"]).ok();
+    let db = cli.db().display().to_string();
+    for args in [&["show", "t_0000dead"][..], &["heartbeat", "t_0000dead"]] {
+        let r = cli.run_env(args, &[("HERMES_KANBAN_TASK", "t_0000dead")]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("your task t_0000dead is not on board 'default'")
+                && r.stderr.contains(&db)
+                && r.stderr.contains("HERMES_KANBAN_DB"),
+            "`{}`: {}",
+            args.join(" "),
+            r.stderr
+        );
+    }
+    // Someone else's unknown task keeps the plain message.
+    let r = cli.run(&["show", "t_0000dead"]);
+    assert!(
+        r.stderr.contains("no such task: t_0000dead"),
+        "{}",
+        r.stderr
+    );
+}

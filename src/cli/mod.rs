@@ -406,6 +406,22 @@ pub fn main() -> i32 {
         Command::Daemon(a) => dispatch::daemon(&ctx, a),
         Command::Supervise(_) => Ok(()),
     };
+    // A worker's own task missing: name the board and DB this process looked at.
+    let res = match res {
+        Err(CliError::Kernel(KernelError::TaskNotFound(t)))
+            if ctx.env.get("HERMES_KANBAN_TASK") == Some(t.as_str()) =>
+        {
+            match crate::kernel::resolve_board(&ctx.env, ctx.board.as_deref()) {
+                Ok(slug) => Err(CliError::Kernel(KernelError::NotOnBoard {
+                    path: crate::kernel::BoardPaths::resolve(&ctx.env, &slug).db,
+                    slug,
+                    task_id: t,
+                })),
+                Err(_) => Err(CliError::Kernel(KernelError::TaskNotFound(t))),
+            }
+        }
+        other => other,
+    };
     match res {
         Ok(()) => 0,
         Err(CliError::Partial) => 1,
