@@ -2,7 +2,10 @@
 //! tool's happy path and result shape, gating, instructions and prompts, error results that
 //! leave the database untouched), the real `hermes-kanban mcp` binary over stdio (malformed
 //! JSON-RPC), and the HTTP server's auth layer (run tokens, loopback, admin token, Host and
-//! Origin checks) through a small hand-written HTTP/1.1 client.
+//! Origin checks, session DELETE) through a small hand-written HTTP/1.1 client. Results are
+//! checked lean (a text form that is not the JSON again, both naming the board), and the
+//! invariant checker runs on the board after every scenario (`Drop for Fx`). The stdio binary
+//! is also driven with identity flags, unexpanded placeholders and a missing board.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

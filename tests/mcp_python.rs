@@ -9,7 +9,11 @@
 //! (stdio) or from a run token in `Authorization: Bearer` (HTTP). The Python side asserts the
 //! result shapes; this side then reads the database back through the CLI (`show --json`,
 //! `runs --json`) and checks the kernel invariants. An orchestrator session (stdio without
-//! `HERMES_KANBAN_TASK`, HTTP from loopback without a token) sees every tool.
+//! `HERMES_KANBAN_TASK`, HTTP from loopback without a token) sees every tool and pages
+//! `kanban_list` with its cursor. Every result must be a compact text block plus
+//! `structuredContent`, both naming the board; every input schema must be in the portable
+//! subset (Gemini / OpenAI); over HTTP the session DELETE after the run ended must be 200; a
+//! worker may get its identity from `mcp --task/--run-id/--db` in a filtered environment.
 //!
 //! The interpreter comes from `HK_PYTHON`, which `scripts/test` exports after installing the
 //! venv; without it these tests fail (they are not skipped).

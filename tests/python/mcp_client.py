@@ -168,7 +168,22 @@ async def common_session_checks(c: Client, a: argparse.Namespace, report: dict[s
     report["tools"] = names
     want = sorted(x for x in a.expect_tools.split(",") if x)
     check(names == want, f"tools/list: got {names}, expected {want}")
+    gemini = {"type", "format", "description", "nullable", "enum", "properties", "required",
+              "items", "minItems", "maxItems", "minimum", "maximum"}
+
+    def portable(node: Any, at: str) -> None:
+        check(isinstance(node, dict), f"{at}: schema is not an object")
+        extra = set(node) - gemini
+        check(not extra, f"{at}: keywords outside the portable subset: {sorted(extra)}")
+        check(isinstance(node.get("type"), str), f"{at}: needs exactly one type: {node.get('type')!r}")
+        for name, sub in (node.get("properties") or {}).items():
+            portable(sub, f"{at}.{name}")
+        if "items" in node:
+            portable(node["items"], f"{at}[]")
+
     for t in tools:
+        check((t.input_schema or {}).get("type") == "object", f"{t.name}: top-level type is not object")
+        portable(t.input_schema, t.name)
         props = (t.input_schema or {}).get("properties", {})
         check("board" in props, f"{t.name}: input schema has no optional `board`: {t.input_schema}")
         ro = bool(t.annotations and t.annotations.read_only_hint)
