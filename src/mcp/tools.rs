@@ -253,9 +253,9 @@ fn show_reply(b: &Board, id: &str) -> Result<(String, Value), KernelError> {
 
 #[tool_router(vis = "pub(crate)")]
 impl KanbanMcp {
-    /// Read a task: fields, parents, children, comments, the last 50 events, every run, and
-    /// `worker_context` — the markdown to orient with (body, parent hand-offs, prior attempts,
-    /// comment thread). Call it first, with no arguments, to read your own task.
+    /// Read a task: `worker_context` — the markdown to orient with (body, attachments, parent
+    /// hand-offs, prior attempts, comment thread) — plus its fields, parents, children, runs and
+    /// last 50 events. Call it first, with no arguments, to read your own task.
     #[tool(annotations(title = "Show task", read_only_hint = true, open_world_hint = false))]
     async fn kanban_show(
         &self,
