@@ -1419,15 +1419,28 @@ async fn the_board_argument_selects_another_board() {
         .task
         .id;
     let s = connect(fx.orchestrator_env(), None).await;
-    let v = s
-        .ok("kanban_show", json!({"task_id": id, "board": "lab"}))
+    let (v, board, _) = s
+        .ok_on("kanban_show", json!({"task_id": id, "board": "lab"}))
         .await;
     assert_eq!(v["task"]["title"], "on lab");
-    let v = s.ok("kanban_list", json!({"board": "lab"})).await;
+    assert_eq!(board, "lab", "the result names the board it acted on");
+    let (v, board, text) = s.ok_on("kanban_list", json!({"board": "lab"})).await;
     assert_eq!(v["count"], 1);
+    assert_eq!(board, "lab");
+    assert!(text.starts_with("1 task(s) on board lab"), "{text}");
     let e = s.err("kanban_show", json!({"task_id": id})).await;
     assert!(e.contains(&id), "{e}");
     s.close().await;
+
+    // `mcp --board lab` (the binary) serves that board by default.
+    let mut cmd = binary(&fx);
+    cmd.args(["mcp", "--board", "lab"]);
+    let mut p = Spawned::start(cmd);
+    p.peer.initialize().await;
+    let r = p.call(1, "kanban_show", json!({"task_id": id})).await;
+    assert_eq!(r["structuredContent"]["board"], "lab", "{r}");
+    let err = p.finish().await;
+    assert!(err.contains("on board 'lab'"), "{err}");
 }
 
 // ==========================================================================================
@@ -2375,7 +2388,8 @@ async fn unexpanded_placeholders_count_as_unset_and_are_reported() {
     cmd.env("HERMES_KANBAN_TASK", "${HERMES_KANBAN_TASK}")
         .env("HERMES_KANBAN_RUN_ID", "$HERMES_KANBAN_RUN_ID")
         .env("HERMES_KANBAN_DB", "")
-        .args(["mcp", "--task", "${TASK}", "--run-id", "", "--db", "$DB"]);
+        .args(["mcp", "--task", "${TASK}", "--run-id", "", "--db", "$DB"])
+        .args(["--board", "${HERMES_KANBAN_BOARD}"]);
     let mut s = Spawned::start(cmd);
     let init = s.peer.initialize().await;
     assert_eq!(init["result"]["instructions"], ORCHESTRATOR);
@@ -2390,6 +2404,7 @@ async fn unexpanded_placeholders_count_as_unset_and_are_reported() {
         "ignoring --task \"${TASK}\"",
         "ignoring --run-id \"\": empty",
         "ignoring --db \"$DB\"",
+        "ignoring --board \"${HERMES_KANBAN_BOARD}\"",
         "orchestrator scope",
     ] {
         assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
