@@ -165,3 +165,55 @@ fn every_input_schema_is_portable_across_llm_apis() {
     let show = tools.iter().find(|t| t.name == "kanban_show").unwrap();
     assert!(show.input_schema.get("required").is_none());
 }
+
+/// The schemas survive Hermes Agent 0.19.0's own MCP pipeline for a Gemini model: its MCP
+/// client's `_normalize_mcp_input_schema`, then `sanitize_gemini_schema` (what it sends as a
+/// Gemini function declaration). Every property keeps one `type` and its allowed values
+/// (before the portable form, 30+ properties came out with a type list or no type at all).
+/// Hermes comes from `HK_HERMES` (its venv's `bin/hermes`), which `scripts/test` exports after
+/// installing hermes-agent==0.19.0; without it this test fails.
+#[test]
+fn hermes_keeps_every_type_and_enum_for_gemini() {
+    let hermes = std::env::var_os("HK_HERMES").unwrap_or_else(|| {
+        panic!(
+            "HK_HERMES is not set: run `bash scripts/interop --install-only` and export \
+             HK_HERMES=$PWD/target/hermes-venv/bin/hermes (scripts/test does both)"
+        )
+    });
+    let python = Path::new(&hermes).with_file_name("python");
+    assert!(python.exists(), "{} does not exist", python.display());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(root.join("schemas"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let out = std::process::Command::new(&python)
+        .arg(root.join("tests/python/hermes_schema_check.py"))
+        .args(&files)
+        .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
+        .env("TIRITH_ENABLED", "false")
+        .env(
+            "HERMES_HOME",
+            std::env::temp_dir().join("hk-schema-check-hermes"),
+        )
+        .output()
+        .expect("run Hermes' python");
+    assert!(
+        out.status.success(),
+        "hermes_schema_check.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the check prints JSON");
+    let checked = report["_checked"].as_i64().unwrap_or(0);
+    assert!(checked >= 60, "checked only {checked} properties: {report}");
+    let lost: Vec<_> = report
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "_checked")
+        .collect();
+    assert!(lost.is_empty(), "lost through Hermes for Gemini: {lost:#?}");
+}
