@@ -3022,6 +3022,24 @@ async fn serve_beyond_loopback_without_a_token_exits_nonzero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--token"), "{err}");
     assert!(err.lines().count() <= 2, "a short message: {err}");
+
+    // An unexpanded `${HERMES_KANBAN_TOKEN}` is no token (it would be a guessable secret).
+    let out = binary(&fx)
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .env("HERMES_KANBAN_TOKEN", "${HERMES_KANBAN_TOKEN}")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), out)
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert!(!out.status.success(), "{:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ignoring --token / HERMES_KANBAN_TOKEN \"${HERMES_KANBAN_TOKEN}\": an unexpanded placeholder")
+            && err.contains("refusing to bind"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

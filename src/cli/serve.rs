@@ -57,7 +57,7 @@ fn flag_value(name: &str, v: &Option<String>) -> Option<String> {
     let raw = v.as_deref()?;
     if raw.trim().is_empty() || crate::kernel::is_placeholder(raw) {
         eprintln!(
-            "hermes-kanban mcp: ignoring {name} {raw:?}: {}; it counts as unset",
+            "hermes-kanban: ignoring {name} {raw:?}: {}; it counts as unset",
             why_unset(raw)
         );
         return None;
@@ -229,7 +229,8 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     ctx.open()?;
     let cfg = ServeConfig {
         bind: a.bind,
-        admin_token: a.token.clone().filter(|t| !t.trim().is_empty()),
+        // An unexpanded `${HERMES_KANBAN_TOKEN}` must not become a guessable admin token.
+        admin_token: flag_value("--token / HERMES_KANBAN_TOKEN", &a.token),
         board: ctx.board.clone(),
         allowed_hosts: a.allowed_hosts.clone(),
         tools,
