@@ -1,6 +1,7 @@
 //! [`Board`]: an open handle on one board's database — the entry point of every kernel call.
-//! It owns the connection, the board's paths, the clock and the claimer identity; the
-//! operations themselves live in the sibling modules as `impl Board` blocks.
+//! It owns the connection, the board's paths, the clock and the claimer identity, and how a
+//! board is opened ([`OpenMode`]: existing only, or create); the operations themselves live in
+//! the sibling modules as `impl Board` blocks.
 
 use std::path::Path;
 use std::sync::Arc;

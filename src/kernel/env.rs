@@ -1,6 +1,7 @@
 //! A snapshot of the environment variables the kernel reads. Passing an [`Env`] instead of
 //! reading `std::env` inside kernel functions keeps path resolution and knobs testable without
-//! mutating the process environment.
+//! mutating the process environment. Empty values and unexpanded placeholders (`${VAR}`,
+//! `$VAR`, as MCP clients pass them when a variable is unset) count as unset.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,8 +1,10 @@
 //! The MCP server: the `kanban_*` tools over stdio (`hermes-kanban mcp`) and streamable HTTP
 //! (`/mcp` in `serve`). Owns scoping — a worker sees only its lifecycle tools and may mutate
 //! only its own task; an orchestrator also gets `kanban_list` and `kanban_unblock` — the
-//! instructions and prompts, and the mapping of kernel errors to `isError` tool results.
-//! Every tool body is a kernel call; no rule is re-implemented here.
+//! instructions and prompts, the mapping of kernel errors to `isError` tool results, and the
+//! board handles (opened [`OpenMode::Existing`]: the server never creates a board). Tool
+//! schemas are listed in their portable form ([`portable`]). Every tool body is a kernel call;
+//! no rule is re-implemented here.
 
 mod params;
 pub mod portable;
@@ -125,7 +127,8 @@ impl McpState {
         })
     }
 
-    /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it.
+    /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it. A
+    /// board without a database is [`KernelError::NoDatabase`]; nothing is created.
     pub(crate) fn with_board<T>(
         &self,
         slug: Option<&str>,
