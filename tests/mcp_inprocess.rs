@@ -1495,7 +1495,8 @@ async fn unknown_tasks_are_named() {
         ),
     ];
     for (tool, a) in cases {
-        refused(&fx, &s, tool, a, &[nope]).await;
+        // The refusal names the board it looked on, too.
+        refused(&fx, &s, tool, a, &[nope, "(board default)"]).await;
     }
     // No attachment directory was left behind by the refused attach.
     assert!(!fx.board.paths().attachments.join(nope).exists());

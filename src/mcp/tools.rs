@@ -173,26 +173,31 @@ impl KanbanMcp {
             Scope::Worker { task_id, .. } => Some(task_id.clone()),
             Scope::Orchestrator { .. } => None,
         };
-        let g = move |b: &Board| match f(b) {
-            Ok(v) => Ok((v, b.slug().to_string())),
-            Err(KernelError::TaskNotFound(t)) if own.as_deref() == Some(t.as_str()) => {
-                Err(KernelError::NotOnBoard {
-                    task_id: t,
-                    slug: b.slug().to_string(),
-                    path: b.paths().db.clone(),
-                })
-            }
-            Err(e) => Err(e),
+        // The closure's own error travels inside Ok so that it can name the board it met.
+        let g = move |b: &Board| {
+            let slug = b.slug().to_string();
+            Ok(match f(b) {
+                Ok(v) => Ok((v, slug)),
+                Err(KernelError::TaskNotFound(t)) if own.as_deref() == Some(t.as_str()) => {
+                    Err(kernel(KernelError::NotOnBoard {
+                        task_id: t,
+                        slug,
+                        path: b.paths().db.clone(),
+                    }))
+                }
+                Err(e) => Err(fail(format!("{e} (board {slug})"))),
+            })
         };
-        if state.stdio_scope.is_some() {
+        let r = if state.stdio_scope.is_some() {
             // stdio serves one client on a current-thread runtime: run inline and skip the
             // thread hand-offs (they dominated latency).
-            return state.with_board(board.as_deref(), g).map_err(kernel);
-        }
-        tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), g))
-            .await
-            .map_err(|e| fail(format!("internal error: {e}")))?
-            .map_err(kernel)
+            state.with_board(board.as_deref(), g)
+        } else {
+            tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), g))
+                .await
+                .map_err(|e| fail(format!("internal error: {e}")))?
+        };
+        r.map_err(kernel)?
     }
 }
 
