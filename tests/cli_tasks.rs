@@ -2559,6 +2559,35 @@ fn reading_verbs_on_a_missing_board_create_nothing_and_say_so() {
             args.join(" ")
         );
     }
+    // The followers (`tail`, `watch`) run until stopped: they say so too, and create nothing.
+    for args in [&["tail", "t_deadbeef"][..], &["watch"]] {
+        let mut child = cli
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(err), &mut line);
+            line
+        });
+        let first = reader.join().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            first.contains(&db) && first.contains("nothing was created"),
+            "`{}` stderr: {first}",
+            args.join(" ")
+        );
+        assert_eq!(
+            tree(cli.dir.path()),
+            before,
+            "`{}` created files",
+            args.join(" ")
+        );
+    }
     // `boards list` reads too.
     let r = cli.run(&["boards", "list"]);
     r.ok();
