@@ -286,12 +286,12 @@ fn b64(bytes: &[u8]) -> String {
 // ==========================================================================================
 
 #[tokio::test(flavor = "multi_thread")]
-async fn worker_sees_the_nine_worker_tools_and_the_worker_guidance() {
+async fn worker_sees_the_worker_tools_and_the_worker_guidance() {
     let fx = Fx::new();
     let (id, run) = fx.running("gated");
     let s = connect(fx.worker_env(&id, run), None).await;
     assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
-    assert_eq!(WORKER_TOOLS.len(), 9);
+    assert_eq!(WORKER_TOOLS.len(), 10);
     assert_eq!(s.instructions(), GUIDANCE);
     let info = s.client.peer_info().unwrap();
     let server = info.server_info.as_ref().expect("server_info");
@@ -316,7 +316,7 @@ async fn worker_sees_the_nine_worker_tools_and_the_worker_guidance() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn orchestrator_sees_eleven_tools_and_the_orchestrator_guidance() {
+async fn orchestrator_sees_every_tool_and_the_orchestrator_guidance() {
     let fx = Fx::new();
     let s = connect(fx.orchestrator_env(), None).await;
     let all: BTreeSet<String> = WORKER_TOOLS
@@ -324,7 +324,7 @@ async fn orchestrator_sees_eleven_tools_and_the_orchestrator_guidance() {
         .chain(ORCHESTRATOR_TOOLS)
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(all.len(), 11);
+    assert_eq!(all.len(), 12);
     assert_eq!(s.tool_names().await, all);
     assert_eq!(s.instructions(), ORCHESTRATOR);
     let info = s.client.peer_info().unwrap();
@@ -2208,7 +2208,7 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
     );
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        11,
+        12,
         "{list}"
     );
     let call = format!(
@@ -3228,6 +3228,67 @@ mod fetcher {
             e.to_string().contains("only public internet addresses"),
             "{e}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn kanban_attach_url_stores_the_download_on_the_workers_own_task_only() {
+        let a = serve().await;
+        let fx = Fx::new();
+        let (id, run) = fx.running("collect evidence");
+        let other = fx.task("someone else's");
+        let env = fx.worker_env(&id, run).with(
+            hermes_kanban::fetch::TEST_ALLOW_ADDRESS_ENV,
+            a.ip().to_string(),
+        );
+        let s = connect(env, None).await;
+        let v = s
+            .ok(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file")}),
+            )
+            .await;
+        assert_eq!(v["filename"], "notes.md", "{v}");
+        assert_eq!(v["content_type"], "text/markdown");
+        assert_eq!(v["size"], 12);
+        let list = fx.board.list_attachments(&id).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            std::fs::read(&list[0].stored_path).unwrap(),
+            b"fetched body"
+        );
+        // The caller's name and type win.
+        let v = s
+            .ok(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file"), "filename": "mine.txt", "content_type": "text/plain"}),
+            )
+            .await;
+        assert_eq!(
+            (v["filename"].clone(), v["content_type"].clone()),
+            (json!("mine.txt"), json!("text/plain"))
+        );
+        // Refusals change nothing: a redirect to 127.0.0.1, another task, a bad scheme.
+        let before = fx.dump();
+        let e = s
+            .err(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/to-loopback")}),
+            )
+            .await;
+        assert!(e.contains("127.0.0.1") && e.contains("loopback"), "{e}");
+        let e = s
+            .err(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file"), "task_id": other}),
+            )
+            .await;
+        assert!(e.contains("scoped to task"), "{e}");
+        let e = s
+            .err("kanban_attach_url", json!({"url": "file:///etc/passwd"}))
+            .await;
+        assert!(e.contains("only http and https"), "{e}");
+        assert_eq!(fx.dump(), before);
+        s.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -40,6 +40,7 @@ const WORKER_TOOLS: &[&str] = &[
     "kanban_link",
     "kanban_attach",
     "kanban_attachments",
+    "kanban_attach_url",
 ];
 const ORCHESTRATOR_ONLY: &[&str] = &["kanban_list", "kanban_unblock"];
 /// The claim lock the harness claims with (stands in for the dispatcher's).

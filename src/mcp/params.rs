@@ -284,6 +284,23 @@ pub struct AttachParams {
     pub board: Option<String>,
 }
 
+/// `kanban_attach_url`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AttachUrlParams {
+    /// Task id; defaults to your own task.
+    pub task_id: Option<String>,
+    /// The http or https URL to download (25 MiB at most; private, loopback and link-local
+    /// addresses are refused, at every redirect).
+    pub url: String,
+    /// Plain file name to store it under (default: from the server's Content-Disposition, else
+    /// the URL's last path segment).
+    pub filename: Option<String>,
+    /// MIME type (default: the server's Content-Type).
+    pub content_type: Option<String>,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
 /// `kanban_attachments`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AttachmentsParams {
@@ -320,6 +337,7 @@ pub(crate) fn argument_error(tool: &str, args: &Value) -> Option<String> {
         "kanban_unblock" => check::<UnblockParams>(tool, args),
         "kanban_attach" => check::<AttachParams>(tool, args),
         "kanban_attachments" => check::<AttachmentsParams>(tool, args),
+        "kanban_attach_url" => check::<AttachUrlParams>(tool, args),
         _ => None,
     }
 }

@@ -872,6 +872,60 @@ impl KanbanMcp {
         }
     }
 
+    /// Download an http/https URL server-side and attach it to your task (25 MiB at most).
+    /// Private, loopback and link-local addresses are refused at every redirect hop.
+    #[tool(annotations(
+        title = "Attach URL",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn kanban_attach_url(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<AttachUrlParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_attach_url") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_attach_url") {
+            return *e;
+        }
+        if let Some(f) = p.filename.as_deref()
+            && let Err(e) = crate::kernel::attachment_name(f)
+        {
+            return fail(format!("kanban_attach_url: {e}"));
+        }
+        let opts = crate::fetch::FetchOptions::from_env(&self.state.env);
+        let fetched = match crate::fetch::fetch_url(&p.url, &opts).await {
+            Ok(f) => f,
+            Err(e) => return fail(format!("kanban_attach_url: {e}")),
+        };
+        let name = p.filename.clone().unwrap_or_else(|| {
+            crate::kernel::attachment_name(&fetched.filename).unwrap_or_else(|_| "download".into())
+        });
+        let ct = p.content_type.clone().or(fetched.content_type.clone());
+        let by = self.author(&scope);
+        let (tid, bytes, url) = (id.clone(), fetched.bytes, fetched.final_url);
+        match self
+            .on_board(&scope, &p.board, move |b| {
+                b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
+            })
+            .await
+        {
+            Ok((a, board)) => reply(
+                &board,
+                format!(
+                    "Attached {} ({} bytes, attachment {}) from {url} to {id} on board {board}.",
+                    a.filename, a.size, a.id
+                ),
+                json!({"ok": true, "task_id": id, "attachment_id": a.id, "filename": a.filename, "size": a.size, "content_type": a.content_type, "url": url}),
+            ),
+            Err(e) => e,
+        }
+    }
+
     /// List a task's attachments with their absolute stored paths.
     #[tool(annotations(
         title = "List attachments",
