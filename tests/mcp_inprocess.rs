@@ -291,7 +291,7 @@ async fn worker_sees_the_worker_tools_and_the_worker_guidance() {
     let (id, run) = fx.running("gated");
     let s = connect(fx.worker_env(&id, run), None).await;
     assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
-    assert_eq!(WORKER_TOOLS.len(), 10);
+    assert_eq!(WORKER_TOOLS.len(), 11);
     assert_eq!(s.instructions(), GUIDANCE);
     let info = s.client.peer_info().unwrap();
     let server = info.server_info.as_ref().expect("server_info");
@@ -324,7 +324,7 @@ async fn orchestrator_sees_every_tool_and_the_orchestrator_guidance() {
         .chain(ORCHESTRATOR_TOOLS)
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(all.len(), 12);
+    assert_eq!(all.len(), 13);
     assert_eq!(s.tool_names().await, all);
     assert_eq!(s.instructions(), ORCHESTRATOR);
     let info = s.client.peer_info().unwrap();
@@ -2208,7 +2208,7 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
     );
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        12,
+        13,
         "{list}"
     );
     let call = format!(
@@ -3342,4 +3342,51 @@ mod fetcher {
             .unwrap_err();
         assert!(matches!(e, FetchError::BadUrl(..)), "{e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kanban_schedule_parks_the_workers_own_task_and_ends_its_run() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("wait for the nightly load");
+    let other = fx.task("not mine");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let before = fx.dump();
+    let e = s.err("kanban_schedule", json!({"task_id": other})).await;
+    assert!(e.contains("scoped to task"), "{e}");
+    assert_eq!(fx.dump(), before, "a refused schedule changes nothing");
+    let v = s
+        .ok(
+            "kanban_schedule",
+            json!({"reason": "after the 02:00 data load"}),
+        )
+        .await;
+    assert_eq!(
+        (v["task_id"].clone(), v["status"].clone()),
+        (json!(id), json!("scheduled")),
+        "{v}"
+    );
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Scheduled);
+    assert!(
+        t.claim_lock.is_none() && t.current_run_id.is_none(),
+        "the run ended"
+    );
+    let runs = fx.board.list_runs(&id, None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].ended_at.is_some());
+    assert_eq!(runs[0].outcome.as_deref(), Some("scheduled"));
+    let comments = fx.board.list_comments(&id).unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body == "SCHEDULED: after the 02:00 data load"),
+        "{comments:?}"
+    );
+    // Its run is over: a second call is refused (stale run), nothing changes.
+    let before = fx.dump();
+    s.err("kanban_schedule", json!({})).await;
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+    let problems = fx.board.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
 }

@@ -41,6 +41,7 @@ const WORKER_TOOLS: &[&str] = &[
     "kanban_attach",
     "kanban_attachments",
     "kanban_attach_url",
+    "kanban_schedule",
 ];
 const ORCHESTRATOR_ONLY: &[&str] = &["kanban_list", "kanban_unblock"];
 /// The claim lock the harness claims with (stands in for the dispatcher's).

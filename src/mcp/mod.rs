@@ -48,6 +48,7 @@ pub const WORKER_TOOLS: &[&str] = &[
     "kanban_attach",
     "kanban_attachments",
     "kanban_attach_url",
+    "kanban_schedule",
 ];
 /// Tools only an orchestrator sees, in addition to the worker tools.
 pub const ORCHESTRATOR_TOOLS: &[&str] = &["kanban_list", "kanban_unblock"];

@@ -284,6 +284,18 @@ pub struct AttachParams {
     pub board: Option<String>,
 }
 
+/// `kanban_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScheduleParams {
+    /// Task id; defaults to your own task.
+    pub task_id: Option<String>,
+    /// Why it is parked and when it should resume (no timer is set: put the wake-up condition
+    /// here, e.g. "after the 02:00 data load").
+    pub reason: Option<String>,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
 /// `kanban_attach_url`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AttachUrlParams {
@@ -338,6 +350,7 @@ pub(crate) fn argument_error(tool: &str, args: &Value) -> Option<String> {
         "kanban_attach" => check::<AttachParams>(tool, args),
         "kanban_attachments" => check::<AttachmentsParams>(tool, args),
         "kanban_attach_url" => check::<AttachUrlParams>(tool, args),
+        "kanban_schedule" => check::<ScheduleParams>(tool, args),
         _ => None,
     }
 }

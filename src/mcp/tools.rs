@@ -872,6 +872,61 @@ impl KanbanMcp {
         }
     }
 
+    /// Park your task in `scheduled` and end your run: it is not dispatched again until someone
+    /// unblocks it. No timer is set — say in `reason` when or on what it should resume.
+    #[tool(annotations(
+        title = "Schedule (park) task",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_schedule(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<ScheduleParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_schedule") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_schedule") {
+            return *e;
+        }
+        let reason = p
+            .reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        let expected = self.expected_run(&scope, &id);
+        let author = self.author(&scope);
+        let tid = id.clone();
+        match self
+            .on_board(&scope, &p.board, move |b| {
+                // A goal-mode task's loop treats `scheduled` as an ending: parking it would skip
+                // the completion judgement (Hermes refuses it too).
+                if b.get_task(&tid)?.goal_mode {
+                    return Err(KernelError::refused(
+                        &tid,
+                        "schedule",
+                        "goal-mode tasks cannot be scheduled: block it with a real outside blocker, or complete it",
+                    ));
+                }
+                b.schedule_task(&tid, reason.as_deref(), expected, Some(&author))?;
+                b.get_task(&tid)
+            })
+            .await
+        {
+            Ok((t, board)) => reply(
+                &board,
+                format!(
+                    "Scheduled {} on board {board}: it stays parked until someone unblocks it; end your turn.",
+                    t.id
+                ),
+                json!({"ok": true, "task_id": t.id, "status": t.status}),
+            ),
+            Err(e) => e,
+        }
+    }
+
     /// Download an http/https URL server-side and attach it to your task (25 MiB at most).
     /// Private, loopback and link-local addresses are refused at every redirect hop.
     #[tool(annotations(
