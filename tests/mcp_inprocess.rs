@@ -448,6 +448,7 @@ async fn a_discovery_first_client_gets_the_same_scope() {
 // ==========================================================================================
 
 const SHOW_TASK_KEYS: &[&str] = &[
+    "last_failure_error",
     "id",
     "title",
     "body",
@@ -500,12 +501,14 @@ async fn show_defaults_to_the_workers_own_task_with_its_context() {
         set(&[
             "task",
             "parents",
+            "unsatisfied_parents",
             "children",
             "events",
             "runs",
             "worker_context"
         ])
     );
+    assert_eq!(v["unsatisfied_parents"], json!([]), "the parent is done");
     // Lean: unset fields are omitted; the body and comments live in worker_context only.
     let task_keys = keys(&v["task"]);
     assert!(task_keys.is_subset(&set(SHOW_TASK_KEYS)), "{task_keys:?}");
@@ -3389,4 +3392,56 @@ async fn kanban_schedule_parks_the_workers_own_task_and_ends_its_run() {
     s.close().await;
     let problems = fx.board.check_invariants().unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_names_the_parents_that_are_not_finished_and_the_last_failure() {
+    let fx = Fx::new();
+    let open = fx.task("still open");
+    let done = fx.task("finished");
+    fx.board
+        .complete_task(Completion {
+            task_id: done.clone(),
+            summary: Some("ok".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let child = fx.create(NewTask {
+        title: "waits".into(),
+        assignee: Some("worker".into()),
+        parents: vec![open.clone(), done.clone()],
+        ..Default::default()
+    });
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_show", json!({"task_id": child})).await;
+    assert_eq!(
+        v["unsatisfied_parents"],
+        json!([{"id": open, "status": "ready"}]),
+        "{v}"
+    );
+    // last_failure_error is carried once a run failed.
+    let run = fx
+        .board
+        .claim_task_as(&open, Some(60), LOCK)
+        .unwrap()
+        .run_id;
+    fx.board
+        .settle_worker_exit(
+            &open,
+            run,
+            hermes_kanban::kernel::SettledBy::Tick,
+            Some(5),
+            Some(&hermes_kanban::kernel::WorkerExit::from_status(
+                9,
+                Some(3),
+                None,
+            )),
+        )
+        .unwrap();
+    let v = s.ok("kanban_show", json!({"task_id": open})).await;
+    assert_eq!(
+        v["task"]["last_failure_error"], "pid 9 exited with code 3",
+        "{v}"
+    );
+    s.close().await;
 }
