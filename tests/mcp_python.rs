@@ -563,7 +563,10 @@ fn orchestrator_sessions_see_every_tool() {
         args.extend(["--expect-tools".into(), tool_list(true)]);
         let report = run_client(fx.cli.dir.path(), &args);
         assert_eq!(report["transport"], transport);
-        assert_eq!(report["tools"].as_array().unwrap().len(), 11);
+        assert_eq!(
+            report["tools"].as_array().unwrap().len(),
+            WORKER_TOOLS.len() + ORCHESTRATOR_ONLY.len()
+        );
         assert_eq!(report["listed"], serde_json::json!([fx.task]));
         assert_eq!(report["status"], "running", "{transport}/{mode}: {report}");
         assert_eq!(
