@@ -89,6 +89,27 @@ fn decode_cursor(c: &str) -> Option<crate::kernel::PageKey> {
     parts.next().is_none().then_some(k)
 }
 
+/// A `metadata` argument: a JSON object, or (the common mistake) a string holding one.
+fn object_arg(
+    tool: &str,
+    v: Option<Value>,
+) -> Result<Option<serde_json::Map<String, Value>>, Box<CallToolResult>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => Ok(Some(m)),
+            _ => Err(Box::new(fail(format!(
+                "{tool}: metadata is a string that does not hold a JSON object; send an object like {{\"changed_files\": [...]}} (or a string of one)"
+            )))),
+        },
+        Some(other) => Err(Box::new(fail(format!(
+            "{tool}: metadata must be a JSON object like {{\"changed_files\": [...]}}, not {}",
+            crate::kernel::validate::json_type(&other)
+        )))),
+    }
+}
+
 fn kernel(e: KernelError) -> CallToolResult {
     fail(e)
 }
@@ -306,24 +327,9 @@ impl KanbanMcp {
         if !has(&p.summary) && !has(&p.result) {
             return fail("kanban_complete: provide at least one of: summary (preferred), result");
         }
-        let mut metadata = match p.metadata {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m),
-            // The common mistake: the object sent as a JSON string. Accept it when it holds one.
-            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => Some(m),
-                _ => {
-                    return fail(
-                        "kanban_complete: metadata is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (or a string of one)",
-                    );
-                }
-            },
-            Some(other) => {
-                return fail(format!(
-                    "kanban_complete: metadata must be a JSON object like {{\"changed_files\": [...]}}, not {}",
-                    crate::kernel::validate::json_type(&other)
-                ));
-            }
+        let mut metadata = match object_arg("kanban_complete", p.metadata) {
+            Ok(m) => m,
+            Err(e) => return *e,
         };
         if let Scope::Worker { task_id: own, .. } = &scope
             && own == &id
