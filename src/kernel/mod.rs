@@ -29,6 +29,7 @@ mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
+mod transitions;
 mod types;
 pub mod validate;
 
@@ -73,6 +74,7 @@ pub use tasks::{
     on_disk_profiles, profile_exists,
 };
 pub use tokens::{RunScope, token_hash};
+pub use transitions::TaskChange;
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

@@ -210,6 +210,30 @@ impl Fields {
         }
     }
 
+    /// Refuse a field this endpoint does not know (a typo would otherwise be ignored in
+    /// silence): 400 naming the field and listing the accepted ones.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let unknown: Vec<&str> = self
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::bad(format!(
+            "unknown field{} {}: this endpoint accepts {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            allowed.join(", ")
+        )))
+    }
+
     /// Whether the key is present (even as null).
     pub fn has(&self, k: &str) -> bool {
         self.0.contains_key(k)

@@ -1,0 +1,559 @@
+//! Issue 12's defects, each a user-visible failure found by fault injection, fuzzing or a
+//! first-time user, proven fixed against the real parts: the REST router on 127.0.0.1, the
+//! `hermes-kanban` binary on temp boards, real lock holders and real worker processes.
+
+mod cli_support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cli_support::Cli;
+use hermes_kanban::kernel::{Board, Env, NewTask, Status};
+use hermes_kanban::web::ServeConfig;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------------------------------------
+// A REST server on 127.0.0.1 over a temp HERMES_HOME.
+
+struct Server {
+    addr: SocketAddr,
+    _dir: TempDir,
+    env: Env,
+    ct: CancellationToken,
+    http: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.ct.cancel();
+    }
+}
+
+fn config(token: Option<&str>) -> ServeConfig {
+    ServeConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_token: token.map(str::to_string),
+        board: None,
+        allowed_hosts: vec![],
+        tools: None,
+        dispatch: None,
+    }
+}
+
+async fn start_with(cfg: ServeConfig) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::empty()
+        .with("HOME", dir.path().to_string_lossy())
+        .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
+    Board::open(&env, None).unwrap();
+    let ct = CancellationToken::new();
+    let app = hermes_kanban::web::router(env.clone(), &cfg, ct.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        _dir: dir,
+        env,
+        ct,
+        http: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+    fn board(&self) -> Board {
+        Board::open(&self.env, None).unwrap()
+    }
+    fn task(&self, title: &str, parents: &[String]) -> String {
+        self.board()
+            .create_task(NewTask {
+                title: title.into(),
+                assignee: Some("worker".into()),
+                parents: parents.to_vec(),
+                ..Default::default()
+            })
+            .unwrap()
+            .task
+            .id
+    }
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut rq = self.http.request(method, self.url(path));
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        let r = rq.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+}
+
+/// A small seeded PRNG (xorshift64*), so a failing case can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// A random value for a PATCH/bulk field: mostly plausible, often wrong.
+fn fuzz_value(rng: &mut Rng, field: &str) -> Value {
+    let wrong_type = [
+        json!(7),
+        json!(true),
+        json!([1]),
+        json!({"a": 1}),
+        json!(null),
+    ];
+    if rng.chance(15) {
+        return rng.pick(&wrong_type).clone();
+    }
+    match field {
+        "title" => rng
+            .pick(&[
+                json!("x"),
+                json!("renamed"),
+                json!(""),
+                json!("   "),
+                json!("t".repeat(1500)),
+            ])
+            .clone(),
+        "body" => rng
+            .pick(&[json!("new body"), json!(""), json!(null)])
+            .clone(),
+        "priority" => rng
+            .pick(&[
+                json!(7),
+                json!(-3),
+                json!(0),
+                json!(5_000_000),
+                json!(1.5),
+                json!(2.0),
+            ])
+            .clone(),
+        "assignee" => rng
+            .pick(&[
+                json!("worker"),
+                json!("other"),
+                json!(""),
+                json!("Not A Profile"),
+                json!("../etc"),
+            ])
+            .clone(),
+        "status" => rng
+            .pick(&[
+                json!("done"),
+                json!("blocked"),
+                json!("scheduled"),
+                json!("archived"),
+                json!("ready"),
+                json!("todo"),
+                json!("triage"),
+                json!("running"),
+                json!("review"),
+                json!("complted"),
+            ])
+            .clone(),
+        "result" | "summary" | "block_reason" => rng.pick(&[json!("because"), json!("")]).clone(),
+        "metadata" => rng
+            .pick(&[
+                json!({"tests": 3}),
+                json!("{\"tests\": 3}"),
+                json!("not an object"),
+                json!([1]),
+            ])
+            .clone(),
+        "reclaim_first" | "archive" => rng.pick(&[json!(true), json!(false), json!("yes")]).clone(),
+        _ => json!("?"),
+    }
+}
+
+const FUZZ_FIELDS: &[&str] = &[
+    "title",
+    "body",
+    "priority",
+    "assignee",
+    "status",
+    "result",
+    "summary",
+    "block_reason",
+    "metadata",
+    "reclaim_first",
+    "archive",
+];
+
+fn fuzz_body(rng: &mut Rng) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for _ in 0..1 + rng.below(4) {
+        let f = *rng.pick(FUZZ_FIELDS);
+        m.insert(f.into(), fuzz_value(rng, f));
+    }
+    if rng.chance(8) {
+        m.insert(
+            rng.pick(&["titel", "prio", "state"]).to_string(),
+            json!("x"),
+        );
+    }
+    m
+}
+
+/// Tasks in every status the dashboard can act on: ready, running, blocked, done, archived,
+/// todo (parent unfinished), scheduled, triage.
+fn seed_states(s: &Server) -> Vec<String> {
+    let b = s.board();
+    let ready = s.task("ready", &[]);
+    let running = s.task("running", &[]);
+    b.claim_task(&running, None).unwrap();
+    let blocked = s.task("blocked", &[]);
+    b.block_task(hermes_kanban::kernel::BlockRequest {
+        task_id: blocked.clone(),
+        reason: Some("wait".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let done = s.task("done", &[]);
+    b.complete_task(hermes_kanban::kernel::Completion {
+        task_id: done.clone(),
+        summary: Some("did it".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let archived = s.task("archived", &[]);
+    b.archive_task(&archived).unwrap();
+    let todo = s.task("todo", std::slice::from_ref(&ready));
+    let scheduled = s.task("scheduled", &[]);
+    b.schedule_task(&scheduled, Some("later"), None, None)
+        .unwrap();
+    let triage = s.task("triage", &[]);
+    b.set_status_direct(&triage, Status::Triage).unwrap();
+    vec![
+        ready, running, blocked, done, archived, todo, scheduled, triage,
+    ]
+}
+
+/// Defect 1: a PATCH answered 400 had already committed title and priority (four kernel
+/// calls, four transactions). Now one PATCH is one kernel transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_refused_for_a_bad_assignee_changes_nothing() {
+    let s = start_with(config(None)).await;
+    let id = s.task("original", &[]);
+    let before = s.board().dump_rows().unwrap();
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/tasks/{id}"),
+            Some(json!({"title": "x", "priority": 7, "assignee": "Not A Profile"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("assignee"), "{v}");
+    let t = s.board().get_task(&id).unwrap();
+    assert_eq!((t.title.as_str(), t.priority), ("original", 0));
+    assert_eq!(s.board().dump_rows().unwrap(), before);
+
+    // A refused status move (done → ready is not a move a done task makes while a sibling
+    // step already succeeded) rolls back the title too.
+    let kid_parent = s.task("parent", &[]);
+    let kid = s.task("kid", std::slice::from_ref(&kid_parent));
+    let before = s.board().dump_rows().unwrap();
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/tasks/{kid}"),
+            Some(json!({"title": "renamed", "priority": 3, "status": "ready"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains(&kid_parent), "{v}");
+    assert_eq!(s.board().dump_rows().unwrap(), before);
+
+    // Bulk: every item refused → nothing applied (it used to apply the priority).
+    let b = s.board();
+    b.claim_task(&id, None).unwrap();
+    let before = s.board().dump_rows().unwrap();
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/tasks/bulk",
+            Some(json!({"ids": [id, "t_00000000"], "priority": 9, "assignee": "other"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["ok"] == false), "{v}");
+    assert_eq!(s.board().dump_rows().unwrap(), before);
+}
+
+/// Defect 1, fuzzed: a few hundred random PATCH and bulk bodies from a seeded RNG against
+/// tasks in every status; after every refusal the DB is byte-for-byte what it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_patch_and_bulk_refusals_change_nothing() {
+    let s = start_with(config(None)).await;
+    let seed = std::env::var("HK_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_u64);
+    let mut rng = Rng(seed);
+    let mut ids = seed_states(&s);
+    let (mut refusals, mut applied) = (0, 0);
+    for case in 0..320 {
+        if case % 40 == 39 {
+            ids = seed_states(&s);
+        }
+        let body = fuzz_body(&mut rng);
+        let bulk = rng.chance(35);
+        let before = s.board().dump_rows().unwrap();
+        let (st, v, refused) = if bulk {
+            let mut b = body.clone();
+            let mut targets = vec![json!(rng.pick(&ids).clone())];
+            if rng.chance(40) {
+                targets.push(json!(rng.pick(&ids).clone()));
+            }
+            if rng.chance(15) {
+                targets.push(json!("t_00000000"));
+            }
+            b.insert("ids".into(), json!(targets));
+            let (st, v) = s
+                .call(Method::POST, "/api/tasks/bulk", Some(Value::Object(b)))
+                .await;
+            let all_failed = st != StatusCode::OK
+                || v["results"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().all(|x| x["ok"] == false));
+            (st, v, all_failed)
+        } else {
+            let id = if rng.chance(5) {
+                "t_00000000".to_string()
+            } else {
+                rng.pick(&ids).clone()
+            };
+            let (st, v) = s
+                .call(
+                    Method::PATCH,
+                    &format!("/api/tasks/{id}"),
+                    Some(Value::Object(body.clone())),
+                )
+                .await;
+            (st, v.clone(), st != StatusCode::OK)
+        };
+        assert!(
+            st.is_success() || st.is_client_error(),
+            "case {case} (seed {seed}): {st} {v}"
+        );
+        if refused {
+            refusals += 1;
+            let after = s.board().dump_rows().unwrap();
+            assert!(
+                after == before,
+                "case {case} (seed {seed}): refused ({st} {v}) but the DB changed; body {body:?}"
+            );
+        } else {
+            applied += 1;
+        }
+    }
+    assert!(
+        refusals > 100 && applied > 20,
+        "the fuzz should exercise both: {refusals} refusals, {applied} applied"
+    );
+    let v = s.board().check_invariants().unwrap();
+    assert!(v.is_empty(), "{v:#?}");
+}
+
+/// Defect 6: REST ignored unknown fields in silence; a typo is now a 400 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_refuses_unknown_fields_naming_them() {
+    let s = start_with(config(None)).await;
+    let id = s.task("t", &[]);
+    for (m, path, body) in [
+        (
+            Method::PATCH,
+            format!("/api/tasks/{id}"),
+            json!({"titel": "x"}),
+        ),
+        (
+            Method::POST,
+            "/api/tasks".into(),
+            json!({"title": "y", "priorty": 3}),
+        ),
+        (
+            Method::POST,
+            "/api/tasks/bulk".into(),
+            json!({"ids": [id], "prio": 3}),
+        ),
+        (
+            Method::POST,
+            format!("/api/tasks/{id}/comments"),
+            json!({"body": "b", "autor": "me"}),
+        ),
+    ] {
+        let before = s.board().dump_rows().unwrap();
+        let (st, v) = s.call(m.clone(), &path, Some(body.clone())).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{m} {path}: {v}");
+        let d = v["detail"].as_str().unwrap();
+        let key = body.as_object().unwrap().keys().next_back().unwrap().clone();
+        assert!(
+            d.contains(&format!("'{key}'")) && d.contains("accepts"),
+            "{d}"
+        );
+        assert_eq!(s.board().dump_rows().unwrap(), before);
+    }
+}
+
+/// Defect 6: metadata given as a JSON string holding an object is accepted (REST and CLI
+/// alike); a string holding anything else is refused saying exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_as_a_string_holding_an_object_is_accepted_everywhere() {
+    let s = start_with(config(None)).await;
+    let id = s.task("t", &[]);
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/tasks/{id}"),
+            Some(json!({"status": "done", "summary": "ok", "metadata": "{\"tests\": 12}"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let runs = s.board().list_runs(&id, None).unwrap();
+    assert_eq!(runs.last().unwrap().metadata, Some(json!({"tests": 12})));
+    let id2 = s.task("t2", &[]);
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/tasks/{id2}"),
+            Some(json!({"status": "done", "metadata": "tests=12"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("accepted only when it holds a JSON object"),
+        "{v}"
+    );
+
+    let cli = Cli::new();
+    let id = cli.create("c", &["--assignee", "worker"]);
+    cli.run(&[
+        "complete",
+        &id,
+        "--summary",
+        "s",
+        "--metadata",
+        "\"{\\\"n\\\": 1}\"",
+    ])
+    .ok();
+    let runs = cli.board().list_runs(&id, None).unwrap();
+    assert_eq!(runs.last().unwrap().metadata, Some(json!({"n": 1})));
+    let r = cli.run(&["complete", &cli.create("d", &[]), "--metadata", "\"text\""]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("accepted only when it holds a JSON object"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 4: the lock wait means what it says.
+
+/// Hold the board's write lock from this process until the returned sender is dropped.
+fn hold_write_lock(db: &std::path::Path) -> std::sync::mpsc::Sender<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let db = db.to_path_buf();
+    std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        ready_tx.send(()).unwrap();
+        let _ = rx.recv();
+        c.execute_batch("ROLLBACK").unwrap();
+    });
+    ready_rx.recv().unwrap();
+    tx
+}
+
+#[test]
+fn busy_timeout_is_the_whole_wait_not_six_times_it() {
+    let cli = Cli::new();
+    cli.create("first", &[]);
+    let hold = hold_write_lock(&cli.db());
+    let t0 = Instant::now();
+    let r = cli.run_env(
+        &["create", "second"],
+        &[("HERMES_KANBAN_BUSY_TIMEOUT_MS", "1000")],
+    );
+    let took = t0.elapsed();
+    drop(hold);
+    assert_ne!(r.code, 0, "the write must give up while the lock is held");
+    assert!(r.stderr.contains("busy"), "{}", r.stderr);
+    // 1 s configured; it used to give up after ~6.5 s. Allow process start-up on a loaded box.
+    assert!(
+        took < Duration::from_millis(2900),
+        "gave up after {took:?} with a 1000 ms busy timeout"
+    );
+    assert!(
+        took >= Duration::from_millis(950),
+        "gave up early: {took:?}"
+    );
+}
+
+#[test]
+fn a_long_lock_wait_says_what_it_waits_for() {
+    let cli = Cli::new();
+    cli.create("first", &[]);
+    let hold = hold_write_lock(&cli.db());
+    let child = cli
+        .cmd(&["create", "second", "--json"])
+        .env("HERMES_KANBAN_BUSY_TIMEOUT_MS", "60000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    drop(hold);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting") && stderr.contains(&cli.db().to_string_lossy().to_string()),
+        "a wait past 2 s names the board: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "and the process holding it (this test): {stderr}"
+    );
+}
