@@ -422,7 +422,13 @@ async fn rest_refuses_unknown_fields_naming_them() {
         let (st, v) = s.call(m.clone(), &path, Some(body.clone())).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{m} {path}: {v}");
         let d = v["detail"].as_str().unwrap();
-        let key = body.as_object().unwrap().keys().next_back().unwrap().clone();
+        let key = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .next_back()
+            .unwrap()
+            .clone();
         assert!(
             d.contains(&format!("'{key}'")) && d.contains("accepts"),
             "{d}"
@@ -555,5 +561,178 @@ fn a_long_lock_wait_says_what_it_waits_for() {
     assert!(
         stderr.contains(&format!("pid {}", std::process::id())),
         "and the process holding it (this test): {stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 3: with a token configured, loopback peers need it too (on /mcp as everywhere).
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
+async fn mcp_init(s: &Server, bearer: Option<&str>) -> reqwest::Response {
+    let mut rq = s
+        .http
+        .post(s.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT);
+    if let Some(t) = bearer {
+        rq = rq.bearer_auth(t);
+    }
+    rq.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_token_protects_mcp_from_loopback_peers() {
+    let s = start_with(config(Some("s3cret-admin"))).await;
+    // Loopback without a token: refused (it used to get orchestrator scope).
+    let r = mcp_init(&s, None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A wrong token: 401 invalid_token.
+    let r = mcp_init(&s, Some("wrong")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    // The admin token and a live run token work.
+    assert_eq!(
+        mcp_init(&s, Some("s3cret-admin")).await.status(),
+        StatusCode::OK
+    );
+    let id = s.task("w", &[]);
+    let b = s.board();
+    let claim = b.claim_task(&id, None).unwrap();
+    let run_token = b.mint_run_token(&id, claim.run_id).unwrap();
+    assert_eq!(
+        mcp_init(&s, Some(&run_token)).await.status(),
+        StatusCode::OK
+    );
+    // REST: a wrong bearer is invalid_token as well; /healthz stays open.
+    let r = s
+        .http
+        .get(s.url("/api/board"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    let r = s.http.get(s.url("/api/board")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Without a configured token, loopback stays the orchestrator by default.
+    let open = start_with(config(None)).await;
+    assert_eq!(mcp_init(&open, None).await.status(), StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 7: serve binds first, accepts host names, colours only a terminal.
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait for `serve` to answer /healthz on `port`, or panic with its stderr.
+fn wait_healthz(port: u16, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = write!(
+                c,
+                "GET /healthz HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+            );
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("serve exited early: {st}");
+        }
+        assert!(Instant::now() < deadline, "serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_on_a_busy_port_fails_before_the_dispatcher_ticks() {
+    let cli = Cli::new();
+    cli.create("x", &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let r = cli.run(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("cannot bind"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("dispatcher ticking"),
+        "the dispatcher must not start before the bind: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn serve_accepts_a_host_name_and_logs_plain_text_to_a_file() {
+    let cli = Cli::new();
+    cli.create("x", &[]);
+    let port = free_port();
+    let log = cli.dir.path().join("serve.log");
+    let mut child = cli
+        .cmd(&[
+            "serve",
+            "--bind",
+            &format!("localhost:{port}"),
+            "--interval",
+            "0.5",
+        ])
+        .env_remove("NO_COLOR")
+        .env("HERMES_KANBAN_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_healthz(port, &mut child);
+    // An MCP handshake makes the server log (rmcp traces sessions).
+    {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            c,
+            "POST /mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            INIT.len()
+        )
+        .unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("serving on http://127.0.0.1:"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("DEBUG") || l.contains("INFO")),
+        "debug logging should have produced tracing lines: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escapes in a redirected log: {text:?}"
     );
 }
