@@ -736,3 +736,239 @@ fn serve_accepts_a_host_name_and_logs_plain_text_to_a_file() {
         "no ANSI escapes in a redirected log: {text:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defect 5: every command `diagnostics` suggests works in the state it is suggested in.
+
+const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
+
+/// A CLI home with a `worker` profile and short grace knobs, as the dispatcher tests use.
+fn lab() -> Cli {
+    let mut cli = Cli::new();
+    std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
+    cli.extra_env
+        .push(("HERMES_KANBAN_CRASH_GRACE_SECONDS".into(), "0".into()));
+    cli.extra_env
+        .push(("HERMES_KANBAN_KILL_GRACE_SECONDS".into(), "1".into()));
+    cli
+}
+
+/// A fake `hermes` running `body` under bash, with `$HK` (our binary) and `$T` (the task).
+fn fake_worker(cli: &Cli, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = cli.dir.path().join(name);
+    std::fs::write(
+        &p,
+        format!("#!/bin/bash\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Dispatch (with `HERMES_BIN`) until the task is blocked (the breaker tripped).
+fn dispatch_until_blocked(cli: &Cli, id: &str, hermes: &str) {
+    for _ in 0..6 {
+        cli.run_env(&["dispatch", "--json"], &[("HERMES_BIN", hermes)])
+            .ok();
+        until("the run to settle", || {
+            cli.board().get_task(id).unwrap().status != Status::Running
+        });
+        if cli.board().get_task(id).unwrap().status == Status::Blocked {
+            return;
+        }
+    }
+    panic!("{id} never tripped the breaker");
+}
+
+/// Every `cli_hint` command of every finding, as argv without the program name.
+fn suggested_commands(cli: &Cli) -> Vec<Vec<String>> {
+    let v = cli.run(&["diagnostics", "--json"]).json();
+    let mut out = vec![];
+    for row in v.as_array().unwrap() {
+        for d in row["diagnostics"].as_array().unwrap() {
+            for a in d["actions"].as_array().unwrap() {
+                if a["kind"] == "cli_hint" {
+                    let cmd = a["payload"]["command"].as_str().unwrap();
+                    let argv: Vec<String> = cmd.split_whitespace().map(str::to_string).collect();
+                    assert_eq!(argv[0], "hermes-kanban", "{cmd}");
+                    out.push(argv[1..].to_vec());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn run_suggestions(cli: &Cli, want_unblock: bool) -> Vec<Vec<String>> {
+    let cmds = suggested_commands(cli);
+    assert!(!cmds.is_empty(), "the scenario should produce advice");
+    // The state-changing one (unblock) last, so every other runs in the state it was given for.
+    let (mut reads, writes): (Vec<_>, Vec<_>) =
+        cmds.iter().cloned().partition(|c| c[0] != "unblock");
+    reads.extend(writes);
+    for argv in &reads {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let r = cli.run(&args);
+        assert_eq!(
+            r.code,
+            0,
+            "suggested `hermes-kanban {}` fails: {}",
+            argv.join(" "),
+            r.stderr
+        );
+    }
+    assert_eq!(
+        cmds.iter().any(|c| c[0] == "unblock"),
+        want_unblock,
+        "{cmds:?}"
+    );
+    cmds
+}
+
+#[test]
+fn breaker_trip_on_spawn_failures_suggests_only_working_commands_and_the_way_out() {
+    let cli = lab();
+    let id = cli.create("never starts", &["--assignee", "worker"]);
+    dispatch_until_blocked(&cli, &id, "/nonexistent/hermes");
+    let text = cli.run(&["diagnostics"]).ok().to_string();
+    assert!(text.contains("then unblock"), "{text}");
+    let cmds = run_suggestions(&cli, true);
+    assert!(
+        !cmds.iter().any(|c| c[0] == "log"),
+        "no worker ran, so no log to read: {cmds:?}"
+    );
+    // The way out works: after the unblock the task is ready again.
+    assert_eq!(cli.board().get_task(&id).unwrap().status, Status::Ready);
+    cli.assert_invariants();
+}
+
+#[test]
+fn breaker_trip_on_crashes_suggests_the_log_that_exists() {
+    let cli = lab();
+    let hermes = fake_worker(&cli, "crash.sh", "echo boom >&2; exit 3");
+    let id = cli.create("crashes", &["--assignee", "worker"]);
+    dispatch_until_blocked(&cli, &id, &hermes.to_string_lossy());
+    let cmds = run_suggestions(&cli, true);
+    assert!(cmds.iter().any(|c| c[0] == "log"), "{cmds:?}");
+    cli.assert_invariants();
+}
+
+#[test]
+fn unspawnable_assignee_is_warned_on_create_assign_and_in_diagnostics() {
+    let cli = lab();
+    let r = cli.run(&["create", "lost", "--assignee", "ghost"]);
+    r.code(0);
+    assert!(
+        r.stderr.contains("'ghost' has no profile") && r.stderr.contains("worker_command"),
+        "{}",
+        r.stderr
+    );
+    let id = cli.board().list_tasks(&Default::default()).unwrap()[0]
+        .id
+        .clone();
+    let r = cli.run(&["assign", &id, "phantom"]);
+    r.code(0);
+    assert!(
+        r.stderr.contains("'phantom' has no profile"),
+        "{}",
+        r.stderr
+    );
+    let r = cli.run(&["assign", &id, "worker"]);
+    assert!(!r.stderr.contains("no profile"), "{}", r.stderr);
+    cli.run(&["assign", &id, "ghost"]).ok();
+    let v = cli.run(&["diagnostics", "--json"]).json();
+    assert_eq!(
+        v[0]["diagnostics"][0]["kind"], "unspawnable_assignee",
+        "{v}"
+    );
+    run_suggestions(&cli, false);
+
+    // A worker_command assignee is spawnable: no warning, and `assignees` says what runs it.
+    std::fs::write(
+        cli.home().join("config.yaml"),
+        "kanban:\n  worker_command:\n    codex: [\"/bin/true\"]\n",
+    )
+    .unwrap();
+    let r = cli.run(&["create", "templated", "--assignee", "codex"]);
+    assert!(!r.stderr.contains("no profile"), "{}", r.stderr);
+    let out = cli.run(&["assignees"]).ok().to_string();
+    let codex = out.lines().find(|l| l.starts_with("codex")).unwrap();
+    assert!(
+        codex.contains("worker_command") && !codex.contains("no profile"),
+        "{out}"
+    );
+    let ghost = out.lines().find(|l| l.starts_with("ghost")).unwrap();
+    assert!(ghost.contains("cannot be dispatched"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defect 6 (CLI): mistakes that were accepted in silence.
+
+#[test]
+fn watch_with_an_unknown_kind_is_an_error_listing_the_valid_ones() {
+    let cli = Cli::new();
+    cli.create("x", &[]);
+    let t0 = Instant::now();
+    let r = cli.run(&["watch", "--kinds", "completed,complted"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "it must not run forever"
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("complted")
+            && r.stderr.contains("valid kinds")
+            && r.stderr.contains("completed"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn completions_offer_statuses_and_kinds_not_file_names() {
+    let cli = Cli::new();
+    let out = cli.run(&["completions", "bash"]).ok().to_string();
+    let after = |flag: &str| {
+        let i = out
+            .find(&format!("{flag})"))
+            .unwrap_or_else(|| panic!("{flag} missing"));
+        out[i..].lines().nth(1).unwrap().to_string()
+    };
+    let status = after("--status");
+    assert!(
+        status.contains("compgen -W") && status.contains("blocked") && status.contains("triage"),
+        "{status}"
+    );
+    let kinds = after("--kinds");
+    assert!(
+        kinds.contains("gave_up") && kinds.contains("completed"),
+        "{kinds}"
+    );
+}
+
+#[test]
+fn archive_rm_works_before_or_after_the_ids() {
+    let cli = Cli::new();
+    let a = cli.create("a", &[]);
+    let b = cli.create("b", &[]);
+    cli.run(&["archive", &a, &b]).ok();
+    let r = cli.run(&["archive", &a, "--rm"]);
+    assert!(r.ok().contains(&format!("Deleted {a}")), "{r:?}");
+    let r = cli.run(&["archive", "--rm", &b]);
+    assert!(r.ok().contains(&format!("Deleted {b}")), "{r:?}");
+    assert!(cli.board().get_task(&a).is_err() && cli.board().get_task(&b).is_err());
+    // Mixing plain ids with `--rm <ids>` stays a usage error (as in Hermes).
+    let c = cli.create("c", &[]);
+    let r = cli.run(&["archive", &c, "--rm", "t_00000000"]);
+    r.code(2);
+    assert_eq!(cli.board().get_task(&c).unwrap().status, Status::Ready);
+}

@@ -1044,7 +1044,7 @@ async fn dispatch_without_and_with_a_hook() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "x", "assignee": "w"})),
+            Some(json!({"title": "x", "assignee": "default"})),
         )
         .await;
     assert!(v.get("warning").is_none());

@@ -32,6 +32,32 @@ use config::{KanbanConfig, WorkerCommands};
 use locks::TryLock;
 pub use procs::{terminate_run, terminate_task, worker_alive};
 
+/// The assignees a tick can spawn on this machine: `default`, every profile on disk and every
+/// `kanban.worker_command` entry (the same test the tick applies before spawning).
+pub fn spawnable_assignees(env: &Env) -> std::collections::BTreeSet<String> {
+    let (cfg, _) = KanbanConfig::load(env);
+    let mut out: std::collections::BTreeSet<String> =
+        crate::kernel::on_disk_profiles(&hermes_root(env))
+            .into_iter()
+            .collect();
+    out.extend(cfg.worker_command.by_assignee.keys().cloned());
+    out
+}
+
+/// A warning for an assignee the dispatcher cannot spawn (no profile, no worker command), or
+/// `None` when it can.
+pub fn unspawnable_warning(env: &Env, assignee: &str) -> Option<String> {
+    let (cfg, _) = KanbanConfig::load(env);
+    let root = hermes_root(env);
+    if cfg.worker_command.by_assignee.contains_key(assignee) || profile_exists(&root, assignee) {
+        return None;
+    }
+    Some(format!(
+        "assignee '{assignee}' has no profile ({} does not exist) and no kanban.worker_command.{assignee} in config.yaml: no dispatcher will start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists",
+        root.join("profiles").join(assignee).display()
+    ))
+}
+
 /// Everything one tick needs (REF §9.1 parameters plus our knobs).
 #[derive(Debug, Clone)]
 pub struct TickOptions {

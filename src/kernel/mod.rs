@@ -48,7 +48,7 @@ pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
 pub use env::Env;
 pub use error::{KernelError, Result};
-pub use events::EventFilter;
+pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,

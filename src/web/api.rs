@@ -475,7 +475,7 @@ async fn task_detail(
         }
         _ => None,
     };
-    let cfg = st.diagnostics.clone();
+    let cfg = st.diagnostics_now();
     st.on(board_param(&q).as_deref(), move |b| {
         let d = b.task_detail(&id)?;
         let now = b.now();
@@ -556,13 +556,21 @@ async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) 
         ..Default::default()
     };
     let no_dispatcher = st.dispatch.is_none();
+    let env = st.env.clone();
     st.on(board_param(&q).as_deref(), move |b| {
         let c = b.create_task(new)?;
         let mut out = json!({"task": task_json(&c.task)});
         if c.existing {
             out["existing"] = json!(true);
         }
-        if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
+        if let Some(w) = c
+            .task
+            .assignee
+            .as_deref()
+            .and_then(|a| crate::dispatch::unspawnable_warning(&env, a))
+        {
+            out["warning"] = json!(w);
+        } else if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
             out["warning"] = json!(
                 "no dispatcher is running in this server: the task will wait in ready until `hermes-kanban dispatch` or a daemon picks it up"
             );
@@ -878,7 +886,7 @@ async fn diagnostics(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult 
         None => Severity::Warning,
         Some(s) => s.parse::<Severity>()?,
     };
-    let cfg = st.diagnostics.clone();
+    let cfg = st.diagnostics_now();
     st.on(board_param(&q).as_deref(), move |b| {
         let mut rows = b.diagnostics(None, min, &cfg)?;
         rows.sort_by(|a, b| {

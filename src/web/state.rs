@@ -116,6 +116,15 @@ pub struct WebState {
 }
 
 impl WebState {
+    /// The diagnostics thresholds with the assignees that can be spawned right now (profiles
+    /// and worker commands change while the server runs).
+    pub fn diagnostics_now(&self) -> DiagnosticsConfig {
+        DiagnosticsConfig {
+            spawnable: Some(crate::dispatch::spawnable_assignees(&self.env)),
+            ..self.diagnostics.clone()
+        }
+    }
+
     /// New state.
     pub fn new(
         env: Env,
