@@ -972,3 +972,129 @@ fn archive_rm_works_before_or_after_the_ids() {
     r.code(2);
     assert_eq!(cli.board().get_task(&c).unwrap().status, Status::Ready);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defect 2: a closed run's lingering processes and workspace, after its supervisor was killed.
+
+fn pid_alive(pid: i32) -> bool {
+    // Zombies count as dead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_killed_supervisor_leaves_no_orphan_and_no_workspace_behind() {
+    let cli = lab();
+    let marker = cli.dir.path().join("child.pid");
+    // The worker completes, then lingers (as agents do) with a child of its own running.
+    let hermes = fake_worker(
+        &cli,
+        "linger.sh",
+        &format!(
+            "$HK complete \"$T\" --summary done >/dev/null\nsleep 300 &\necho $! > {}\nsleep 300",
+            marker.display()
+        ),
+    );
+    let id = cli.create("lingers", &["--assignee", "worker"]);
+    cli.run_env(
+        &["dispatch", "--json"],
+        &[("HERMES_BIN", &hermes.to_string_lossy())],
+    )
+    .ok();
+    until("the child's pid", || {
+        std::fs::read_to_string(&marker).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
+    let child: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let b = cli.board();
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Done);
+    let ws = std::path::PathBuf::from(t.workspace_path.clone().expect("scratch workspace"));
+    assert!(ws.is_dir());
+    let run = b.list_runs(&id, None).unwrap()[0].id;
+    let proc_row = b.run_process(run).unwrap().unwrap();
+    let supervisor = proc_row.supervisor_pid.unwrap() as i32;
+    // Kill the supervisor: the worker dies with it (parent-death signal), its child lives on.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    until("the supervisor to die", || !pid_alive(supervisor));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        pid_alive(child),
+        "the orphan exists before the fix's tick runs"
+    );
+    assert!(b.run_process(run).unwrap().unwrap().settled_at.is_none());
+
+    // The next tick reaps it, settles the row and removes the workspace.
+    let v = cli
+        .run_env(
+            &["dispatch", "--json"],
+            &[("HERMES_BIN", &hermes.to_string_lossy())],
+        )
+        .json();
+    assert_eq!(v["reaped"], json!([id]), "{v}");
+    until("the orphan to be gone", || !pid_alive(child));
+    let row = b.run_process(run).unwrap().unwrap();
+    assert_eq!(row.settled_by.as_deref(), Some("tick"));
+    assert!(!ws.exists(), "the scratch workspace is removed");
+    let kinds: Vec<String> = b
+        .list_events(&id, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds.contains(&"terminal_worker_reaped".to_string()),
+        "{kinds:?}"
+    );
+    // A second tick finds nothing more to do.
+    let v = cli
+        .run_env(
+            &["dispatch", "--json"],
+            &[("HERMES_BIN", &hermes.to_string_lossy())],
+        )
+        .json();
+    assert!(v.get("reaped").is_none(), "{v}");
+    cli.assert_invariants();
+}
+
+#[test]
+fn gc_removes_scratch_workspaces_whose_cleanup_is_due() {
+    let cli = Cli::new();
+    let parent = cli.create("parent", &[]);
+    let child = cli.create("child", &["--parent", &parent]);
+    let solo = cli.create("solo", &[]);
+    let b = cli.board();
+    let root = b.paths().workspaces.clone();
+    for id in [&parent, &solo] {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), "x").unwrap();
+        b.set_workspace(id, &dir.to_string_lossy(), None).unwrap();
+    }
+    cli.run(&["complete", &parent, "--summary", "p"]).ok();
+    cli.run(&["complete", &solo, "--summary", "s"]).ok();
+    cli.run(&["gc"]).ok();
+    assert!(!root.join(&solo).exists(), "done, no children: cleaned up");
+    assert!(
+        root.join(&parent).exists(),
+        "a child may still read the parent's files"
+    );
+    cli.run(&["complete", &child, "--summary", "c"]).ok();
+    cli.run(&["gc"]).ok();
+    assert!(
+        !root.join(&parent).exists(),
+        "children finished: cleaned up"
+    );
+}

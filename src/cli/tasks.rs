@@ -175,7 +175,8 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
             .and_then(|a| crate::dispatch::unspawnable_warning(&ctx.env, a))
         {
             eprintln!("warning: {w}");
-        } else if t.status == Status::Ready
+        }
+        if t.status == Status::Ready
             && t.assignee.is_some()
             && !crate::dispatch::locks::dispatcher_running(&ctx.env)
         {
