@@ -54,7 +54,7 @@ pub fn unspawnable_warning(env: &Env, assignee: &str) -> Option<String> {
         return None;
     }
     Some(format!(
-        "assignee '{assignee}' has no profile ({} does not exist) and no kanban.worker_command.{assignee} in config.yaml: no dispatcher will start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists",
+        "assignee '{assignee}' has no profile ({} does not exist) and no kanban.worker_command.{assignee} in config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists",
         root.join("profiles").join(assignee).display()
     ))
 }
