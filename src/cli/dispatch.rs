@@ -143,7 +143,12 @@ fn print_text(r: &DispatchResult, dry_run: bool) {
 }
 
 pub(crate) fn dispatch(ctx: &Ctx, a: &DispatchArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    // A dry run only reads: it must not create a board.
+    let b = if a.dry_run {
+        ctx.open_read()?
+    } else {
+        ctx.open()?
+    };
     let (mut opts, _) = tick_options(ctx);
     opts.dry_run = a.dry_run;
     opts.failure_limit = a.failure_limit;
@@ -192,12 +197,21 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     if let Some(m) = a.max {
         opts.max_spawn = Some(m as usize);
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    // Webhooks (kanban.notify): a bad config stops start-up with the key named.
+    let notifier = crate::notify::start(&ctx.env, ctx.board.as_deref(), stop.clone())
+        .map_err(CliError::Failed)?;
+    install_stop_handlers();
     if let Some(p) = &a.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| CliError::Failed(format!("--pidfile {}: {e}", p.display())))?;
     }
-    install_stop_handlers();
-    let stop = Arc::new(AtomicBool::new(false));
+    if notifier.hooks() > 0 {
+        eprintln!(
+            "hermes-kanban: delivering notifications to {} webhook(s) (kanban.notify.webhooks)",
+            notifier.hooks()
+        );
+    }
     let watcher = {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -233,6 +247,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     );
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
+    notifier.join();
     if let Some(p) = &a.pidfile {
         let _ = std::fs::remove_file(p);
     }

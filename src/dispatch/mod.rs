@@ -855,7 +855,8 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
 
 /// The boards a loop dispatches: the given one; else the one pinned by `HERMES_KANBAN_DB` /
 /// `HERMES_KANBAN_BOARD`; else every non-archived board (re-listed each tick, as the gateway).
-fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
+/// The boards a host serves: `board`, the pinned board, else every board.
+pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
     if let Some(b) = board {
         return vec![b.to_string()];
     }
@@ -930,8 +931,16 @@ pub fn run_loop_with(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let b = match Board::open(env, Some(&slug)) {
-                Ok(b) => b,
+            let b = match Board::open_mode(env, Some(&slug), crate::kernel::OpenMode::Create) {
+                Ok((b, created)) => {
+                    if created {
+                        eprintln!(
+                            "hermes-kanban: created a new board database at {} (board '{slug}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                            b.paths().db.display()
+                        );
+                    }
+                    b
+                }
                 Err(e) => {
                     tracing::warn!("dispatch: board {slug}: {e}");
                     continue;

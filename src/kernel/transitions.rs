@@ -34,6 +34,8 @@ pub struct TaskChange {
     pub metadata: Option<Value>,
     /// Reason for a move to `blocked` or `scheduled`.
     pub block_reason: Option<String>,
+    /// Kind of a move to `blocked` (`dependency` parks the task in `todo`).
+    pub block_kind: Option<super::types::BlockKind>,
 }
 
 impl TaskChange {
@@ -148,6 +150,7 @@ impl Board {
                 self.block_task(BlockRequest {
                     task_id: task_id.to_string(),
                     reason: ch.block_reason.clone(),
+                    kind: ch.block_kind,
                     ..Default::default()
                 })?;
             }

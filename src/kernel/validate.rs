@@ -233,7 +233,7 @@ pub fn metadata(v: Option<&Value>) -> Result<Option<Map<String, Value>>> {
             _ => {
                 return Err(KernelError::invalid(
                     "metadata",
-                    "must be a JSON object like {\"changed_files\": [...]}, not a string (a string is accepted only when it holds a JSON object)",
+                    "is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (a string is accepted only when it holds a JSON object)",
                 ));
             }
         },

@@ -246,6 +246,9 @@ struct CardOut<'a> {
     link_counts: LinkCounts,
     comment_count: i64,
     progress: Option<Progress>,
+    /// When the task entered its current status (Unix seconds; with `?status_since=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<i64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     diagnostics: &'a [Diagnostic],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -289,6 +292,7 @@ fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
             children: c.children,
         },
         comment_count: c.comment_count,
+        status_since: c.status_since,
         progress: (c.children > 0).then_some(Progress {
             done: c.children_done,
             total: c.children,
@@ -351,6 +355,7 @@ async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
 async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<String, ApiError> {
     let include_archived = flag(&q, "include_archived")?;
     let compact = flag(&q, "compact")?;
+    let status_since = flag(&q, "status_since")?;
     let ids: Option<Vec<String>> = match q.get("ids") {
         None => None,
         Some(s) => {
@@ -373,6 +378,7 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<St
             .cloned(),
         current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
         ids: ids.clone(),
+        status_since,
     };
     let cfg = st.diagnostics.clone();
     let view = st
@@ -508,6 +514,7 @@ async fn task_detail(
                 "latest_summary": summaries.get(&k.id), "result": k.result,
             })).collect::<Vec<_>>(),
             "runs": runs,
+            "parent_handoffs": b.parent_handoffs(&id)?,
         })))
     })
     .await
@@ -604,6 +611,7 @@ const PATCH_FIELDS: &[&str] = &[
     "result",
     "summary",
     "block_reason",
+    "block_kind",
     "metadata",
     "reclaim_first",
     "archive",
@@ -635,6 +643,17 @@ fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
         result: f.str("result")?,
         summary: f.str("summary")?,
         block_reason: f.str("block_reason")?,
+        block_kind: f
+            .str("block_kind")?
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                k.parse::<crate::kernel::BlockKind>().map_err(|_| {
+                    ApiError::bad(format!(
+                        "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
+                    ))
+                })
+            })
+            .transpose()?,
         metadata: f.value("metadata").cloned(),
         reclaim_first: f.bool("reclaim_first", false)?,
     })
