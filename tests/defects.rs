@@ -1030,6 +1030,11 @@ fn a_killed_supervisor_leaves_no_orphan_and_no_workspace_behind() {
     let ws = std::path::PathBuf::from(t.workspace_path.clone().expect("scratch workspace"));
     assert!(ws.is_dir());
     let run = b.list_runs(&id, None).unwrap()[0].id;
+    until("the worker's pid on the process row", || {
+        b.run_process(run)
+            .unwrap()
+            .is_some_and(|p| p.worker_pid.is_some())
+    });
     let proc_row = b.run_process(run).unwrap().unwrap();
     let supervisor = proc_row.supervisor_pid.unwrap() as i32;
     // Kill the supervisor: the worker dies with it (parent-death signal), its child lives on.

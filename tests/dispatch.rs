@@ -498,6 +498,14 @@ $HK complete "$T" --summary "finished after a long time""#,
     lab.dispatch_env(&hang, &[], &ttl);
     let worker = lab.pid_of(&dead);
     lab.pids.push(worker);
+    // The supervisor records the worker's pid (its process group) right after starting it;
+    // killing it before that would leave the group unknown to every tick.
+    let run = lab.task(&dead).current_run_id.unwrap();
+    lab.until("the worker's pid on the process row", |b| {
+        b.run_process(run)
+            .unwrap()
+            .is_some_and(|p| p.worker_pid.is_some())
+    });
     let sup = lab.task(&dead).worker_pid.unwrap() as i32;
     assert_ne!(sup, worker, "the recorded pid is the supervisor's");
     nix::sys::signal::kill(
