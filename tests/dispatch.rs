@@ -382,7 +382,10 @@ wait"#,
     let worker = lab.pid_of(&t);
     lab.pids.push(worker);
     let child_file = lab.dir().join(format!("{t}.child"));
-    lab.until("the child pid", |_| child_file.exists());
+    // Exists before `echo` wrote to it: wait for a whole pid.
+    lab.until("the child pid", |_| {
+        std::fs::read_to_string(&child_file).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
     let child: i32 = std::fs::read_to_string(&child_file)
         .unwrap()
         .trim()
