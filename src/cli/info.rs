@@ -172,11 +172,17 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
         print_json(&list);
         return Ok(());
     }
+    let (cfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     for x in &list {
         let counts: Vec<String> = x.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let disk = match &x.not_a_profile {
             None => String::new(),
-            Some(why) => format!("  (not a profile: {why})"),
+            Some(_) if cfg.worker_command.by_assignee.contains_key(&x.name) => {
+                "  (runs kanban.worker_command)".to_string()
+            }
+            Some(why) => {
+                format!("  (not a profile: {why}; no worker_command either: cannot be dispatched)")
+            }
         };
         println!("{:<20} {}{disk}", x.name, counts.join(", "));
     }
@@ -465,7 +471,7 @@ pub(crate) fn attach_rm(ctx: &Ctx, a: &AttachRmArgs) -> Result<(), CliError> {
 #[derive(Debug, Args)]
 pub struct DiagnosticsArgs {
     /// Only findings at or above: warning, error, critical.
-    #[arg(long, value_parser = parse_severity, default_value = "warning")]
+    #[arg(long, value_parser = super::output::Choices { parse: parse_severity, values: &["warning", "error", "critical"] }, default_value = "warning")]
     pub severity: Severity,
     /// Only this task.
     #[arg(long)]
@@ -482,7 +488,11 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
-    let rows = b.diagnostics(a.task.as_deref(), a.severity, &DiagnosticsConfig::default())?;
+    let cfg = DiagnosticsConfig {
+        spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
+        ..Default::default()
+    };
+    let rows = b.diagnostics(a.task.as_deref(), a.severity, &cfg)?;
     if a.json {
         print_json(&rows);
         return Ok(());

@@ -32,6 +32,7 @@ mod swarm;
 mod tasks;
 mod tokens;
 mod transfer;
+mod transitions;
 mod types;
 pub mod validate;
 mod webhooks;
@@ -51,7 +52,7 @@ pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
 pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
-pub use events::EventFilter;
+pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
@@ -82,6 +83,7 @@ pub use tokens::{RunScope, token_hash};
 pub use transfer::{
     ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
 };
+pub use transitions::TaskChange;
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

@@ -89,25 +89,14 @@ fn decode_cursor(c: &str) -> Option<crate::kernel::PageKey> {
     parts.next().is_none().then_some(k)
 }
 
-/// A `metadata` argument: a JSON object, or (the common mistake) a string holding one.
+/// A `metadata` argument by the kernel's rule: an object, or a string holding one (the
+/// double-encoding mistake).
 fn object_arg(
     tool: &str,
     v: Option<Value>,
 ) -> Result<Option<serde_json::Map<String, Value>>, Box<CallToolResult>> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(m)) => Ok(Some(m)),
-            _ => Err(Box::new(fail(format!(
-                "{tool}: metadata is a string that does not hold a JSON object; send an object like {{\"changed_files\": [...]}} (or a string of one)"
-            )))),
-        },
-        Some(other) => Err(Box::new(fail(format!(
-            "{tool}: metadata must be a JSON object like {{\"changed_files\": [...]}}, not {}",
-            crate::kernel::validate::json_type(&other)
-        )))),
-    }
+    crate::kernel::validate::metadata(v.as_ref())
+        .map_err(|e| Box::new(fail(format!("{tool}: {e}"))))
 }
 
 fn kernel(e: KernelError) -> CallToolResult {
