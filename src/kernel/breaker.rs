@@ -126,7 +126,7 @@ pub(crate) fn record_failure_tx(
         )?;
         c.execute(
             "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
             params![failures, error, r.task_id],
         )?;
         let mut payload = obj! {
@@ -164,7 +164,7 @@ pub(crate) fn record_failure_tx(
     if r.release_claim || r.end_run {
         c.execute(
             "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
             params![failures, error, r.task_id],
         )?;
         add_event(

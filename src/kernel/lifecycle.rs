@@ -175,7 +175,7 @@ pub(crate) fn claim_tx(
     let n = c
         .prepare_cached(
             "UPDATE tasks SET status='running', claim_lock=?1, claim_expires=?2,
-                    started_at=COALESCE(started_at, ?3), worker_pid=NULL, last_heartbeat_at=NULL
+                    started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, last_heartbeat_at=NULL
              WHERE id=?4 AND status=?5 AND claim_lock IS NULL",
         )?
         .execute(params![lock, expires, now, task_id, from.as_str()])?;
@@ -232,7 +232,7 @@ pub(crate) fn reclaim_tx(
         now,
     )?;
     let n = c.execute(
-        "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+        "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                 last_heartbeat_at=NULL, consecutive_failures=0, last_failure_error=NULL
          WHERE id=?1 AND claim_lock IS ?2 AND status IN ('running','ready','blocked')",
         params![t.id, t.claim_lock],
@@ -503,7 +503,7 @@ impl Board {
                 return Ok(Out::Phantom(phantom, verified));
             }
             let n = c.execute(
-                "UPDATE tasks SET status='done', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status='done', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), completed_at=?2,
                         consecutive_failures=0, last_failure_error=NULL
                  WHERE id=?3 AND status=?4 AND current_run_id IS ?5",
@@ -600,7 +600,7 @@ impl Board {
                 }
             };
             let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         block_kind=?2, block_recurrences=?3
                  WHERE id=?4 AND status=?5 AND current_run_id IS ?6",
                 params![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
@@ -667,7 +667,7 @@ impl Board {
                 Status::Todo
             };
             let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         consecutive_failures=0, last_failure_error=NULL
                  WHERE id=?2 AND status=?3",
                 params![status.as_str(), task_id, t.status.as_str()],
@@ -715,7 +715,7 @@ impl Board {
                 add_comment_tx(c, task_id, a, &format!("SCHEDULED: {r}"), now)?;
             }
             let n = c.execute(
-                "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
+                "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
                  WHERE id=?1 AND status=?2",
                 params![task_id, t.status.as_str()],
             )?;
@@ -815,7 +815,7 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.execute(
-                "UPDATE tasks SET worker_pid=?1 WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
                 params![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -826,7 +826,7 @@ impl Board {
                     current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
                 });
             }
-            c.execute("UPDATE task_runs SET worker_pid=?1 WHERE id=?2", params![pid, run_id])?;
+            c.execute("UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2", params![pid, run_id])?;
             add_event(c, task_id, Some(run_id), "spawned", obj! {"pid" => pid}, now)?;
             Ok(())
         })

@@ -425,7 +425,7 @@ fn store_exit(c: &Connection, task_id: &str, run_id: i64, e: &WorkerExit, now: i
 fn release_to_ready(c: &Connection, task_id: &str, run_id: i64) -> Result<bool> {
     let n = c
         .prepare_cached(
-            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                     last_heartbeat_at=NULL
              WHERE id=?1 AND status='running' AND current_run_id=?2",
         )?
@@ -583,7 +583,7 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.execute(
-                "UPDATE tasks SET worker_pid=?1 WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
                 params![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -598,7 +598,7 @@ impl Board {
                 });
             }
             c.execute(
-                "UPDATE task_runs SET worker_pid=?1 WHERE id=?2",
+                "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
                 params![pid, run_id],
             )?;
             c.execute(
@@ -1033,7 +1033,7 @@ impl Board {
             let t = load_task(c, task_id)?;
             let n = c
                 .prepare_cached(
-                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                             last_heartbeat_at=NULL
                      WHERE id=?1 AND status='running' AND claim_lock IS ?2 AND claim_expires < ?3",
                 )?
@@ -1068,7 +1068,7 @@ impl Board {
             let t = load_task(c, task_id)?;
             let n = c
                 .prepare_cached(
-                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                             last_heartbeat_at=NULL
                      WHERE id=?1 AND status='running' AND current_run_id=?2 AND claim_lock IS ?3",
                 )?

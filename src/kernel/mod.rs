@@ -43,7 +43,7 @@ pub use board_view::{
 };
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{TaskDetail, local_ts, relative_age, sorted_json};
-pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
+pub use db::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
 pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
 pub use env::Env;
 pub use error::{KernelError, Result};

@@ -573,7 +573,7 @@ impl Board {
                 now,
             )?;
             c.execute(
-                "UPDATE tasks SET status='archived', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?1",
+                "UPDATE tasks SET status='archived', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?1",
                 [task_id],
             )?;
             add_event(c, task_id, run_id, "archived", Map::new(), now)?;
