@@ -24,6 +24,7 @@ mod liveness;
 mod notify;
 mod paths;
 mod plan;
+mod review;
 mod runs;
 mod seed;
 mod swarm;
@@ -50,7 +51,8 @@ pub use error::{KernelError, Result};
 pub use events::EventFilter;
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
-    BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
+    BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
+    Reclaimed,
 };
 pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
@@ -65,6 +67,7 @@ pub use paths::{
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
 pub use plan::{DispatchPlan, PlanOptions};
+pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
