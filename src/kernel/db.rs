@@ -311,7 +311,8 @@ fn apply_journal_policy(
 pub(crate) fn heal_upstream_columns(conn: &Connection) -> Result<()> {
     let missing = |c: &Connection| -> Result<Vec<(&'static str, &'static str, &'static str)>> {
         let mut out = Vec::new();
-        let mut cache: Vec<(&str, Vec<(String, String, i64)>)> = Vec::new();
+        type Columns = Vec<(String, String, i64)>;
+        let mut cache: Vec<(&str, Columns)> = Vec::new();
         for &(table, col, decl) in UPSTREAM_COLUMNS {
             if !cache.iter().any(|(t, _)| *t == table) {
                 cache.push((table, table_columns(c, table)?));

@@ -193,6 +193,7 @@ pub(crate) fn live_claim_guard(
 }
 
 /// Insert a closed run for a hand-off on a task with no open run, with an explicit profile.
+#[allow(clippy::too_many_arguments)]
 fn synth_run_as(
     c: &Connection,
     t: &Task,
