@@ -7,9 +7,11 @@
 //! *refused*: it must return `KernelError::Refused` naming the verb and the task, and leave
 //! `Board::dump_rows` byte-for-byte identical.
 //!
-//! `review` is not a start state: 0.19.0 has no code path into `review` (REF §5.2, last row;
-//! §23.3) and neither has this kernel, so no review fixture can be built without SQL. The
-//! `claim_review_task` transition is still exercised: it is refused from every reachable status.
+//! `review` is reached as upstream Hermes (~0.22) reaches it (UP §4): `request_review` from
+//! running or ready; the dispatcher's review lane claims it (`claim_review_task`), and the
+//! reviewer approves (`complete`), sends it back (`request_changes`) or an operator reopens it
+//! (`reopen_review`). One refusal is not silent: an empty completion (UP §5) is refused and
+//! leaves exactly one `completion_blocked_empty_result` event behind, nothing else.
 //!
 //! The file ends with scenario tests for the guards that the table cannot express (stale-run
 //! guard, claim CAS, unblock-loop limit, typed blocks, created-cards verification, advisory
@@ -63,9 +65,13 @@ enum Start {
     Done,
     /// Archived from ready.
     Archived,
+    /// Claimed by `worker`, handed to `reviewer` with `request_review` (no open run).
+    Review,
+    /// [`Start::Review`] claimed by the review lane (`claim_review_task`; one open run).
+    ReviewRunning,
 }
 
-const ALL_STARTS: [Start; 11] = [
+const ALL_STARTS: [Start; 13] = [
     Start::Triage,
     Start::TodoWaiting,
     Start::TodoParked,
@@ -77,6 +83,8 @@ const ALL_STARTS: [Start; 11] = [
     Start::BlockedCreated,
     Start::Done,
     Start::Archived,
+    Start::Review,
+    Start::ReviewRunning,
 ];
 
 impl Start {
@@ -86,7 +94,8 @@ impl Start {
             Start::TodoWaiting | Start::TodoParked => Status::Todo,
             Start::Scheduled => Status::Scheduled,
             Start::Ready => Status::Ready,
-            Start::Running => Status::Running,
+            Start::Running | Start::ReviewRunning => Status::Running,
+            Start::Review => Status::Review,
             Start::Blocked | Start::BlockedBreaker | Start::BlockedCreated => Status::Blocked,
             Start::Done => Status::Done,
             Start::Archived => Status::Archived,
@@ -190,10 +199,29 @@ fn build(tb: &TestBoard, start: Start) -> Fixture {
             b.archive_task(&id).unwrap();
             id
         }
+        Start::Review | Start::ReviewRunning => {
+            let id = tb.task("review me");
+            let claim = b.claim_task(&id, None).unwrap();
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some("implemented".into()),
+                reviewer: Some("Reviewer".into()),
+                expected_run_id: Some(claim.run_id),
+                ..Default::default()
+            })
+            .unwrap();
+            if start == Start::ReviewRunning {
+                b.claim_review_task(&id, None).unwrap();
+            }
+            id
+        }
     };
     let t = b.get_task(&id).unwrap();
     assert_eq!(t.status, start.status(), "fixture {start:?}");
-    assert_eq!(t.current_run_id.is_some(), start == Start::Running);
+    assert_eq!(
+        t.current_run_id.is_some(),
+        matches!(start, Start::Running | Start::ReviewRunning)
+    );
     Fixture {
         open_run: t.current_run_id,
         id,
@@ -234,6 +262,12 @@ enum Op {
     FailureTrip,
     HeartbeatWorker,
     HeartbeatClaim,
+    /// `request_review` with a summary, reviewer `reviewer`.
+    RequestReview,
+    /// `request_changes` with a reason.
+    RequestChanges,
+    /// `reopen_review` with a reason and author (a `CHANGES REQUESTED:` comment).
+    ReopenReview,
 }
 
 const BLOCK_KINDS: [Option<BlockKind>; 5] = [
@@ -271,6 +305,9 @@ fn all_ops() -> Vec<Op> {
         Op::FailureTrip,
         Op::HeartbeatWorker,
         Op::HeartbeatClaim,
+        Op::RequestReview,
+        Op::RequestChanges,
+        Op::ReopenReview,
     ]);
     ops
 }
@@ -335,6 +372,16 @@ fn run_op(b: &Board, id: &str, op: Op) -> Result<(), KernelError> {
             .map(drop),
         Op::HeartbeatWorker => b.heartbeat_worker(id, Some(NOTE), None),
         Op::HeartbeatClaim => b.heartbeat_claim(id, Some(600), LOCK).map(drop),
+        Op::RequestReview => b
+            .request_review(ReviewRequest {
+                task_id: id.into(),
+                summary: Some(SUMMARY.into()),
+                reviewer: Some("reviewer".into()),
+                ..Default::default()
+            })
+            .map(drop),
+        Op::RequestChanges => b.request_changes(id, REASON, None).map(drop),
+        Op::ReopenReview => b.reopen_review(id, Some(REASON), Some("alice")).map(drop),
     }
 }
 
@@ -354,13 +401,18 @@ fn refused_action(op: Op) -> &'static str {
         Op::FailureCount | Op::FailureSpawn | Op::FailureTrip => "record a failure for",
         Op::HeartbeatWorker => "heartbeat",
         Op::HeartbeatClaim => "extend the claim of",
+        Op::RequestReview => "request review for",
+        Op::RequestChanges => "request changes for",
+        Op::ReopenReview => "reopen review of",
     }
 }
 
 /// The summary a run closed or synthesized by `op` carries.
-fn run_summary(op: Op) -> Option<&'static str> {
+fn run_summary(start: Start, op: Op) -> Option<&'static str> {
     match op {
-        Op::CompleteHandoff => Some(SUMMARY),
+        Op::Complete if start == Start::Review => Some(REVIEW_APPROVED_NOTE),
+        Op::CompleteHandoff | Op::RequestReview => Some(SUMMARY),
+        Op::RequestChanges => Some(REASON),
         Op::Block(_, true) | Op::Schedule(true) => Some(REASON),
         Op::Archive => Some(ARCHIVE_SUMMARY),
         _ => None,
@@ -378,7 +430,8 @@ fn run_error(op: Op) -> Option<String> {
 
 /// The value an event payload key must have after `op` (every key the table names is known
 /// here, so a new key in a payload is caught by the table and its value by this function).
-fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
+fn expected_value(start: Start, op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
+    let review_lane = matches!(start, Start::Review | Start::ReviewRunning);
     let reason = match op {
         Op::Block(_, r) | Op::Schedule(r) => r.then_some(REASON),
         _ => Some(REASON),
@@ -388,7 +441,26 @@ fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
         "expires" => json!(now + DEFAULT_CLAIM_TTL_SECONDS),
         "run_id" => json!(run),
         "result_len" => json!(0),
-        "summary" => json!((op == Op::CompleteHandoff).then_some(SUMMARY)),
+        "summary" => match op {
+            Op::CompleteHandoff | Op::RequestReview => json!(SUMMARY),
+            Op::Complete if start == Start::Review => json!(REVIEW_APPROVED_NOTE),
+            _ => Value::Null,
+        },
+        "source_status" => json!("review"),
+        "retry_status" => {
+            assert!(review_lane, "retry_status outside the review lane");
+            json!("review")
+        }
+        "sticky" => json!(true),
+        // The implementer is the closing run's profile: the reviewer's own run when it
+        // requests review again.
+        "implementer" => json!(if op == Op::RequestReview && review_lane {
+            "reviewer"
+        } else {
+            "worker"
+        }),
+        "reviewer" => json!("reviewer"),
+        "status" => json!("ready"),
         "reason" => json!(reason),
         "kind" => match op {
             Op::Block(k, _) => json!(k.map(BlockKind::as_str)),
@@ -406,6 +478,8 @@ fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
         "limit_source" => json!("dispatcher"),
         "trigger_outcome" => json!("spawn_failed"),
         "note" => json!(NOTE),
+        "author" => json!("alice"),
+        "len" => json!(format!("CHANGES REQUESTED: {REASON}").chars().count()),
         other => panic!("no expectation for payload key {other:?} of {op:?}"),
     }
 }
@@ -436,6 +510,8 @@ enum RunFx {
     Closed(&'static str, &'static str),
     /// An already-closed run is inserted: `started_at == ended_at == now`, `status == outcome`.
     Synth(&'static str),
+    /// An already-closed run is inserted with `(status, outcome)`.
+    SynthAs(&'static str, &'static str),
     /// The open run stays open (heartbeats).
     Touched,
 }
@@ -484,8 +560,34 @@ const GAVE_UP: Ev = run_ev(
         "limit_source",
         "error",
         "trigger_outcome",
+        "sticky",
     ],
 );
+const GAVE_UP_REVIEW: Ev = run_ev(
+    "gave_up",
+    &[
+        "failures",
+        "effective_limit",
+        "limit_source",
+        "error",
+        "trigger_outcome",
+        "sticky",
+        "retry_status",
+    ],
+);
+const CLAIMED_REVIEW: Ev = run_ev("claimed", &["lock", "expires", "run_id", "source_status"]);
+const REVIEW_REQUESTED: Ev = run_ev("review_requested", &["summary", "implementer", "reviewer"]);
+const CHANGES_REQUESTED: Ev = run_ev(
+    "changes_requested",
+    &["reason", "implementer", "reviewer", "status"],
+);
+const REVIEW_REOPENED: Ev = ev("review_reopened", &["status", "implementer"]);
+const COMMENTED: Ev = ev("commented", &["author", "len"]);
+const RECLAIMED_REVIEW: Ev = run_ev(
+    "reclaimed",
+    &["manual", "reason", "prev_lock", "prev_pid", "retry_status"],
+);
+const SPAWN_FAILED_REVIEW: Ev = run_ev("spawn_failed", &["error", "failures", "retry_status"]);
 const HEARTBEAT: Ev = run_ev("heartbeat", &["note"]);
 
 /// An allowed transition from each of `from`.
@@ -510,9 +612,10 @@ fn allow(from: &[Start], op: Op, lands: Lands, run: RunFx, events: &[Ev]) -> Cas
 /// Every allowed (start, transition) pair. Anything not listed here must be refused.
 fn table() -> Vec<Case> {
     use Lands::{Deleted, NoWrite, Stays, To};
-    use RunFx::{Closed, NoRun, Opened, Synth, Touched};
+    use RunFx::{Closed, NoRun, Opened, Synth, SynthAs, Touched};
     use Start::*;
-    const COMPLETABLE_UNCLAIMED: [Start; 4] = [Ready, Blocked, BlockedBreaker, BlockedCreated];
+    const COMPLETABLE_UNCLAIMED: [Start; 5] =
+        [Ready, Blocked, BlockedBreaker, BlockedCreated, Review];
     const SCHEDULABLE_UNCLAIMED: [Start; 6] = [
         TodoWaiting,
         TodoParked,
@@ -521,7 +624,7 @@ fn table() -> Vec<Case> {
         BlockedBreaker,
         BlockedCreated,
     ];
-    const ALL_BUT_ARCHIVED_AND_RUNNING: [Start; 9] = [
+    const ALL_BUT_ARCHIVED_AND_RUNNING: [Start; 10] = [
         Triage,
         TodoWaiting,
         TodoParked,
@@ -531,33 +634,38 @@ fn table() -> Vec<Case> {
         BlockedBreaker,
         BlockedCreated,
         Done,
+        Review,
     ];
     let done = To(Status::Done);
+    let review = To(Status::Review);
     let ready = To(Status::Ready);
     let mut t = vec![
         // ready → running: opens a run (REF §6.1).
         allow(&[Ready], Op::Claim, To(Status::Running), Opened, &[CLAIMED]),
-        // running/ready/blocked → done: closes the open run as done/completed, synthesizes a
-        // `completed` run only when a hand-off is given and no run is open (REF §6.3).
+        // review → running through the review lane (UP §4).
         allow(
-            &[Running],
-            Op::Complete,
-            done,
-            Closed("done", "completed"),
-            &[COMPLETED],
+            &[Review],
+            Op::ClaimReview,
+            To(Status::Running),
+            Opened,
+            &[CLAIMED_REVIEW],
         ),
+        // running/ready/blocked/review → done: closes the open run as done/completed,
+        // synthesizes a `completed` run only when a hand-off is given and no run is open
+        // (REF §6.3). A completion without evidence is refused (UP §5, see
+        // `refused_with_event`) except a review approval, which records the approval note.
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::CompleteHandoff,
             done,
             Closed("done", "completed"),
             &[COMPLETED],
         ),
         allow(
-            &COMPLETABLE_UNCLAIMED,
+            &[Review],
             Op::Complete,
             done,
-            NoRun,
+            Synth("completed"),
             &[COMPLETED],
         ),
         allow(
@@ -591,14 +699,14 @@ fn table() -> Vec<Case> {
             &[SCHEDULED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Schedule(false),
             To(Status::Scheduled),
             Closed("scheduled", "scheduled"),
             &[SCHEDULED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Schedule(true),
             To(Status::Scheduled),
             Closed("scheduled", "scheduled"),
@@ -641,6 +749,14 @@ fn table() -> Vec<Case> {
             Closed("reclaimed", "reclaimed"),
             &[RECLAIMED],
         ),
+        // a review-lane run returns to review (UP §4).
+        allow(
+            &[ReviewRunning],
+            Op::Reclaim,
+            review,
+            Closed("reclaimed", "reclaimed"),
+            &[RECLAIMED_REVIEW],
+        ),
         // any non-archived → archived: an open run is closed reclaimed.
         allow(
             &ALL_BUT_ARCHIVED_AND_RUNNING,
@@ -650,7 +766,7 @@ fn table() -> Vec<Case> {
             &[ARCHIVED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Archive,
             To(Status::Archived),
             Closed("reclaimed", "reclaimed"),
@@ -667,7 +783,70 @@ fn table() -> Vec<Case> {
         ),
         allow(&[Archived], Op::Assign, Stays, NoRun, &[ASSIGNED]),
         // circuit breaker bookkeeping (REF §8.6): running/ready only.
-        allow(&[Running, Ready], Op::FailureCount, Stays, NoRun, &[]),
+        allow(
+            &[Running, Ready, Review, ReviewRunning],
+            Op::FailureCount,
+            Stays,
+            NoRun,
+            &[],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::FailureSpawn,
+            review,
+            Closed("spawn_failed", "spawn_failed"),
+            &[SPAWN_FAILED_REVIEW],
+        ),
+        allow(
+            &[Review],
+            Op::FailureSpawn,
+            review,
+            NoRun,
+            &[SPAWN_FAILED_REVIEW],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::FailureTrip,
+            To(Status::Blocked),
+            Closed("gave_up", "gave_up"),
+            &[GAVE_UP_REVIEW],
+        ),
+        allow(
+            &[Review],
+            Op::FailureTrip,
+            To(Status::Blocked),
+            NoRun,
+            &[GAVE_UP_REVIEW],
+        ),
+        // the review hand-off (UP §4).
+        allow(
+            &[Running, ReviewRunning],
+            Op::RequestReview,
+            review,
+            Closed("review", "review_requested"),
+            &[REVIEW_REQUESTED],
+        ),
+        allow(
+            &[Ready],
+            Op::RequestReview,
+            review,
+            SynthAs("review", "review_requested"),
+            &[REVIEW_REQUESTED],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::RequestChanges,
+            ready,
+            Closed("ready", "changes_requested"),
+            &[CHANGES_REQUESTED],
+        ),
+        allow(
+            &[Review],
+            Op::ReopenReview,
+            ready,
+            NoRun,
+            &[COMMENTED, REVIEW_REOPENED],
+        ),
         allow(
             &[Running],
             Op::FailureSpawn,
@@ -692,13 +871,19 @@ fn table() -> Vec<Case> {
         ),
         // heartbeats: running only.
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::HeartbeatWorker,
             Stays,
             Touched,
             &[HEARTBEAT],
         ),
-        allow(&[Running], Op::HeartbeatClaim, Stays, Touched, &[]),
+        allow(
+            &[Running, ReviewRunning],
+            Op::HeartbeatClaim,
+            Stays,
+            Touched,
+            &[],
+        ),
     ];
     // running/ready → blocked (typed), or → todo for `dependency` (REF §5.2).
     for kind in BLOCK_KINDS {
@@ -710,7 +895,7 @@ fn table() -> Vec<Case> {
         for reason in [false, true] {
             let op = Op::Block(kind, reason);
             t.push(allow(
-                &[Running],
+                &[Running, ReviewRunning],
                 op,
                 to,
                 Closed("blocked", "blocked"),
@@ -721,6 +906,18 @@ fn table() -> Vec<Case> {
         }
     }
     t
+}
+
+/// Refusals that must leave exactly one event behind: an empty completion records
+/// `completion_blocked_empty_result` (UP §5) and changes nothing else.
+fn refused_with_event(start: Start, op: Op) -> Option<&'static str> {
+    use Start::*;
+    (op == Op::Complete
+        && matches!(
+            start,
+            Running | Ready | Blocked | BlockedBreaker | BlockedCreated | ReviewRunning
+        ))
+    .then_some("completion_blocked_empty_result")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,7 +994,7 @@ fn check_allowed(start: Start, case: &Case) {
             assert_eq!(r.outcome, None);
             assert_eq!(r.ended_at, None);
             assert_eq!(r.started_at, now);
-            assert_eq!(r.profile.as_deref(), Some("worker"));
+            assert_eq!(r.profile, before.assignee, "the run is the assignee's");
             assert_eq!(r.claim_lock.as_deref(), Some(LOCK));
             assert_eq!(r.claim_expires, Some(now + DEFAULT_CLAIM_TTL_SECONDS));
             assert_eq!(after.current_run_id, Some(r.id));
@@ -816,7 +1013,11 @@ fn check_allowed(start: Start, case: &Case) {
             assert!(r.started_at < now);
             assert_eq!(r.claim_lock, None);
             assert_eq!(r.claim_expires, None);
-            assert_eq!(r.summary.as_deref(), run_summary(op), "closed run summary");
+            assert_eq!(
+                r.summary.as_deref(),
+                run_summary(start, op),
+                "closed run summary"
+            );
             assert_eq!(r.error, run_error(op), "closed run error");
             for (x, y) in runs_before.iter().zip(&runs_after) {
                 if x.id != rid {
@@ -837,9 +1038,32 @@ fn check_allowed(start: Start, case: &Case) {
             assert_eq!(r.ended_at, Some(now), "synthesized run must be closed");
             assert_eq!(r.status, outcome, "synthesized run status = outcome");
             assert_eq!(r.outcome.as_deref(), Some(outcome));
-            assert_eq!(r.profile.as_deref(), Some("worker"));
-            assert_eq!(r.summary.as_deref(), run_summary(op));
+            // A review task's assignee is its reviewer; the approval run is the reviewer's.
+            assert_eq!(r.profile, before.assignee);
+            assert_eq!(r.summary.as_deref(), run_summary(start, op));
+            if start == Start::Review && op == Op::Complete {
+                assert_eq!(
+                    r.metadata,
+                    Some(json!({"source_status": "review", "approval": "manual"}))
+                );
+            }
             assert_eq!(r.claim_lock, None);
+            Some(r.id)
+        }
+        RunFx::SynthAs(status, outcome) => {
+            assert_eq!(runs_after.len(), runs_before.len() + 1);
+            let r = runs_after.last().unwrap();
+            assert_eq!((r.started_at, r.ended_at), (now, Some(now)));
+            assert_eq!(
+                (r.status.as_str(), r.outcome.as_deref()),
+                (status, Some(outcome))
+            );
+            assert_eq!(
+                r.profile.as_deref(),
+                Some("worker"),
+                "the implementer's run"
+            );
+            assert_eq!(r.summary.as_deref(), run_summary(start, op));
             Some(r.id)
         }
         RunFx::Touched => {
@@ -869,7 +1093,12 @@ fn check_allowed(start: Start, case: &Case) {
                 let keys: Vec<&str> = m.keys().map(String::as_str).collect();
                 assert_eq!(keys, w.keys, "payload keys of {}", w.kind);
                 for (k, v) in m {
-                    assert_eq!(v, &expected_value(op, k, affected, now), "{}.{k}", w.kind);
+                    assert_eq!(
+                        v,
+                        &expected_value(start, op, k, affected, now),
+                        "{}.{k}",
+                        w.kind
+                    );
                 }
             }
             Some(other) => panic!("{}: payload is not an object: {other}", w.kind),
@@ -903,6 +1132,15 @@ fn check_allowed(start: Start, case: &Case) {
         }
         Op::Reclaim => assert_eq!(after.consecutive_failures, 0),
         Op::Assign => assert_eq!(after.assignee.as_deref(), Some("other")),
+        Op::RequestReview => assert_eq!(after.assignee.as_deref(), Some("reviewer")),
+        Op::RequestChanges | Op::ReopenReview => {
+            assert_eq!(
+                after.assignee.as_deref(),
+                Some("worker"),
+                "back to the implementer"
+            );
+            assert_eq!(after.consecutive_failures, before.consecutive_failures);
+        }
         Op::FailureCount => {
             assert_eq!(after.consecutive_failures, before.consecutive_failures + 1);
             assert_eq!(after.last_failure_error.as_deref(), Some(CRASH_ERROR));
@@ -935,6 +1173,7 @@ fn check_refused(start: Start, op: Op) {
     let fx = build(&tb, start);
     tb.advance(STEP);
     let before = tb.board.dump_rows().unwrap();
+    let cursor = tb.board.max_event_id().unwrap();
     match run_op(&tb.board, &fx.id, op) {
         Ok(()) => panic!("expected a refusal, but it succeeded"),
         Err(KernelError::Refused {
@@ -945,11 +1184,29 @@ fn check_refused(start: Start, op: Op) {
         }
         Err(other) => panic!("expected KernelError::Refused, got {other:?}"),
     }
-    assert_eq!(
-        tb.board.dump_rows().unwrap(),
-        before,
-        "a refused call changed the database"
-    );
+    let mut after = tb.board.dump_rows().unwrap();
+    if let Some(kind) = refused_with_event(start, op) {
+        let events = tb
+            .board
+            .events_after(cursor, &EventFilter::default())
+            .unwrap();
+        assert_eq!(events.len(), 1, "one event for the refusal");
+        assert_eq!(events[0].kind, kind);
+        assert_eq!(events[0].task_id, fx.id);
+        assert_eq!(
+            events[0].payload,
+            Some(json!({"result_preview": null, "summary_preview": null}))
+        );
+        let extra: Vec<String> = after
+            .iter()
+            .filter(|l| !before.contains(l))
+            .cloned()
+            .collect();
+        assert_eq!(extra.len(), 1, "only the event row is new: {extra:?}");
+        assert!(extra[0].starts_with("task_events|"), "{extra:?}");
+        after.retain(|l| !extra.contains(l));
+    }
+    assert_eq!(after, before, "a refused call changed the database");
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -1572,6 +1829,7 @@ fn claim_rechecks_parents_and_demotes_a_force_promoted_child() {
     // Finishing the parent promotes it again, and then the claim succeeds.
     b.complete_task(Completion {
         task_id: parent.clone(),
+        summary: Some("parent done".into()),
         ..Default::default()
     })
     .unwrap();
