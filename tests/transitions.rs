@@ -1836,3 +1836,293 @@ fn claim_rechecks_parents_and_demotes_a_force_promoted_child() {
     assert_eq!(b.get_task(&child).unwrap().status, Status::Ready);
     b.claim_task(&child, None).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Upstream (~0.22) rules the table cannot express
+// ---------------------------------------------------------------------------------------------
+
+fn raw(tb: &TestBoard) -> rusqlite::Connection {
+    rusqlite::Connection::open(tb.dir.path().join("hermes").join("kanban.db")).unwrap()
+}
+
+/// UP §5: a running task whose host-local worker is alive cannot be completed or handed to
+/// review by anyone but its own run, unless forced; a refusal changes nothing. A claim without
+/// a pid is not live.
+#[test]
+fn live_claim_guard_lets_only_the_own_run_or_force_through() {
+    let mut tb = TestBoard::new();
+    tb.board.set_claimer(default_claimer());
+    let b = &tb.board;
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id() as i64;
+    let done = |id: &str, run: Option<i64>, force: bool| {
+        b.complete_task(Completion {
+            task_id: id.into(),
+            summary: Some("operator says done".into()),
+            expected_run_id: run,
+            force,
+            ..Default::default()
+        })
+    };
+    // No pid: a CLI claim is not live.
+    let cli = tb.task("cli claim");
+    b.claim_task(&cli, None).unwrap();
+    done(&cli, None, false).unwrap();
+
+    for way in ["own run", "force", "review own run", "review force"] {
+        let id = tb.task(way);
+        let claim = b.claim_task(&id, None).unwrap();
+        b.set_worker_pid(&id, claim.run_id, pid).unwrap();
+        let dump = b.dump_rows().unwrap();
+        let refused = if way.starts_with("review") {
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some(SUMMARY.into()),
+                ..Default::default()
+            })
+            .map(drop)
+        } else {
+            done(&id, None, false).map(drop)
+        };
+        match refused {
+            Err(KernelError::Refused { reason, .. }) => {
+                assert!(reason.contains("a live worker is running it"), "{reason}");
+                assert!(reason.contains("--force"), "{reason}");
+            }
+            other => panic!("{way}: expected the live-claim refusal, got {other:?}"),
+        }
+        assert_eq!(b.dump_rows().unwrap(), dump, "{way}: the refusal wrote");
+        let (run, force) = if way.ends_with("force") {
+            (None, true)
+        } else {
+            (Some(claim.run_id), false)
+        };
+        if way.starts_with("review") {
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some(SUMMARY.into()),
+                expected_run_id: run,
+                force,
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(b.get_task(&id).unwrap().status, Status::Review);
+        } else {
+            done(&id, run, force).unwrap();
+            assert_eq!(b.get_task(&id).unwrap().status, Status::Done);
+        }
+        assert_invariants(b);
+    }
+    // A dead worker's claim is not live either.
+    let dead = tb.task("dead worker");
+    let claim = b.claim_task(&dead, None).unwrap();
+    b.set_worker_pid(&dead, claim.run_id, pid).unwrap();
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    done(&dead, None, false).unwrap();
+}
+
+/// UP §5: whitespace is no evidence; a stored result is; the refusal's event survives.
+#[test]
+fn empty_completion_is_refused_but_recorded() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("nothing to show");
+    let err = b
+        .complete_task(Completion {
+            task_id: id.clone(),
+            summary: Some("   ".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot complete {id}: completion blocked: {id} has no result or summary evidence. \
+             Pass --result/--summary describing what was done (an empty completion is not evidence)."
+        )
+    );
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(e.kind, "completion_blocked_empty_result");
+    assert_eq!(
+        e.payload,
+        Some(json!({"result_preview": null, "summary_preview": null}))
+    );
+    assert_eq!(b.get_task(&id).unwrap().status, Status::Ready);
+    b.complete_task(Completion {
+        task_id: id.clone(),
+        result: Some("shipped".into()),
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+/// UP §4: a re-review goes to the reviewer who asked for changes; a reviewer who blocks and is
+/// unblocked resumes in review; a review-lane task waiting on a reopened parent comes back to
+/// review through recompute.
+#[test]
+fn review_rounds_route_between_implementer_and_reviewer() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("feature");
+    let c = b.claim_task(&id, None).unwrap();
+    let r = b
+        .request_review(ReviewRequest {
+            task_id: id.clone(),
+            summary: Some("first cut\nmore detail".into()),
+            reviewer: Some("QA".into()),
+            expected_run_id: Some(c.run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (r.implementer.as_deref(), r.reviewer.as_deref()),
+        (Some("worker"), Some("qa"))
+    );
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(
+        (t.status, t.assignee.as_deref()),
+        (Status::Review, Some("qa"))
+    );
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(
+        e.payload,
+        Some(json!({"summary": "first cut", "implementer": "worker", "reviewer": "qa"}))
+    );
+    // Claim from review, request changes: back to worker.
+    let rc = b.claim_review_task(&id, None).unwrap();
+    let ch = b
+        .request_changes(&id, "add tests", Some(rc.run_id))
+        .unwrap();
+    assert_eq!(
+        (ch.implementer.as_str(), ch.status),
+        ("worker", Status::Ready)
+    );
+    assert_eq!(b.get_task(&id).unwrap().assignee.as_deref(), Some("worker"));
+    // Re-review without --reviewer: the reviewer who asked for changes.
+    let c2 = b.claim_task(&id, None).unwrap();
+    let r2 = b
+        .request_review(ReviewRequest {
+            task_id: id.clone(),
+            summary: Some("tests added".into()),
+            expected_run_id: Some(c2.run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r2.reviewer.as_deref(), Some("qa"));
+    // The reviewer blocks; unblock resumes in review.
+    let rc2 = b.claim_review_task(&id, None).unwrap();
+    b.record_task_failure(&FailureReport {
+        release_claim: true,
+        end_run: true,
+        failure_limit: Some(1),
+        ..FailureReport::new(&id, RunOutcome::Crashed, "reviewer died")
+    })
+    .unwrap();
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Blocked);
+    let gave_up = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(gave_up.run_id, Some(rc2.run_id));
+    assert_eq!(gave_up.payload.as_ref().unwrap()["sticky"], json!(true));
+    assert_eq!(
+        gave_up.payload.as_ref().unwrap()["retry_status"],
+        json!("review")
+    );
+    assert_eq!(b.unblock_task(&id, None, None).unwrap(), Status::Review);
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(
+        e.payload,
+        Some(json!({"status": "review", "resume_status": "review"}))
+    );
+    // Approve.
+    b.complete_task(Completion {
+        task_id: id.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let runs = b.list_runs(&id, None).unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(last.summary.as_deref(), Some(REVIEW_APPROVED_NOTE));
+    assert_invariants(b);
+}
+
+/// UP §10 / §16.5: every pid we write or clear also clears Hermes' spawn fingerprint, so Hermes
+/// judges our worker as a legacy row (existence only, never signalled).
+#[test]
+fn writing_a_worker_pid_clears_hermes_fingerprint() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("fingerprinted");
+    let c = b.claim_task(&id, None).unwrap();
+    let db = raw(&tb);
+    let stamp = |db: &rusqlite::Connection| {
+        db.execute(
+            "UPDATE tasks SET worker_started_at='boot:1|123' WHERE id=?1",
+            [&id],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE task_runs SET worker_started_at='boot:1|123' WHERE task_id=?1",
+            [&id],
+        )
+        .unwrap();
+    };
+    let fp = |db: &rusqlite::Connection| -> (Option<String>, Option<String>) {
+        let t = db
+            .query_row(
+                "SELECT worker_started_at FROM tasks WHERE id=?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let r = db
+            .query_row(
+                "SELECT worker_started_at FROM task_runs WHERE id=?1",
+                [c.run_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (t, r)
+    };
+    stamp(&db);
+    b.set_worker_pid(&id, c.run_id, 4242).unwrap();
+    assert_eq!(
+        fp(&db),
+        (None, None),
+        "a new pid keeps no stale fingerprint"
+    );
+    stamp(&db);
+    b.reclaim_task(&id, Some("operator"), Map::new()).unwrap();
+    assert_eq!(fp(&db), (None, None), "a cleared pid keeps no fingerprint");
+}
+
+/// UP §16.7: a new subscription starts at the task's latest event.
+#[test]
+fn notify_subscriptions_start_at_the_latest_event() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("notify me");
+    b.block_task(BlockRequest {
+        task_id: id.clone(),
+        reason: Some("need a decision".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let latest = b.list_events(&id, None).unwrap().last().unwrap().id;
+    let sub = b
+        .add_notify_sub(
+            &SubKey {
+                task_id: id.clone(),
+                platform: "telegram".into(),
+                chat_id: "42".into(),
+                thread_id: String::new(),
+            },
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(sub.last_event_id, latest);
+}
