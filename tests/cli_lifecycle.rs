@@ -1825,10 +1825,7 @@ fn diagnostics_reports_repeated_failures() {
     let bad = cli.create("Crashy", &["--assignee", "worker"]);
     let text = cli.run(&["diagnostics"]).ok().to_string();
     // The report opens with the journal mode and why: a new board of ours is WAL.
-    assert!(
-        text.starts_with("Journal mode: wal — "),
-        "{text}"
-    );
+    assert!(text.starts_with("Journal mode: wal — "), "{text}");
     assert!(text.ends_with("\nNo problems found.\n"), "{text}");
     assert_eq!(cli.run(&["diagnostics", "--json"]).json(), json!([]));
     let j = cli.run(&["diagnostics", "--journal", "--json"]).json();
