@@ -2126,3 +2126,42 @@ fn notify_subscriptions_start_at_the_latest_event() {
         .unwrap();
     assert_eq!(sub.last_event_id, latest);
 }
+
+/// UP §10: the review lane holds one budget slot back while review work waits, and
+/// `review_dispatch: false` leaves review tasks alone.
+#[test]
+fn the_review_lane_holds_a_slot_back() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let ready = tb.task("ready work");
+    let r = tb.task("to review");
+    let c = b.claim_task(&r, None).unwrap();
+    b.request_review(ReviewRequest {
+        task_id: r.clone(),
+        summary: Some(SUMMARY.into()),
+        reviewer: Some("worker".into()),
+        expected_run_id: Some(c.run_id),
+        ..Default::default()
+    })
+    .unwrap();
+    let plan = |no_review_lane: bool, max_spawn: usize| {
+        b.plan_dispatch(&PlanOptions {
+            max_spawn: Some(max_spawn),
+            extra_spawnable: vec!["worker".into()],
+            no_review_lane,
+            ..Default::default()
+        })
+        .unwrap()
+        .spawn
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        plan(false, 1),
+        vec![r.clone()],
+        "the one slot goes to the review"
+    );
+    assert_eq!(plan(false, 2), vec![ready.clone(), r.clone()]);
+    assert_eq!(plan(true, 2), vec![ready.clone()], "review lane off");
+}

@@ -723,6 +723,7 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         hermes_root: None,
         respawn_cooldown_seconds: Some(opts.rate_limit_cooldown_seconds),
         extra_spawnable: opts.worker_command.by_assignee.keys().cloned().collect(),
+        no_review_lane: !opts.review_dispatch,
     })?;
     Ok(DispatchResult {
         promoted: plan.promotable.len(),
