@@ -220,3 +220,34 @@ pub fn terminate_worker(pid: Option<i64>, lock: Option<&str>, grace: Duration) -
     t.terminated = wait_dead(pid, Duration::from_secs(2));
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hermes' fingerprint rules (UP §10): a match is alive, `unverified` is alive but never
+    /// signalled, a mismatch (a recycled pid) and a dead pid are dead.
+    #[test]
+    fn fingerprints_are_judged_as_hermes_judges_them() {
+        let me = std::process::id() as i64;
+        let fp = hermes_fingerprint(me).expect("own fingerprint");
+        assert!(fp.contains('|'), "{fp}");
+        assert_eq!(judge_fingerprint(me, &fp), FingerprintVerdict::Alive);
+        assert_eq!(
+            judge_fingerprint(me, "unverified"),
+            FingerprintVerdict::AliveUnverified
+        );
+        let other = format!("{}|1", fp.split('|').next().unwrap());
+        assert_eq!(judge_fingerprint(me, &other), FingerprintVerdict::Dead);
+        let start = proc_start_time(me).unwrap();
+        assert_eq!(
+            judge_fingerprint(me, &start.to_string()),
+            FingerprintVerdict::Alive,
+            "a start-time-only fingerprint"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i64;
+        child.wait().unwrap();
+        assert_eq!(judge_fingerprint(pid, &fp), FingerprintVerdict::Dead);
+    }
+}
