@@ -190,6 +190,19 @@ pub(crate) fn open(
     Ok((conn, journal))
 }
 
+/// An empty, migrated in-memory database: what a reading verb shows for a board that has no
+/// file yet (nothing is created on disk).
+pub(crate) fn open_memory(
+    busy_timeout_ms: i64,
+    synchronous: &str,
+) -> Result<(Connection, JournalInfo)> {
+    let mut conn = Connection::open_in_memory()?;
+    let journal = configure(&mut conn, busy_timeout_ms, synchronous, None)?;
+    migrate(&conn)?;
+    heal_upstream_columns(&conn)?;
+    Ok((conn, journal))
+}
+
 /// Attach the DB path to path-less storage errors.
 pub(crate) fn locate(e: KernelError, path: &Path) -> KernelError {
     match e {
@@ -267,6 +280,13 @@ fn apply_journal_policy(
 ) -> Result<JournalInfo> {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     let mode = mode.to_ascii_lowercase();
+    if mode == "memory" {
+        return Ok(JournalInfo {
+            mode: "none".into(),
+            setting: setting.map(str::to_string),
+            reason: "the board has no database file yet (reading creates none)".into(),
+        });
+    }
     let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     let fresh = fresh == 0;
     let info = |mode: &str, reason: String| JournalInfo {
