@@ -82,6 +82,9 @@ pub struct KanbanConfig {
     /// absent (any spawnable assignee); a present key fails closed — `null`, empty, or no valid
     /// name claims nothing.
     pub dispatch_profiles: Option<Vec<String>>,
+    /// `review_dispatch` (true; upstream ~0.22): the dispatcher claims `review` tasks for
+    /// their assignee (the reviewer), holding one budget slot back while review work waits.
+    pub review_dispatch: bool,
 }
 
 impl Default for KanbanConfig {
@@ -98,6 +101,7 @@ impl Default for KanbanConfig {
             worker_log_backup_count: 1,
             worker_command: WorkerCommands::default(),
             dispatch_profiles: None,
+            review_dispatch: true,
         }
     }
 }
@@ -180,6 +184,13 @@ impl KanbanConfig {
             match as_i64(v).filter(|n| (1..=1000).contains(n)) {
                 Some(n) => cfg.failure_limit = n,
                 None => bad("failure_limit", v),
+            }
+        }
+        if let Some(v) = k.get("review_dispatch") {
+            match v {
+                Yaml::Bool(b) => cfg.review_dispatch = *b,
+                Yaml::Null => {}
+                _ => bad("review_dispatch", v),
             }
         }
         if let Some(v) = k.get("dispatch_stale_timeout_seconds") {

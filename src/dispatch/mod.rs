@@ -99,6 +99,8 @@ pub struct TickOptions {
     pub claimer: String,
     /// `kanban.dispatch_profiles`: the per-home claim allowlist (`None` = any profile).
     pub dispatch_profiles: Option<Vec<String>>,
+    /// Run the review lane (`kanban.review_dispatch`, default true).
+    pub review_dispatch: bool,
 }
 
 impl TickOptions {
@@ -124,6 +126,7 @@ impl TickOptions {
             log_backup_count: cfg.worker_log_backup_count,
             claimer: default_claimer(),
             dispatch_profiles: cfg.dispatch_profiles.clone(),
+            review_dispatch: cfg.review_dispatch,
         }
     }
 }
@@ -614,6 +617,18 @@ fn spawn_ready(
         return Ok(());
     };
     let root = hermes_root(board.env());
+    // Upstream's review lane (UP §10): while review work waits under a finite budget, one slot
+    // is held back from the ready lane so reviews are not starved.
+    let review_queue = if opts.review_dispatch {
+        board.dispatch_queue(Status::Review)?
+    } else {
+        Vec::new()
+    };
+    let ready_budget = if review_queue.is_empty() || budget == usize::MAX {
+        budget
+    } else {
+        budget.saturating_sub(1)
+    };
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut spawnable = |a: &str| -> bool {
         if let Some(v) = known.get(a) {
@@ -625,8 +640,8 @@ fn spawn_ready(
         })
     };
     for q in board.dispatch_queue(Status::Ready)? {
-        if res.spawned.len() >= budget {
-            return Ok(());
+        if res.spawned.len() >= ready_budget {
+            break;
         }
         let assignee = match q.assignee {
             Some(a) => a,
@@ -685,7 +700,7 @@ fn spawn_ready(
             *per_profile.entry(assignee).or_default() += 1;
         }
     }
-    for q in board.dispatch_queue(Status::Review)? {
+    for q in review_queue {
         if res.spawned.len() >= budget {
             break;
         }
@@ -845,6 +860,7 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         respawn_cooldown_seconds: Some(opts.rate_limit_cooldown_seconds),
         extra_spawnable: opts.worker_command.by_assignee.keys().cloned().collect(),
         dispatch_profiles: opts.dispatch_profiles.clone(),
+        no_review_lane: !opts.review_dispatch,
     })?;
     Ok(DispatchResult {
         promoted: plan.promotable.len(),
