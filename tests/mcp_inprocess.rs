@@ -291,7 +291,7 @@ async fn worker_sees_the_worker_tools_and_the_worker_guidance() {
     let (id, run) = fx.running("gated");
     let s = connect(fx.worker_env(&id, run), None).await;
     assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
-    assert_eq!(WORKER_TOOLS.len(), 11);
+    assert_eq!(WORKER_TOOLS.len(), 13);
     assert_eq!(s.instructions(), GUIDANCE);
     let info = s.client.peer_info().unwrap();
     let server = info.server_info.as_ref().expect("server_info");
@@ -324,7 +324,7 @@ async fn orchestrator_sees_every_tool_and_the_orchestrator_guidance() {
         .chain(ORCHESTRATOR_TOOLS)
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(all.len(), 13);
+    assert_eq!(all.len(), 15);
     assert_eq!(s.tool_names().await, all);
     assert_eq!(s.instructions(), ORCHESTRATOR);
     let info = s.client.peer_info().unwrap();
@@ -2211,7 +2211,7 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
     );
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        13,
+        15,
         "{list}"
     );
     let call = format!(
@@ -3447,4 +3447,81 @@ async fn show_names_the_parents_that_are_not_finished_and_the_last_failure() {
         "{v}"
     );
     s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_review_then_request_changes_route_the_task_between_implementer_and_reviewer() {
+    let fx = Fx::new();
+    let prof = fx.path("hermes/profiles/reviewer");
+    std::fs::create_dir_all(&prof).unwrap();
+    std::fs::write(prof.join("config.yaml"), "{}\n").unwrap();
+    let (id, run) = fx.running("implement the parser");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let before = fx.dump();
+    let e = s
+        .err("kanban_request_review", json!({"summary": "  "}))
+        .await;
+    assert!(e.contains("summary is required"), "{e}");
+    let e = s
+        .err(
+            "kanban_request_review",
+            json!({"summary": "done", "reviewer": "nobody"}),
+        )
+        .await;
+    assert!(e.contains("not a profile"), "{e}");
+    assert_eq!(fx.dump(), before, "refusals change nothing");
+    let v = s
+        .ok(
+            "kanban_request_review",
+            json!({"summary": "parser done; 9 tests", "reviewer": "Reviewer", "metadata": {"tests": 9}}),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].clone(), v["reviewer"].clone()),
+        (json!("review"), json!("reviewer")),
+        "{v}"
+    );
+    s.close().await;
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(
+        (t.status, t.assignee.as_deref()),
+        (Status::Review, Some("reviewer"))
+    );
+    let r = fx.board.get_run(run).unwrap();
+    assert_eq!(r.outcome.as_deref(), Some("review_requested"));
+    assert_eq!(r.metadata.as_ref().unwrap()["tests"], 9);
+    // The reviewer's run (claimed from review) sends it back.
+    let rrun = fx
+        .board
+        .claim_review_task_as(&id, Some(60), LOCK)
+        .unwrap()
+        .run_id;
+    let s = connect(fx.worker_env(&id, rrun), None).await;
+    let e = s.err("kanban_request_changes", json!({"reason": ""})).await;
+    assert!(e.contains("reason is required"), "{e}");
+    let v = s
+        .ok(
+            "kanban_request_changes",
+            json!({"reason": "handle an empty input"}),
+        )
+        .await;
+    assert_eq!(v["status"], "ready", "{v}");
+    s.close().await;
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Ready);
+    assert_eq!(
+        t.assignee.as_deref(),
+        Some("worker"),
+        "back to the implementer"
+    );
+    // Outside a review run, request_changes is refused.
+    let (other, orun) = fx.running("plain run");
+    let s = connect(fx.worker_env(&other, orun), None).await;
+    let before = fx.dump();
+    s.err("kanban_request_changes", json!({"reason": "x"}))
+        .await;
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+    let problems = fx.board.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
 }

@@ -42,6 +42,8 @@ const WORKER_TOOLS: &[&str] = &[
     "kanban_attachments",
     "kanban_attach_url",
     "kanban_schedule",
+    "kanban_request_review",
+    "kanban_request_changes",
 ];
 const ORCHESTRATOR_ONLY: &[&str] = &["kanban_list", "kanban_unblock"];
 /// The claim lock the harness claims with (stands in for the dispatcher's).
