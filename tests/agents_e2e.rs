@@ -499,6 +499,34 @@ wire_api = "responses"
             "Codex did not offer hermes_kanban's kanban_complete: {}",
             &offered[0][..offered[0].len().min(4000)]
         );
+        // Worker scope: the server got the run's identity, so it offers the worker tools only.
+        let first: Value = model
+            .requests()
+            .into_iter()
+            .find(|r| r["body"].to_string().contains(&child))
+            .expect("a request for the child");
+        let namespace = first["body"]["tools"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "mcp__hermes_kanban"))
+            .unwrap_or_else(|| panic!("no mcp__hermes_kanban namespace offered: {first}"));
+        let names: Vec<&str> = namespace["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        for want in [
+            "kanban_show",
+            "kanban_heartbeat",
+            "kanban_complete",
+            "kanban_block",
+        ] {
+            assert!(names.contains(&want), "{want} not offered: {names:?}");
+        }
+        assert!(
+            !names.contains(&"kanban_list"),
+            "orchestrator tools offered to a worker (identity not passed to the MCP server?): {names:?}"
+        );
         // The child's kanban_show came back with the parent's hand-off in its worker context.
         let parent_summary = format!("scripted summary for {parent}");
         assert!(

@@ -29,9 +29,12 @@ messages first, then everything else). The step is the number of tool results
 already in the conversation, so no state is kept between requests.
 
 Tool names differ per client (Hermes native ``kanban_show``, Hermes MCP
-``mcp_<server>_kanban_show``, Codex ``mcp__<server>__kanban_show``): the
-offered tool whose name ends with the wanted suffix is used. If none is
-offered the model answers the text "scripted: tool X not offered".
+``mcp_<server>_kanban_show``; Codex 0.171 offers MCP tools as a namespace,
+``{"type": "namespace", "name": "mcp__<server>", "tools": [{"type":
+"function", "name": "kanban_show", ...}]}``, and gets ``namespace`` back on the
+function_call): the offered tool whose name ends with the wanted suffix is
+used. If none is offered the model answers the text "scripted: tool X not
+offered".
 """
 
 import argparse
