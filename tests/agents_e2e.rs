@@ -560,6 +560,59 @@ wire_api = "responses"
         }
     }
 
+    /// docs/agents.md: the worker's stdio config also serves an interactive orchestrator
+    /// session — no HERMES_KANBAN_* set, so the server offers the orchestrator tools.
+    #[test]
+    fn codex_orchestrator_session_gets_the_orchestrator_tools() {
+        let home = Home::new();
+        let model = ModelServer::start(home.path());
+        write_codex_config(&home, &model, Mcp::Stdio);
+        home.hk(&["init"]);
+        let mut c = Command::new(codex_bin());
+        home.env(&mut c);
+        let out = c
+            .args(["exec", "--skip-git-repo-check", "--ephemeral"])
+            .args([
+                "--sandbox",
+                "workspace-write",
+                "-m",
+                "scripted-list-tools",
+                "-C",
+            ])
+            .arg(home.path())
+            .arg("what is on the board?")
+            .output()
+            .expect("run codex exec");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "codex exec failed:\n{text}");
+        assert!(mcp_errors(&text).is_empty(), "MCP errors:\n{text}");
+        let reqs = model.requests();
+        let tools = reqs
+            .iter()
+            .filter_map(|r| r["body"]["tools"].as_array())
+            .flatten()
+            .find(|t| t["name"] == "mcp__hermes_kanban")
+            .unwrap_or_else(|| panic!("no mcp__hermes_kanban namespace offered:\n{text}"));
+        let names: Vec<&str> = tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        for want in [
+            "kanban_list",
+            "kanban_create",
+            "kanban_unblock",
+            "kanban_show",
+        ] {
+            assert!(names.contains(&want), "{want} not offered: {names:?}");
+        }
+    }
+
     #[test]
     fn codex_worker_over_http_mcp_with_the_run_token() {
         let home = Home::new();
