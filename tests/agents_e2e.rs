@@ -455,6 +455,30 @@ wire_api = "responses"
         home.write_hermes_config(&yaml);
     }
 
+    /// Waits until the supervisor of each task's last run saw its worker exit ("run N settled"
+    /// or "run N was already closed by the worker" in the task's log): a task is `done` as soon
+    /// as `kanban_complete` commits, while Codex still sends its final model request — tearing
+    /// the model server down before that would leave Codex retrying it forever.
+    fn wait_workers_gone(home: &Home, ids: &[String]) {
+        let deadline = Instant::now() + SCENARIO_TIMEOUT;
+        for id in ids {
+            let rid = last_run(&home.runs(id))["id"].as_i64().expect("run id");
+            let settled = format!("run {rid} settled");
+            let closed = format!("run {rid} was already closed by the worker");
+            loop {
+                let log = home.log(id);
+                if log.contains(&settled) || log.contains(&closed) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{id}: the worker of run {rid} did not exit:\n{log}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
     /// MCP error lines in a Codex worker log.
     fn mcp_errors(log: &str) -> Vec<String> {
         log.lines()
@@ -490,9 +514,12 @@ wire_api = "responses"
         assert_done_with_scripted_handoff(home, &child);
         assert_blocked_by_worker(home, &blocker);
         assert_protocol_violation(home, &quitter);
+        let ids = [parent, child, blocker, quitter];
+        wait_workers_gone(home, &ids);
+        let [parent, child, _, _] = &ids;
 
         // Codex offered our tools to the model under the `hermes_kanban` MCP namespace.
-        let offered = requests_mentioning(model, &child);
+        let offered = requests_mentioning(model, child);
         assert!(!offered.is_empty(), "no model request mentions {child}");
         assert!(
             offered[0].contains("mcp__hermes_kanban") && offered[0].contains("kanban_complete"),
@@ -503,7 +530,7 @@ wire_api = "responses"
         let first: Value = model
             .requests()
             .into_iter()
-            .find(|r| r["body"].to_string().contains(&child))
+            .find(|r| r["body"].to_string().contains(child.as_str()))
             .expect("a request for the child");
         let namespace = first["body"]["tools"]
             .as_array()
@@ -535,7 +562,7 @@ wire_api = "responses"
                 .any(|b| b.contains("function_call_output") && b.contains(&parent_summary)),
             "the child's kanban_show result never carried the parent's summary {parent_summary:?}"
         );
-        [parent, child, blocker, quitter]
+        ids
     }
 
     #[test]
