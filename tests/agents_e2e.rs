@@ -491,15 +491,32 @@ wire_api = "responses"
     /// whatever dispatcher the caller runs. Returns the task ids (parent, child, blocker,
     /// quitter) after checking every outcome.
     fn scenario(home: &Home, model: &ModelServer) -> [String; 4] {
-        let parent = home.create("codex parent", &["--assignee", "codex-complete"]);
+        // --max-runtime: if the test fails half-way and the model server goes, Codex would retry
+        // it forever ("Reconnecting... waiting for network"); the supervisor stops it instead.
+        let cap = ["--max-runtime", "5m"];
+        let parent = home.create(
+            "codex parent",
+            &[&["--assignee", "codex-complete"], &cap[..]].concat(),
+        );
         let child = home.create(
             "codex child",
-            &["--assignee", "codex-complete", "--parent", &parent],
+            &[
+                &["--assignee", "codex-complete", "--parent", &parent],
+                &cap[..],
+            ]
+            .concat(),
         );
-        let blocker = home.create("codex blocker", &["--assignee", "codex-block"]);
+        let blocker = home.create(
+            "codex blocker",
+            &[&["--assignee", "codex-block"], &cap[..]].concat(),
+        );
         let quitter = home.create(
             "codex quitter",
-            &["--assignee", "codex-quit", "--max-retries", "1"],
+            &[
+                &["--assignee", "codex-quit", "--max-retries", "1"],
+                &cap[..],
+            ]
+            .concat(),
         );
         home.wait_statuses(
             &[
