@@ -36,7 +36,7 @@ mod webhooks;
 pub use attachments::attachment_name;
 pub use board::{
     BLOCK_RECURRENCE_LIMIT, Board, Clock, DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_FAILURE_LIMIT,
-    default_claimer, hostname,
+    OpenMode, default_claimer, hostname,
 };
 pub use board_view::{
     ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
@@ -46,7 +46,7 @@ pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{ParentHandoff, TaskDetail, local_ts, relative_age, sorted_json};
 pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
-pub use env::Env;
+pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
 pub use events::EventFilter;
 pub use gc::{GcReport, strictly_inside};
@@ -70,7 +70,7 @@ pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
-    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
+    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PageKey, Stats, TaskPatch, TaskSort,
     on_disk_profiles, profile_exists,
 };
 pub use tokens::{RunScope, token_hash};
