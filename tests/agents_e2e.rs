@@ -403,8 +403,14 @@ mod codex {
     ];
 
     enum Mcp {
+        /// `hermes-kanban mcp`, the identity passed through with `env_vars`.
         Stdio,
-        Http { port: u16 },
+        /// `hermes-kanban mcp` with no `env_vars`: the worker command gives the identity as
+        /// flags (see `write_worker_commands`).
+        StdioFlags,
+        Http {
+            port: u16,
+        },
     }
 
     /// `$CODEX_HOME/config.toml`: the scripted model as a Responses-API provider, no approval
@@ -432,6 +438,9 @@ wire_api = "responses"
                     vars.join(", ")
                 ));
             }
+            Mcp::StdioFlags => {
+                toml.push_str(&format!("command = \"{HK}\"\nargs = [\"mcp\"]\n"));
+            }
             Mcp::Http { port } => toml.push_str(&format!(
                 "url = \"http://127.0.0.1:{port}/mcp\"\nbearer_token_env_var = \"HERMES_KANBAN_TOKEN\"\n"
             )),
@@ -440,17 +449,36 @@ wire_api = "responses"
     }
 
     /// `kanban.worker_command`: one assignee per script, each running `codex exec` with that
-    /// script as its model.
-    fn write_worker_commands(home: &Home) {
+    /// script as its model. With `identity_flags`, the command also overrides the MCP server's
+    /// args with the run's identity as flags (`-c mcp_servers.hermes_kanban.args=[…]`, the
+    /// placeholders filled in by the dispatcher) and the board's DB path, so nothing has to
+    /// pass through Codex's environment filter.
+    fn write_worker_commands(home: &Home, identity_flags: bool) {
         let codex = codex_bin();
         let mut yaml = String::from("kanban:\n  worker_command:\n");
         for script in ["complete", "block", "quit"] {
-            yaml.push_str(&format!(
-                "    codex-{script}: [\"{}\", \"exec\", \"--skip-git-repo-check\", \"--ephemeral\", \
-                 \"--sandbox\", \"workspace-write\", \"-m\", \"scripted-{script}\", \"-C\", \
-                 \"{{workspace}}\", \"{{prompt}}\"]\n",
-                codex.display()
-            ));
+            let mut argv: Vec<String> = vec![
+                codex.display().to_string(),
+                "exec".into(),
+                "--skip-git-repo-check".into(),
+                "--ephemeral".into(),
+                "--sandbox".into(),
+                "workspace-write".into(),
+                "-m".into(),
+                format!("scripted-{script}"),
+            ];
+            if identity_flags {
+                let db = home.hermes_home().join("kanban.db");
+                argv.push("-c".into());
+                argv.push(format!(
+                    "mcp_servers.hermes_kanban.args=[\"mcp\", \"--task\", \"{{task_id}}\", \
+                     \"--run-id\", \"{{run_id}}\", \"--db\", \"{}\"]",
+                    db.display()
+                ));
+            }
+            argv.extend(["-C".into(), "{workspace}".into(), "{prompt}".into()]);
+            let argv = serde_json::to_string(&argv).unwrap();
+            yaml.push_str(&format!("    codex-{script}: {argv}\n"));
         }
         home.write_hermes_config(&yaml);
     }
@@ -587,10 +615,27 @@ wire_api = "responses"
         let home = Home::new();
         let model = ModelServer::start(home.path());
         write_codex_config(&home, &model, Mcp::Stdio);
-        write_worker_commands(&home);
+        write_worker_commands(&home, false);
         let _daemon = Running::start(&home, "daemon", &["daemon", "--interval", "1"]);
         let ids = scenario(&home, &model);
-        for id in &ids {
+        assert_clean_stdio_logs(&home, &ids);
+    }
+
+    /// The identity as `mcp --task/--run-id/--db` flags in the worker command instead of
+    /// `env_vars` (docs/agents.md).
+    #[test]
+    fn codex_worker_over_stdio_mcp_with_identity_flags() {
+        let home = Home::new();
+        let model = ModelServer::start(home.path());
+        write_codex_config(&home, &model, Mcp::StdioFlags);
+        write_worker_commands(&home, true);
+        let _daemon = Running::start(&home, "daemon", &["daemon", "--interval", "1"]);
+        let ids = scenario(&home, &model);
+        assert_clean_stdio_logs(&home, &ids);
+    }
+
+    fn assert_clean_stdio_logs(home: &Home, ids: &[String]) {
+        for id in ids {
             let log = home.log(id);
             assert!(
                 log.contains("mcp: hermes_kanban/kanban_show"),
@@ -661,7 +706,7 @@ wire_api = "responses"
     fn codex_worker_over_http_mcp_with_the_run_token() {
         let home = Home::new();
         let model = ModelServer::start(home.path());
-        write_worker_commands(&home);
+        write_worker_commands(&home, false);
         // serve runs the dispatcher too; its MCP endpoint takes each worker's per-run token.
         let mut serve = Running::start(
             &home,
@@ -677,12 +722,13 @@ wire_api = "responses"
                 log.contains("mcp: hermes_kanban/kanban_show (completed)"),
                 "{id}: Codex's kanban_show over HTTP did not complete:\n{log}"
             );
-            // Until branch `mcp` lands, serve answers the session DELETE after the run with 401
-            // (issue 10); every other MCP error fails the test.
-            let errors: Vec<String> = mcp_errors(&log)
-                .into_iter()
-                .filter(|l| !l.contains("DELETE returned HTTP 401"))
-                .collect();
+            // Codex closes its session (DELETE /mcp) after the run has ended, and its token with
+            // it; that used to be answered 401, which Codex logs as an error (issue 10).
+            assert!(
+                !log.contains("fail to delete session"),
+                "{id}: Codex could not close its MCP session:\n{log}"
+            );
+            let errors = mcp_errors(&log);
             assert!(
                 errors.is_empty(),
                 "{id}: MCP errors in the worker log:\n{log}"
