@@ -29,6 +29,7 @@ mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
+mod transitions;
 mod types;
 pub mod validate;
 mod webhooks;
@@ -48,7 +49,7 @@ pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
 pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
-pub use events::EventFilter;
+pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
@@ -74,6 +75,7 @@ pub use tasks::{
     on_disk_profiles, profile_exists,
 };
 pub use tokens::{RunScope, token_hash};
+pub use transitions::TaskChange;
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };
