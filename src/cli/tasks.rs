@@ -67,6 +67,9 @@ pub struct CreateArgs {
     /// `blocked` starts it blocked (stays so until unblocked); `running` = normal routing.
     #[arg(long, value_enum, default_value_t = InitialArg::Running)]
     pub initial_status: InitialArg,
+    /// What counts as done, for upstream Hermes (~0.22): local-only, OWNER/REPO or a PR URL.
+    #[arg(long, value_name = "CONTRACT")]
+    pub completion_contract: Option<String>,
     /// Print the task as JSON.
     #[arg(long)]
     pub json: bool,
@@ -158,6 +161,7 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
         session_id: ctx.env.get("HERMES_SESSION_ID").map(str::to_string),
         goal_mode: a.goal,
         goal_max_turns: a.goal_max_turns,
+        completion_contract: a.completion_contract.clone(),
     })?;
     let t = &created.task;
     if a.json {
