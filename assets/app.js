@@ -599,9 +599,30 @@
   });
 
   // Ask what a move needs (summary, reason, confirmation) and turn it into a change.
-  async function changeFor(to, n) {
+  async function changeFor(to, n, from) {
     const many = n > 1 ? n + ' tasks' : 'this task';
     if (to === 'running') { toast('Tasks start running when a worker claims them — nudge the dispatcher instead.', true); return null; }
+    if (to === 'done' && from === 'review') {
+      // Approving a review: a note is welcome, not required.
+      const r = await promptDialog('Approve ' + many, 'Approval note (optional): what you checked. It becomes the hand-off the tasks that depend on it receive.', { ok: 'Approve' });
+      if (r == null) return null;
+      return r.trim() ? { status: 'done', summary: r.trim() } : { status: 'done' };
+    }
+    if (to === 'review') {
+      const reviewer = await promptDialog('Request review of ' + many, 'Reviewer profile (optional; default: keep the assignee, or who last requested changes). The dispatcher starts the reviewer on it.', { ok: 'Next' });
+      if (reviewer == null) return null;
+      const s = await promptDialog('Request review of ' + many, 'Summary (required): what was done and how it was checked, for the reviewer.', { required: true, ok: 'Request review', metadata: true });
+      if (s == null || !s.text.trim()) return null;
+      const change = { status: 'review', summary: s.text.trim() };
+      if (reviewer.trim()) change.reviewer = reviewer.trim();
+      if (s.metadata) change.metadata = s.metadata;
+      return change;
+    }
+    if (from === 'review' && (to === 'ready' || to === 'todo')) {
+      const r = await promptDialog('Send ' + many + ' back to the implementer', 'What must change? (optional; recorded as a CHANGES REQUESTED comment)', { ok: 'Send back' });
+      if (r == null) return null;
+      return r.trim() ? { status: to, reason: r.trim() } : { status: to };
+    }
     if (to === 'done') {
       const r = await promptDialog('Complete ' + many, 'Completion summary (required): what was done, for the tasks that depend on it. Metadata (optional) is a JSON object the children\'s workers see with the summary.', { required: true, ok: 'Complete', metadata: true });
       if (r == null || !r.text.trim()) return null;
@@ -631,7 +652,8 @@
   async function moveTo(ids, to) {
     ids = ids.filter((id) => { const c = state.cards.get(id); return !c || c.status !== to; });
     if (!ids.length) return;
-    const change = await changeFor(to, ids.length);
+    const froms = new Set(ids.map((id) => (state.cards.get(id) || {}).status));
+    const change = await changeFor(to, ids.length, froms.size === 1 ? [...froms][0] : null);
     if (!change) return;
     try {
       if (ids.length === 1) {
@@ -837,8 +859,8 @@
     body.appendChild(title);
 
     const statusSel = h('select', { 'aria-label': 'Status' });
-    for (const s of ['triage', 'todo', 'scheduled', 'ready', 'blocked', 'done', 'archived']) statusSel.appendChild(h('option', { value: s, text: s }));
-    if (['running', 'review'].includes(t.status)) statusSel.insertBefore(h('option', { value: t.status, text: t.status, disabled: true }), statusSel.firstChild);
+    for (const s of ['triage', 'todo', 'scheduled', 'ready', 'blocked', 'review', 'done', 'archived']) statusSel.appendChild(h('option', { value: s, text: s }));
+    if (t.status === 'running') statusSel.insertBefore(h('option', { value: t.status, text: t.status, disabled: true }), statusSel.firstChild);
     statusSel.value = t.status;
     statusSel.addEventListener('change', async () => {
       const to = statusSel.value;
@@ -859,9 +881,23 @@
     const act = (label, fn, cls) => h('button', { type: 'button', class: cls, text: label, onclick: fn });
     const acts = h('div', { class: 'actions' });
     if (t.status !== 'triage') acts.appendChild(act('→ triage', () => moveTo([t.id], 'triage').then(reloadDrawer)));
-    if (!['ready', 'running'].includes(t.status)) acts.appendChild(act(['blocked', 'scheduled'].includes(t.status) ? 'Unblock' : '→ ready', () => moveTo([t.id], 'ready').then(reloadDrawer)));
+    if (!['ready', 'running', 'review'].includes(t.status)) acts.appendChild(act(['blocked', 'scheduled'].includes(t.status) ? 'Unblock' : '→ ready', () => moveTo([t.id], 'ready').then(reloadDrawer)));
     if (['running', 'ready'].includes(t.status)) acts.appendChild(act('Block', () => moveTo([t.id], 'blocked').then(reloadDrawer)));
     if (['running', 'ready', 'blocked'].includes(t.status)) acts.appendChild(act('Complete', () => moveTo([t.id], 'done').then(reloadDrawer)));
+    if (['running', 'ready'].includes(t.status)) acts.appendChild(act('Request review', () => moveTo([t.id], 'review').then(reloadDrawer)));
+    if (t.status === 'review') {
+      acts.appendChild(act('Approve', () => moveTo([t.id], 'done').then(reloadDrawer), 'primary'));
+      acts.appendChild(act('Request changes', async () => {
+        const r = await promptDialog('Request changes on ' + t.id, 'What must change? The implementer is started again with it (a CHANGES REQUESTED comment).', { required: true, ok: 'Request changes' });
+        if (r == null || !r.trim()) return;
+        await patch(t.id, { status: 'ready', reason: r.trim() });
+      }));
+      acts.appendChild(act('Reopen review', async () => {
+        const ok = await promptDialog('Reopen ' + t.id + '?', 'Takes it out of review and gives it back to its implementer (ready, or todo while a parent is unfinished).', { confirmOnly: true, ok: 'Reopen' });
+        if (ok == null) return;
+        await patch(t.id, { status: 'ready' });
+      }));
+    }
     if (t.status === 'running') acts.appendChild(act('Reclaim', async () => {
       const r = await promptDialog('Reclaim ' + t.id + '?', 'Stops its worker (if on this machine) and puts the task back in ready. Reason (optional):', { ok: 'Reclaim' });
       if (r == null) return;

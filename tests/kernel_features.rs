@@ -1063,6 +1063,15 @@ fn assignees_unite_profiles_on_disk_with_task_assignees() {
     std::fs::create_dir_all(profiles.join("UPPER")).unwrap();
     std::fs::create_dir_all(profiles.join(".hidden")).unwrap();
     std::fs::write(profiles.join("file-not-dir"), "").unwrap();
+    // UP §10: a bare directory is not a profile, nor is a tombstoned one.
+    std::fs::create_dir_all(profiles.join("bare")).unwrap();
+    std::fs::create_dir_all(profiles.join("gone")).unwrap();
+    std::fs::write(profiles.join("gone").join("SOUL.md"), "x").unwrap();
+    std::fs::create_dir_all(profiles.join(".deleted")).unwrap();
+    std::fs::write(profiles.join(".deleted").join("gone"), "deleted\n").unwrap();
+    // Any one identity file counts (here `.env`).
+    std::fs::create_dir_all(profiles.join("envonly")).unwrap();
+    std::fs::write(profiles.join("envonly").join(".env"), "").unwrap();
     // Before any task: `default` plus the profile on disk.
     let names: Vec<(String, bool)> = b
         .assignees()
@@ -1073,10 +1082,44 @@ fn assignees_unite_profiles_on_disk_with_task_assignees() {
     assert_eq!(
         names,
         [
+            ("bare".to_string(), false),
             ("default".to_string(), true),
+            ("envonly".to_string(), true),
+            ("gone".to_string(), false),
             ("reviewer".to_string(), true)
         ]
     );
+    let why: std::collections::BTreeMap<String, Option<String>> = b
+        .assignees()
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.name, a.not_a_profile))
+        .collect();
+    assert!(
+        why["bare"].as_deref().is_some_and(
+            |w| w.contains("bare directory is not a profile") && w.contains("config.yaml")
+        ),
+        "{why:?}"
+    );
+    assert!(
+        why["gone"]
+            .as_deref()
+            .is_some_and(|w| w.contains("tombstone")),
+        "{why:?}"
+    );
+    assert_eq!(why["reviewer"], None);
+    let root = hermes_root(&tb.env);
+    assert_eq!(profile_state(&root, "bare"), ProfileState::NoIdentity);
+    assert_eq!(profile_state(&root, "gone"), ProfileState::Deleted);
+    assert_eq!(profile_state(&root, "nothere"), ProfileState::Missing);
+    assert_eq!(profile_state(&root, "envonly"), ProfileState::Live);
+    assert!(!profile_exists(&root, "bare") && !profile_exists(&root, "gone"));
+    let mut live = on_disk_profiles(&root);
+    live[1..].sort();
+    assert_eq!(live, ["default", "envonly", "reviewer"]);
+    std::fs::remove_dir_all(profiles.join("bare")).unwrap();
+    std::fs::remove_dir_all(profiles.join("gone")).unwrap();
+    std::fs::remove_dir_all(profiles.join("envonly")).unwrap();
     let w1 = tb.task("w1");
     tb.task("w2");
     let w3 = tb.task("w3");
@@ -1115,7 +1158,7 @@ fn assignees_unite_profiles_on_disk_with_task_assignees() {
         ]
     );
     let j = serde_json::to_value(&got[1]).unwrap();
-    assert_eq!(keys(&j), ["name", "on_disk", "counts"]);
+    assert_eq!(keys(&j), ["name", "on_disk", "not_a_profile", "counts"]);
     assert!(profile_exists(&hermes_root(&tb.env), "reviewer"));
     assert!(profile_exists(&hermes_root(&tb.env), "default"));
     assert!(!profile_exists(&hermes_root(&tb.env), "worker"));

@@ -6,7 +6,8 @@ mod common;
 
 use common::TestBoard;
 use hermes_kanban::kernel::{
-    BlockRequest, Completion, ExitClass, SettledBy, Status, WorkerExit, hostname,
+    BlockRequest, Completion, ExitClass, SettledBy, Status, TERMINAL_PROVIDER_EXIT_CODE,
+    WorkerExit, hostname,
 };
 use serde_json::Map;
 
@@ -169,6 +170,64 @@ fn time_outs_and_spawn_failures_count_against_the_breaker() {
     assert_eq!(t.status, Status::Blocked);
     assert_eq!(t.consecutive_failures, 2);
     assert_eq!(b.get_run(run2).unwrap().outcome.as_deref(), Some("gave_up"));
+}
+
+#[test]
+fn exit_78_is_a_terminal_provider_error_that_blocks_sticky_on_the_first_failure() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    // An ordinary non-zero exit counts one failure and goes back to ready (limit 2).
+    let (other, run) = claimed(&tb, "ordinary crash");
+    let s = b
+        .settle_worker_exit(
+            &other,
+            run,
+            SettledBy::Supervisor,
+            Some(2),
+            Some(&WorkerExit::from_status(9, Some(3), None)),
+        )
+        .unwrap();
+    assert!(!s.tripped);
+    assert_eq!(b.get_task(&other).unwrap().status, Status::Ready);
+    // Exit 78 trips at once, below the limit, with a sticky gave_up.
+    let (id, run) = claimed(&tb, "revoked credential");
+    let s = b
+        .settle_worker_exit(
+            &id,
+            run,
+            SettledBy::Supervisor,
+            Some(5),
+            Some(&WorkerExit::from_status(
+                9,
+                Some(TERMINAL_PROVIDER_EXIT_CODE),
+                None,
+            )),
+        )
+        .unwrap();
+    assert!(s.tripped, "{s:?}");
+    assert_eq!(s.outcome.map(|o| o.as_str()), Some("crashed"));
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Blocked);
+    assert_eq!(t.consecutive_failures, 1);
+    assert!(t.claim_lock.is_none() && t.worker_pid.is_none() && t.current_run_id.is_none());
+    assert!(
+        t.last_failure_error
+            .as_deref()
+            .is_some_and(|e| e.contains("terminal provider error")),
+        "{:?}",
+        t.last_failure_error
+    );
+    let events = b.list_events(&id, None).unwrap();
+    let crashed = events.iter().find(|e| e.kind == "crashed").unwrap();
+    assert_eq!(crashed.payload.as_ref().unwrap()["terminal_provider"], true);
+    let gave_up = events.iter().find(|e| e.kind == "gave_up").unwrap();
+    let p = gave_up.payload.as_ref().unwrap();
+    assert_eq!(p["sticky"], true, "{p}");
+    assert_eq!(p["terminal_provider"], true, "{p}");
+    assert_eq!(p["failures"], 1);
+    // It stays blocked until an operator fixes the provider and unblocks.
+    b.recompute_ready().unwrap();
+    assert_eq!(b.get_task(&id).unwrap().status, Status::Blocked);
 }
 
 #[test]

@@ -286,12 +286,12 @@ fn b64(bytes: &[u8]) -> String {
 // ==========================================================================================
 
 #[tokio::test(flavor = "multi_thread")]
-async fn worker_sees_the_nine_worker_tools_and_the_worker_guidance() {
+async fn worker_sees_the_worker_tools_and_the_worker_guidance() {
     let fx = Fx::new();
     let (id, run) = fx.running("gated");
     let s = connect(fx.worker_env(&id, run), None).await;
     assert_eq!(s.tool_names().await, owned(WORKER_TOOLS));
-    assert_eq!(WORKER_TOOLS.len(), 9);
+    assert_eq!(WORKER_TOOLS.len(), 13);
     assert_eq!(s.instructions(), GUIDANCE);
     let info = s.client.peer_info().unwrap();
     let server = info.server_info.as_ref().expect("server_info");
@@ -316,7 +316,7 @@ async fn worker_sees_the_nine_worker_tools_and_the_worker_guidance() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn orchestrator_sees_eleven_tools_and_the_orchestrator_guidance() {
+async fn orchestrator_sees_every_tool_and_the_orchestrator_guidance() {
     let fx = Fx::new();
     let s = connect(fx.orchestrator_env(), None).await;
     let all: BTreeSet<String> = WORKER_TOOLS
@@ -324,7 +324,7 @@ async fn orchestrator_sees_eleven_tools_and_the_orchestrator_guidance() {
         .chain(ORCHESTRATOR_TOOLS)
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(all.len(), 11);
+    assert_eq!(all.len(), 15);
     assert_eq!(s.tool_names().await, all);
     assert_eq!(s.instructions(), ORCHESTRATOR);
     let info = s.client.peer_info().unwrap();
@@ -448,6 +448,7 @@ async fn a_discovery_first_client_gets_the_same_scope() {
 // ==========================================================================================
 
 const SHOW_TASK_KEYS: &[&str] = &[
+    "last_failure_error",
     "id",
     "title",
     "body",
@@ -500,12 +501,14 @@ async fn show_defaults_to_the_workers_own_task_with_its_context() {
         set(&[
             "task",
             "parents",
+            "unsatisfied_parents",
             "children",
             "events",
             "runs",
             "worker_context"
         ])
     );
+    assert_eq!(v["unsatisfied_parents"], json!([]), "the parent is done");
     // Lean: unset fields are omitted; the body and comments live in worker_context only.
     let task_keys = keys(&v["task"]);
     assert!(task_keys.is_subset(&set(SHOW_TASK_KEYS)), "{task_keys:?}");
@@ -2208,7 +2211,7 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
     );
     assert_eq!(
         list["result"]["tools"].as_array().unwrap().len(),
-        11,
+        15,
         "{list}"
     );
     let call = format!(
@@ -3078,4 +3081,447 @@ async fn serve_binary_answers_mcp_on_loopback() {
     );
     child.start_kill().unwrap();
     let _ = child.wait().await;
+}
+
+// ------------------------------------------------------------------------------------------
+// kanban_attach_url's fetcher (src/fetch.rs) against a local HTTP server on 127.0.0.2: the
+// test-only knob lets exactly that address through, so a redirect to 127.0.0.1 must still be
+// refused.
+// ------------------------------------------------------------------------------------------
+
+mod fetcher {
+    use super::*;
+    use hermes_kanban::fetch::{FetchError, FetchOptions, fetch_url};
+
+    /// A tiny HTTP/1.1 server on 127.0.0.2: `/file`, `/to-loopback`, `/hop/N` (redirects to
+    /// N+1), `/big` (26 MiB, chunked, no Content-Length), `/declared-big`.
+    async fn serve() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.2:0")
+            .await
+            .expect("bind 127.0.0.2");
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(&mut s);
+                    let mut line = String::new();
+                    if r.read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).await.unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let redirect = |to: String| {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                    };
+                    if path == "/file" {
+                        let body = "fetched body";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/markdown; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.md\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = s.write_all(head.as_bytes()).await;
+                    } else if path == "/plain/report.txt" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                    } else if path == "/to-loopback" {
+                        let _ = s
+                            .write_all(
+                                redirect(format!("http://127.0.0.1:{}/file", addr.port()))
+                                    .as_bytes(),
+                            )
+                            .await;
+                    } else if path == "/to-ftp" {
+                        let _ = s
+                            .write_all(redirect("ftp://example.com/x".into()).as_bytes())
+                            .await;
+                    } else if let Some(n) = path.strip_prefix("/hop/") {
+                        let n: u32 = n.parse().unwrap_or(0);
+                        let to = if n >= 5 {
+                            "/file".to_string()
+                        } else {
+                            format!("/hop/{}", n + 1)
+                        };
+                        let _ = s.write_all(redirect(to).as_bytes()).await;
+                    } else if path == "/declared-big" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 31457280\r\nConnection: close\r\n\r\n").await;
+                    } else if path == "/big" {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
+                        let chunk = vec![b'x'; 1 << 20];
+                        for _ in 0..26 {
+                            let head = format!("{:x}\r\n", chunk.len());
+                            if s.write_all(head.as_bytes()).await.is_err()
+                                || s.write_all(&chunk).await.is_err()
+                                || s.write_all(b"\r\n").await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        let _ = s.write_all(b"0\r\n\r\n").await;
+                    } else {
+                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn opts(addr: SocketAddr) -> FetchOptions {
+        FetchOptions {
+            allow_address: Some(addr.ip()),
+            ..FetchOptions::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_fetcher_downloads_from_the_one_allowed_address() {
+        let a = serve().await;
+        let f = fetch_url(&format!("http://{a}/file"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!(f.bytes, b"fetched body");
+        assert_eq!(f.filename, "notes.md");
+        assert_eq!(f.content_type.as_deref(), Some("text/markdown"));
+        let f = fetch_url(&format!("http://{a}/plain/report.txt"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!((f.filename.as_str(), f.content_type), ("report.txt", None));
+        // Five redirects are followed.
+        let f = fetch_url(&format!("http://{a}/hop/1"), &opts(a))
+            .await
+            .unwrap();
+        assert_eq!(f.bytes, b"fetched body");
+        assert!(f.final_url.ends_with("/file"), "{}", f.final_url);
+        // Without the knob, the same server is refused: 127.0.0.2 is loopback.
+        let e = fetch_url(&format!("http://{a}/file"), &FetchOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FetchError::Blocked {
+                    class: "loopback",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redirect_to_127_0_0_1_is_refused() {
+        let a = serve().await;
+        let e = fetch_url(&format!("http://{a}/to-loopback"), &opts(a))
+            .await
+            .unwrap_err();
+        match &e {
+            FetchError::Blocked { addr, class, .. } => {
+                assert_eq!(addr.to_string(), "127.0.0.1");
+                assert_eq!(*class, "loopback");
+            }
+            other => panic!("expected a refusal, got {other}"),
+        }
+        assert!(
+            e.to_string().contains("only public internet addresses"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn kanban_attach_url_stores_the_download_on_the_workers_own_task_only() {
+        let a = serve().await;
+        let fx = Fx::new();
+        let (id, run) = fx.running("collect evidence");
+        let other = fx.task("someone else's");
+        let env = fx.worker_env(&id, run).with(
+            hermes_kanban::fetch::TEST_ALLOW_ADDRESS_ENV,
+            a.ip().to_string(),
+        );
+        let s = connect(env, None).await;
+        let v = s
+            .ok(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file")}),
+            )
+            .await;
+        assert_eq!(v["filename"], "notes.md", "{v}");
+        assert_eq!(v["content_type"], "text/markdown");
+        assert_eq!(v["size"], 12);
+        let list = fx.board.list_attachments(&id).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            std::fs::read(&list[0].stored_path).unwrap(),
+            b"fetched body"
+        );
+        // The caller's name and type win.
+        let v = s
+            .ok(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file"), "filename": "mine.txt", "content_type": "text/plain"}),
+            )
+            .await;
+        assert_eq!(
+            (v["filename"].clone(), v["content_type"].clone()),
+            (json!("mine.txt"), json!("text/plain"))
+        );
+        // Refusals change nothing: a redirect to 127.0.0.1, another task, a bad scheme.
+        let before = fx.dump();
+        let e = s
+            .err(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/to-loopback")}),
+            )
+            .await;
+        assert!(e.contains("127.0.0.1") && e.contains("loopback"), "{e}");
+        let e = s
+            .err(
+                "kanban_attach_url",
+                json!({"url": format!("http://{a}/file"), "task_id": other}),
+            )
+            .await;
+        assert!(e.contains("scoped to task"), "{e}");
+        let e = s
+            .err("kanban_attach_url", json!({"url": "file:///etc/passwd"}))
+            .await;
+        assert!(e.contains("only http and https"), "{e}");
+        assert_eq!(fx.dump(), before);
+        s.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn too_many_redirects_oversize_bodies_and_other_schemes_are_refused() {
+        let a = serve().await;
+        let e = fetch_url(&format!("http://{a}/hop/0"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooManyRedirects { .. }),
+            "six redirects: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/big"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooLarge { .. }),
+            "streamed past 25 MiB: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/declared-big"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::TooLarge { .. }),
+            "declared past 25 MiB: {e}"
+        );
+        let e = fetch_url(&format!("http://{a}/to-ftp"), &opts(a))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, FetchError::Scheme { .. }),
+            "redirect to ftp: {e}"
+        );
+        for bad in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x/"] {
+            let e = fetch_url(bad, &opts(a)).await.unwrap_err();
+            assert!(matches!(e, FetchError::Scheme { .. }), "{bad}: {e}");
+        }
+        for private in [
+            "http://10.0.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0x7f000001/",
+            "http://localhost/",
+        ] {
+            let e = fetch_url(private, &opts(a)).await.unwrap_err();
+            assert!(matches!(e, FetchError::Blocked { .. }), "{private}: {e}");
+        }
+        let e = fetch_url("http://user:pw@example.com/", &opts(a))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FetchError::BadUrl(..)), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kanban_schedule_parks_the_workers_own_task_and_ends_its_run() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("wait for the nightly load");
+    let other = fx.task("not mine");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let before = fx.dump();
+    let e = s.err("kanban_schedule", json!({"task_id": other})).await;
+    assert!(e.contains("scoped to task"), "{e}");
+    assert_eq!(fx.dump(), before, "a refused schedule changes nothing");
+    let v = s
+        .ok(
+            "kanban_schedule",
+            json!({"reason": "after the 02:00 data load"}),
+        )
+        .await;
+    assert_eq!(
+        (v["task_id"].clone(), v["status"].clone()),
+        (json!(id), json!("scheduled")),
+        "{v}"
+    );
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Scheduled);
+    assert!(
+        t.claim_lock.is_none() && t.current_run_id.is_none(),
+        "the run ended"
+    );
+    let runs = fx.board.list_runs(&id, None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].ended_at.is_some());
+    assert_eq!(runs[0].outcome.as_deref(), Some("scheduled"));
+    let comments = fx.board.list_comments(&id).unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body == "SCHEDULED: after the 02:00 data load"),
+        "{comments:?}"
+    );
+    // Its run is over: a second call is refused (stale run), nothing changes.
+    let before = fx.dump();
+    s.err("kanban_schedule", json!({})).await;
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+    let problems = fx.board.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_names_the_parents_that_are_not_finished_and_the_last_failure() {
+    let fx = Fx::new();
+    let open = fx.task("still open");
+    let done = fx.task("finished");
+    fx.board
+        .complete_task(Completion {
+            task_id: done.clone(),
+            summary: Some("ok".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let child = fx.create(NewTask {
+        title: "waits".into(),
+        assignee: Some("worker".into()),
+        parents: vec![open.clone(), done.clone()],
+        ..Default::default()
+    });
+    let s = connect(fx.orchestrator_env(), None).await;
+    let v = s.ok("kanban_show", json!({"task_id": child})).await;
+    assert_eq!(
+        v["unsatisfied_parents"],
+        json!([{"id": open, "status": "ready"}]),
+        "{v}"
+    );
+    // last_failure_error is carried once a run failed.
+    let run = fx
+        .board
+        .claim_task_as(&open, Some(60), LOCK)
+        .unwrap()
+        .run_id;
+    fx.board
+        .settle_worker_exit(
+            &open,
+            run,
+            hermes_kanban::kernel::SettledBy::Tick,
+            Some(5),
+            Some(&hermes_kanban::kernel::WorkerExit::from_status(
+                9,
+                Some(3),
+                None,
+            )),
+        )
+        .unwrap();
+    let v = s.ok("kanban_show", json!({"task_id": open})).await;
+    assert_eq!(
+        v["task"]["last_failure_error"], "pid 9 exited with code 3",
+        "{v}"
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_review_then_request_changes_route_the_task_between_implementer_and_reviewer() {
+    let fx = Fx::new();
+    let prof = fx.path("hermes/profiles/reviewer");
+    std::fs::create_dir_all(&prof).unwrap();
+    std::fs::write(prof.join("config.yaml"), "{}\n").unwrap();
+    let (id, run) = fx.running("implement the parser");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let before = fx.dump();
+    let e = s
+        .err("kanban_request_review", json!({"summary": "  "}))
+        .await;
+    assert!(e.contains("summary is required"), "{e}");
+    let e = s
+        .err(
+            "kanban_request_review",
+            json!({"summary": "done", "reviewer": "nobody"}),
+        )
+        .await;
+    assert!(e.contains("not a profile"), "{e}");
+    assert_eq!(fx.dump(), before, "refusals change nothing");
+    let v = s
+        .ok(
+            "kanban_request_review",
+            json!({"summary": "parser done; 9 tests", "reviewer": "Reviewer", "metadata": {"tests": 9}}),
+        )
+        .await;
+    assert_eq!(
+        (v["status"].clone(), v["reviewer"].clone()),
+        (json!("review"), json!("reviewer")),
+        "{v}"
+    );
+    s.close().await;
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(
+        (t.status, t.assignee.as_deref()),
+        (Status::Review, Some("reviewer"))
+    );
+    let r = fx.board.get_run(run).unwrap();
+    assert_eq!(r.outcome.as_deref(), Some("review_requested"));
+    assert_eq!(r.metadata.as_ref().unwrap()["tests"], 9);
+    // The reviewer's run (claimed from review) sends it back.
+    let rrun = fx
+        .board
+        .claim_review_task_as(&id, Some(60), LOCK)
+        .unwrap()
+        .run_id;
+    let s = connect(fx.worker_env(&id, rrun), None).await;
+    let e = s.err("kanban_request_changes", json!({"reason": ""})).await;
+    assert!(e.contains("reason is required"), "{e}");
+    let v = s
+        .ok(
+            "kanban_request_changes",
+            json!({"reason": "handle an empty input"}),
+        )
+        .await;
+    assert_eq!(v["status"], "ready", "{v}");
+    s.close().await;
+    let t = fx.board.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Ready);
+    assert_eq!(
+        t.assignee.as_deref(),
+        Some("worker"),
+        "back to the implementer"
+    );
+    // Outside a review run, request_changes is refused.
+    let (other, orun) = fx.running("plain run");
+    let s = connect(fx.worker_env(&other, orun), None).await;
+    let before = fx.dump();
+    s.err("kanban_request_changes", json!({"reason": "x"}))
+        .await;
+    assert_eq!(fx.dump(), before);
+    s.close().await;
+    let problems = fx.board.check_invariants().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
 }

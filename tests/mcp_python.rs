@@ -40,6 +40,10 @@ const WORKER_TOOLS: &[&str] = &[
     "kanban_link",
     "kanban_attach",
     "kanban_attachments",
+    "kanban_attach_url",
+    "kanban_schedule",
+    "kanban_request_review",
+    "kanban_request_changes",
 ];
 const ORCHESTRATOR_ONLY: &[&str] = &["kanban_list", "kanban_unblock"];
 /// The claim lock the harness claims with (stands in for the dispatcher's).
@@ -561,7 +565,10 @@ fn orchestrator_sessions_see_every_tool() {
         args.extend(["--expect-tools".into(), tool_list(true)]);
         let report = run_client(fx.cli.dir.path(), &args);
         assert_eq!(report["transport"], transport);
-        assert_eq!(report["tools"].as_array().unwrap().len(), 11);
+        assert_eq!(
+            report["tools"].as_array().unwrap().len(),
+            WORKER_TOOLS.len() + ORCHESTRATOR_ONLY.len()
+        );
         assert_eq!(report["listed"], serde_json::json!([fx.task]));
         assert_eq!(report["status"], "running", "{transport}/{mode}: {report}");
         assert_eq!(

@@ -16,7 +16,7 @@ fn schema_files_match_the_tool_definitions() {
         std::fs::create_dir_all(&dir).unwrap();
     }
     let tools = KanbanMcp::all_tools();
-    assert_eq!(tools.len(), 11, "the 11 kanban_* tools");
+    assert_eq!(tools.len(), 15, "the 15 kanban_* tools");
     let mut expected = BTreeSet::new();
     let mut stale = Vec::new();
     for t in &tools {

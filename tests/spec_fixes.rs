@@ -266,6 +266,11 @@ fn fix3_dry_run_dispatch_writes_nothing() {
     let tb = TestBoard::new();
     let b = &tb.board;
     std::fs::create_dir_all(tb.dir.path().join("hermes/profiles/worker")).unwrap();
+    std::fs::write(
+        tb.dir.path().join("hermes/profiles/worker/config.yaml"),
+        "{}\n",
+    )
+    .unwrap();
 
     let expired = tb.task("claimed with a short ttl");
     let claim = b.claim_task(&expired, Some(1)).unwrap();

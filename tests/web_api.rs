@@ -270,6 +270,11 @@ async fn diagnostics_on_cards_and_endpoint() {
     // A profile on disk: the one finding expected below is `stranded_in_ready`, not also
     // `unspawnable_assignee`.
     std::fs::create_dir_all(s.dir.path().join("hermes").join("profiles").join("worker")).unwrap();
+    std::fs::write(
+        s.dir.path().join("hermes/profiles/worker/config.yaml"),
+        "{}\n",
+    )
+    .unwrap();
     let t = s.task("stuck");
     // Make it stranded: created long ago (rewrite through the kernel's clock).
     let mut b = s.board();
@@ -503,15 +508,43 @@ async fn patch_status_moves_and_fields() {
         )
         .await;
     detail_has(&d, "Cannot set status to 'running' directly; ");
-    let d = s
-        .expect(
+    // review goes through the kernel's request_review (UP §11): a ready task moves there with
+    // a review_requested event; back to ready through reopen_review.
+    let v = s
+        .ok(
             Method::PATCH,
             &format!("/api/tasks/{t}"),
-            Some(json!({"status": "review"})),
-            400,
+            Some(json!({"status": "review", "summary": "please check", "reviewer": "Reviewer"})),
         )
         .await;
-    assert_eq!(d, "unknown status: review");
+    assert_eq!(v["task"]["status"], "review", "{v}");
+    assert_eq!(v["task"]["assignee"], "reviewer", "{v}");
+    assert!(
+        s.board()
+            .list_events(&t, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "review_requested")
+    );
+    let v = s
+        .ok(
+            Method::PATCH,
+            &format!("/api/tasks/{t}"),
+            Some(json!({"status": "ready", "reason": "needs a test"})),
+        )
+        .await;
+    assert_eq!(v["task"]["status"], "ready", "{v}");
+    assert_eq!(
+        v["task"]["assignee"], "worker",
+        "back to the implementer: {v}"
+    );
+    assert!(
+        s.board()
+            .list_events(&t, None)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "review_reopened")
+    );
     s.expect(
         Method::PATCH,
         &format!("/api/tasks/{t}"),

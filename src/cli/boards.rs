@@ -1,5 +1,5 @@
-//! `boards …`: list, create, remove, switch, show, rename and set-default-workdir. These verbs
-//! ignore `--board`.
+//! `boards …`: list, create, remove, switch, show, rename, set-default-workdir, export and
+//! import. These verbs ignore `--board`.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,8 @@ use serde_json::json;
 use super::output::print_json;
 use super::{CliError, Ctx};
 use crate::kernel::{
-    Board, BoardPaths, ListFilter, NewBoard, create_board, list_boards, read_board_meta,
-    remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
+    Board, BoardPaths, ListFilter, NewBoard, create_board, export_board, import_board, list_boards,
+    read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
 
 /// Board verbs.
@@ -114,6 +114,43 @@ pub enum BoardsCmd {
         slug: String,
         /// Absolute path; omit to clear.
         path: Option<String>,
+    },
+    /// Export a board to a .tar.gz archive (Hermes' board archive format) to move it elsewhere.
+    #[command(
+        after_help = "Live state does not travel: claims, pids, heartbeats, notification subscriptions and our worker/run-token rows are cleared in the archive's copy; running tasks go back to ready. The board itself is not changed.\n\nExample: hermes-kanban boards export research -o /tmp/research.tar.gz --include-logs"
+    )]
+    Export {
+        /// Board slug (default: the current board).
+        slug: Option<String>,
+        /// Archive path (default: ./<slug>.tar.gz; .tar.gz is appended when missing).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Leave attachment files out (their rows are dropped on import).
+        #[arg(long)]
+        no_attachments: bool,
+        /// Include worker logs.
+        #[arg(long)]
+        include_logs: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a board archive (from `boards export` of either tool) as a new board.
+    #[command(
+        after_help = "The board always lands as a new board; a taken slug gets a -2, -3… suffix. Live state in the archive is cleared again; dir/worktree tasks that could be dispatched are parked in triage (their paths belonged to the exporting machine).\n\nExample: hermes-kanban boards import research.tar.gz --as research-copy --switch"
+    )]
+    Import {
+        /// The .tar.gz archive.
+        archive: std::path::PathBuf,
+        /// Slug for the new board (default: the archive's).
+        #[arg(long = "as", value_name = "SLUG")]
+        as_slug: Option<String>,
+        /// Make the imported board the current one.
+        #[arg(long)]
+        switch: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -260,6 +297,62 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
         BoardsCmd::Rename { slug, name } => {
             let m = rename_board(env, slug, name, now())?;
             println!("Renamed {} to {}", m.slug, m.name);
+        }
+        BoardsCmd::Export {
+            slug,
+            output,
+            no_attachments,
+            include_logs,
+            json,
+        } => {
+            let slug = match slug {
+                Some(s) => s.clone(),
+                None => resolve_board(env, None)?,
+            };
+            let out = output
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(format!("{slug}.tar.gz")));
+            let r = export_board(env, &slug, &out, !no_attachments, *include_logs, now())?;
+            if *json {
+                print_json(&r);
+            } else {
+                let n = |k: &str| r.counts.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+                println!("Exported board {} to {}", r.board, r.archive.display());
+                println!("  Size:        {} bytes", r.size);
+                println!("  Tasks:       {}", n("tasks"));
+                println!("  Comments:    {}", n("task_comments"));
+                println!("  Attachments: {}", n("attachment_files"));
+                println!("Import it with `hermes-kanban boards import <archive>`.");
+            }
+        }
+        BoardsCmd::Import {
+            archive,
+            as_slug,
+            switch,
+            json,
+        } => {
+            let r = import_board(env, archive, as_slug.as_deref(), *switch, now())?;
+            if *json {
+                print_json(&r);
+            } else {
+                println!("Imported board {} ({}).", r.board, r.name);
+                if r.renamed {
+                    println!("  Renamed from {}: that slug was taken.", r.requested_board);
+                }
+                let tasks = r.counts.get("tasks").and_then(|v| v.as_i64()).unwrap_or(0);
+                println!("  Path:  {}\n  Tasks: {tasks}", r.path.display());
+                for w in &r.warnings {
+                    println!("  Note:  {w}");
+                }
+                if r.activated {
+                    println!("  Active board is now {}.", r.board);
+                } else {
+                    println!(
+                        "  Switch to it with `hermes-kanban boards switch {}`.",
+                        r.board
+                    );
+                }
+            }
         }
         BoardsCmd::SetDefaultWorkdir { slug, path } => {
             let m = set_default_workdir(env, slug, path.as_deref(), now())?;

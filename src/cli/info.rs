@@ -175,12 +175,14 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
     let (cfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     for x in &list {
         let counts: Vec<String> = x.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let disk = if x.on_disk {
-            ""
-        } else if cfg.worker_command.by_assignee.contains_key(&x.name) {
-            "  (runs kanban.worker_command)"
-        } else {
-            "  (no profile on disk, no worker_command: cannot be dispatched)"
+        let disk = match &x.not_a_profile {
+            None => String::new(),
+            Some(_) if cfg.worker_command.by_assignee.contains_key(&x.name) => {
+                "  (runs kanban.worker_command)".to_string()
+            }
+            Some(why) => {
+                format!("  (not a profile: {why}; no worker_command either: cannot be dispatched)")
+            }
         };
         println!("{:<20} {}{disk}", x.name, counts.join(", "));
     }
@@ -591,4 +593,45 @@ pub(crate) fn completions(a: &CompletionsArgs) -> Result<(), CliError> {
     let mut cmd = Cli::command();
     clap_complete::generate(a.shell, &mut cmd, "hermes-kanban", &mut std::io::stdout());
     Ok(())
+}
+
+/// `repair [--json]`: check the DB and rebuild damaged indexes; never opens the board (a board
+/// that needs repair may not open).
+pub(crate) fn repair(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
+    let slug = crate::kernel::resolve_board(&ctx.env, ctx.board.as_deref())?;
+    let db = crate::kernel::BoardPaths::resolve(&ctx.env, &slug).db;
+    let r = crate::kernel::repair_db(&db)?;
+    if a.json {
+        print_json(&r);
+    } else {
+        let p = r.db_path.display();
+        match r.status {
+            "missing" => println!("No kanban DB at {p}: nothing to repair."),
+            "ok" => println!("{p}: quick_check and integrity_check ok, no repair needed."),
+            "repaired" => {
+                println!("{p}: repaired.");
+                println!("  reindexed: {}", r.reindexed.join(", "));
+                if let Some(b) = &r.backup_path {
+                    println!("  pre-repair backup: {}", b.display());
+                }
+                println!("  integrity_check now ok.");
+            }
+            _ => {
+                eprintln!("{p}: CORRUPT, not repaired (only damaged indexes are repaired).");
+                for m in r.messages.iter().take(20) {
+                    eprintln!("  {m}");
+                }
+                if let Some(b) = &r.backup_path {
+                    eprintln!("  backup: {}", b.display());
+                }
+                eprintln!("  Restore a backup, or try `sqlite3 {p} .recover`.");
+            }
+        }
+    }
+    // A corrupt report was printed above; exit 1 without another message.
+    if r.ok() {
+        Ok(())
+    } else {
+        Err(CliError::Partial)
+    }
 }

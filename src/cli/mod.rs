@@ -23,7 +23,7 @@ const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Review:          request-review, request-changes, reopen-review (approve with complete)
-Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
+Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics, repair
 Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
 Boards & misc:   init, boards, notify test, notify-*, attach, attachments, attach-rm, gc, skills, completions
 
@@ -123,9 +123,9 @@ pub enum Command {
         after_help = "Example: hermes-kanban reopen-review t_1a2b3c4d --reason \"handle empty input\""
     )]
     ReopenReview(transitions::ReopenReviewArgs),
-    /// Backfill the result/summary/metadata of a done task.
+    /// Change a task's title, body or priority, or backfill a done task's result/summary/metadata.
     #[command(
-        after_help = "Example: hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
+        after_help = "Examples:\n  hermes-kanban edit t_1a2b3c4d --title \"Ship v2\" --priority 5\n  hermes-kanban edit t_1a2b3c4d --body-file spec.md\n  hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
     )]
     Edit(transitions::EditArgs),
     /// Block a task with a reason (a human unblocks it).
@@ -215,6 +215,11 @@ pub enum Command {
         after_help = "The text report starts with the board's journal mode and why (--journal: only that).\nExample: hermes-kanban diagnostics --severity error --json"
     )]
     Diagnostics(info::DiagnosticsArgs),
+    /// Check the board's database and rebuild damaged indexes (a backup is taken first).
+    #[command(
+        after_help = "Runs PRAGMA quick_check and integrity_check. When every problem is a damaged index, saves <db>.corrupt.<hash>.bak and REINDEXes; anything else is reported and left alone.\nExit 0: ok, repaired or no DB file; 1: still corrupt.\n\nExample: hermes-kanban repair --json"
+    )]
+    Repair(info::JsonArgs),
     /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
     #[command(
         after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --skills kanban-worker … chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH), or kanban.worker_command from $HERMES_HOME/config.yaml.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
@@ -424,6 +429,7 @@ pub fn main() -> i32 {
         Command::Attachments(a) => info::attachments(&ctx, a),
         Command::AttachRm(a) => info::attach_rm(&ctx, a),
         Command::Diagnostics(a) => info::diagnostics(&ctx, a),
+        Command::Repair(a) => info::repair(&ctx, a),
         Command::Skills(c) => info::skills(&ctx, c),
         Command::Completions(a) => info::completions(a),
         Command::Mcp(a) => serve::mcp(&ctx, a),

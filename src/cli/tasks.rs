@@ -17,8 +17,11 @@ pub struct CreateArgs {
     /// Task title (one line).
     pub title: String,
     /// Body / spec (markdown).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "body_file")]
     pub body: Option<String>,
+    /// Read the body from a file (UTF-8, a BOM is dropped); `-` reads standard input.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<std::path::PathBuf>,
     /// Profile that will work on it.
     #[arg(long)]
     pub assignee: Option<String>,
@@ -132,13 +135,37 @@ fn check_branch(branch: Option<&str>, kind: WorkspaceKind) -> Result<(), CliErro
     Ok(())
 }
 
+/// `--body-file PATH` (or `-` for standard input) as text, without a leading BOM.
+pub(crate) fn read_body_file(p: &std::path::Path) -> Result<String, CliError> {
+    let text = if p.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            CliError::Usage(format!("--body-file -: cannot read standard input: {e}"))
+        })?;
+        s
+    } else {
+        let bytes = std::fs::read(p)
+            .map_err(|e| CliError::Usage(format!("--body-file {}: {e}", p.display())))?;
+        String::from_utf8(bytes)
+            .map_err(|_| CliError::Usage(format!("--body-file {}: not UTF-8 text", p.display())))?
+    };
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
+}
+
 pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
     let (kind, path) = parse_workspace(&a.workspace, &ctx.env)?;
     check_branch(a.branch.as_deref(), kind)?;
+    let body = match &a.body_file {
+        None => a.body.clone(),
+        Some(p) => Some(read_body_file(p)?),
+    };
     let b = ctx.open()?;
     let created = b.create_task(NewTask {
         title: a.title.clone(),
-        body: a.body.clone(),
+        body,
         assignee: a.assignee.clone(),
         parents: a.parents.clone(),
         tenant: a.tenant.clone(),
@@ -308,6 +335,8 @@ pub enum SortArg {
     Assignee,
     /// By title.
     Title,
+    /// Most recently completed first, never-completed last.
+    CompletedDesc,
     /// Most recently started first.
     Updated,
 }
@@ -364,7 +393,9 @@ pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
 
 pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
-    b.recompute_ready()?;
+    if !b.write_fenced() {
+        b.recompute_ready()?;
+    }
     let assignee = if a.mine {
         Some(ctx.author())
     } else {
@@ -388,6 +419,7 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
             Some(SortArg::Assignee) => TaskSort::Assignee,
             Some(SortArg::Title) => TaskSort::Title,
             Some(SortArg::Updated) => TaskSort::Updated,
+            Some(SortArg::CompletedDesc) => TaskSort::CompletedDesc,
         },
         limit: None,
         after: None,

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use super::output::print_json;
 use super::{CliError, Ctx, each_id};
-use crate::kernel::{BlockKind, BlockRequest, Completion, PromoteOptions, Status, WorkspaceKind};
+use crate::kernel::{
+    BlockKind, BlockRequest, Completion, PromoteOptions, ResultEdit, Status, TaskPatch,
+    WorkspaceKind,
+};
 
 /// `claim` arguments.
 #[derive(Debug, Args)]
@@ -136,25 +139,65 @@ pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
 
 /// `edit` arguments.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["title", "body", "body_file", "priority", "result"])
+))]
 pub struct EditArgs {
-    /// A done task.
+    /// The task.
     pub id: String,
-    /// New result text.
-    #[arg(long, required = true)]
-    pub result: String,
-    /// New hand-off summary.
+    /// New title.
     #[arg(long)]
+    pub title: Option<String>,
+    /// New body (markdown; an empty string clears it).
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the new body from a file; `-` reads standard input.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<std::path::PathBuf>,
+    /// New priority.
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i64>,
+    /// New result text (done tasks only).
+    #[arg(long)]
+    pub result: Option<String>,
+    /// New hand-off summary (with --result).
+    #[arg(long, requires = "result")]
     pub summary: Option<String>,
-    /// New hand-off metadata (JSON object).
-    #[arg(long)]
+    /// New hand-off metadata, a JSON object (with --result).
+    #[arg(long, requires = "result")]
     pub metadata: Option<String>,
+    /// Print the task as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(crate) fn edit(ctx: &Ctx, a: &EditArgs) -> Result<(), CliError> {
     let metadata = parse_metadata(a.metadata.as_deref())?;
+    let body = match &a.body_file {
+        None => a.body.clone(),
+        Some(p) => Some(super::tasks::read_body_file(p)?),
+    };
     let b = ctx.open()?;
-    b.edit_completed_result(&a.id, &a.result, a.summary.as_deref(), metadata.as_ref())?;
-    println!("Edited {}", a.id);
+    let patch = TaskPatch {
+        title: a.title.clone(),
+        body: body.map(|b| Some(b).filter(|b| !b.trim().is_empty())),
+        priority: a.priority,
+        tenant: None,
+    };
+    let result = a.result.as_deref().map(|r| ResultEdit {
+        result: r,
+        summary: a.summary.as_deref(),
+        metadata: metadata.as_ref(),
+    });
+    let t = b.edit_task(&a.id, patch, result)?;
+    if a.json {
+        print_json(&t.to_hermes_json());
+    } else {
+        println!("Edited {}", a.id);
+    }
     Ok(())
 }
 

@@ -21,6 +21,10 @@
 //! `hermes` worker (`HERMES_KANBAN_TASK`, `HERMES_KANBAN_TOKEN`, …), so any agent CLI that can
 //! reach the MCP server (`hermes-kanban mcp`) can serve a profile. An assignee named explicitly
 //! in the map is spawnable even without a `profiles/<name>/` directory.
+//!
+//! `dispatch_profiles` (Hermes ~0.22) is this home's claim allowlist on a board shared by
+//! several homes: a list or a comma-separated string; absent = any spawnable assignee; present
+//! but empty (or naming nothing valid) = claim nothing (fails closed).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +78,10 @@ pub struct KanbanConfig {
     pub worker_log_backup_count: u32,
     /// Our `worker_command`.
     pub worker_command: WorkerCommands,
+    /// `dispatch_profiles` (UP §10): the per-home claim allowlist. `None` when the key is
+    /// absent (any spawnable assignee); a present key fails closed — `null`, empty, or no valid
+    /// name claims nothing.
+    pub dispatch_profiles: Option<Vec<String>>,
     /// `review_dispatch` (true; upstream ~0.22): the dispatcher claims `review` tasks for
     /// their assignee (the reviewer), holding one budget slot back while review work waits.
     pub review_dispatch: bool,
@@ -92,6 +100,7 @@ impl Default for KanbanConfig {
             worker_log_rotate_bytes: DEFAULT_LOG_ROTATE_BYTES,
             worker_log_backup_count: 1,
             worker_command: WorkerCommands::default(),
+            dispatch_profiles: None,
             review_dispatch: true,
         }
     }
@@ -247,8 +256,54 @@ impl KanbanConfig {
             }
             Some(v) => bad("worker_command", v),
         }
+        if let Some(v) = k.get("dispatch_profiles") {
+            let (names, ok) = dispatch_profiles(v);
+            if !ok {
+                warn.push(format!(
+                    "{origin}: kanban.dispatch_profiles = {} names no valid profile; this home claims no cards (omit the key to allow any profile)",
+                    serde_yaml::to_string(v).unwrap_or_default().trim()
+                ));
+            }
+            cfg.dispatch_profiles = Some(names);
+        }
         (cfg, warn)
     }
+}
+
+/// `kanban.dispatch_profiles` as Hermes reads it: a list, or one comma-separated string; each
+/// name trimmed and lower-cased, invalid names dropped. The flag is false when nothing valid
+/// remains (the home then claims nothing — fail closed).
+fn dispatch_profiles(v: &Yaml) -> (Vec<String>, bool) {
+    let raw: Vec<String> = match v {
+        Yaml::Sequence(seq) => seq
+            .iter()
+            .filter_map(|x| match x {
+                Yaml::String(s) => Some(s.clone()),
+                Yaml::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
+        Yaml::String(s) => s.split(',').map(str::to_string).collect(),
+        _ => vec![],
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in raw {
+        let n = n.trim();
+        let canon = if n.eq_ignore_ascii_case("default") {
+            Some("default".to_string())
+        } else {
+            crate::kernel::validate::profile_name("dispatch_profiles", Some(n))
+                .ok()
+                .flatten()
+        };
+        if let Some(c) = canon
+            && !out.contains(&c)
+        {
+            out.push(c);
+        }
+    }
+    let ok = !out.is_empty();
+    (out, ok)
 }
 
 /// `HERMES_KANBAN_CRASH_GRACE_SECONDS` (default 30): how long after a task's first start a dead
@@ -324,6 +379,38 @@ kanban:
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w.iter().any(|m| m.contains("max_in_progress_per_profile")));
         assert!(w.iter().any(|m| m.contains("worker_command.broken")));
+    }
+
+    #[test]
+    fn dispatch_profiles_is_an_allowlist_that_fails_closed() {
+        let (c, w) = KanbanConfig::parse("kanban: {}\n", "cfg");
+        assert_eq!(c.dispatch_profiles, None, "absent key: any profile");
+        assert!(w.is_empty());
+        let (c, w) = KanbanConfig::parse(
+            "kanban:\n  dispatch_profiles: [Sage, ' coder ', 'a/b']\n",
+            "cfg",
+        );
+        assert_eq!(
+            c.dispatch_profiles,
+            Some(vec!["sage".into(), "coder".into()])
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let (c, _) = KanbanConfig::parse("kanban:\n  dispatch_profiles: 'sage, Default'\n", "cfg");
+        assert_eq!(
+            c.dispatch_profiles,
+            Some(vec!["sage".into(), "default".into()])
+        );
+        for bare in [
+            "kanban:\n  dispatch_profiles:\n",
+            "kanban:\n  dispatch_profiles: []\n",
+            "kanban:\n  dispatch_profiles: ''\n",
+            "kanban:\n  dispatch_profiles: ['../x']\n",
+        ] {
+            let (c, w) = KanbanConfig::parse(bare, "cfg");
+            assert_eq!(c.dispatch_profiles, Some(vec![]), "{bare:?} claims nothing");
+            assert_eq!(w.len(), 1, "{bare:?}: {w:?}");
+            assert!(w[0].contains("claims no cards"), "{w:?}");
+        }
     }
 
     #[test]

@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use crate::kernel::{
     Board, Env, KernelError, PlanOptions, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy,
-    Settlement, Status, WorkerExit, default_claimer, hermes_root, list_boards, profile_exists,
-    resolve_board,
+    Settlement, Status, WorkerExit, default_claimer, dispatch_allowed, hermes_root, list_boards,
+    profile_exists, profile_state, resolve_board,
 };
 use crate::process::lock_is_host_local;
 use config::{KanbanConfig, WorkerCommands};
@@ -53,9 +53,11 @@ pub fn unspawnable_warning(env: &Env, assignee: &str) -> Option<String> {
     if cfg.worker_command.by_assignee.contains_key(assignee) || profile_exists(&root, assignee) {
         return None;
     }
+    let why = profile_state(&root, assignee)
+        .reason(&root, assignee)
+        .unwrap_or_default();
     Some(format!(
-        "assignee '{assignee}' has no profile ({} does not exist) and no kanban.worker_command.{assignee} in config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists",
-        root.join("profiles").join(assignee).display()
+        "assignee '{assignee}' has no profile ({why}) and no kanban.worker_command.{assignee} in config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists"
     ))
 }
 
@@ -95,6 +97,8 @@ pub struct TickOptions {
     pub log_backup_count: u32,
     /// Claim lock string (default `host:pid` of this process).
     pub claimer: String,
+    /// `kanban.dispatch_profiles`: the per-home claim allowlist (`None` = any profile).
+    pub dispatch_profiles: Option<Vec<String>>,
     /// Run the review lane (`kanban.review_dispatch`, default true).
     pub review_dispatch: bool,
 }
@@ -121,6 +125,7 @@ impl TickOptions {
             log_rotate_bytes: cfg.worker_log_rotate_bytes,
             log_backup_count: cfg.worker_log_backup_count,
             claimer: default_claimer(),
+            dispatch_profiles: cfg.dispatch_profiles.clone(),
             review_dispatch: cfg.review_dispatch,
         }
     }
@@ -152,7 +157,8 @@ pub struct GuardedTask {
 }
 
 /// What a tick did — the keys of REF §15.2 `dispatch --json`, in that order, plus
-/// `respawn_guarded`, `rate_limited` and `skipped_locked`.
+/// `respawn_guarded`, `rate_limited`, `skipped_locked` and upstream ~0.22's
+/// `reaped_terminal_workers` and `memory_pressure` (UP §9).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DispatchResult {
     /// Expired claims released back to ready.
@@ -180,6 +186,12 @@ pub struct DispatchResult {
     /// left running was stopped, the process row settled, the workspace cleaned up.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reaped: Vec<String>,
+    /// Hermes ~0.22's name for the same list (`reaped` above): workers of closed runs a tick
+    /// stopped. Always present (empty when none) so scripts written for Hermes find the key.
+    pub reaped_terminal_workers: Vec<String>,
+    /// Whether spawning was held back by a memory-derived cap. We apply no such cap
+    /// (`max_in_progress` unset means no cap), so always false.
+    pub memory_pressure: bool,
 }
 
 impl DispatchResult {
@@ -289,6 +301,7 @@ pub fn dispatch_once(
     reap_lingering(board, opts, &mut res);
     res.promoted = board.recompute_ready()?.len();
     spawn_ready(board, opts, host, &mut res)?;
+    res.reaped_terminal_workers = res.reaped.clone();
     Ok(res)
 }
 
@@ -622,7 +635,8 @@ fn spawn_ready(
             return *v;
         }
         *known.entry(a.to_string()).or_insert_with(|| {
-            opts.worker_command.by_assignee.contains_key(a) || profile_exists(&root, a)
+            dispatch_allowed(opts.dispatch_profiles.as_deref(), a)
+                && (opts.worker_command.by_assignee.contains_key(a) || profile_exists(&root, a))
         })
     };
     for q in board.dispatch_queue(Status::Ready)? {
@@ -650,6 +664,7 @@ fn spawn_ready(
             },
         };
         if !spawnable(&assignee) {
+            note_nonspawnable(board, &q.id, &assignee);
             res.skipped_nonspawnable.push(q.id);
             continue;
         }
@@ -693,11 +708,21 @@ fn spawn_ready(
             Some(a) if spawnable(&a) => {
                 spawn_one(board, opts, host, &q.id, &a, true, res);
             }
-            Some(_) => res.skipped_nonspawnable.push(q.id),
+            Some(a) => {
+                note_nonspawnable(board, &q.id, &a);
+                res.skipped_nonspawnable.push(q.id)
+            }
             None => res.skipped_unassigned.push(q.id),
         }
     }
     Ok(())
+}
+
+/// Record `skipped_nonspawnable {assignee}` on the task, once (UP §7).
+fn note_nonspawnable(board: &Board, task_id: &str, assignee: &str) {
+    if let Err(e) = board.note_skipped_nonspawnable(task_id, assignee) {
+        warn_task(task_id, "noting the non-spawnable assignee of", e);
+    }
 }
 
 /// Claim one task and start its supervisor. True when a worker was launched. Failures after
@@ -772,11 +797,10 @@ fn launch(
     lock: &str,
 ) -> Result<(spawn::StartedSupervisor, String), String> {
     let root = hermes_root(board.env());
-    if !opts.worker_command.by_assignee.contains_key(assignee) && !profile_exists(&root, assignee) {
-        return Err(format!(
-            "unknown profile {assignee:?}: no {} directory",
-            root.join("profiles").join(assignee).display()
-        ));
+    if !opts.worker_command.by_assignee.contains_key(assignee)
+        && let Some(why) = profile_state(&root, assignee).reason(&root, assignee)
+    {
+        return Err(format!("unknown profile {assignee:?}: {why}"));
     }
     let task = board.get_task(task_id).map_err(|e| e.to_string())?;
     let ws = workspace::resolve(board, &task).map_err(|e| format!("workspace: {e}"))?;
@@ -835,6 +859,7 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         hermes_root: None,
         respawn_cooldown_seconds: Some(opts.rate_limit_cooldown_seconds),
         extra_spawnable: opts.worker_command.by_assignee.keys().cloned().collect(),
+        dispatch_profiles: opts.dispatch_profiles.clone(),
         no_review_lane: !opts.review_dispatch,
     })?;
     Ok(DispatchResult {

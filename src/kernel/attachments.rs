@@ -86,6 +86,8 @@ impl Board {
         let content_type = v::short_name("content_type", content_type)?;
         let uploaded_by = v::short_name("uploaded_by", uploaded_by)?;
         self.get_task(&task_id)?;
+        // Fenced before the blob is written, so a refused upload leaves no file behind.
+        super::fence::check(self.env(), &self.paths().db)?;
         let dir = self.paths().attachments.join(&task_id);
         std::fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
         // Reserve a unique file name with create_new so concurrent uploads never overwrite.

@@ -236,7 +236,15 @@ impl Board {
         Ok(out)
     }
 
+    /// Whether this process may not mutate this board (a delegated child, see
+    /// [`super::fence`]). Readers that write on the side (`list` promoting ready work) skip the
+    /// write instead of failing.
+    pub fn write_fenced(&self) -> bool {
+        super::fence::is_fenced(&self.env, &self.paths.db)
+    }
+
     pub(crate) fn write<T>(&self, body: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        super::fence::check(&self.env, &self.paths.db)?;
         db::write_txn(&self.conn, body).map_err(|e| db::locate(e, &self.paths.db))
     }
 

@@ -158,6 +158,17 @@ pub enum KernelError {
         source: std::io::Error,
     },
 
+    /// A delegated child (`HERMES_DELEGATED_CHILD_CONTEXT`) tried to change a fenced board.
+    #[error(
+        "{}: refused — this process runs in a delegated child context (HERMES_DELEGATED_CHILD_CONTEXT={marker}) and delegated children cannot mutate Kanban tasks or boards; hand the change back to the worker that owns the task (it can), or unset HERMES_DELEGATED_CHILD_CONTEXT if this is not a worker's subprocess", path.display()
+    )]
+    Fenced {
+        /// The board DB or kanban root the mutation addressed.
+        path: PathBuf,
+        /// The marker's value (the fenced root, or `1`).
+        marker: String,
+    },
+
     /// Any other storage failure.
     #[error("storage error: {0}")]
     Storage(String),
@@ -180,7 +191,8 @@ impl KernelError {
             | KernelError::Cycle { .. } => "invalid",
             KernelError::Refused { .. }
             | KernelError::HallucinatedCards { .. }
-            | KernelError::BoardRefused(_) => "refused",
+            | KernelError::BoardRefused(_)
+            | KernelError::Fenced { .. } => "refused",
             KernelError::StaleRun { .. } | KernelError::Busy => "conflict",
             KernelError::NotADatabase { .. }
             | KernelError::Corrupt { .. }

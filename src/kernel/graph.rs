@@ -185,4 +185,26 @@ impl Board {
     pub fn children(&self, task_id: &str) -> Result<Vec<String>> {
         children_of(&self.conn, task_id)
     }
+
+    /// Parents that are neither done nor archived, with their status, sorted by id — what holds
+    /// the task back (`kanban_show`'s `unsatisfied_parents`, as Hermes ~0.22).
+    pub fn unsatisfied_parents(
+        &self,
+        task_id: &str,
+    ) -> Result<Vec<(String, super::types::Status)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT t.id, t.status FROM task_links l JOIN tasks t ON t.id = l.parent_id
+                 WHERE l.child_id = ?1 AND t.status NOT IN ('done', 'archived') ORDER BY t.id",
+            )?;
+            let rows = st
+                .query_map([task_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(id, s)| Ok((id, s.parse()?)))
+                .collect()
+        })
+    }
 }

@@ -32,6 +32,10 @@ pub const RECLAIM_DEFER_SECONDS: i64 = 120;
 pub const HEARTBEAT_STALE_SECONDS: i64 = 3600;
 /// Exit code a worker uses to say "rate limited, retry later" (REF §8.8).
 pub const RATE_LIMIT_EXIT_CODE: i64 = 75;
+/// Exit code a worker uses to say "the provider rejected this profile's credential or model"
+/// (Hermes' `KANBAN_TERMINAL_PROVIDER_EXIT_CODE`, UP §6): a retry cannot heal it, so the task
+/// is blocked, sticky, on the first occurrence.
+pub const TERMINAL_PROVIDER_EXIT_CODE: i64 = 78;
 /// Respawn-guard reason: the last run was rate limited and the cool-down is running.
 pub const GUARD_RATE_LIMIT: &str = "rate_limit_cooldown";
 /// Respawn-guard reason: the last failure reads like a quota or credentials problem.
@@ -858,6 +862,20 @@ impl Board {
                     (RunOutcome::TimedOut, "timed_out", v.tripped, false)
                 }
                 ExitClass::NonzeroExit | ExitClass::Signaled | ExitClass::Unknown => {
+                    // Exit 78: a terminal provider error trips at once, sticky (UP §6).
+                    let terminal = exit.class == ExitClass::NonzeroExit
+                        && exit.code == Some(TERMINAL_PROVIDER_EXIT_CODE);
+                    let error = if terminal {
+                        format!(
+                            "{error}: a terminal provider error (the provider rejected this profile's credential or model); fix the configuration, then unblock"
+                        )
+                    } else {
+                        error.clone()
+                    };
+                    let mut detail = detail.clone();
+                    if terminal {
+                        detail.insert("terminal_provider".into(), json!(true));
+                    }
                     release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,
@@ -872,11 +890,15 @@ impl Board {
                     let mut payload = detail.clone();
                     payload.insert("error".into(), json!(error));
                     add_event(c, task_id, rid, "crashed", payload, now)?;
-                    let v = record_failure_tx(
-                        c,
-                        &failure(RunOutcome::Crashed, failure_limit, false),
-                        now,
-                    )?;
+                    let mut r = FailureReport {
+                        error: error.clone(),
+                        ..failure(RunOutcome::Crashed, failure_limit, terminal)
+                    };
+                    if terminal {
+                        r.extras.insert("sticky".into(), json!(true));
+                        r.extras.insert("terminal_provider".into(), json!(true));
+                    }
+                    let v = record_failure_tx(c, &r, now)?;
                     (RunOutcome::Crashed, "crashed", v.tripped, false)
                 }
             };
@@ -1188,6 +1210,32 @@ impl Board {
             });
             if !same {
                 add_event(c, task_id, None, "respawn_guarded", obj! {"reason" => reason}, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Record that the dispatcher skipped a task because its assignee is not spawnable here
+    /// (`skipped_nonspawnable {assignee}`, UP §7), unless the task's latest event already says
+    /// exactly that — once, not once per tick (nor per home on a shared board).
+    pub fn note_skipped_nonspawnable(&self, task_id: &str, assignee: &str) -> Result<()> {
+        let now = self.now();
+        let payload = obj! {"assignee" => assignee};
+        let text = serde_json::to_string(&payload)?;
+        self.write(|c| {
+            let last: Option<(String, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT kind, payload FROM task_events WHERE task_id=?1 ORDER BY created_at DESC, id DESC LIMIT 1",
+                )?
+                .query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let same = last.is_some_and(|(k, p)| {
+                k == "skipped_nonspawnable"
+                    && p.and_then(|p| serde_json::from_str::<Value>(&p).ok())
+                        == serde_json::from_str::<Value>(&text).ok()
+            });
+            if !same {
+                add_event(c, task_id, None, "skipped_nonspawnable", payload.clone(), now)?;
             }
             Ok(())
         })

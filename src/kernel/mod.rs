@@ -16,6 +16,7 @@ mod diagnostics;
 mod env;
 mod error;
 mod events;
+pub mod fence;
 mod gc;
 mod graph;
 mod invariants;
@@ -24,12 +25,14 @@ mod liveness;
 mod notify;
 mod paths;
 mod plan;
+mod repair;
 mod review;
 mod runs;
 mod seed;
 mod swarm;
 mod tasks;
 mod tokens;
+mod transfer;
 mod transitions;
 mod types;
 pub mod validate;
@@ -60,7 +63,7 @@ pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
     HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,
     RECLAIM_DEFER_SECONDS, RunProcess, RunningTask, SettledBy, SettledReport, Settlement,
-    WorkerExit,
+    TERMINAL_PROVIDER_EXIT_CODE, WorkerExit,
 };
 pub use notify::{ClaimedEvents, SubKey};
 pub use paths::{
@@ -68,16 +71,21 @@ pub use paths::{
     create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
-pub use plan::{DispatchPlan, PlanOptions};
+pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
+pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
-    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PageKey, Stats, TaskPatch, TaskSort,
-    on_disk_profiles, profile_exists,
+    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES, PageKey,
+    ProfileState, ResultEdit, Stats, TaskPatch, TaskSort, on_disk_profiles, profile_exists,
+    profile_state,
 };
 pub use tokens::{RunScope, token_hash};
+pub use transfer::{
+    ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
+};
 pub use transitions::TaskChange;
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,

@@ -241,7 +241,7 @@ pub struct BoardMeta {
 }
 
 impl BoardMeta {
-    fn synthesized(slug: &str) -> BoardMeta {
+    pub(super) fn synthesized(slug: &str) -> BoardMeta {
         BoardMeta {
             slug: slug.to_string(),
             name: default_display_name(slug),
@@ -286,6 +286,7 @@ pub fn read_board_meta(env: &Env, slug: &str) -> BoardMeta {
 }
 
 pub(super) fn write_board_meta(env: &Env, meta: &BoardMeta) -> Result<()> {
+    super::fence::check(env, &kanban_home(env))?;
     let dir = boards_dir(env).join(&meta.slug);
     fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
     let path = dir.join("board.json");
@@ -408,6 +409,7 @@ pub fn remove_board(env: &Env, raw_slug: &str, hard: bool, now: i64) -> Result<O
     if !board_exists(env, &slug) {
         return Err(KernelError::BoardNotFound(slug));
     }
+    super::fence::check(env, &kanban_home(env))?;
     let dir = boards_dir(env).join(&slug);
     let dest = if hard {
         fs::remove_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
@@ -437,6 +439,7 @@ pub fn switch_board(env: &Env, raw_slug: &str) -> Result<String> {
     if !board_exists(env, &slug) {
         return Err(KernelError::BoardNotFound(slug));
     }
+    super::fence::check(env, &kanban_home(env))?;
     let ptr = current_pointer(env);
     if let Some(parent) = ptr.parent() {
         fs::create_dir_all(parent).map_err(|e| KernelError::io(parent, e))?;

@@ -35,8 +35,16 @@ pub struct PlanOptions {
     /// Assignees that are spawnable without a profile directory (they have their own
     /// `worker_command`).
     pub extra_spawnable: Vec<String>,
+    /// `kanban.dispatch_profiles`: when set, only these assignees are claimed (UP §10).
+    pub dispatch_profiles: Option<Vec<String>>,
     /// Leave `review` tasks alone (`kanban.review_dispatch: false`).
     pub no_review_lane: bool,
+}
+
+/// Whether `kanban.dispatch_profiles` lets this home claim tasks of `assignee`: any when the
+/// key is absent, else only the listed names (an empty list claims nothing).
+pub fn dispatch_allowed(allow: Option<&[String]>, assignee: &str) -> bool {
+    allow.is_none_or(|names| names.iter().any(|n| n == assignee))
 }
 
 /// What a tick would do.
@@ -141,7 +149,8 @@ impl Board {
             return *v;
         }
         *known.entry(a.to_string()).or_insert_with(|| {
-                    opts.extra_spawnable.iter().any(|x| x == a) || profile_exists(&root, a)
+                    dispatch_allowed(opts.dispatch_profiles.as_deref(), a)
+                        && (opts.extra_spawnable.iter().any(|x| x == a) || profile_exists(&root, a))
                 })
             };
             for (id, assignee) in queue {

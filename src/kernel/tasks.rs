@@ -65,6 +65,14 @@ pub struct Created {
     pub existing: bool,
 }
 
+/// The hand-off backfill part of [`Board::edit_task`] (done tasks only).
+#[derive(Debug, Clone, Copy)]
+pub struct ResultEdit<'a> {
+    pub result: &'a str,
+    pub summary: Option<&'a str>,
+    pub metadata: Option<&'a Value>,
+}
+
 /// Sort orders for `list_tasks`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TaskSort {
@@ -87,6 +95,8 @@ pub enum TaskSort {
     Title,
     /// Most recently started first, never-started last.
     Updated,
+    /// Most recently completed first, never-completed last (Hermes ~0.22 `completed-desc`).
+    CompletedDesc,
 }
 
 /// Filters for `list_tasks`.
@@ -141,7 +151,10 @@ pub struct Stats {
 #[derive(Debug, Clone, Serialize)]
 pub struct AssigneeInfo {
     pub name: String,
+    /// A live profile (`default`, or `profiles/<name>/` with an identity file, no tombstone).
     pub on_disk: bool,
+    /// Why the name is not a live profile (`null` when it is).
+    pub not_a_profile: Option<String>,
     pub counts: BTreeMap<String, i64>,
 }
 
@@ -401,6 +414,7 @@ impl Board {
             TaskSort::Assignee => "assignee IS NULL, assignee ASC, priority DESC, created_at ASC",
             TaskSort::Title => "lower(title) ASC, created_at ASC",
             TaskSort::Updated => "started_at IS NULL, started_at DESC, created_at DESC",
+            TaskSort::CompletedDesc => "completed_at IS NULL, completed_at DESC, id DESC",
         };
         // SQLite's LIMIT is an i64; a larger usize would be a "datatype mismatch".
         let limit = f
@@ -487,54 +501,7 @@ impl Board {
             .transpose()?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
-            let mut fields: Vec<&str> = Vec::new();
-            if let Some(title) = &title
-                && *title != t.title
-            {
-                c.execute(
-                    "UPDATE tasks SET title=?1 WHERE id=?2",
-                    params![title, task_id],
-                )?;
-                fields.push("title");
-            }
-            if let Some(body) = &body
-                && *body != t.body
-            {
-                c.execute(
-                    "UPDATE tasks SET body=?1 WHERE id=?2",
-                    params![body, task_id],
-                )?;
-                fields.push("body");
-            }
-            if let Some(tenant) = &tenant
-                && *tenant != t.tenant
-            {
-                c.execute(
-                    "UPDATE tasks SET tenant=?1 WHERE id=?2",
-                    params![tenant, task_id],
-                )?;
-                fields.push("tenant");
-            }
-            if !fields.is_empty() {
-                add_event(c, task_id, None, "edited", obj! {"fields" => fields}, now)?;
-            }
-            if let Some(p) = priority
-                && p != t.priority
-            {
-                c.execute(
-                    "UPDATE tasks SET priority=?1 WHERE id=?2",
-                    params![p, task_id],
-                )?;
-                add_event(
-                    c,
-                    task_id,
-                    None,
-                    "reprioritized",
-                    obj! {"priority" => p},
-                    now,
-                )?;
-            }
+            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
             load_task(c, task_id)
         })
     }
@@ -553,52 +520,58 @@ impl Board {
         let metadata = v::metadata(metadata)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
-            if t.status != Status::Done {
-                return Err(KernelError::refused(
-                    task_id,
-                    "edit",
-                    format!("status is '{}'; only done tasks can have their result edited", t.status),
-                ));
+            edit_result_tx(c, task_id, &result, &summary, &metadata, now)?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// `edit`: change title, body and priority, and (on a done task) backfill its result, summary
+    /// and metadata — all in one transaction (Hermes ~0.22's `edit_task`). A result on a task
+    /// that is not done is refused and nothing changes.
+    pub fn edit_task(
+        &self,
+        task_id: &str,
+        patch: TaskPatch,
+        result: Option<ResultEdit<'_>>,
+    ) -> Result<Task> {
+        let title = patch.title.as_deref().map(v::title).transpose()?;
+        let body = match &patch.body {
+            None => None,
+            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
+        };
+        let tenant = match &patch.tenant {
+            None => None,
+            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
+        };
+        let priority = patch
+            .priority
+            .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
+            .transpose()?;
+        let result = match result {
+            None => None,
+            Some(r) => Some((
+                v::required_text("result", r.result, v::HANDOFF_MAX_BYTES)?,
+                v::optional_text("summary", r.summary, v::HANDOFF_MAX_BYTES)?,
+                v::metadata(r.metadata)?,
+            )),
+        };
+        if title.is_none()
+            && body.is_none()
+            && tenant.is_none()
+            && priority.is_none()
+            && result.is_none()
+        {
+            return Err(KernelError::invalid(
+                "edit",
+                "nothing to change: give a title, body, priority or result",
+            ));
+        }
+        let now = self.now();
+        self.write(|c| {
+            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
+            if let Some((result, summary, metadata)) = &result {
+                edit_result_tx(c, task_id, result, summary, metadata, now)?;
             }
-            c.execute("UPDATE tasks SET result=?1 WHERE id=?2", params![result, task_id])?;
-            let run_summary = summary.clone().unwrap_or_else(|| result.clone());
-            let meta_text = metadata.as_ref().map(|m| Value::Object(m.clone()).to_string());
-            let newest: Option<i64> = super::db::opt(c.query_row(
-                "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='completed' ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
-                [task_id],
-                |r| r.get(0),
-            ))?;
-            let run_id = match newest {
-                Some(rid) => {
-                    c.execute(
-                        "UPDATE task_runs SET summary=?1, metadata=COALESCE(?2, metadata) WHERE id=?3",
-                        params![run_summary, meta_text, rid],
-                    )?;
-                    rid
-                }
-                None => super::runs::synth_run(
-                    c,
-                    &t,
-                    RunOutcome::Completed,
-                    Some(&run_summary),
-                    None,
-                    metadata.as_ref(),
-                    now,
-                )?,
-            };
-            let mut fields = vec!["result", "summary"];
-            if metadata.is_some() {
-                fields.push("metadata");
-            }
-            add_event(
-                c,
-                task_id,
-                Some(run_id),
-                "edited",
-                obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
-                now,
-            )?;
             load_task(c, task_id)
         })
     }
@@ -690,20 +663,28 @@ impl Board {
         })
     }
 
-    /// Profiles on disk (a directory under `<hermes root>/profiles/`, plus `default`) united
-    /// with the assignees of non-archived tasks, each with task counts by status. `on_disk`
-    /// uses the same test as the dispatcher's spawnability check.
+    /// Live profiles on disk (see [`profile_state`], plus `default`) united with the assignees
+    /// of non-archived tasks and the directories under `profiles/` that are not (or no longer)
+    /// profiles, each with task counts by status. `on_disk` uses the same test as the
+    /// dispatcher's spawnability check; `not_a_profile` says why a name is not spawnable as a
+    /// profile (a `worker_command` entry can still make it spawnable).
     pub fn assignees(&self) -> Result<Vec<AssigneeInfo>> {
+        let root = hermes_root(self.env());
         let mut map: BTreeMap<String, AssigneeInfo> = BTreeMap::new();
-        for name in on_disk_profiles(&hermes_root(self.env())) {
-            map.insert(
-                name.clone(),
-                AssigneeInfo {
-                    name,
-                    on_disk: true,
-                    counts: BTreeMap::new(),
-                },
-            );
+        let info = |name: &str| {
+            let state = profile_state(&root, name);
+            AssigneeInfo {
+                name: name.to_string(),
+                on_disk: state == ProfileState::Live,
+                not_a_profile: state.reason(&root, name),
+                counts: BTreeMap::new(),
+            }
+        };
+        for name in on_disk_profiles(&root)
+            .into_iter()
+            .chain(profile_dirs(&root))
+        {
+            map.entry(name.clone()).or_insert_with(|| info(&name));
         }
         let rows: Vec<(String, String, i64)> = self.read(|c| {
             let mut st = c.prepare(
@@ -716,11 +697,7 @@ impl Board {
         })?;
         for (a, s, n) in rows {
             map.entry(a.clone())
-                .or_insert_with(|| AssigneeInfo {
-                    name: a,
-                    on_disk: false,
-                    counts: BTreeMap::new(),
-                })
+                .or_insert_with(|| info(&a))
                 .counts
                 .insert(s, n);
         }
@@ -874,9 +851,92 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
     })
 }
 
-/// Profile names found on disk under `<root>/profiles/`, plus `default`.
-pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
-    let mut out = vec!["default".to_string()];
+/// Files that make a `profiles/<name>/` directory a profile (UP §10, Hermes'
+/// `_PROFILE_IDENTITY_MARKERS`). A directory with none of them is a stray directory (cron
+/// heartbeats, caches), not a profile.
+pub const PROFILE_IDENTITY_FILES: [&str; 6] = [
+    "config.yaml",
+    ".env",
+    "SOUL.md",
+    "profile.yaml",
+    "auth.json",
+    "state.db",
+];
+
+/// What `<root>/profiles/<name>/` is, by Hermes ~0.22's rule (`named_profile_is_live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileState {
+    /// `default` (the root profile every home has) or a live named profile.
+    Live,
+    /// Not a valid profile name (it would not be a directory name under `profiles/`).
+    InvalidName,
+    /// No `profiles/<name>/` directory.
+    Missing,
+    /// The directory exists but holds none of [`PROFILE_IDENTITY_FILES`].
+    NoIdentity,
+    /// A tombstone `profiles/.deleted/<name>` exists: the profile was deleted.
+    Deleted,
+}
+
+impl ProfileState {
+    /// Why a profile in this state cannot be spawned (`None` when it can).
+    pub fn reason(self, root: &std::path::Path, name: &str) -> Option<String> {
+        let dir = root.join("profiles").join(name);
+        match self {
+            ProfileState::Live => None,
+            ProfileState::InvalidName => Some(format!("{name:?} is not a valid profile name")),
+            ProfileState::Missing => Some(format!("no profile directory {}", dir.display())),
+            ProfileState::NoIdentity => Some(format!(
+                "{} has none of {}: a bare directory is not a profile (add a config.yaml)",
+                dir.display(),
+                PROFILE_IDENTITY_FILES.join(", ")
+            )),
+            ProfileState::Deleted => Some(format!(
+                "profile deleted (tombstone {})",
+                root.join("profiles").join(".deleted").join(name).display()
+            )),
+        }
+    }
+}
+
+/// Classify `profile` under `<root>/profiles/` (UP §10 "What counts as a profile"): `default`
+/// is always live; a named profile needs a directory with at least one identity file (a
+/// dangling symlink counts, as in Hermes) and no tombstone `profiles/.deleted/<name>`.
+pub fn profile_state(root: &std::path::Path, profile: &str) -> ProfileState {
+    if profile == "default" {
+        return ProfileState::Live;
+    }
+    if v::profile_name("profile", Some(profile))
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some(profile)
+    {
+        return ProfileState::InvalidName;
+    }
+    let profiles = root.join("profiles");
+    let dir = profiles.join(profile);
+    if !dir.is_dir() {
+        return ProfileState::Missing;
+    }
+    if std::fs::symlink_metadata(profiles.join(".deleted").join(profile)).is_ok() {
+        return ProfileState::Deleted;
+    }
+    let identity = PROFILE_IDENTITY_FILES.iter().any(|f| {
+        let p = dir.join(f);
+        p.is_file() || p.is_symlink()
+    });
+    if identity {
+        ProfileState::Live
+    } else {
+        ProfileState::NoIdentity
+    }
+}
+
+/// Directory names under `<root>/profiles/` that could be profiles (valid names), live or not.
+fn profile_dirs(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(root.join("profiles")) {
         for e in rd.flatten() {
             if e.path().is_dir()
@@ -886,7 +946,6 @@ pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
                     .flatten()
                     .as_deref()
                     == Some(n.as_str())
-                && !out.contains(&n)
             {
                 out.push(n);
             }
@@ -895,16 +954,146 @@ pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Whether `profile` can be spawned: `default` always; others when `<root>/profiles/<name>/`
-/// is a directory.
+/// Live profile names under `<root>/profiles/` (see [`profile_state`]), plus `default`.
+pub fn on_disk_profiles(root: &std::path::Path) -> Vec<String> {
+    let mut out = vec!["default".to_string()];
+    for n in profile_dirs(root) {
+        if !out.contains(&n) && profile_state(root, &n) == ProfileState::Live {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// Whether `profile` can be spawned: `default` always; others when they are live profiles
+/// ([`profile_state`]).
 pub fn profile_exists(root: &std::path::Path, profile: &str) -> bool {
-    profile == "default"
-        || (v::profile_name("profile", Some(profile))
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some(profile)
-            && root.join("profiles").join(profile).is_dir())
+    profile_state(root, profile) == ProfileState::Live
+}
+
+fn update_tx(
+    c: &Connection,
+    task_id: &str,
+    title: &Option<String>,
+    body: &Option<Option<String>>,
+    tenant: &Option<Option<String>>,
+    priority: Option<i64>,
+    now: i64,
+) -> Result<()> {
+    let t = load_task(c, task_id)?;
+    let mut fields: Vec<&str> = Vec::new();
+    if let Some(title) = &title
+        && *title != t.title
+    {
+        c.execute(
+            "UPDATE tasks SET title=?1 WHERE id=?2",
+            params![title, task_id],
+        )?;
+        fields.push("title");
+    }
+    if let Some(body) = &body
+        && *body != t.body
+    {
+        c.execute(
+            "UPDATE tasks SET body=?1 WHERE id=?2",
+            params![body, task_id],
+        )?;
+        fields.push("body");
+    }
+    if let Some(tenant) = &tenant
+        && *tenant != t.tenant
+    {
+        c.execute(
+            "UPDATE tasks SET tenant=?1 WHERE id=?2",
+            params![tenant, task_id],
+        )?;
+        fields.push("tenant");
+    }
+    if !fields.is_empty() {
+        add_event(c, task_id, None, "edited", obj! {"fields" => fields}, now)?;
+    }
+    if let Some(p) = priority
+        && p != t.priority
+    {
+        c.execute(
+            "UPDATE tasks SET priority=?1 WHERE id=?2",
+            params![p, task_id],
+        )?;
+        add_event(
+            c,
+            task_id,
+            None,
+            "reprioritized",
+            obj! {"priority" => p},
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+fn edit_result_tx(
+    c: &Connection,
+    task_id: &str,
+    result: &str,
+    summary: &Option<String>,
+    metadata: &Option<Map<String, Value>>,
+    now: i64,
+) -> Result<()> {
+    let t = load_task(c, task_id)?;
+    if t.status != Status::Done {
+        return Err(KernelError::refused(
+            task_id,
+            "edit",
+            format!(
+                "status is '{}'; only done tasks can have their result edited",
+                t.status
+            ),
+        ));
+    }
+    c.execute(
+        "UPDATE tasks SET result=?1 WHERE id=?2",
+        params![result, task_id],
+    )?;
+    let run_summary = summary.clone().unwrap_or_else(|| result.to_string());
+    let meta_text = metadata
+        .as_ref()
+        .map(|m| Value::Object(m.clone()).to_string());
+    let newest: Option<i64> = super::db::opt(c.query_row(
+        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='completed' ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
+        [task_id],
+        |r| r.get(0),
+    ))?;
+    let run_id = match newest {
+        Some(rid) => {
+            c.execute(
+                "UPDATE task_runs SET summary=?1, metadata=COALESCE(?2, metadata) WHERE id=?3",
+                params![run_summary, meta_text, rid],
+            )?;
+            rid
+        }
+        None => super::runs::synth_run(
+            c,
+            &t,
+            RunOutcome::Completed,
+            Some(&run_summary),
+            None,
+            metadata.as_ref(),
+            now,
+        )?,
+    };
+    let mut fields = vec!["result", "summary"];
+    if metadata.is_some() {
+        fields.push("metadata");
+    }
+    add_event(
+        c,
+        task_id,
+        Some(run_id),
+        "edited",
+        obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
+        now,
+    )?;
+    Ok(())
 }
 
 pub(crate) fn assign_tx(

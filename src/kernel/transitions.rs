@@ -36,6 +36,12 @@ pub struct TaskChange {
     pub block_reason: Option<String>,
     /// Kind of a move to `blocked` (`dependency` parks the task in `todo`).
     pub block_kind: Option<super::types::BlockKind>,
+    /// Reviewer for a move to `review` (lower-cased; becomes the assignee).
+    pub reviewer: Option<String>,
+    /// Why a `review` task goes back to its implementer (a move to `ready`/`todo`), stored as a
+    /// `CHANGES REQUESTED:` comment; on a running review-lane task it makes the move a
+    /// `request_changes`.
+    pub reason: Option<String>,
 }
 
 impl TaskChange {
@@ -70,14 +76,12 @@ impl TaskChange {
             v::REASON_MAX_BYTES,
         )?;
         v::metadata(self.metadata.as_ref())?;
+        v::profile_name("reviewer", self.reviewer.as_deref())?;
+        v::optional_text("reason", self.reason.as_deref(), v::REASON_MAX_BYTES)?;
         match self.status {
             Some(Status::Running) => Err(KernelError::invalid(
                 "status",
                 "cannot be set to 'running' directly; a task runs when a worker claims it (nudge the dispatcher instead)",
-            )),
-            Some(Status::Review) => Err(KernelError::invalid(
-                "status",
-                "'review' cannot be set here; it is entered by a worker submitting for review",
             )),
             _ => Ok(()),
         }
@@ -160,13 +164,34 @@ impl Board {
             Status::Archived => {
                 self.archive_task(task_id)?;
             }
+            // The review lifecycle (UP §4, §11): into review, and out of it back to the
+            // implementer, only through its own kernel operations.
+            Status::Review => {
+                self.request_review(super::review::ReviewRequest {
+                    task_id: task_id.to_string(),
+                    summary: ch.summary.clone().or_else(|| ch.result.clone()),
+                    metadata: ch.metadata.clone(),
+                    reviewer: ch.reviewer.clone(),
+                    expected_run_id: None,
+                    force: false,
+                })?;
+            }
+            Status::Ready | Status::Todo if cur.status == Status::Review => {
+                self.reopen_review(task_id, ch.reason.as_deref(), Some("dashboard"))?;
+            }
+            Status::Ready | Status::Todo
+                if cur.status == Status::Running && ch.reason.is_some() =>
+            {
+                let reason = ch.reason.clone().unwrap_or_default();
+                self.request_changes(task_id, &reason, None)?;
+            }
             Status::Ready if matches!(cur.status, Status::Blocked | Status::Scheduled) => {
                 self.unblock_task(task_id, None, None)?;
             }
             Status::Ready | Status::Todo | Status::Triage => {
                 self.set_status_direct(task_id, to)?;
             }
-            Status::Running | Status::Review => {
+            Status::Running => {
                 return Err(KernelError::invalid(
                     "status",
                     format!("'{to}' cannot be set directly"),

@@ -47,6 +47,10 @@ pub const WORKER_TOOLS: &[&str] = &[
     "kanban_link",
     "kanban_attach",
     "kanban_attachments",
+    "kanban_attach_url",
+    "kanban_schedule",
+    "kanban_request_review",
+    "kanban_request_changes",
 ];
 /// Tools only an orchestrator sees, in addition to the worker tools.
 pub const ORCHESTRATOR_TOOLS: &[&str] = &["kanban_list", "kanban_unblock"];

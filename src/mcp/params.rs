@@ -284,6 +284,64 @@ pub struct AttachParams {
     pub board: Option<String>,
 }
 
+/// `kanban_request_review`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RequestReviewParams {
+    /// Task id; defaults to your own task.
+    pub task_id: Option<String>,
+    /// What was implemented and how it was verified (required; the reviewer reads it first).
+    pub summary: String,
+    /// Profile that reviews (lower-cased; becomes the assignee). Default: the reviewer who
+    /// last requested changes, else the assignee is kept.
+    pub reviewer: Option<String>,
+    /// Hand-off facts as a JSON object (changed files, tests, decisions).
+    pub metadata: Option<Value>,
+    /// Absolute paths of deliverable files for the reviewer.
+    pub artifacts: Option<StringList>,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
+/// `kanban_request_changes`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RequestChangesParams {
+    /// Task id; defaults to your own task (the one you are reviewing).
+    pub task_id: Option<String>,
+    /// What must change, concretely (required; the implementer gets it).
+    pub reason: String,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
+/// `kanban_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScheduleParams {
+    /// Task id; defaults to your own task.
+    pub task_id: Option<String>,
+    /// Why it is parked and when it should resume (no timer is set: put the wake-up condition
+    /// here, e.g. "after the 02:00 data load").
+    pub reason: Option<String>,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
+/// `kanban_attach_url`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AttachUrlParams {
+    /// Task id; defaults to your own task.
+    pub task_id: Option<String>,
+    /// The http or https URL to download (25 MiB at most; private, loopback and link-local
+    /// addresses are refused, at every redirect).
+    pub url: String,
+    /// Plain file name to store it under (default: from the server's Content-Disposition, else
+    /// the URL's last path segment).
+    pub filename: Option<String>,
+    /// MIME type (default: the server's Content-Type).
+    pub content_type: Option<String>,
+    /// Board slug.
+    pub board: Option<String>,
+}
+
 /// `kanban_attachments`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AttachmentsParams {
@@ -320,6 +378,10 @@ pub(crate) fn argument_error(tool: &str, args: &Value) -> Option<String> {
         "kanban_unblock" => check::<UnblockParams>(tool, args),
         "kanban_attach" => check::<AttachParams>(tool, args),
         "kanban_attachments" => check::<AttachmentsParams>(tool, args),
+        "kanban_attach_url" => check::<AttachUrlParams>(tool, args),
+        "kanban_schedule" => check::<ScheduleParams>(tool, args),
+        "kanban_request_review" => check::<RequestReviewParams>(tool, args),
+        "kanban_request_changes" => check::<RequestChangesParams>(tool, args),
         _ => None,
     }
 }

@@ -89,6 +89,16 @@ fn decode_cursor(c: &str) -> Option<crate::kernel::PageKey> {
     parts.next().is_none().then_some(k)
 }
 
+/// A `metadata` argument by the kernel's rule: an object, or a string holding one (the
+/// double-encoding mistake).
+fn object_arg(
+    tool: &str,
+    v: Option<Value>,
+) -> Result<Option<serde_json::Map<String, Value>>, Box<CallToolResult>> {
+    crate::kernel::validate::metadata(v.as_ref())
+        .map_err(|e| Box::new(fail(format!("{tool}: {e}"))))
+}
+
 fn kernel(e: KernelError) -> CallToolResult {
     fail(e)
 }
@@ -245,9 +255,10 @@ fn show_reply(b: &Board, id: &str) -> Result<(String, Value), KernelError> {
             "workspace_path": t.workspace_path, "created_by": t.created_by, "created_at": t.created_at,
             "started_at": t.started_at, "completed_at": t.completed_at, "result": t.result,
             "current_run_id": t.current_run_id, "model_override": t.model_override,
-            "block_kind": t.block_kind,
+            "block_kind": t.block_kind, "last_failure_error": t.last_failure_error,
         })),
         "parents": parents,
+        "unsatisfied_parents": b.unsatisfied_parents(id)?.into_iter().map(|(id, s)| json!({"id": id, "status": s})).collect::<Vec<_>>(),
         "children": children,
         "events": events.iter().map(|e| lean(json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id}))).collect::<Vec<_>>(),
         "runs": runs.iter().map(|r| lean(json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at}))).collect::<Vec<_>>(),
@@ -305,10 +316,9 @@ impl KanbanMcp {
         if !has(&p.summary) && !has(&p.result) {
             return fail("kanban_complete: provide at least one of: summary (preferred), result");
         }
-        // The kernel's rule: an object, or a string holding one (the double-encoding mistake).
-        let mut metadata = match crate::kernel::validate::metadata(p.metadata.as_ref()) {
+        let mut metadata = match object_arg("kanban_complete", p.metadata) {
             Ok(m) => m,
-            Err(e) => return fail(format!("kanban_complete: {e}")),
+            Err(e) => return *e,
         };
         if let Scope::Worker { task_id: own, .. } = &scope
             && own == &id
@@ -687,7 +697,11 @@ impl KanbanMcp {
         };
         let r = self
             .on_board(&scope, &p.board, move |b| {
-                let promoted = b.recompute_ready()?.len();
+                let promoted = if b.write_fenced() {
+                    0
+                } else {
+                    b.recompute_ready()?.len()
+                };
                 let mut tasks = b.list_tasks(&filter)?;
                 let more = tasks.len() as i64 > limit;
                 tasks.truncate(limit as usize);
@@ -850,6 +864,242 @@ impl KanbanMcp {
                     a.filename, a.size, a.id
                 ),
                 json!({"ok": true, "task_id": id, "attachment_id": a.id, "size": a.size}),
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// Hand your task to a reviewer: it moves to `review`, your run ends, and the reviewer
+    /// (a profile; default: the one who last requested changes) is started on it. Put what you
+    /// did and how you checked it in `summary`, the facts in `metadata`. Use it instead of
+    /// blocking for review — a review is not a block. If review or QA tasks already depend on
+    /// yours, complete it instead.
+    #[tool(annotations(
+        title = "Request review",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_request_review(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<RequestReviewParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_request_review") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_request_review") {
+            return *e;
+        }
+        if p.summary.trim().is_empty() {
+            return fail(
+                "kanban_request_review: summary is required; describe what was implemented and how it was verified so the reviewer has context",
+            );
+        }
+        let mut metadata = match object_arg("kanban_request_review", p.metadata) {
+            Ok(m) => m,
+            Err(e) => return *e,
+        };
+        let artifacts = p.artifacts.map(StringList::into_vec).unwrap_or_default();
+        if !artifacts.is_empty() {
+            metadata
+                .get_or_insert_with(Default::default)
+                .insert("artifacts".into(), json!(artifacts));
+        }
+        let req = crate::kernel::ReviewRequest {
+            task_id: id.clone(),
+            summary: Some(p.summary),
+            metadata: metadata.map(Value::Object),
+            reviewer: p.reviewer,
+            expected_run_id: self.expected_run(&scope, &id),
+            force: false,
+        };
+        let root = crate::kernel::hermes_root(&self.state.env);
+        if let Some(r) = req
+            .reviewer
+            .as_deref()
+            .map(|r| r.trim().to_lowercase())
+            .filter(|r| !r.is_empty())
+            && !crate::kernel::profile_exists(&root, &r)
+            && !crate::dispatch::config::KanbanConfig::load(&self.state.env)
+                .0
+                .worker_command
+                .by_assignee
+                .contains_key(&r)
+        {
+            return fail(format!(
+                "kanban_request_review: reviewer {r:?} is not a profile on this machine ({}); name an installed profile",
+                crate::kernel::profile_state(&root, &r)
+                    .reason(&root, &r)
+                    .unwrap_or_default()
+            ));
+        }
+        match self
+            .on_board(&scope, &p.board, move |b| b.request_review(req))
+            .await
+        {
+            Ok((x, board)) => reply(
+                &board,
+                format!(
+                    "Review requested for {} on board {board} (reviewer {}); end your turn.",
+                    x.task_id,
+                    x.reviewer.as_deref().unwrap_or("unchanged")
+                ),
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": "review", "reviewer": x.reviewer, "implementer": x.implementer}),
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// As the reviewer of a task claimed from `review`: send it back to its implementer with
+    /// what must change. The task returns to ready (or todo while a parent is unfinished) and the
+    /// implementer is started again with your reason. Approve with `kanban_complete` instead.
+    #[tool(annotations(
+        title = "Request changes",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_request_changes(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<RequestChangesParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_request_changes") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_request_changes") {
+            return *e;
+        }
+        if p.reason.trim().is_empty() {
+            return fail("kanban_request_changes: reason is required; describe the changes needed");
+        }
+        let expected = self.expected_run(&scope, &id);
+        let (tid, reason) = (id.clone(), p.reason);
+        match self
+            .on_board(&scope, &p.board, move |b| {
+                b.request_changes(&tid, &reason, expected)
+            })
+            .await
+        {
+            Ok((x, board)) => reply(
+                &board,
+                format!(
+                    "Changes requested on {} (board {board}): back to {} in {}; end your turn.",
+                    x.task_id, x.implementer, x.status
+                ),
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "implementer": x.implementer, "reviewer": x.reviewer}),
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// Park your task in `scheduled` and end your run: it is not dispatched again until someone
+    /// unblocks it. No timer is set — say in `reason` when or on what it should resume.
+    #[tool(annotations(
+        title = "Schedule (park) task",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn kanban_schedule(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<ScheduleParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_schedule") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_schedule") {
+            return *e;
+        }
+        let reason = p
+            .reason
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        let expected = self.expected_run(&scope, &id);
+        let author = self.author(&scope);
+        let tid = id.clone();
+        match self
+            .on_board(&scope, &p.board, move |b| {
+                // A goal-mode task's loop treats `scheduled` as an ending: parking it would skip
+                // the completion judgement (Hermes refuses it too).
+                if b.get_task(&tid)?.goal_mode {
+                    return Err(KernelError::refused(
+                        &tid,
+                        "schedule",
+                        "goal-mode tasks cannot be scheduled: block it with a real outside blocker, or complete it",
+                    ));
+                }
+                b.schedule_task(&tid, reason.as_deref(), expected, Some(&author))?;
+                b.get_task(&tid)
+            })
+            .await
+        {
+            Ok((t, board)) => reply(
+                &board,
+                format!(
+                    "Scheduled {} on board {board}: it stays parked until someone unblocks it; end your turn.",
+                    t.id
+                ),
+                json!({"ok": true, "task_id": t.id, "status": t.status}),
+            ),
+            Err(e) => e,
+        }
+    }
+
+    /// Download an http/https URL server-side and attach it to your task (25 MiB at most).
+    /// Private, loopback and link-local addresses are refused at every redirect hop.
+    #[tool(annotations(
+        title = "Attach URL",
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn kanban_attach_url(
+        &self,
+        Extension(scope): Extension<Scope>,
+        Parameters(p): Parameters<AttachUrlParams>,
+    ) -> CallToolResult {
+        let id = match self.target(&scope, p.task_id, "kanban_attach_url") {
+            Ok(i) => i,
+            Err(e) => return *e,
+        };
+        if let Err(e) = self.own_only(&scope, &id, "kanban_attach_url") {
+            return *e;
+        }
+        if let Some(f) = p.filename.as_deref()
+            && let Err(e) = crate::kernel::attachment_name(f)
+        {
+            return fail(format!("kanban_attach_url: {e}"));
+        }
+        let opts = crate::fetch::FetchOptions::from_env(&self.state.env);
+        let fetched = match crate::fetch::fetch_url(&p.url, &opts).await {
+            Ok(f) => f,
+            Err(e) => return fail(format!("kanban_attach_url: {e}")),
+        };
+        let name = p.filename.clone().unwrap_or_else(|| {
+            crate::kernel::attachment_name(&fetched.filename).unwrap_or_else(|_| "download".into())
+        });
+        let ct = p.content_type.clone().or(fetched.content_type.clone());
+        let by = self.author(&scope);
+        let (tid, bytes, url) = (id.clone(), fetched.bytes, fetched.final_url);
+        match self
+            .on_board(&scope, &p.board, move |b| {
+                b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
+            })
+            .await
+        {
+            Ok((a, board)) => reply(
+                &board,
+                format!(
+                    "Attached {} ({} bytes, attachment {}) from {url} to {id} on board {board}.",
+                    a.filename, a.size, a.id
+                ),
+                json!({"ok": true, "task_id": id, "attachment_id": a.id, "filename": a.filename, "size": a.size, "content_type": a.content_type, "url": url}),
             ),
             Err(e) => e,
         }

@@ -596,7 +596,7 @@ fn parse_status(raw: &str) -> Result<Status, ApiError> {
         ));
     }
     match s.parse::<Status>() {
-        Ok(Status::Review) | Err(_) => Err(ApiError::bad(format!("unknown status: {s}"))),
+        Err(_) => Err(ApiError::bad(format!("unknown status: {s}"))),
         Ok(st) => Ok(st),
     }
 }
@@ -612,6 +612,8 @@ const PATCH_FIELDS: &[&str] = &[
     "summary",
     "block_reason",
     "block_kind",
+    "reviewer",
+    "reason",
     "metadata",
     "reclaim_first",
     "archive",
@@ -655,6 +657,8 @@ fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
             })
             .transpose()?,
         metadata: f.value("metadata").cloned(),
+        reviewer: f.str("reviewer")?.filter(|r| !r.trim().is_empty()),
+        reason: f.str("reason")?.filter(|r| !r.trim().is_empty()),
         reclaim_first: f.bool("reclaim_first", false)?,
     })
 }

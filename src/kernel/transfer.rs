@@ -1,0 +1,545 @@
+//! `boards export` / `boards import`: a whole board as one `<slug>.tar.gz` in Hermes ~0.22's
+//! archive format (`hermes-kanban-board` v1, UP §9): one top-level directory named for the
+//! board with `manifest.json`, `board.json` (machine-local fields cleared), `kanban.db` (a
+//! consistent snapshot taken with SQLite's backup API), `attachments/<task>/…` (unless
+//! excluded) and `logs/<task>.log` (only when asked). Either tool imports the other's archives.
+//!
+//! What is live on the exporting machine does not travel as live state: the snapshot is
+//! scrubbed before it is archived, and again on import (an archive is untrusted). Claims,
+//! pids, fingerprints, heartbeats, session and project ids, failure counters, notification
+//! subscriptions, and our side tables `kanban_worker_procs` and `kanban_run_tokens` are
+//! cleared; `running` tasks go back to `ready` and their open runs are closed `reclaimed`.
+//! An import always lands as a new board (the slug gains `-N` when taken); its attachment rows
+//! are re-pointed at the new board (rows whose file did not travel are dropped), workspace
+//! paths are cleared, and dispatchable `dir`/`worktree` tasks are parked in `triage`, each
+//! task getting an `imported` event.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::board::{Board, add_event};
+use super::env::Env;
+use super::error::{KernelError, Result};
+use super::paths::{
+    BoardPaths, DEFAULT_BOARD, board_exists, kanban_home, normalize_slug, read_board_meta,
+    switch_board, write_board_meta,
+};
+
+/// The archive format name and the newest version we read and write.
+pub const ARCHIVE_FORMAT: &str = "hermes-kanban-board";
+pub const ARCHIVE_FORMAT_VERSION: i64 = 1;
+const COUNTED_TABLES: [&str; 6] = [
+    "tasks",
+    "task_links",
+    "task_comments",
+    "task_events",
+    "task_runs",
+    "task_attachments",
+];
+const DISPATCHABLE: [&str; 4] = ["ready", "running", "todo", "scheduled"];
+
+/// What `boards export` wrote (`--json`: Hermes' keys).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub board: String,
+    pub archive: PathBuf,
+    pub size: u64,
+    pub counts: serde_json::Map<String, Value>,
+}
+
+/// What `boards import` did (`--json`: Hermes' keys).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub board: String,
+    pub requested_board: String,
+    pub renamed: bool,
+    pub name: String,
+    pub path: PathBuf,
+    pub db_path: PathBuf,
+    pub source: Value,
+    pub counts: serde_json::Map<String, Value>,
+    pub attachments_restored: i64,
+    pub tasks_parked: i64,
+    pub warnings: Vec<String>,
+    pub activated: bool,
+}
+
+fn has_column(c: &Connection, table: &str, col: &str) -> Result<bool> {
+    let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
+    let found = st
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .iter()
+        .any(|n| n == col);
+    Ok(found)
+}
+
+fn has_table(c: &Connection, table: &str) -> Result<bool> {
+    let n: i64 = c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+        [table],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Clear machine-local runtime state (the caller holds the transaction).
+fn scrub_local_state(c: &Connection, now: i64) -> Result<()> {
+    c.execute("DELETE FROM kanban_notify_subs", [])?;
+    c.execute(
+        "UPDATE tasks SET claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, current_run_id=NULL,
+                last_heartbeat_at=NULL, session_id=NULL, project_id=NULL,
+                consecutive_failures=0, last_failure_error=NULL",
+        [],
+    )?;
+    c.execute("UPDATE tasks SET status='ready' WHERE status='running'", [])?;
+    c.execute(
+        "UPDATE task_runs SET status='released', outcome=COALESCE(outcome, 'reclaimed'),
+                ended_at=COALESCE(ended_at, ?1), last_heartbeat_at=NULL
+          WHERE status='running' OR ended_at IS NULL",
+        [now],
+    )?;
+    c.execute("UPDATE task_runs SET claim_lock=NULL, worker_pid=NULL", [])?;
+    // Hermes ~0.22's pid fingerprints, where the columns exist.
+    for table in ["tasks", "task_runs"] {
+        if has_column(c, table, "worker_started_at")? {
+            c.execute(&format!("UPDATE {table} SET worker_started_at=NULL"), [])?;
+        }
+    }
+    // Our side tables: supervisor/worker process rows and per-run tokens are live state.
+    for table in ["kanban_worker_procs", "kanban_run_tokens"] {
+        if has_table(c, table)? {
+            c.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+    }
+    Ok(())
+}
+
+fn count_rows(c: &Connection) -> Result<serde_json::Map<String, Value>> {
+    let mut m = serde_json::Map::new();
+    for t in COUNTED_TABLES {
+        let n: i64 = c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
+        m.insert(t.to_string(), json!(n));
+    }
+    Ok(m)
+}
+
+/// Copy the regular files under `src` into `dst` (symlinks skipped); the number copied.
+fn copy_regular_files(src: &Path, dst: &Path) -> Result<u64> {
+    let mut n = 0;
+    let Ok(rd) = fs::read_dir(src) else {
+        return Ok(0);
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let ft = e.file_type().map_err(|x| KernelError::io(e.path(), x))?;
+        let target = dst.join(e.file_name());
+        if ft.is_symlink() {
+            continue;
+        } else if ft.is_dir() {
+            n += copy_regular_files(&e.path(), &target)?;
+        } else if ft.is_file() {
+            fs::create_dir_all(dst).map_err(|x| KernelError::io(dst, x))?;
+            fs::copy(e.path(), &target).map_err(|x| KernelError::io(&target, x))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)? + "\n";
+    fs::write(path, text).map_err(|e| KernelError::io(path, e))
+}
+
+/// Export board `raw_slug` to `output` (`.tar.gz` appended unless present). Writes nothing to
+/// the board itself.
+pub fn export_board(
+    env: &Env,
+    raw_slug: &str,
+    output: &Path,
+    include_attachments: bool,
+    include_logs: bool,
+    now: i64,
+) -> Result<ExportReport> {
+    let slug = normalize_slug(raw_slug)?;
+    if !board_exists(env, &slug) {
+        return Err(KernelError::BoardNotFound(slug));
+    }
+    let paths = BoardPaths::resolve(env, &slug);
+    if !paths.db.is_file() {
+        return Err(KernelError::BoardRefused(format!(
+            "board '{slug}' has no database at {} yet; nothing to export",
+            paths.db.display()
+        )));
+    }
+    let out_text = output.to_string_lossy();
+    let base = out_text
+        .strip_suffix(".tar.gz")
+        .or_else(|| out_text.strip_suffix(".tgz"))
+        .unwrap_or(&out_text);
+    let archive = PathBuf::from(format!("{base}.tar.gz"));
+    let out_dir = archive
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    fs::create_dir_all(&out_dir).map_err(|e| KernelError::io(&out_dir, e))?;
+
+    let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
+    let staged = tmp.path().join(&slug);
+    fs::create_dir_all(&staged).map_err(|e| KernelError::io(&staged, e))?;
+    let snap_path = staged.join("kanban.db");
+    {
+        let src = Connection::open_with_flags(
+            &paths.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        src.busy_timeout(std::time::Duration::from_secs(30))?;
+        let mut dst = Connection::open(&snap_path)?;
+        rusqlite::backup::Backup::new(&src, &mut dst)?.run_to_completion(
+            512,
+            std::time::Duration::from_millis(5),
+            None,
+        )?;
+    }
+    let counts_db = {
+        let mut snap = Connection::open(&snap_path)?;
+        // The archive is a plain single file: no WAL sidecar to forget.
+        snap.pragma_update(None, "journal_mode", "DELETE")?;
+        let tx = snap.transaction()?;
+        scrub_local_state(&tx, now)?;
+        tx.commit()?;
+        count_rows(&snap)?
+    };
+    let meta = read_board_meta(env, &slug);
+    let mut board_json = serde_json::to_value(&meta)?;
+    if let Some(o) = board_json.as_object_mut() {
+        o.remove("db_path");
+        o.insert("default_workdir".into(), Value::Null);
+        o.insert("project_id".into(), Value::Null);
+    }
+    write_json(&staged.join("board.json"), &board_json)?;
+    let attachment_files = if include_attachments {
+        copy_regular_files(&paths.attachments, &staged.join("attachments"))?
+    } else {
+        0
+    };
+    let log_files = if include_logs {
+        copy_regular_files(&paths.logs, &staged.join("logs"))?
+    } else {
+        0
+    };
+    let mut counts = counts_db;
+    counts.insert("attachment_files".into(), json!(attachment_files));
+    counts.insert("log_files".into(), json!(log_files));
+    let manifest = json!({
+        "format": ARCHIVE_FORMAT,
+        "format_version": ARCHIVE_FORMAT_VERSION,
+        "board": slug,
+        "board_name": if meta.name.trim().is_empty() { slug.clone() } else { meta.name.clone() },
+        "exported_at": now,
+        "hermes_version": null,
+        "exporter": concat!("hermes-kanban ", env!("CARGO_PKG_VERSION")),
+        "includes": {"attachments": include_attachments, "logs": include_logs},
+        "counts": counts,
+    });
+    write_json(&staged.join("manifest.json"), &manifest)?;
+
+    // Write next to the destination, rename when complete.
+    let part = out_dir.join(format!(
+        ".{}.part",
+        archive
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "board.tar.gz".into())
+    ));
+    {
+        let f = fs::File::create(&part).map_err(|e| KernelError::io(&part, e))?;
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let mut t = tar::Builder::new(gz);
+        t.mode(tar::HeaderMode::Deterministic);
+        t.follow_symlinks(false);
+        t.append_dir_all(&slug, &staged)
+            .map_err(|e| KernelError::io(&part, e))?;
+        let gz = t.into_inner().map_err(|e| KernelError::io(&part, e))?;
+        gz.finish().map_err(|e| KernelError::io(&part, e))?;
+    }
+    fs::rename(&part, &archive).map_err(|e| KernelError::io(&archive, e))?;
+    let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    Ok(ExportReport {
+        board: slug,
+        archive: fs::canonicalize(&archive).unwrap_or(archive),
+        size,
+        counts: manifest["counts"].as_object().cloned().unwrap_or_default(),
+    })
+}
+
+/// The normal components of an archive member path, refusing absolute paths and `..`.
+fn member_parts(p: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            _ => {
+                return Err(KernelError::BoardRefused(format!(
+                    "archive member {} escapes the archive (absolute path or '..'); refusing the import",
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Extract a board archive into `dest`: directories and regular files only. Returns the single
+/// top-level directory name.
+fn extract(archive: &Path, dest: &Path) -> Result<String> {
+    let f = fs::File::open(archive).map_err(|e| KernelError::io(archive, e))?;
+    let mut t = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut roots: Vec<String> = Vec::new();
+    let bad = |e: std::io::Error| {
+        KernelError::BoardRefused(format!(
+            "{} is not a readable .tar.gz board archive ({e})",
+            archive.display()
+        ))
+    };
+    for entry in t.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let path = entry.path().map_err(bad)?.into_owned();
+        let parts = member_parts(&path)?;
+        if parts.is_empty() {
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if (parts.len() > 1 || kind.is_dir()) && !roots.contains(&parts[0]) {
+            roots.push(parts[0].clone());
+        }
+        let target = parts.iter().fold(dest.to_path_buf(), |p, s| p.join(s));
+        if kind.is_dir() {
+            fs::create_dir_all(&target).map_err(|e| KernelError::io(&target, e))?;
+        } else if kind.is_file() {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(|e| KernelError::io(parent, e))?;
+            }
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).map_err(bad)?;
+            fs::write(&target, buf).map_err(|e| KernelError::io(&target, e))?;
+        } else {
+            return Err(KernelError::BoardRefused(format!(
+                "archive member {} is not a regular file or directory (links and devices are refused)",
+                path.display()
+            )));
+        }
+    }
+    match roots.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err(KernelError::BoardRefused(
+            "a board archive must contain exactly one top-level directory".into(),
+        )),
+    }
+}
+
+fn available_slug(env: &Env, preferred: &str) -> String {
+    if preferred != DEFAULT_BOARD && !board_exists(env, preferred) {
+        return preferred.to_string();
+    }
+    let stem = preferred[..preferred.len().min(58)].trim_end_matches(['-', '_']);
+    let stem = if stem.is_empty() { "board" } else { stem };
+    let mut n = 2;
+    while board_exists(env, &format!("{stem}-{n}")) {
+        n += 1;
+    }
+    format!("{stem}-{n}")
+}
+
+/// Import `archive` as a new board (`as_slug` overrides the archive's slug; a taken slug gets
+/// `-N`). With `activate` the new board becomes the current one.
+pub fn import_board(
+    env: &Env,
+    archive: &Path,
+    as_slug: Option<&str>,
+    activate: bool,
+    now: i64,
+) -> Result<ImportReport> {
+    super::fence::check(env, &kanban_home(env))?;
+    if !archive.is_file() {
+        return Err(KernelError::io(
+            archive,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "archive not found"),
+        ));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
+    let root = extract(archive, tmp.path())?;
+    let extracted = tmp.path().join(&root);
+    let manifest: Value = fs::read_to_string(extracted.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
+        .ok_or_else(|| {
+            KernelError::BoardRefused(
+                "archive is not a Hermes kanban board export (no readable manifest.json)".into(),
+            )
+        })?;
+    if manifest["format"] != ARCHIVE_FORMAT {
+        return Err(KernelError::BoardRefused(format!(
+            "archive is not a Hermes kanban board export (format={})",
+            manifest["format"]
+        )));
+    }
+    match manifest["format_version"].as_i64() {
+        Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
+        v => {
+            return Err(KernelError::BoardRefused(format!(
+                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
+            )));
+        }
+    }
+    let staged_db = extracted.join("kanban.db");
+    if !staged_db.is_file() {
+        return Err(KernelError::BoardRefused(
+            "archive is missing kanban.db".into(),
+        ));
+    }
+    let requested_raw = as_slug
+        .map(str::to_string)
+        .or_else(|| manifest["board"].as_str().map(str::to_string))
+        .unwrap_or_else(|| root.clone());
+    let requested = normalize_slug(&requested_raw)?;
+    let target = available_slug(env, &requested);
+    let staged_meta: Value = fs::read_to_string(extracted.join("board.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
+        .unwrap_or(Value::Null);
+    let text = |k: &str| {
+        staged_meta[k]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let name = text("name")
+        .or_else(|| manifest["board_name"].as_str().map(str::to_string))
+        .unwrap_or_else(|| target.clone());
+
+    let paths = BoardPaths::resolve(&env.clone().without("HERMES_KANBAN_DB"), &target);
+    fs::create_dir_all(&paths.dir).map_err(|e| KernelError::io(&paths.dir, e))?;
+    fs::copy(&staged_db, &paths.db).map_err(|e| KernelError::io(&paths.db, e))?;
+    for tree in ["attachments", "logs"] {
+        let src = extracted.join(tree);
+        if src.is_dir() {
+            copy_regular_files(&src, &paths.dir.join(tree))?;
+        }
+    }
+    let mut meta = super::paths::BoardMeta::synthesized(&target);
+    meta.name = name.clone();
+    meta.description = text("description");
+    meta.icon = text("icon");
+    meta.color = text("color");
+    meta.created_at = Some(now);
+    write_board_meta(env, &meta)?;
+
+    let env_b = env.clone().without("HERMES_KANBAN_DB");
+    let board = Board::open_paths(&env_b, paths.clone())?;
+    let attachments_dir = paths.attachments.clone();
+    let (restored, parked, warnings) = board.write(|c| {
+        scrub_local_state(c, now)?;
+        let mut warnings = Vec::new();
+        let rows: Vec<(i64, String, String)> = {
+            let mut st = c.prepare("SELECT id, task_id, stored_path FROM task_attachments")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let (mut restored, mut dropped) = (0i64, 0i64);
+        for (id, task, stored) in rows {
+            let file = Path::new(&stored)
+                .file_name()
+                .map(|f| f.to_os_string())
+                .unwrap_or_default();
+            let landed = attachments_dir.join(&task).join(file);
+            if landed.is_file() && !task.contains(['/', '\\']) && !task.contains("..") {
+                c.execute(
+                    "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
+                    params![landed.to_string_lossy(), id],
+                )?;
+                restored += 1;
+            } else {
+                c.execute("DELETE FROM task_attachments WHERE id=?1", [id])?;
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            warnings.push(format!(
+                "{dropped} attachment record(s) dropped: the files were not in the archive"
+            ));
+        }
+        let parked: Vec<String> = {
+            let mut st = c.prepare(
+                "SELECT id FROM tasks WHERE workspace_kind IN ('dir','worktree') AND status IN (SELECT value FROM json_each(?1))",
+            )?;
+            st.query_map([serde_json::to_string(&DISPATCHABLE)?], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        c.execute("UPDATE tasks SET workspace_path=NULL, branch_name=NULL", [])?;
+        for id in &parked {
+            c.execute("UPDATE tasks SET status='triage' WHERE id=?1", [id])?;
+        }
+        if !parked.is_empty() {
+            warnings.push(format!(
+                "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
+                parked.len()
+            ));
+        }
+        let ids: Vec<String> = {
+            let mut st = c.prepare("SELECT id FROM tasks")?;
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for id in &ids {
+            let payload = crate::obj! {"board" => target, "parked" => parked.contains(id)};
+            add_event(c, id, None, "imported", payload, now)?;
+        }
+        Ok((restored, parked.len() as i64, warnings))
+    })?;
+    let counts = board.read(count_rows)?;
+    drop(board);
+    if activate {
+        switch_board(env, &target)?;
+    }
+    Ok(ImportReport {
+        renamed: target != requested,
+        board: target,
+        requested_board: requested,
+        name,
+        path: paths.dir.clone(),
+        db_path: paths.db.clone(),
+        source: json!({
+            "board": manifest["board"],
+            "exported_at": manifest["exported_at"],
+            "hermes_version": manifest["hermes_version"],
+        }),
+        counts,
+        attachments_restored: restored,
+        tasks_parked: parked,
+        warnings,
+        activated: activate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_that_escape_the_archive_are_refused() {
+        assert!(member_parts(Path::new("b/kanban.db")).is_ok());
+        assert!(member_parts(Path::new("/etc/passwd")).is_err());
+        assert!(member_parts(Path::new("b/../../x")).is_err());
+    }
+}
