@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::kernel::{Board, Env, KernelError};
 
 const AFTER_HELP: &str = "\
-Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
+Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
 Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
@@ -46,6 +46,7 @@ pub struct Cli {
 
 /// Verbs.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum Command {
     /// Create or migrate the board's database and list assignable profiles.
     #[command(after_help = "Example: hermes-kanban init")]
@@ -83,6 +84,11 @@ pub enum Command {
         after_help = "Example: hermes-kanban reassign t_1a2b3c4d reviewer --reclaim --reason \"switch model\""
     )]
     Reassign(tasks::ReassignArgs),
+    /// Set the model (and provider, reasoning level) a task's workers run with.
+    #[command(
+        after_help = "Takes effect at the next spawn: the worker runs `hermes … -m MODEL [--provider P] [--reasoning L]` (flags the installed Hermes lacks are left out).\n\nExamples:\n  hermes-kanban set-model t_1a2b3c4d gpt-5.5 --provider openrouter\n  hermes-kanban set-model t_1a2b3c4d default --reasoning default"
+    )]
+    SetModel(tasks::SetModelArgs),
     /// Release a running task's claim back to ready.
     #[command(after_help = "Example: hermes-kanban reclaim t_1a2b3c4d --reason \"worker hung\"")]
     Reclaim(transitions::ReclaimArgs),
@@ -342,6 +348,7 @@ pub fn main() -> i32 {
         Command::Show(a) => tasks::show(&ctx, a),
         Command::Assign(a) => tasks::assign(&ctx, a),
         Command::Reassign(a) => tasks::reassign(&ctx, a),
+        Command::SetModel(a) => tasks::set_model(&ctx, a),
         Command::Reclaim(a) => transitions::reclaim(&ctx, a),
         Command::Link(a) => tasks::link(&ctx, a, true),
         Command::Unlink(a) => tasks::link(&ctx, a, false),

@@ -14,7 +14,7 @@ use super::error::{KernelError, Result};
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
 /// Our schema version: the highest migration number applied.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
 
@@ -24,6 +24,10 @@ const OURS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_run_tokens.sql")),
     (3, include_str!("../../migrations/0003_worker_procs.sql")),
     (4, include_str!("../../migrations/0004_list_order.sql")),
+    (
+        7,
+        include_str!("../../migrations/0007_task_provider_reasoning.sql"),
+    ),
 ];
 
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
@@ -315,12 +319,35 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
         hermes_data_upgrade(c)?;
         for (n, sql) in OURS {
             if *n > v {
-                c.execute_batch(sql)?;
+                run_migration(c, sql)?;
             }
         }
         c.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
         Ok(())
     })
+}
+
+/// Run one of our migrations statement by statement; an `ALTER TABLE t ADD COLUMN c …` whose
+/// column already exists (upstream Hermes adds the same columns itself) is skipped.
+fn run_migration(c: &Connection, sql: &str) -> Result<()> {
+    let stripped: String = sql
+        .lines()
+        .map(|l| match l.find("--") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for stmt in stripped.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = stmt.split_whitespace().collect();
+        if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words.as_slice()
+            && has_column(&table_columns(c, table)?, column)
+        {
+            continue;
+        }
+        c.execute_batch(stmt)?;
+    }
+    Ok(())
 }
 
 /// Column names and declared types of a table (empty when the table does not exist).

@@ -164,6 +164,10 @@ pub struct Task {
     pub session_id: Option<String>,
     pub block_kind: Option<String>,
     pub block_recurrences: i64,
+    /// Provider for `model_override`, passed as `--provider` with `-m` (upstream 0.19.1).
+    pub provider_override: Option<String>,
+    /// Reasoning level passed as `--reasoning` (upstream 0.20.0); `None` = the profile's.
+    pub reasoning_effort: Option<String>,
 }
 
 /// The column list every task query selects, in [`Task::from_row`] order.
@@ -172,7 +176,7 @@ pub(crate) const TASK_COLUMNS: &str = "id, title, body, assignee, status, priori
     claim_lock, claim_expires, tenant, result, idempotency_key, consecutive_failures, worker_pid, \
     last_failure_error, max_runtime_seconds, last_heartbeat_at, current_run_id, \
     workflow_template_id, current_step_key, skills, model_override, max_retries, goal_mode, \
-    goal_max_turns, session_id, block_kind, block_recurrences";
+    goal_max_turns, session_id, block_kind, block_recurrences, provider_override, reasoning_effort";
 
 /// Integer column read leniently: integers, reals (truncated) and numeric text are accepted,
 /// anything else is `None` (Hermes DBs may hold odd timestamps).
@@ -251,6 +255,8 @@ impl Task {
             session_id: lenient_text(r, 32),
             block_kind: lenient_text(r, 33),
             block_recurrences: lenient_i64(r, 34).unwrap_or(0),
+            provider_override: lenient_text(r, 35).filter(|s| !s.trim().is_empty()),
+            reasoning_effort: lenient_text(r, 36).filter(|s| !s.trim().is_empty()),
         })
     }
 
