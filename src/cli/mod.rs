@@ -201,7 +201,7 @@ pub enum Command {
     Diagnostics(info::DiagnosticsArgs),
     /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
     #[command(
-        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --skills kanban-worker … chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH), or kanban.worker_command from $HERMES_HOME/config.yaml.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
+        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --cli --accept-hooks [--skills S]… [-m MODEL [--provider P]] [--reasoning L] chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH) as Hermes' own dispatcher spawns it: --skills kanban-worker only when that profile has the skill, and only flags the installed `hermes --help` lists (probed once, cached in kanban/hermes-flags.json). Or kanban.worker_command from $HERMES_HOME/config.yaml. --dry-run warns when a task's skill is missing for its assignee's profile.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
     )]
     Dispatch(dispatch::DispatchArgs),
     /// Run the dispatcher every --interval seconds until SIGINT/SIGTERM (workers keep running).
@@ -212,7 +212,7 @@ pub enum Command {
     /// Supervise one dispatched worker (started by the dispatcher; not for direct use).
     #[command(hide = true)]
     Supervise(dispatch::SuperviseArgs),
-    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills.
+    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills or a profile's.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).

@@ -146,6 +146,10 @@ pub struct DispatchResult {
     pub rate_limited: Vec<String>,
     /// Another tick held this board's lock; nothing was done.
     pub skipped_locked: bool,
+    /// Problems a spawn would hit, e.g. a task's skill missing from its assignee's profile
+    /// (dry runs only; omitted when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl DispatchResult {
@@ -709,7 +713,21 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         respawn_cooldown_seconds: Some(opts.rate_limit_cooldown_seconds),
         extra_spawnable: opts.worker_command.by_assignee.keys().cloned().collect(),
     })?;
+    let root = hermes_root(board.env());
+    let mut warnings = Vec::new();
+    for (task_id, assignee) in &plan.spawn {
+        if opts.worker_command.for_assignee(assignee).is_some() {
+            continue;
+        }
+        if let Ok(t) = board.get_task(task_id)
+            && let Some(w) = crate::kernel::worker_skills(&root, assignee, &t.skills)
+                .warning(task_id, assignee, &root)
+        {
+            warnings.push(w);
+        }
+    }
     Ok(DispatchResult {
+        warnings,
         promoted: plan.promotable.len(),
         spawned: plan
             .spawn

@@ -26,6 +26,7 @@ mod paths;
 mod plan;
 mod runs;
 mod seed;
+mod skills;
 mod swarm;
 mod tasks;
 mod tokens;
@@ -44,7 +45,9 @@ pub use board_view::{
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{TaskDetail, local_ts, relative_age, sorted_json};
 pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
-pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
+pub use diagnostics::{
+    Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
+};
 pub use env::Env;
 pub use error::{KernelError, Result};
 pub use events::EventFilter;
@@ -67,6 +70,9 @@ pub use paths::{
 pub use plan::{DispatchPlan, PlanOptions};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
+pub use skills::{
+    KANBAN_WORKER_SKILL, WorkerSkills, profile_has_skill, profile_home, skill_dirs, worker_skills,
+};
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
