@@ -575,7 +575,10 @@ mod hermes {
 
     /// A worker whose model blocks ends `blocked` with the model's reason; one whose model
     /// answers without completing or blocking is a protocol violation (with `--max-retries 1`
-    /// the breaker blocks it). Both run at once from one tick.
+    /// the breaker blocks it). A task pinned to another model and provider (`create --model
+    /// --provider --reasoning`) on the quitter's profile runs that model and completes: `-m`
+    /// and `--provider` reach Hermes, and `--reasoning`, which 0.19.0 does not accept, is left
+    /// out. All three run at once from one tick.
     #[test]
     fn real_hermes_workers_that_block_or_quit_are_settled_as_such() {
         let (home, model) =
@@ -585,9 +588,34 @@ mod hermes {
             "forgets to finish",
             &["--assignee", "quitter", "--max-retries", "1"],
         );
+        let pinned = home.create(
+            "pinned to the completing model",
+            &[
+                "--assignee",
+                "quitter",
+                "--model",
+                "scripted-complete",
+                "--provider",
+                "custom",
+                "--reasoning",
+                "high",
+            ],
+        );
         let r = hk_hermes(&home, &["dispatch", "--json"]);
-        assert_eq!(r["spawned"].as_array().unwrap().len(), 2, "{r}");
-        home.wait_statuses(&[(&b, &["blocked"]), (&q, &["blocked"])], AGENT_DEADLINE);
+        assert_eq!(r["spawned"].as_array().unwrap().len(), 3, "{r}");
+        home.wait_statuses(
+            &[(&b, &["blocked"]), (&q, &["blocked"]), (&pinned, &["done"])],
+            AGENT_DEADLINE,
+        );
+        let log = home.log(&pinned);
+        assert!(
+            log.contains(&format!(
+                "-p quitter --cli --accept-hooks -m scripted-complete --provider custom chat -q work kanban task {pinned}"
+            )),
+            "{log}"
+        );
+        let runs = home.runs(&pinned);
+        assert_eq!(runs[0]["summary"], format!("scripted summary for {pinned}"));
         assert_blocked_by_worker(&home, &b);
         let blocked = home.show(&b)["events"]
             .as_array()
