@@ -309,6 +309,25 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
         cache.contains("hermes-022.sh") && cache.contains("\"reasoning\": true"),
         "{cache}"
     );
+    // Another Hermes installed at the same path (new size and mtime): probed again.
+    std::thread::sleep(Duration::from_millis(20));
+    lab.worker_with_help(
+        "hermes-022.sh",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        body,
+    );
+    let d = lab.create("after an upgrade", &pinned);
+    lab.dispatch(&v022);
+    lab.settled(&d);
+    assert_eq!(
+        argv_of(&d),
+        format!(
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban task {d}"
+        ),
+        "this hermes lists neither --provider nor --reasoning"
+    );
+    let probes = std::fs::read_to_string(format!("{}.probes", v022.display())).unwrap();
+    assert_eq!(probes.lines().count(), 2, "{probes}");
     lab.check();
 }
 
