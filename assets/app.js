@@ -55,6 +55,10 @@
     cards: new Map(),
     showArchived: false,
     lanes: localStorage.getItem('hk.lanes') !== '0',
+    // Card age: time since creation, or time in the current status (from the kernel's
+    // `status_since`).
+    ageInStatus: localStorage.getItem('hk.ageMode') === 'status',
+    collapsed: new Set(JSON.parse(localStorage.getItem('hk.collapsed') || '[]')),
     filter: { q: '', tenant: '', assignee: '', diagOnly: false },
     selected: new Set(),
     anchor: null,
@@ -162,21 +166,33 @@
       this.rendered = new Map(); // key -> element
       this.countEl = h('span', { class: 'count', text: '0' });
       this.checkEl = h('input', { type: 'checkbox', title: 'Select all in column', onchange: () => this.selectAll(this.checkEl.checked) });
+      this.collapseBtn = h('button', { type: 'button', class: 'collapse', title: 'Collapse this column', text: '‹', onclick: (e) => { e.stopPropagation(); this.setCollapsed(true); } });
+      // The column's purpose is the name's tooltip (a separate "?" cost width at 1600 px).
       const head = h('div', { class: 'col-head' },
         this.checkEl,
-        h('span', { class: 'name', text: status }),
+        h('span', { class: 'name', title: status + ': ' + (HELP[status] || ''), text: status }),
         this.countEl,
-        h('span', { class: 'help', title: HELP[status] || '', text: '?' }),
         h('span', { class: 'spacer' }),
+        this.collapseBtn,
         status === 'running' || status === 'archived' ? null
           : h('button', { type: 'button', title: 'New task here', text: '+', onclick: () => openCreate(status) }));
       this.spacer = h('div', { class: 'spacer-v' });
       this.empty = h('div', { class: 'col-empty hidden', text: 'No tasks' });
       this.body = h('div', { class: 'col-body', dataset: { status } }, this.spacer, this.empty);
-      this.el = h('section', { class: 'col', dataset: { status } }, head, this.body);
+      // A collapsed column is a narrow strip showing its name and count; click it to expand.
+      this.strip = h('button', { type: 'button', class: 'col-strip', title: 'Expand ' + status, onclick: () => this.setCollapsed(false) },
+        h('span', { class: 'name', text: status }), this.stripCount = h('span', { class: 'count', text: '0' }));
+      this.el = h('section', { class: 'col', dataset: { status } }, this.strip, head, this.body);
+      this.el.classList.toggle('collapsed', state.collapsed.has(status));
       this.body.addEventListener('scroll', () => this.schedule(), { passive: true });
       bindDrop(this.el, status);
       this.pending = false;
+    }
+    setCollapsed(on) {
+      on ? state.collapsed.add(this.status) : state.collapsed.delete(this.status);
+      localStorage.setItem('hk.collapsed', JSON.stringify([...state.collapsed]));
+      this.el.classList.toggle('collapsed', on);
+      if (!on) this.render();
     }
     setCards(list) {
       const ids = list.map((c) => c.id);
@@ -204,6 +220,7 @@
       this.total = y + 6;
       this.spacer.style.height = this.total + 'px';
       this.countEl.textContent = String(ids.length);
+      this.stripCount.textContent = String(ids.length);
       this.empty.classList.toggle('hidden', ids.length > 0);
       this.syncCheck();
       this.render();
@@ -289,7 +306,9 @@
       c.assignee ? h('span', { text: '@' + c.assignee }) : h('span', { text: 'unassigned' }),
       c.comment_count ? h('span', { title: 'comments', text: '✉ ' + c.comment_count }) : null,
       links ? h('span', { title: 'dependencies', text: '⇄ ' + links }) : null,
-      h('span', { class: 'age', title: 'created ' + when(c.created_at), text: ago(c.created_at) }));
+      state.ageInStatus
+        ? h('span', { class: 'age in-status', title: 'in ' + c.status + ' since ' + when(c.status_since || c.created_at), text: ago(c.status_since || c.created_at) })
+        : h('span', { class: 'age', title: 'created ' + when(c.created_at), text: ago(c.created_at) }));
     const el = h('div', {
       class: 'card ' + staleness(c), tabindex: '0', draggable: 'true', role: 'button',
       dataset: { id: c.id }, 'aria-label': c.id + ' ' + c.title,
@@ -330,8 +349,12 @@
     const bar = $('#attention');
     const kinds = {};
     let n = 0;
+    const f = state.filter;
     for (const c of state.cards.values()) {
       if (!c.warnings) continue;
+      // With a tenant (or profile) filter on, count only what the filter shows.
+      if (f.tenant && c.tenant !== f.tenant) continue;
+      if (f.assignee && (c.assignee || '') !== f.assignee) continue;
       n++;
       for (const k of Object.keys(c.warnings.kinds || {})) kinds[k] = (kinds[k] || 0) + 1;
     }
@@ -352,7 +375,7 @@
   }
 
   async function loadBoard() {
-    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '');
+    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '') + (state.ageInStatus ? '&status_since=1' : '');
     let data;
     try {
       data = await api('GET', q);
@@ -384,7 +407,7 @@
 
   async function refreshIds(ids) {
     if (!ids.length) return;
-    const q = '/board?compact=1&ids=' + encodeURIComponent(ids.join(','));
+    const q = '/board?compact=1' + (state.ageInStatus ? '&status_since=1' : '') + '&ids=' + encodeURIComponent(ids.join(','));
     const data = await api('GET', q);
     state.skew = data.now - Date.now() / 1000;
     for (const c of data.cards) storeCard(c);
@@ -534,10 +557,19 @@
     input.classList.toggle('hidden', !!opts.confirmOnly);
     input.required = !!opts.required;
     $('#prompt-ok').textContent = opts.ok || 'OK';
+    $('#prompt-error').textContent = '';
+    const kindRow = $('#prompt-kind-row'), metaRow = $('#prompt-meta-row');
+    kindRow.classList.toggle('hidden', !opts.kinds);
+    metaRow.classList.toggle('hidden', !opts.metadata);
+    $('#prompt-kind').value = '';
+    $('#prompt-meta').value = '';
+    const extended = !!(opts.kinds || opts.metadata);
     return new Promise((resolve) => {
       const onClose = () => {
         dlg.removeEventListener('close', onClose);
-        resolve(dlg.returnValue === 'ok' ? input.value : null);
+        if (dlg.returnValue !== 'ok') { resolve(null); return; }
+        if (!extended) { resolve(input.value); return; }
+        resolve({ text: input.value, kind: $('#prompt-kind').value || null, metadata: parseMetadata($('#prompt-meta').value).value });
       };
       dlg.addEventListener('close', onClose);
       dlg.returnValue = '';
@@ -545,6 +577,22 @@
       if (!opts.confirmOnly) input.focus();
     });
   }
+  // Metadata typed in the Complete dialog: empty, or a JSON object.
+  function parseMetadata(text) {
+    const s = (text || '').trim();
+    if (!s) return { value: null };
+    let v;
+    try { v = JSON.parse(s); } catch (e) { return { error: 'Metadata is not valid JSON (' + e.message + '). Give an object like {"tests": 12}.' }; }
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      return { error: 'Metadata must be a JSON object like {"tests": 12}, not ' + (Array.isArray(v) ? 'an array' : v === null ? 'null' : 'a ' + typeof v) + '.' };
+    }
+    return { value: v };
+  }
+  $('#prompt-form').addEventListener('submit', (e) => {
+    if ($('#prompt-meta-row').classList.contains('hidden')) return;
+    const m = parseMetadata($('#prompt-meta').value);
+    if (m.error) { e.preventDefault(); $('#prompt-error').textContent = m.error; $('#prompt-meta').focus(); }
+  });
   // Enter submits the prompt (Shift+Enter for a new line).
   $('#prompt-input').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('#prompt-ok').click(); }
@@ -555,14 +603,18 @@
     const many = n > 1 ? n + ' tasks' : 'this task';
     if (to === 'running') { toast('Tasks start running when a worker claims them — nudge the dispatcher instead.', true); return null; }
     if (to === 'done') {
-      const s = await promptDialog('Complete ' + many, 'Completion summary (required): what was done, for the tasks that depend on it.', { required: true, ok: 'Complete' });
-      if (s == null || !s.trim()) return null;
-      return { status: 'done', result: s.trim(), summary: s.trim() };
+      const r = await promptDialog('Complete ' + many, 'Completion summary (required): what was done, for the tasks that depend on it. Metadata (optional) is a JSON object the children\'s workers see with the summary.', { required: true, ok: 'Complete', metadata: true });
+      if (r == null || !r.text.trim()) return null;
+      const change = { status: 'done', result: r.text.trim(), summary: r.text.trim() };
+      if (r.metadata) change.metadata = r.metadata;
+      return change;
     }
     if (to === 'blocked') {
-      const r = await promptDialog('Block ' + many, 'Why is it blocked? The reason is shown to whoever unblocks it.', { required: true, ok: 'Block' });
-      if (r == null || !r.trim()) return null;
-      return { status: 'blocked', block_reason: r.trim() };
+      const r = await promptDialog('Block ' + many, 'Why is it blocked? The reason is shown to whoever unblocks it.', { required: true, ok: 'Block', kinds: true });
+      if (r == null || !r.text.trim()) return null;
+      const change = { status: 'blocked', block_reason: r.text.trim() };
+      if (r.kind) change.block_kind = r.kind;
+      return change;
     }
     if (to === 'scheduled') {
       const r = await promptDialog('Schedule ' + many, 'Reason / until when (optional)', { ok: 'Schedule' });
@@ -699,10 +751,29 @@
   function closeDrawer() {
     state.drawerId = null;
     $('#drawer').classList.add('hidden');
+    document.body.classList.remove('drawer-open');
+    for (const el of document.querySelectorAll('.card.open')) el.classList.remove('open');
   }
+  // The drawer takes the right of the window and the board shrinks beside it (scrolling
+  // sideways when its columns no longer fit), so every card stays clickable; clicking another
+  // card switches the drawer to it.
+  // Below the toolbar (whose height changes when it wraps), so search, filters and toggles
+  // stay usable while the drawer is open.
+  function placeDrawer() {
+    document.documentElement.style.setProperty('--drawer-top', Math.round($('.toolbar').getBoundingClientRect().bottom) + 'px');
+  }
+  window.addEventListener('resize', () => { if (state.drawerId) placeDrawer(); });
   async function openDrawer(id) {
     state.drawerId = id;
     $('#drawer').classList.remove('hidden');
+    document.body.classList.add('drawer-open');
+    placeDrawer();
+    for (const el of document.querySelectorAll('.card.open')) el.classList.remove('open');
+    const cardEl = document.querySelector('.card[data-id="' + CSS.escape(id) + '"]');
+    if (cardEl) {
+      cardEl.classList.add('open');
+      requestAnimationFrame(() => cardEl.scrollIntoView({ block: 'nearest', inline: 'nearest' }));
+    }
     $('#drawer-id').textContent = id;
     $('#drawer-body').textContent = 'Loading…';
     await reloadDrawer();
@@ -885,6 +956,15 @@
       inp.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
       return h('div', { class: 'add-row' }, inp, h('button', { type: 'button', text: 'Add', onclick: go }));
     };
+    // What this task's worker is handed by its parents (as in its worker context).
+    const handoffs = d.parent_handoffs || [];
+    if (handoffs.length) {
+      body.appendChild(section('Parent hand-offs', h('div', { class: 'list handoffs' }, handoffs.map((p) => h('div', { class: 'item handoff', dataset: { id: p.id } },
+        h('div', { class: 'meta' }, tidLink(p.id), h('span', { class: 'badge s-' + p.status, text: p.status }), h('span', { text: p.title }),
+          p.completed_at ? h('span', { text: 'completed ' + ago(p.completed_at) + ' ago' }) : null),
+        h('div', { class: 'md summary' }, p.summary ? md(p.summary) : h('p', { class: 'meta', text: '(no result recorded)' })),
+        p.metadata != null ? h('pre', { class: 'block metadata', text: JSON.stringify(p.metadata, null, 2) }) : null)))));
+    }
     body.appendChild(section('Depends on (parents)', depList(d.links.parents, 'parent'), addDep('parent')));
     body.appendChild(section('Unblocks (children)', depList(d.links.children, 'child'), addDep('child')));
 
@@ -1046,6 +1126,15 @@
   $('#filter-tenant').addEventListener('change', (e) => { state.filter.tenant = e.target.value; layout(); });
   $('#filter-assignee').addEventListener('change', (e) => { state.filter.assignee = e.target.value; layout(); });
   $('#show-archived').addEventListener('change', (e) => { state.showArchived = e.target.checked; buildColumns(); loadBoard().catch(fail); });
+  const ageMode = $('#age-status');
+  ageMode.checked = state.ageInStatus;
+  ageMode.addEventListener('change', () => {
+    state.ageInStatus = ageMode.checked;
+    localStorage.setItem('hk.ageMode', ageMode.checked ? 'status' : 'created');
+    // The kernel sends status_since only on request (a pass over the event log).
+    if (ageMode.checked) loadBoard().catch(fail);
+    else for (const c of cols.values()) c.refreshVisible();
+  });
   const lanes = $('#lanes');
   lanes.checked = state.lanes;
   lanes.addEventListener('change', () => { state.lanes = lanes.checked; localStorage.setItem('hk.lanes', lanes.checked ? '1' : '0'); layout(); });
@@ -1110,5 +1199,5 @@
     connectEvents();
   })();
 
-  window.__hk = { state, refreshIds, loadBoard };
+  window.__hk = { state, refreshIds, loadBoard, layout };
 })();

@@ -1,10 +1,11 @@
 //! hermes-kanban: a durable multi-agent task board in one binary — a SQLite kernel compatible
-//! with Hermes Agent 0.19.0's `kanban.db`, and the front doors built on it: the CLI and the
-//! dispatcher today; the MCP server and dashboard follow.
+//! with Hermes Agent 0.19.0's `kanban.db`, and the front doors built on it: the CLI, the
+//! dispatcher, the MCP server, the dashboard and webhook notifications.
 
 pub mod cli;
 pub mod dispatch;
 pub mod kernel;
 pub mod mcp;
+pub mod notify;
 pub mod process;
 pub mod web;

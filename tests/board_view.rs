@@ -401,3 +401,94 @@ fn board_view_diagnostics_match_the_diagnostics_engine() {
         "payload read"
     );
 }
+
+#[test]
+fn cards_carry_the_time_of_their_latest_status_change() {
+    let tb = TestBoard::new();
+    let a = tb.task("A");
+    let q = BoardViewQuery {
+        status_since: true,
+        ..Default::default()
+    };
+    let view = |tb: &TestBoard| {
+        tb.board
+            .board_view(&q, &DiagnosticsConfig::default())
+            .unwrap()
+            .cards
+            .into_iter()
+            .find(|c| c.task.id == a)
+            .unwrap()
+    };
+    let created = tb.now();
+    assert_eq!(view(&tb).status_since, Some(created));
+    // Only on request (it costs a pass over the event log).
+    let plain = tb
+        .board
+        .board_view(&BoardViewQuery::default(), &DiagnosticsConfig::default())
+        .unwrap();
+    assert_eq!(plain.cards[0].status_since, None);
+    tb.advance(3600);
+    // A comment or a heartbeat is not a status change.
+    tb.board.add_comment(&a, "me", "still thinking").unwrap();
+    assert_eq!(view(&tb).status_since, Some(created));
+    tb.board
+        .block_task(hermes_kanban::kernel::BlockRequest {
+            task_id: a.clone(),
+            reason: Some("waiting".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let blocked_at = tb.now();
+    tb.advance(60);
+    let c = view(&tb);
+    assert_eq!(c.task.status, Status::Blocked);
+    assert_eq!(c.status_since, Some(blocked_at));
+    assert_eq!(c.task.created_at, created);
+    // The incremental refresh (ids) carries the same figure.
+    let one = tb
+        .board
+        .board_view(
+            &BoardViewQuery {
+                ids: Some(vec![a.clone()]),
+                status_since: true,
+                ..Default::default()
+            },
+            &DiagnosticsConfig::default(),
+        )
+        .unwrap();
+    assert_eq!(one.cards[0].status_since, Some(blocked_at));
+}
+
+#[test]
+fn parent_handoffs_are_what_the_childs_worker_sees() {
+    let tb = TestBoard::new();
+    let p = tb.task("Schema");
+    let q = tb.task("Not done yet");
+    tb.board
+        .complete_task(Completion {
+            task_id: p.clone(),
+            summary: Some("4 tables".into()),
+            metadata: Some(serde_json::json!({"tables": 4})),
+            ..Default::default()
+        })
+        .unwrap();
+    let c = tb.child("API", &[&p, &q]);
+    let h = tb.board.parent_handoffs(&c).unwrap();
+    assert_eq!(h.len(), 1, "only finished parents hand off: {h:?}");
+    assert_eq!(h[0].id, p);
+    assert_eq!(h[0].title, "Schema");
+    assert_eq!(h[0].status, Status::Done);
+    assert_eq!(h[0].summary.as_deref(), Some("4 tables"));
+    assert_eq!(h[0].metadata, Some(serde_json::json!({"tables": 4})));
+    assert!(h[0].completed_at.is_some());
+    let ctx = tb.board.build_worker_context(&c).unwrap();
+    assert!(
+        ctx.contains("4 tables") && ctx.contains("_metadata_: `{\"tables\": 4}`"),
+        "{ctx}"
+    );
+    assert!(tb.board.parent_handoffs(&p).unwrap().is_empty());
+    assert!(matches!(
+        tb.board.parent_handoffs("t_nope"),
+        Err(KernelError::TaskNotFound(_))
+    ));
+}

@@ -78,7 +78,7 @@ const BOARD_LIST_KEYS: [&str; 12] = [
 const SWARM_KEYS: [&str; 4] = ["root_id", "worker_ids", "verifier_id", "synthesizer_id"];
 
 /// Every verb `mod.rs` declares.
-const VERBS: [&str; 38] = [
+const VERBS: [&str; 39] = [
     "init",
     "boards",
     "create",
@@ -108,6 +108,7 @@ const VERBS: [&str; 38] = [
     "assignees",
     "context",
     "gc",
+    "notify",
     "notify-subscribe",
     "notify-list",
     "notify-unsubscribe",
@@ -277,6 +278,7 @@ fn help_lists_every_verb_and_every_tested_verb_has_an_example() {
         &["comment"],
         &["archive"],
         &["context"],
+        &["notify", "test"],
     ];
     for v in per_verb {
         let mut args = v.to_vec();

@@ -446,7 +446,8 @@ async fn task_detail_create_delete() {
             "attachments",
             "links",
             "child_results",
-            "runs"
+            "runs",
+            "parent_handoffs"
         ]
     );
     assert_eq!(v["task"]["latest_summary"], "did it");
@@ -1657,4 +1658,94 @@ async fn dashboard_page_and_assets_are_served() {
         .unwrap();
     assert!(!js.contains("innerHTML"), "the dashboard never parses HTML");
     assert!(!html.contains("https://") && !js.contains("cdn"));
+}
+
+/// What the dashboard's drawer and cards need (issue 12): a child's detail carries its
+/// parents' hand-offs; cards carry `status_since`; Complete takes metadata (an object, else a
+/// 400 naming it) and Block a kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drawer_handoffs_status_since_complete_metadata_and_block_kind() {
+    let s = start().await;
+    let p = s.task("Schema");
+    s.board()
+        .complete_task(Completion {
+            task_id: p.clone(),
+            summary: Some("4 tables".into()),
+            metadata: Some(json!({"tables": 4})),
+            ..Default::default()
+        })
+        .unwrap();
+    let c = s.child("API", &p);
+    let d = s.ok(Method::GET, &format!("/api/tasks/{c}"), None).await;
+    let h = &d["parent_handoffs"];
+    assert_eq!(h.as_array().unwrap().len(), 1, "{d}");
+    assert_eq!(h[0]["id"], p.as_str());
+    assert_eq!(h[0]["summary"], "4 tables");
+    assert_eq!(h[0]["metadata"], json!({"tables": 4}));
+    let d = s.ok(Method::GET, &format!("/api/tasks/{p}"), None).await;
+    assert_eq!(d["parent_handoffs"], json!([]));
+
+    let plain = s.ok(Method::GET, "/api/board?compact=1", None).await;
+    assert!(
+        plain["columns"][0]["tasks"][0]
+            .get("status_since")
+            .is_none()
+    );
+    let board = s
+        .ok(Method::GET, "/api/board?compact=1&status_since=1", None)
+        .await;
+    let cards: Vec<&Value> = board["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|col| col["tasks"].as_array().unwrap())
+        .collect();
+    for card in &cards {
+        assert!(card["status_since"].as_i64().unwrap() >= card["created_at"].as_i64().unwrap());
+    }
+
+    // Complete: metadata must be an object.
+    let d = s
+        .expect(
+            Method::PATCH,
+            &format!("/api/tasks/{c}"),
+            Some(json!({"status": "done", "summary": "x", "metadata": [1, 2]})),
+            400,
+        )
+        .await;
+    detail_has(&d, "metadata");
+    assert_eq!(s.board().get_task(&c).unwrap().status, Status::Ready);
+    s.ok(
+        Method::PATCH,
+        &format!("/api/tasks/{c}"),
+        Some(json!({"status": "done", "summary": "API up", "metadata": {"endpoints": 7}})),
+    )
+    .await;
+    let runs = s.board().list_runs(&c, None).unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(last.summary.as_deref(), Some("API up"));
+    assert_eq!(last.metadata, Some(json!({"endpoints": 7})));
+
+    // Block with a kind; an unknown kind is a 400 that lists the kinds.
+    let b = s.task("Needs a key");
+    let d = s
+        .expect(
+            Method::PATCH,
+            &format!("/api/tasks/{b}"),
+            Some(json!({"status": "blocked", "block_reason": "key?", "block_kind": "later"})),
+            400,
+        )
+        .await;
+    detail_has(&d, "block_kind");
+    detail_has(&d, "needs_input");
+    assert_eq!(s.board().get_task(&b).unwrap().status, Status::Ready);
+    s.ok(
+        Method::PATCH,
+        &format!("/api/tasks/{b}"),
+        Some(json!({"status": "blocked", "block_reason": "key?", "block_kind": "needs_input"})),
+    )
+    .await;
+    let t = s.board().get_task(&b).unwrap();
+    assert_eq!(t.status, Status::Blocked);
+    assert_eq!(t.block_kind.as_deref(), Some("needs_input"));
 }

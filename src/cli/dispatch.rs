@@ -195,12 +195,21 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     if let Some(m) = a.max {
         opts.max_spawn = Some(m as usize);
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    // Webhooks (kanban.notify): a bad config stops start-up with the key named.
+    let notifier = crate::notify::start(&ctx.env, ctx.board.as_deref(), stop.clone())
+        .map_err(CliError::Failed)?;
+    install_stop_handlers();
     if let Some(p) = &a.pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| CliError::Failed(format!("--pidfile {}: {e}", p.display())))?;
     }
-    install_stop_handlers();
-    let stop = Arc::new(AtomicBool::new(false));
+    if notifier.hooks() > 0 {
+        eprintln!(
+            "hermes-kanban: delivering notifications to {} webhook(s) (kanban.notify.webhooks)",
+            notifier.hooks()
+        );
+    }
     let watcher = {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -236,6 +245,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     );
     stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
+    notifier.join();
     if let Some(p) = &a.pidfile {
         let _ = std::fs::remove_file(p);
     }

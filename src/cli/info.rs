@@ -253,6 +253,12 @@ pub(crate) fn notify_subscribe(ctx: &Ctx, a: &NotifySubArgs) -> Result<(), CliEr
         "Subscribed {}:{}{thread} to {}",
         s.platform, s.chat_id, s.task_id
     );
+    eprintln!(
+        "note: {} messages are delivered by Hermes' gateway (profile {}), not by hermes-kanban; for webhooks we deliver (Slack, Discord, JSON), configure kanban.notify.webhooks in {}",
+        s.platform,
+        s.notifier_profile.as_deref().unwrap_or("default"),
+        crate::dispatch::config::config_path(&ctx.env).display()
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod boards;
 mod dispatch;
 mod info;
 mod init;
+mod notify;
 mod serve;
 mod tasks;
 mod transitions;
@@ -23,7 +24,7 @@ Task verbs:      create, list, show, edit, assign, reassign, set-model, link, un
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
 Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
-Boards & misc:   init, boards, notify-*, attach, attachments, attach-rm, gc, skills, completions
+Boards & misc:   init, boards, notify test, notify-*, attach, attachments, attach-rm, gc, skills, completions
 
 Exit codes: 0 success, 1 refused or failed, 2 usage error.
 Examples:
@@ -166,7 +167,11 @@ pub enum Command {
     /// Remove old events, logs and archived scratch workspaces.
     #[command(after_help = "Example: hermes-kanban gc --event-retention-days 14")]
     Gc(info::GcArgs),
-    /// Subscribe a chat to a task's terminal events.
+    /// Webhook notifications (kanban.notify.webhooks in config.yaml), delivered by serve and
+    /// daemon.
+    #[command(subcommand, after_help = "Example: hermes-kanban notify test --json")]
+    Notify(notify::NotifyCmd),
+    /// Subscribe a Hermes gateway chat to a task's terminal events (Hermes' gateway delivers).
     #[command(
         name = "notify-subscribe",
         after_help = "Example: hermes-kanban notify-subscribe t_1a2b3c4d --platform telegram --chat-id 123"
@@ -370,6 +375,7 @@ pub fn main() -> i32 {
         Command::Assignees(a) => info::assignees(&ctx, a),
         Command::Context(a) => info::context(&ctx, a),
         Command::Gc(a) => info::gc(&ctx, a),
+        Command::Notify(c) => notify::run(&ctx, c),
         Command::NotifySubscribe(a) => info::notify_subscribe(&ctx, a),
         Command::NotifyList(a) => info::notify_list(&ctx, a),
         Command::NotifyUnsubscribe(a) => info::notify_unsubscribe(&ctx, a),

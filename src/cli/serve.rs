@@ -126,7 +126,17 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     };
     let board = ctx.board.clone();
     let run_dispatcher = !a.no_dispatch;
-    runtime()?.block_on(async move {
+    // Webhooks: checked before anything listens, so a bad `kanban.notify` stops start-up.
+    let notify_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let notifier = crate::notify::start(&env, board.as_deref(), notify_stop.clone())
+        .map_err(CliError::Failed)?;
+    if notifier.hooks() > 0 {
+        eprintln!(
+            "hermes-kanban: delivering notifications to {} webhook(s) (kanban.notify.webhooks)",
+            notifier.hooks()
+        );
+    }
+    let served = runtime()?.block_on(async move {
         let ct = tokio_util::sync::CancellationToken::new();
         let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = ct.clone();
@@ -163,7 +173,10 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             }
         }
         served
-    })
+    });
+    notify_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    notifier.join();
+    served
 }
 
 async fn shutdown_signal() {

@@ -761,7 +761,8 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
 
 /// The boards a loop dispatches: the given one; else the one pinned by `HERMES_KANBAN_DB` /
 /// `HERMES_KANBAN_BOARD`; else every non-archived board (re-listed each tick, as the gateway).
-fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
+/// The boards a host serves: `board`, the pinned board, else every board.
+pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
     if let Some(b) = board {
         return vec![b.to_string()];
     }

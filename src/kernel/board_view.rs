@@ -37,6 +37,9 @@ pub struct BoardViewQuery {
     pub current_step_key: Option<String>,
     /// Only these task ids (an incremental refresh); archived ones are included when named.
     pub ids: Option<Vec<String>>,
+    /// Fill [`BoardCard::status_since`] (one more pass over the event log, so only on request:
+    /// the dashboard asks while "Age in status" is on).
+    pub status_since: bool,
 }
 
 /// One card of the board: the task row plus the figures a card shows.
@@ -56,7 +59,36 @@ pub struct BoardCard {
     pub children_done: i64,
     /// Findings of the diagnostics engine (REF §18), most severe first.
     pub diagnostics: Vec<Diagnostic>,
+    /// When the task entered its current status: the newest event of a status-changing kind
+    /// ([`STATUS_EVENT_KINDS`]), else `created_at`. `None` unless the query asked for it.
+    pub status_since: Option<i64>,
 }
+
+/// Event kinds that move a task between statuses (the card's "time in status" reads the
+/// newest of them).
+pub const STATUS_EVENT_KINDS: &[&str] = &[
+    "created",
+    "promoted",
+    "claimed",
+    "completed",
+    "blocked",
+    "unblocked",
+    "archived",
+    "reclaimed",
+    "crashed",
+    "timed_out",
+    "spawn_failed",
+    "gave_up",
+    "status",
+    "scheduled",
+    "dependency_wait",
+    "stale",
+    "rate_limited",
+    "protocol_violation",
+    "review_requested",
+    "changes_requested",
+    "review_reopened",
+];
 
 /// The board view: cards in list order (priority desc, then oldest first) and board-wide facts.
 #[derive(Debug, Clone, Serialize)]
@@ -304,6 +336,24 @@ impl Board {
             )?
             .into_iter()
             .collect();
+            let status_kinds = STATUS_EVENT_KINDS
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
+            // up each row's kind was twice as slow at 100k events).
+            let since = if q.status_since {
+                Some(count_map(chunked(
+                    c,
+                    &format!("SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"),
+                    &format!("SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"),
+                    scope,
+                    pair,
+                )?))
+            } else {
+                None
+            };
             // Diagnostics: only tasks a rule could fire for need their events and runs.
             let flagged: HashSet<String> = chunked(
                 c,
@@ -385,6 +435,9 @@ impl Board {
                         children_done: done,
                         comment_count: comments.get(&t.id).copied().unwrap_or(0),
                         diagnostics,
+                        status_since: since.as_ref().map(|m| {
+                            m.get(&t.id).copied().unwrap_or(t.created_at).max(t.created_at)
+                        }),
                         task: t,
                     }
                 })

@@ -217,28 +217,15 @@ impl Board {
                 }
                 sections.push(s.trim_end().to_string());
             }
-            let parent_ids = parents_of(c, task_id)?;
             let mut parent_parts = Vec::new();
-            for pid in parent_ids {
-                let Ok(p) = load_task(c, &pid) else { continue };
-                let run = latest_completed_run(c, &pid)?;
-                let show = p.status == Status::Done || (p.status == Status::Archived && (run.is_some() || p.result.is_some()));
-                if !show {
-                    continue;
-                }
-                let when = run.as_ref().and_then(|r| r.ended_at).or(p.completed_at);
-                let mut s = match when {
+            for p in parent_handoffs_tx(c, task_id)? {
+                let mut s = match p.completed_at {
                     Some(w) => format!("### {} (completed {})\n", p.id, relative_age(w, now)),
                     None => format!("### {}\n", p.id),
                 };
-                let summary = run
-                    .as_ref()
-                    .and_then(|r| r.summary.clone())
-                    .filter(|x| !x.trim().is_empty())
-                    .or_else(|| p.result.clone().filter(|x| !x.trim().is_empty()))
-                    .unwrap_or_else(|| "(no result recorded)".into());
+                let summary = p.summary.as_deref().unwrap_or("(no result recorded)");
                 let _ = writeln!(s, "{}", cap(summary.trim(), FIELD_CAP));
-                if let Some(m) = run.as_ref().and_then(|r| r.metadata.as_ref()).filter(|m| !m.is_null()) {
+                if let Some(m) = &p.metadata {
                     let _ = writeln!(s, "_metadata_: `{}`", cap(&sorted_json(m), FIELD_CAP));
                 }
                 parent_parts.push(s.trim_end().to_string());
@@ -299,6 +286,63 @@ impl Board {
                 out.push('\n');
             }
             Ok(out)
+        })
+    }
+}
+
+/// A parent's hand-off as its child's worker sees it (the "Parent task results" of the worker
+/// context): the parent's latest completed run's summary (else its result) and metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentHandoff {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    /// When the hand-off was recorded (the run's end, else the task's completion).
+    pub completed_at: Option<i64>,
+    /// `None` when the parent recorded no summary or result.
+    pub summary: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+/// Hand-offs of `task_id`'s parents that a worker is shown: done parents, and archived ones
+/// with a completed run or a result; in link order.
+fn parent_handoffs_tx(c: &rusqlite::Connection, task_id: &str) -> Result<Vec<ParentHandoff>> {
+    let mut out = Vec::new();
+    for pid in parents_of(c, task_id)? {
+        let Ok(p) = load_task(c, &pid) else { continue };
+        let run = latest_completed_run(c, &pid)?;
+        let show = p.status == Status::Done
+            || (p.status == Status::Archived && (run.is_some() || p.result.is_some()));
+        if !show {
+            continue;
+        }
+        let summary = run
+            .as_ref()
+            .and_then(|r| r.summary.clone())
+            .filter(|x| !x.trim().is_empty())
+            .or_else(|| p.result.clone().filter(|x| !x.trim().is_empty()));
+        out.push(ParentHandoff {
+            completed_at: run.as_ref().and_then(|r| r.ended_at).or(p.completed_at),
+            metadata: run
+                .as_ref()
+                .and_then(|r| r.metadata.clone())
+                .filter(|m| !m.is_null()),
+            summary,
+            id: p.id,
+            title: p.title,
+            status: p.status,
+        });
+    }
+    Ok(out)
+}
+
+impl Board {
+    /// The hand-offs `task_id`'s worker sees from its parents (summary + metadata), as in the
+    /// worker context's "Parent task results".
+    pub fn parent_handoffs(&self, task_id: &str) -> Result<Vec<ParentHandoff>> {
+        self.read(|c| {
+            load_task(c, task_id)?;
+            parent_handoffs_tx(c, task_id)
         })
     }
 }

@@ -13,22 +13,78 @@ use super::error::{KernelError, Result};
 /// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
-/// Our schema version: the highest migration number applied.
-pub const SCHEMA_VERSION: i64 = 7;
+/// Our schema version: the highest migration number in [`OURS`].
+pub const SCHEMA_VERSION: i64 = highest_migration();
 
 const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
 
-/// Our migrations after 0001, in order: `(number, sql)` from `migrations/000N_*.sql`. Each must
-/// be additive (new tables, columns, indexes) so Hermes keeps reading the DB.
-const OURS: &[(i64, &str)] = &[
-    (2, include_str!("../../migrations/0002_run_tokens.sql")),
-    (3, include_str!("../../migrations/0003_worker_procs.sql")),
-    (4, include_str!("../../migrations/0004_list_order.sql")),
-    (
-        7,
-        include_str!("../../migrations/0007_task_provider_reasoning.sql"),
-    ),
+/// One of our migrations after 0001 (`migrations/000N_*.sql`). Each must be additive (new
+/// tables, columns, indexes) so Hermes keeps reading the DB.
+struct Migration {
+    number: i64,
+    sql: &'static str,
+    /// For an idempotent migration (only `CREATE … IF NOT EXISTS`): an object it creates. When
+    /// that object is missing the migration is applied even if `user_version` is already past
+    /// its number — numbers land out of order when branches merge (a DB can reach 7 with a
+    /// binary that had 6 and 7 but not yet 5), so the runner tolerates gaps both ways.
+    probe: Option<&'static str>,
+}
+
+/// Our migrations, in order. Numbers may have gaps.
+const OURS: &[Migration] = &[
+    Migration {
+        number: 2,
+        sql: include_str!("../../migrations/0002_run_tokens.sql"),
+        probe: None,
+    },
+    Migration {
+        number: 3,
+        sql: include_str!("../../migrations/0003_worker_procs.sql"),
+        probe: None,
+    },
+    Migration {
+        number: 4,
+        sql: include_str!("../../migrations/0004_list_order.sql"),
+        probe: None,
+    },
+    Migration {
+        number: 5,
+        sql: include_str!("../../migrations/0005_webhook_cursors.sql"),
+        probe: Some("kanban_webhook_cursors"),
+    },
+    Migration {
+        number: 7,
+        sql: include_str!("../../migrations/0007_task_provider_reasoning.sql"),
+        probe: None,
+    },
 ];
+
+const fn highest_migration() -> i64 {
+    let mut i = 0;
+    let mut max = 1;
+    while i < OURS.len() {
+        if OURS[i].number > max {
+            max = OURS[i].number;
+        }
+        i += 1;
+    }
+    max
+}
+
+/// True when every idempotent migration's probe object exists.
+fn probes_present(conn: &Connection) -> Result<bool> {
+    for m in OURS {
+        if let Some(name) = m.probe {
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM sqlite_master WHERE name=?1")?
+                .query_row([name], |r| r.get(0))?;
+            if n == 0 {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
 
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
 const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
@@ -303,26 +359,40 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
 }
 
 /// Bring the schema up to date in one `BEGIN IMMEDIATE` transaction. Fast path: a DB already at
-/// [`SCHEMA_VERSION`] is left alone. Concurrent first opens serialise on the write lock and the
-/// loser sees the version already set.
+/// [`SCHEMA_VERSION`] whose idempotent migrations' objects exist is left alone. Concurrent first
+/// opens serialise on the write lock and the loser sees the version already set. A migration
+/// whose number is below `user_version` but whose probe object is missing (a gap filled by a
+/// later merge) is applied then; `user_version` never goes down.
 pub(crate) fn migrate(conn: &Connection) -> Result<()> {
-    if user_version(conn)? >= SCHEMA_VERSION {
+    if user_version(conn)? >= SCHEMA_VERSION && probes_present(conn)? {
         return Ok(());
     }
     write_txn(conn, |c| {
         let v = user_version(c)?;
-        if v >= SCHEMA_VERSION {
+        if v >= SCHEMA_VERSION && probes_present(c)? {
             return Ok(());
         }
-        hermes_additive_upgrade(c)?;
-        c.execute_batch(M0001)?;
-        hermes_data_upgrade(c)?;
-        for (n, sql) in OURS {
-            if *n > v {
-                run_migration(c, sql)?;
+        if v < SCHEMA_VERSION {
+            hermes_additive_upgrade(c)?;
+            c.execute_batch(M0001)?;
+            hermes_data_upgrade(c)?;
+        }
+        for m in OURS {
+            let missing = match m.probe {
+                Some(name) => {
+                    c.query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE name=?1",
+                        [name],
+                        |r| r.get::<_, i64>(0),
+                    )? == 0
+                }
+                None => false,
+            };
+            if m.number > v || missing {
+                run_migration(c, m.sql)?;
             }
         }
-        c.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+        c.execute_batch(&format!("PRAGMA user_version={}", v.max(SCHEMA_VERSION)))?;
         Ok(())
     })
 }
@@ -330,6 +400,10 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
 /// Run one of our migrations statement by statement; an `ALTER TABLE t ADD COLUMN c …` whose
 /// column already exists (upstream Hermes adds the same columns itself) is skipped.
 fn run_migration(c: &Connection, sql: &str) -> Result<()> {
+    if !sql.contains("ADD COLUMN") {
+        c.execute_batch(sql)?;
+        return Ok(());
+    }
     let stripped: String = sql
         .lines()
         .map(|l| match l.find("--") {
@@ -577,4 +651,33 @@ pub(crate) fn integrity_check(c: &Connection) -> Result<String> {
 /// Map a `query_row` "no rows" into `None`.
 pub(crate) fn opt<T>(r: rusqlite::Result<T>) -> Result<Option<T>> {
     Ok(r.optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DB that reached a higher version without 0005 (another branch's 0006/0007 landed
+    /// first) gets 0005 applied on the next open, and `user_version` does not go down.
+    #[test]
+    fn a_gap_filled_later_is_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kanban.db");
+        let c = open(&path, 5_000, "FULL").unwrap();
+        // A DB a newer binary (version 9) left without 0005.
+        c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=9;")
+            .unwrap();
+        drop(c);
+        let c = open(&path, 5_000, "FULL").unwrap();
+        assert_eq!(user_version(&c).unwrap(), 9);
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name='kanban_webhook_cursors'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "0005 re-applied below user_version");
+        const { assert!(SCHEMA_VERSION < 9) };
+    }
 }

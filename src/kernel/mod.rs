@@ -32,6 +32,7 @@ mod tasks;
 mod tokens;
 mod types;
 pub mod validate;
+mod webhooks;
 
 pub use attachments::attachment_name;
 pub use board::{
@@ -39,11 +40,11 @@ pub use board::{
     default_claimer, hostname,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, check_workdir,
-    update_board,
+    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
+    check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
-pub use context::{TaskDetail, local_ts, relative_age, sorted_json};
+pub use context::{ParentHandoff, TaskDetail, local_ts, relative_age, sorted_json};
 pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{
     Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
@@ -82,3 +83,4 @@ pub use tokens::{RunScope, token_hash};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };
+pub use webhooks::{WebhookBatch, WebhookCursor, WebhookEvent, WebhookFilter};

@@ -247,6 +247,9 @@ struct CardOut<'a> {
     link_counts: LinkCounts,
     comment_count: i64,
     progress: Option<Progress>,
+    /// When the task entered its current status (Unix seconds; with `?status_since=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<i64>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     diagnostics: &'a [Diagnostic],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,6 +293,7 @@ fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
             children: c.children,
         },
         comment_count: c.comment_count,
+        status_since: c.status_since,
         progress: (c.children > 0).then_some(Progress {
             done: c.children_done,
             total: c.children,
@@ -352,6 +356,7 @@ async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
 async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<String, ApiError> {
     let include_archived = flag(&q, "include_archived")?;
     let compact = flag(&q, "compact")?;
+    let status_since = flag(&q, "status_since")?;
     let ids: Option<Vec<String>> = match q.get("ids") {
         None => None,
         Some(s) => {
@@ -374,6 +379,7 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<St
             .cloned(),
         current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
         ids: ids.clone(),
+        status_since,
     };
     let cfg = st.diagnostics.clone();
     let view = st
@@ -509,6 +515,7 @@ async fn task_detail(
                 "latest_summary": summaries.get(&k.id), "result": k.result,
             })).collect::<Vec<_>>(),
             "runs": runs,
+            "parent_handoffs": b.parent_handoffs(&id)?,
         })))
     })
     .await
@@ -586,6 +593,7 @@ struct Change {
     result: Option<String>,
     summary: Option<String>,
     block_reason: Option<String>,
+    block_kind: Option<crate::kernel::BlockKind>,
     metadata: Option<Value>,
     reclaim_first: bool,
     archive: bool,
@@ -610,6 +618,17 @@ impl Change {
             result: f.str("result")?,
             summary: f.str("summary")?,
             block_reason: f.str("block_reason")?,
+            block_kind: f
+                .str("block_kind")?
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| {
+                    k.parse::<crate::kernel::BlockKind>().map_err(|_| {
+                        ApiError::bad(format!(
+                            "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
+                        ))
+                    })
+                })
+                .transpose()?,
             metadata: f.value("metadata").cloned(),
             reclaim_first: f.bool("reclaim_first", false)?,
             archive: f.bool("archive", false)?,
@@ -684,6 +703,7 @@ fn apply(b: &Board, id: &str, ch: &Change) -> Result<Task, ApiError> {
                 b.block_task(BlockRequest {
                     task_id: id.to_string(),
                     reason: ch.block_reason.clone(),
+                    kind: ch.block_kind,
                     ..Default::default()
                 })?;
             }
