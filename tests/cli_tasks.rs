@@ -2563,3 +2563,196 @@ fn create_and_set_model_record_model_provider_and_reasoning() {
     let after = cli.run(&["show", &id, "--json"]).json();
     assert_eq!(after["events"], d["events"]);
 }
+
+// ------------------------------------------------------------------------------------------
+// Nothing creates a board silently
+
+/// Every file and directory under `root` (sorted), to prove a verb created nothing.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                out.push(p.display().to_string());
+                if p.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reading verbs on a board that has no database create no file or directory, say so on
+/// stderr (the path, and how to point at the right board), and still print an empty result
+/// with exit 0 where scripts expect one; `init` creates; a writing verb auto-creates (as
+/// Hermes does) and says which file it created, once.
+#[test]
+fn reading_verbs_on_a_missing_board_create_nothing_and_say_so() {
+    let cli = Cli::new();
+    fs::create_dir_all(cli.home()).unwrap();
+    let before = tree(cli.dir.path());
+    let db = cli.db().display().to_string();
+    let says = |r: &Run, what: &str| {
+        for needle in [
+            db.as_str(),
+            "nothing was created",
+            "HERMES_HOME",
+            "--board",
+            "HERMES_KANBAN_DB",
+            "hermes-kanban init",
+        ] {
+            assert!(
+                r.stderr.contains(needle),
+                "`{what}` stderr lacks {needle:?}:\n{}",
+                r.stderr
+            );
+        }
+    };
+    // Empty results, exit 0.
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["stats"],
+        &["stats", "--json"],
+        &["diagnostics"],
+        &["diagnostics", "--json"],
+        &["assignees"],
+        &["notify-list"],
+        &["notify-list", "--json"],
+        &["dispatch", "--dry-run"],
+        &["gc"],
+    ] {
+        let r = cli.run(args);
+        r.ok();
+        says(&r, &args.join(" "));
+        assert_eq!(
+            tree(cli.dir.path()),
+            before,
+            "`{}` created files",
+            args.join(" ")
+        );
+    }
+    assert_eq!(cli.run(&["list", "--json"]).json(), json!([]));
+    assert_eq!(cli.run(&["stats", "--json"]).json()["by_status"], json!({}));
+    // Task readers: "no such task" (exit 1), after the same note.
+    for args in [
+        &["show", "t_deadbeef"][..],
+        &["runs", "t_deadbeef"],
+        &["context", "t_deadbeef"],
+        &["attachments", "t_deadbeef"],
+        &["log", "t_deadbeef"],
+    ] {
+        let r = cli.run(args);
+        assert_eq!(r.code, 1, "`{}`: {}", args.join(" "), r.stderr);
+        says(&r, &args.join(" "));
+        assert!(r.stdout.is_empty());
+        assert_eq!(
+            tree(cli.dir.path()),
+            before,
+            "`{}` created files",
+            args.join(" ")
+        );
+    }
+    // The followers (`tail`, `watch`) run until stopped: they say so too, and create nothing.
+    for args in [&["tail", "t_deadbeef"][..], &["watch"]] {
+        let mut child = cli
+            .cmd(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(err), &mut line);
+            line
+        });
+        let first = reader.join().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            first.contains(&db) && first.contains("nothing was created"),
+            "`{}` stderr: {first}",
+            args.join(" ")
+        );
+        assert_eq!(
+            tree(cli.dir.path()),
+            before,
+            "`{}` created files",
+            args.join(" ")
+        );
+    }
+    // `boards list` reads too.
+    let r = cli.run(&["boards", "list"]);
+    r.ok();
+    assert!(
+        r.stderr.contains(&db) && r.stderr.contains("hermes-kanban init"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tree(cli.dir.path()), before, "`boards list` created files");
+
+    // A writing verb creates the board, and says which file, once.
+    let r = cli.run(&["create", "first", "--assignee", "worker"]);
+    r.ok();
+    assert!(
+        r.stderr
+            .contains(&format!("created a new board database at {db}")),
+        "{}",
+        r.stderr
+    );
+    assert!(cli.db().is_file());
+    let r = cli.run(&["create", "second", "--assignee", "worker"]);
+    r.ok();
+    assert!(!r.stderr.contains("created a new board"), "{}", r.stderr);
+    let r = cli.run(&["list"]);
+    r.ok();
+    assert!(
+        r.stderr.is_empty(),
+        "an existing board reads silently: {}",
+        r.stderr
+    );
+}
+
+/// `init` is the verb that creates, without the warning.
+#[test]
+fn init_creates_without_a_warning() {
+    let cli = Cli::new();
+    let r = cli.run(&["init"]);
+    r.ok();
+    assert!(cli.db().is_file());
+    assert!(!r.stderr.contains("created a new board"), "{}", r.stderr);
+}
+
+/// A worker whose own task is not on the board this process resolved is told which board and
+/// DB it looked at (it is pointed at the wrong HERMES_HOME / HERMES_KANBAN_DB).
+#[test]
+fn a_workers_task_missing_from_the_board_names_the_board_and_db() {
+    let cli = Cli::new();
+    cli.run(&["init"]).ok();
+    let db = cli.db().display().to_string();
+    for args in [&["show", "t_0000dead"][..], &["heartbeat", "t_0000dead"]] {
+        let r = cli.run_env(args, &[("HERMES_KANBAN_TASK", "t_0000dead")]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("your task t_0000dead is not on board 'default'")
+                && r.stderr.contains(&db)
+                && r.stderr.contains("HERMES_KANBAN_DB"),
+            "`{}`: {}",
+            args.join(" "),
+            r.stderr
+        );
+    }
+    // Someone else's unknown task keeps the plain message.
+    let r = cli.run(&["show", "t_0000dead"]);
+    assert!(
+        r.stderr.contains("no such task: t_0000dead"),
+        "{}",
+        r.stderr
+    );
+}

@@ -2,7 +2,10 @@
 //! tool's happy path and result shape, gating, instructions and prompts, error results that
 //! leave the database untouched), the real `hermes-kanban mcp` binary over stdio (malformed
 //! JSON-RPC), and the HTTP server's auth layer (run tokens, loopback, admin token, Host and
-//! Origin checks) through a small hand-written HTTP/1.1 client.
+//! Origin checks, session DELETE) through a small hand-written HTTP/1.1 client. Results are
+//! checked lean (a text form that is not the JSON again, both naming the board), and the
+//! invariant checker runs on the board after every scenario (`Drop for Fx`). The stdio binary
+//! is also driven with identity flags, unexpanded placeholders and a missing board.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -97,6 +100,20 @@ impl Fx {
     }
 }
 
+/// After every scenario (that did not already fail) the board's invariants hold.
+impl Drop for Fx {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let broken = self
+            .board
+            .check_invariants()
+            .expect("invariant checker runs");
+        assert!(broken.is_empty(), "invariants broken: {broken:#?}");
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // An rmcp client connected to an in-process server over a duplex pipe.
 // ------------------------------------------------------------------------------------------
@@ -155,21 +172,35 @@ impl Session {
             .unwrap_or_else(|_| panic!("{tool}: no reply within 20 s"))
     }
 
-    /// A successful call: not an error, structuredContent equal to the JSON text.
+    /// A successful call: not an error, a compact text form and the JSON as
+    /// structuredContent, both naming the board; returns the JSON without `board`.
     async fn ok(&self, tool: &str, a: Value) -> Value {
+        self.ok_on(tool, a).await.0
+    }
+
+    /// [`Session::ok`], also returning the board the result names and its text form.
+    async fn ok_on(&self, tool: &str, a: Value) -> (Value, String, String) {
         let r = self
             .call_raw(tool, a.clone())
             .await
             .unwrap_or_else(|e| panic!("{tool}({a}): JSON-RPC error {e}"));
         let text = text_of(&r);
         assert_ne!(r.is_error, Some(true), "{tool}({a}) failed: {text}");
-        let parsed: Value = serde_json::from_str(&text).expect("result text is JSON");
-        let structured = r.structured_content.clone().expect("structuredContent");
-        assert_eq!(
-            parsed, structured,
-            "{tool}: text and structuredContent differ"
+        assert!(
+            serde_json::from_str::<Value>(&text).is_err(),
+            "{tool}: the text form is not the JSON again: {text}"
         );
-        structured
+        let mut structured = r.structured_content.clone().expect("structuredContent");
+        let board = structured
+            .as_object_mut()
+            .and_then(|m| m.remove("board"))
+            .and_then(|b| b.as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("{tool}: structuredContent names no board: {structured}"));
+        assert!(
+            text.contains(&format!("board {board}")),
+            "{tool}: the text form names the board {board}: {text}"
+        );
+        (structured, board, text)
     }
 
     /// A failed call: `isError: true`, no structured content, a single line of text.
@@ -433,6 +464,7 @@ const SHOW_TASK_KEYS: &[&str] = &[
     "result",
     "current_run_id",
     "model_override",
+    "block_kind",
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,47 +493,58 @@ async fn show_defaults_to_the_workers_own_task_with_its_context() {
     let run = fx.board.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
     let s = connect(fx.worker_env(&id, run), None).await;
 
-    let v = s.ok("kanban_show", json!({})).await;
+    let (v, board, text) = s.ok_on("kanban_show", json!({})).await;
+    assert_eq!(board, "default");
     assert_eq!(
         keys(&v),
         set(&[
             "task",
             "parents",
             "children",
-            "comments",
             "events",
             "runs",
             "worker_context"
         ])
     );
-    assert_eq!(keys(&v["task"]), set(SHOW_TASK_KEYS));
+    // Lean: unset fields are omitted; the body and comments live in worker_context only.
+    let task_keys = keys(&v["task"]);
+    assert!(task_keys.is_subset(&set(SHOW_TASK_KEYS)), "{task_keys:?}");
+    assert!(task_keys.is_superset(&set(&["id", "title", "status", "assignee", "priority"])));
     let t = &v["task"];
     assert_eq!(t["id"], json!(id));
     assert_eq!(t["title"], "Write the report");
-    assert_eq!(t["body"], "Use the inputs; keep it short.");
+    assert!(t.get("body").is_none(), "the body is not sent twice");
+    assert!(t.get("completed_at").is_none(), "null fields are omitted");
     assert_eq!(t["status"], "running");
     assert_eq!(t["tenant"], "acme");
     assert_eq!(t["priority"], 3);
     assert_eq!(t["current_run_id"], json!(run));
     assert_eq!(v["parents"], json!([parent]));
     assert_eq!(v["children"], json!([]));
-    assert_eq!(v["comments"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        keys(&v["comments"][0]),
-        set(&["author", "body", "created_at"])
+    let whole = v.to_string();
+    for once in ["Use the inputs; keep it short.", "please cite sources"] {
+        assert_eq!(whole.matches(once).count(), 1, "{once:?} once in {whole}");
+    }
+    // The text form is the worker context plus the links, and names the board.
+    assert!(
+        text.starts_with(&format!("# Kanban task {id}: Write the report")),
+        "{text}"
     );
-    assert_eq!(v["comments"][0]["author"], "alice");
+    assert!(text.contains("please cite sources"), "{text}");
+    assert!(text.contains(&format!("Parents: {parent}")), "{text}");
+    assert_eq!(text.matches("Use the inputs; keep it short.").count(), 1);
+    assert!(text.len() < 2 * v["worker_context"].as_str().unwrap().len() + 200);
     let events = v["events"].as_array().unwrap();
     assert!(!events.is_empty());
     for e in events {
-        assert_eq!(keys(e), set(&["kind", "payload", "created_at", "run_id"]));
+        assert!(keys(e).is_subset(&set(&["kind", "payload", "created_at", "run_id"])));
+        assert!(keys(e).contains("kind") && keys(e).contains("created_at"));
     }
     assert!(events.iter().any(|e| e["kind"] == "claimed"));
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(
-        keys(&runs[0]),
-        set(&[
+    assert!(
+        keys(&runs[0]).is_subset(&set(&[
             "id",
             "profile",
             "status",
@@ -511,8 +554,11 @@ async fn show_defaults_to_the_workers_own_task_with_its_context() {
             "metadata",
             "started_at",
             "ended_at"
-        ])
+        ])),
+        "{}",
+        runs[0]
     );
+    assert!(runs[0].get("ended_at").is_none(), "an open run has no end");
     assert_eq!(runs[0]["id"], json!(run));
     let ctx = v["worker_context"].as_str().unwrap();
     assert_eq!(ctx, fx.board.build_worker_context(&id).unwrap());
@@ -610,6 +656,34 @@ async fn complete_records_the_handoff_and_stamps_the_worker_session() {
     assert_eq!(completed.run_id, Some(run));
     // The child was promoted by the completion.
     assert_eq!(fx.board.get_task(&child).unwrap().status, Status::Ready);
+    s.close().await;
+}
+
+/// `metadata` sent as a string holding a JSON object (a common model mistake) is accepted;
+/// a string holding anything else is refused, saying exactly that, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn complete_accepts_metadata_as_a_string_holding_an_object() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("stringly");
+    let s = connect(fx.worker_env(&id, run), None).await;
+    let before = fx.dump();
+    let e = s
+        .err(
+            "kanban_complete",
+            json!({"summary": "s", "metadata": "[1, 2]"}),
+        )
+        .await;
+    assert!(e.contains("does not hold a JSON object"), "{e}");
+    assert_unchanged(&fx, &before, &e);
+    let v = s
+        .ok(
+            "kanban_complete",
+            json!({"summary": "s", "metadata": "{\"tests\": 3}", "created_cards": null}),
+        )
+        .await;
+    assert_eq!(v["run_id"], json!(run));
+    let r = &fx.board.list_runs(&id, None).unwrap()[0];
+    assert_eq!(r.metadata.as_ref().unwrap()["tests"], 3);
     s.close().await;
 }
 
@@ -963,23 +1037,13 @@ async fn list_filters_limits_and_promotes() {
     assert_eq!(fx.board.get_task(&a2).unwrap().status, Status::Todo);
 
     let s = connect(fx.orchestrator_env(), None).await;
-    let v = s.ok("kanban_list", json!({})).await;
-    assert_eq!(
-        keys(&v),
-        set(&[
-            "tasks",
-            "count",
-            "limit",
-            "truncated",
-            "next_limit",
-            "promoted"
-        ])
-    );
+    let (v, board, text) = s.ok_on("kanban_list", json!({})).await;
+    assert_eq!(board, "default");
+    assert_eq!(keys(&v), set(&["tasks", "count", "limit", "promoted"]));
     assert_eq!(v["promoted"], 1);
     assert_eq!(v["count"], 4);
     assert_eq!(v["limit"], 50);
-    assert_eq!(v["truncated"], false);
-    assert_eq!(v["next_limit"], Value::Null);
+    assert!(v.get("next_cursor").is_none(), "one page: no cursor");
     let ids: Vec<&str> = v["tasks"]
         .as_array()
         .unwrap()
@@ -990,36 +1054,57 @@ async fn list_filters_limits_and_promotes() {
         ids,
         vec![a1.as_str(), a2.as_str(), b1.as_str(), b2.as_str()]
     );
+    // Compact rows by default: unset fields (tenant, parents) are omitted.
     assert_eq!(
         keys(&v["tasks"][0]),
-        set(&[
-            "id",
-            "title",
-            "assignee",
-            "status",
-            "priority",
-            "tenant",
-            "workspace_kind",
-            "workspace_path",
-            "project_id",
-            "created_by",
-            "created_at",
-            "started_at",
-            "completed_at",
-            "current_run_id",
-            "model_override",
-            "parents",
-            "children",
-            "parent_count",
-            "child_count"
-        ])
+        set(&["id", "title", "assignee", "status", "priority", "tenant"])
     );
-    assert_eq!(v["tasks"][0]["children"], json!([b2]));
-    assert_eq!(v["tasks"][0]["child_count"], 1);
+    assert_eq!(
+        keys(&v["tasks"][1]),
+        set(&["id", "title", "assignee", "status", "priority"])
+    );
     assert_eq!(v["tasks"][3]["parents"], json!([a1]));
-    assert_eq!(v["tasks"][3]["parent_count"], 1);
     assert_eq!(v["tasks"][3]["status"], "todo");
     assert_eq!(fx.board.get_task(&a2).unwrap().status, Status::Ready);
+    // The text form: one line per task.
+    assert!(
+        text.starts_with("4 task(s) on board default (1 promoted to ready)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{b2} [todo] p6 bob — b2 (after {a1})")),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 5, "{text}");
+
+    // verbose: every field; fields: exactly those (plus id).
+    let v = s.ok("kanban_list", json!({"verbose": true})).await;
+    for k in [
+        "workspace_kind",
+        "created_at",
+        "children",
+        "child_count",
+        "parent_count",
+    ] {
+        assert!(
+            v["tasks"][0].get(k).is_some(),
+            "verbose has {k}: {}",
+            v["tasks"][0]
+        );
+    }
+    assert_eq!(v["tasks"][0]["children"], json!([b2]));
+    assert_eq!(v["tasks"][0]["child_count"], 1);
+    let v = s
+        .ok("kanban_list", json!({"fields": ["status", "child_count"]}))
+        .await;
+    assert_eq!(keys(&v["tasks"][0]), set(&["id", "status", "child_count"]));
+    let v = s.ok("kanban_list", json!({"fields": "title"})).await;
+    assert_eq!(keys(&v["tasks"][0]), set(&["id", "title"]));
+    let e = s.err("kanban_list", json!({"fields": ["colour"]})).await;
+    assert!(
+        e.contains("unknown field \"colour\"") && e.contains("known fields: id, title"),
+        "{e}"
+    );
 
     let names = |v: &Value| -> Vec<String> {
         v["tasks"]
@@ -1070,39 +1155,97 @@ async fn list_filters_limits_and_promotes() {
     let v = s.ok("kanban_list", json!({"status": "archived"})).await;
     assert_eq!(names(&v), ["gone"]);
 
+    // Paging: an opaque cursor; the last page has none.
     let v = s.ok("kanban_list", json!({"limit": 2})).await;
     assert_eq!(names(&v), ["a1", "a2"]);
-    assert_eq!(
-        (&v["count"], &v["limit"], &v["truncated"], &v["next_limit"]),
-        (&json!(2), &json!(2), &json!(true), &json!(4))
-    );
+    assert_eq!((&v["count"], &v["limit"]), (&json!(2), &json!(2)));
+    let cursor = v["next_cursor"].as_str().expect("next_cursor").to_string();
+    let v = s
+        .ok("kanban_list", json!({"limit": 2, "cursor": cursor}))
+        .await;
+    assert_eq!(names(&v), ["b1", "b2"]);
+    assert!(v.get("next_cursor").is_none(), "{v}");
     let v = s.ok("kanban_list", json!({"limit": 4})).await;
-    assert_eq!(
-        (&v["truncated"], &v["next_limit"]),
-        (&json!(false), &Value::Null)
-    );
-    let v = s.ok("kanban_list", json!({"limit": 3})).await;
-    assert_eq!(
-        (&v["truncated"], &v["next_limit"]),
-        (&json!(true), &json!(6))
-    );
+    assert!(v.get("next_cursor").is_none());
+    for bad in ["nope", "djE6eDp5Onk", ""] {
+        if bad.is_empty() {
+            // An empty cursor is the first page.
+            let v = s.ok("kanban_list", json!({"cursor": bad})).await;
+            assert_eq!(v["count"], 4);
+            continue;
+        }
+        let e = s.err("kanban_list", json!({"cursor": bad})).await;
+        assert!(
+            e.contains("invalid cursor") && e.contains("next_cursor"),
+            "{e}"
+        );
+    }
     s.close().await;
 }
 
+/// Paging walks every task exactly once, in order, even when tasks are inserted between
+/// pages (keyset on priority, creation and rowid), and 50 tasks' first page is small.
 #[tokio::test(flavor = "multi_thread")]
-async fn list_next_limit_is_capped_at_two_hundred() {
+async fn list_pages_are_stable_under_inserts() {
     let fx = Fx::new();
+    let mut want = Vec::new();
     for i in 0..151 {
-        fx.task(&format!("t{i}"));
+        let id = fx.create(NewTask {
+            title: format!("task number {i} with a realistic title"),
+            assignee: Some("worker".into()),
+            body: Some("a body that kanban_list never sends ".repeat(20)),
+            priority: i % 3,
+            ..Default::default()
+        });
+        want.push((i % 3, id));
     }
     let s = connect(fx.orchestrator_env(), None).await;
-    let v = s.ok("kanban_list", json!({"limit": 150})).await;
-    assert_eq!(v["count"], 150);
-    assert_eq!(v["truncated"], true);
-    assert_eq!(v["next_limit"], 200);
-    let v = s.ok("kanban_list", json!({"limit": 200})).await;
-    assert_eq!(v["count"], 151);
-    assert_eq!(v["truncated"], false);
+    let r = s
+        .call_raw("kanban_list", json!({}))
+        .await
+        .expect("kanban_list");
+    let size = text_of(&r).len() + r.structured_content.as_ref().unwrap().to_string().len();
+    assert!(
+        size < 12_000,
+        "50 compact rows (text + JSON) are {size} chars"
+    );
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut a = json!({"limit": 40});
+        if let Some(c) = &cursor {
+            a["cursor"] = json!(c);
+        }
+        let v = s.ok("kanban_list", a).await;
+        pages += 1;
+        for t in v["tasks"].as_array().unwrap() {
+            seen.push(t["id"].as_str().unwrap().to_string());
+        }
+        // New work lands between pages: at the top (already passed) and in the middle.
+        for priority in [99, 1] {
+            fx.create(NewTask {
+                title: format!("late {pages}"),
+                assignee: Some("worker".into()),
+                priority,
+                ..Default::default()
+            });
+        }
+        match v.get("next_cursor") {
+            Some(c) => cursor = Some(c.as_str().unwrap().to_string()),
+            None => break,
+        }
+        assert!(pages < 20, "paging does not end");
+    }
+    // Every original task exactly once, in the default order (priority desc, creation).
+    let originals: std::collections::HashSet<&String> = want.iter().map(|(_, id)| id).collect();
+    let got: Vec<&String> = seen.iter().filter(|id| originals.contains(id)).collect();
+    want.sort_by_key(|(p, _)| -p);
+    let want_ids: Vec<&String> = want.iter().map(|(_, id)| id).collect();
+    assert_eq!(got, want_ids);
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), unique.len(), "no task twice");
     s.close().await;
 }
 
@@ -1276,15 +1419,28 @@ async fn the_board_argument_selects_another_board() {
         .task
         .id;
     let s = connect(fx.orchestrator_env(), None).await;
-    let v = s
-        .ok("kanban_show", json!({"task_id": id, "board": "lab"}))
+    let (v, board, _) = s
+        .ok_on("kanban_show", json!({"task_id": id, "board": "lab"}))
         .await;
     assert_eq!(v["task"]["title"], "on lab");
-    let v = s.ok("kanban_list", json!({"board": "lab"})).await;
+    assert_eq!(board, "lab", "the result names the board it acted on");
+    let (v, board, text) = s.ok_on("kanban_list", json!({"board": "lab"})).await;
     assert_eq!(v["count"], 1);
+    assert_eq!(board, "lab");
+    assert!(text.starts_with("1 task(s) on board lab"), "{text}");
     let e = s.err("kanban_show", json!({"task_id": id})).await;
     assert!(e.contains(&id), "{e}");
     s.close().await;
+
+    // `mcp --board lab` (the binary) serves that board by default.
+    let mut cmd = binary(&fx);
+    cmd.args(["mcp", "--board", "lab"]);
+    let mut p = Spawned::start(cmd);
+    p.peer.initialize().await;
+    let r = p.call(1, "kanban_show", json!({"task_id": id})).await;
+    assert_eq!(r["structuredContent"]["board"], "lab", "{r}");
+    let err = p.finish().await;
+    assert!(err.contains("on board 'lab'"), "{err}");
 }
 
 // ==========================================================================================
@@ -1339,7 +1495,8 @@ async fn unknown_tasks_are_named() {
         ),
     ];
     for (tool, a) in cases {
-        refused(&fx, &s, tool, a, &[nope]).await;
+        // The refusal names the board it looked on, too.
+        refused(&fx, &s, tool, a, &[nope, "(board default)"]).await;
     }
     // No attachment directory was left behind by the refused attach.
     assert!(!fx.board.paths().attachments.join(nope).exists());
@@ -2116,7 +2273,7 @@ async fn the_stdio_binary_scopes_a_worker_from_its_env() {
     let (r, _) = peer.until(json!(2)).await;
     assert_eq!(
         r["result"]["structuredContent"],
-        json!({"ok": true, "task_id": id, "run_id": run}),
+        json!({"ok": true, "task_id": id, "run_id": run, "board": "default"}),
         "{r}"
     );
     drop(peer.write);
@@ -2126,6 +2283,207 @@ async fn the_stdio_binary_scopes_a_worker_from_its_env() {
         .unwrap();
     assert!(status.success());
     assert_eq!(fx.board.get_task(&id).unwrap().status, Status::Done);
+}
+
+/// A spawned `hermes-kanban mcp` with a raw line peer; stderr is collected on exit.
+struct Spawned {
+    child: tokio::process::Child,
+    peer: RawPeer<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+}
+
+impl Spawned {
+    fn start(mut cmd: tokio::process::Command) -> Spawned {
+        let mut child = cmd.spawn().expect("spawn hermes-kanban mcp");
+        let peer = RawPeer {
+            read: BufReader::new(child.stdout.take().unwrap()),
+            write: child.stdin.take().unwrap(),
+        };
+        Spawned { child, peer }
+    }
+
+    async fn tools(&mut self) -> BTreeSet<String> {
+        self.peer
+            .send(r#"{"jsonrpc":"2.0","id":90,"method":"tools/list"}"#)
+            .await;
+        let (list, _) = self.peer.until(json!(90)).await;
+        list["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn call(&mut self, id: i64, tool: &str, a: Value) -> Value {
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": a}});
+        self.peer.send(&msg.to_string()).await;
+        self.peer.until(json!(id)).await.0["result"].clone()
+    }
+
+    /// Close stdin, wait for a clean exit, return stderr.
+    async fn finish(self) -> String {
+        drop(self.peer.write);
+        let out = tokio::time::timeout(Duration::from_secs(10), self.child.wait_with_output())
+            .await
+            .expect("exit within 10 s")
+            .unwrap();
+        assert!(out.status.success(), "mcp exit: {:?}", out.status);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn result_text(r: &Value) -> String {
+    r["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `mcp --task ID --run-id N --db PATH` carries the worker identity without any variable
+/// (HERMES_HOME not passed, as agents' filtered environments do): the server is the worker
+/// of that task on that DB, and says so in its log.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stdio_binary_takes_the_worker_identity_from_flags() {
+    let fx = Fx::new();
+    let (id, run) = fx.running("flag worker");
+    let db = fx.board.paths().db.clone();
+    let empty_home = fx.path("elsewhere");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let mut cmd = binary(&fx);
+    cmd.env_remove("HERMES_HOME")
+        .env("HOME", &empty_home)
+        .args(["mcp", "--task", &id, "--run-id", &run.to_string()])
+        .arg("--db")
+        .arg(&db);
+    let mut s = Spawned::start(cmd);
+    let init = s.peer.initialize().await;
+    assert_eq!(init["result"]["instructions"], GUIDANCE, "worker guidance");
+    assert_eq!(s.tools().await, owned(WORKER_TOOLS).into_iter().collect());
+    let r = s
+        .call(1, "kanban_complete", json!({"summary": "done via flags"}))
+        .await;
+    assert_eq!(r["isError"], json!(false), "{r}");
+    assert_eq!(r["structuredContent"]["run_id"], json!(run));
+    let err = s.finish().await;
+    assert!(
+        err.contains(&format!("worker scope for task {id}, run {run}"))
+            && err.contains(&db.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(fx.board.get_task(&id).unwrap().status, Status::Done);
+    assert!(
+        !empty_home.join(".hermes").exists(),
+        "no board was created under $HOME"
+    );
+}
+
+/// An unexpanded `${HERMES_KANBAN_TASK}` (or `$VAR`, or empty) from a client config counts as
+/// unset, for the env and for flags, and each is reported on stderr: the server stays an
+/// orchestrator instead of a worker of a task named "${HERMES_KANBAN_TASK}".
+#[tokio::test(flavor = "multi_thread")]
+async fn unexpanded_placeholders_count_as_unset_and_are_reported() {
+    let fx = Fx::new();
+    let id = fx.task("visible to the orchestrator");
+    let mut cmd = binary(&fx);
+    cmd.env("HERMES_KANBAN_TASK", "${HERMES_KANBAN_TASK}")
+        .env("HERMES_KANBAN_RUN_ID", "$HERMES_KANBAN_RUN_ID")
+        .env("HERMES_KANBAN_DB", "")
+        .args(["mcp", "--task", "${TASK}", "--run-id", "", "--db", "$DB"])
+        .args(["--board", "${HERMES_KANBAN_BOARD}"]);
+    let mut s = Spawned::start(cmd);
+    let init = s.peer.initialize().await;
+    assert_eq!(init["result"]["instructions"], ORCHESTRATOR);
+    assert!(s.tools().await.contains("kanban_list"));
+    let r = s.call(1, "kanban_show", json!({"task_id": id})).await;
+    assert_eq!(r["isError"], json!(false), "{r}");
+    let err = s.finish().await;
+    for needle in [
+        "ignoring HERMES_KANBAN_TASK=\"${HERMES_KANBAN_TASK}\": an unexpanded placeholder",
+        "ignoring HERMES_KANBAN_RUN_ID=\"$HERMES_KANBAN_RUN_ID\"",
+        "ignoring HERMES_KANBAN_DB=\"\": empty",
+        "ignoring --task \"${TASK}\"",
+        "ignoring --run-id \"\": empty",
+        "ignoring --db \"$DB\"",
+        "ignoring --board \"${HERMES_KANBAN_BOARD}\"",
+        "orchestrator scope",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+}
+
+/// With no board at the resolved path (HERMES_HOME not passed through), `mcp` creates
+/// nothing, says so on stderr naming the path and the ways to point at the right board, and
+/// every tool call answers with the same advice.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_on_a_missing_board_creates_nothing_and_says_so() {
+    let fx = Fx::new();
+    let home = fx.path("fresh-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = binary(&fx);
+    cmd.env_remove("HERMES_HOME").env("HOME", &home).arg("mcp");
+    let mut s = Spawned::start(cmd);
+    s.peer.initialize().await;
+    let want = home.join(".hermes").join("kanban.db");
+    let r = s.call(1, "kanban_list", json!({})).await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    let text = result_text(&r);
+    for needle in [
+        want.display().to_string().as_str(),
+        "nothing was created",
+        "HERMES_HOME",
+        "HERMES_KANBAN_DB",
+        "hermes-kanban init",
+    ] {
+        assert!(text.contains(needle), "tool error lacks {needle:?}: {text}");
+    }
+    let r = s
+        .call(
+            2,
+            "kanban_create",
+            json!({"title": "x", "assignee": "worker"}),
+        )
+        .await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    let err = s.finish().await;
+    assert!(
+        err.contains(&want.display().to_string()) && err.contains("nothing was created"),
+        "{err}"
+    );
+    assert!(
+        !home.join(".hermes").exists(),
+        "nothing created under {}",
+        home.display()
+    );
+}
+
+/// A worker whose task is not on the resolved board is told which board and DB it looked at
+/// (in the log at start-up, and in every call on its own task).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_task_missing_from_the_board_names_the_board_and_db() {
+    let fx = Fx::new();
+    fx.task("someone else's");
+    let mut cmd = binary(&fx);
+    cmd.args(["mcp", "--task", "t_0000dead"]);
+    let mut s = Spawned::start(cmd);
+    s.peer.initialize().await;
+    let db = fx.board.paths().db.display().to_string();
+    let r = s.call(1, "kanban_show", json!({})).await;
+    assert_eq!(r["isError"], json!(true), "{r}");
+    let text = result_text(&r);
+    assert!(
+        text.contains("t_0000dead is not on board 'default'") && text.contains(&db),
+        "{text}"
+    );
+    let r = s
+        .call(2, "kanban_complete", json!({"summary": "nope"}))
+        .await;
+    assert!(result_text(&r).contains(&db), "{r}");
+    let err = s.finish().await;
+    assert!(
+        err.contains("t_0000dead is not on board 'default'"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2357,6 +2715,18 @@ impl HttpMcp {
         http(self.addr, "POST", "/mcp", &h, &msg.to_string()).await
     }
 
+    /// `DELETE /mcp` for this session (what clients send when they close).
+    async fn delete(&self) -> HttpResp {
+        let mut h: Vec<(&str, &str)> = vec![("MCP-Protocol-Version", "2025-06-18")];
+        if let Some(s) = &self.session {
+            h.push(("Mcp-Session-Id", s));
+        }
+        for (k, v) in &self.extra {
+            h.push((k, v));
+        }
+        http(self.addr, "DELETE", "/mcp", &h, "").await
+    }
+
     /// `initialize` + `notifications/initialized`; returns the HTTP response of initialize.
     async fn initialize(&mut self) -> HttpResp {
         let r = self
@@ -2456,6 +2826,11 @@ async fn http_loopback_without_a_token_is_an_orchestrator() {
         .call("kanban_show", json!({"task_id": "t_deadbeef"}))
         .await;
     assert_eq!(r["isError"], true, "{r}");
+    // Closing the session: 200 (clients treat 202 as "Session termination failed").
+    let d = c.delete().await;
+    assert_eq!(d.status, 200, "{}", d.body);
+    let (st, _) = c.request("tools/list", json!({})).await;
+    assert_eq!(st, 404, "the session is closed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2526,7 +2901,7 @@ async fn http_run_tokens_give_worker_scope_until_the_run_ends() {
         .await;
     assert_eq!(
         r["structuredContent"],
-        json!({"ok": true, "task_id": id}),
+        json!({"ok": true, "task_id": id, "board": "default"}),
         "{r}"
     );
     assert!(fx.board.get_task(&id).unwrap().claim_expires.unwrap() > expires);
@@ -2544,13 +2919,24 @@ async fn http_run_tokens_give_worker_scope_until_the_run_ends() {
         .await;
     assert_eq!(
         r["structuredContent"],
-        json!({"ok": true, "task_id": id, "run_id": run}),
+        json!({"ok": true, "task_id": id, "run_id": run, "board": "default"}),
         "{r}"
     );
 
     // The run has ended: the token no longer opens anything.
     let (st, _) = c.request("tools/list", json!({})).await;
     assert_eq!(st, 401);
+    // ... but the client may still close its session: 200, never 401 (nor rmcp's 202, which
+    // clients log as "Session termination failed"); closing it again is 200 or 404.
+    let d = c.delete().await;
+    assert_eq!(d.status, 200, "DELETE after the run ended: {}", d.body);
+    let d = c.delete().await;
+    assert!(
+        matches!(d.status, 200 | 404),
+        "closing again: {} {}",
+        d.status,
+        d.body
+    );
     let mut fresh = HttpMcp::new(srv.addr, Some(&token));
     let r = fresh.initialize().await;
     assert_eq!(r.status, 401);
@@ -2637,6 +3023,24 @@ async fn serve_beyond_loopback_without_a_token_exits_nonzero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--token"), "{err}");
     assert!(err.lines().count() <= 2, "a short message: {err}");
+
+    // An unexpanded `${HERMES_KANBAN_TOKEN}` is no token (it would be a guessable secret).
+    let out = binary(&fx)
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .env("HERMES_KANBAN_TOKEN", "${HERMES_KANBAN_TOKEN}")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), out)
+        .await
+        .expect("exits at once")
+        .unwrap();
+    assert!(!out.status.success(), "{:?}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ignoring --token / HERMES_KANBAN_TOKEN \"${HERMES_KANBAN_TOKEN}\": an unexpanded placeholder")
+            && err.contains("refusing to bind"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,11 @@
 //! (stdio) or from a run token in `Authorization: Bearer` (HTTP). The Python side asserts the
 //! result shapes; this side then reads the database back through the CLI (`show --json`,
 //! `runs --json`) and checks the kernel invariants. An orchestrator session (stdio without
-//! `HERMES_KANBAN_TASK`, HTTP from loopback without a token) sees every tool.
+//! `HERMES_KANBAN_TASK`, HTTP from loopback without a token) sees every tool and pages
+//! `kanban_list` with its cursor. Every result must be a compact text block plus
+//! `structuredContent`, both naming the board; every input schema must be in the portable
+//! subset (Gemini / OpenAI); over HTTP the session DELETE after the run ended must be 200; a
+//! worker may get its identity from `mcp --task/--run-id/--db` in a filtered environment.
 //!
 //! The interpreter comes from `HK_PYTHON`, which `scripts/test` exports after installing the
 //! venv; without it these tests fail (they are not skipped).
@@ -442,6 +446,40 @@ fn stdio_worker_lifecycle_auto() {
     );
 }
 
+/// The worker identity carried by flags (`mcp --task ID --run-id N --db PATH`, as a
+/// `worker_command` template or client config writes it) in the filtered environment agents
+/// give stdio servers: no HERMES_HOME, HOME elsewhere, and the literal `${HERMES_KANBAN_TASK}`
+/// a client passes when the variable is unset, no HERMES_PROFILE (the server authors as the
+/// task's assignee). The whole lifecycle works on the right board.
+#[test]
+fn stdio_worker_identity_from_flags_in_a_filtered_env() {
+    let fx = Fixture::new("Fix the parser (stdio, flags)");
+    let elsewhere = fx.cli.dir.path().join("agent-home");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("HOME".into(), elsewhere.display().to_string()),
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ("HERMES_KANBAN_TASK".into(), "${HERMES_KANBAN_TASK}".into()),
+    ];
+    let mut args = fx.stdio_args("worker", "auto", &env);
+    for extra in [
+        "--task".to_string(),
+        fx.task.clone(),
+        "--run-id".into(),
+        fx.run_id.to_string(),
+        "--db".into(),
+        fx.cli.db().display().to_string(),
+    ] {
+        args.push(format!("--arg={extra}"));
+    }
+    let report = fx.worker(args, "stdio", "auto");
+    assert_eq!(report["boards"], serde_json::json!(["default"]), "{report}");
+    assert!(
+        !elsewhere.join(".hermes").exists(),
+        "no board was created under the agent's HOME"
+    );
+}
+
 #[test]
 fn stdio_worker_lifecycle_legacy() {
     let fx = Fixture::new("Fix the parser (stdio, legacy)");
@@ -473,6 +511,15 @@ fn http_worker(mode: &str) {
     assert!(
         !refused.is_empty() && refused.iter().all(|s| s == 401),
         "report: {report}"
+    );
+    // Closing the session after the run ended: DELETE answered 200, never 401 or 202 (the
+    // 2025-11-25 handshake has a session to close; 2026-07-28 is sessionless).
+    let deletes = report["delete_statuses"]
+        .as_array()
+        .expect("delete_statuses");
+    assert!(
+        (mode == "auto" || !deletes.is_empty()) && deletes.iter().all(|s| s == 200),
+        "DELETE /mcp statuses: {report}"
     );
     let log = srv.log_text();
     assert!(!log.contains("panicked"), "serve log:\n{log}");

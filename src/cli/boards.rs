@@ -118,8 +118,13 @@ pub enum BoardsCmd {
 }
 
 fn counts(ctx: &Ctx, slug: &str) -> Result<BTreeMap<String, i64>, CliError> {
-    let b = Board::open_paths(&ctx.env, BoardPaths::resolve(&ctx.env, slug))?;
+    let paths = BoardPaths::resolve(&ctx.env, slug);
     let mut m = BTreeMap::new();
+    if !paths.db.exists() {
+        // Listing boards reads: a board without a database yet counts 0 and is not created.
+        return Ok(m);
+    }
+    let b = Board::open_paths(&ctx.env, paths)?;
     for t in b.list_tasks(&ListFilter {
         include_archived: true,
         ..Default::default()
@@ -150,6 +155,13 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             let boards = list_boards(env, *all)?;
             let mut rows = Vec::new();
             for b in &boards {
+                if !b.db_path.exists() {
+                    eprintln!(
+                        "hermes-kanban: board '{}' has no database at {} yet (nothing was created); create it with `hermes-kanban init`, or set HERMES_HOME / HERMES_KANBAN_DB if your board lives elsewhere",
+                        b.meta.slug,
+                        b.db_path.display()
+                    );
+                }
                 let c = counts(ctx, &b.meta.slug)?;
                 let total: i64 = c.values().sum();
                 rows.push((b, c, total));

@@ -146,7 +146,12 @@ fn print_text(r: &DispatchResult, dry_run: bool) {
 }
 
 pub(crate) fn dispatch(ctx: &Ctx, a: &DispatchArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    // A dry run only reads: it must not create a board.
+    let b = if a.dry_run {
+        ctx.open_read()?
+    } else {
+        ctx.open()?
+    };
     let (mut opts, _) = tick_options(ctx);
     opts.dry_run = a.dry_run;
     opts.failure_limit = a.failure_limit;

@@ -36,7 +36,7 @@ pub struct IdJsonArgs {
 }
 
 pub(crate) fn stats(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let s = b.stats()?;
     if a.json {
         print_json(&s);
@@ -77,7 +77,7 @@ pub struct RunsArgs {
 }
 
 pub(crate) fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let runs = b.list_runs(&a.id, run_filter(a.state_type, a.state_name.as_deref()))?;
     if a.json {
@@ -123,7 +123,7 @@ pub struct LogArgs {
 }
 
 pub(crate) fn log(ctx: &Ctx, a: &LogArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let path = b.paths().log_file(&a.id);
     let mut f = std::fs::File::open(&path).map_err(|_| {
@@ -166,7 +166,7 @@ pub(crate) fn log(ctx: &Ctx, a: &LogArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let list = b.assignees()?;
     if a.json {
         print_json(&list);
@@ -185,7 +185,7 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn context(ctx: &Ctx, a: &IdArg) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     // Hermes prints the context with print(): the markdown (ending in a newline) plus one more.
     println!("{}", b.build_worker_context(&a.id)?);
     Ok(())
@@ -203,7 +203,7 @@ pub struct GcArgs {
 }
 
 pub(crate) fn gc(ctx: &Ctx, a: &GcArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let r = b.gc(a.event_retention_days as i64, a.log_retention_days as i64)?;
     println!(
         "Removed {} scratch workspace(s), {} event(s), {} log file(s)",
@@ -273,7 +273,7 @@ pub struct NotifyListArgs {
 }
 
 pub(crate) fn notify_list(ctx: &Ctx, a: &NotifyListArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let subs = b.list_notify_subs(a.id.as_deref())?;
     if a.json {
         print_json(&subs);
@@ -422,7 +422,7 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn attachments(ctx: &Ctx, a: &IdJsonArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let list = b.list_attachments(&a.id)?;
     if a.json {
@@ -482,7 +482,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let (kcfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     let cfg = DiagnosticsConfig {
         skills: Some(crate::kernel::SkillCheck {

@@ -17,7 +17,7 @@ pub(crate) mod output;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::kernel::{Board, Env, KernelError};
+use crate::kernel::{Board, Env, KernelError, OpenMode};
 
 const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
@@ -222,7 +222,7 @@ pub enum Command {
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
     #[command(
-        after_help = "Example: hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat"
+        after_help = "The worker identity comes from --task/--run-id/--db/--board or $HERMES_KANBAN_TASK/_RUN_ID/_DB/_BOARD (flags first); an empty value or an unexpanded ${VAR}/$VAR counts as unset and is reported on stderr, with the scope and the board file in use. A board without a database is never created here: tools answer with the path and how to fix it.\n\nExamples:\n  hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat\n  hermes-kanban mcp --task \"$HERMES_KANBAN_TASK\" --run-id \"$HERMES_KANBAN_RUN_ID\" --db ~/.hermes/kanban.db"
     )]
     Mcp(serve::McpArgs),
     /// Run the HTTP server: MCP at /mcp (streamable HTTP), health at /healthz.
@@ -269,8 +269,36 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Open the board for a writing verb: creates its database when missing (as Hermes does)
+    /// and says on stderr which file it created.
     pub(crate) fn open(&self) -> Result<Board, CliError> {
-        Ok(Board::open(&self.env, self.board.as_deref())?)
+        let (b, created) = Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Create)?;
+        if created {
+            eprintln!(
+                "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                b.paths().db.display(),
+                b.slug()
+            );
+        }
+        Ok(b)
+    }
+
+    /// Open the board for a reading verb: never creates anything. A board without a database
+    /// is reported on stderr (naming the path and how to point at the right board) and read as
+    /// an empty board, so scripts still get an empty result and exit 0.
+    pub(crate) fn open_read(&self) -> Result<Board, CliError> {
+        match Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Existing) {
+            Ok((b, _)) => Ok(b),
+            Err(e @ KernelError::NoDatabase { .. }) => {
+                eprintln!("hermes-kanban: {e}");
+                let KernelError::NoDatabase { slug, .. } = e else {
+                    unreachable!()
+                };
+                let paths = crate::kernel::BoardPaths::resolve(&self.env, &slug);
+                Ok(Board::open_empty(&self.env, paths)?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Author identity, as Hermes' CLI: `$HERMES_PROFILE_NAME`, `$HERMES_PROFILE`, else the
@@ -390,6 +418,22 @@ pub fn main() -> i32 {
         Command::Dispatch(a) => dispatch::dispatch(&ctx, a),
         Command::Daemon(a) => dispatch::daemon(&ctx, a),
         Command::Supervise(_) => Ok(()),
+    };
+    // A worker's own task missing: name the board and DB this process looked at.
+    let res = match res {
+        Err(CliError::Kernel(KernelError::TaskNotFound(t)))
+            if ctx.env.get("HERMES_KANBAN_TASK") == Some(t.as_str()) =>
+        {
+            match crate::kernel::resolve_board(&ctx.env, ctx.board.as_deref()) {
+                Ok(slug) => Err(CliError::Kernel(KernelError::NotOnBoard {
+                    path: crate::kernel::BoardPaths::resolve(&ctx.env, &slug).db,
+                    slug,
+                    task_id: t,
+                })),
+                Err(_) => Err(CliError::Kernel(KernelError::TaskNotFound(t))),
+            }
+        }
+        other => other,
     };
     match res {
         Ok(()) => 0,

@@ -62,7 +62,7 @@ fn test(ctx: &Ctx, a: &NotifyTestArgs) -> Result<(), CliError> {
             names.join(", ")
         )));
     }
-    let board = ctx.open().ok();
+    let board = ctx.open_read().ok();
     let slug = board
         .as_ref()
         .map(|b| b.slug().to_string())

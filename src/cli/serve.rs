@@ -11,12 +11,87 @@ use super::{CliError, Ctx};
 use crate::mcp::{KanbanMcp, LineTransport, McpState, ORCHESTRATOR_TOOLS, WORKER_TOOLS};
 use crate::web::ServeConfig;
 
-/// `mcp` arguments.
+/// `mcp` arguments. The worker identity flags outrank the environment; an empty value or an
+/// unexpanded `${VAR}` / `$VAR` counts as unset (and is reported on stderr).
 #[derive(Debug, Args)]
 pub struct McpArgs {
     /// Only offer these tools (comma-separated), e.g. `kanban_show,kanban_complete`.
     #[arg(long, value_delimiter = ',', value_name = "TOOLS")]
     pub tools: Vec<String>,
+    /// Serve as the worker of this task (default: $HERMES_KANBAN_TASK; unset = orchestrator).
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    /// The worker's run id, the stale-worker guard (default: $HERMES_KANBAN_RUN_ID).
+    #[arg(long = "run-id", value_name = "N")]
+    pub run_id: Option<String>,
+    /// The board's database file (default: $HERMES_KANBAN_DB, else the board's path under
+    /// $HERMES_HOME).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<String>,
+}
+
+/// Variables `mcp` reports when they are set but count as unset.
+const MCP_VARS: &[&str] = &[
+    "HERMES_KANBAN_TASK",
+    "HERMES_KANBAN_RUN_ID",
+    "HERMES_KANBAN_BOARD",
+    "HERMES_KANBAN_DB",
+    "HERMES_KANBAN_HOME",
+    "HERMES_KANBAN_CLAIM_LOCK",
+    "HERMES_HOME",
+    "HERMES_PROFILE",
+    "HERMES_SESSION_ID",
+    "HERMES_TENANT",
+];
+
+fn why_unset(raw: &str) -> &'static str {
+    if raw.trim().is_empty() {
+        "empty"
+    } else {
+        "an unexpanded placeholder (the client did not substitute it)"
+    }
+}
+
+/// A flag's value, or `None` (reported) when it is empty or an unexpanded placeholder.
+fn flag_value(name: &str, v: &Option<String>) -> Option<String> {
+    let raw = v.as_deref()?;
+    if raw.trim().is_empty() || crate::kernel::is_placeholder(raw) {
+        eprintln!(
+            "hermes-kanban: ignoring {name} {raw:?}: {}; it counts as unset",
+            why_unset(raw)
+        );
+        return None;
+    }
+    Some(raw.trim().to_string())
+}
+
+/// The environment and board an `mcp` server runs with: flags applied over the environment,
+/// ignored values reported.
+fn mcp_env(ctx: &Ctx, a: &McpArgs) -> Result<(crate::kernel::Env, Option<String>), CliError> {
+    let mut env = ctx.env.clone();
+    for (k, raw) in env.ignored(MCP_VARS) {
+        eprintln!(
+            "hermes-kanban mcp: ignoring {k}={raw:?}: {}; it counts as unset",
+            why_unset(raw)
+        );
+    }
+    if let Some(t) = flag_value("--task", &a.task) {
+        env = env.with("HERMES_KANBAN_TASK", t);
+    }
+    if let Some(r) = flag_value("--run-id", &a.run_id) {
+        if r.parse::<i64>().map_or(true, |n| n <= 0) {
+            return Err(CliError::Usage(format!(
+                "--run-id {r:?}: give the worker's run id (a positive integer), or omit it"
+            )));
+        }
+        env = env.with("HERMES_KANBAN_RUN_ID", r);
+    }
+    if let Some(d) = flag_value("--db", &a.db) {
+        let path = env.expand_tilde(&d);
+        env = env.with("HERMES_KANBAN_DB", path.to_string_lossy());
+    }
+    let board = flag_value("--board", &ctx.board);
+    Ok((env, board))
 }
 
 /// `serve` arguments.
@@ -78,10 +153,60 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
+    use crate::kernel::{Board, BoardPaths, KernelError, OpenMode, resolve_board};
     let only = narrow(&a.tools)?;
-    // Fail fast (before the client connects) on a bad board or an unreadable DB.
-    ctx.open()?;
-    let state = McpState::new(ctx.env.clone(), ctx.board.clone(), only, true);
+    let (mut env, board) = mcp_env(ctx, a)?;
+    // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
+    // is created by nobody: said here, and every tool call answers with the same advice.
+    let slug = resolve_board(&env, board.as_deref())?;
+    let db = BoardPaths::resolve(&env, &slug).db;
+    let opened = match Board::open_mode(&env, Some(&slug), OpenMode::Existing) {
+        Ok((b, _)) => Some(b),
+        Err(e @ KernelError::NoDatabase { .. }) => {
+            eprintln!("hermes-kanban mcp: {e}");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let scope = crate::mcp::Scope::from_env(&env);
+    match &scope {
+        crate::mcp::Scope::Worker {
+            task_id, run_id, ..
+        } => {
+            eprintln!(
+                "hermes-kanban mcp: worker scope for task {task_id}{} on board '{slug}' ({})",
+                run_id.map(|r| format!(", run {r}")).unwrap_or_default(),
+                db.display()
+            );
+            match opened.as_ref().map(|b| b.get_task(task_id)) {
+                Some(Err(KernelError::TaskNotFound(_))) => {
+                    let e = KernelError::NotOnBoard {
+                        task_id: task_id.clone(),
+                        slug: slug.clone(),
+                        path: db.clone(),
+                    };
+                    eprintln!("hermes-kanban mcp: {e}");
+                }
+                // Filtered environments drop HERMES_PROFILE: author as the task's assignee,
+                // as the HTTP server does for a run token.
+                Some(Ok(t)) if env.get("HERMES_PROFILE").is_none() => {
+                    if let Some(assignee) = t.assignee {
+                        eprintln!(
+                            "hermes-kanban mcp: HERMES_PROFILE is unset; authoring as the task's assignee {assignee}"
+                        );
+                        env = env.with("HERMES_PROFILE", assignee);
+                    }
+                }
+                _ => {}
+            }
+        }
+        crate::mcp::Scope::Orchestrator { .. } => eprintln!(
+            "hermes-kanban mcp: orchestrator scope (no --task / HERMES_KANBAN_TASK) on board '{slug}' ({})",
+            db.display()
+        ),
+    }
+    drop(opened);
+    let state = McpState::new(env, board, only, true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,7 +229,8 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     ctx.open()?;
     let cfg = ServeConfig {
         bind: a.bind,
-        admin_token: a.token.clone().filter(|t| !t.trim().is_empty()),
+        // An unexpanded `${HERMES_KANBAN_TOKEN}` must not become a guessable admin token.
+        admin_token: flag_value("--token / HERMES_KANBAN_TOKEN", &a.token),
         board: ctx.board.clone(),
         allowed_hosts: a.allowed_hosts.clone(),
         tools,

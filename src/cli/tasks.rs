@@ -357,7 +357,7 @@ pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
 }
 
 pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     b.recompute_ready()?;
     let assignee = if a.mine {
         Some(ctx.author())
@@ -384,6 +384,7 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
             Some(SortArg::Updated) => TaskSort::Updated,
         },
         limit: None,
+        after: None,
     })?;
     if a.json {
         print_json(&tasks.iter().map(|t| t.to_hermes_json()).collect::<Vec<_>>());
@@ -448,7 +449,7 @@ fn payload_text(p: &Option<Value>) -> String {
 }
 
 pub(crate) fn show(ctx: &Ctx, a: &ShowArgs) -> Result<(), CliError> {
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let mut d = b.task_detail(&a.id)?;
     if let Some(f) = run_filter(a.state_type, a.state_name.as_deref()) {
         d.runs = b.list_runs(&a.id, Some(f))?;

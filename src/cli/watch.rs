@@ -67,7 +67,7 @@ pub struct TailArgs {
 
 pub(crate) fn tail(ctx: &Ctx, a: &TailArgs) -> Result<(), CliError> {
     install_stop_handler();
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let filter = EventFilter {
         task_id: Some(a.id.clone()),
@@ -109,7 +109,7 @@ pub struct WatchArgs {
 
 pub(crate) fn watch(ctx: &Ctx, a: &WatchArgs) -> Result<(), CliError> {
     install_stop_handler();
-    let b = ctx.open()?;
+    let b = ctx.open_read()?;
     let mut cursor = b.max_event_id()?;
     let filter = EventFilter {
         kinds: a

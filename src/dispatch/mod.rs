@@ -837,8 +837,16 @@ pub fn run_loop_with(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let b = match Board::open(env, Some(&slug)) {
-                Ok(b) => b,
+            let b = match Board::open_mode(env, Some(&slug), crate::kernel::OpenMode::Create) {
+                Ok((b, created)) => {
+                    if created {
+                        eprintln!(
+                            "hermes-kanban: created a new board database at {} (board '{slug}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                            b.paths().db.display()
+                        );
+                    }
+                    b
+                }
                 Err(e) => {
                     tracing::warn!("dispatch: board {slug}: {e}");
                     continue;

@@ -1,6 +1,7 @@
 //! [`Board`]: an open handle on one board's database — the entry point of every kernel call.
-//! It owns the connection, the board's paths, the clock and the claimer identity; the
-//! operations themselves live in the sibling modules as `impl Board` blocks.
+//! It owns the connection, the board's paths, the clock and the claimer identity, and how a
+//! board is opened ([`OpenMode`]: existing only, or create); the operations themselves live in
+//! the sibling modules as `impl Board` blocks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,12 +60,53 @@ fn system_clock() -> Clock {
     Arc::new(|| chrono::Utc::now().timestamp())
 }
 
+/// Whether opening a board may create its database (nothing creates a board silently: the
+/// MCP server and reading verbs use [`OpenMode::Existing`]; `init` and writing verbs create and
+/// say so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The DB file must exist; otherwise [`KernelError::NoDatabase`] and nothing is created.
+    Existing,
+    /// Create (and migrate) the DB and its directory when missing.
+    Create,
+}
+
 impl Board {
     /// Open the board named `board` (or the active one: env → `current` → `default`) under the
     /// kanban home of `env`, creating and migrating its DB if needed.
     pub fn open(env: &Env, board: Option<&str>) -> Result<Board> {
+        Board::open_mode(env, board, OpenMode::Create).map(|(b, _)| b)
+    }
+
+    /// Open the board (as [`Board::open`]) with an explicit [`OpenMode`]; also says whether
+    /// this call created the DB file.
+    pub fn open_mode(env: &Env, board: Option<&str>, mode: OpenMode) -> Result<(Board, bool)> {
         let slug = resolve_board(env, board)?;
-        Board::open_paths(env, BoardPaths::resolve(env, &slug))
+        let paths = BoardPaths::resolve(env, &slug);
+        let existed = paths.db.exists();
+        if !existed && mode == OpenMode::Existing {
+            return Err(KernelError::NoDatabase {
+                slug,
+                path: paths.db,
+            });
+        }
+        Ok((Board::open_paths(env, paths)?, !existed))
+    }
+
+    /// An empty board in memory with the paths of `paths` (nothing on disk is created or
+    /// read): what reading verbs show for a board without a database.
+    pub fn open_empty(env: &Env, paths: BoardPaths) -> Result<Board> {
+        let busy = env
+            .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
+            .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
+        let sync = db::synchronous_level(env.get("HERMES_KANBAN_SYNCHRONOUS"));
+        Ok(Board {
+            conn: db::open_memory(busy, sync)?,
+            paths,
+            env: env.clone(),
+            clock: system_clock(),
+            claimer: default_claimer(),
+        })
     }
 
     /// Open a board at explicit paths.

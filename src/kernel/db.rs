@@ -132,6 +132,15 @@ pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Resu
     Ok(conn)
 }
 
+/// An empty, migrated in-memory database: what a reading verb shows for a board that has no
+/// file yet (nothing is created on disk).
+pub(crate) fn open_memory(busy_timeout_ms: i64, synchronous: &str) -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&mut conn, busy_timeout_ms, synchronous)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
 /// Attach the DB path to path-less storage errors.
 pub(crate) fn locate(e: KernelError, path: &Path) -> KernelError {
     match e {

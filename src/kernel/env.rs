@@ -1,6 +1,7 @@
 //! A snapshot of the environment variables the kernel reads. Passing an [`Env`] instead of
 //! reading `std::env` inside kernel functions keeps path resolution and knobs testable without
-//! mutating the process environment.
+//! mutating the process environment. Empty values and unexpanded placeholders (`${VAR}`,
+//! `$VAR`, as MCP clients pass them when a variable is unset) count as unset.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -41,12 +42,25 @@ impl Env {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The value of `key`, trimmed; empty values count as unset (as in Hermes).
+    /// The value of `key`, trimmed; empty values count as unset (as in Hermes), and so do
+    /// unexpanded placeholders such as `${HERMES_KANBAN_TASK}` or `$HERMES_HOME` (MCP clients
+    /// pass them literally when the variable is unset; see [`Env::ignored`]).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars
             .get(key)
             .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && !is_placeholder(v))
+    }
+
+    /// Variables among `keys` that are set but count as unset (empty, or an unexpanded
+    /// placeholder), with their raw values, for a server to report on stderr.
+    pub fn ignored<'a>(&'a self, keys: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+        keys.iter()
+            .filter_map(|k| {
+                let raw = self.vars.get(*k)?;
+                self.get(k).is_none().then_some((*k, raw.as_str()))
+            })
+            .collect()
     }
 
     /// `key` as a path, with a leading `~` expanded against `HOME`.
@@ -84,5 +98,50 @@ impl Env {
         } else {
             PathBuf::from(v)
         }
+    }
+}
+
+/// Whether `v` is an unexpanded shell/client placeholder: `${…}` or `$NAME` as a whole value
+/// (what Claude Code, Codex or Hermes configs pass on when the variable is unset).
+pub fn is_placeholder(v: &str) -> bool {
+    let v = v.trim();
+    if let Some(inner) = v.strip_prefix("${") {
+        return inner.ends_with('}');
+    }
+    v.strip_prefix('$').is_some_and(|name| {
+        !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_empty_values_count_as_unset() {
+        let env = Env::empty()
+            .with("A", "${HERMES_KANBAN_TASK}")
+            .with("B", "$HERMES_HOME")
+            .with("C", "  ")
+            .with("D", "t_1234")
+            .with("E", "$5 off")
+            .with("F", "${X:-y}");
+        assert_eq!(env.get("A"), None);
+        assert_eq!(env.get("B"), None);
+        assert_eq!(env.get("C"), None);
+        assert_eq!(env.get("D"), Some("t_1234"));
+        assert_eq!(env.get("E"), Some("$5 off"));
+        assert_eq!(env.get("F"), None);
+        let ignored = env.ignored(&["A", "B", "C", "D", "Z"]);
+        assert_eq!(
+            ignored,
+            vec![
+                ("A", "${HERMES_KANBAN_TASK}"),
+                ("B", "$HERMES_HOME"),
+                ("C", "  ")
+            ]
+        );
     }
 }

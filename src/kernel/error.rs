@@ -89,6 +89,33 @@ pub enum KernelError {
     #[error("board '{0}' does not exist; create it with `hermes-kanban boards create {0}`")]
     BoardNotFound(String),
 
+    /// The board has no database file yet, and this caller must not create one.
+    #[error(
+        "board '{slug}' has no database at {}; nothing was created. Point at the right board with HERMES_HOME (the Hermes home holding kanban.db), --board SLUG or HERMES_KANBAN_DB, or create it with `hermes-kanban init`",
+        path.display()
+    )]
+    NoDatabase {
+        /// The resolved board slug.
+        slug: String,
+        /// The DB path that does not exist.
+        path: PathBuf,
+    },
+
+    /// A worker's own task is not on the board this process resolved (it is pointed at
+    /// another board than the dispatcher that spawned it).
+    #[error(
+        "your task {task_id} is not on board '{slug}' ({}); this process is pointed at the wrong board: pass the worker's HERMES_HOME or HERMES_KANBAN_DB (for `hermes-kanban mcp`: --db PATH / --board SLUG)",
+        path.display()
+    )]
+    NotOnBoard {
+        /// The worker's task.
+        task_id: String,
+        /// The board that was searched.
+        slug: String,
+        /// Its DB path.
+        path: PathBuf,
+    },
+
     /// A board operation that is not allowed (removing `default`, ...).
     #[error("{0}")]
     BoardRefused(String),
@@ -143,6 +170,8 @@ impl KernelError {
         match self {
             KernelError::TaskNotFound(_)
             | KernelError::BoardNotFound(_)
+            | KernelError::NoDatabase { .. }
+            | KernelError::NotOnBoard { .. }
             | KernelError::AttachmentNotFound(_)
             | KernelError::NoSuchLink { .. } => "not_found",
             KernelError::Invalid { .. }

@@ -37,7 +37,7 @@ mod webhooks;
 pub use attachments::attachment_name;
 pub use board::{
     BLOCK_RECURRENCE_LIMIT, Board, Clock, DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_FAILURE_LIMIT,
-    default_claimer, hostname,
+    OpenMode, default_claimer, hostname,
 };
 pub use board_view::{
     ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
@@ -49,7 +49,7 @@ pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
 pub use diagnostics::{
     Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
 };
-pub use env::Env;
+pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
 pub use events::EventFilter;
 pub use gc::{GcReport, strictly_inside};
@@ -76,7 +76,7 @@ pub use skills::{
 };
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
-    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, Stats, TaskPatch, TaskSort,
+    AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PageKey, Stats, TaskPatch, TaskSort,
     on_disk_profiles, profile_exists,
 };
 pub use tokens::{RunScope, token_hash};

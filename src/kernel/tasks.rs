@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -104,6 +104,20 @@ pub struct ListFilter {
     pub step_key: Option<String>,
     pub sort: TaskSort,
     pub limit: Option<usize>,
+    /// Keyset paging: only tasks after this key in the default order (priority desc, created
+    /// asc, rowid asc). Stable under inserts; only with the default sort.
+    pub after: Option<PageKey>,
+}
+
+/// A position in the default list order, for keyset paging ([`Board::page_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageKey {
+    /// The task's priority.
+    pub priority: i64,
+    /// Its creation time.
+    pub created_at: i64,
+    /// Its rowid (the final tie-breaker of the default order).
+    pub rowid: i64,
 }
 
 /// Field changes for `update_task` (`None` = leave as is).
@@ -322,6 +336,21 @@ impl Board {
     /// List tasks with filters. Archived tasks are excluded unless `include_archived` or the
     /// status filter asks for them. Does not run `recompute_ready` (front doors that want
     /// Hermes' "listing promotes" behaviour call it first).
+    /// The default-order position of a task, to page after it ([`ListFilter::after`]).
+    pub fn page_key(&self, task_id: &str) -> Result<PageKey> {
+        self.conn
+            .prepare_cached("SELECT priority, created_at, rowid FROM tasks WHERE id = ?1")?
+            .query_row([task_id], |r| {
+                Ok(PageKey {
+                    priority: r.get(0)?,
+                    created_at: r.get(1)?,
+                    rowid: r.get(2)?,
+                })
+            })
+            .optional()?
+            .ok_or_else(|| KernelError::TaskNotFound(task_id.to_string()))
+    }
+
     pub fn list_tasks(&self, f: &ListFilter) -> Result<Vec<Task>> {
         let mut clauses: Vec<String> = Vec::new();
         let mut args: Vec<Value> = Vec::new();
@@ -348,6 +377,22 @@ impl Board {
         }
         if let Some(k) = &f.step_key {
             push("current_step_key = ?", json!(k), &mut clauses);
+        }
+        if let Some(k) = f.after {
+            if !matches!(f.sort, TaskSort::Default | TaskSort::PriorityDesc) {
+                return Err(KernelError::Invalid {
+                    field: "cursor",
+                    message: "paging with a cursor needs the default order".into(),
+                });
+            }
+            let n = args.len();
+            args.push(json!(k.priority));
+            args.push(json!(k.created_at));
+            args.push(json!(k.rowid));
+            let (p, c, r) = (n + 1, n + 2, n + 3);
+            clauses.push(format!(
+                "(priority < ?{p} OR (priority = ?{p} AND (created_at > ?{c} OR (created_at = ?{c} AND rowid > ?{r}))))"
+            ));
         }
         let where_sql = if clauses.is_empty() {
             String::new()

@@ -1,10 +1,13 @@
 //! The MCP server: the `kanban_*` tools over stdio (`hermes-kanban mcp`) and streamable HTTP
 //! (`/mcp` in `serve`). Owns scoping — a worker sees only its lifecycle tools and may mutate
 //! only its own task; an orchestrator also gets `kanban_list` and `kanban_unblock` — the
-//! instructions and prompts, and the mapping of kernel errors to `isError` tool results.
-//! Every tool body is a kernel call; no rule is re-implemented here.
+//! instructions and prompts, the mapping of kernel errors to `isError` tool results, and the
+//! board handles (opened [`OpenMode::Existing`]: the server never creates a board). Tool
+//! schemas are listed in their portable form ([`portable`]). Every tool body is a kernel call;
+//! no rule is re-implemented here.
 
 mod params;
+pub mod portable;
 mod stdio;
 mod tools;
 
@@ -23,7 +26,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
 
-use crate::kernel::{Board, Env, KernelError};
+use crate::kernel::{Board, Env, KernelError, OpenMode};
 
 pub use params::*;
 pub use stdio::{LineTransport, MAX_LINE_BYTES};
@@ -124,7 +127,8 @@ impl McpState {
         })
     }
 
-    /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it.
+    /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it. A
+    /// board without a database is [`KernelError::NoDatabase`]; nothing is created.
     pub(crate) fn with_board<T>(
         &self,
         slug: Option<&str>,
@@ -137,7 +141,9 @@ impl McpState {
             match map.get(&resolved) {
                 Some(b) => b.clone(),
                 None => {
-                    let b = Arc::new(Mutex::new(Board::open(&self.env, Some(&resolved))?));
+                    // Nothing creates a board silently: a missing DB is an error naming it.
+                    let (b, _) = Board::open_mode(&self.env, Some(&resolved), OpenMode::Existing)?;
+                    let b = Arc::new(Mutex::new(b));
                     map.insert(resolved.clone(), b.clone());
                     b
                 }
@@ -184,9 +190,22 @@ impl KanbanMcp {
         }
     }
 
-    /// Every tool definition (all scopes), for schema generation.
+    /// Every tool definition (all scopes) as listed to clients: input schemas in their
+    /// portable form ([`portable::portable`]). Also what `schemas/` holds.
     pub fn all_tools() -> Vec<rmcp::model::Tool> {
-        Self::tool_router().list_all()
+        static TOOLS: std::sync::OnceLock<Vec<rmcp::model::Tool>> = std::sync::OnceLock::new();
+        TOOLS
+            .get_or_init(|| {
+                Self::tool_router()
+                    .list_all()
+                    .into_iter()
+                    .map(|mut t| {
+                        t.input_schema = Arc::new(portable::portable(&t.input_schema));
+                        t
+                    })
+                    .collect()
+            })
+            .clone()
     }
 
     /// The caller's scope: stdio → from env; HTTP → the [`Scope`] the HTTP layer attached to
@@ -276,9 +295,7 @@ impl ServerHandler for KanbanMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let scope = self.scope_of(&context);
-        let tools = self
-            .tool_router
-            .list_all()
+        let tools = Self::all_tools()
             .into_iter()
             .filter(|t| {
                 scope
@@ -300,7 +317,7 @@ impl ServerHandler for KanbanMcp {
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.tool_router.get(name).cloned()
+        Self::all_tools().into_iter().find(|t| t.name == name)
     }
 
     async fn call_tool(

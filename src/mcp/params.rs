@@ -53,6 +53,11 @@ impl BoolLike {
     }
 }
 
+/// The schema of a free-form JSON object (`metadata`).
+fn object_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object"})
+}
+
 /// `kanban_show`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ShowParams {
@@ -70,6 +75,8 @@ pub struct CompleteParams {
     /// 1-3 sentence hand-off for the next agent: what was done, where, what is left.
     pub summary: Option<String>,
     /// Machine-readable hand-off facts as a JSON object, e.g. {"changed_files": [...], "tests": {"ran": 12}}.
+    #[serde(default)]
+    #[schemars(schema_with = "object_schema")]
     pub metadata: Option<Value>,
     /// Short legacy result text (use summary when you can).
     pub result: Option<String>,
@@ -241,8 +248,14 @@ pub struct ListParams {
     pub tenant: Option<String>,
     /// Include archived tasks.
     pub include_archived: Option<BoolLike>,
-    /// At most this many (1-200, default 50).
+    /// Page size (1-200, default 50).
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page (omit for the first page).
+    pub cursor: Option<String>,
+    /// Row fields to return (id is always included), e.g. ["title", "status", "children"].
+    pub fields: Option<StringList>,
+    /// Return every row field instead of the compact ones.
+    pub verbose: Option<BoolLike>,
     /// Board slug.
     pub board: Option<String>,
 }

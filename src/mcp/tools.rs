@@ -1,6 +1,13 @@
 //! The `kanban_*` tool bodies. Each validates the caller's scope (a worker mutates only its own
-//! task), calls one kernel function on the right board, and returns `{"ok": true, …}` JSON
-//! (text plus `structuredContent`), or an `isError` result with a one-line message.
+//! task), calls one kernel function on the right board, and answers with [`reply`]: a compact
+//! text form for the model plus the JSON as `structuredContent` (no field twice within one
+//! block; both name the board acted on, as `"board"`), or an `isError` result with one line.
+//!
+//! Adding a tool: its parameter struct goes in `params.rs` (doc comments become the schema's
+//! descriptions; [`super::portable`] keeps the schema portable), its body here as a
+//! `#[tool]` method that runs the kernel through [`KanbanMcp::on_board`] and returns
+//! `reply(text, json)`; then name it in `WORKER_TOOLS` or `ORCHESTRATOR_TOOLS`, add it to
+//! `params::argument_error`, and regenerate `schemas/` (`cargo test --test mcp_schemas`).
 
 use base64::Engine;
 use rmcp::handler::server::tool::Extension;
@@ -16,9 +23,13 @@ use crate::kernel::{
     Status, WorkspaceKind,
 };
 
-/// Successful tool result: JSON text plus structured content.
-fn ok(v: Value) -> CallToolResult {
-    let mut r = CallToolResult::success(vec![ContentBlock::text(v.to_string())]);
+/// Successful tool result: the compact text form plus the JSON as `structuredContent`, each
+/// naming `board` (added to the JSON here).
+fn reply(board: &str, text: impl Into<String>, mut v: Value) -> CallToolResult {
+    if let Value::Object(m) = &mut v {
+        m.insert("board".into(), json!(board));
+    }
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text.into())]);
     r.structured_content = Some(v);
     r
 }
@@ -27,6 +38,55 @@ fn ok(v: Value) -> CallToolResult {
 fn fail(msg: impl std::fmt::Display) -> CallToolResult {
     let line = msg.to_string().replace('\n', " ");
     CallToolResult::error(vec![ContentBlock::text(line)])
+}
+
+/// Every field a `kanban_list` row can carry (`fields` picks among them; `verbose` = all).
+pub const LIST_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "status",
+    "assignee",
+    "priority",
+    "tenant",
+    "parents",
+    "children",
+    "parent_count",
+    "child_count",
+    "workspace_kind",
+    "workspace_path",
+    "project_id",
+    "created_by",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "current_run_id",
+    "model_override",
+    "block_kind",
+    "skills",
+];
+/// The default row of `kanban_list`.
+pub const LIST_COMPACT: &[&str] = &[
+    "id", "title", "status", "assignee", "priority", "tenant", "parents",
+];
+
+/// An opaque page cursor: the keyset position of the page's last task.
+fn encode_cursor(k: crate::kernel::PageKey) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("v1:{}:{}:{}", k.priority, k.created_at, k.rowid))
+}
+
+fn decode_cursor(c: &str) -> Option<crate::kernel::PageKey> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let mut parts = text.strip_prefix("v1:")?.split(':');
+    let k = crate::kernel::PageKey {
+        priority: parts.next()?.parse().ok()?,
+        created_at: parts.next()?.parse().ok()?,
+        rowid: parts.next()?.parse().ok()?,
+    };
+    parts.next().is_none().then_some(k)
 }
 
 fn kernel(e: KernelError) -> CallToolResult {
@@ -98,52 +158,109 @@ impl KanbanMcp {
         }
     }
 
+    /// Run `f` on the board the caller addresses (a token-pinned worker stays on its board);
+    /// returns its value and the board's slug. A worker whose own task is not on that board
+    /// gets an error naming the board and its DB path.
     async fn on_board<T: Send + 'static>(
         &self,
-        board: Option<&str>,
+        scope: &Scope,
+        requested: &Option<String>,
         f: impl FnOnce(&Board) -> Result<T, KernelError> + Send + 'static,
-    ) -> Result<T, CallToolResult> {
+    ) -> Result<(T, String), CallToolResult> {
         let state = self.state.clone();
-        if state.stdio_scope.is_some() {
+        let board = self.board_for(scope, requested).map(str::to_string);
+        let own = match scope {
+            Scope::Worker { task_id, .. } => Some(task_id.clone()),
+            Scope::Orchestrator { .. } => None,
+        };
+        // The closure's own error travels inside Ok so that it can name the board it met.
+        let g = move |b: &Board| {
+            let slug = b.slug().to_string();
+            Ok(match f(b) {
+                Ok(v) => Ok((v, slug)),
+                Err(KernelError::TaskNotFound(t)) if own.as_deref() == Some(t.as_str()) => {
+                    Err(kernel(KernelError::NotOnBoard {
+                        task_id: t,
+                        slug,
+                        path: b.paths().db.clone(),
+                    }))
+                }
+                Err(e) => Err(fail(format!("{e} (board {slug})"))),
+            })
+        };
+        let r = if state.stdio_scope.is_some() {
             // stdio serves one client on a current-thread runtime: run inline and skip the
             // thread hand-offs (they dominated latency).
-            return state.with_board(board, f).map_err(kernel);
-        }
-        let board = board.map(str::to_string);
-        tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), f))
-            .await
-            .map_err(|e| fail(format!("internal error: {e}")))?
-            .map_err(kernel)
+            state.with_board(board.as_deref(), g)
+        } else {
+            tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), g))
+                .await
+                .map_err(|e| fail(format!("internal error: {e}")))?
+        };
+        r.map_err(kernel)?
     }
 }
 
-fn show_json(b: &Board, id: &str) -> Result<Value, KernelError> {
+/// Drop null values (and empty arrays) from an object: lean results omit what is unset.
+fn lean(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null() && !v.as_array().is_some_and(|a| a.is_empty()))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `kanban_show`: the text form is the worker context (body, attachments, prior attempts,
+/// parent hand-offs, comments — the markdown a worker orients with) plus the links; the JSON
+/// carries the fields, links, runs and recent events and the same `worker_context` once.
+/// The body and comments are not repeated beside it.
+fn show_reply(b: &Board, id: &str) -> Result<(String, Value), KernelError> {
     let t = b.get_task(id)?;
     let events = b.list_events(id, Some(50))?;
     let runs = b.list_runs(id, None)?;
-    let comments = b.list_comments(id)?;
-    Ok(json!({
-        "task": {
-            "id": t.id, "title": t.title, "body": t.body, "assignee": t.assignee, "status": t.status,
+    let (parents, children) = (b.parents(id)?, b.children(id)?);
+    let context = b.build_worker_context(id)?;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let text = format!(
+        "{}\n\nParents: {} · Children: {} · Runs: {} · Priority: {} ",
+        context.trim_end(),
+        list(&parents),
+        list(&children),
+        runs.len(),
+        t.priority
+    );
+    let v = json!({
+        "task": lean(json!({
+            "id": t.id, "title": t.title, "assignee": t.assignee, "status": t.status,
             "tenant": t.tenant, "priority": t.priority, "workspace_kind": t.workspace_kind,
             "workspace_path": t.workspace_path, "created_by": t.created_by, "created_at": t.created_at,
             "started_at": t.started_at, "completed_at": t.completed_at, "result": t.result,
             "current_run_id": t.current_run_id, "model_override": t.model_override,
-        },
-        "parents": b.parents(id)?,
-        "children": b.children(id)?,
-        "comments": comments.iter().map(|c| json!({"author": c.author, "body": c.body, "created_at": c.created_at})).collect::<Vec<_>>(),
-        "events": events.iter().map(|e| json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id})).collect::<Vec<_>>(),
-        "runs": runs.iter().map(|r| json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at})).collect::<Vec<_>>(),
-        "worker_context": b.build_worker_context(id)?,
-    }))
+            "block_kind": t.block_kind,
+        })),
+        "parents": parents,
+        "children": children,
+        "events": events.iter().map(|e| lean(json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id}))).collect::<Vec<_>>(),
+        "runs": runs.iter().map(|r| lean(json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at}))).collect::<Vec<_>>(),
+        "worker_context": context,
+    });
+    Ok((text, v))
 }
 
 #[tool_router(vis = "pub(crate)")]
 impl KanbanMcp {
-    /// Read a task: fields, parents, children, comments, the last 50 events, every run, and
-    /// `worker_context` — the markdown to orient with (body, parent hand-offs, prior attempts,
-    /// comment thread). Call it first, with no arguments, to read your own task.
+    /// Read a task: `worker_context` — the markdown to orient with (body, attachments, parent
+    /// hand-offs, prior attempts, comment thread) — plus its fields, parents, children, runs and
+    /// last 50 events. Call it first, with no arguments, to read your own task.
     #[tool(annotations(title = "Show task", read_only_hint = true, open_world_hint = false))]
     async fn kanban_show(
         &self,
@@ -155,10 +272,10 @@ impl KanbanMcp {
             Err(e) => return *e,
         };
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| show_json(b, &id))
+            .on_board(&scope, &p.board, move |b| show_reply(b, &id))
             .await
         {
-            Ok(v) => ok(v),
+            Ok(((text, v), board)) => reply(&board, format!("{text}(board {board})"), v),
             Err(e) => e,
         }
     }
@@ -191,6 +308,15 @@ impl KanbanMcp {
         let mut metadata = match p.metadata {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m),
+            // The common mistake: the object sent as a JSON string. Accept it when it holds one.
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => {
+                    return fail(
+                        "kanban_complete: metadata is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (or a string of one)",
+                    );
+                }
+            },
             Some(other) => {
                 return fail(format!(
                     "kanban_complete: metadata must be a JSON object like {{\"changed_files\": [...]}}, not {}",
@@ -219,12 +345,18 @@ impl KanbanMcp {
             expected_run_id: self.expected_run(&scope, &id),
         };
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
-                b.complete_task(req)
-            })
+            .on_board(&scope, &p.board, move |b| b.complete_task(req))
             .await
         {
-            Ok(c) => ok(json!({"ok": true, "task_id": c.task_id, "run_id": c.run_id})),
+            Ok((c, board)) => reply(
+                &board,
+                format!(
+                    "Completed {} (run {}) on board {board}; children waiting on it start with your hand-off.",
+                    c.task_id,
+                    c.run_id.map_or("-".into(), |r| r.to_string())
+                ),
+                json!({"ok": true, "task_id": c.task_id, "run_id": c.run_id}),
+            ),
             Err(e) => e,
         }
     }
@@ -267,10 +399,18 @@ impl KanbanMcp {
             comment_author: None,
         };
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| b.block_task(req))
+            .on_board(&scope, &p.board, move |b| b.block_task(req))
             .await
         {
-            Ok(x) => ok(
+            Ok((x, board)) => reply(
+                &board,
+                format!(
+                    "Blocked {} ({}, now {}) on board {board}; end your turn.",
+                    x.task_id,
+                    x.block_kind
+                        .map_or("blocked".to_string(), |k| k.to_string()),
+                    x.status
+                ),
                 json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "block_kind": x.block_kind}),
             ),
             Err(e) => e,
@@ -305,7 +445,7 @@ impl KanbanMcp {
         let note = p.note;
         let tid = id.clone();
         let r = self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 // Extend the claim with the dispatcher's lock (or, over HTTP, the run's own lock,
                 // which the run token proves the caller holds). One transaction: a stale run
                 // refuses before the successor's claim is touched.
@@ -318,7 +458,11 @@ impl KanbanMcp {
             })
             .await;
         match r {
-            Ok(_) => ok(json!({"ok": true, "task_id": id})),
+            Ok((_, board)) => reply(
+                &board,
+                format!("Heartbeat recorded for {id} on board {board}; claim extended."),
+                json!({"ok": true, "task_id": id}),
+            ),
             Err(e) => e,
         }
     }
@@ -335,12 +479,16 @@ impl KanbanMcp {
         let id = p.task_id.trim().to_string();
         let body = p.body;
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 b.add_comment(&id, &author, &body).map(|c| (id, c))
             })
             .await
         {
-            Ok((id, c)) => ok(json!({"ok": true, "task_id": id, "comment_id": c})),
+            Ok(((id, c), board)) => reply(
+                &board,
+                format!("Comment {c} added to {id} on board {board}."),
+                json!({"ok": true, "task_id": id, "comment_id": c}),
+            ),
             Err(e) => e,
         }
     }
@@ -406,7 +554,7 @@ impl KanbanMcp {
             ..Default::default()
         };
         let r = self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 if let Some(own) = own_task
                     && new.workspace_kind.is_none()
                     && new.workspace_path.is_none()
@@ -422,7 +570,14 @@ impl KanbanMcp {
             })
             .await;
         match r {
-            Ok(c) => ok(
+            Ok((c, board)) => reply(
+                &board,
+                format!(
+                    "Created {} ({}, assignee {}) on board {board}.",
+                    c.task.id,
+                    c.task.status,
+                    c.task.assignee.as_deref().unwrap_or("none")
+                ),
                 json!({"ok": true, "task_id": c.task.id, "status": c.task.status, "subscribed": false}),
             ),
             Err(e) => e,
@@ -447,18 +602,22 @@ impl KanbanMcp {
         );
         let (pa, ch) = (parent.clone(), child.clone());
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
-                b.link_tasks(&pa, &ch)
-            })
+            .on_board(&scope, &p.board, move |b| b.link_tasks(&pa, &ch))
             .await
         {
-            Ok(()) => ok(json!({"ok": true, "parent_id": parent, "child_id": child})),
+            Ok(((), board)) => reply(
+                &board,
+                format!("Linked on board {board}: {child} now waits for {parent}."),
+                json!({"ok": true, "parent_id": parent, "child_id": child}),
+            ),
             Err(e) => e,
         }
     }
 
-    /// List tasks on the board (orchestrators only). Recomputes readiness first. Results are
-    /// capped by `limit`; `truncated` and `next_limit` say when to ask for more.
+    /// List tasks on the board (orchestrators only), highest priority first. Recomputes
+    /// readiness first. Returns compact rows (id, title, status, assignee, priority, tenant,
+    /// parents); `verbose` or `fields` for more. Pages of `limit` (default 50): pass the
+    /// result's `next_cursor` as `cursor` for the next page (absent on the last page).
     #[tool(annotations(title = "List tasks", read_only_hint = true, open_world_hint = false))]
     async fn kanban_list(
         &self,
@@ -474,14 +633,50 @@ impl KanbanMcp {
         if !(1..=200).contains(&limit) {
             return fail(format!("kanban_list: invalid limit {limit}: use 1..=200"));
         }
-        let include_archived = match p
-            .include_archived
-            .as_ref()
-            .map(|b| b.get("include_archived"))
-            .transpose()
-        {
-            Ok(v) => v.unwrap_or(false),
+        let flag = |b: &Option<BoolLike>, name: &str| {
+            b.as_ref()
+                .map(|b| b.get(name))
+                .transpose()
+                .map(|v| v.unwrap_or(false))
+        };
+        let include_archived = match flag(&p.include_archived, "include_archived") {
+            Ok(v) => v,
             Err(e) => return fail(format!("kanban_list: {e}")),
+        };
+        let verbose = match flag(&p.verbose, "verbose") {
+            Ok(v) => v,
+            Err(e) => return fail(format!("kanban_list: {e}")),
+        };
+        let fields: Vec<String> = match p.fields.map(StringList::into_vec) {
+            None if verbose => LIST_FIELDS.iter().map(|f| f.to_string()).collect(),
+            None => LIST_COMPACT.iter().map(|f| f.to_string()).collect(),
+            Some(v) => {
+                let mut out = vec!["id".to_string()];
+                for f in v.iter().flat_map(|f| f.split(',')).map(str::trim) {
+                    if f.is_empty() || out.iter().any(|o| o == f) {
+                        continue;
+                    }
+                    if !LIST_FIELDS.contains(&f) {
+                        return fail(format!(
+                            "kanban_list: invalid fields: unknown field {f:?}; known fields: {}",
+                            LIST_FIELDS.join(", ")
+                        ));
+                    }
+                    out.push(f.to_string());
+                }
+                out
+            }
+        };
+        let after = match p.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(c) => match decode_cursor(c) {
+                Some(k) => Some(k),
+                None => {
+                    return fail(
+                        "kanban_list: invalid cursor: pass the next_cursor of a previous kanban_list result unchanged (or omit it for the first page)",
+                    );
+                }
+            },
         };
         let status = p.status.map(|s| match s {
             StatusParam::Triage => Status::Triage,
@@ -500,17 +695,26 @@ impl KanbanMcp {
             tenant: p.tenant,
             include_archived,
             limit: Some(limit as usize + 1),
+            after,
             ..Default::default()
         };
         let r = self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 let promoted = b.recompute_ready()?.len();
-                let tasks = b.list_tasks(&filter)?;
+                let mut tasks = b.list_tasks(&filter)?;
+                let more = tasks.len() as i64 > limit;
+                tasks.truncate(limit as usize);
+                let next = match (more, tasks.last()) {
+                    (true, Some(t)) => Some(encode_cursor(b.page_key(&t.id)?)),
+                    _ => None,
+                };
                 let mut rows = Vec::new();
+                let mut lines = Vec::new();
                 for t in &tasks {
                     let parents = b.parents(&t.id)?;
-                    let children = b.children(&t.id)?;
-                    rows.push(json!({
+                    let needs_children = fields.iter().any(|f| f == "children" || f == "child_count");
+                    let children = if needs_children { b.children(&t.id)? } else { Vec::new() };
+                    let all = json!({
                         "id": t.id, "title": t.title, "assignee": t.assignee, "status": t.status,
                         "priority": t.priority, "tenant": t.tenant, "workspace_kind": t.workspace_kind,
                         "workspace_path": t.workspace_path, "project_id": t.project_id,
@@ -518,19 +722,54 @@ impl KanbanMcp {
                         "completed_at": t.completed_at, "current_run_id": t.current_run_id,
                         "model_override": t.model_override, "parent_count": parents.len(),
                         "child_count": children.len(), "parents": parents, "children": children,
-                    }));
+                        "block_kind": t.block_kind, "skills": t.skills,
+                    });
+                    let row: serde_json::Map<String, Value> = fields
+                        .iter()
+                        .filter_map(|f| all.get(f).map(|v| (f.clone(), v.clone())))
+                        .collect();
+                    rows.push(lean(Value::Object(row)));
+                    let mut line = format!(
+                        "{} [{}] p{} {} — {}",
+                        t.id,
+                        t.status,
+                        t.priority,
+                        t.assignee.as_deref().unwrap_or("(unassigned)"),
+                        t.title
+                    );
+                    if !parents.is_empty() {
+                        line.push_str(&format!(" (after {})", parents.join(", ")));
+                    }
+                    lines.push(line);
                 }
-                Ok((rows, promoted))
+                Ok((rows, lines, next, promoted))
             })
             .await;
         match r {
-            Ok((mut rows, promoted)) => {
-                let truncated = rows.len() as i64 > limit;
-                rows.truncate(limit as usize);
-                let next = truncated.then(|| (2 * limit).min(200));
-                ok(
-                    json!({"tasks": rows, "count": rows.len(), "limit": limit, "truncated": truncated, "next_limit": next, "promoted": promoted}),
-                )
+            Ok(((rows, lines, next, promoted), board)) => {
+                let mut text = format!(
+                    "{} task(s) on board {board}{}",
+                    rows.len(),
+                    if promoted > 0 {
+                        format!(" ({promoted} promoted to ready)")
+                    } else {
+                        String::new()
+                    }
+                );
+                for l in &lines {
+                    text.push('\n');
+                    text.push_str(l);
+                }
+                if let Some(c) = &next {
+                    text.push_str(&format!(
+                        "\nMore tasks: call kanban_list again with cursor={c}"
+                    ));
+                }
+                let mut v = json!({"tasks": rows, "count": rows.len(), "limit": limit, "promoted": promoted});
+                if let Some(c) = next {
+                    v["next_cursor"] = json!(c);
+                }
+                reply(&board, text, v)
             }
             Err(e) => e,
         }
@@ -556,12 +795,14 @@ impl KanbanMcp {
         let id = p.task_id.trim().to_string();
         let tid = id.clone();
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
-                b.unblock_task(&tid, None, None)
-            })
+            .on_board(&scope, &p.board, move |b| b.unblock_task(&tid, None, None))
             .await
         {
-            Ok(s) => ok(json!({"ok": true, "task_id": id, "status": s})),
+            Ok((s, board)) => reply(
+                &board,
+                format!("Unblocked {id} on board {board}: now {s}."),
+                json!({"ok": true, "task_id": id, "status": s}),
+            ),
             Err(e) => e,
         }
     }
@@ -610,12 +851,19 @@ impl KanbanMcp {
         let by = self.author(&scope);
         let (tid, name, ct) = (id.clone(), p.filename, p.content_type);
         match self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
             })
             .await
         {
-            Ok(a) => ok(json!({"ok": true, "task_id": id, "attachment_id": a.id, "size": a.size})),
+            Ok((a, board)) => reply(
+                &board,
+                format!(
+                    "Attached {} ({} bytes, attachment {}) to {id} on board {board}.",
+                    a.filename, a.size, a.id
+                ),
+                json!({"ok": true, "task_id": id, "attachment_id": a.id, "size": a.size}),
+            ),
             Err(e) => e,
         }
     }
@@ -637,18 +885,33 @@ impl KanbanMcp {
         };
         let tid = id.clone();
         let r = self
-            .on_board(self.board_for(&scope, &p.board), move |b| {
+            .on_board(&scope, &p.board, move |b| {
                 b.get_task(&tid)?;
                 b.list_attachments(&tid)
             })
             .await;
         match r {
-            Ok(list) => ok(
-                json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
-                "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                "uploaded_by": a.uploaded_by, "stored_path": a.stored_path, "created_at": a.created_at,
-            })).collect::<Vec<_>>()}),
-            ),
+            Ok((list, board)) => {
+                let mut text = format!(
+                    "{} attachment(s) on {id} (board {board}){}",
+                    list.len(),
+                    if list.is_empty() { "." } else { ":" }
+                );
+                for a in &list {
+                    text.push_str(&format!(
+                        "\n- {} ({} bytes, id {}) at {}",
+                        a.filename, a.size, a.id, a.stored_path
+                    ));
+                }
+                reply(
+                    &board,
+                    text,
+                    json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
+                        "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+                        "uploaded_by": a.uploaded_by, "stored_path": a.stored_path, "created_at": a.created_at,
+                    })).collect::<Vec<_>>()}),
+                )
+            }
             Err(e) => e,
         }
     }

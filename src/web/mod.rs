@@ -95,8 +95,20 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Attach a [`Scope`] to MCP requests or refuse them.
-async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> Response {
+/// Attach a [`Scope`] to MCP requests or refuse them. Closing a session (`DELETE /mcp`) with
+/// the token of a run that has since ended is allowed (clients close after the worker
+/// completes; a 401 there reads as a failure), and is answered `200 OK`, not rmcp's `202`
+/// (clients log "Session termination failed" on 202).
+async fn mcp_auth(State(st): State<AuthState>, req: Request, next: Next) -> Response {
+    let closing = req.method() == axum::http::Method::DELETE;
+    let mut resp = mcp_scope(st, req, next, closing).await;
+    if closing && resp.status() == StatusCode::ACCEPTED {
+        *resp.status_mut() = StatusCode::OK;
+    }
+    resp
+}
+
+async fn mcp_scope(st: AuthState, mut req: Request, next: Next, closing: bool) -> Response {
     let peer_loopback = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -125,7 +137,7 @@ async fn mcp_auth(State(st): State<AuthState>, mut req: Request, next: Next) -> 
             .ok()
             .flatten();
             match found {
-                Some((board, rs, profile)) if rs.live => Scope::Worker {
+                Some((board, rs, profile)) if rs.live || closing => Scope::Worker {
                     task_id: rs.task_id,
                     run_id: Some(rs.run_id),
                     claim_lock: None,

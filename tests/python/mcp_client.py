@@ -94,7 +94,9 @@ def make_client(a: argparse.Namespace, token: str | None, stack: Any, statuses: 
     if token is None:
         return Client(a.url, mode=a.mode, read_timeout_seconds=TIMEOUT)
     async def record(response: Any) -> None:
-        if statuses is not None:
+        if response.request.method == "DELETE":
+            DELETE_STATUSES.append(response.status_code)
+        elif statuses is not None:
             statuses.append(response.status_code)
 
     http = httpx2.AsyncClient(
@@ -117,14 +119,30 @@ def expected_protocol(mode: str) -> str:
     return "2026-07-28" if mode == "auto" else "2025-11-25"
 
 
+BOARDS_SEEN: set[str] = set()
+# Statuses of the session DELETEs the SDK sends on close (must be 200/204, never 401/202).
+DELETE_STATUSES: list[int] = []
+
+
 def structured(r: Any, tool: str) -> dict[str, Any]:
-    """A successful tool result: not isError, JSON text equal to structuredContent."""
+    """A successful tool result: not isError, one compact text block (not the JSON again)
+    and the JSON as structuredContent, both naming the board. Returns the JSON without
+    `board` (recorded in BOARDS_SEEN)."""
     text = " ".join(getattr(c, "text", "") for c in r.content)
     check(not r.is_error, f"{tool}: unexpected isError result: {text}")
     check(isinstance(r.structured_content, dict), f"{tool}: no structuredContent object: {r!r}")
     check(len(r.content) == 1 and r.content[0].type == "text", f"{tool}: expected one text block: {r.content!r}")
-    check(json.loads(r.content[0].text) == r.structured_content, f"{tool}: text and structuredContent differ")
-    return r.structured_content
+    try:
+        json.loads(r.content[0].text)
+        raise CheckFailed(f"{tool}: the text block repeats the JSON: {r.content[0].text[:200]!r}")
+    except json.JSONDecodeError:
+        pass
+    out = dict(r.structured_content)
+    board = out.pop("board", None)
+    check(isinstance(board, str) and board, f"{tool}: structuredContent names no board: {r.structured_content}")
+    check(f"board {board}" in r.content[0].text, f"{tool}: text names no board: {r.content[0].text[:200]!r}")
+    BOARDS_SEEN.add(board)
+    return out
 
 
 def tool_error(r: Any, tool: str, needle: str) -> str:
@@ -150,7 +168,22 @@ async def common_session_checks(c: Client, a: argparse.Namespace, report: dict[s
     report["tools"] = names
     want = sorted(x for x in a.expect_tools.split(",") if x)
     check(names == want, f"tools/list: got {names}, expected {want}")
+    gemini = {"type", "format", "description", "nullable", "enum", "properties", "required",
+              "items", "minItems", "maxItems", "minimum", "maximum"}
+
+    def portable(node: Any, at: str) -> None:
+        check(isinstance(node, dict), f"{at}: schema is not an object")
+        extra = set(node) - gemini
+        check(not extra, f"{at}: keywords outside the portable subset: {sorted(extra)}")
+        check(isinstance(node.get("type"), str), f"{at}: needs exactly one type: {node.get('type')!r}")
+        for name, sub in (node.get("properties") or {}).items():
+            portable(sub, f"{at}.{name}")
+        if "items" in node:
+            portable(node["items"], f"{at}[]")
+
     for t in tools:
+        check((t.input_schema or {}).get("type") == "object", f"{t.name}: top-level type is not object")
+        portable(t.input_schema, t.name)
         props = (t.input_schema or {}).get("properties", {})
         check("board" in props, f"{t.name}: input schema has no optional `board`: {t.input_schema}")
         ro = bool(t.annotations and t.annotations.read_only_hint)
@@ -184,8 +217,10 @@ async def worker(a: argparse.Namespace, report: dict[str, Any]) -> None:
                 check(t["current_run_id"] == a.run_id, f"kanban_show: current_run_id {t['current_run_id']}")
             check(isinstance(shown["worker_context"], str) and t["title"] in shown["worker_context"],
                   "kanban_show: worker_context lacks the title")
-            for key in ("parents", "children", "comments", "events", "runs"):
+            for key in ("parents", "children", "events", "runs"):
                 check(isinstance(shown[key], list), f"kanban_show: {key} is not a list")
+            check("body" not in t and "comments" not in shown,
+                  "kanban_show: body/comments are in worker_context only")
             check(any(r["status"] == "running" for r in shown["runs"]), "kanban_show: no running run")
             report["title"] = t["title"]
             steps.append("show")
@@ -273,6 +308,7 @@ async def worker(a: argparse.Namespace, report: dict[str, Any]) -> None:
             await h.aclose()
 
     if a.transport == "http":
+        report["delete_statuses"] = list(DELETE_STATUSES)
         # The run ended, so its token no longer grants anything.
         closers = []
         statuses = []
@@ -304,8 +340,25 @@ async def orchestrator(a: argparse.Namespace, report: dict[str, Any]) -> None:
             lst = structured(await c.call_tool("kanban_list", {"limit": 50}), "kanban_list")
             ids = [t["id"] for t in lst["tasks"]]
             check(a.task in ids, f"kanban_list: {a.task} not in {ids}")
-            check(lst["count"] == len(lst["tasks"]) and lst["truncated"] is False, f"kanban_list: {lst}")
+            check(lst["count"] == len(lst["tasks"]) and "next_cursor" not in lst, f"kanban_list: {lst}")
+            check(set(lst["tasks"][0]) <= {"id", "title", "status", "assignee", "priority", "tenant", "parents"},
+                  f"kanban_list: compact rows by default: {lst['tasks'][0]}")
             report["listed"] = ids
+            # Paging with the opaque cursor walks the same tasks, one per page.
+            paged: list[str] = []
+            cursor = None
+            while True:
+                args: dict[str, Any] = {"limit": 1}
+                if cursor:
+                    args["cursor"] = cursor
+                page = structured(await c.call_tool("kanban_list", args), "kanban_list(page)")
+                paged += [t["id"] for t in page["tasks"]]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+                check(len(paged) <= len(ids), f"kanban_list paging does not end: {paged}")
+            check(paged == ids, f"kanban_list pages {paged} != {ids}")
+            report["paged"] = paged
             shown = structured(await c.call_tool("kanban_show", {"task_id": a.task}), "kanban_show")
             check(shown["task"]["id"] == a.task, f"kanban_show: {shown['task']['id']}")
             report["status"] = shown["task"]["status"]
@@ -328,6 +381,7 @@ async def main(a: argparse.Namespace) -> dict[str, Any]:
             await worker(a, report)
         else:
             await orchestrator(a, report)
+    report["boards"] = sorted(BOARDS_SEEN)
     report["ok"] = True
     return report
 
