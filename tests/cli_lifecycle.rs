@@ -1804,6 +1804,8 @@ fn attach_list_and_remove() {
 fn diagnostics_reports_repeated_failures() {
     let cli = Cli::new();
     let healthy = cli.create("Healthy", &[]);
+    // A profile on disk, so the only finding below is the failures (not `unspawnable_assignee`).
+    std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
     let bad = cli.create("Crashy", &["--assignee", "worker"]);
     assert_eq!(cli.run(&["diagnostics"]).ok(), "No problems found.\n");
     assert_eq!(cli.run(&["diagnostics", "--json"]).json(), json!([]));
@@ -1919,8 +1921,12 @@ fn diagnostics_reports_repeated_failures() {
         out.contains(&bad) && out.contains("Crashy") && out.contains("Failed 2 times in a row"),
         "{out}"
     );
+    // No worker was ever spawned (the failures were recorded directly), so there is no log:
+    // the advice is the runs (each attempt's error) and the way out (issue 12, defect 5).
     assert!(
-        out.contains(&format!("hermes-kanban log {bad}")),
+        out.contains(&format!("hermes-kanban runs {bad}"))
+            && out.contains(&format!("hermes-kanban unblock {bad}"))
+            && !out.contains(&format!("hermes-kanban log {bad}")),
         "suggested action shown: {out}"
     );
 

@@ -490,7 +490,10 @@ wait"#,
     let worker = lab.pid_of(&t);
     lab.pids.push(worker);
     let child_file = lab.dir().join(format!("{t}.child"));
-    lab.until("the child pid", |_| child_file.exists());
+    // Exists before `echo` wrote to it: wait for a whole pid.
+    lab.until("the child pid", |_| {
+        std::fs::read_to_string(&child_file).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
     let child: i32 = std::fs::read_to_string(&child_file)
         .unwrap()
         .trim()
@@ -606,6 +609,14 @@ $HK complete "$T" --summary "finished after a long time""#,
     lab.dispatch_env(&hang, &[], &ttl);
     let worker = lab.pid_of(&dead);
     lab.pids.push(worker);
+    // The supervisor records the worker's pid (its process group) right after starting it;
+    // killing it before that would leave the group unknown to every tick.
+    let run = lab.task(&dead).current_run_id.unwrap();
+    lab.until("the worker's pid on the process row", |b| {
+        b.run_process(run)
+            .unwrap()
+            .is_some_and(|p| p.worker_pid.is_some())
+    });
     let sup = lab.task(&dead).worker_pid.unwrap() as i32;
     assert_ne!(sup, worker, "the recorded pid is the supervisor's");
     nix::sys::signal::kill(

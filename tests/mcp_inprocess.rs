@@ -2844,7 +2844,10 @@ async fn http_unknown_bearer_tokens_are_401() {
         let mut c = HttpMcp::new(srv.addr, Some(token));
         let r = c.initialize().await;
         assert_eq!(r.status, 401, "{token}: {}", r.body);
-        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer error=\"invalid_token\"")
+        );
         assert!(r.body.contains("unknown bearer token"), "{}", r.body);
     }
 }

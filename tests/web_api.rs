@@ -267,6 +267,9 @@ async fn board_shape_columns_cards_and_filters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_on_cards_and_endpoint() {
     let s = start().await;
+    // A profile on disk: the one finding expected below is `stranded_in_ready`, not also
+    // `unspawnable_assignee`.
+    std::fs::create_dir_all(s.dir.path().join("hermes").join("profiles").join("worker")).unwrap();
     let t = s.task("stuck");
     // Make it stranded: created long ago (rewrite through the kernel's clock).
     let mut b = s.board();
@@ -1066,7 +1069,7 @@ async fn dispatch_without_and_with_a_hook() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "x", "assignee": "w"})),
+            Some(json!({"title": "x", "assignee": "default"})),
         )
         .await;
     assert!(v.get("warning").is_none());

@@ -172,12 +172,15 @@ pub(crate) fn assignees(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
         print_json(&list);
         return Ok(());
     }
+    let (cfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     for x in &list {
         let counts: Vec<String> = x.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let disk = if x.on_disk {
             ""
+        } else if cfg.worker_command.by_assignee.contains_key(&x.name) {
+            "  (runs kanban.worker_command)"
         } else {
-            "  (no profile on disk)"
+            "  (no profile on disk, no worker_command: cannot be dispatched)"
         };
         println!("{:<20} {}{disk}", x.name, counts.join(", "));
     }
@@ -466,7 +469,7 @@ pub(crate) fn attach_rm(ctx: &Ctx, a: &AttachRmArgs) -> Result<(), CliError> {
 #[derive(Debug, Args)]
 pub struct DiagnosticsArgs {
     /// Only findings at or above: warning, error, critical.
-    #[arg(long, value_parser = parse_severity, default_value = "warning")]
+    #[arg(long, value_parser = super::output::Choices { parse: parse_severity, values: &["warning", "error", "critical"] }, default_value = "warning")]
     pub severity: Severity,
     /// Only this task.
     #[arg(long)]
@@ -485,6 +488,7 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
     let b = ctx.open_read()?;
     let (kcfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     let cfg = DiagnosticsConfig {
+        spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
         skills: Some(crate::kernel::SkillCheck {
             hermes_root: hermes_root(&ctx.env),
             templated: kcfg.worker_command.by_assignee.keys().cloned().collect(),

@@ -1,5 +1,6 @@
 //! Text and JSON output helpers shared by the verbs: status icons, colour (only on a terminal,
-//! never with `NO_COLOR`), local timestamps, durations, and JSON printing.
+//! never with `NO_COLOR`), local timestamps, durations, JSON printing, and [`Choices`] (flag
+//! values that shell completion can offer).
 
 use std::io::IsTerminal;
 
@@ -101,4 +102,62 @@ pub(crate) fn elapsed(secs: i64) -> String {
     } else {
         format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
     }
+}
+
+/// A flag value parsed by `parse` whose known values `values` are offered to shell completion
+/// (`list --status <TAB>` completes statuses, not file names). Parsing stays `parse`'s: with
+/// [`any_string`] a value outside the list is accepted and checked later.
+#[derive(Clone)]
+pub(crate) struct Choices<T: Clone + Send + Sync + 'static> {
+    pub parse: fn(&str) -> Result<T, String>,
+    pub values: &'static [&'static str],
+}
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Choices<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let s = clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)?;
+        (self.parse)(&s).map_err(|msg| {
+            let flag = arg.map(|a| a.to_string()).unwrap_or_default();
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value {s:?} for {flag}: {msg}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.values
+                .iter()
+                .map(|v| clap::builder::PossibleValue::new(*v)),
+        ))
+    }
+}
+
+/// Every task status, for completion.
+pub(crate) const STATUS_VALUES: &[&str] = &[
+    "triage",
+    "todo",
+    "scheduled",
+    "ready",
+    "running",
+    "blocked",
+    "review",
+    "done",
+    "archived",
+];
+
+/// Accept any string (the value is checked after parsing).
+pub(crate) fn any_string(s: &str) -> Result<String, String> {
+    Ok(s.to_string())
 }

@@ -97,9 +97,10 @@ fn mcp_env(ctx: &Ctx, a: &McpArgs) -> Result<(crate::kernel::Env, Option<String>
 /// `serve` arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on; anything but loopback requires --token.
-    #[arg(long, default_value = "127.0.0.1:9120")]
-    pub bind: SocketAddr,
+    /// Address to listen on, `HOST:PORT` (an IP or a host name such as `localhost:9120`);
+    /// anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1:9120", value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname)]
+    pub bind: String,
     /// Admin bearer token (also $HERMES_KANBAN_TOKEN); required beyond loopback.
     #[arg(long, env = "HERMES_KANBAN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -224,15 +225,55 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     })
 }
 
+/// Resolve `--bind`: an IP socket address, or `name:port` through the resolver (IPv4 first,
+/// so `localhost:9120` is 127.0.0.1). A named host is also accepted as a Host header.
+fn resolve_bind(raw: &str) -> Result<(SocketAddr, Option<String>), CliError> {
+    let raw = raw.trim();
+    if let Ok(a) = raw.parse::<SocketAddr>() {
+        return Ok((a, None));
+    }
+    let Some((host, port)) = raw.rsplit_once(':') else {
+        return Err(CliError::Usage(format!(
+            "--bind {raw:?}: give HOST:PORT, e.g. 127.0.0.1:9120 or localhost:9120"
+        )));
+    };
+    if port.parse::<u16>().is_err() || host.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--bind {raw:?}: give HOST:PORT with a port number, e.g. localhost:9120"
+        )));
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = raw
+        .to_socket_addrs()
+        .map_err(|e| CliError::Usage(format!("--bind {raw:?}: cannot resolve {host:?}: {e}")))?
+        .collect();
+    let pick = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            CliError::Usage(format!("--bind {raw:?}: {host:?} resolves to no address"))
+        })?;
+    Ok((pick, Some(host.trim_matches(['[', ']']).to_string())))
+}
+
 pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     let tools = narrow(&a.tools)?;
+    let (bind, bind_host) = resolve_bind(&a.bind)?;
     ctx.open()?;
+    let mut allowed_hosts = a.allowed_hosts.clone();
+    if let Some(h) = bind_host
+        && !allowed_hosts.contains(&h)
+    {
+        allowed_hosts.push(h);
+    }
     let cfg = ServeConfig {
-        bind: a.bind,
+        bind,
         // An unexpanded `${HERMES_KANBAN_TOKEN}` must not become a guessable admin token.
         admin_token: flag_value("--token / HERMES_KANBAN_TOKEN", &a.token),
         board: ctx.board.clone(),
-        allowed_hosts: a.allowed_hosts.clone(),
+        allowed_hosts,
         tools,
         dispatch: (!a.no_dispatch).then(|| dispatch_hook(ctx.env.clone())),
     };
@@ -275,6 +316,10 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
             stop.cancel();
         });
+        // Bind first: a busy port or a refused address fails before the dispatcher starts.
+        let listener = crate::web::bind(&cfg)
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?;
         let dispatcher = run_dispatcher.then(|| {
             let (env, flag) = (env.clone(), stop_flag.clone());
             eprintln!("hermes-kanban: dispatcher ticking every {interval}s");
@@ -287,7 +332,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
                 )
             })
         });
-        let served = crate::web::serve(env, cfg, ct)
+        let served = crate::web::serve_on(env, cfg, listener, ct)
             .await
             .map_err(|e| CliError::Failed(e.to_string()));
         stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);

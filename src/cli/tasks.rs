@@ -182,6 +182,13 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
             t.status,
             t.assignee.as_deref().unwrap_or("-")
         );
+        if let Some(w) = t
+            .assignee
+            .as_deref()
+            .and_then(|a| crate::dispatch::unspawnable_warning(&ctx.env, a))
+        {
+            eprintln!("warning: {w}");
+        }
         if t.status == Status::Ready
             && t.assignee.is_some()
             && !crate::dispatch::locks::dispatcher_running(&ctx.env)
@@ -324,7 +331,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub assignee: Option<String>,
     /// Only this status.
-    #[arg(long, value_parser = parse_status)]
+    #[arg(long, value_parser = status_values(), hide_possible_values = true)]
     pub status: Option<Status>,
     /// Only this tenant.
     #[arg(long)]
@@ -347,6 +354,14 @@ pub struct ListArgs {
     /// Print JSON (an array of task objects).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--status`: parsed by the kernel, completed from the status list.
+pub(crate) fn status_values() -> super::output::Choices<Status> {
+    super::output::Choices {
+        parse: parse_status,
+        values: super::output::STATUS_VALUES,
+    }
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<Status, String> {
@@ -527,7 +542,10 @@ pub(crate) fn show(ctx: &Ctx, a: &ShowArgs) -> Result<(), CliError> {
     let diags = b.diagnostics(
         Some(&t.id),
         Severity::Warning,
-        &DiagnosticsConfig::default(),
+        &DiagnosticsConfig {
+            spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
+            ..Default::default()
+        },
     )?;
     for td in &diags {
         for dg in &td.diagnostics {
@@ -619,6 +637,7 @@ pub(crate) fn assign(ctx: &Ctx, a: &AssignArgs) -> Result<(), CliError> {
         t.id,
         t.assignee.as_deref().unwrap_or("(unassigned)")
     );
+    warn_unspawnable(ctx, &t);
     Ok(())
 }
 
@@ -663,6 +682,7 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
         t.id,
         t.assignee.as_deref().unwrap_or("(unassigned)")
     );
+    warn_unspawnable(ctx, &t);
     Ok(())
 }
 
@@ -720,6 +740,20 @@ pub(crate) fn set_model(ctx: &Ctx, a: &SetModelArgs) -> Result<(), CliError> {
         .unwrap_or("the profile's default");
     println!("{}: model {model}, reasoning {reasoning}", t.id);
     Ok(())
+}
+
+/// Warn (stderr) when an open task's assignee cannot be spawned by any dispatcher.
+fn warn_unspawnable(ctx: &Ctx, t: &crate::kernel::Task) {
+    if matches!(t.status, Status::Done | Status::Archived) {
+        return;
+    }
+    if let Some(w) = t
+        .assignee
+        .as_deref()
+        .and_then(|a| crate::dispatch::unspawnable_warning(&ctx.env, a))
+    {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// `link` / `unlink` arguments.
@@ -786,24 +820,35 @@ pub(crate) fn comment(ctx: &Ctx, a: &CommentArgs) -> Result<(), CliError> {
 /// `archive` arguments.
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
-    /// Tasks to archive.
+    /// Tasks to archive (with a bare `--rm`: archived tasks to delete).
     pub ids: Vec<String>,
-    /// Permanently delete these already-archived tasks.
-    #[arg(long = "rm", value_name = "ID", num_args = 1.., conflicts_with = "ids")]
-    pub rm: Vec<String>,
+    /// Permanently delete already-archived tasks: `--rm <id…>`, or a bare `--rm` anywhere
+    /// (`archive t_1 --rm`) to delete the ids given.
+    #[arg(long = "rm", value_name = "ID", num_args = 0..)]
+    pub rm: Option<Vec<String>>,
 }
 
 pub(crate) fn archive(ctx: &Ctx, a: &ArchiveArgs) -> Result<(), CliError> {
-    if a.ids.is_empty() && a.rm.is_empty() {
+    let (to_archive, to_delete): (&[String], Vec<String>) = match &a.rm {
+        None => (&a.ids, vec![]),
+        Some(rm) if rm.is_empty() => (&[], a.ids.clone()),
+        Some(rm) if a.ids.is_empty() => (&[], rm.clone()),
+        Some(_) => {
+            return Err(CliError::Usage(
+                "archive: give either ids to archive or --rm with ids to delete, not both (e.g. `archive --rm t_1 t_2` or `archive t_1 t_2 --rm`)".into(),
+            ));
+        }
+    };
+    if to_archive.is_empty() && to_delete.is_empty() {
         return Err(CliError::Usage(
             "give task ids to archive, or --rm <id…> to delete archived tasks".into(),
         ));
     }
     let b = ctx.open()?;
-    let archived = each_id(&a.ids, |id| {
+    let archived = each_id(to_archive, |id| {
         b.archive_task(id).map(|_| format!("Archived {id}"))
     });
-    let deleted = each_id(&a.rm, |id| {
+    let deleted = each_id(&to_delete, |id| {
         b.delete_archived_task(id).map(|()| format!("Deleted {id}"))
     });
     archived.and(deleted)

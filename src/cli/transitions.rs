@@ -69,13 +69,19 @@ fn parse_metadata(raw: Option<&str>) -> Result<Option<Value>, CliError> {
             "--metadata is not valid JSON ({e}); pass an object like '{{\"tests\": 12}}'"
         ))
     })?;
-    if !v.is_object() {
-        return Err(CliError::Failed(format!(
-            "--metadata must be a JSON object like '{{\"tests\": 12}}', not {}",
-            crate::kernel::validate::json_type(&v)
-        )));
+    // The kernel's rule (an object, or a string holding one), with the flag's name.
+    match crate::kernel::validate::metadata(Some(&v)) {
+        Ok(m) => Ok(m.map(Value::Object)),
+        Err(_) => Err(CliError::Failed(format!(
+            "--metadata must be a JSON object like '{{\"tests\": 12}}', not {}{}",
+            crate::kernel::validate::json_type(&v),
+            if v.is_string() {
+                " (a quoted string is accepted only when it holds a JSON object)"
+            } else {
+                ""
+            }
+        ))),
     }
-    Ok(Some(v))
 }
 
 /// `complete` arguments.

@@ -99,12 +99,22 @@ pub struct WatchArgs {
     /// Only tasks of this tenant.
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Only these event kinds (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    /// Only these event kinds (comma-separated), e.g. `completed,blocked,gave_up`; an
+    /// unknown kind is an error listing the valid ones.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = kind_values(), hide_possible_values = true)]
     pub kinds: Vec<String>,
     /// Poll interval in seconds.
     #[arg(long, default_value_t = 0.5)]
     pub interval: f64,
+}
+
+/// `--kinds` completes the known kinds but accepts any string: a kind Hermes wrote to the
+/// board's log is valid too, so the check is [`crate::kernel::Board::check_event_kinds`].
+fn kind_values() -> super::output::Choices<String> {
+    super::output::Choices {
+        parse: super::output::any_string,
+        values: crate::kernel::KNOWN_EVENT_KINDS,
+    }
 }
 
 pub(crate) fn watch(ctx: &Ctx, a: &WatchArgs) -> Result<(), CliError> {
@@ -120,6 +130,7 @@ pub(crate) fn watch(ctx: &Ctx, a: &WatchArgs) -> Result<(), CliError> {
             .collect(),
         ..Default::default()
     };
+    b.check_event_kinds(&filter.kinds)?;
     let assignee = a.assignee.as_deref().map(|x| x.trim().to_lowercase());
     eprintln!("Watching board {} (Ctrl-C to stop)…", b.slug());
     while !STOP.load(Ordering::SeqCst) {

@@ -2,7 +2,8 @@
 //! long-lived loop ([`run_loop`]) that `daemon` and `serve` host. A tick reaps this host's
 //! children, reports what supervisors settled since the last tick, releases expired claims
 //! (extending those of live workers), releases runs without heartbeats, settles runs whose
-//! supervisor died, enforces max runtimes a supervisor failed to, promotes ready work, and
+//! supervisor died, enforces max runtimes a supervisor failed to, reaps what closed runs left
+//! running when their supervisor died, promotes ready work, and
 //! claims and spawns by priority under the caps. Every state change is a kernel call; this
 //! module only decides which one and handles processes.
 
@@ -31,6 +32,32 @@ use crate::process::lock_is_host_local;
 use config::{KanbanConfig, WorkerCommands};
 use locks::TryLock;
 pub use procs::{terminate_run, terminate_task, worker_alive};
+
+/// The assignees a tick can spawn on this machine: `default`, every profile on disk and every
+/// `kanban.worker_command` entry (the same test the tick applies before spawning).
+pub fn spawnable_assignees(env: &Env) -> std::collections::BTreeSet<String> {
+    let (cfg, _) = KanbanConfig::load(env);
+    let mut out: std::collections::BTreeSet<String> =
+        crate::kernel::on_disk_profiles(&hermes_root(env))
+            .into_iter()
+            .collect();
+    out.extend(cfg.worker_command.by_assignee.keys().cloned());
+    out
+}
+
+/// A warning for an assignee the dispatcher cannot spawn (no profile, no worker command), or
+/// `None` when it can.
+pub fn unspawnable_warning(env: &Env, assignee: &str) -> Option<String> {
+    let (cfg, _) = KanbanConfig::load(env);
+    let root = hermes_root(env);
+    if cfg.worker_command.by_assignee.contains_key(assignee) || profile_exists(&root, assignee) {
+        return None;
+    }
+    Some(format!(
+        "assignee '{assignee}' has no profile ({} does not exist) and no kanban.worker_command.{assignee} in config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists",
+        root.join("profiles").join(assignee).display()
+    ))
+}
 
 /// Everything one tick needs (REF §9.1 parameters plus our knobs).
 #[derive(Debug, Clone)]
@@ -150,6 +177,10 @@ pub struct DispatchResult {
     /// (dry runs only; omitted when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Closed runs whose supervisor died before accounting for the worker: what the worker
+    /// left running was stopped, the process row settled, the workspace cleaned up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reaped: Vec<String>,
 }
 
 impl DispatchResult {
@@ -256,9 +287,90 @@ pub fn dispatch_once(
     }
     settle_dead_workers(board, opts, &running, &mut handled, &mut res);
     enforce_max_runtime(board, opts, &running, &mut handled, &mut res);
+    reap_lingering(board, opts, &mut res);
     res.promoted = board.recompute_ready()?.len();
     spawn_ready(board, opts, host, &mut res)?;
     Ok(res)
+}
+
+/// Whether process group `pgid` (led by a process that started at `start`) still has live
+/// members that are ours: while its leader lives, only if the leader's `/proc` start time still
+/// matches (a reused pid is someone else); once the leader is gone, any live member (Linux does
+/// not hand out a pid that is still some group's id, so the group is the original one).
+fn lingering_group(pgid: i64, start: Option<i64>) -> bool {
+    use crate::process::{group_alive, pid_alive, proc_start_time};
+    if pid_alive(pgid) {
+        return start.is_some() && proc_start_time(pgid) == start;
+    }
+    group_alive(pgid)
+}
+
+/// SIGTERM a lingering group, wait up to `grace`, then SIGKILL. True if it is gone.
+fn stop_group(pgid: i64, grace: Duration) -> bool {
+    use crate::process::{group_alive, signal_group_only};
+    use nix::sys::signal::Signal;
+    signal_group_only(pgid, Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + grace;
+    while group_alive(pgid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    if group_alive(pgid) {
+        signal_group_only(pgid, Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !group_alive(pgid)
+}
+
+/// Closed runs whose supervisor died before it accounted for the worker (a worker that
+/// completed, left a child running, and whose supervisor was then killed): stop what is left
+/// in the worker's (and supervisor's) process group — only while pid and start time match —,
+/// settle the process row, and remove the scratch workspace if its clean-up is due.
+fn reap_lingering(board: &Board, opts: &TickOptions, res: &mut DispatchResult) {
+    let rows = match board.lingering_processes() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("dispatch: reading lingering worker processes: {e}");
+            return;
+        }
+    };
+    for p in rows {
+        if p.supervisor_pid
+            .is_some_and(|pid| crate::process::pid_alive_as(pid, p.supervisor_start))
+        {
+            continue; // the supervisor is still on it and will sweep the group itself
+        }
+        let mut stopped = Vec::new();
+        for (pid, start) in [
+            (p.worker_pid, p.worker_start),
+            (p.supervisor_pid, p.supervisor_start),
+        ] {
+            if let Some(pid) = pid
+                && lingering_group(pid, start)
+            {
+                let gone = stop_group(pid, opts.kill_grace);
+                stopped.push(json!({"pgid": pid, "terminated": gone}));
+            }
+        }
+        let payload = if stopped.is_empty() {
+            serde_json::Map::new()
+        } else {
+            let mut m = serde_json::Map::new();
+            m.insert("pid".into(), json!(p.worker_pid));
+            m.insert("worker_started_at".into(), json!(p.worker_start));
+            m.insert("groups".into(), Value::Array(stopped));
+            m
+        };
+        match board.settle_lingering(p.run_id, payload) {
+            Ok(true) => {
+                for dir in workspace::cleanup_after_completion(board, &p.task_id) {
+                    tracing::info!("dispatch: removed scratch workspace {}", dir.display());
+                }
+                res.reaped.push(p.task_id.clone());
+            }
+            Ok(false) => {}
+            Err(e) => warn_task(&p.task_id, "settling the lingering processes of", e),
+        }
+    }
 }
 
 fn warn_task(task_id: &str, what: &str, e: impl std::fmt::Display) {

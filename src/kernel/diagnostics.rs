@@ -86,6 +86,10 @@ pub struct DiagnosticsConfig {
     /// `missing_skill`: check the default worker argv's skills against the assignee's profile
     /// on disk (`None` = skip, e.g. the dashboard's per-card badges).
     pub skills: Option<SkillCheck>,
+    /// The assignees the dispatcher can spawn (profiles on disk, `default`, and
+    /// `kanban.worker_command` entries), when the caller knows them: a ready/todo task assigned
+    /// to anyone else gets `unspawnable_assignee`. `None` turns the rule off.
+    pub spawnable: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Where `missing_skill` looks: the Hermes root and the assignees that run a
@@ -108,6 +112,7 @@ impl Default for DiagnosticsConfig {
             block_cycle_threshold: 3,
             block_cycle_window_seconds: 86_400,
             skills: None,
+            spawnable: None,
         }
     }
 }
@@ -131,6 +136,32 @@ fn hint(label: &str, cmd: String, suggested: bool) -> Action {
     }
 }
 
+/// "Read the worker log" only when a worker was started (else `log` has nothing to show and
+/// fails): otherwise the runs, whose errors say why nothing started.
+fn log_hint(id: &str, events: &[Event], runs: &[Run]) -> Action {
+    if runs.iter().any(|r| r.worker_pid.is_some()) || events.iter().any(|e| e.kind == "spawned") {
+        hint(
+            "Read the worker log",
+            format!("hermes-kanban log {id}"),
+            true,
+        )
+    } else {
+        hint(
+            "See why each attempt failed (no worker was started, so there is no log)",
+            format!("hermes-kanban runs {id}"),
+            true,
+        )
+    }
+}
+
+/// Whether an error text says the worker could not be started for want of a profile or a
+/// worker command (the dispatcher's spawn refusals).
+fn spawn_setup_error(err: &str) -> bool {
+    err.contains("unknown profile")
+        || err.contains("worker_command")
+        || err.contains("executable not found")
+}
+
 fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
     let last = events.iter().rposition(|e| e.kind == kind)?;
     let cleared = events[last + 1..]
@@ -142,6 +173,7 @@ fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
 /// Every event kind a rule of [`diagnose`] looks at. Callers may pass only events of these
 /// kinds (the board view does, to skip heartbeats and the like); the findings are the same.
 pub const DIAGNOSTIC_EVENT_KINDS: &[&str] = &[
+    "spawned",
     "completion_blocked_hallucination",
     "suspected_hallucinated_references",
     "completed",
@@ -240,11 +272,27 @@ pub fn diagnose(
             severity: sev,
             title: format!("Failed {} times in a row", t.consecutive_failures),
             detail: if last_err.is_empty() { "no error text recorded".into() } else { format!("last error: {last_err}") },
-            actions: vec![
-                hint("Read the worker log", format!("hermes-kanban log {id}"), true),
-                Action { kind: "reassign", label: "Reassign to another profile".into(), payload: json!({"task_id": id}), suggested: false },
-                Action { kind: "unblock", label: "Unblock and retry".into(), payload: json!({"task_id": id}), suggested: false },
-            ],
+            actions: {
+                let setup = last_err.is_empty()
+                    || spawn_setup_error(&last_err)
+                    || runs.last().and_then(|r| r.outcome.as_deref()) == Some("spawn_failed");
+                let mut a = vec![log_hint(id, events, runs)];
+                if t.status == Status::Blocked {
+                    // The breaker tripped: say the way out (it stays blocked until a human acts).
+                    let label = if setup {
+                        format!(
+                            "Fix what kept the worker from starting (the error above: create profile '{p}', point HERMES_BIN at hermes, or add kanban.worker_command.{p} to config.yaml), then unblock to retry",
+                            p = t.assignee.as_deref().unwrap_or("?")
+                        )
+                    } else {
+                        "Fix what made the worker fail (see the error above), then unblock to retry".to_string()
+                    };
+                    a.push(hint(&label, format!("hermes-kanban unblock {id}"), true));
+                }
+                a.push(Action { kind: "reassign", label: "Reassign to another profile".into(), payload: json!({"task_id": id}), suggested: false });
+                a.push(Action { kind: "unblock", label: "Unblock and retry".into(), payload: json!({"task_id": id}), suggested: false });
+                a
+            },
             first_seen_at: None,
             last_seen_at: runs.last().and_then(|r| r.ended_at),
             count: t.consecutive_failures,
@@ -279,11 +327,7 @@ pub fn diagnose(
                     "the last {n} attempts crashed; newest error: {}",
                     super::validate::truncate(&err, 300)
                 ),
-                actions: vec![hint(
-                    "Read the worker log",
-                    format!("hermes-kanban log {id}"),
-                    true,
-                )],
+                actions: vec![log_hint(id, events, runs)],
                 first_seen_at: streak.last().and_then(|r| r.ended_at),
                 last_seen_at: streak.first().and_then(|r| r.ended_at),
                 count: n,
@@ -445,6 +489,28 @@ pub fn diagnose(
                 data: json!({"missing": ws.missing, "passed": ws.pass, "fatal": ws.fatal()}),
             });
         }
+    }
+    if let (Some(spawnable), Some(a)) = (&cfg.spawnable, t.assignee.as_deref())
+        && matches!(t.status, Status::Ready | Status::Todo)
+        && !spawnable.contains(a)
+    {
+        out.push(Diagnostic {
+            kind: "unspawnable_assignee",
+            severity: Severity::Warning,
+            title: format!("No profile or worker_command for '{a}'"),
+            detail: format!(
+                "the dispatcher cannot start a worker for '{a}': there is no profile of that name and no kanban.worker_command.{a} in config.yaml, so the task will wait here; create the profile, configure a worker command, or reassign it to one of the profiles `hermes-kanban assignees` lists"
+            ),
+            actions: vec![
+                hint("List the profiles that can run tasks", "hermes-kanban assignees".into(), true),
+                Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+            ],
+            first_seen_at: None,
+            last_seen_at: Some(now),
+            count: 1,
+            run_id: None,
+            data: json!({"assignee": a}),
+        });
     }
     out.sort_by(|a, b| {
         b.severity

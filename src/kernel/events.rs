@@ -7,6 +7,62 @@ use super::board::Board;
 use super::error::Result;
 use super::types::{EVENT_COLUMNS, Event};
 
+/// Every event kind we or Hermes (0.19.0 and the upstream ~0.22 line) write. `watch --kinds`
+/// and other filters refuse a kind outside this list and the board's own log, so a typo
+/// (`complted`) is an error instead of a filter that never matches.
+pub const KNOWN_EVENT_KINDS: &[&str] = &[
+    "archive_worker_termination",
+    "archived",
+    "assigned",
+    "attached",
+    "attachment_removed",
+    "block_loop_detected",
+    "blocked",
+    "changes_requested",
+    "claim_extended",
+    "claim_rejected",
+    "claimed",
+    "commented",
+    "completed",
+    "completion_blocked_empty_result",
+    "completion_blocked_hallucination",
+    "crashed",
+    "created",
+    "dependency_wait",
+    "descendant_invalidated",
+    "edited",
+    "gave_up",
+    "heartbeat",
+    "linked",
+    "model_override_set",
+    "pr_acceptance",
+    "promoted",
+    "promoted_manual",
+    "protocol_violation",
+    "rate_limited",
+    "reasoning_effort_set",
+    "reclaim_deferred",
+    "reclaimed",
+    "reconciled",
+    "reprioritized",
+    "respawn_guarded",
+    "review_reopened",
+    "review_requested",
+    "scheduled",
+    "skipped_nonspawnable",
+    "spawn_failed",
+    "spawned",
+    "stale",
+    "status",
+    "suspected_hallucinated_references",
+    "terminal_worker_reaped",
+    "timed_out",
+    "unblocked",
+    "unlinked",
+    "worker_registered",
+    "workspace_cleanup_deferred_shared",
+];
+
 /// Filters for [`Board::events_after`].
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -60,6 +116,45 @@ impl Board {
             .query_map(rusqlite::params_from_iter(args), Event::from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(v)
+    }
+
+    /// Check event kinds given as a filter: each must be a [`KNOWN_EVENT_KINDS`] entry or a
+    /// kind already in this board's log. An unknown one is refused, listing the valid kinds.
+    pub fn check_event_kinds(&self, kinds: &[String]) -> Result<()> {
+        let unknown: Vec<&String> = kinds
+            .iter()
+            .filter(|k| !KNOWN_EVENT_KINDS.contains(&k.as_str()))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut seen: Vec<String> = {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT DISTINCT kind FROM task_events")?;
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let bad: Vec<&str> = unknown
+            .iter()
+            .filter(|k| !seen.contains(k))
+            .map(|k| k.as_str())
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        seen.extend(KNOWN_EVENT_KINDS.iter().map(|k| k.to_string()));
+        seen.sort();
+        seen.dedup();
+        Err(super::error::KernelError::invalid(
+            "kinds",
+            format!(
+                "unknown event kind{} {}; valid kinds: {}",
+                if bad.len() == 1 { "" } else { "s" },
+                bad.join(", "),
+                seen.join(", ")
+            ),
+        ))
     }
 
     /// The highest event id on the board (0 when empty) — the starting cursor of a live stream.

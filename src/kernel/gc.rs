@@ -1,5 +1,7 @@
-//! Garbage collection (`gc`): scratch workspaces of archived tasks (only inside the board's
-//! scratch root), old events of finished tasks, and old worker logs.
+//! Garbage collection (`gc`): scratch workspaces whose clean-up is due — archived tasks, and
+//! done tasks whose children are all finished and whose processes are accounted for (the
+//! supervisor normally removes those; a killed one never did) — only inside the board's
+//! scratch root, old events of finished tasks, and old worker logs.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -29,7 +31,8 @@ pub fn strictly_inside(root: &Path, p: &Path) -> bool {
 }
 
 impl Board {
-    /// Remove scratch dirs of archived tasks, events older than `event_days` of done/archived
+    /// Remove scratch dirs whose clean-up is due (archived tasks; done tasks whose children
+    /// are finished and whose runs' processes are settled), events older than `event_days` of done/archived
     /// tasks, and log files older than `log_days`.
     pub fn gc(&self, event_days: i64, log_days: i64) -> Result<GcReport> {
         if !(0..=RETENTION_MAX_DAYS).contains(&event_days)
@@ -44,7 +47,12 @@ impl Board {
         let mut report = GcReport::default();
         let archived: Vec<(String, String, Option<String>)> = self.read(|c| {
             let mut st = c.prepare(
-                "SELECT id, workspace_kind, workspace_path FROM tasks WHERE status='archived' AND workspace_kind='scratch'",
+                "SELECT id, workspace_kind, workspace_path FROM tasks t
+                 WHERE workspace_kind='scratch' AND (status='archived' OR (status='done'
+                   AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks k ON k.id = l.child_id
+                                   WHERE l.parent_id = t.id AND k.status NOT IN ('done', 'archived'))
+                   AND NOT EXISTS (SELECT 1 FROM kanban_worker_procs p
+                                   WHERE p.task_id = t.id AND p.settled_at IS NULL)))",
             )?;
             let v = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?

@@ -647,6 +647,58 @@ impl Board {
         self.write(|c| store_exit(c, task_id, run_id, exit, now))
     }
 
+    /// Process rows of this host's runs that are over (the run is closed: the worker completed
+    /// or blocked) but were never settled — the supervisor died before it could account for the
+    /// worker's exit, so what the worker left running in its process group may still be alive
+    /// and its workspace was never cleaned up. The tick reaps these.
+    pub fn lingering_processes(&self) -> Result<Vec<RunProcess>> {
+        let host = hostname();
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {PROC_COLUMNS} FROM kanban_worker_procs
+                 WHERE settled_at IS NULL AND (host = ?1 OR host IS NULL)
+                   AND run_id IN (SELECT id FROM task_runs WHERE ended_at IS NOT NULL)
+                 ORDER BY run_id"
+            ))?;
+            let v = st
+                .query_map([&host], RunProcess::from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(v)
+        })
+    }
+
+    /// Settle the process row of a closed run whose supervisor is gone (see
+    /// [`Board::lingering_processes`]): marked settled by the tick (`already_closed`), and when
+    /// the tick stopped processes it left behind, event `terminal_worker_reaped` with `reaped`
+    /// (pids, signals) on the task. False when someone settled it first.
+    pub fn settle_lingering(&self, run_id: i64, reaped: Map<String, Value>) -> Result<bool> {
+        let now = self.now();
+        self.write(|c| {
+            let Some(p) = load_proc(c, run_id)? else {
+                return Ok(false);
+            };
+            let n = c
+                .prepare_cached(
+                    "UPDATE kanban_worker_procs SET exited_at=COALESCE(exited_at, ?1),
+                        exit_class=COALESCE(exit_class, 'unknown'), settled_at=?1, settled_by='tick',
+                        settled_outcome='already_closed', reported_at=?1
+                     WHERE run_id=?2 AND settled_at IS NULL",
+                )?
+                .execute(params![now, run_id])?;
+            if n == 1 && !reaped.is_empty() {
+                add_event(
+                    c,
+                    &p.task_id,
+                    Some(run_id),
+                    "terminal_worker_reaped",
+                    reaped,
+                    now,
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
     /// The process row of a run, if the dispatcher registered or settled one.
     pub fn run_process(&self, run_id: i64) -> Result<Option<RunProcess>> {
         load_proc(&self.conn, run_id)

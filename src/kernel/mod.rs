@@ -30,6 +30,7 @@ mod skills;
 mod swarm;
 mod tasks;
 mod tokens;
+mod transitions;
 mod types;
 pub mod validate;
 mod webhooks;
@@ -51,7 +52,7 @@ pub use diagnostics::{
 };
 pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
-pub use events::EventFilter;
+pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
@@ -80,6 +81,7 @@ pub use tasks::{
     on_disk_profiles, profile_exists,
 };
 pub use tokens::{RunScope, token_hash};
+pub use transitions::TaskChange;
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

@@ -259,8 +259,26 @@ pub fn in_range(field: &'static str, v: i64, range: std::ops::RangeInclusive<i64
     Ok(v)
 }
 
-/// Metadata must be a JSON object no larger than [`METADATA_MAX_BYTES`] serialized.
+/// Metadata must be a JSON object no larger than [`METADATA_MAX_BYTES`] serialized. A JSON
+/// *string* holding an object (`"{\"tests\": 12}"`, the usual double-encoding mistake) is
+/// accepted as that object, by every front door alike (CLI, MCP, REST all come through here).
 pub fn metadata(v: Option<&Value>) -> Result<Option<Map<String, Value>>> {
+    let decoded;
+    let v = match v {
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => {
+                decoded = Value::Object(m);
+                Some(&decoded)
+            }
+            _ => {
+                return Err(KernelError::invalid(
+                    "metadata",
+                    "is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (a string is accepted only when it holds a JSON object)",
+                ));
+            }
+        },
+        other => other,
+    };
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {

@@ -305,24 +305,10 @@ impl KanbanMcp {
         if !has(&p.summary) && !has(&p.result) {
             return fail("kanban_complete: provide at least one of: summary (preferred), result");
         }
-        let mut metadata = match p.metadata {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m),
-            // The common mistake: the object sent as a JSON string. Accept it when it holds one.
-            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(m)) => Some(m),
-                _ => {
-                    return fail(
-                        "kanban_complete: metadata is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (or a string of one)",
-                    );
-                }
-            },
-            Some(other) => {
-                return fail(format!(
-                    "kanban_complete: metadata must be a JSON object like {{\"changed_files\": [...]}}, not {}",
-                    crate::kernel::validate::json_type(&other)
-                ));
-            }
+        // The kernel's rule: an object, or a string holding one (the double-encoding mistake).
+        let mut metadata = match crate::kernel::validate::metadata(p.metadata.as_ref()) {
+            Ok(m) => m,
+            Err(e) => return fail(format!("kanban_complete: {e}")),
         };
         if let Scope::Worker { task_id: own, .. } = &scope
             && own == &id

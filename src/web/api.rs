@@ -21,10 +21,9 @@ use serde_json::{Map, Value, json};
 use super::state::{ApiError, ApiResult, DispatchRequest, Fields, WebState};
 use crate::kernel::validate as v;
 use crate::kernel::{
-    BlockRequest, Board, BoardCard, BoardPatch, BoardViewQuery, Completion, Diagnostic,
-    InitialStatus, NewBoard, NewTask, RunStateField, Severity, Status, Task, TaskPatch,
-    WorkspaceKind, check_workdir, create_board, list_boards, remove_board, resolve_board,
-    switch_board, update_board,
+    Board, BoardCard, BoardPatch, BoardViewQuery, Diagnostic, InitialStatus, NewBoard, NewTask,
+    RunStateField, Severity, Status, Task, TaskChange, WorkspaceKind, check_workdir, create_board,
+    list_boards, remove_board, resolve_board, switch_board, update_board,
 };
 
 type Q = Query<HashMap<String, String>>;
@@ -482,7 +481,7 @@ async fn task_detail(
         }
         _ => None,
     };
-    let cfg = st.diagnostics.clone();
+    let cfg = st.diagnostics_now();
     st.on(board_param(&q).as_deref(), move |b| {
         let d = b.task_detail(&id)?;
         let now = b.now();
@@ -523,6 +522,25 @@ async fn task_detail(
 
 async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&[
+        "title",
+        "body",
+        "assignee",
+        "tenant",
+        "priority",
+        "workspace_kind",
+        "workspace_path",
+        "parents",
+        "triage",
+        "idempotency_key",
+        "max_runtime_seconds",
+        "skills",
+        "goal_mode",
+        "goal_max_turns",
+        "model_override",
+        "provider_override",
+        "reasoning_effort",
+    ])?;
     let kind = match f.str("workspace_kind")? {
         None => None,
         Some(k) if k.trim().is_empty() => None,
@@ -551,13 +569,21 @@ async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) 
         ..Default::default()
     };
     let no_dispatcher = st.dispatch.is_none();
+    let env = st.env.clone();
     st.on(board_param(&q).as_deref(), move |b| {
         let c = b.create_task(new)?;
         let mut out = json!({"task": task_json(&c.task)});
         if c.existing {
             out["existing"] = json!(true);
         }
-        if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
+        if let Some(w) = c
+            .task
+            .assignee
+            .as_deref()
+            .and_then(|a| crate::dispatch::unspawnable_warning(&env, a))
+        {
+            out["warning"] = json!(w);
+        } else if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
             out["warning"] = json!(
                 "no dispatcher is running in this server: the task will wait in ready until `hermes-kanban dispatch` or a daemon picks it up"
             );
@@ -581,68 +607,62 @@ fn parse_status(raw: &str) -> Result<Status, ApiError> {
     }
 }
 
-/// One set of changes (PATCH body or bulk body), applied with kernel calls in the order:
-/// text fields and priority, assignee, status.
-#[derive(Debug, Default, Clone)]
-struct Change {
-    status: Option<Status>,
-    assignee: Option<Option<String>>,
-    priority: Option<i64>,
-    title: Option<String>,
-    body: Option<Option<String>>,
-    result: Option<String>,
-    summary: Option<String>,
-    block_reason: Option<String>,
-    block_kind: Option<crate::kernel::BlockKind>,
-    metadata: Option<Value>,
-    reclaim_first: bool,
-    archive: bool,
-}
+/// The fields a PATCH body may carry; anything else is a 400 naming the field.
+const PATCH_FIELDS: &[&str] = &[
+    "status",
+    "assignee",
+    "priority",
+    "title",
+    "body",
+    "result",
+    "summary",
+    "block_reason",
+    "block_kind",
+    "metadata",
+    "reclaim_first",
+    "archive",
+];
 
-impl Change {
-    fn parse(f: &Fields) -> Result<Change, ApiError> {
-        Ok(Change {
-            status: f.str("status")?.map(|s| parse_status(&s)).transpose()?,
-            assignee: if f.has("assignee") {
-                Some(f.str("assignee")?.filter(|a| !a.trim().is_empty()))
-            } else {
-                None
-            },
-            priority: f.int("priority")?,
-            title: f.str("title")?,
-            body: if f.has("body") {
-                Some(f.str("body")?)
-            } else {
-                None
-            },
-            result: f.str("result")?,
-            summary: f.str("summary")?,
-            block_reason: f.str("block_reason")?,
-            block_kind: f
-                .str("block_kind")?
-                .filter(|k| !k.trim().is_empty())
-                .map(|k| {
-                    k.parse::<crate::kernel::BlockKind>().map_err(|_| {
-                        ApiError::bad(format!(
-                            "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
-                        ))
-                    })
+/// One set of changes (PATCH body or bulk body) as the kernel's [`TaskChange`]: applied by
+/// `Board::patch_task` in one transaction (a refusal changes nothing).
+fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
+    let status = f.str("status")?.map(|s| parse_status(&s)).transpose()?;
+    let archive = f.bool("archive", false)?;
+    Ok(TaskChange {
+        status: if archive {
+            Some(Status::Archived)
+        } else {
+            status
+        },
+        assignee: if f.has("assignee") {
+            Some(f.str("assignee")?.filter(|a| !a.trim().is_empty()))
+        } else {
+            None
+        },
+        priority: f.int("priority")?,
+        title: f.str("title")?,
+        body: if f.has("body") {
+            Some(f.str("body")?)
+        } else {
+            None
+        },
+        result: f.str("result")?,
+        summary: f.str("summary")?,
+        block_reason: f.str("block_reason")?,
+        block_kind: f
+            .str("block_kind")?
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| {
+                k.parse::<crate::kernel::BlockKind>().map_err(|_| {
+                    ApiError::bad(format!(
+                        "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
+                    ))
                 })
-                .transpose()?,
-            metadata: f.value("metadata").cloned(),
-            reclaim_first: f.bool("reclaim_first", false)?,
-            archive: f.bool("archive", false)?,
-        })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.status.is_none()
-            && self.assignee.is_none()
-            && self.priority.is_none()
-            && self.title.is_none()
-            && self.body.is_none()
-            && !self.archive
-    }
+            })
+            .transpose()?,
+        metadata: f.value("metadata").cloned(),
+        reclaim_first: f.bool("reclaim_first", false)?,
+    })
 }
 
 fn terminate_for(t: &Task) -> Map<String, Value> {
@@ -654,75 +674,8 @@ fn terminate_for(t: &Task) -> Map<String, Value> {
     .to_map()
 }
 
-fn apply(b: &Board, id: &str, ch: &Change) -> Result<Task, ApiError> {
-    let t = b.get_task(id)?;
-    if ch.title.is_some() || ch.body.is_some() || ch.priority.is_some() {
-        b.update_task(
-            id,
-            TaskPatch {
-                title: ch.title.clone(),
-                body: ch.body.clone(),
-                priority: ch.priority,
-                tenant: None,
-            },
-        )?;
-    }
-    if let Some(a) = &ch.assignee {
-        let running = t.status == Status::Running || t.claim_lock.is_some();
-        if ch.reclaim_first && running {
-            let term = terminate_for(&t);
-            b.reassign_task(
-                id,
-                a.as_deref(),
-                true,
-                Some("reassigned from the dashboard"),
-                term,
-            )?;
-        } else {
-            b.assign_task(id, a.as_deref())?;
-        }
-    }
-    let target = if ch.archive {
-        Some(Status::Archived)
-    } else {
-        ch.status
-    };
-    if let Some(to) = target {
-        let cur = b.get_task(id)?;
-        match to {
-            Status::Done => {
-                b.complete_task(Completion {
-                    task_id: id.to_string(),
-                    summary: ch.summary.clone().or_else(|| ch.result.clone()),
-                    result: ch.result.clone(),
-                    metadata: ch.metadata.clone(),
-                    ..Default::default()
-                })?;
-            }
-            Status::Blocked => {
-                b.block_task(BlockRequest {
-                    task_id: id.to_string(),
-                    reason: ch.block_reason.clone(),
-                    kind: ch.block_kind,
-                    ..Default::default()
-                })?;
-            }
-            Status::Scheduled => b.schedule_task(id, ch.block_reason.as_deref(), None, None)?,
-            Status::Archived => {
-                b.archive_task(id)?;
-            }
-            Status::Ready if matches!(cur.status, Status::Blocked | Status::Scheduled) => {
-                b.unblock_task(id, None, None)?;
-            }
-            Status::Ready | Status::Todo | Status::Triage => {
-                b.set_status_direct(id, to)?;
-            }
-            Status::Running | Status::Review => {
-                return Err(ApiError::bad(format!("unknown status: {to}")));
-            }
-        }
-    }
-    Ok(b.get_task(id)?)
+fn apply(b: &Board, id: &str, ch: &TaskChange) -> Result<Task, ApiError> {
+    Ok(b.patch_task(id, ch, &mut terminate_for)?)
 }
 
 async fn patch_task(
@@ -732,7 +685,8 @@ async fn patch_task(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
-    let ch = Change::parse(&f)?;
+    f.only(PATCH_FIELDS)?;
+    let ch = parse_change(&f)?;
     st.on(board_param(&q).as_deref(), move |b| {
         let t = apply(b, &id, &ch)?;
         Ok(Json(json!({"task": task_json(&t)})))
@@ -754,6 +708,7 @@ async fn delete_task(
 
 async fn bulk(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&[PATCH_FIELDS, &["ids"]].concat())?;
     let ids = f.strs("ids")?;
     if ids.is_empty() {
         return Err(ApiError::bad("ids must be a non-empty list of task ids"));
@@ -761,7 +716,7 @@ async fn bulk(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiR
     if ids.len() > 10_000 {
         return Err(ApiError::bad("ids: at most 10000 tasks per bulk request"));
     }
-    let ch = Change::parse(&f)?;
+    let ch = parse_change(&f)?;
     if ch.is_empty() {
         return Err(ApiError::bad(
             "nothing to do: give status, assignee, priority or archive",
@@ -802,6 +757,7 @@ async fn add_comment(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["body", "author"])?;
     let text = f.str("body")?.unwrap_or_default();
     let author = f
         .str("author")?
@@ -835,6 +791,7 @@ async fn reclaim(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["reason"])?;
     let reason = f.str("reason")?;
     st.on(board_param(&q).as_deref(), move |b| {
         let t = b.get_task(&id)?;
@@ -857,6 +814,7 @@ async fn reassign(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["profile", "reclaim_first", "reason"])?;
     let profile = f.str("profile")?.filter(|p| !p.trim().is_empty());
     let reclaim_first = f.bool("reclaim_first", false)?;
     let reason = f.str("reason")?;
@@ -920,6 +878,7 @@ async fn task_log(
 
 async fn add_link(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["parent_id", "child_id"])?;
     let parent = f.req_str("parent_id")?;
     let child = f.req_str("child_id")?;
     st.on(board_param(&q).as_deref(), move |b| {
@@ -952,7 +911,7 @@ async fn diagnostics(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult 
         None => Severity::Warning,
         Some(s) => s.parse::<Severity>()?,
     };
-    let cfg = st.diagnostics.clone();
+    let cfg = st.diagnostics_now();
     st.on(board_param(&q).as_deref(), move |b| {
         let mut rows = b.diagnostics(None, min, &cfg)?;
         rows.sort_by(|a, b| {
@@ -1023,6 +982,7 @@ async fn terminate_run(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["reason"])?;
     let reason = f.str("reason")?;
     st.on(board_param(&q).as_deref(), move |b| {
         let run = b.get_run(run_id)?;
@@ -1315,6 +1275,15 @@ async fn boards(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
 
 async fn new_board(State(st): State<Arc<WebState>>, body: Bytes) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&[
+        "slug",
+        "name",
+        "description",
+        "icon",
+        "color",
+        "default_workdir",
+        "switch",
+    ])?;
     let slug = crate::kernel::normalize_slug(&f.req_str("slug")?)?;
     let workdir = f.str("default_workdir")?.filter(|s| !s.trim().is_empty());
     if let Some(w) = &workdir {
@@ -1347,6 +1316,7 @@ async fn patch_board(
     body: Bytes,
 ) -> ApiResult {
     let f = Fields::parse(&body)?;
+    f.only(&["name", "description", "icon", "color", "default_workdir"])?;
     let opt = |k: &str| -> Result<Option<Option<String>>, ApiError> {
         if f.has(k) {
             Ok(Some(f.str(k)?.filter(|s| !s.trim().is_empty())))

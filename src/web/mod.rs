@@ -1,7 +1,8 @@
 //! The HTTP server of `serve`: the dashboard at `/` (embedded assets), the REST API and its
 //! live event stream under `/api/` (also at Hermes' `/api/plugins/kanban/`), the MCP
 //! streamable-HTTP service at `/mcp` behind an auth layer that decides each request's scope
-//! (run token → worker; admin token or loopback → orchestrator; anything else → 401), and
+//! (run token → worker; admin token → orchestrator; loopback without a token → orchestrator
+//! only when no token is configured; anything else → 401), and
 //! `/healthz`. Every route sits behind [`security::guard`] (Host/Origin checks, the admin
 //! token, security headers).
 
@@ -70,6 +71,16 @@ fn unauthorized(msg: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+/// 401 for a bearer token that is wrong or no longer valid (RFC 6750 §3.1).
+fn invalid_token(msg: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")],
         format!("{msg}\n"),
     )
         .into_response()
@@ -144,13 +155,20 @@ async fn mcp_scope(st: AuthState, mut req: Request, next: Next, closing: bool) -
                     board: Some(board),
                     profile,
                 },
-                Some(_) => return unauthorized("run token expired: its run has ended"),
-                None => return unauthorized("unknown bearer token"),
+                Some(_) => return invalid_token("run token expired: its run has ended"),
+                None => return invalid_token("unknown bearer token"),
             }
         }
-        None if peer_loopback => Scope::Orchestrator { profile: None },
+        // Loopback without a token is the orchestrator only while no token is configured: with
+        // `--token`, a reverse proxy on this host (every request loopback) or a worker that
+        // omits its run token must not get orchestrator scope.
+        None if peer_loopback && st.admin.is_none() => Scope::Orchestrator { profile: None },
         None => {
-            return unauthorized("authorization required: send `Authorization: Bearer <token>`");
+            return unauthorized(if st.admin.is_some() {
+                "authorization required: this server has a token; send `Authorization: Bearer <token>` (the serve --token value, or a worker's run token)"
+            } else {
+                "authorization required: send `Authorization: Bearer <token>`"
+            });
         }
     };
     req.extensions_mut().insert(scope);
@@ -214,6 +232,13 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
 
 /// Run the HTTP server until `ct` is cancelled.
 pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow::Result<()> {
+    let listener = bind(&cfg).await?;
+    serve_on(env, cfg, listener, ct).await
+}
+
+/// Check the token rule and bind `cfg.bind`; `serve` binds before it starts anything else, so
+/// a busy port fails before the dispatcher ticks.
+pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<tokio::net::TcpListener> {
     if !cfg.bind.ip().is_loopback()
         && cfg
             .admin_token
@@ -225,10 +250,19 @@ pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow:
             cfg.bind
         );
     }
-    let app = router(env, &cfg, ct.clone());
-    let listener = tokio::net::TcpListener::bind(cfg.bind)
+    tokio::net::TcpListener::bind(cfg.bind)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))?;
+        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))
+}
+
+/// Serve on a bound listener until `ct` is cancelled.
+pub async fn serve_on(
+    env: Env,
+    cfg: ServeConfig,
+    listener: tokio::net::TcpListener,
+    ct: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = router(env, &cfg, ct.clone());
     let addr = listener.local_addr()?;
     eprintln!(
         "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"

@@ -8,7 +8,8 @@
 //!    `http(s)://<Host>`, and `Sec-Fetch-Site`, when sent, must be `same-origin` or `none`.
 //!    Clients that send neither (curl, scripts) are not browsers and are not subject to CSRF.
 //! 3. **Token**: when the server has an admin token (always, beyond loopback), every route but
-//!    `/healthz` and `/mcp` (which has its own run-token/admin-token layer) requires it, as
+//!    `/healthz` requires a token, loopback peers included; `/mcp` has its own layer (admin
+//!    token or a live run token); elsewhere the admin token is sent as
 //!    `Authorization: Bearer <token>`, the `hk_session` cookie, or `?token=<token>`. Opening
 //!    a page with a valid `?token=` sets the cookie (`HttpOnly; SameSite=Strict`, holding the
 //!    token's SHA-256, never the token) and redirects to the same URL without it, so the token
@@ -304,8 +305,16 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
                     StatusCode::UNAUTHORIZED,
                     "authorization required: send `Authorization: Bearer <token>` (the serve --token value)",
                 );
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                // A token that was sent but is wrong is `invalid_token` (RFC 6750 §3.1).
+                let challenge = if bearer(&req).is_some() {
+                    "Bearer error=\"invalid_token\""
+                } else {
+                    "Bearer"
+                };
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
                 return r;
             }
             return login_page();

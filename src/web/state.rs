@@ -116,6 +116,15 @@ pub struct WebState {
 }
 
 impl WebState {
+    /// The diagnostics thresholds with the assignees that can be spawned right now (profiles
+    /// and worker commands change while the server runs).
+    pub fn diagnostics_now(&self) -> DiagnosticsConfig {
+        DiagnosticsConfig {
+            spawnable: Some(crate::dispatch::spawnable_assignees(&self.env)),
+            ..self.diagnostics.clone()
+        }
+    }
+
     /// New state.
     pub fn new(
         env: Env,
@@ -208,6 +217,30 @@ impl Fields {
                 "the request body is not valid JSON: {e}"
             ))),
         }
+    }
+
+    /// Refuse a field this endpoint does not know (a typo would otherwise be ignored in
+    /// silence): 400 naming the field and listing the accepted ones.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let unknown: Vec<&str> = self
+            .0
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::bad(format!(
+            "unknown field{} {}: this endpoint accepts {}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            allowed.join(", ")
+        )))
     }
 
     /// Whether the key is present (even as null).

@@ -1,0 +1,178 @@
+//! Compound edits of one task: [`Board::patch_task`], what a dashboard PATCH or one bulk item
+//! asks for (title, body, priority, assignee and a status move) applied as ONE transaction.
+//! Every field is validated before the transaction starts; the steps then run the single-step
+//! kernel operations (`update_task`, `assign_task`/`reassign_task`, `complete_task`, …) inside
+//! that transaction (each as a savepoint), so a refusal by any step rolls back all of them and
+//! a refused PATCH changes nothing. New status moves go in [`Board::move_task_tx_step`].
+
+use serde_json::{Map, Value};
+
+use super::board::Board;
+use super::error::{KernelError, Result};
+use super::lifecycle::{BlockRequest, Completion};
+use super::tasks::TaskPatch;
+use super::types::{Status, Task};
+use super::validate as v;
+
+/// What one PATCH (or one bulk item) changes. `None` leaves a field alone.
+#[derive(Debug, Default, Clone)]
+pub struct TaskChange {
+    pub title: Option<String>,
+    /// `Some(None)` clears the body.
+    pub body: Option<Option<String>>,
+    pub priority: Option<i64>,
+    /// `Some(None)` clears the assignee.
+    pub assignee: Option<Option<String>>,
+    /// Reassigning a running task reclaims it first (else the reassignment is refused).
+    pub reclaim_first: bool,
+    /// The status to move to: `done`, `blocked`, `scheduled`, `archived`, `ready`, `todo`,
+    /// `triage`. `running` (a worker claims a task) and `review` are refused.
+    pub status: Option<Status>,
+    /// Hand-off for a move to `done`.
+    pub result: Option<String>,
+    pub summary: Option<String>,
+    pub metadata: Option<Value>,
+    /// Reason for a move to `blocked` or `scheduled`.
+    pub block_reason: Option<String>,
+    /// Kind of a move to `blocked` (`dependency` parks the task in `todo`).
+    pub block_kind: Option<super::types::BlockKind>,
+}
+
+impl TaskChange {
+    /// Whether nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.body.is_none()
+            && self.priority.is_none()
+            && self.assignee.is_none()
+            && self.status.is_none()
+    }
+
+    /// Check every field (names, sizes, ranges, the status) without touching the DB.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(t) = &self.title {
+            v::title(t)?;
+        }
+        if let Some(Some(b)) = &self.body {
+            v::optional_text("body", Some(b), v::BODY_MAX_BYTES)?;
+        }
+        if let Some(p) = self.priority {
+            v::in_range("priority", p, v::PRIORITY_RANGE)?;
+        }
+        if let Some(a) = &self.assignee {
+            v::profile_name("assignee", a.as_deref())?;
+        }
+        v::optional_text("result", self.result.as_deref(), v::HANDOFF_MAX_BYTES)?;
+        v::optional_text("summary", self.summary.as_deref(), v::HANDOFF_MAX_BYTES)?;
+        v::optional_text(
+            "block_reason",
+            self.block_reason.as_deref(),
+            v::REASON_MAX_BYTES,
+        )?;
+        v::metadata(self.metadata.as_ref())?;
+        match self.status {
+            Some(Status::Running) => Err(KernelError::invalid(
+                "status",
+                "cannot be set to 'running' directly; a task runs when a worker claims it (nudge the dispatcher instead)",
+            )),
+            Some(Status::Review) => Err(KernelError::invalid(
+                "status",
+                "'review' cannot be set here; it is entered by a worker submitting for review",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Board {
+    /// Apply a [`TaskChange`] to one task in one transaction: text fields and priority, then
+    /// the assignee, then the status move. Any refusal (validation, a step's state check, a
+    /// missing task) is returned and nothing is written. `terminate` is called — inside the
+    /// transaction, after the earlier steps succeeded — only when a running task must be
+    /// reclaimed for a reassignment; it stops the worker and returns its report.
+    pub fn patch_task(
+        &self,
+        task_id: &str,
+        ch: &TaskChange,
+        terminate: &mut dyn FnMut(&Task) -> Map<String, Value>,
+    ) -> Result<Task> {
+        ch.validate()?;
+        self.write(|c| {
+            let t = super::board::load_task(c, task_id)?;
+            if ch.title.is_some() || ch.body.is_some() || ch.priority.is_some() {
+                self.update_task(
+                    task_id,
+                    TaskPatch {
+                        title: ch.title.clone(),
+                        body: ch.body.clone(),
+                        priority: ch.priority,
+                        tenant: None,
+                    },
+                )?;
+            }
+            if let Some(a) = &ch.assignee {
+                let running = t.status == Status::Running || t.claim_lock.is_some();
+                if ch.reclaim_first && running {
+                    let term = terminate(&t);
+                    self.reassign_task(
+                        task_id,
+                        a.as_deref(),
+                        true,
+                        Some("reassigned from the dashboard"),
+                        term,
+                    )?;
+                } else {
+                    self.assign_task(task_id, a.as_deref())?;
+                }
+            }
+            if let Some(to) = ch.status {
+                self.move_task_tx_step(task_id, to, ch)?;
+            }
+            super::board::load_task(c, task_id)
+        })
+    }
+
+    /// The status-move step of [`Board::patch_task`]: one single-step kernel operation per
+    /// target status. Runs inside `patch_task`'s transaction.
+    fn move_task_tx_step(&self, task_id: &str, to: Status, ch: &TaskChange) -> Result<()> {
+        let cur = self.get_task(task_id)?;
+        match to {
+            Status::Done => {
+                self.complete_task(Completion {
+                    task_id: task_id.to_string(),
+                    summary: ch.summary.clone().or_else(|| ch.result.clone()),
+                    result: ch.result.clone(),
+                    metadata: ch.metadata.clone(),
+                    ..Default::default()
+                })?;
+            }
+            Status::Blocked => {
+                self.block_task(BlockRequest {
+                    task_id: task_id.to_string(),
+                    reason: ch.block_reason.clone(),
+                    kind: ch.block_kind,
+                    ..Default::default()
+                })?;
+            }
+            Status::Scheduled => {
+                self.schedule_task(task_id, ch.block_reason.as_deref(), None, None)?
+            }
+            Status::Archived => {
+                self.archive_task(task_id)?;
+            }
+            Status::Ready if matches!(cur.status, Status::Blocked | Status::Scheduled) => {
+                self.unblock_task(task_id, None, None)?;
+            }
+            Status::Ready | Status::Todo | Status::Triage => {
+                self.set_status_direct(task_id, to)?;
+            }
+            Status::Running | Status::Review => {
+                return Err(KernelError::invalid(
+                    "status",
+                    format!("'{to}' cannot be set directly"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
