@@ -56,6 +56,61 @@ pub fn pid_alive_as(pid: i64, start: Option<i64>) -> bool {
     }
 }
 
+/// Hermes' (~0.22) process fingerprint of a live `pid` (UP §10):
+/// `<boot_id>:<pid 1 start ticks>|<pid start ticks>`, `None` when unreadable.
+pub fn hermes_fingerprint(pid: i64) -> Option<String> {
+    let start = proc_start_time(pid)?;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let pid1 = proc_start_time(1)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let epoch = if boot.is_empty() && pid1.is_empty() {
+        String::new()
+    } else {
+        format!("{boot}:{pid1}")
+    };
+    Some(format!("{epoch}|{start}"))
+}
+
+/// How a worker that Hermes fingerprinted (`tasks.worker_started_at`) is judged, as Hermes
+/// judges it (UP §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FingerprintVerdict {
+    /// Alive and the same process Hermes spawned: may be signalled.
+    Alive,
+    /// Alive, but its identity was never captured (`unverified`): counts as alive, is never
+    /// signalled.
+    AliveUnverified,
+    /// Gone, or the pid now names another process (recycled): counts as dead, never signalled.
+    Dead,
+}
+
+/// Judge `pid` against a Hermes fingerprint.
+pub fn judge_fingerprint(pid: i64, fingerprint: &str) -> FingerprintVerdict {
+    if !pid_alive(pid) {
+        return FingerprintVerdict::Dead;
+    }
+    let fp = fingerprint.trim();
+    if fp == "unverified" {
+        return FingerprintVerdict::AliveUnverified;
+    }
+    let same = if fp.contains('|') {
+        hermes_fingerprint(pid).as_deref() == Some(fp)
+    } else {
+        // Rows written before the boot witness: the start time alone.
+        fp.parse::<i64>()
+            .ok()
+            .is_some_and(|want| proc_start_time(pid) == Some(want))
+    };
+    if same {
+        FingerprintVerdict::Alive
+    } else {
+        FingerprintVerdict::Dead
+    }
+}
+
 /// Whether any live (non-zombie) process is in process group `pgid`.
 pub fn group_alive(pgid: i64) -> bool {
     if pgid <= 1 || pgid > i32::MAX as i64 {
@@ -164,4 +219,35 @@ pub fn terminate_worker(pid: Option<i64>, lock: Option<&str>, grace: Duration) -
     signal_group(pid, Signal::SIGKILL);
     t.terminated = wait_dead(pid, Duration::from_secs(2));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hermes' fingerprint rules (UP §10): a match is alive, `unverified` is alive but never
+    /// signalled, a mismatch (a recycled pid) and a dead pid are dead.
+    #[test]
+    fn fingerprints_are_judged_as_hermes_judges_them() {
+        let me = std::process::id() as i64;
+        let fp = hermes_fingerprint(me).expect("own fingerprint");
+        assert!(fp.contains('|'), "{fp}");
+        assert_eq!(judge_fingerprint(me, &fp), FingerprintVerdict::Alive);
+        assert_eq!(
+            judge_fingerprint(me, "unverified"),
+            FingerprintVerdict::AliveUnverified
+        );
+        let other = format!("{}|1", fp.split('|').next().unwrap());
+        assert_eq!(judge_fingerprint(me, &other), FingerprintVerdict::Dead);
+        let start = proc_start_time(me).unwrap();
+        assert_eq!(
+            judge_fingerprint(me, &start.to_string()),
+            FingerprintVerdict::Alive,
+            "a start-time-only fingerprint"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i64;
+        child.wait().unwrap();
+        assert_eq!(judge_fingerprint(pid, &fp), FingerprintVerdict::Dead);
+    }
 }

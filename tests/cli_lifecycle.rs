@@ -400,7 +400,10 @@ fn complete_records_the_hand_off_in_the_run() {
     // Completing a parent reports the children it promoted.
     let parent = cli.create("Parent", &[]);
     let child = cli.create("Child", &["--parent", &parent]);
-    let out = cli.run(&["complete", &parent]).ok().to_string();
+    let out = cli
+        .run(&["complete", &parent, "--result", "done"])
+        .ok()
+        .to_string();
     assert!(out.contains(&format!("Completed {parent}")), "{out}");
     assert!(
         out.contains(&format!("promoted to ready: {child}")),
@@ -413,7 +416,7 @@ fn complete_records_the_hand_off_in_the_run() {
         &[
             &format!("cannot complete {id}"),
             "status is 'done'",
-            "only running, ready or blocked",
+            "only running, ready, blocked or review",
         ],
     );
     refused(
@@ -449,15 +452,27 @@ fn complete_bulk_close_guard() {
     assert_eq!(status(&cli, &a), Status::Ready);
     assert_eq!(status(&cli, &b), Status::Ready);
 
-    // Without a hand-off the bulk close is allowed.
-    let out = cli.run(&["complete", &a, &b]).ok().to_string();
+    // Without evidence each completion is refused (UP §5) and nothing changes.
+    let r = cli.run(&["complete", &a, &b]);
+    r.code(1);
+    assert!(
+        r.stderr.contains("has no result or summary evidence"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(status(&cli, &a), Status::Ready);
+    // With a shared result (not a per-task hand-off) the bulk close is allowed.
+    let out = cli
+        .run(&["complete", &a, &b, "--result", "closed in bulk"])
+        .ok()
+        .to_string();
     assert_eq!(out, format!("Completed {a}\nCompleted {b}\n"));
     assert_eq!(status(&cli, &a), Status::Done);
     assert_eq!(status(&cli, &b), Status::Done);
 
     // A bulk close with one bad id completes the others and exits 1, naming the bad one.
     let c = cli.create("C", &[]);
-    let r = cli.run(&["complete", &c, NO_TASK]);
+    let r = cli.run(&["complete", &c, NO_TASK, "--result", "done"]);
     r.code(1);
     assert_eq!(r.stdout, format!("Completed {c}\n"));
     assert!(r.stderr.contains(NO_TASK), "{}", r.stderr);
@@ -515,7 +530,8 @@ fn complete_from_a_stale_worker_run_is_refused() {
 
     // The env only applies to its own task: another task completes normally.
     let other = cli.create("Other", &[]);
-    cli.run_env(&["complete", &other], &env).ok();
+    cli.run_env(&["complete", &other, "--result", "done"], &env)
+        .ok();
 
     // The current run's worker completes.
     let cur = second.to_string();
@@ -777,7 +793,7 @@ fn schedule_parks_tasks_with_a_comment() {
 
     // (b) a done task cannot be scheduled.
     let done = cli.create("Done", &[]);
-    cli.run(&["complete", &done]).ok();
+    cli.run(&["complete", &done, "--result", "done"]).ok();
     refused(
         &cli.run(&["schedule", &done, "later"]),
         &[
@@ -1244,7 +1260,7 @@ fn stats_counts_by_status_and_assignee() {
     let c = cli.create("C", &["--assignee", "reviewer"]);
     let d = cli.create("D", &[]);
     cli.run(&["claim", &a]).ok();
-    cli.run(&["complete", &c]).ok();
+    cli.run(&["complete", &c, "--result", "done"]).ok();
     cli.run(&["archive", &d]).ok();
     let v = cli.run(&["stats", "--json"]).json();
     assert_eq!(
@@ -1293,7 +1309,7 @@ fn assignees_union_profiles_on_disk_and_board_assignees() {
     std::fs::create_dir_all(cli.home().join("profiles").join("reviewer")).unwrap();
     cli.create("A", &["--assignee", "worker"]);
     let b = cli.create("B", &["--assignee", "reviewer"]);
-    cli.run(&["complete", &b]).ok();
+    cli.run(&["complete", &b, "--result", "done"]).ok();
 
     let v = cli.run(&["assignees", "--json"]).json();
     let rows = v.as_array().expect("list");
@@ -1410,7 +1426,7 @@ fn gc_removes_archived_scratch_old_events_and_old_logs() {
     let cli = Cli::new();
     // An archived task's scratch workspace.
     let archived = claimed(&cli, "Old job");
-    cli.run(&["complete", &archived]).ok();
+    cli.run(&["complete", &archived, "--result", "done"]).ok();
     cli.run(&["archive", &archived]).ok();
     let ws = cli.home().join("kanban").join("workspaces").join(&archived);
     assert!(ws.is_dir());
@@ -1561,7 +1577,9 @@ fn notify_subscriptions_round_trip() {
     assert_eq!(rows.len(), 3);
     for r in rows {
         assert_eq!(keys(r), SUB_KEYS);
-        assert_eq!(r["last_event_id"], 0);
+        // A new subscription starts at its task's latest event (UP §16.7): no replay.
+        // (every task here has its `created` event, so the cursor is past 0).
+        assert!(r["last_event_id"].as_i64().unwrap() >= 1, "{r}");
     }
     let mine: Vec<&Value> = rows.iter().filter(|r| r["task_id"] == a.as_str()).collect();
     assert_eq!(mine.len(), 1);
@@ -1807,8 +1825,14 @@ fn diagnostics_reports_repeated_failures() {
     // A profile on disk, so the only finding below is the failures (not `unspawnable_assignee`).
     std::fs::create_dir_all(cli.home().join("profiles").join("worker")).unwrap();
     let bad = cli.create("Crashy", &["--assignee", "worker"]);
-    assert_eq!(cli.run(&["diagnostics"]).ok(), "No problems found.\n");
+    let text = cli.run(&["diagnostics"]).ok().to_string();
+    // The report opens with the journal mode and why: a new board of ours is WAL.
+    assert!(text.starts_with("Journal mode: wal — "), "{text}");
+    assert!(text.ends_with("\nNo problems found.\n"), "{text}");
     assert_eq!(cli.run(&["diagnostics", "--json"]).json(), json!([]));
+    let j = cli.run(&["diagnostics", "--journal", "--json"]).json();
+    assert_eq!(j["journal"]["mode"], "wal");
+    assert_eq!(j["journal"]["setting"], Value::Null);
 
     // Two recorded failures trip the breaker (default limit 2).
     {
@@ -1902,9 +1926,10 @@ fn diagnostics_reports_repeated_failures() {
             .json(),
         json!([])
     );
-    assert_eq!(
-        cli.run(&["diagnostics", "--severity", "critical"]).ok(),
-        "No problems found.\n"
+    assert!(
+        cli.run(&["diagnostics", "--severity", "critical"])
+            .ok()
+            .ends_with("\nNo problems found.\n")
     );
     assert_eq!(
         cli.run(&["diagnostics", "--task", &healthy, "--json"])
@@ -2101,8 +2126,8 @@ fn watch_streams_board_events_with_filters_until_ctrl_c() {
     let nobody = cli.create("Nobody", &[]);
     cli.run(&["comment", &mine, "note"]).ok();
     cli.run(&["complete", &mine, "--summary", "ok"]).ok();
-    cli.run(&["complete", &theirs]).ok();
-    cli.run(&["complete", &nobody]).ok();
+    cli.run(&["complete", &theirs, "--result", "done"]).ok();
+    cli.run(&["complete", &nobody, "--result", "done"]).ok();
 
     // Unfiltered: every event, `[ts] <id:10> <kind:18> (@assignee) payload`, `(@-)` unassigned.
     let l = all.expect_line("created of mine", |l| {

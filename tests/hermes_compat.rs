@@ -205,6 +205,34 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
 }
 
 /// Every row of `table` rendered as text (`col=value|…`), in rowid order.
+/// The columns upstream Hermes (~0.22) adds with ALTER TABLE, which our migration 0006 adds
+/// too (`db::heal_upstream_columns`), in the same order and with the same declarations.
+const UPSTREAM_COLUMNS: &[(&str, &str, &str)] = &[
+    ("tasks", "completion_contract", "TEXT"),
+    ("tasks", "worker_started_at", "INTEGER"),
+    (
+        "kanban_notify_subs",
+        "last_ping_event_id",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "kanban_notify_subs",
+        "delivery_mode",
+        "TEXT NOT NULL DEFAULT 'notify'",
+    ),
+    ("kanban_notify_subs", "chat_type", "TEXT"),
+    ("kanban_notify_subs", "user_id_alt", "TEXT"),
+    ("kanban_notify_subs", "delivery_metadata", "TEXT"),
+    ("task_runs", "worker_started_at", "INTEGER"),
+];
+
+fn is_upstream_column(table: &str, col: &str) -> bool {
+    UPSTREAM_COLUMNS
+        .iter()
+        .any(|(t, c, _)| *t == table && *c == col)
+}
+
+/// Rows as text, without the upstream columns (what Hermes 0.19.0 wrote is compared).
 fn dump_table(c: &Connection, table: &str) -> Vec<String> {
     let mut st = c
         .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
@@ -213,6 +241,9 @@ fn dump_table(c: &Connection, table: &str) -> Vec<String> {
     st.query_map([], |r| {
         let mut cells = Vec::new();
         for (i, n) in names.iter().enumerate() {
+            if is_upstream_column(table, n) {
+                continue;
+            }
             cells.push(format!("{n}={}", cell(r.get_ref(i)?)));
         }
         Ok(cells.join("|"))
@@ -264,6 +295,10 @@ fn reference_with_ours() -> Connection {
     let c = reference_db();
     for (_, sql) in our_migrations() {
         c.execute_batch(&sql).unwrap();
+    }
+    for (t, col, decl) in UPSTREAM_COLUMNS {
+        c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {decl}"))
+            .unwrap();
     }
     c
 }
@@ -726,7 +761,6 @@ fn hermes_019_db_opens_upgrades_and_operates() {
     assert_eq!(user_version(&c), SCHEMA_VERSION);
     assert_eq!(integrity(&c), "ok");
     assert_eq!(pragma_text(&c, "journal_mode"), "wal");
-    // 0.19.0's tables plus the upstream columns our migrations add (0007).
     let reference = reference_with_ours();
     for t in tables(&reference_db()) {
         assert_eq!(
@@ -1278,12 +1312,13 @@ fn build_landing_db(path: &Path, wal: bool) {
 /// Assert the post-upgrade shape every legacy DB must reach: 0.19.0 columns (extra legacy
 /// columns allowed), the canonical tables, every index, our version, a healthy file.
 fn assert_upgraded_schema(c: &Connection, extra_task_columns: &[&str]) {
-    let reference = reference_with_ours();
+    let reference = reference_db();
+    let with_ours = reference_with_ours();
     assert_eq!(user_version(c), SCHEMA_VERSION);
     assert_eq!(integrity(c), "ok");
-    assert_eq!(tables(c), tables(&reference_with_ours()));
+    assert_eq!(tables(c), tables(&with_ours));
     for t in tables(&reference) {
-        let mut want = columns_unordered(&reference, &t);
+        let mut want = columns_unordered(&with_ours, &t);
         let got = columns_unordered(c, &t);
         if t == "tasks" {
             for extra in extra_task_columns {
@@ -1442,16 +1477,70 @@ fn original_landing_db_is_upgraded_in_place() {
 }
 
 #[test]
-fn original_landing_db_in_rollback_journal_mode_is_switched_to_wal() {
+fn original_landing_db_in_rollback_journal_mode_stays_in_rollback_mode() {
+    // UP §3: a board Hermes keeps out of WAL (its SQLite has the WAL-reset bug) is never
+    // switched; `database.journal_mode: wal` in config.yaml is the way to switch it.
     let dir = tempfile::tempdir().unwrap();
     let env = env_in(dir.path());
     let db = default_db(dir.path());
     build_landing_db(&db, false);
     assert_eq!(pragma_text(&client(&db), "journal_mode"), "delete");
-    drop(open_default(&env, T0));
+    {
+        let b = open_default(&env, T0);
+        assert_eq!(b.journal().mode, "delete");
+        assert!(
+            b.journal().reason.contains("kept"),
+            "{}",
+            b.journal().reason
+        );
+    }
     let c = client(&db);
-    assert_eq!(pragma_text(&c, "journal_mode"), "wal");
+    assert_eq!(pragma_text(&c, "journal_mode"), "delete");
     assert_upgraded_schema(&c, &["spawn_failures", "last_spawn_error"]);
+    drop(c);
+    std::fs::write(
+        dir.path().join("hermes").join("config.yaml"),
+        "database:\n  journal_mode: wal\n",
+    )
+    .unwrap();
+    drop(open_default(&env, T0));
+    assert_eq!(pragma_text(&client(&db), "journal_mode"), "wal");
+    // A WAL board is never downgraded live, whatever the setting.
+    std::fs::write(
+        dir.path().join("hermes").join("config.yaml"),
+        "database:\n  journal_mode: delete\n",
+    )
+    .unwrap();
+    let b = open_default(&env, T0);
+    assert_eq!(b.journal().mode, "wal");
+    assert_eq!(b.journal().setting.as_deref(), Some("delete"));
+    assert!(b.journal().reason.contains("never downgraded"));
+}
+
+#[test]
+fn a_new_board_follows_database_journal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_in(dir.path());
+    std::fs::create_dir_all(dir.path().join("hermes")).unwrap();
+    std::fs::write(
+        dir.path().join("hermes").join("config.yaml"),
+        "database:\n  journal_mode: DELETE\n",
+    )
+    .unwrap();
+    let db = default_db(dir.path());
+    let b = open_default(&env, T0);
+    assert_eq!(b.journal().mode, "delete");
+    drop(b);
+    assert_eq!(pragma_text(&client(&db), "journal_mode"), "delete");
+    // Reopening keeps it, and our writes work on a rollback-journal board.
+    let b = open_default(&env, T0);
+    b.create_task(NewTask {
+        title: "on a DELETE board".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    drop(b);
+    assert_eq!(pragma_text(&client(&db), "journal_mode"), "delete");
 }
 
 #[test]
@@ -1630,7 +1719,7 @@ fn drifted_tables_are_rebuilt_with_integer_ids_and_rows_preserved() {
     ] {
         assert_eq!(
             table_info(&c, t),
-            table_info(&reference_db(), t),
+            table_info(&reference_with_ours(), t),
             "{t} rebuilt canonically"
         );
     }
@@ -1693,7 +1782,9 @@ fn concurrent_first_opens_of_a_legacy_db_migrate_once() {
             1,
             "round {round}: exactly one synthesized run"
         );
-        assert_eq!(pragma_text(&c, "journal_mode"), "wal");
+        // A rollback-journal landing DB stays in rollback mode (UP §3).
+        let want = if round % 2 == 0 { "wal" } else { "delete" };
+        assert_eq!(pragma_text(&c, "journal_mode"), want, "round {round}");
         drop(c);
         let board = open_default(&env, T0);
         assert_invariants(&board);

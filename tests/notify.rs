@@ -369,7 +369,7 @@ fn a_hook_that_stays_down_is_given_up_on_after_bounded_retries() {
     let d = spawn_daemon(&cli);
     wait_for_cursor(&cli, "down");
     wait_for_cursor(&cli, "up");
-    cli.run(&["complete", &a]).ok();
+    cli.run(&["complete", &a, "--summary", "done"]).ok();
     // The healthy hook is not held up by the dead one.
     rx.wait_for("/up", 1);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -655,8 +655,13 @@ fn fix5_invariants_hold_after_every_step_of_a_long_scenario() {
                 let demoted = action == "claim"
                     && b.list_events(&task_id, Some(1)).unwrap()[0].kind == "claim_rejected"
                     && status(b, &task_id) == Status::Todo;
+                // And an empty completion records `completion_blocked_empty_result` (UP §5).
+                let empty = action == "complete"
+                    && b.list_events(&task_id, Some(1)).unwrap()[0].kind
+                        == "completion_blocked_empty_result"
+                    && after.len() == before.len() + 1;
                 assert!(
-                    after == before || demoted,
+                    after == before || demoted || empty,
                     "step {step}: refused {} {task_id} changed the database",
                     OPS[op]
                 );

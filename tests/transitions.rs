@@ -7,9 +7,11 @@
 //! *refused*: it must return `KernelError::Refused` naming the verb and the task, and leave
 //! `Board::dump_rows` byte-for-byte identical.
 //!
-//! `review` is not a start state: 0.19.0 has no code path into `review` (REF §5.2, last row;
-//! §23.3) and neither has this kernel, so no review fixture can be built without SQL. The
-//! `claim_review_task` transition is still exercised: it is refused from every reachable status.
+//! `review` is reached as upstream Hermes (~0.22) reaches it (UP §4): `request_review` from
+//! running or ready; the dispatcher's review lane claims it (`claim_review_task`), and the
+//! reviewer approves (`complete`), sends it back (`request_changes`) or an operator reopens it
+//! (`reopen_review`). One refusal is not silent: an empty completion (UP §5) is refused and
+//! leaves exactly one `completion_blocked_empty_result` event behind, nothing else.
 //!
 //! The file ends with scenario tests for the guards that the table cannot express (stale-run
 //! guard, claim CAS, unblock-loop limit, typed blocks, created-cards verification, advisory
@@ -63,9 +65,13 @@ enum Start {
     Done,
     /// Archived from ready.
     Archived,
+    /// Claimed by `worker`, handed to `reviewer` with `request_review` (no open run).
+    Review,
+    /// [`Start::Review`] claimed by the review lane (`claim_review_task`; one open run).
+    ReviewRunning,
 }
 
-const ALL_STARTS: [Start; 11] = [
+const ALL_STARTS: [Start; 13] = [
     Start::Triage,
     Start::TodoWaiting,
     Start::TodoParked,
@@ -77,6 +83,8 @@ const ALL_STARTS: [Start; 11] = [
     Start::BlockedCreated,
     Start::Done,
     Start::Archived,
+    Start::Review,
+    Start::ReviewRunning,
 ];
 
 impl Start {
@@ -86,7 +94,8 @@ impl Start {
             Start::TodoWaiting | Start::TodoParked => Status::Todo,
             Start::Scheduled => Status::Scheduled,
             Start::Ready => Status::Ready,
-            Start::Running => Status::Running,
+            Start::Running | Start::ReviewRunning => Status::Running,
+            Start::Review => Status::Review,
             Start::Blocked | Start::BlockedBreaker | Start::BlockedCreated => Status::Blocked,
             Start::Done => Status::Done,
             Start::Archived => Status::Archived,
@@ -190,10 +199,29 @@ fn build(tb: &TestBoard, start: Start) -> Fixture {
             b.archive_task(&id).unwrap();
             id
         }
+        Start::Review | Start::ReviewRunning => {
+            let id = tb.task("review me");
+            let claim = b.claim_task(&id, None).unwrap();
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some("implemented".into()),
+                reviewer: Some("Reviewer".into()),
+                expected_run_id: Some(claim.run_id),
+                ..Default::default()
+            })
+            .unwrap();
+            if start == Start::ReviewRunning {
+                b.claim_review_task(&id, None).unwrap();
+            }
+            id
+        }
     };
     let t = b.get_task(&id).unwrap();
     assert_eq!(t.status, start.status(), "fixture {start:?}");
-    assert_eq!(t.current_run_id.is_some(), start == Start::Running);
+    assert_eq!(
+        t.current_run_id.is_some(),
+        matches!(start, Start::Running | Start::ReviewRunning)
+    );
     Fixture {
         open_run: t.current_run_id,
         id,
@@ -234,6 +262,12 @@ enum Op {
     FailureTrip,
     HeartbeatWorker,
     HeartbeatClaim,
+    /// `request_review` with a summary, reviewer `reviewer`.
+    RequestReview,
+    /// `request_changes` with a reason.
+    RequestChanges,
+    /// `reopen_review` with a reason and author (a `CHANGES REQUESTED:` comment).
+    ReopenReview,
 }
 
 const BLOCK_KINDS: [Option<BlockKind>; 5] = [
@@ -271,6 +305,9 @@ fn all_ops() -> Vec<Op> {
         Op::FailureTrip,
         Op::HeartbeatWorker,
         Op::HeartbeatClaim,
+        Op::RequestReview,
+        Op::RequestChanges,
+        Op::ReopenReview,
     ]);
     ops
 }
@@ -335,6 +372,16 @@ fn run_op(b: &Board, id: &str, op: Op) -> Result<(), KernelError> {
             .map(drop),
         Op::HeartbeatWorker => b.heartbeat_worker(id, Some(NOTE), None),
         Op::HeartbeatClaim => b.heartbeat_claim(id, Some(600), LOCK).map(drop),
+        Op::RequestReview => b
+            .request_review(ReviewRequest {
+                task_id: id.into(),
+                summary: Some(SUMMARY.into()),
+                reviewer: Some("reviewer".into()),
+                ..Default::default()
+            })
+            .map(drop),
+        Op::RequestChanges => b.request_changes(id, REASON, None).map(drop),
+        Op::ReopenReview => b.reopen_review(id, Some(REASON), Some("alice")).map(drop),
     }
 }
 
@@ -354,13 +401,18 @@ fn refused_action(op: Op) -> &'static str {
         Op::FailureCount | Op::FailureSpawn | Op::FailureTrip => "record a failure for",
         Op::HeartbeatWorker => "heartbeat",
         Op::HeartbeatClaim => "extend the claim of",
+        Op::RequestReview => "request review for",
+        Op::RequestChanges => "request changes for",
+        Op::ReopenReview => "reopen review of",
     }
 }
 
 /// The summary a run closed or synthesized by `op` carries.
-fn run_summary(op: Op) -> Option<&'static str> {
+fn run_summary(start: Start, op: Op) -> Option<&'static str> {
     match op {
-        Op::CompleteHandoff => Some(SUMMARY),
+        Op::Complete if start == Start::Review => Some(REVIEW_APPROVED_NOTE),
+        Op::CompleteHandoff | Op::RequestReview => Some(SUMMARY),
+        Op::RequestChanges => Some(REASON),
         Op::Block(_, true) | Op::Schedule(true) => Some(REASON),
         Op::Archive => Some(ARCHIVE_SUMMARY),
         _ => None,
@@ -378,7 +430,8 @@ fn run_error(op: Op) -> Option<String> {
 
 /// The value an event payload key must have after `op` (every key the table names is known
 /// here, so a new key in a payload is caught by the table and its value by this function).
-fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
+fn expected_value(start: Start, op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
+    let review_lane = matches!(start, Start::Review | Start::ReviewRunning);
     let reason = match op {
         Op::Block(_, r) | Op::Schedule(r) => r.then_some(REASON),
         _ => Some(REASON),
@@ -388,7 +441,26 @@ fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
         "expires" => json!(now + DEFAULT_CLAIM_TTL_SECONDS),
         "run_id" => json!(run),
         "result_len" => json!(0),
-        "summary" => json!((op == Op::CompleteHandoff).then_some(SUMMARY)),
+        "summary" => match op {
+            Op::CompleteHandoff | Op::RequestReview => json!(SUMMARY),
+            Op::Complete if start == Start::Review => json!(REVIEW_APPROVED_NOTE),
+            _ => Value::Null,
+        },
+        "source_status" => json!("review"),
+        "retry_status" => {
+            assert!(review_lane, "retry_status outside the review lane");
+            json!("review")
+        }
+        "sticky" => json!(true),
+        // The implementer is the closing run's profile: the reviewer's own run when it
+        // requests review again.
+        "implementer" => json!(if op == Op::RequestReview && review_lane {
+            "reviewer"
+        } else {
+            "worker"
+        }),
+        "reviewer" => json!("reviewer"),
+        "status" => json!("ready"),
         "reason" => json!(reason),
         "kind" => match op {
             Op::Block(k, _) => json!(k.map(BlockKind::as_str)),
@@ -406,6 +478,8 @@ fn expected_value(op: Op, key: &str, run: Option<i64>, now: i64) -> Value {
         "limit_source" => json!("dispatcher"),
         "trigger_outcome" => json!("spawn_failed"),
         "note" => json!(NOTE),
+        "author" => json!("alice"),
+        "len" => json!(format!("CHANGES REQUESTED: {REASON}").chars().count()),
         other => panic!("no expectation for payload key {other:?} of {op:?}"),
     }
 }
@@ -436,6 +510,8 @@ enum RunFx {
     Closed(&'static str, &'static str),
     /// An already-closed run is inserted: `started_at == ended_at == now`, `status == outcome`.
     Synth(&'static str),
+    /// An already-closed run is inserted with `(status, outcome)`.
+    SynthAs(&'static str, &'static str),
     /// The open run stays open (heartbeats).
     Touched,
 }
@@ -484,8 +560,34 @@ const GAVE_UP: Ev = run_ev(
         "limit_source",
         "error",
         "trigger_outcome",
+        "sticky",
     ],
 );
+const GAVE_UP_REVIEW: Ev = run_ev(
+    "gave_up",
+    &[
+        "failures",
+        "effective_limit",
+        "limit_source",
+        "error",
+        "trigger_outcome",
+        "sticky",
+        "retry_status",
+    ],
+);
+const CLAIMED_REVIEW: Ev = run_ev("claimed", &["lock", "expires", "run_id", "source_status"]);
+const REVIEW_REQUESTED: Ev = run_ev("review_requested", &["summary", "implementer", "reviewer"]);
+const CHANGES_REQUESTED: Ev = run_ev(
+    "changes_requested",
+    &["reason", "implementer", "reviewer", "status"],
+);
+const REVIEW_REOPENED: Ev = ev("review_reopened", &["status", "implementer"]);
+const COMMENTED: Ev = ev("commented", &["author", "len"]);
+const RECLAIMED_REVIEW: Ev = run_ev(
+    "reclaimed",
+    &["manual", "reason", "prev_lock", "prev_pid", "retry_status"],
+);
+const SPAWN_FAILED_REVIEW: Ev = run_ev("spawn_failed", &["error", "failures", "retry_status"]);
 const HEARTBEAT: Ev = run_ev("heartbeat", &["note"]);
 
 /// An allowed transition from each of `from`.
@@ -510,9 +612,10 @@ fn allow(from: &[Start], op: Op, lands: Lands, run: RunFx, events: &[Ev]) -> Cas
 /// Every allowed (start, transition) pair. Anything not listed here must be refused.
 fn table() -> Vec<Case> {
     use Lands::{Deleted, NoWrite, Stays, To};
-    use RunFx::{Closed, NoRun, Opened, Synth, Touched};
+    use RunFx::{Closed, NoRun, Opened, Synth, SynthAs, Touched};
     use Start::*;
-    const COMPLETABLE_UNCLAIMED: [Start; 4] = [Ready, Blocked, BlockedBreaker, BlockedCreated];
+    const COMPLETABLE_UNCLAIMED: [Start; 5] =
+        [Ready, Blocked, BlockedBreaker, BlockedCreated, Review];
     const SCHEDULABLE_UNCLAIMED: [Start; 6] = [
         TodoWaiting,
         TodoParked,
@@ -521,7 +624,7 @@ fn table() -> Vec<Case> {
         BlockedBreaker,
         BlockedCreated,
     ];
-    const ALL_BUT_ARCHIVED_AND_RUNNING: [Start; 9] = [
+    const ALL_BUT_ARCHIVED_AND_RUNNING: [Start; 10] = [
         Triage,
         TodoWaiting,
         TodoParked,
@@ -531,33 +634,38 @@ fn table() -> Vec<Case> {
         BlockedBreaker,
         BlockedCreated,
         Done,
+        Review,
     ];
     let done = To(Status::Done);
+    let review = To(Status::Review);
     let ready = To(Status::Ready);
     let mut t = vec![
         // ready → running: opens a run (REF §6.1).
         allow(&[Ready], Op::Claim, To(Status::Running), Opened, &[CLAIMED]),
-        // running/ready/blocked → done: closes the open run as done/completed, synthesizes a
-        // `completed` run only when a hand-off is given and no run is open (REF §6.3).
+        // review → running through the review lane (UP §4).
         allow(
-            &[Running],
-            Op::Complete,
-            done,
-            Closed("done", "completed"),
-            &[COMPLETED],
+            &[Review],
+            Op::ClaimReview,
+            To(Status::Running),
+            Opened,
+            &[CLAIMED_REVIEW],
         ),
+        // running/ready/blocked/review → done: closes the open run as done/completed,
+        // synthesizes a `completed` run only when a hand-off is given and no run is open
+        // (REF §6.3). A completion without evidence is refused (UP §5, see
+        // `refused_with_event`) except a review approval, which records the approval note.
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::CompleteHandoff,
             done,
             Closed("done", "completed"),
             &[COMPLETED],
         ),
         allow(
-            &COMPLETABLE_UNCLAIMED,
+            &[Review],
             Op::Complete,
             done,
-            NoRun,
+            Synth("completed"),
             &[COMPLETED],
         ),
         allow(
@@ -591,14 +699,14 @@ fn table() -> Vec<Case> {
             &[SCHEDULED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Schedule(false),
             To(Status::Scheduled),
             Closed("scheduled", "scheduled"),
             &[SCHEDULED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Schedule(true),
             To(Status::Scheduled),
             Closed("scheduled", "scheduled"),
@@ -641,6 +749,14 @@ fn table() -> Vec<Case> {
             Closed("reclaimed", "reclaimed"),
             &[RECLAIMED],
         ),
+        // a review-lane run returns to review (UP §4).
+        allow(
+            &[ReviewRunning],
+            Op::Reclaim,
+            review,
+            Closed("reclaimed", "reclaimed"),
+            &[RECLAIMED_REVIEW],
+        ),
         // any non-archived → archived: an open run is closed reclaimed.
         allow(
             &ALL_BUT_ARCHIVED_AND_RUNNING,
@@ -650,7 +766,7 @@ fn table() -> Vec<Case> {
             &[ARCHIVED],
         ),
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::Archive,
             To(Status::Archived),
             Closed("reclaimed", "reclaimed"),
@@ -667,7 +783,70 @@ fn table() -> Vec<Case> {
         ),
         allow(&[Archived], Op::Assign, Stays, NoRun, &[ASSIGNED]),
         // circuit breaker bookkeeping (REF §8.6): running/ready only.
-        allow(&[Running, Ready], Op::FailureCount, Stays, NoRun, &[]),
+        allow(
+            &[Running, Ready, Review, ReviewRunning],
+            Op::FailureCount,
+            Stays,
+            NoRun,
+            &[],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::FailureSpawn,
+            review,
+            Closed("spawn_failed", "spawn_failed"),
+            &[SPAWN_FAILED_REVIEW],
+        ),
+        allow(
+            &[Review],
+            Op::FailureSpawn,
+            review,
+            NoRun,
+            &[SPAWN_FAILED_REVIEW],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::FailureTrip,
+            To(Status::Blocked),
+            Closed("gave_up", "gave_up"),
+            &[GAVE_UP_REVIEW],
+        ),
+        allow(
+            &[Review],
+            Op::FailureTrip,
+            To(Status::Blocked),
+            NoRun,
+            &[GAVE_UP_REVIEW],
+        ),
+        // the review hand-off (UP §4).
+        allow(
+            &[Running, ReviewRunning],
+            Op::RequestReview,
+            review,
+            Closed("review", "review_requested"),
+            &[REVIEW_REQUESTED],
+        ),
+        allow(
+            &[Ready],
+            Op::RequestReview,
+            review,
+            SynthAs("review", "review_requested"),
+            &[REVIEW_REQUESTED],
+        ),
+        allow(
+            &[ReviewRunning],
+            Op::RequestChanges,
+            ready,
+            Closed("ready", "changes_requested"),
+            &[CHANGES_REQUESTED],
+        ),
+        allow(
+            &[Review],
+            Op::ReopenReview,
+            ready,
+            NoRun,
+            &[COMMENTED, REVIEW_REOPENED],
+        ),
         allow(
             &[Running],
             Op::FailureSpawn,
@@ -692,13 +871,19 @@ fn table() -> Vec<Case> {
         ),
         // heartbeats: running only.
         allow(
-            &[Running],
+            &[Running, ReviewRunning],
             Op::HeartbeatWorker,
             Stays,
             Touched,
             &[HEARTBEAT],
         ),
-        allow(&[Running], Op::HeartbeatClaim, Stays, Touched, &[]),
+        allow(
+            &[Running, ReviewRunning],
+            Op::HeartbeatClaim,
+            Stays,
+            Touched,
+            &[],
+        ),
     ];
     // running/ready → blocked (typed), or → todo for `dependency` (REF §5.2).
     for kind in BLOCK_KINDS {
@@ -710,7 +895,7 @@ fn table() -> Vec<Case> {
         for reason in [false, true] {
             let op = Op::Block(kind, reason);
             t.push(allow(
-                &[Running],
+                &[Running, ReviewRunning],
                 op,
                 to,
                 Closed("blocked", "blocked"),
@@ -721,6 +906,18 @@ fn table() -> Vec<Case> {
         }
     }
     t
+}
+
+/// Refusals that must leave exactly one event behind: an empty completion records
+/// `completion_blocked_empty_result` (UP §5) and changes nothing else.
+fn refused_with_event(start: Start, op: Op) -> Option<&'static str> {
+    use Start::*;
+    (op == Op::Complete
+        && matches!(
+            start,
+            Running | Ready | Blocked | BlockedBreaker | BlockedCreated | ReviewRunning
+        ))
+    .then_some("completion_blocked_empty_result")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,7 +994,7 @@ fn check_allowed(start: Start, case: &Case) {
             assert_eq!(r.outcome, None);
             assert_eq!(r.ended_at, None);
             assert_eq!(r.started_at, now);
-            assert_eq!(r.profile.as_deref(), Some("worker"));
+            assert_eq!(r.profile, before.assignee, "the run is the assignee's");
             assert_eq!(r.claim_lock.as_deref(), Some(LOCK));
             assert_eq!(r.claim_expires, Some(now + DEFAULT_CLAIM_TTL_SECONDS));
             assert_eq!(after.current_run_id, Some(r.id));
@@ -816,7 +1013,11 @@ fn check_allowed(start: Start, case: &Case) {
             assert!(r.started_at < now);
             assert_eq!(r.claim_lock, None);
             assert_eq!(r.claim_expires, None);
-            assert_eq!(r.summary.as_deref(), run_summary(op), "closed run summary");
+            assert_eq!(
+                r.summary.as_deref(),
+                run_summary(start, op),
+                "closed run summary"
+            );
             assert_eq!(r.error, run_error(op), "closed run error");
             for (x, y) in runs_before.iter().zip(&runs_after) {
                 if x.id != rid {
@@ -837,9 +1038,32 @@ fn check_allowed(start: Start, case: &Case) {
             assert_eq!(r.ended_at, Some(now), "synthesized run must be closed");
             assert_eq!(r.status, outcome, "synthesized run status = outcome");
             assert_eq!(r.outcome.as_deref(), Some(outcome));
-            assert_eq!(r.profile.as_deref(), Some("worker"));
-            assert_eq!(r.summary.as_deref(), run_summary(op));
+            // A review task's assignee is its reviewer; the approval run is the reviewer's.
+            assert_eq!(r.profile, before.assignee);
+            assert_eq!(r.summary.as_deref(), run_summary(start, op));
+            if start == Start::Review && op == Op::Complete {
+                assert_eq!(
+                    r.metadata,
+                    Some(json!({"source_status": "review", "approval": "manual"}))
+                );
+            }
             assert_eq!(r.claim_lock, None);
+            Some(r.id)
+        }
+        RunFx::SynthAs(status, outcome) => {
+            assert_eq!(runs_after.len(), runs_before.len() + 1);
+            let r = runs_after.last().unwrap();
+            assert_eq!((r.started_at, r.ended_at), (now, Some(now)));
+            assert_eq!(
+                (r.status.as_str(), r.outcome.as_deref()),
+                (status, Some(outcome))
+            );
+            assert_eq!(
+                r.profile.as_deref(),
+                Some("worker"),
+                "the implementer's run"
+            );
+            assert_eq!(r.summary.as_deref(), run_summary(start, op));
             Some(r.id)
         }
         RunFx::Touched => {
@@ -869,7 +1093,12 @@ fn check_allowed(start: Start, case: &Case) {
                 let keys: Vec<&str> = m.keys().map(String::as_str).collect();
                 assert_eq!(keys, w.keys, "payload keys of {}", w.kind);
                 for (k, v) in m {
-                    assert_eq!(v, &expected_value(op, k, affected, now), "{}.{k}", w.kind);
+                    assert_eq!(
+                        v,
+                        &expected_value(start, op, k, affected, now),
+                        "{}.{k}",
+                        w.kind
+                    );
                 }
             }
             Some(other) => panic!("{}: payload is not an object: {other}", w.kind),
@@ -903,6 +1132,15 @@ fn check_allowed(start: Start, case: &Case) {
         }
         Op::Reclaim => assert_eq!(after.consecutive_failures, 0),
         Op::Assign => assert_eq!(after.assignee.as_deref(), Some("other")),
+        Op::RequestReview => assert_eq!(after.assignee.as_deref(), Some("reviewer")),
+        Op::RequestChanges | Op::ReopenReview => {
+            assert_eq!(
+                after.assignee.as_deref(),
+                Some("worker"),
+                "back to the implementer"
+            );
+            assert_eq!(after.consecutive_failures, before.consecutive_failures);
+        }
         Op::FailureCount => {
             assert_eq!(after.consecutive_failures, before.consecutive_failures + 1);
             assert_eq!(after.last_failure_error.as_deref(), Some(CRASH_ERROR));
@@ -935,6 +1173,7 @@ fn check_refused(start: Start, op: Op) {
     let fx = build(&tb, start);
     tb.advance(STEP);
     let before = tb.board.dump_rows().unwrap();
+    let cursor = tb.board.max_event_id().unwrap();
     match run_op(&tb.board, &fx.id, op) {
         Ok(()) => panic!("expected a refusal, but it succeeded"),
         Err(KernelError::Refused {
@@ -945,11 +1184,29 @@ fn check_refused(start: Start, op: Op) {
         }
         Err(other) => panic!("expected KernelError::Refused, got {other:?}"),
     }
-    assert_eq!(
-        tb.board.dump_rows().unwrap(),
-        before,
-        "a refused call changed the database"
-    );
+    let mut after = tb.board.dump_rows().unwrap();
+    if let Some(kind) = refused_with_event(start, op) {
+        let events = tb
+            .board
+            .events_after(cursor, &EventFilter::default())
+            .unwrap();
+        assert_eq!(events.len(), 1, "one event for the refusal");
+        assert_eq!(events[0].kind, kind);
+        assert_eq!(events[0].task_id, fx.id);
+        assert_eq!(
+            events[0].payload,
+            Some(json!({"result_preview": null, "summary_preview": null}))
+        );
+        let extra: Vec<String> = after
+            .iter()
+            .filter(|l| !before.contains(l))
+            .cloned()
+            .collect();
+        assert_eq!(extra.len(), 1, "only the event row is new: {extra:?}");
+        assert!(extra[0].starts_with("task_events|"), "{extra:?}");
+        after.retain(|l| !extra.contains(l));
+    }
+    assert_eq!(after, before, "a refused call changed the database");
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -1572,9 +1829,339 @@ fn claim_rechecks_parents_and_demotes_a_force_promoted_child() {
     // Finishing the parent promotes it again, and then the claim succeeds.
     b.complete_task(Completion {
         task_id: parent.clone(),
+        summary: Some("parent done".into()),
         ..Default::default()
     })
     .unwrap();
     assert_eq!(b.get_task(&child).unwrap().status, Status::Ready);
     b.claim_task(&child, None).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream (~0.22) rules the table cannot express
+// ---------------------------------------------------------------------------------------------
+
+fn raw(tb: &TestBoard) -> rusqlite::Connection {
+    rusqlite::Connection::open(tb.dir.path().join("hermes").join("kanban.db")).unwrap()
+}
+
+/// UP §5: a running task whose host-local worker is alive cannot be completed or handed to
+/// review by anyone but its own run, unless forced; a refusal changes nothing. A claim without
+/// a pid is not live.
+#[test]
+fn live_claim_guard_lets_only_the_own_run_or_force_through() {
+    let mut tb = TestBoard::new();
+    tb.board.set_claimer(default_claimer());
+    let b = &tb.board;
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id() as i64;
+    let done = |id: &str, run: Option<i64>, force: bool| {
+        b.complete_task(Completion {
+            task_id: id.into(),
+            summary: Some("operator says done".into()),
+            expected_run_id: run,
+            force,
+            ..Default::default()
+        })
+    };
+    // No pid: a CLI claim is not live.
+    let cli = tb.task("cli claim");
+    b.claim_task(&cli, None).unwrap();
+    done(&cli, None, false).unwrap();
+
+    for way in ["own run", "force", "review own run", "review force"] {
+        let id = tb.task(way);
+        let claim = b.claim_task(&id, None).unwrap();
+        b.set_worker_pid(&id, claim.run_id, pid).unwrap();
+        let dump = b.dump_rows().unwrap();
+        let refused = if way.starts_with("review") {
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some(SUMMARY.into()),
+                ..Default::default()
+            })
+            .map(drop)
+        } else {
+            done(&id, None, false).map(drop)
+        };
+        match refused {
+            Err(KernelError::Refused { reason, .. }) => {
+                assert!(reason.contains("a live worker is running it"), "{reason}");
+                assert!(reason.contains("--force"), "{reason}");
+            }
+            other => panic!("{way}: expected the live-claim refusal, got {other:?}"),
+        }
+        assert_eq!(b.dump_rows().unwrap(), dump, "{way}: the refusal wrote");
+        let (run, force) = if way.ends_with("force") {
+            (None, true)
+        } else {
+            (Some(claim.run_id), false)
+        };
+        if way.starts_with("review") {
+            b.request_review(ReviewRequest {
+                task_id: id.clone(),
+                summary: Some(SUMMARY.into()),
+                expected_run_id: run,
+                force,
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(b.get_task(&id).unwrap().status, Status::Review);
+        } else {
+            done(&id, run, force).unwrap();
+            assert_eq!(b.get_task(&id).unwrap().status, Status::Done);
+        }
+        assert_invariants(b);
+    }
+    // A dead worker's claim is not live either.
+    let dead = tb.task("dead worker");
+    let claim = b.claim_task(&dead, None).unwrap();
+    b.set_worker_pid(&dead, claim.run_id, pid).unwrap();
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    done(&dead, None, false).unwrap();
+}
+
+/// UP §5: whitespace is no evidence; a stored result is; the refusal's event survives.
+#[test]
+fn empty_completion_is_refused_but_recorded() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("nothing to show");
+    let err = b
+        .complete_task(Completion {
+            task_id: id.clone(),
+            summary: Some("   ".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot complete {id}: completion blocked: {id} has no result or summary evidence. \
+             Pass --result/--summary describing what was done (an empty completion is not evidence)."
+        )
+    );
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(e.kind, "completion_blocked_empty_result");
+    assert_eq!(
+        e.payload,
+        Some(json!({"result_preview": null, "summary_preview": null}))
+    );
+    assert_eq!(b.get_task(&id).unwrap().status, Status::Ready);
+    b.complete_task(Completion {
+        task_id: id.clone(),
+        result: Some("shipped".into()),
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+/// UP §4: a re-review goes to the reviewer who asked for changes; a reviewer who blocks and is
+/// unblocked resumes in review; a review-lane task waiting on a reopened parent comes back to
+/// review through recompute.
+#[test]
+fn review_rounds_route_between_implementer_and_reviewer() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("feature");
+    let c = b.claim_task(&id, None).unwrap();
+    let r = b
+        .request_review(ReviewRequest {
+            task_id: id.clone(),
+            summary: Some("first cut\nmore detail".into()),
+            reviewer: Some("QA".into()),
+            expected_run_id: Some(c.run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (r.implementer.as_deref(), r.reviewer.as_deref()),
+        (Some("worker"), Some("qa"))
+    );
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(
+        (t.status, t.assignee.as_deref()),
+        (Status::Review, Some("qa"))
+    );
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(
+        e.payload,
+        Some(json!({"summary": "first cut", "implementer": "worker", "reviewer": "qa"}))
+    );
+    // Claim from review, request changes: back to worker.
+    let rc = b.claim_review_task(&id, None).unwrap();
+    let ch = b
+        .request_changes(&id, "add tests", Some(rc.run_id))
+        .unwrap();
+    assert_eq!(
+        (ch.implementer.as_str(), ch.status),
+        ("worker", Status::Ready)
+    );
+    assert_eq!(b.get_task(&id).unwrap().assignee.as_deref(), Some("worker"));
+    // Re-review without --reviewer: the reviewer who asked for changes.
+    let c2 = b.claim_task(&id, None).unwrap();
+    let r2 = b
+        .request_review(ReviewRequest {
+            task_id: id.clone(),
+            summary: Some("tests added".into()),
+            expected_run_id: Some(c2.run_id),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r2.reviewer.as_deref(), Some("qa"));
+    // The reviewer blocks; unblock resumes in review.
+    let rc2 = b.claim_review_task(&id, None).unwrap();
+    b.record_task_failure(&FailureReport {
+        release_claim: true,
+        end_run: true,
+        failure_limit: Some(1),
+        ..FailureReport::new(&id, RunOutcome::Crashed, "reviewer died")
+    })
+    .unwrap();
+    let t = b.get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Blocked);
+    let gave_up = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(gave_up.run_id, Some(rc2.run_id));
+    assert_eq!(gave_up.payload.as_ref().unwrap()["sticky"], json!(true));
+    assert_eq!(
+        gave_up.payload.as_ref().unwrap()["retry_status"],
+        json!("review")
+    );
+    assert_eq!(b.unblock_task(&id, None, None).unwrap(), Status::Review);
+    let e = b.list_events(&id, None).unwrap().pop().unwrap();
+    assert_eq!(
+        e.payload,
+        Some(json!({"status": "review", "resume_status": "review"}))
+    );
+    // Approve.
+    b.complete_task(Completion {
+        task_id: id.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let runs = b.list_runs(&id, None).unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(last.summary.as_deref(), Some(REVIEW_APPROVED_NOTE));
+    assert_invariants(b);
+}
+
+/// UP §10 / §16.5: every pid we write or clear also clears Hermes' spawn fingerprint, so Hermes
+/// judges our worker as a legacy row (existence only, never signalled).
+#[test]
+fn writing_a_worker_pid_clears_hermes_fingerprint() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("fingerprinted");
+    let c = b.claim_task(&id, None).unwrap();
+    let db = raw(&tb);
+    let stamp = |db: &rusqlite::Connection| {
+        db.execute(
+            "UPDATE tasks SET worker_started_at='boot:1|123' WHERE id=?1",
+            [&id],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE task_runs SET worker_started_at='boot:1|123' WHERE task_id=?1",
+            [&id],
+        )
+        .unwrap();
+    };
+    let fp = |db: &rusqlite::Connection| -> (Option<String>, Option<String>) {
+        let t = db
+            .query_row(
+                "SELECT worker_started_at FROM tasks WHERE id=?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let r = db
+            .query_row(
+                "SELECT worker_started_at FROM task_runs WHERE id=?1",
+                [c.run_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (t, r)
+    };
+    stamp(&db);
+    b.set_worker_pid(&id, c.run_id, 4242).unwrap();
+    assert_eq!(
+        fp(&db),
+        (None, None),
+        "a new pid keeps no stale fingerprint"
+    );
+    stamp(&db);
+    b.reclaim_task(&id, Some("operator"), Map::new()).unwrap();
+    assert_eq!(fp(&db), (None, None), "a cleared pid keeps no fingerprint");
+}
+
+/// UP §16.7: a new subscription starts at the task's latest event.
+#[test]
+fn notify_subscriptions_start_at_the_latest_event() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let id = tb.task("notify me");
+    b.block_task(BlockRequest {
+        task_id: id.clone(),
+        reason: Some("need a decision".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let latest = b.list_events(&id, None).unwrap().last().unwrap().id;
+    let sub = b
+        .add_notify_sub(
+            &SubKey {
+                task_id: id.clone(),
+                platform: "telegram".into(),
+                chat_id: "42".into(),
+                thread_id: String::new(),
+            },
+            None,
+            None,
+        )
+        .unwrap();
+    assert_eq!(sub.last_event_id, latest);
+}
+
+/// UP §10: the review lane holds one budget slot back while review work waits, and
+/// `review_dispatch: false` leaves review tasks alone.
+#[test]
+fn the_review_lane_holds_a_slot_back() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let ready = tb.task("ready work");
+    let r = tb.task("to review");
+    let c = b.claim_task(&r, None).unwrap();
+    b.request_review(ReviewRequest {
+        task_id: r.clone(),
+        summary: Some(SUMMARY.into()),
+        reviewer: Some("worker".into()),
+        expected_run_id: Some(c.run_id),
+        ..Default::default()
+    })
+    .unwrap();
+    let plan = |no_review_lane: bool, max_spawn: usize| {
+        b.plan_dispatch(&PlanOptions {
+            max_spawn: Some(max_spawn),
+            extra_spawnable: vec!["worker".into()],
+            no_review_lane,
+            ..Default::default()
+        })
+        .unwrap()
+        .spawn
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        plan(false, 1),
+        vec![r.clone()],
+        "the one slot goes to the review"
+    );
+    assert_eq!(plan(false, 2), vec![ready.clone(), r.clone()]);
+    assert_eq!(plan(true, 2), vec![ready.clone()], "review lane off");
 }

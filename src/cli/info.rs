@@ -474,6 +474,10 @@ pub struct DiagnosticsArgs {
     /// Only this task.
     #[arg(long)]
     pub task: Option<String>,
+    /// Report only the board's journal mode and why (`{"journal": {mode, setting, reason}}`
+    /// with --json).
+    #[arg(long)]
+    pub journal: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -487,6 +491,15 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
     let (kcfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
+    let j = b.journal();
+    if a.journal {
+        if a.json {
+            print_json(&serde_json::json!({"journal": j}));
+        } else {
+            println!("Journal mode: {} — {}", j.mode, j.reason);
+        }
+        return Ok(());
+    }
     let cfg = DiagnosticsConfig {
         spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
         skills: Some(crate::kernel::SkillCheck {
@@ -501,6 +514,7 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
         print_json(&rows);
         return Ok(());
     }
+    println!("Journal mode: {} — {}", j.mode, j.reason);
     if rows.is_empty() {
         println!("No problems found.");
     }

@@ -22,6 +22,7 @@ use crate::kernel::{Board, Env, KernelError, OpenMode};
 const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
+Review:          request-review, request-changes, reopen-review (approve with complete)
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics
 Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
 Boards & misc:   init, boards, notify test, notify-*, attach, attachments, attach-rm, gc, skills, completions
@@ -112,6 +113,22 @@ pub enum Command {
         after_help = "Example: hermes-kanban complete t_1a2b3c4d --summary \"schema done\" --metadata '{\"tables\": 4}'"
     )]
     Complete(transitions::CompleteArgs),
+    /// Hand a running or ready task to a reviewer (status review; the reviewer becomes the
+    /// assignee and the dispatcher's review lane runs it).
+    #[command(
+        after_help = "Example: hermes-kanban request-review t_1a2b3c4d --summary \"API done, tests pass\" --reviewer reviewer"
+    )]
+    RequestReview(transitions::RequestReviewArgs),
+    /// Send a task under review back to its implementer (only from a run claimed from review).
+    #[command(
+        after_help = "Example: hermes-kanban request-changes t_1a2b3c4d the error path has no test"
+    )]
+    RequestChanges(transitions::RequestChangesArgs),
+    /// Move review tasks back to ready (or todo) for their implementer.
+    #[command(
+        after_help = "Example: hermes-kanban reopen-review t_1a2b3c4d --reason \"handle empty input\""
+    )]
+    ReopenReview(transitions::ReopenReviewArgs),
     /// Backfill the result/summary/metadata of a done task.
     #[command(
         after_help = "Example: hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
@@ -201,7 +218,7 @@ pub enum Command {
     /// Find tasks that need an operator: repeated failures, stuck blocks, stranded work.
     #[command(
         visible_alias = "diag",
-        after_help = "Example: hermes-kanban diagnostics --severity error --json"
+        after_help = "The text report starts with the board's journal mode and why (--journal: only that).\nExample: hermes-kanban diagnostics --severity error --json"
     )]
     Diagnostics(info::DiagnosticsArgs),
     /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
@@ -388,6 +405,9 @@ pub fn main() -> i32 {
         Command::Claim(a) => transitions::claim(&ctx, a),
         Command::Comment(a) => tasks::comment(&ctx, a),
         Command::Complete(a) => transitions::complete(&ctx, a),
+        Command::RequestReview(a) => transitions::request_review(&ctx, a),
+        Command::RequestChanges(a) => transitions::request_changes(&ctx, a),
+        Command::ReopenReview(a) => transitions::reopen_review(&ctx, a),
         Command::Edit(a) => transitions::edit(&ctx, a),
         Command::Block(a) => transitions::block(&ctx, a),
         Command::Schedule(a) => transitions::schedule(&ctx, a),

@@ -77,6 +77,9 @@ pub struct CreateArgs {
     /// `blocked` starts it blocked (stays so until unblocked); `running` = normal routing.
     #[arg(long, value_enum, default_value_t = InitialArg::Running)]
     pub initial_status: InitialArg,
+    /// What counts as done, for upstream Hermes (~0.22): local-only, OWNER/REPO or a PR URL.
+    #[arg(long, value_name = "CONTRACT")]
+    pub completion_contract: Option<String>,
     /// Print the task as JSON.
     #[arg(long)]
     pub json: bool,
@@ -171,6 +174,7 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
         model_override: a.model.clone(),
         provider_override: a.provider.clone(),
         reasoning_effort: a.reasoning.clone(),
+        completion_contract: a.completion_contract.clone(),
     })?;
     let t = &created.task;
     if a.json {

@@ -99,6 +99,10 @@ pub struct CompleteArgs {
     /// Hand-off facts as a JSON object.
     #[arg(long)]
     pub metadata: Option<String>,
+    /// Complete even while a live worker runs it (its run is closed; stop the worker yourself
+    /// or let the dispatcher's supervisor stop it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
@@ -116,6 +120,7 @@ pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
             metadata: metadata.clone(),
             result: a.result.clone(),
             expected_run_id: ctx.expected_run_id(id),
+            force: a.force,
             ..Default::default()
         })?;
         Ok(if c.promoted.is_empty() {
@@ -377,4 +382,109 @@ pub(crate) fn reclaim(ctx: &Ctx, a: &ReclaimArgs) -> Result<(), CliError> {
         r.prev_lock.as_deref().unwrap_or("unclaimed")
     );
     Ok(())
+}
+
+/// `request-review` arguments.
+#[derive(Debug, Args)]
+pub struct RequestReviewArgs {
+    /// Task id (running or ready).
+    pub id: String,
+    /// What was done, for the reviewer (first line goes on the event).
+    #[arg(long)]
+    pub summary: Option<String>,
+    /// Profile that reviews (becomes the assignee; default: the previous reviewer on a
+    /// re-review, else the assignee stays).
+    #[arg(long)]
+    pub reviewer: Option<String>,
+    /// Hand-off facts as a JSON object (`artifacts`: absolute paths of deliverables).
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Hand over even while a live worker runs it (its run is closed).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn request_review(ctx: &Ctx, a: &RequestReviewArgs) -> Result<(), CliError> {
+    let metadata = parse_metadata(a.metadata.as_deref())?;
+    let b = ctx.open()?;
+    let r = b.request_review(crate::kernel::ReviewRequest {
+        task_id: a.id.clone(),
+        summary: a.summary.clone(),
+        metadata,
+        reviewer: a.reviewer.clone(),
+        expected_run_id: ctx.expected_run_id(&a.id),
+        force: a.force,
+    })?;
+    if a.json {
+        print_json(&json!(r));
+    } else {
+        let line = a
+            .summary
+            .as_deref()
+            .map(|s| crate::kernel::validate::first_line(s, 400))
+            .filter(|s| !s.is_empty());
+        println!(
+            "Requested review for {}{}",
+            r.task_id,
+            line.map(|l| format!(": {l}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `request-changes` arguments.
+#[derive(Debug, Args)]
+pub struct RequestChangesArgs {
+    /// Task id (running on a run the dispatcher claimed from review).
+    pub id: String,
+    /// What must change (words are joined; put `--` before a reason that starts with `-`).
+    #[arg(required = true)]
+    pub reason: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn request_changes(ctx: &Ctx, a: &RequestChangesArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let reason = a.reason.join(" ");
+    let r = b.request_changes(&a.id, &reason, ctx.expected_run_id(&a.id))?;
+    if a.json {
+        print_json(&json!(r));
+    } else {
+        println!(
+            "Requested changes for {}; routed to {} ({})",
+            r.task_id, r.implementer, r.status
+        );
+    }
+    Ok(())
+}
+
+/// `reopen-review` arguments.
+#[derive(Debug, Args)]
+pub struct ReopenReviewArgs {
+    /// Review task ids.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Why (stored as a `CHANGES REQUESTED: <reason>` comment).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+pub(crate) fn reopen_review(ctx: &Ctx, a: &ReopenReviewArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let author = ctx.author();
+    each_id(&a.ids, |id| {
+        let r = b.reopen_review(id, a.reason.as_deref(), Some(&author))?;
+        Ok(format!(
+            "Reopened {id} → {}{}",
+            r.status,
+            r.implementer
+                .map(|i| format!(" (assignee {i})"))
+                .unwrap_or_default()
+        ))
+    })
 }

@@ -74,6 +74,9 @@ pub struct KanbanConfig {
     pub worker_log_backup_count: u32,
     /// Our `worker_command`.
     pub worker_command: WorkerCommands,
+    /// `review_dispatch` (true; upstream ~0.22): the dispatcher claims `review` tasks for
+    /// their assignee (the reviewer), holding one budget slot back while review work waits.
+    pub review_dispatch: bool,
 }
 
 impl Default for KanbanConfig {
@@ -89,6 +92,7 @@ impl Default for KanbanConfig {
             worker_log_rotate_bytes: DEFAULT_LOG_ROTATE_BYTES,
             worker_log_backup_count: 1,
             worker_command: WorkerCommands::default(),
+            review_dispatch: true,
         }
     }
 }
@@ -171,6 +175,13 @@ impl KanbanConfig {
             match as_i64(v).filter(|n| (1..=1000).contains(n)) {
                 Some(n) => cfg.failure_limit = n,
                 None => bad("failure_limit", v),
+            }
+        }
+        if let Some(v) = k.get("review_dispatch") {
+            match v {
+                Yaml::Bool(b) => cfg.review_dispatch = *b,
+                Yaml::Null => {}
+                _ => bad("review_dispatch", v),
             }
         }
         if let Some(v) = k.get("dispatch_stale_timeout_seconds") {

@@ -95,6 +95,8 @@ pub struct TickOptions {
     pub log_backup_count: u32,
     /// Claim lock string (default `host:pid` of this process).
     pub claimer: String,
+    /// Run the review lane (`kanban.review_dispatch`, default true).
+    pub review_dispatch: bool,
 }
 
 impl TickOptions {
@@ -119,6 +121,7 @@ impl TickOptions {
             log_rotate_bytes: cfg.worker_log_rotate_bytes,
             log_backup_count: cfg.worker_log_backup_count,
             claimer: default_claimer(),
+            review_dispatch: cfg.review_dispatch,
         }
     }
 }
@@ -605,6 +608,18 @@ fn spawn_ready(
         return Ok(());
     };
     let root = hermes_root(board.env());
+    // Upstream's review lane (UP §10): while review work waits under a finite budget, one slot
+    // is held back from the ready lane so reviews are not starved.
+    let review_queue = if opts.review_dispatch {
+        board.dispatch_queue(Status::Review)?
+    } else {
+        Vec::new()
+    };
+    let ready_budget = if review_queue.is_empty() || budget == usize::MAX {
+        budget
+    } else {
+        budget.saturating_sub(1)
+    };
     let mut known: HashMap<String, bool> = HashMap::new();
     let mut spawnable = |a: &str| -> bool {
         if let Some(v) = known.get(a) {
@@ -615,8 +630,8 @@ fn spawn_ready(
         })
     };
     for q in board.dispatch_queue(Status::Ready)? {
-        if res.spawned.len() >= budget {
-            return Ok(());
+        if res.spawned.len() >= ready_budget {
+            break;
         }
         let assignee = match q.assignee {
             Some(a) => a,
@@ -674,7 +689,7 @@ fn spawn_ready(
             *per_profile.entry(assignee).or_default() += 1;
         }
     }
-    for q in board.dispatch_queue(Status::Review)? {
+    for q in review_queue {
         if res.spawned.len() >= budget {
             break;
         }
@@ -824,6 +839,7 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         hermes_root: None,
         respawn_cooldown_seconds: Some(opts.rate_limit_cooldown_seconds),
         extra_spawnable: opts.worker_command.by_assignee.keys().cloned().collect(),
+        no_review_lane: !opts.review_dispatch,
     })?;
     let root = hermes_root(board.env());
     let mut warnings = Vec::new();

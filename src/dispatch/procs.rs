@@ -10,8 +10,20 @@ use nix::sys::signal::Signal;
 
 use crate::kernel::{Board, RunProcess, RunningTask, Task};
 use crate::process::{
-    Termination, group_alive, lock_is_host_local, pid_alive_as, signal_group_only,
+    FingerprintVerdict, Termination, group_alive, judge_fingerprint, lock_is_host_local,
+    pid_alive_as, signal_group_only,
 };
+
+/// Hermes' verdict on the task's pid when Hermes spawned it (its fingerprint is on the row and
+/// we have no process row of our own for the run). `None`: not a Hermes-fingerprinted worker.
+fn hermes_verdict(task: &Task, proc: Option<&RunProcess>) -> Option<FingerprintVerdict> {
+    if proc.is_some_and(|p| p.supervisor_pid.is_some() && p.supervisor_pid == task.worker_pid) {
+        return None;
+    }
+    let fp = task.worker_started_at.as_deref()?;
+    let pid = task.worker_pid?;
+    Some(judge_fingerprint(pid, fp))
+}
 
 fn supervisor_start(task: &Task, proc: Option<&RunProcess>) -> Option<i64> {
     proc.filter(|p| p.supervisor_pid.is_some() && p.supervisor_pid == task.worker_pid)
@@ -24,6 +36,9 @@ pub fn worker_alive(rt: &RunningTask) -> bool {
     let Some(pid) = rt.task.worker_pid else {
         return false;
     };
+    if let Some(v) = hermes_verdict(&rt.task, rt.process.as_ref()) {
+        return v != FingerprintVerdict::Dead;
+    }
     pid_alive_as(pid, supervisor_start(&rt.task, rt.process.as_ref()))
 }
 
@@ -39,6 +54,19 @@ pub fn terminate_run(task: &Task, proc: Option<&RunProcess>, grace: Duration) ->
     };
     if !host_local {
         return t;
+    }
+    // A worker Hermes fingerprinted is signalled only when the fingerprint matches: a recycled
+    // pid is a stranger (the worker is gone), an unverified one is held but never signalled.
+    match hermes_verdict(task, proc) {
+        Some(FingerprintVerdict::Dead) => {
+            t.terminated = true;
+            return t;
+        }
+        Some(FingerprintVerdict::AliveUnverified) => {
+            t.termination_attempted = true;
+            return t;
+        }
+        Some(FingerprintVerdict::Alive) | None => {}
     }
     let sup = task.worker_pid.filter(|p| *p > 1);
     let start = supervisor_start(task, proc);

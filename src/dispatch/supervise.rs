@@ -40,6 +40,10 @@ pub struct SuperviseSpec {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// How often (seconds) a supervisor checks whether its run is still open
+/// (`HERMES_KANBAN_SUPERVISOR_POLL_SECONDS` overrides).
+pub const RUN_POLL_SECONDS: i64 = 5;
+
 extern "C" fn on_stop_signal(_: i32) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -265,7 +269,36 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
     {
         say(&format!("could not record the worker pid: {e}"));
     }
+    // The run may be closed by someone else while the worker runs (an operator's `complete
+    // --force`, Hermes' `request-changes`, a reclaim by a Hermes dispatcher that never signals
+    // our unfingerprinted pid): the supervisor checks its run every poll interval and stops a
+    // worker whose run is over.
+    let poll = Duration::from_secs(
+        env.positive_i64("HERMES_KANBAN_SUPERVISOR_POLL_SECONDS")
+            .unwrap_or(RUN_POLL_SECONDS)
+            .clamp(1, 3600) as u64,
+    );
+    let mut next_poll = Instant::now() + poll;
     loop {
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + poll;
+            if let Ok(run) = board.get_run(spec.run_id)
+                && run.ended_at.is_some()
+                && matches!(child.try_wait(), Ok(None))
+            {
+                say(&format!(
+                    "run {} was closed ({}) while the worker ran: terminating the worker's process group",
+                    spec.run_id,
+                    run.outcome.as_deref().unwrap_or("no outcome")
+                ));
+                let (status, _) = stop_worker(&mut child, spec.kill_grace);
+                sweep_group(pid);
+                let exit = exit_of(pid, status);
+                let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
+                settle(&board, spec, None);
+                return 0;
+            }
+        }
         match child.try_wait() {
             Ok(Some(status)) => {
                 sweep_group(pid);

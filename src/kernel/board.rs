@@ -28,6 +28,7 @@ pub const BLOCK_RECURRENCE_LIMIT: i64 = 2;
 /// An open board.
 pub struct Board {
     pub(crate) conn: Connection,
+    journal: db::JournalInfo,
     paths: BoardPaths,
     env: Env,
     clock: Clock,
@@ -100,8 +101,10 @@ impl Board {
             .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
             .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
         let sync = db::synchronous_level(env.get("HERMES_KANBAN_SYNCHRONOUS"));
+        let (conn, journal) = db::open_memory(busy, sync)?;
         Ok(Board {
-            conn: db::open_memory(busy, sync)?,
+            conn,
+            journal,
             paths,
             env: env.clone(),
             clock: system_clock(),
@@ -115,9 +118,14 @@ impl Board {
             .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
             .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
         let sync = db::synchronous_level(env.get("HERMES_KANBAN_SYNCHRONOUS"));
-        let conn = db::open(&paths.db, busy, sync)?;
+        let config = super::paths::hermes_root(env).join("config.yaml");
+        let setting = std::fs::read_to_string(&config)
+            .ok()
+            .and_then(|t| db::journal_setting(&t));
+        let (conn, journal) = db::open(&paths.db, busy, sync, setting.as_deref())?;
         Ok(Board {
             conn,
+            journal,
             paths,
             env: env.clone(),
             clock: system_clock(),
@@ -128,6 +136,11 @@ impl Board {
     /// Open a DB file directly (sidecar directories next to it), with the process environment.
     pub fn open_file(db: &Path) -> Result<Board> {
         Board::open_paths(&Env::from_process(), BoardPaths::for_db_file(db))
+    }
+
+    /// The journal mode this board runs in and why (UP §3; `diagnostics` reports it).
+    pub fn journal(&self) -> &db::JournalInfo {
+        &self.journal
     }
 
     /// This board's paths.

@@ -512,7 +512,7 @@ impl Board {
                 now,
             )?;
             let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
                  WHERE id=?2 AND status=?3",
                 params![to.as_str(), task_id, t.status.as_str()],
             )?;

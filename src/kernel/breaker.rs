@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event, load_task};
 use super::error::{KernelError, Result};
@@ -87,7 +87,10 @@ pub(crate) fn record_failure_tx(
 ) -> Result<FailureVerdict> {
     let error = v::truncate(r.error.trim(), 500);
     let t = load_task(c, &r.task_id)?;
-    if !matches!(t.status, Status::Running | Status::Ready) {
+    // A review-lane run (claimed from review) returns to review (UP §4); its settlement may
+    // already have put the task back there.
+    let lane = t.status == Status::Review || super::review::run_is_review_lane(c, &t)?;
+    if !matches!(t.status, Status::Running | Status::Ready | Status::Review) {
         return Err(KernelError::refused(
             &r.task_id,
             "record a failure for",
@@ -126,7 +129,7 @@ pub(crate) fn record_failure_tx(
         )?;
         c.execute(
             "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
             params![failures, error, r.task_id],
         )?;
         let mut payload = obj! {
@@ -137,6 +140,13 @@ pub(crate) fn record_failure_tx(
             "trigger_outcome" => r.outcome.as_str(),
         };
         payload.extend(r.extras.clone());
+        // Every trip holds until a human unblocks it (SPEC §3.3 fix 2); `sticky` tells
+        // upstream Hermes (~0.22), whose recompute otherwise judges a trip by its own counter
+        // limit, to hold it too (UP §6).
+        payload.insert("sticky".into(), json!(true));
+        if lane {
+            payload.insert("retry_status".into(), json!("review"));
+        }
         add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
         return Ok(FailureVerdict {
             tripped: true,
@@ -163,18 +173,15 @@ pub(crate) fn record_failure_tx(
     };
     if r.release_claim || r.end_run {
         c.execute(
-            "UPDATE tasks SET status='ready', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?3",
-            params![failures, error, r.task_id],
+            "UPDATE tasks SET status=?4, consecutive_failures=?1, last_failure_error=?2,
+                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
+            params![failures, error, r.task_id, if lane { "review" } else { "ready" }],
         )?;
-        add_event(
-            c,
-            &r.task_id,
-            run_id,
-            r.outcome.as_str(),
-            obj! {"error" => error, "failures" => failures},
-            now,
-        )?;
+        let mut payload = obj! {"error" => error, "failures" => failures};
+        if lane {
+            payload.insert("retry_status".into(), json!("review"));
+        }
+        add_event(c, &r.task_id, run_id, r.outcome.as_str(), payload, now)?;
     } else {
         c.execute(
             "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",

@@ -52,6 +52,13 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_webhook_cursors.sql"),
         probe: Some("kanban_webhook_cursors"),
     },
+    // Documentation only: the columns are added by `heal_upstream_columns` on every open.
+    Migration {
+        number: 6,
+        sql: include_str!("../../migrations/0006_upstream_columns.sql"),
+        probe: None,
+    },
+    // Upstream's provider_override / reasoning_effort; its ADD COLUMNs skip existing columns.
     Migration {
         number: 7,
         sql: include_str!("../../migrations/0007_task_provider_reasoning.sql"),
@@ -86,6 +93,56 @@ fn probes_present(conn: &Connection) -> Result<bool> {
     Ok(true)
 }
 
+/// Columns upstream Hermes (~0.22) adds by `ALTER TABLE … ADD COLUMN` on every open (UP §2),
+/// as `(table, column, declaration)`, in its order. Migration 0006 adds them, and every open
+/// heals a board where one is missing (a board Hermes rebuilt, an old copy), so the kernel's
+/// statements may always name them. Hermes 0.19.0 reads rows by column name and ignores them.
+const UPSTREAM_COLUMNS: &[(&str, &str, &str)] = &[
+    ("tasks", "completion_contract", "TEXT"),
+    ("tasks", "worker_started_at", "INTEGER"),
+    (
+        "kanban_notify_subs",
+        "last_ping_event_id",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        "kanban_notify_subs",
+        "delivery_mode",
+        "TEXT NOT NULL DEFAULT 'notify'",
+    ),
+    ("kanban_notify_subs", "chat_type", "TEXT"),
+    ("kanban_notify_subs", "user_id_alt", "TEXT"),
+    ("kanban_notify_subs", "delivery_metadata", "TEXT"),
+    ("task_runs", "worker_started_at", "INTEGER"),
+];
+
+/// The journal mode a board runs in and why (reported by `diagnostics`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JournalInfo {
+    /// `wal` or `delete` (or whatever SQLite reports, lower-cased).
+    pub mode: String,
+    /// `database.journal_mode` from `$HERMES_HOME/config.yaml`, when set.
+    pub setting: Option<String>,
+    /// One sentence: why this mode.
+    pub reason: String,
+}
+
+/// Parse `database.journal_mode` as Hermes does (UP §3): `delete` or `wal`; any other value
+/// counts as `wal`. `None` when the key is absent.
+pub(crate) fn journal_setting(config_yaml: &str) -> Option<String> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(config_yaml).ok()?;
+    let v = doc.get("database")?.get("journal_mode")?;
+    let s = match v {
+        serde_yaml::Value::String(s) => s.trim().to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    Some(if s == "delete" {
+        "delete".into()
+    } else {
+        "wal".into()
+    })
+}
+
 /// Columns Hermes adds to `tasks` on older DBs, in its order, with their declarations.
 const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
     ("tenant", "TEXT"),
@@ -114,7 +171,12 @@ const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
 /// Open a connection with the house pragmas and bring the schema up to date.
 /// A file that is not an SQLite database (or is corrupt) is reported with its path and left
 /// untouched. The file is never opened with an ordinary file handle (REF §3.3).
-pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Result<Connection> {
+pub(crate) fn open(
+    path: &Path,
+    busy_timeout_ms: i64,
+    synchronous: &str,
+    journal_setting: Option<&str>,
+) -> Result<(Connection, JournalInfo)> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -127,18 +189,24 @@ pub(crate) fn open(path: &Path, busy_timeout_ms: i64, synchronous: &str) -> Resu
     // The kernel has far more distinct statements than rusqlite's default cache of 16; a
     // thrashing cache re-parses SQL on every call.
     conn.set_prepared_statement_cache_capacity(256);
-    configure(&mut conn, busy_timeout_ms, synchronous).map_err(|e| locate(e, path))?;
+    let journal = configure(&mut conn, busy_timeout_ms, synchronous, journal_setting)
+        .map_err(|e| locate(e, path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
-    Ok(conn)
+    heal_upstream_columns(&conn).map_err(|e| locate(e, path))?;
+    Ok((conn, journal))
 }
 
 /// An empty, migrated in-memory database: what a reading verb shows for a board that has no
 /// file yet (nothing is created on disk).
-pub(crate) fn open_memory(busy_timeout_ms: i64, synchronous: &str) -> Result<Connection> {
+pub(crate) fn open_memory(
+    busy_timeout_ms: i64,
+    synchronous: &str,
+) -> Result<(Connection, JournalInfo)> {
     let mut conn = Connection::open_in_memory()?;
-    configure(&mut conn, busy_timeout_ms, synchronous)?;
+    let journal = configure(&mut conn, busy_timeout_ms, synchronous, None)?;
     migrate(&conn)?;
-    Ok(conn)
+    heal_upstream_columns(&conn)?;
+    Ok((conn, journal))
 }
 
 /// Attach the DB path to path-less storage errors.
@@ -167,7 +235,12 @@ pub(crate) fn synchronous_level(raw: Option<&str>) -> &'static str {
     }
 }
 
-fn configure(conn: &mut Connection, busy_timeout_ms: i64, synchronous: &str) -> Result<()> {
+fn configure(
+    conn: &mut Connection,
+    busy_timeout_ms: i64,
+    synchronous: &str,
+    setting: Option<&str>,
+) -> Result<JournalInfo> {
     BUSY_TIMEOUT_MS.store(
         busy_timeout_ms.max(0) as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -185,43 +258,7 @@ fn configure(conn: &mut Connection, busy_timeout_ms: i64, synchronous: &str) -> 
     if user_version(conn)? < SCHEMA_VERSION {
         check_health_once(conn)?;
     }
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        // Entering WAL needs an exclusive lock that SQLite does not wait for (no busy handler
-        // when upgrading from a read), so concurrent first opens retry until the busy timeout.
-        let deadline =
-            std::time::Instant::now() + Duration::from_millis(busy_timeout_ms.max(0) as u64);
-        let set: rusqlite::Result<String> = loop {
-            let r = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
-            match &r {
-                Err(rusqlite::Error::SqliteFailure(f, _))
-                    if matches!(
-                        f.code,
-                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                    ) && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(5 + jitter_ms(45)));
-                }
-                _ => break r,
-            }
-        };
-        match set {
-            Ok(_) => {}
-            Err(e) => {
-                let msg = e.to_string();
-                if msg.contains("locking protocol") || msg.contains("not authorized") {
-                    tracing::warn!(
-                        "WAL unavailable on this file system ({msg}); using DELETE journal"
-                    );
-                    conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
-                        r.get::<_, String>(0)
-                    })?;
-                } else {
-                    return Err(e.into());
-                }
-            }
-        }
-    }
+    let journal = apply_journal_policy(conn, busy_timeout_ms, setting)?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous={synchronous};
          PRAGMA wal_autocheckpoint=1000;
@@ -230,7 +267,160 @@ fn configure(conn: &mut Connection, busy_timeout_ms: i64, synchronous: &str) -> 
          PRAGMA cell_size_check=ON;
          PRAGMA cache_size=-32768;"
     ))?;
-    Ok(())
+    Ok(journal)
+}
+
+/// The journal policy (UP §3). A board shared with Hermes keeps the mode it has: a WAL file is
+/// never downgraded live (whatever the setting), and a non-WAL file with content is switched
+/// only when `database.journal_mode: wal` asks for it (Hermes on a SQLite with the WAL-reset
+/// bug keeps its boards in DELETE, and flipping them would expose every such Hermes process).
+/// A new (empty) file follows the setting; without one it gets WAL: our bundled SQLite is not
+/// affected by the WAL-reset bug, Hermes 0.19.0 creates WAL boards itself, and a ~0.22 Hermes
+/// leaves a WAL board in WAL. A home shared with a Hermes that links an affected SQLite
+/// (3.7.0–3.51.2 except 3.50.7/3.44.6) should set `database.journal_mode: delete`, which both
+/// tools honour.
+fn apply_journal_policy(
+    conn: &Connection,
+    busy_timeout_ms: i64,
+    setting: Option<&str>,
+) -> Result<JournalInfo> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    let mode = mode.to_ascii_lowercase();
+    if mode == "memory" {
+        return Ok(JournalInfo {
+            mode: "none".into(),
+            setting: setting.map(str::to_string),
+            reason: "the board has no database file yet (reading creates none)".into(),
+        });
+    }
+    let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let fresh = fresh == 0;
+    let info = |mode: &str, reason: String| JournalInfo {
+        mode: mode.to_string(),
+        setting: setting.map(str::to_string),
+        reason,
+    };
+    if mode == "wal" {
+        let reason = if setting == Some("delete") {
+            "the file is already in WAL mode; database.journal_mode: delete cannot apply to a \
+             WAL board (never downgraded live) — convert it offline with \
+             `sqlite3 kanban.db 'PRAGMA journal_mode=DELETE'` while nothing has it open"
+                .to_string()
+        } else {
+            "the file is already in WAL mode (kept)".to_string()
+        };
+        return Ok(info("wal", reason));
+    }
+    let want_wal = match setting {
+        Some("wal") => true,
+        Some(_) => false,
+        None => fresh,
+    };
+    if !want_wal {
+        let reason = match (setting, fresh) {
+            (Some(_), true) => {
+                "new board; database.journal_mode: delete in config.yaml".to_string()
+            }
+            (Some(_), false) => {
+                format!("the file is in {mode} mode; database.journal_mode: delete in config.yaml")
+            }
+            (None, _) => format!(
+                "the file is in {mode} mode (kept: a board Hermes chose not to run in WAL is never \
+                 switched; set database.journal_mode: wal in config.yaml to switch it)"
+            ),
+        };
+        if fresh && mode != "delete" {
+            conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                r.get::<_, String>(0)
+            })?;
+            return Ok(info("delete", reason));
+        }
+        return Ok(info(&mode, reason));
+    }
+    // Entering WAL needs an exclusive lock that SQLite does not wait for (no busy handler when
+    // upgrading from a read), so concurrent first opens retry until the busy timeout.
+    let deadline = std::time::Instant::now() + Duration::from_millis(busy_timeout_ms.max(0) as u64);
+    let set: rusqlite::Result<String> = loop {
+        let r = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match &r {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + jitter_ms(45)));
+            }
+            _ => break r,
+        }
+    };
+    let why = if setting == Some("wal") {
+        "database.journal_mode: wal in config.yaml".to_string()
+    } else {
+        format!(
+            "new board; our bundled SQLite {} is not affected by the WAL-reset bug (set \
+             database.journal_mode: delete in config.yaml when a Hermes on this home links an \
+             affected SQLite)",
+            rusqlite::version()
+        )
+    };
+    match set {
+        Ok(m) if m.eq_ignore_ascii_case("wal") => Ok(info("wal", why)),
+        Ok(m) => Ok(info(
+            &m.to_ascii_lowercase(),
+            format!("WAL requested ({why}) but SQLite kept {m}"),
+        )),
+        Err(e) => {
+            let msg = e.to_string();
+            if msg.contains("locking protocol") || msg.contains("not authorized") {
+                tracing::warn!("WAL unavailable on this file system ({msg}); using DELETE journal");
+                conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                    r.get::<_, String>(0)
+                })?;
+                Ok(info(
+                    "delete",
+                    format!("WAL unavailable on this file system ({msg})"),
+                ))
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Add any of [`UPSTREAM_COLUMNS`] that is missing (one write transaction, only when needed).
+/// When `kanban_notify_subs.delivery_mode` is first added, non-`tui` rows are back-filled to
+/// `notify+wake`, as Hermes does (UP §2).
+pub(crate) fn heal_upstream_columns(conn: &Connection) -> Result<()> {
+    let missing = |c: &Connection| -> Result<Vec<(&'static str, &'static str, &'static str)>> {
+        let mut out = Vec::new();
+        type Columns = Vec<(String, String, i64)>;
+        let mut cache: Vec<(&str, Columns)> = Vec::new();
+        for &(table, col, decl) in UPSTREAM_COLUMNS {
+            if !cache.iter().any(|(t, _)| *t == table) {
+                cache.push((table, table_columns(c, table)?));
+            }
+            let cols = &cache.iter().find(|(t, _)| *t == table).expect("cached").1;
+            if !cols.is_empty() && !has_column(cols, col) {
+                out.push((table, col, decl));
+            }
+        }
+        Ok(out)
+    };
+    if missing(conn)?.is_empty() {
+        return Ok(());
+    }
+    write_txn(conn, |c| {
+        for (table, col, decl) in missing(c)? {
+            c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
+            if table == "kanban_notify_subs" && col == "delivery_mode" {
+                c.execute_batch(
+                    "UPDATE kanban_notify_subs SET delivery_mode = 'notify+wake' WHERE platform != 'tui'",
+                )?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Health check on the first open of a path in this process (REF §3.2 step 2): a damaged file
@@ -835,12 +1025,12 @@ mod tests {
     fn a_gap_filled_later_is_applied() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kanban.db");
-        let c = open(&path, 5_000, "FULL").unwrap();
+        let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
         // A DB a newer binary (version 9) left without 0005.
         c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=9;")
             .unwrap();
         drop(c);
-        let c = open(&path, 5_000, "FULL").unwrap();
+        let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
         assert_eq!(user_version(&c).unwrap(), 9);
         let n: i64 = c
             .query_row(
@@ -850,6 +1040,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 1, "0005 re-applied below user_version");
-        const { assert!(SCHEMA_VERSION < 9) };
+        assert!(
+            user_version(&c).unwrap() > SCHEMA_VERSION,
+            "the scenario needs a version above ours"
+        );
     }
 }

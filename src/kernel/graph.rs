@@ -23,17 +23,25 @@ pub(crate) fn parents_satisfied_tx(c: &Connection, task_id: &str) -> Result<bool
 }
 
 /// Promote every `todo` task whose parents are all done/archived to `ready` (event
-/// `promoted`). Returns the promoted ids.
+/// `promoted`), or to `review` when it left a review lane (UP §4; `promoted {status:
+/// "review"}`). Returns the promoted ids.
 pub(crate) fn recompute_ready_tx(c: &Connection, now: i64) -> Result<Vec<String>> {
     let ids = promotable_ids(c)?;
     let mut promoted = Vec::with_capacity(ids.len());
     for id in ids {
+        // UP §4: a task that left a review lane resumes to review.
+        let to = super::review::resume_status_tx(c, &id)?;
         let n = c.execute(
-            "UPDATE tasks SET status='ready' WHERE id=?1 AND status='todo'",
-            [&id],
+            "UPDATE tasks SET status=?2 WHERE id=?1 AND status='todo'",
+            rusqlite::params![&id, to.as_str()],
         )?;
         if n == 1 {
-            add_event(c, &id, None, "promoted", obj! {}, now)?;
+            let payload = if to == super::types::Status::Review {
+                obj! {"status" => "review"}
+            } else {
+                obj! {}
+            };
+            add_event(c, &id, None, "promoted", payload, now)?;
             promoted.push(id);
         }
     }

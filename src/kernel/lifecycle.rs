@@ -13,6 +13,7 @@ use super::board::{BLOCK_RECURRENCE_LIMIT, Board, add_event, load_task};
 use super::comments::add_comment_tx;
 use super::error::{KernelError, Result};
 use super::graph::{parents_satisfied_tx, recompute_ready_tx};
+use super::review::{live_claim_guard, resume_status_tx};
 use super::runs::{end_run, synth_run};
 use super::types::{BlockKind, RunOutcome, Status, Task};
 use super::validate as v;
@@ -39,9 +40,15 @@ pub struct Completion {
     pub created_cards: Vec<String>,
     /// Absolute paths of deliverables; merged into `metadata.artifacts`.
     pub artifacts: Vec<String>,
-    /// Stale-worker guard: must equal the task's current run when given.
+    /// Stale-worker guard: must equal the task's current run when given. It is also the proof
+    /// that the caller owns the run (the live-claim guard lets the worker's own run through).
     pub expected_run_id: Option<i64>,
+    /// Close a live worker's run anyway (operator override of the live-claim guard, UP §5).
+    pub force: bool,
 }
+
+/// The note a review approval without a summary carries (as upstream Hermes, UP §4).
+pub const REVIEW_APPROVED_NOTE: &str = "Review approved without additional evidence.";
 
 /// Result of `complete_task`.
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +182,7 @@ pub(crate) fn claim_tx(
     let n = c
         .prepare_cached(
             "UPDATE tasks SET status='running', claim_lock=?1, claim_expires=?2,
-                    started_at=COALESCE(started_at, ?3), worker_pid=NULL, last_heartbeat_at=NULL
+                    started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, last_heartbeat_at=NULL
              WHERE id=?4 AND status=?5 AND claim_lock IS NULL",
         )?
         .execute(params![lock, expires, now, task_id, from.as_str()])?;
@@ -221,6 +228,7 @@ pub(crate) fn reclaim_tx(
             t.claim_lock.as_deref().unwrap_or("(none)")
         ),
     };
+    let lane = super::review::run_is_review_lane(c, t)?;
     let run_id = end_run(
         c,
         t,
@@ -232,10 +240,10 @@ pub(crate) fn reclaim_tx(
         now,
     )?;
     let n = c.execute(
-        "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+        "UPDATE tasks SET status=?3, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                 last_heartbeat_at=NULL, consecutive_failures=0, last_failure_error=NULL
          WHERE id=?1 AND claim_lock IS ?2 AND status IN ('running','ready','blocked')",
-        params![t.id, t.claim_lock],
+        params![t.id, t.claim_lock, if lane { "review" } else { "ready" }],
     )?;
     if n != 1 {
         return Err(KernelError::refused(
@@ -245,6 +253,9 @@ pub(crate) fn reclaim_tx(
         ));
     }
     let mut payload = obj! {"manual" => true, "reason" => reason, "prev_lock" => t.claim_lock, "prev_pid" => t.worker_pid};
+    if lane {
+        payload.insert("retry_status".into(), json!("review"));
+    }
     payload.extend(termination);
     add_event(c, &t.id, run_id, "reclaimed", payload, now)?;
     Ok(Reclaimed {
@@ -462,17 +473,19 @@ impl Board {
         enum Out {
             Done(Completed),
             Phantom(Vec<String>, Vec<String>),
+            Empty,
         }
         let out = self.write(|c| {
             let t = load_task(c, &task_id)?;
-            if !matches!(t.status, Status::Running | Status::Ready | Status::Blocked) {
+            if !matches!(t.status, Status::Running | Status::Ready | Status::Blocked | Status::Review) {
                 return Err(KernelError::refused(
                     &task_id,
                     "complete",
-                    format!("status is '{}'; only running, ready or blocked tasks can be completed", t.status),
+                    format!("status is '{}'; only running, ready, blocked or review tasks can be completed", t.status),
                 ));
             }
             stale_guard(&t, req.expected_run_id)?;
+            let from_review = t.status == Status::Review;
             let mut verified = Vec::new();
             let mut phantom = Vec::new();
             for card in &cards {
@@ -502,8 +515,30 @@ impl Board {
                 )?;
                 return Ok(Out::Phantom(phantom, verified));
             }
+            // UP §5: no completion without evidence (a review approval is exempt: the human is
+            // the record). The refusal's event is committed; the task is unchanged.
+            let substantive = |s: Option<&str>| s.is_some_and(|s| !s.trim().is_empty());
+            if !from_review
+                && !substantive(result.as_deref())
+                && !substantive(summary.as_deref())
+                && !substantive(t.result.as_deref())
+            {
+                add_event(
+                    c,
+                    &task_id,
+                    None,
+                    "completion_blocked_empty_result",
+                    obj! {
+                        "result_preview" => result.as_deref().map(|r| v::first_line(r, 200)).filter(|s| !s.is_empty()),
+                        "summary_preview" => summary.as_deref().map(|s| v::first_line(s, 200)).filter(|s| !s.is_empty()),
+                    },
+                    now,
+                )?;
+                return Ok(Out::Empty);
+            }
+            live_claim_guard(c, &t, "complete", req.expected_run_id, req.force)?;
             let n = c.execute(
-                "UPDATE tasks SET status='done', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status='done', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), completed_at=?2,
                         consecutive_failures=0, last_failure_error=NULL
                  WHERE id=?3 AND status=?4 AND current_run_id IS ?5",
@@ -512,19 +547,29 @@ impl Board {
             if n != 1 {
                 return Err(KernelError::refused(&task_id, "complete", "the task changed underneath; retry"));
             }
-            let run_summary = summary.as_deref().or(result.as_deref());
-            let handoff = run_summary.is_some() || metadata.is_some();
-            let run_id = match end_run(c, &t, RunOutcome::Completed, "done", run_summary, None, metadata.as_ref(), now)? {
+            let mut run_summary = summary.as_deref().or(result.as_deref());
+            let approval_meta;
+            let mut run_meta = metadata.as_ref();
+            if from_review && run_summary.is_none() && run_meta.is_none() {
+                // UP §4: an approval without evidence is recorded as such.
+                run_summary = Some(REVIEW_APPROVED_NOTE);
+                approval_meta = obj! {"source_status" => "review", "approval" => "manual"};
+                run_meta = Some(&approval_meta);
+            }
+            let handoff = run_summary.is_some() || run_meta.is_some();
+            let run_id = match end_run(c, &t, RunOutcome::Completed, "done", run_summary, None, run_meta, now)? {
                 Some(r) => Some(r),
-                None if handoff => Some(synth_run(c, &t, RunOutcome::Completed, run_summary, None, metadata.as_ref(), now)?),
+                None if handoff => Some(synth_run(c, &t, RunOutcome::Completed, run_summary, None, run_meta, now)?),
                 None => None,
             };
+            let event_summary = summary
+                .as_deref()
+                .or(result.as_deref())
+                .or(from_review.then_some(REVIEW_APPROVED_NOTE));
             let mut payload = obj! {
                 "result_len" => result.as_deref().map(|r| r.chars().count()).unwrap_or(0),
                 // As Hermes: the summary, else the result, first line; null when empty.
-                "summary" => summary
-                    .as_deref()
-                    .or(result.as_deref())
+                "summary" => event_summary
                     .map(|s| v::first_line(s, 400))
                     .filter(|s| !s.is_empty()),
             };
@@ -563,6 +608,14 @@ impl Board {
                 phantom,
                 verified,
             }),
+            Out::Empty => Err(KernelError::refused(
+                &task_id,
+                "complete",
+                format!(
+                    "completion blocked: {task_id} has no result or summary evidence. Pass \
+                     --result/--summary describing what was done (an empty completion is not evidence)."
+                ),
+            )),
         }
     }
 
@@ -600,7 +653,7 @@ impl Board {
                 }
             };
             let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         block_kind=?2, block_recurrences=?3
                  WHERE id=?4 AND status=?5 AND current_run_id IS ?6",
                 params![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
@@ -661,13 +714,21 @@ impl Board {
                 None,
                 now,
             )?;
-            let status = if parents_satisfied_tx(c, task_id)? {
-                Status::Ready
+            // UP §4: a task blocked out of a review lane resumes to review.
+            let resume = if t.status == Status::Blocked {
+                resume_status_tx(c, task_id)?
             } else {
+                Status::Ready
+            };
+            let status = if !parents_satisfied_tx(c, task_id)? {
                 Status::Todo
+            } else if resume == Status::Review {
+                Status::Review
+            } else {
+                Status::Ready
             };
             let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                         consecutive_failures=0, last_failure_error=NULL
                  WHERE id=?2 AND status=?3",
                 params![status.as_str(), task_id, t.status.as_str()],
@@ -679,7 +740,9 @@ impl Board {
                     "the task changed underneath; retry",
                 ));
             }
-            let payload = if status == Status::Todo {
+            let payload = if resume == Status::Review {
+                obj! {"status" => status.as_str(), "resume_status" => "review"}
+            } else if status == Status::Todo {
                 obj! {"status" => "todo"}
             } else {
                 Map::new()
@@ -715,7 +778,7 @@ impl Board {
                 add_comment_tx(c, task_id, a, &format!("SCHEDULED: {r}"), now)?;
             }
             let n = c.execute(
-                "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
+                "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
                  WHERE id=?1 AND status=?2",
                 params![task_id, t.status.as_str()],
             )?;
@@ -815,7 +878,7 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.execute(
-                "UPDATE tasks SET worker_pid=?1 WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
                 params![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -826,7 +889,7 @@ impl Board {
                     current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
                 });
             }
-            c.execute("UPDATE task_runs SET worker_pid=?1 WHERE id=?2", params![pid, run_id])?;
+            c.execute("UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2", params![pid, run_id])?;
             add_event(c, task_id, Some(run_id), "spawned", obj! {"pid" => pid}, now)?;
             Ok(())
         })

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::board::{Board, add_event, hostname, load_task};
 use super::breaker::{FailureReport, record_failure_tx};
 use super::error::{KernelError, Result};
+use super::review::run_is_review_lane;
 use super::runs::end_run;
 use super::tasks::assign_tx;
 use super::types::{RunOutcome, Status, TASK_COLUMNS, Task, lenient_i64};
@@ -422,15 +423,25 @@ fn store_exit(c: &Connection, task_id: &str, run_id: i64, e: &WorkerExit, now: i
 
 /// Move a running task whose open run is `run_id` back to `ready`, dropping its claim, pid and
 /// heartbeat. False when the task is no longer on that run.
-fn release_to_ready(c: &Connection, task_id: &str, run_id: i64) -> Result<bool> {
+/// With `review_lane` (the run was claimed from review) it returns to `review` (UP §4).
+fn release_to_ready(c: &Connection, task_id: &str, run_id: i64, review_lane: bool) -> Result<bool> {
+    let to = if review_lane { "review" } else { "ready" };
     let n = c
         .prepare_cached(
-            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+            "UPDATE tasks SET status=?3, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                     last_heartbeat_at=NULL
              WHERE id=?1 AND status='running' AND current_run_id=?2",
         )?
-        .execute(params![task_id, run_id])?;
+        .execute(params![task_id, run_id, to])?;
     Ok(n == 1)
+}
+
+/// Add `retry_status: review` to a failure payload of a review-lane run.
+fn mark_retry(mut payload: Map<String, Value>, review_lane: bool) -> Map<String, Value> {
+    if review_lane {
+        payload.insert("retry_status".into(), json!("review"));
+    }
+    payload
 }
 
 /// Newest-first count of closed runs that were protocol violations, skipping rate-limited runs
@@ -583,7 +594,7 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.execute(
-                "UPDATE tasks SET worker_pid=?1 WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
                 params![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -598,7 +609,7 @@ impl Board {
                 });
             }
             c.execute(
-                "UPDATE task_runs SET worker_pid=?1 WHERE id=?2",
+                "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
                 params![pid, run_id],
             )?;
             c.execute(
@@ -751,8 +762,9 @@ impl Board {
                 mark_settled(c, run_id, by, "already_closed", false, now)?;
                 return Ok(untouched);
             }
+            let lane = run_is_review_lane(c, &t)?;
             let error = exit.error_text();
-            let detail = exit.detail();
+            let detail = mark_retry(exit.detail(), lane);
             let failure = |outcome: RunOutcome, limit: Option<i64>, force: bool| FailureReport {
                 failure_limit: limit,
                 force_trip: force,
@@ -769,7 +781,7 @@ impl Board {
                     (RunOutcome::SpawnFailed, "spawn_failed", v.tripped, false)
                 }
                 ExitClass::CleanExit => {
-                    release_to_ready(c, task_id, run_id)?;
+                    release_to_ready(c, task_id, run_id, lane)?;
                     let mut meta = detail.clone();
                     meta.insert("protocol_violation".into(), json!(true));
                     let rid = end_run(
@@ -804,7 +816,7 @@ impl Board {
                     (RunOutcome::Crashed, "protocol_violation", tripped, true)
                 }
                 ExitClass::RateLimited => {
-                    release_to_ready(c, task_id, run_id)?;
+                    release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,
                         &t,
@@ -826,7 +838,7 @@ impl Board {
                     (RunOutcome::RateLimited, "rate_limited", false, false)
                 }
                 ExitClass::TimedOut => {
-                    release_to_ready(c, task_id, run_id)?;
+                    release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,
                         &t,
@@ -846,7 +858,7 @@ impl Board {
                     (RunOutcome::TimedOut, "timed_out", v.tripped, false)
                 }
                 ExitClass::NonzeroExit | ExitClass::Signaled | ExitClass::Unknown => {
-                    release_to_ready(c, task_id, run_id)?;
+                    release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,
                         &t,
@@ -1083,13 +1095,14 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = load_task(c, task_id)?;
+            let lane = run_is_review_lane(c, &t)?;
             let n = c
                 .prepare_cached(
-                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                    "UPDATE tasks SET status=?4, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                             last_heartbeat_at=NULL
                      WHERE id=?1 AND status='running' AND claim_lock IS ?2 AND claim_expires < ?3",
                 )?
-                .execute(params![task_id, lock, now])?;
+                .execute(params![task_id, lock, now, if lane { "review" } else { "ready" }])?;
             if n != 1 {
                 return Ok(false);
             }
@@ -1097,7 +1110,7 @@ impl Board {
             let meta = Some(&termination).filter(|m| !m.is_empty());
             let rid = end_run(c, &t, RunOutcome::Reclaimed, "reclaimed", None, Some(&error), meta, now)?;
             close_proc(c, t.current_run_id, "reclaimed", now)?;
-            let mut payload = obj! {"stale_lock" => lock, "worker_pid" => t.worker_pid};
+            let mut payload = mark_retry(obj! {"stale_lock" => lock, "worker_pid" => t.worker_pid}, lane);
             payload.extend(termination);
             add_event(c, task_id, rid, "reclaimed", payload, now)?;
             Ok(true)
@@ -1118,20 +1131,21 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = load_task(c, task_id)?;
+            let lane = run_is_review_lane(c, &t)?;
             let n = c
                 .prepare_cached(
-                    "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                    "UPDATE tasks SET status=?4, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
                             last_heartbeat_at=NULL
                      WHERE id=?1 AND status='running' AND current_run_id=?2 AND claim_lock IS ?3",
                 )?
-                .execute(params![task_id, run_id, lock])?;
+                .execute(params![task_id, run_id, lock, if lane { "review" } else { "ready" }])?;
             if n != 1 {
                 return Ok(false);
             }
             let meta = Some(&termination).filter(|m| !m.is_empty());
             let rid = end_run(c, &t, RunOutcome::Stale, "stale", None, Some(error), meta, now)?;
             close_proc(c, Some(run_id), "stale", now)?;
-            let mut payload = obj! {"error" => error, "worker_pid" => t.worker_pid};
+            let mut payload = mark_retry(obj! {"error" => error, "worker_pid" => t.worker_pid}, lane);
             payload.extend(termination);
             add_event(c, task_id, rid, "stale", payload, now)?;
             Ok(true)

@@ -24,6 +24,7 @@ mod liveness;
 mod notify;
 mod paths;
 mod plan;
+mod review;
 mod runs;
 mod seed;
 mod skills;
@@ -46,7 +47,7 @@ pub use board_view::{
 };
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{ParentHandoff, TaskDetail, local_ts, relative_age, sorted_json};
-pub use db::{DEFAULT_BUSY_TIMEOUT_MS, SCHEMA_VERSION};
+pub use db::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
 pub use diagnostics::{
     Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
 };
@@ -55,7 +56,8 @@ pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use lifecycle::{
-    BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, Reclaimed,
+    BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
+    Reclaimed,
 };
 pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
@@ -70,6 +72,7 @@ pub use paths::{
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
 pub use plan::{DispatchPlan, PlanOptions};
+pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
 pub use skills::{

@@ -83,8 +83,11 @@ impl Board {
         self.write(|c| {
             load_task(c, &k.task_id)?;
             c.execute(
+                // A new subscription starts at the task's latest event (UP §10, as Hermes 0.19.1+):
+                // a notifier must not replay history to a chat that just subscribed.
                 "INSERT OR IGNORE INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                         COALESCE((SELECT max(id) FROM task_events WHERE task_id=?1), 0))",
                 params![k.task_id, k.platform, k.chat_id, k.thread_id, user_id, owner, now],
             )?;
             if owner.is_some() {

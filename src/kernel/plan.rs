@@ -35,6 +35,8 @@ pub struct PlanOptions {
     /// Assignees that are spawnable without a profile directory (they have their own
     /// `worker_command`).
     pub extra_spawnable: Vec<String>,
+    /// Leave `review` tasks alone (`kanban.review_dispatch: false`).
+    pub no_review_lane: bool,
 }
 
 /// What a tick would do.
@@ -99,6 +101,23 @@ impl Board {
             if let Some(ms) = opts.max_spawn {
                 budget = budget.min(ms.saturating_sub(plan.running));
             }
+            // The review queue (upstream's review lane, UP §10): while review work waits under a
+            // finite budget, one slot is held back from the ready lane.
+            let review: Vec<(String, Option<String>)> = if opts.no_review_lane || budget == 0 {
+                vec![]
+            } else {
+                c.prepare_cached(
+                    "SELECT id, assignee FROM tasks WHERE status='review' AND claim_lock IS NULL
+                     ORDER BY priority DESC, created_at ASC, rowid ASC",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let ready_budget = if review.is_empty() || budget == usize::MAX {
+                budget
+            } else {
+                budget - 1
+            };
             let queue: Vec<(String, Option<String>)> = if budget == 0 {
                 vec![]
             } else {
@@ -126,7 +145,7 @@ impl Board {
                 })
             };
             for (id, assignee) in queue {
-                if plan.spawn.len() >= budget {
+                if plan.spawn.len() >= ready_budget {
                     break;
                 }
                 let assignee = match &assignee {
@@ -164,13 +183,6 @@ impl Board {
             }
             // The review queue shares the budget; no default assignee, guard or per-profile cap
             // (REF §9.1 step 8).
-            let mut st = c.prepare_cached(
-                "SELECT id, assignee FROM tasks WHERE status='review' AND claim_lock IS NULL
-                 ORDER BY priority DESC, created_at ASC, rowid ASC",
-            )?;
-            let review = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             for (id, assignee) in review {
                 if plan.spawn.len() >= budget {
                     break;

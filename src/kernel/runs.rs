@@ -30,7 +30,7 @@ pub(crate) fn end_run(
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
     let mut st = c.prepare_cached(
         "UPDATE task_runs SET status=?1, outcome=?2, summary=?3, error=?4, metadata=?5, ended_at=?6,
-                claim_lock=NULL, claim_expires=NULL, worker_pid=NULL
+                claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
          WHERE id=?7 AND ended_at IS NULL",
     )?;
     let n = st.execute(params![

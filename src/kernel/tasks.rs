@@ -57,6 +57,9 @@ pub struct NewTask {
     pub provider_override: Option<String>,
     /// Reasoning level (`--reasoning`); `None` = the profile's.
     pub reasoning_effort: Option<String>,
+    /// Upstream ~0.22's completion contract (UP §5): `local-only`, `OWNER/REPO` or a GitHub
+    /// pull-request URL. Stored for Hermes; we run no PR acceptance check ourselves.
+    pub completion_contract: Option<String>,
 }
 
 /// Result of `create_task`.
@@ -200,6 +203,7 @@ impl Board {
         let session_id = v::short_name("session_id", new.session_id.as_deref())?;
         let project_id = v::short_name("project_id", new.project_id.as_deref())?;
         let priority = v::in_range("priority", new.priority, v::PRIORITY_RANGE)?;
+        let completion_contract = v::completion_contract(new.completion_contract.as_deref())?;
         let max_runtime = new
             .max_runtime_seconds
             .map(|s| v::in_range("max_runtime_seconds", s, v::MAX_RUNTIME_RANGE))
@@ -259,6 +263,7 @@ impl Board {
             }
         }
         Ok(PreparedTask {
+            completion_contract,
             title,
             body,
             assignee,
@@ -730,7 +735,7 @@ impl Board {
                 now,
             )?;
             c.execute(
-                "UPDATE tasks SET status='archived', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL WHERE id=?1",
+                "UPDATE tasks SET status='archived', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?1",
                 [task_id],
             )?;
             add_event(c, task_id, run_id, "archived", Map::new(), now)?;
@@ -861,6 +866,7 @@ pub(crate) struct PreparedTask {
     pub(crate) model: Option<String>,
     pub(crate) provider: Option<String>,
     pub(crate) reasoning: Option<String>,
+    pub(crate) completion_contract: Option<String>,
 }
 
 /// Insert a prepared task inside the caller's write transaction (idempotency lookup included).
@@ -926,13 +932,13 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
                     "INSERT INTO tasks (id, title, body, assignee, status, priority, created_by, created_at,
                         workspace_kind, workspace_path, branch_name, project_id, tenant, idempotency_key,
                         max_runtime_seconds, skills, max_retries, goal_mode, goal_max_turns, session_id,
-                        model_override, provider_override, reasoning_effort)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
+                        model_override, provider_override, reasoning_effort, completion_contract)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
                     params![
                         id, title, body, assignee, status.as_str(), priority, created_by, now,
                         kind.as_str(), workspace_path, branch, project_id, tenant, key, max_runtime,
                         skills_json, max_retries, new.goal_mode as i64, goal_max_turns, session_id,
-                        model, provider, reasoning
+                        model, provider, reasoning, new.completion_contract
                     ],
                 );
         match r {
@@ -970,14 +976,15 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
     }
     add_event(c, &id, None, "created", created, now)?;
     if status == Status::Blocked {
-        // A `blocked` event makes Hermes 0.19.0's recompute treat the block as sticky
-        // too, so a Python reader on the same DB does not resurrect it.
+        // A `blocked` event makes Hermes' recompute (0.19.0 and ~0.22) treat the block as
+        // sticky too, so a Python reader on the same DB does not resurrect it. The payload is
+        // upstream's (UP §6).
         add_event(
             c,
             &id,
             None,
             "blocked",
-            obj! {"reason" => "created blocked", "kind" => Value::Null, "recurrences" => 0},
+            obj! {"reason" => "initial_status", "status" => "blocked", "actor" => created_by},
             now,
         )?;
     }

@@ -123,6 +123,10 @@ string_enum!(
         GaveUp => "gave_up",
         /// Released back to ready.
         Reclaimed => "reclaimed",
+        /// The implementer handed the task to a reviewer (upstream ~0.22, UP §4).
+        ReviewRequested => "review_requested",
+        /// The reviewer sent the task back to its implementer (UP §4).
+        ChangesRequested => "changes_requested",
     }
 );
 
@@ -164,6 +168,14 @@ pub struct Task {
     pub session_id: Option<String>,
     pub block_kind: Option<String>,
     pub block_recurrences: i64,
+    /// Upstream ~0.22's completion contract (`local-only`, `OWNER/REPO` or a PR URL; UP §5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_contract: Option<String>,
+    /// Upstream ~0.22's spawn fingerprint of `worker_pid` (UP §10): text like
+    /// `<boot-id>:<n>|<start-ticks>` or `unverified`, NULL for a legacy row and for every pid we
+    /// write. Only Hermes writes it.
+    #[serde(skip)]
+    pub worker_started_at: Option<String>,
     /// Provider for `model_override`, passed as `--provider` with `-m` (upstream 0.19.1).
     pub provider_override: Option<String>,
     /// Reasoning level passed as `--reasoning` (upstream 0.20.0); `None` = the profile's.
@@ -176,7 +188,8 @@ pub(crate) const TASK_COLUMNS: &str = "id, title, body, assignee, status, priori
     claim_lock, claim_expires, tenant, result, idempotency_key, consecutive_failures, worker_pid, \
     last_failure_error, max_runtime_seconds, last_heartbeat_at, current_run_id, \
     workflow_template_id, current_step_key, skills, model_override, max_retries, goal_mode, \
-    goal_max_turns, session_id, block_kind, block_recurrences, provider_override, reasoning_effort";
+    goal_max_turns, session_id, block_kind, block_recurrences, completion_contract, \
+    worker_started_at, provider_override, reasoning_effort";
 
 /// Integer column read leniently: integers, reals (truncated) and numeric text are accepted,
 /// anything else is `None` (Hermes DBs may hold odd timestamps).
@@ -255,8 +268,10 @@ impl Task {
             session_id: lenient_text(r, 32),
             block_kind: lenient_text(r, 33),
             block_recurrences: lenient_i64(r, 34).unwrap_or(0),
-            provider_override: lenient_text(r, 35).filter(|s| !s.trim().is_empty()),
-            reasoning_effort: lenient_text(r, 36).filter(|s| !s.trim().is_empty()),
+            completion_contract: lenient_text(r, 35),
+            worker_started_at: lenient_text(r, 36),
+            provider_override: lenient_text(r, 37).filter(|s| !s.trim().is_empty()),
+            reasoning_effort: lenient_text(r, 38).filter(|s| !s.trim().is_empty()),
         })
     }
 

@@ -347,3 +347,38 @@ pub fn first_line(s: &str, max: usize) -> String {
     // leading blank line does not make the preview empty).
     truncate(s.trim().lines().next().unwrap_or(""), max)
 }
+
+/// A completion contract (UP §5): `local-only`, `OWNER/REPO`, or a GitHub pull-request URL
+/// (`https://github.com/OWNER/REPO/pull/N`). `None`/blank → `None`.
+pub fn completion_contract(raw: Option<&str>) -> Result<Option<String>> {
+    let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let repo = |s: &str| matches!(s.split_once('/'), Some((o, r)) if part(o) && part(r));
+    let ok = s == "local-only"
+        || repo(s)
+        || s.strip_prefix("https://github.com/").is_some_and(|rest| {
+            let bits: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+            bits.len() == 4
+                && part(bits[0])
+                && part(bits[1])
+                && bits[2] == "pull"
+                && bits[3].parse::<u64>().is_ok()
+        });
+    if !ok {
+        return Err(KernelError::invalid(
+            "completion_contract",
+            format!(
+                "{s:?} is not local-only, OWNER/REPO or a pull-request URL like \
+                 https://github.com/OWNER/REPO/pull/12"
+            ),
+        ));
+    }
+    Ok(Some(s.to_string()))
+}

@@ -329,6 +329,7 @@ impl KanbanMcp {
                 .unwrap_or_default(),
             artifacts: p.artifacts.map(StringList::into_vec).unwrap_or_default(),
             expected_run_id: self.expected_run(&scope, &id),
+            force: false,
         };
         match self
             .on_board(&scope, &p.board, move |b| b.complete_task(req))

@@ -1,0 +1,8 @@
+-- 0006 (ours): the columns upstream Hermes (~0.22) adds with ALTER TABLE on every open (UP §2):
+--   tasks.completion_contract TEXT, tasks.worker_started_at INTEGER (Hermes' spawn fingerprint),
+--   task_runs.worker_started_at INTEGER,
+--   kanban_notify_subs.last_ping_event_id, delivery_mode, chat_type, user_id_alt,
+--   delivery_metadata.
+-- SQLite has no ADD COLUMN IF NOT EXISTS, so `db::heal_upstream_columns` adds whichever is
+-- missing, on this migration and on every later open (a board Hermes rebuilt, an old copy).
+-- Additive only; Hermes 0.19.0 reads rows by column name and ignores these columns.

@@ -1,0 +1,500 @@
+//! The review lifecycle of upstream Hermes (~0.22, UP §4): `request_review` (running/ready →
+//! review, the reviewer becomes the assignee), `request_changes` (a run claimed from review →
+//! back to the implementer, parents re-gated), `reopen_review` (review → ready/todo), and the
+//! helpers the other transitions share: the live-claim guard (UP §5), the resume-to-review rule
+//! for failures of a review-lane run and for unblock/recompute, and event lookups.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::board::{Board, add_event, load_task};
+use super::comments::add_comment_tx;
+use super::db;
+use super::error::{KernelError, Result};
+use super::graph::parents_satisfied_tx;
+use super::runs::end_run;
+use super::types::{RunOutcome, Status, Task};
+use super::validate as v;
+use crate::obj;
+
+/// Arguments of [`Board::request_review`].
+#[derive(Debug, Clone, Default)]
+pub struct ReviewRequest {
+    pub task_id: String,
+    /// What was done (first line, ≤400 characters, goes on the event; whole on the run).
+    pub summary: Option<String>,
+    /// Hand-off facts (a JSON object) stored on the run.
+    pub metadata: Option<Value>,
+    /// Who reviews (lower-cased; becomes the assignee). Default: on a re-review, the reviewer
+    /// of the latest `changes_requested`; else the assignee is left alone.
+    pub reviewer: Option<String>,
+    /// Stale-worker guard and proof of run ownership (the worker's own run).
+    pub expected_run_id: Option<i64>,
+    /// Close a live worker's run anyway (operator override).
+    pub force: bool,
+}
+
+/// Result of [`Board::request_review`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewRequested {
+    pub task_id: String,
+    /// The closed (or synthesized) run, if any.
+    pub run_id: Option<i64>,
+    pub implementer: Option<String>,
+    pub reviewer: Option<String>,
+}
+
+/// Result of [`Board::request_changes`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangesRequested {
+    pub task_id: String,
+    pub run_id: Option<i64>,
+    /// The profile the task went back to.
+    pub implementer: String,
+    pub reviewer: Option<String>,
+    /// Where it landed: `ready`, or `todo` while a parent is unfinished.
+    pub status: Status,
+}
+
+/// Result of [`Board::reopen_review`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewReopened {
+    pub task_id: String,
+    pub status: Status,
+    pub implementer: Option<String>,
+}
+
+/// Payload of the newest event of `kind` on the task (optionally on one run).
+pub(crate) fn latest_event_payload(
+    c: &Connection,
+    task_id: &str,
+    kind: &str,
+    run_id: Option<i64>,
+) -> Result<Option<Map<String, Value>>> {
+    let row: Option<Option<String>> = match run_id {
+        Some(r) => db::opt(c.query_row(
+            "SELECT payload FROM task_events WHERE task_id=?1 AND kind=?2 AND run_id=?3
+             ORDER BY id DESC LIMIT 1",
+            params![task_id, kind, r],
+            |r| r.get(0),
+        ))?,
+        None => db::opt(c.query_row(
+            "SELECT payload FROM task_events WHERE task_id=?1 AND kind=?2 ORDER BY id DESC LIMIT 1",
+            params![task_id, kind],
+            |r| r.get(0),
+        ))?,
+    };
+    Ok(row.map(|p| {
+        p.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default()
+    }))
+}
+
+fn nonblank(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Whether the task's open run was claimed from `review` (the dispatcher's review lane).
+pub(crate) fn run_is_review_lane(c: &Connection, t: &Task) -> Result<bool> {
+    let Some(run) = t.current_run_id else {
+        return Ok(false);
+    };
+    let p = latest_event_payload(c, &t.id, "claimed", Some(run))?;
+    Ok(p.is_some_and(|p| p.get("source_status").and_then(Value::as_str) == Some("review")))
+}
+
+/// Where a blocked task resumes (UP §4): `review` when the newest lifecycle event carries
+/// `resume_status`, `retry_status` or `source_status` = `review`, else `ready`.
+pub(crate) fn resume_status_tx(c: &Connection, task_id: &str) -> Result<Status> {
+    let payload: Option<Option<String>> = db::opt(c.query_row(
+        "SELECT payload FROM task_events WHERE task_id=?1 AND kind IN (
+            'blocked','block_loop_detected','dependency_wait','gave_up','unblocked',
+            'changes_requested','review_reopened','status','reclaimed','stale','timed_out',
+            'crashed','spawn_failed','rate_limited')
+         ORDER BY id DESC LIMIT 1",
+        [task_id],
+        |r| r.get(0),
+    ))?;
+    let p = payload
+        .flatten()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .unwrap_or(Value::Null);
+    let review = ["resume_status", "retry_status", "source_status"]
+        .iter()
+        .any(|k| p.get(k).and_then(Value::as_str) == Some("review"));
+    Ok(if review {
+        Status::Review
+    } else {
+        Status::Ready
+    })
+}
+
+/// The live-claim test of UP §5: a `running` task with a claim and a worker pid whose process
+/// is alive (its Hermes fingerprint matching when it has one; our supervisor's `/proc` start
+/// time when we spawned it). A CLI claim without a pid is not live. A claim taken on another
+/// host cannot be checked from here and counts as live.
+pub(crate) fn claim_is_live(c: &Connection, t: &Task) -> Result<bool> {
+    if t.status != Status::Running || t.claim_lock.is_none() {
+        return Ok(false);
+    }
+    let Some(pid) = t.worker_pid.filter(|p| *p > 0) else {
+        return Ok(false);
+    };
+    if !t
+        .claim_lock
+        .as_deref()
+        .is_some_and(crate::process::lock_is_host_local)
+    {
+        return Ok(true);
+    }
+    if let Some(fp) = t.worker_started_at.as_deref() {
+        return Ok(
+            crate::process::judge_fingerprint(pid, fp) != crate::process::FingerprintVerdict::Dead
+        );
+    }
+    let start: Option<i64> = match t.current_run_id {
+        Some(run) => db::opt(c.query_row(
+            "SELECT supervisor_start FROM kanban_worker_procs WHERE run_id=?1 AND supervisor_pid=?2",
+            params![run, pid],
+            |r| r.get::<_, Option<i64>>(0),
+        ))?
+        .flatten(),
+        None => None,
+    };
+    Ok(crate::process::pid_alive_as(pid, start))
+}
+
+/// Refuse to close a live worker's run unless the caller owns it (`expected_run_id`, already
+/// checked against the current run) or forces it.
+pub(crate) fn live_claim_guard(
+    c: &Connection,
+    t: &Task,
+    action: &'static str,
+    expected_run_id: Option<i64>,
+    force: bool,
+) -> Result<()> {
+    if expected_run_id.is_none() && !force && claim_is_live(c, t)? {
+        return Err(KernelError::refused(
+            &t.id,
+            action,
+            format!(
+                "a live worker is running it. Wait for the worker, `hermes-kanban reclaim {}` to \
+                 release it, or re-run with --force to close its run and {action} anyway.",
+                t.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Insert a closed run for a hand-off on a task with no open run, with an explicit profile.
+#[allow(clippy::too_many_arguments)]
+fn synth_run_as(
+    c: &Connection,
+    t: &Task,
+    profile: Option<&str>,
+    outcome: RunOutcome,
+    status: &str,
+    summary: Option<&str>,
+    metadata: Option<&Map<String, Value>>,
+    now: i64,
+) -> Result<i64> {
+    let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
+    c.prepare_cached(
+        "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, summary, metadata)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![t.id, profile, t.current_step_key, status, now, outcome.as_str(), summary, meta])?;
+    Ok(c.last_insert_rowid())
+}
+
+impl Board {
+    /// Hand a `running` or `ready` task to a reviewer (UP §4): status `review`, claim and pid
+    /// cleared, the open run closed (or one synthesized when there is a summary or metadata)
+    /// with outcome `review_requested` and run status `review`, the reviewer (lower-cased) as
+    /// assignee, event `review_requested {summary, implementer, reviewer, artifacts?}`.
+    /// Refused while a parent is unfinished, and for a live worker's run unless the caller owns
+    /// it or `force`.
+    pub fn request_review(&self, req: ReviewRequest) -> Result<ReviewRequested> {
+        let task_id = v::task_id("task_id", &req.task_id)?;
+        let summary = v::optional_text("summary", req.summary.as_deref(), v::HANDOFF_MAX_BYTES)?;
+        let metadata = v::metadata(req.metadata.as_ref())?;
+        let reviewer = v::short_name("reviewer", req.reviewer.as_deref())?
+            .map(|r| r.trim().to_lowercase())
+            .filter(|r| !r.is_empty());
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, &task_id)?;
+            if !matches!(t.status, Status::Running | Status::Ready) {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request review for",
+                    format!(
+                        "status is '{}'; only running or ready tasks can go to review",
+                        t.status
+                    ),
+                ));
+            }
+            if let Some(e) = req.expected_run_id
+                && t.current_run_id != Some(e)
+            {
+                return Err(KernelError::StaleRun {
+                    task_id: task_id.clone(),
+                    expected: e,
+                    current: t
+                        .current_run_id
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                });
+            }
+            if !parents_satisfied_tx(c, &task_id)? {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request review for",
+                    "parent dependencies are not satisfied; finish the parents first",
+                ));
+            }
+            live_claim_guard(c, &t, "request review for", req.expected_run_id, req.force)?;
+            let reviewer = match reviewer.clone() {
+                Some(r) => Some(r),
+                None => {
+                    let prior: Option<i64> = db::opt(c.query_row(
+                        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='changes_requested'
+                         ORDER BY id DESC LIMIT 1",
+                        [&task_id],
+                        |r| r.get(0),
+                    ))?;
+                    match prior {
+                        None => None,
+                        Some(run) => {
+                            let p = latest_event_payload(c, &task_id, "changes_requested", Some(run))?;
+                            match p.as_ref().and_then(|p| nonblank(p.get("reviewer"))) {
+                                Some(r) => Some(r.to_lowercase()),
+                                None => {
+                                    return Err(KernelError::refused(
+                                        &task_id,
+                                        "request review for",
+                                        "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            let mut implementer: Option<String> = match t.current_run_id {
+                Some(run) => db::opt(c.query_row(
+                    "SELECT profile FROM task_runs WHERE id=?1",
+                    [run],
+                    |r| r.get::<_, Option<String>>(0),
+                ))?
+                .flatten(),
+                None => None,
+            };
+            if implementer.is_none() && t.assignee != reviewer {
+                implementer = t.assignee.clone();
+            }
+            let n = c.execute(
+                "UPDATE tasks SET status='review', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                        worker_started_at=NULL, assignee=COALESCE(?1, assignee)
+                 WHERE id=?2 AND status=?3 AND current_run_id IS ?4",
+                params![reviewer, task_id, t.status.as_str(), t.current_run_id],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(&task_id, "request review for", "the task changed underneath; retry"));
+            }
+            let run_id = match end_run(c, &t, RunOutcome::ReviewRequested, "review", summary.as_deref(), None, metadata.as_ref(), now)? {
+                Some(r) => Some(r),
+                None if summary.is_some() || metadata.is_some() => Some(synth_run_as(
+                    c, &t, implementer.as_deref(), RunOutcome::ReviewRequested, "review",
+                    summary.as_deref(), metadata.as_ref(), now,
+                )?),
+                None => None,
+            };
+            let mut payload = obj! {
+                "summary" => summary.as_deref().map(|s| v::first_line(s, 400)).filter(|s| !s.is_empty()),
+                "implementer" => implementer,
+                "reviewer" => reviewer,
+            };
+            let artifacts: Vec<String> = metadata
+                .as_ref()
+                .and_then(|m| m.get("artifacts"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !artifacts.is_empty() {
+                payload.insert("artifacts".into(), json!(artifacts));
+            }
+            add_event(c, &task_id, run_id, "review_requested", payload, now)?;
+            Ok(ReviewRequested { task_id: task_id.clone(), run_id, implementer, reviewer })
+        })
+    }
+
+    /// Send a task under review back to its implementer (UP §4). Only valid on an active run
+    /// claimed from `review`. The run closes with outcome `changes_requested` (the reason is
+    /// its summary, its status the landing status); the assignee goes back to the implementer
+    /// recorded on the latest `review_requested`; the task lands in `ready`, or `todo` while a
+    /// parent is unfinished; `consecutive_failures` is kept. Event `changes_requested {reason,
+    /// implementer, reviewer, status}`.
+    pub fn request_changes(
+        &self,
+        task_id: &str,
+        reason: &str,
+        expected_run_id: Option<i64>,
+    ) -> Result<ChangesRequested> {
+        let task_id = v::task_id("task_id", task_id)?;
+        let reason = v::required_text("reason", reason, v::REASON_MAX_BYTES)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, &task_id)?;
+            let not_active = || {
+                KernelError::refused(
+                    &task_id,
+                    "request changes for",
+                    format!(
+                        "task is not in an active review run (status '{}'); request changes only while reviewing a task the dispatcher claimed from review",
+                        t.status
+                    ),
+                )
+            };
+            if t.status != Status::Running || t.current_run_id.is_none() {
+                return Err(not_active());
+            }
+            if let Some(e) = expected_run_id
+                && t.current_run_id != Some(e)
+            {
+                return Err(KernelError::StaleRun {
+                    task_id: task_id.clone(),
+                    expected: e,
+                    current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+                });
+            }
+            if !run_is_review_lane(c, &t)? {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request changes for",
+                    "the active run was not claimed from review; request changes only while reviewing",
+                ));
+            }
+            let Some(handoff) = latest_event_payload(c, &task_id, "review_requested", None)? else {
+                return Err(KernelError::refused(&task_id, "request changes for", "no prior review_requested event"));
+            };
+            let Some(implementer) = nonblank(handoff.get("implementer")) else {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request changes for",
+                    "the review hand-off records no implementer; reassign the task and reopen it instead",
+                ));
+            };
+            let reviewer = t.assignee.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
+            let status = if parents_satisfied_tx(c, &task_id)? { Status::Ready } else { Status::Todo };
+            let n = c.execute(
+                "UPDATE tasks SET status=?1, assignee=?2, claim_lock=NULL, claim_expires=NULL,
+                        worker_pid=NULL, worker_started_at=NULL
+                 WHERE id=?3 AND status='running' AND current_run_id=?4",
+                params![status.as_str(), implementer, task_id, t.current_run_id],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(&task_id, "request changes for", "the task changed underneath; retry"));
+            }
+            let run_id = end_run(c, &t, RunOutcome::ChangesRequested, status.as_str(), Some(&reason), None, None, now)?;
+            add_event(
+                c,
+                &task_id,
+                run_id,
+                "changes_requested",
+                obj! {"reason" => reason, "implementer" => implementer, "reviewer" => reviewer, "status" => status.as_str()},
+                now,
+            )?;
+            Ok(ChangesRequested { task_id: task_id.clone(), run_id, implementer, reviewer, status })
+        })
+    }
+
+    /// Move a `review` task back to `ready` (or `todo` while a parent is unfinished) so its
+    /// implementer works again (UP §4): the implementer of the latest `review_requested` is
+    /// restored as assignee; event `review_reopened {status, implementer}` (no payload when it
+    /// would be just `{status: ready}`). With `reason` and `author`, a
+    /// `CHANGES REQUESTED: <reason>` comment is added in the same transaction.
+    pub fn reopen_review(
+        &self,
+        task_id: &str,
+        reason: Option<&str>,
+        author: Option<&str>,
+    ) -> Result<ReviewReopened> {
+        let task_id = v::task_id("task_id", task_id)?;
+        let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
+        let author = v::short_name("author", author)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, &task_id)?;
+            if t.status != Status::Review {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "reopen review of",
+                    format!(
+                        "status is '{}'; only review tasks can be reopened",
+                        t.status
+                    ),
+                ));
+            }
+            end_run(
+                c,
+                &t,
+                RunOutcome::Reclaimed,
+                "reclaimed",
+                Some("invariant recovery on review reopen"),
+                None,
+                None,
+                now,
+            )?;
+            let status = if parents_satisfied_tx(c, &task_id)? {
+                Status::Ready
+            } else {
+                Status::Todo
+            };
+            let implementer = latest_event_payload(c, &task_id, "review_requested", None)?
+                .and_then(|p| nonblank(p.get("implementer")));
+            let n = c.execute(
+                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
+                        worker_started_at=NULL, assignee=COALESCE(?2, assignee)
+                 WHERE id=?3 AND status='review'",
+                params![status.as_str(), implementer, task_id],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "reopen review of",
+                    "the task changed underneath; retry",
+                ));
+            }
+            if let (Some(a), Some(r)) = (&author, &reason) {
+                add_comment_tx(c, &task_id, a, &format!("CHANGES REQUESTED: {r}"), now)?;
+            }
+            let mut payload = obj! {"status" => status.as_str()};
+            if let Some(i) = &implementer {
+                payload.insert("implementer".into(), json!(i));
+            }
+            if status == Status::Ready && implementer.is_none() {
+                payload = Map::new();
+            }
+            add_event(c, &task_id, None, "review_reopened", payload, now)?;
+            Ok(ReviewReopened {
+                task_id: task_id.clone(),
+                status,
+                implementer,
+            })
+        })
+    }
+}
