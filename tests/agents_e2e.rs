@@ -1,11 +1,18 @@
 //! End-to-end tests with real agents as workers (issue 10): our dispatcher spawns a real agent
 //! CLI for each ready task, the agent's model is the scripted OpenAI-compatible server in
 //! `tests/agents/scripted_model.py` (Python stdlib, 127.0.0.1 only), and the agent reaches the
-//! board through our MCP server. Everything is asserted through our CLI (`show --json`,
-//! `runs --json`, `log`) and the model server's request log, as a user would see it.
+//! board through its own kanban tools or our MCP server. Everything is asserted through our CLI
+//! (`show --json`, `runs --json`, `log`) and the model server's request log, as a user would
+//! see it. Nothing is skipped: a missing agent fails its test with the command that installs it.
 //!
 //! Shared helpers come first (model server, throwaway homes, long-running processes); each
 //! agent has its own `mod`:
+//! - `hermes`: the real Hermes Agent 0.19.0 (`HK_HERMES`, else `target/hermes-venv`, installed
+//!   by `scripts/interop --install-only`) spawned by our dispatcher (`dispatch` one-shot and
+//!   `daemon`) with its native kanban tools, and as an MCP client of `hermes-kanban mcp`.
+//!   Hermes 0.19.0 is pointed at the scripted server by its profile's `config.yaml` (read from
+//!   its `hermes_cli/runtime_provider.py`): `model: {provider: custom, base_url:
+//!   http://127.0.0.1:<port>/v1, default: <script>, api_key: …}`; the script is the model name.
 //! - `codex`: Codex CLI (`@openai/codex`, from `HK_CODEX`, installed by `scripts/codex-install`)
 //!   as a `kanban.worker_command` worker, once through `hermes-kanban mcp` over stdio and once
 //!   through `serve`'s `/mcp` with the per-run bearer token.
@@ -734,5 +741,348 @@ wire_api = "responses"
                 "{id}: MCP errors in the worker log:\n{log}"
             );
         }
+    }
+}
+
+mod hermes {
+    use super::*;
+
+    /// How long one real Hermes run may take: a start is ~15 s on a loaded 2-core machine
+    /// (Python imports, plugin discovery), generous so a busy CI box does not fail the test.
+    const AGENT_DEADLINE: Duration = Duration::from_secs(300);
+
+    /// The real `hermes` 0.19.0: `$HK_HERMES`, else `target/hermes-venv/bin/hermes`. Panics
+    /// (never skips) with the install command when it is missing.
+    fn hermes_bin() -> PathBuf {
+        let p = std::env::var_os("HK_HERMES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("target/hermes-venv/bin/hermes")
+            });
+        assert!(
+            p.is_file(),
+            "the real Hermes Agent is missing at {}: run `bash scripts/interop --install-only` (or set HK_HERMES)",
+            p.display()
+        );
+        p
+    }
+
+    /// The `model:` section pointing Hermes at the scripted server with `script` as its model.
+    fn model_yaml(model: &ModelServer, script: &str) -> String {
+        format!(
+            "model:\n  provider: custom\n  base_url: {}\n  default: {script}\n  api_key: scripted-key\n",
+            model.base_url()
+        )
+    }
+
+    /// A home with the Hermes profiles `(name, script)` (each one's model is `script` on the
+    /// scripted server logging into the home) and an initialised board.
+    fn hermes_lab(profiles: &[(&str, &str)]) -> (Home, ModelServer) {
+        let home = Home::new();
+        let model = ModelServer::start(home.path());
+        for (name, script) in profiles {
+            let dir = home.hermes_home().join("profiles").join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("config.yaml"), model_yaml(&model, script)).unwrap();
+        }
+        home.hk(&["init"]);
+        (home, model)
+    }
+
+    /// Our CLI with `HERMES_BIN` set to the real Hermes.
+    fn hk_hermes(home: &Home, args: &[&str]) -> Value {
+        let mut c = Command::new(HK);
+        home.env(&mut c);
+        let out = c
+            .env("HERMES_BIN", hermes_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "$ hermes-kanban {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The chat-completion request bodies that mention `needle`.
+    fn chat_requests_mentioning(model: &ModelServer, needle: &str) -> Vec<Value> {
+        model
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/chat/completions"))
+            })
+            .map(|r| r["body"].clone())
+            .filter(|b| b["messages"].to_string().contains(needle))
+            .collect()
+    }
+
+    /// The names of the tools offered in one chat request.
+    fn offered_tools(body: &Value) -> Vec<String> {
+        body["tools"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The tool results (role `tool` message contents) the model received in `requests`.
+    fn tool_results(requests: &[Value]) -> Vec<String> {
+        requests
+            .iter()
+            .flat_map(|b| b["messages"].as_array().cloned().unwrap_or_default())
+            .filter(|m| m["role"] == "tool")
+            .map(|m| match &m["content"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    /// Done with the scripted hand-off; Hermes adds its own `worker_session_id` to the
+    /// metadata the model sent.
+    fn assert_done_by_hermes(home: &Home, id: &str) {
+        let show = home.show(id);
+        assert_eq!(show["task"]["status"], "done", "{id}: {show:#}");
+        let want = format!("scripted summary for {id}");
+        assert_eq!(show["latest_summary"], want.as_str(), "{id}: {show:#}");
+        let runs = home.runs(id);
+        assert_eq!(runs.len(), 1, "one attempt: {runs:#?}");
+        let run = &runs[0];
+        assert_eq!(run["outcome"], "completed", "{id}: {runs:#?}");
+        assert_eq!(run["profile"], "worker");
+        assert_eq!(run["summary"], want.as_str(), "{id}: {runs:#?}");
+        assert_eq!(run["metadata"]["scripted"], true, "{id}: {runs:#?}");
+        assert_eq!(run["metadata"]["task"], id, "{id}: {runs:#?}");
+        assert!(
+            run["metadata"]["worker_session_id"].is_string(),
+            "Hermes records its session: {runs:#?}"
+        );
+        let kinds: Vec<&str> = show["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        for k in ["claimed", "spawned", "heartbeat", "completed"] {
+            assert!(kinds.contains(&k), "{id}: {k} missing from {kinds:?}");
+        }
+    }
+
+    /// Both tasks of the chain done by real Hermes workers, and the child's `kanban_show` (the
+    /// tool result its model got) carrying the parent's hand-off.
+    fn assert_chain_done(home: &Home, model: &ModelServer, parent: &str, child: &str) {
+        home.wait_statuses(&[(parent, &["done"]), (child, &["done"])], AGENT_DEADLINE);
+        assert_done_by_hermes(home, parent);
+        assert_done_by_hermes(home, child);
+        // The argv Hermes was started with: no kanban-worker skill (the profile has none).
+        let log = home.log(parent);
+        assert!(
+            log.contains(&format!(
+                "-p worker --cli --accept-hooks chat -q work kanban task {parent}"
+            )),
+            "{log}"
+        );
+        let child_reqs = chat_requests_mentioning(model, child);
+        assert!(!child_reqs.is_empty(), "the child's worker asked the model");
+        assert!(
+            offered_tools(&child_reqs[0])
+                .iter()
+                .any(|t| t == "kanban_complete"),
+            "Hermes' native kanban tools are offered to the worker"
+        );
+        let handoff = format!("scripted summary for {parent}");
+        let results = tool_results(&child_reqs);
+        assert!(
+            results.iter().any(|r| r.contains(&handoff)),
+            "the child's kanban_show result carries the parent's hand-off {handoff:?}: {results:?}"
+        );
+    }
+
+    #[test]
+    fn one_shot_dispatch_runs_a_parent_child_chain_with_the_real_hermes() {
+        let (home, model) = hermes_lab(&[("worker", "scripted-complete")]);
+        let parent = home.create("research the API", &["--assignee", "worker"]);
+        let child = home.create(
+            "write it up",
+            &["--assignee", "worker", "--parent", &parent],
+        );
+        let r = hk_hermes(&home, &["dispatch", "--json"]);
+        assert_eq!(r["spawned"].as_array().unwrap().len(), 1, "{r}");
+        assert_eq!(r["spawned"][0]["task_id"], parent.as_str(), "{r}");
+        home.wait_statuses(&[(&parent, &["done"])], AGENT_DEADLINE);
+        let r = hk_hermes(&home, &["dispatch", "--json"]);
+        assert_eq!(r["spawned"][0]["task_id"], child.as_str(), "{r}");
+        assert_chain_done(&home, &model, &parent, &child);
+    }
+
+    #[test]
+    fn the_daemon_runs_a_parent_child_chain_with_the_real_hermes() {
+        let (home, model) = hermes_lab(&[("worker", "scripted-complete")]);
+        let parent = home.create("collect the numbers", &["--assignee", "worker"]);
+        let child = home.create(
+            "chart the numbers",
+            &["--assignee", "worker", "--parent", &parent],
+        );
+        let bin = hermes_bin();
+        let mut c = Command::new(HK);
+        home.env(&mut c);
+        let mut daemon = c
+            .env("HERMES_BIN", &bin)
+            .args(["daemon", "--interval", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert_chain_done(&home, &model, &parent, &child);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = daemon.wait();
+    }
+
+    /// A worker whose model blocks ends `blocked` with the model's reason; one whose model
+    /// answers without completing or blocking is a protocol violation (with `--max-retries 1`
+    /// the breaker blocks it). A task pinned to another model and provider (`create --model
+    /// --provider --reasoning`) on the quitter's profile runs that model and completes: `-m`
+    /// and `--provider` reach Hermes, and `--reasoning`, which 0.19.0 does not accept, is left
+    /// out. All three run at once from one tick.
+    #[test]
+    fn real_hermes_workers_that_block_or_quit_are_settled_as_such() {
+        let (home, model) =
+            hermes_lab(&[("blocker", "scripted-block"), ("quitter", "scripted-quit")]);
+        let b = home.create("needs a decision", &["--assignee", "blocker"]);
+        let q = home.create(
+            "forgets to finish",
+            &["--assignee", "quitter", "--max-retries", "1"],
+        );
+        let pinned = home.create(
+            "pinned to the completing model",
+            &[
+                "--assignee",
+                "quitter",
+                "--model",
+                "scripted-complete",
+                "--provider",
+                "custom",
+                "--reasoning",
+                "high",
+            ],
+        );
+        let r = hk_hermes(&home, &["dispatch", "--json"]);
+        assert_eq!(r["spawned"].as_array().unwrap().len(), 3, "{r}");
+        home.wait_statuses(
+            &[(&b, &["blocked"]), (&q, &["blocked"]), (&pinned, &["done"])],
+            AGENT_DEADLINE,
+        );
+        let log = home.log(&pinned);
+        assert!(
+            log.contains(&format!(
+                "-p quitter --cli --accept-hooks -m scripted-complete --provider custom chat -q work kanban task {pinned}"
+            )),
+            "{log}"
+        );
+        let runs = home.runs(&pinned);
+        assert_eq!(runs[0]["summary"], format!("scripted summary for {pinned}"));
+        assert_blocked_by_worker(&home, &b);
+        let blocked = home.show(&b)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|e| e["kind"] == "blocked")
+            .cloned()
+            .unwrap();
+        assert_eq!(blocked["payload"]["reason"], "scripted: need a decision");
+        assert_protocol_violation(&home, &q);
+        // The model was asked and answered text: the violation is the worker's, not a crash.
+        assert!(!chat_requests_mentioning(&model, &q).is_empty());
+    }
+
+    /// Hermes lists our tools to the model when the MCP server is named `hermes_kanban` (as
+    /// prefixed `mcp__hermes_kanban__kanban_*` tools); under the name `kanban` it registers
+    /// them and then never sends them, because the name collides with its built-in `kanban`
+    /// toolset. That is why the README documents `hermes_kanban`.
+    #[test]
+    fn hermes_as_an_mcp_client_sends_our_tools_under_hermes_kanban_but_not_kanban() {
+        let (home, model) = hermes_lab(&[]);
+        let task = home.create("visible through MCP", &["--assignee", "worker"]);
+        let mut runs = Vec::new();
+        for name in ["hermes_kanban", "kanban"] {
+            // One Hermes home per server name, each pointing its MCP client at our board.
+            let h = home.path().join(format!("client-{name}"));
+            std::fs::create_dir_all(&h).unwrap();
+            std::fs::write(
+                h.join("config.yaml"),
+                format!(
+                    "{}mcp_servers:\n  {name}:\n    command: {HK}\n    args: [\"mcp\"]\n    env:\n      HERMES_HOME: {}\n",
+                    model_yaml(&model, "scripted-list-tools"),
+                    home.hermes_home().display()
+                ),
+            )
+            .unwrap();
+            let mut c = Command::new(hermes_bin());
+            home.env(&mut c);
+            c.env("HERMES_HOME", &h)
+                .args([
+                    "--cli",
+                    "chat",
+                    "-q",
+                    &format!("list the tools ({name}) for {task}"),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            runs.push((name, c.spawn().unwrap()));
+        }
+        for (name, mut child) in runs {
+            let deadline = Instant::now() + AGENT_DEADLINE;
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "hermes chat ({name}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let tools_for = |name: &str| -> Vec<String> {
+            let reqs = chat_requests_mentioning(&model, &format!("list the tools ({name})"));
+            assert!(!reqs.is_empty(), "{name}: the model was asked");
+            offered_tools(&reqs[0])
+        };
+        let ours = tools_for("hermes_kanban");
+        for t in [
+            "kanban_show",
+            "kanban_list",
+            "kanban_create",
+            "kanban_complete",
+            "kanban_block",
+            "kanban_heartbeat",
+            "kanban_comment",
+            "kanban_link",
+        ] {
+            let want = format!("mcp__hermes_kanban__{t}");
+            assert!(ours.contains(&want), "{want} not offered: {ours:?}");
+        }
+        let colliding = tools_for("kanban");
+        assert!(
+            !colliding.iter().any(|t| t.contains("kanban")),
+            "under the name `kanban` no kanban tool reaches the model: {colliding:?}"
+        );
+        assert!(!colliding.is_empty(), "Hermes' own tools are still offered");
     }
 }

@@ -2825,6 +2825,104 @@ fn boards_export_and_import_move_a_board_without_its_live_state() {
     fails(&cli.run(&["boards", "export", "nope"]), 1, &["nope"]);
 }
 
+/// `create --model/--provider/--reasoning` and `set-model` (upstream 0.19.1/0.20.0): the values
+/// land on the task, each change is one `model_override_set` / `reasoning_effort_set` event,
+/// `default` clears, a provider without a model and an unknown level are refused unchanged.
+#[test]
+fn create_and_set_model_record_model_provider_and_reasoning() {
+    let cli = Cli::new();
+    let id = cli.create(
+        "pinned",
+        &[
+            "--assignee",
+            "worker",
+            "--model",
+            "gpt-5.5",
+            "--provider",
+            "openrouter",
+            "--reasoning",
+            "High",
+        ],
+    );
+    let t = cli.board().get_task(&id).unwrap();
+    assert_eq!(t.model_override.as_deref(), Some("gpt-5.5"));
+    assert_eq!(t.provider_override.as_deref(), Some("openrouter"));
+    assert_eq!(t.reasoning_effort.as_deref(), Some("high"));
+    let show = cli.run(&["show", &id]);
+    assert!(
+        show.ok()
+            .contains("model:      gpt-5.5 (provider openrouter)")
+    );
+    assert!(show.ok().contains("reasoning:  high"));
+
+    let j = cli
+        .run(&[
+            "set-model",
+            &id,
+            "claude-opus-4.5",
+            "--provider",
+            "anthropic",
+            "--json",
+        ])
+        .json();
+    assert_eq!(
+        j,
+        json!({"id": id, "model_override": "claude-opus-4.5", "provider_override": "anthropic", "reasoning_effort": "high"})
+    );
+    cli.run(&["set-model", &id, "default", "--reasoning", "default"])
+        .ok();
+    let t = cli.board().get_task(&id).unwrap();
+    assert_eq!(
+        (t.model_override, t.provider_override, t.reasoning_effort),
+        (None, None, None)
+    );
+    let d = cli.run(&["show", &id, "--json"]).json();
+    let evs: Vec<(String, Value)> = d["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["payload"].clone(),
+            )
+        })
+        .filter(|(k, _)| k != "created")
+        .collect();
+    assert_eq!(
+        evs,
+        vec![
+            (
+                "model_override_set".to_string(),
+                json!({"model": "claude-opus-4.5", "provider": "anthropic"})
+            ),
+            (
+                "model_override_set".to_string(),
+                json!({"model": null, "provider": null})
+            ),
+            (
+                "reasoning_effort_set".to_string(),
+                json!({"reasoning_effort": null})
+            ),
+        ]
+    );
+    // Refusals change nothing.
+    let r = cli.run(&["set-model", &id, "default", "--provider", "x"]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("--provider needs a model"),
+        "{}",
+        r.stderr
+    );
+    let r = cli.run(&["create", "bad", "--reasoning", "loud"]);
+    r.code(1);
+    assert!(r.stderr.contains("reasoning_effort"), "{}", r.stderr);
+    let r = cli.run(&["set-model", &id, "-weird"]);
+    assert_ne!(r.code, 0);
+    let after = cli.run(&["show", &id, "--json"]).json();
+    assert_eq!(after["events"], d["events"]);
+}
+
 // ------------------------------------------------------------------------------------------
 // Nothing creates a board silently
 

@@ -19,6 +19,10 @@ use serde_json::Value;
 
 const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
 
+/// The first lines of every fake `hermes`: answer the dispatcher's `--help` flag probe like
+/// Hermes 0.19.0 (its top-level flags), without running the worker body.
+const FAKE_HELP: &str = "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\n";
+
 /// A temp HERMES_HOME with a `worker` profile, fake worker scripts and short knobs.
 struct Lab {
     cli: Cli,
@@ -46,9 +50,14 @@ impl Lab {
     /// Write a fake `hermes`: bash with `$HK` (our binary), `$LAB` (the temp dir) and
     /// `$T` (the task id) set, then `body`.
     fn worker(&self, name: &str, body: &str) -> PathBuf {
+        self.worker_with_help(name, FAKE_HELP, body)
+    }
+
+    /// A fake `hermes` whose `--help` answer is `help` (shell lines).
+    fn worker_with_help(&self, name: &str, help: &str, body: &str) -> PathBuf {
         let p = self.dir().join(name);
         let script = format!(
-            "#!/bin/bash\nHK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \"$LAB/$T.pid\"\n{body}\n",
+            "#!/bin/bash\n{help}HK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \"$LAB/$T.pid\"\n{body}\n",
             lab = self.dir().display()
         );
         std::fs::write(&p, script).unwrap();
@@ -216,12 +225,111 @@ $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"
     let log = std::fs::read_to_string(lab.cli.home().join(format!("kanban/logs/{t}.log"))).unwrap();
     assert!(
         log.contains(&format!(
-            "argv: -p worker --skills kanban-worker --skills github-code-review chat -q work kanban task {t}"
+            "argv: -p worker --cli --accept-hooks --skills github-code-review chat -q work kanban task {t}"
         )),
         "{log}"
     );
     // The scratch workspace is removed once the task is done.
     lab.until("scratch cleanup", |_| !Path::new(&ws).exists());
+    lab.check();
+}
+
+/// The default argv follows the installed Hermes (UP §10): `--skills kanban-worker` only once
+/// `skills install --profile` put it in the assignee's profile, `-m/--provider` from the task,
+/// and `--reasoning` only when `hermes --help` lists it (upstream ≥ 0.20), probed once per
+/// binary and cached in `kanban/hermes-flags.json`.
+#[test]
+fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() {
+    let lab = Lab::new();
+    let body = r#"echo "argv: $*"; $HK complete "$T" --summary ok"#;
+    let v019 = lab.worker("hermes-019.sh", body);
+    let v022 = lab.worker_with_help(
+        "hermes-022.sh",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--reasoning LEVEL] [--accept-hooks] [--skills SKILLS] [--cli]'; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        body,
+    );
+    let argv_of = |t: &str| {
+        let log =
+            std::fs::read_to_string(lab.cli.home().join(format!("kanban/logs/{t}.log"))).unwrap();
+        log.lines()
+            .find_map(|l| l.strip_prefix("argv: "))
+            .unwrap_or_else(|| panic!("no argv in {log}"))
+            .to_string()
+    };
+    let pinned = [
+        "--model",
+        "gpt-5.5",
+        "--provider",
+        "openrouter",
+        "--reasoning",
+        "high",
+    ];
+
+    let a = lab.create("on 0.19", &pinned);
+    lab.dispatch(&v019);
+    lab.settled(&a);
+    assert_eq!(
+        argv_of(&a),
+        format!(
+            "-p worker --cli --accept-hooks -m gpt-5.5 --provider openrouter chat -q work kanban task {a}"
+        ),
+        "0.19.0 has no --reasoning; no kanban-worker skill in the profile"
+    );
+
+    lab.cli
+        .run(&["skills", "install", "--profile", "worker"])
+        .ok();
+    assert!(
+        lab.cli
+            .home()
+            .join("profiles/worker/skills/kanban-worker/SKILL.md")
+            .is_file()
+    );
+    let b = lab.create("on 0.22", &pinned);
+    lab.dispatch(&v022);
+    lab.settled(&b);
+    assert_eq!(
+        argv_of(&b),
+        format!(
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 --provider openrouter --reasoning high chat -q work kanban task {b}"
+        )
+    );
+    let c = lab.create("plain", &[]);
+    lab.dispatch(&v022);
+    lab.settled(&c);
+    assert_eq!(
+        argv_of(&c),
+        format!(
+            "-p worker --cli --accept-hooks --skills kanban-worker chat -q work kanban task {c}"
+        )
+    );
+    // Probed once for both dispatches (the second one-shot read the on-disk cache).
+    let probes = std::fs::read_to_string(format!("{}.probes", v022.display())).unwrap();
+    assert_eq!(probes.lines().count(), 1, "{probes}");
+    let cache = std::fs::read_to_string(lab.cli.home().join("kanban/hermes-flags.json")).unwrap();
+    assert!(
+        cache.contains("hermes-022.sh") && cache.contains("\"reasoning\": true"),
+        "{cache}"
+    );
+    // Another Hermes installed at the same path (new size and mtime): probed again.
+    std::thread::sleep(Duration::from_millis(20));
+    lab.worker_with_help(
+        "hermes-022.sh",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        body,
+    );
+    let d = lab.create("after an upgrade", &pinned);
+    lab.dispatch(&v022);
+    lab.settled(&d);
+    assert_eq!(
+        argv_of(&d),
+        format!(
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban task {d}"
+        ),
+        "this hermes lists neither --provider nor --reasoning"
+    );
+    let probes = std::fs::read_to_string(format!("{}.probes", v022.display())).unwrap();
+    assert_eq!(probes.lines().count(), 2, "{probes}");
     lab.check();
 }
 
@@ -1118,4 +1226,80 @@ $HK complete "$T" --summary "done under serve""#,
     assert!(err.contains("dispatcher ticking every 0.2s"), "{err}");
     assert_eq!(lab.outcomes(&id), vec!["completed"]);
     lab.check();
+}
+
+/// `skills install` reaches profiles (`--profile`, `--all-profiles`; an unknown profile is an
+/// error naming its directory), and `dispatch --dry-run` / `diagnostics` warn when a task's
+/// skill is missing from its assignee's profile — fatal when it is the only one Hermes is asked
+/// for (Hermes exits with `Unknown skill(s)`).
+#[test]
+fn skills_reach_profiles_and_missing_skills_are_warned_before_a_spawn() {
+    let lab = Lab::new();
+    let r = lab.cli.run(&["skills", "install", "--profile", "ghost"]);
+    r.code(1);
+    assert!(r.stderr.contains("profiles/ghost"), "{}", r.stderr);
+
+    let t = lab.create("needs a review skill", &["--skill", "github-code-review"]);
+    let dry = lab.cli.run(&["dispatch", "--dry-run", "--json"]).json();
+    assert_eq!(ids(&dry, "spawned"), vec![t.clone()]);
+    let w = dry["warnings"].as_array().expect("warnings").clone();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let w = w[0].as_str().unwrap();
+    assert!(
+        w.contains(&t) && w.contains("github-code-review") && w.contains("refuse to start"),
+        "{w}"
+    );
+    let text = lab.cli.run(&["dispatch", "--dry-run"]);
+    assert!(text.stderr.contains("warning: task"), "{}", text.stderr);
+    let diag = lab.cli.run(&["diagnostics", "--json"]).json();
+    let d = &diag[0]["diagnostics"][0];
+    assert_eq!(d["kind"], "missing_skill");
+    assert_eq!(d["severity"], "error");
+    assert_eq!(
+        d["data"]["missing"],
+        serde_json::json!(["github-code-review"])
+    );
+
+    // Every profile gets the kanban skills; the task's own skill is still missing, but no
+    // longer fatal (kanban-worker loads), so it is a warning.
+    let out = lab.cli.run(&["skills", "install", "--all-profiles"]);
+    for p in [
+        "skills/kanban-worker",
+        "profiles/worker/skills/kanban-worker",
+        "profiles/worker/skills/kanban-orchestrator",
+    ] {
+        assert!(
+            lab.cli.home().join(p).join("SKILL.md").is_file(),
+            "{p}: {}",
+            out.stdout
+        );
+    }
+    let diag = lab.cli.run(&["diagnostics", "--json"]).json();
+    assert_eq!(diag[0]["diagnostics"][0]["severity"], "warning");
+    let dry = lab.cli.run(&["dispatch", "--dry-run", "--json"]).json();
+    assert!(
+        dry["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("hermes will skip it")
+    );
+    // Installed: no warning left.
+    let skill = lab
+        .cli
+        .home()
+        .join("profiles/worker/skills/github-code-review");
+    std::fs::create_dir_all(&skill).unwrap();
+    std::fs::write(
+        skill.join("SKILL.md"),
+        "---\nname: github-code-review\n---\n",
+    )
+    .unwrap();
+    let dry = lab.cli.run(&["dispatch", "--dry-run", "--json"]).json();
+    assert!(dry.get("warnings").is_none(), "{dry}");
+    assert_eq!(
+        lab.cli.run(&["diagnostics", "--json"]).json(),
+        serde_json::json!([])
+    );
+    // Nothing was written by the dry runs.
+    assert_eq!(lab.task(&t).status, Status::Ready);
 }

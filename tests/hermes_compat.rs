@@ -476,6 +476,12 @@ fn hermes_019_db_opens_upgrades_and_operates() {
                 }
             }
         }
+        // 0007's upstream columns are appended empty to every task row.
+        for row in after.get_mut("tasks").unwrap() {
+            let added = "|provider_override=NULL|reasoning_effort=NULL";
+            assert!(row.ends_with(added), "{row}");
+            row.truncate(row.len() - added.len());
+        }
         assert_eq!(
             after, before,
             "migrating a 0.19.0 DB must not change any row"
@@ -783,7 +789,15 @@ fn hermes_019_db_opens_upgrades_and_operates() {
                 .cloned()
                 .unwrap()
         };
-        assert_eq!(row(&after), row(&before), "task {id} untouched");
+        let after = row(&after);
+        let after = after
+            .strip_suffix("|provider_override=NULL|reasoning_effort=NULL")
+            .unwrap_or(&after);
+        assert_eq!(
+            after,
+            row(&before),
+            "task {id} untouched (0007's columns empty)"
+        );
     }
     // The kernel's new event rows are valid JSON for a Python reader.
     let mut st = c
@@ -891,9 +905,16 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     let reference = reference_with_ours();
 
     // Tables: exactly 0.19.0's (sqlite_sequence included) plus the tables of our own additive
-    // migrations, with identical columns and DDL text for every 0.19.0 table — plus, at the
-    // end, the columns upstream Hermes (~0.22) adds itself (UP §2).
+    // migrations, with identical columns and DDL text for every 0.19.0 table once our additive
+    // migrations ran (0007 appends upstream's `provider_override`, `reasoning_effort` to
+    // `tasks`, as Hermes ~0.22 does).
     assert_eq!(tables(&c), tables(&reference_with_ours()));
+    let v019 = table_info(&reference_db(), "tasks");
+    assert_eq!(
+        table_info(&c, "tasks")[..v019.len()],
+        v019[..],
+        "0.19.0's task columns come first, unchanged"
+    );
     for t in tables(&reference_db()) {
         assert_eq!(
             table_info(&c, &t),
@@ -2509,4 +2530,45 @@ fn tasks_do_not_leak_across_boards_and_inherit_default_workdir() {
     for board in [&a, &b, &d] {
         assert_invariants(board);
     }
+}
+
+/// A board on which upstream Hermes (~0.22) already added `provider_override` and
+/// `reasoning_effort` itself (with `user_version` still 0): our migration 0007 skips the columns
+/// that exist, and the kernel reads what upstream wrote.
+#[test]
+fn upstream_model_columns_already_added_by_hermes_are_kept_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_in(dir.path());
+    let db = default_db(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    {
+        let c = client(&db);
+        c.execute_batch(&hermes_ddl()).unwrap();
+        c.execute_batch(
+            "ALTER TABLE tasks ADD COLUMN reasoning_effort TEXT;
+             ALTER TABLE tasks ADD COLUMN provider_override TEXT;
+             INSERT INTO tasks (id, title, assignee, status, created_at, workspace_kind,
+                 model_override, provider_override, reasoning_effort)
+             VALUES ('t_0000aaaa', 'from upstream', 'worker', 'ready', 1795247395, 'scratch',
+                 'gpt-5.5', 'openrouter', 'high');",
+        )
+        .unwrap();
+    }
+    let board = open_default(&env, NOW);
+    let t = board.get_task("t_0000aaaa").unwrap();
+    assert_eq!(t.model_override.as_deref(), Some("gpt-5.5"));
+    assert_eq!(t.provider_override.as_deref(), Some("openrouter"));
+    assert_eq!(t.reasoning_effort.as_deref(), Some("high"));
+    assert_eq!(board.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(board);
+    let c = client(&db);
+    let names: Vec<String> = table_info(&c, "tasks").into_iter().map(|c| c.1).collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "provider_override" || *n == "reasoning_effort")
+            .count(),
+        2,
+        "no duplicate columns: {names:?}"
+    );
 }

@@ -383,7 +383,8 @@ impl Lab {
     fn fake_worker(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path().join(name);
         let script = format!(
-            "#!/bin/bash\nHK={HK}\nHERMES={hermes}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\n\
+            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [--cli] [--accept-hooks]'; exit 0; fi\n\
+             HK={HK}\nHERMES={hermes}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\n\
              env | sort > \"$LAB/$T.env\"\necho \"$@\" > \"$LAB/$T.argv\"\n{body}\n",
             hermes = self.hermes.display(),
             lab = self.path().display()

@@ -352,6 +352,27 @@ async fn task_detail_create_delete() {
     let child = v["task"]["id"].as_str().unwrap().to_string();
     assert_eq!(v["task"]["status"], "todo");
     assert!(v.get("warning").is_none());
+    // The worker's model, provider and reasoning level (upstream's create fields).
+    let v = s
+        .ok(
+            Method::POST,
+            "/api/tasks",
+            Some(json!({"title": "pinned", "model_override": "gpt-5.5", "provider_override": "openrouter", "reasoning_effort": "High"})),
+        )
+        .await;
+    assert_eq!(v["task"]["model_override"], "gpt-5.5");
+    assert_eq!(v["task"]["provider_override"], "openrouter");
+    assert_eq!(v["task"]["reasoning_effort"], "high");
+    detail_has(
+        &s.expect(
+            Method::POST,
+            "/api/tasks",
+            Some(json!({"title": "x", "provider_override": "openrouter"})),
+            400,
+        )
+        .await,
+        "provider_override",
+    );
     // Validation → 400 naming the field.
     detail_has(
         &s.expect(

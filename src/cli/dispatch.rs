@@ -140,6 +140,9 @@ fn print_text(r: &DispatchResult, dry_run: bool) {
     for g in &r.respawn_guarded {
         println!("Held back ({}): {}", g.reason, g.task_id);
     }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 pub(crate) fn dispatch(ctx: &Ctx, a: &DispatchArgs) -> Result<(), CliError> {

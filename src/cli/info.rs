@@ -492,6 +492,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
+    let (kcfg, _) = crate::dispatch::config::KanbanConfig::load(&ctx.env);
     let j = b.journal();
     if a.journal {
         if a.json {
@@ -503,7 +504,12 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
     }
     let cfg = DiagnosticsConfig {
         spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
-        ..Default::default()
+        skills: Some(crate::kernel::SkillCheck {
+            hermes_root: hermes_root(&ctx.env),
+            templated: kcfg.worker_command.by_assignee.keys().cloned().collect(),
+            all_templated: kcfg.worker_command.any.is_some(),
+        }),
+        ..DiagnosticsConfig::default()
     };
     let rows = b.diagnostics(a.task.as_deref(), a.severity, &cfg)?;
     if a.json {
@@ -537,12 +543,22 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
 /// `skills` verbs.
 #[derive(Debug, Subcommand)]
 pub enum SkillsCmd {
-    /// Copy kanban-worker and kanban-orchestrator into $HERMES_HOME/skills/.
-    #[command(after_help = "Example: hermes-kanban skills install --force")]
+    /// Copy kanban-worker and kanban-orchestrator into a Hermes skills directory: $HERMES_HOME/skills/
+    /// by default, a profile's own with --profile (a profile reads only
+    /// $HERMES_HOME/profiles/<name>/skills/), or every profile's with --all-profiles.
+    #[command(
+        after_help = "The dispatcher passes `--skills kanban-worker` to a Hermes worker only when the assignee's profile has the skill (Hermes also injects its kanban protocol by itself).\n\nExamples:\n  hermes-kanban skills install --profile coder\n  hermes-kanban skills install --all-profiles --force"
+    )]
     Install {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Install into this profile's skills directory (`default` = the Hermes root's).
+        #[arg(long, value_name = "NAME", conflicts_with = "all_profiles")]
+        profile: Option<String>,
+        /// Install into the root's and every profile's skills directory.
+        #[arg(long)]
+        all_profiles: bool,
     },
 }
 
@@ -558,26 +574,51 @@ const SKILLS: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn skills(ctx: &Ctx, c: &SkillsCmd) -> Result<(), CliError> {
-    let SkillsCmd::Install { force } = c;
-    let home = ctx
-        .env
-        .path("HERMES_HOME")
-        .unwrap_or_else(|| hermes_root(&ctx.env));
-    for (name, text) in SKILLS {
-        let dir = home.join("skills").join(name);
-        let file = dir.join("SKILL.md");
-        if file.exists() && !force {
-            println!(
-                "Kept existing {} (use --force to overwrite)",
-                file.display()
-            );
-            continue;
+    let SkillsCmd::Install {
+        force,
+        profile,
+        all_profiles,
+    } = c;
+    let root = hermes_root(&ctx.env);
+    let homes: Vec<std::path::PathBuf> = if *all_profiles {
+        crate::kernel::on_disk_profiles(&root)
+            .iter()
+            .map(|p| crate::kernel::profile_home(&root, p))
+            .collect()
+    } else if let Some(p) = profile {
+        let name = crate::kernel::validate::profile_name("--profile", Some(p))?
+            .ok_or_else(|| CliError::Usage("--profile needs a profile name".into()))?;
+        if !crate::kernel::profile_exists(&root, &name) {
+            return Err(CliError::Failed(format!(
+                "no profile {name:?}: {} is not a directory (create it with `hermes profile create {name}`, or list them with `hermes-kanban init`)",
+                root.join("profiles").join(&name).display()
+            )));
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
-        std::fs::write(&file, text)
-            .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
-        println!("Installed {}", file.display());
+        vec![crate::kernel::profile_home(&root, &name)]
+    } else {
+        vec![
+            ctx.env
+                .path("HERMES_HOME")
+                .unwrap_or_else(|| hermes_root(&ctx.env)),
+        ]
+    };
+    for home in homes {
+        for (name, text) in SKILLS {
+            let dir = home.join("skills").join(name);
+            let file = dir.join("SKILL.md");
+            if file.exists() && !force {
+                println!(
+                    "Kept existing {} (use --force to overwrite)",
+                    file.display()
+                );
+                continue;
+            }
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| CliError::Failed(format!("{}: {e}", dir.display())))?;
+            std::fs::write(&file, text)
+                .map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+            println!("Installed {}", file.display());
+        }
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::kernel::{Board, Env, KernelError, OpenMode};
 
 const AFTER_HELP: &str = "\
-Task verbs:      create, list, show, edit, assign, reassign, link, unlink, comment, archive, swarm
+Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Review:          request-review, request-changes, reopen-review (approve with complete)
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics, repair
@@ -48,6 +48,7 @@ pub struct Cli {
 
 /// Verbs.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing would only add noise
 pub enum Command {
     /// Create or migrate the board's database and list assignable profiles.
     #[command(after_help = "Example: hermes-kanban init")]
@@ -85,6 +86,11 @@ pub enum Command {
         after_help = "Example: hermes-kanban reassign t_1a2b3c4d reviewer --reclaim --reason \"switch model\""
     )]
     Reassign(tasks::ReassignArgs),
+    /// Set the model (and provider, reasoning level) a task's workers run with.
+    #[command(
+        after_help = "Takes effect at the next spawn: the worker runs `hermes … -m MODEL [--provider P] [--reasoning L]` (flags the installed Hermes lacks are left out).\n\nExamples:\n  hermes-kanban set-model t_1a2b3c4d gpt-5.5 --provider openrouter\n  hermes-kanban set-model t_1a2b3c4d default --reasoning default"
+    )]
+    SetModel(tasks::SetModelArgs),
     /// Release a running task's claim back to ready.
     #[command(after_help = "Example: hermes-kanban reclaim t_1a2b3c4d --reason \"worker hung\"")]
     Reclaim(transitions::ReclaimArgs),
@@ -222,7 +228,7 @@ pub enum Command {
     Repair(info::JsonArgs),
     /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
     #[command(
-        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --skills kanban-worker … chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH), or kanban.worker_command from $HERMES_HOME/config.yaml.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
+        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --cli --accept-hooks [--skills S]… [-m MODEL [--provider P]] [--reasoning L] chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH) as Hermes' own dispatcher spawns it: --skills kanban-worker only when that profile has the skill, and only flags the installed `hermes --help` lists (probed once, cached in kanban/hermes-flags.json). Or kanban.worker_command from $HERMES_HOME/config.yaml. --dry-run warns when a task's skill is missing for its assignee's profile.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
     )]
     Dispatch(dispatch::DispatchArgs),
     /// Run the dispatcher every --interval seconds until SIGINT/SIGTERM (workers keep running).
@@ -233,7 +239,7 @@ pub enum Command {
     /// Supervise one dispatched worker (started by the dispatcher; not for direct use).
     #[command(hide = true)]
     Supervise(dispatch::SuperviseArgs),
-    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills.
+    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills or a profile's.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
@@ -397,6 +403,7 @@ pub fn main() -> i32 {
         Command::Show(a) => tasks::show(&ctx, a),
         Command::Assign(a) => tasks::assign(&ctx, a),
         Command::Reassign(a) => tasks::reassign(&ctx, a),
+        Command::SetModel(a) => tasks::set_model(&ctx, a),
         Command::Reclaim(a) => transitions::reclaim(&ctx, a),
         Command::Link(a) => tasks::link(&ctx, a, true),
         Command::Unlink(a) => tasks::link(&ctx, a, false),

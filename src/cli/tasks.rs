@@ -67,6 +67,16 @@ pub struct CreateArgs {
     /// Turn budget in goal mode.
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10000), allow_negative_numbers = true)]
     pub goal_max_turns: Option<i64>,
+    /// Model the worker runs with (`hermes -m MODEL`); default: the profile's.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Provider for --model (`--provider P`, passed only with -m).
+    #[arg(long, value_name = "P", requires = "model")]
+    pub provider: Option<String>,
+    /// Reasoning level (`--reasoning L`, where the installed Hermes has it): none, minimal, low,
+    /// medium, high, xhigh, max, ultra.
+    #[arg(long, value_name = "L")]
+    pub reasoning: Option<String>,
     /// `blocked` starts it blocked (stays so until unblocked); `running` = normal routing.
     #[arg(long, value_enum, default_value_t = InitialArg::Running)]
     pub initial_status: InitialArg,
@@ -188,6 +198,9 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
         session_id: ctx.env.get("HERMES_SESSION_ID").map(str::to_string),
         goal_mode: a.goal,
         goal_max_turns: a.goal_max_turns,
+        model_override: a.model.clone(),
+        provider_override: a.provider.clone(),
+        reasoning_effort: a.reasoning.clone(),
         completion_contract: a.completion_contract.clone(),
     })?;
     let t = &created.task;
@@ -519,6 +532,15 @@ pub(crate) fn show(ctx: &Ctx, a: &ShowArgs) -> Result<(), CliError> {
     if !t.skills.is_empty() {
         println!("  skills:     {}", t.skills.join(", "));
     }
+    if let Some(m) = &t.model_override {
+        match &t.provider_override {
+            Some(p) => println!("  model:      {m} (provider {p})"),
+            None => println!("  model:      {m}"),
+        }
+    }
+    if let Some(r) = &t.reasoning_effort {
+        println!("  reasoning:  {r}");
+    }
     println!(
         "  created:    {} by {}",
         local_ts(t.created_at),
@@ -697,6 +719,62 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
         t.assignee.as_deref().unwrap_or("(unassigned)")
     );
     warn_unspawnable(ctx, &t);
+    Ok(())
+}
+
+/// `set-model` arguments (upstream 0.19.1 `set-model <id> <model> [--provider P]`).
+#[derive(Debug, Args)]
+pub struct SetModelArgs {
+    /// Task id.
+    pub id: String,
+    /// Model for the task's workers (`hermes -m MODEL`); `default` clears it (and the provider)
+    /// so the profile's model is used.
+    pub model: String,
+    /// Provider for the model (`--provider P`).
+    #[arg(long, value_name = "P")]
+    pub provider: Option<String>,
+    /// Also set the reasoning level: none, minimal, low, medium, high, xhigh, max, ultra, or
+    /// `default` for the profile's.
+    #[arg(long, value_name = "L")]
+    pub reasoning: Option<String>,
+    /// Print the task's model fields as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn set_model(ctx: &Ctx, a: &SetModelArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let clear = a.model.trim().eq_ignore_ascii_case("default");
+    if clear && a.provider.is_some() {
+        return Err(CliError::Usage(
+            "--provider needs a model; `default` clears both model and provider".into(),
+        ));
+    }
+    let model = (!clear).then_some(a.model.as_str());
+    let mut t = b.set_task_model(&a.id, model, a.provider.as_deref())?;
+    if let Some(r) = &a.reasoning {
+        let level = (!r.trim().eq_ignore_ascii_case("default")).then_some(r.as_str());
+        t = b.set_reasoning_effort(&a.id, level)?;
+    }
+    if a.json {
+        print_json(&serde_json::json!({
+            "id": t.id,
+            "model_override": t.model_override,
+            "provider_override": t.provider_override,
+            "reasoning_effort": t.reasoning_effort,
+        }));
+        return Ok(());
+    }
+    let model = match (&t.model_override, &t.provider_override) {
+        (Some(m), Some(p)) => format!("{m} (provider {p})"),
+        (Some(m), None) => m.clone(),
+        _ => "the profile's default".into(),
+    };
+    let reasoning = t
+        .reasoning_effort
+        .as_deref()
+        .unwrap_or("the profile's default");
+    println!("{}: model {model}, reasoning {reasoning}", t.id);
     Ok(())
 }
 

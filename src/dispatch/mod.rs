@@ -182,6 +182,10 @@ pub struct DispatchResult {
     pub rate_limited: Vec<String>,
     /// Another tick held this board's lock; nothing was done.
     pub skipped_locked: bool,
+    /// Problems a spawn would hit, e.g. a task's skill missing from its assignee's profile
+    /// (dry runs only; omitted when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Closed runs whose supervisor died before accounting for the worker: what the worker
     /// left running was stopped, the process row settled, the workspace cleaned up.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -862,7 +866,21 @@ fn dry_run(board: &Board, opts: &TickOptions) -> anyhow::Result<DispatchResult> 
         dispatch_profiles: opts.dispatch_profiles.clone(),
         no_review_lane: !opts.review_dispatch,
     })?;
+    let root = hermes_root(board.env());
+    let mut warnings = Vec::new();
+    for (task_id, assignee) in &plan.spawn {
+        if opts.worker_command.for_assignee(assignee).is_some() {
+            continue;
+        }
+        if let Ok(t) = board.get_task(task_id)
+            && let Some(w) = crate::kernel::worker_skills(&root, assignee, &t.skills)
+                .warning(task_id, assignee, &root)
+        {
+            warnings.push(w);
+        }
+    }
     Ok(DispatchResult {
+        warnings,
         promoted: plan.promotable.len(),
         spawned: plan
             .spawn

@@ -1,6 +1,9 @@
-//! Starting a worker (REF §10, SPEC §6.2–§6.3): which program and argv (`hermes -p <assignee>
-//! --skills kanban-worker [--skills <s>]… chat -q "work kanban task <id>"` with `hermes` from
-//! `HERMES_BIN` or `PATH`, or a `kanban.worker_command` template), the worker's environment
+//! Starting a worker (REF §10, SPEC §6.2–§6.3, UP §10): which program and argv (`hermes -p
+//! <assignee> --cli --accept-hooks [--skills <s>]… [-m <model> [--provider <p>]] [--reasoning
+//! <l>] chat -q "work kanban task <id>"` as Hermes' own dispatcher spawns it — `kanban-worker`
+//! only when that profile has the skill, and only the flags the installed `hermes --help`
+//! lists, probed once per binary — with `hermes` from `HERMES_BIN` or `PATH`, or a
+//! `kanban.worker_command` template), the worker's environment
 //! (REF §10.2 plus the per-run `HERMES_KANBAN_TOKEN`), the per-task log file with rotation, and
 //! launching the supervisor (`hermes-kanban supervise`, a hidden verb) in a new session with the
 //! log as stdout/stderr and a pipe on stdin that carries the "go" once the dispatcher has
@@ -15,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 
 use super::config::WorkerCommands;
-use crate::kernel::{Env, Task, hermes_root};
+use crate::kernel::{Env, Task, hermes_root, worker_skills};
 
 /// The prompt a worker starts from.
 pub fn prompt(task_id: &str) -> String {
@@ -110,33 +113,217 @@ pub fn build_argv(
         return Ok(argv);
     }
     let bin = hermes_bin(env)?;
+    let flags = hermes_flags(&bin, env);
+    Ok(hermes_argv(spec, &bin, &flags, env))
+}
+
+/// The default Hermes worker argv for `flags` (UP §10 "Worker argv"):
+/// `hermes -p <assignee> --cli --accept-hooks [--skills <s>]… [-m <model> [--provider <p>]]
+/// [--reasoning <l>] chat -q "work kanban task <id>" [-Q]`. `kanban-worker` is passed only
+/// when the assignee's profile has it (Hermes refuses to start when every requested skill is
+/// missing, and injects its kanban protocol itself); flags the installed Hermes lacks are left
+/// out.
+pub fn hermes_argv(
+    spec: &WorkerSpec<'_>,
+    bin: &Path,
+    flags: &HermesFlags,
+    env: &Env,
+) -> Vec<String> {
+    let t = spec.task;
     let mut argv = vec![
         bin.to_string_lossy().into_owned(),
         "-p".into(),
         spec.assignee.into(),
-        "--skills".into(),
-        "kanban-worker".into(),
     ];
-    for s in &spec.task.skills {
-        if s != "kanban-worker" {
-            argv.push("--skills".into());
-            argv.push(s.clone());
-        }
+    if flags.cli {
+        argv.push("--cli".into());
     }
-    if let Some(m) = spec
-        .task
-        .model_override
-        .as_deref()
-        .filter(|m| !m.trim().is_empty())
-    {
+    if flags.accept_hooks {
+        argv.push("--accept-hooks".into());
+    }
+    for s in worker_skills(&hermes_root(env), spec.assignee, &t.skills).pass {
+        argv.push("--skills".into());
+        argv.push(s);
+    }
+    if let Some(m) = t.model_override.as_deref().filter(|m| !m.trim().is_empty()) {
         argv.push("-m".into());
         argv.push(m.into());
+        if let Some(p) = t.provider_override.as_deref().filter(|_| flags.provider) {
+            argv.push("--provider".into());
+            argv.push(p.into());
+        }
     }
-    argv.extend(["chat".into(), "-q".into(), prompt(task_id)]);
-    if spec.task.goal_mode {
+    if let Some(r) = t.reasoning_effort.as_deref().filter(|_| flags.reasoning) {
+        argv.push("--reasoning".into());
+        argv.push(r.into());
+    }
+    argv.extend(["chat".into(), "-q".into(), prompt(&t.id)]);
+    if t.goal_mode {
         argv.push("-Q".into());
     }
-    Ok(argv)
+    argv
+}
+
+/// The top-level flags of the installed `hermes` that the worker argv uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HermesFlags {
+    /// `--cli` (force the classic CLI, never the TUI).
+    pub cli: bool,
+    /// `--accept-hooks`.
+    pub accept_hooks: bool,
+    /// `--provider` (with `-m`).
+    pub provider: bool,
+    /// `--reasoning` (upstream 0.20.0).
+    pub reasoning: bool,
+}
+
+impl HermesFlags {
+    /// What Hermes 0.19.0 accepts (`--reasoning` came in 0.20.0): assumed when `--help` does
+    /// not answer like Hermes (a wrapper script, a test double).
+    pub const V0_19: HermesFlags = HermesFlags {
+        cli: true,
+        accept_hooks: true,
+        provider: true,
+        reasoning: false,
+    };
+
+    /// Read the flags off `hermes --help` output; `None` when it is not argparse help.
+    pub fn from_help(text: &str) -> Option<HermesFlags> {
+        let usage = text.find("usage:")?;
+        let text = &text[usage..];
+        let has = |flag: &str| {
+            text.match_indices(flag).any(|(i, _)| {
+                let after = text[i + flag.len()..].chars().next();
+                !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+        };
+        Some(HermesFlags {
+            cli: has("--cli"),
+            accept_hooks: has("--accept-hooks"),
+            provider: has("--provider"),
+            reasoning: has("--reasoning"),
+        })
+    }
+}
+
+/// How long `hermes --help` may take before the probe gives up (a cold Python start on a
+/// loaded machine takes a few seconds).
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The flags of the `hermes` at `bin`, from its `--help`: probed once per binary (path, size
+/// and mtime) and remembered in this process and in `<hermes root>/kanban/hermes-flags.json`,
+/// so one-shot `dispatch` runs do not pay a Python start each. A probe that fails, times out
+/// or does not print argparse help gives [`HermesFlags::V0_19`].
+pub fn hermes_flags(bin: &Path, env: &Env) -> HermesFlags {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashMap<String, HermesFlags>>> = Mutex::new(None);
+    let Some(key) = binary_key(bin) else {
+        return HermesFlags::V0_19;
+    };
+    if let Some(f) = SEEN
+        .lock()
+        .ok()
+        .and_then(|m| m.as_ref()?.get(&key).copied())
+    {
+        return f;
+    }
+    let cache = hermes_root(env).join("kanban").join("hermes-flags.json");
+    let mut on_disk: BTreeMap<String, HermesFlags> = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let flags = match on_disk.get(&key) {
+        Some(f) => *f,
+        None => {
+            let probed = probe_help(bin, env);
+            let flags = probed.unwrap_or(HermesFlags::V0_19);
+            if probed.is_some() {
+                on_disk.retain(|k, _| !k.starts_with(&format!("{}|", bin.display())));
+                on_disk.insert(key.clone(), flags);
+                if let Some(dir) = cache.parent()
+                    && dir.is_dir()
+                    && let Ok(text) = serde_json::to_string_pretty(&on_disk)
+                {
+                    let tmp = cache.with_extension(format!("json.{}", std::process::id()));
+                    if std::fs::write(&tmp, text).is_ok() {
+                        let _ = std::fs::rename(&tmp, &cache);
+                    }
+                }
+            }
+            tracing::info!("hermes flags of {}: {flags:?}", bin.display());
+            flags
+        }
+    };
+    if let Ok(mut m) = SEEN.lock() {
+        m.get_or_insert_with(HashMap::new).insert(key, flags);
+    }
+    flags
+}
+
+/// `<path>|<size>|<mtime ns>` of a binary, or `None` when it cannot be read.
+fn binary_key(bin: &Path) -> Option<String> {
+    let m = std::fs::metadata(bin).ok()?;
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{}|{}|{mtime}", bin.display(), m.len()))
+}
+
+/// Run `<bin> --help` (stdin closed, no kanban variables, its own process group, killed after
+/// [`PROBE_TIMEOUT`]) and parse it.
+fn probe_help(bin: &Path, env: &Env) -> Option<HermesFlags> {
+    use std::io::Read;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--help")
+        .env_clear()
+        .envs(env.vars().filter(|(k, _)| !k.starts_with("HERMES_KANBAN_")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = cmd.spawn().ok()?;
+    let mut out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.by_ref().take(1 << 20).read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                tracing::warn!(
+                    "`{} --help` did not answer within {}s; assuming Hermes 0.19.0's flags",
+                    bin.display(),
+                    PROBE_TIMEOUT.as_secs()
+                );
+                return None;
+            }
+        }
+    }
+    let wait = std::time::Duration::from_secs(2);
+    let buf = match rx.recv_timeout(wait) {
+        Ok(buf) => buf,
+        Err(_) => {
+            // Something it left in its group (a test double's `sleep &`) still holds stdout;
+            // while it lives the group id cannot be reused, so this hits only that group.
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            rx.recv_timeout(wait).ok()?
+        }
+    };
+    HermesFlags::from_help(&String::from_utf8_lossy(&buf))
 }
 
 /// Where the worker's board lives, pinned in its environment.
@@ -365,6 +552,19 @@ mod tests {
         std::fs::write(&log, "z".repeat(60)).unwrap();
         rotate_log(&log, 50, 0);
         assert!(!log.exists(), "0 backups deletes");
+    }
+
+    #[test]
+    fn flags_are_read_off_argparse_help() {
+        // Hermes 0.19.0's `hermes --help` usage block.
+        let v019 = "usage: hermes [-h] [--version] [-z PROMPT] [--usage-file PATH] [-m MODEL]\n              [--provider PROVIDER] [-t TOOLSETS] [--resume SESSION]\n              [--accept-hooks] [--skills SKILLS] [--yolo] [--pass-session-id]\n              [--ignore-user-config] [--ignore-rules] [--safe-mode] [--tui]\n              [--cli] [--dev]\n";
+        assert_eq!(HermesFlags::from_help(v019), Some(HermesFlags::V0_19));
+        let newer = format!("{v019} [--reasoning LEVEL]");
+        assert!(HermesFlags::from_help(&newer).unwrap().reasoning);
+        let old = "usage: hermes [-h] [-m MODEL] [--cli-mode]";
+        let f = HermesFlags::from_help(old).unwrap();
+        assert!(!f.cli && !f.accept_hooks && !f.provider, "{f:?}");
+        assert_eq!(HermesFlags::from_help("I think I am done"), None);
     }
 
     #[test]

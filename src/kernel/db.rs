@@ -58,6 +58,12 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_upstream_columns.sql"),
         probe: None,
     },
+    // Upstream's provider_override / reasoning_effort; its ADD COLUMNs skip existing columns.
+    Migration {
+        number: 7,
+        sql: include_str!("../../migrations/0007_task_provider_reasoning.sql"),
+        probe: None,
+    },
 ];
 
 const fn highest_migration() -> i64 {
@@ -745,12 +751,39 @@ pub(crate) fn migrate(conn: &Connection) -> Result<()> {
                 None => false,
             };
             if m.number > v || missing {
-                c.execute_batch(m.sql)?;
+                run_migration(c, m.sql)?;
             }
         }
         c.execute_batch(&format!("PRAGMA user_version={}", v.max(SCHEMA_VERSION)))?;
         Ok(())
     })
+}
+
+/// Run one of our migrations statement by statement; an `ALTER TABLE t ADD COLUMN c …` whose
+/// column already exists (upstream Hermes adds the same columns itself) is skipped.
+fn run_migration(c: &Connection, sql: &str) -> Result<()> {
+    if !sql.contains("ADD COLUMN") {
+        c.execute_batch(sql)?;
+        return Ok(());
+    }
+    let stripped: String = sql
+        .lines()
+        .map(|l| match l.find("--") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for stmt in stripped.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = stmt.split_whitespace().collect();
+        if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words.as_slice()
+            && has_column(&table_columns(c, table)?, column)
+        {
+            continue;
+        }
+        c.execute_batch(stmt)?;
+    }
+    Ok(())
 }
 
 /// Column names and declared types of a table (empty when the table does not exist).
@@ -993,11 +1026,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kanban.db");
         let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
-        c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=7;")
+        // A DB a newer binary (version 9) left without 0005.
+        c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=9;")
             .unwrap();
         drop(c);
         let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
-        assert_eq!(user_version(&c).unwrap(), 7);
+        assert_eq!(user_version(&c).unwrap(), 9);
         let n: i64 = c
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name='kanban_webhook_cursors'",

@@ -1,6 +1,7 @@
 //! The diagnostics engine (REF §18): stateless rules over a task, its events and its runs that
 //! flag trouble an operator should act on — repeated failures or crashes, hallucinated cards or
-//! references, tasks stuck in blocked, block/unblock cycling, and tasks stranded in ready.
+//! references, tasks stuck in blocked, block/unblock cycling, tasks stranded in ready, and (when
+//! given the Hermes root) skills a task's worker would ask for that its profile lacks.
 
 use std::collections::HashMap;
 
@@ -82,10 +83,23 @@ pub struct DiagnosticsConfig {
     pub block_cycle_threshold: i64,
     /// `block_unblock_cycling` window (86400 s).
     pub block_cycle_window_seconds: i64,
+    /// `missing_skill`: check the default worker argv's skills against the assignee's profile
+    /// on disk (`None` = skip, e.g. the dashboard's per-card badges).
+    pub skills: Option<SkillCheck>,
     /// The assignees the dispatcher can spawn (profiles on disk, `default`, and
     /// `kanban.worker_command` entries), when the caller knows them: a ready/todo task assigned
     /// to anyone else gets `unspawnable_assignee`. `None` turns the rule off.
     pub spawnable: Option<std::collections::BTreeSet<String>>,
+}
+
+/// Where `missing_skill` looks: the Hermes root and the assignees that run a
+/// `kanban.worker_command` template instead of Hermes (their skills are not checked).
+#[derive(Debug, Clone, Default)]
+pub struct SkillCheck {
+    pub hermes_root: std::path::PathBuf,
+    pub templated: Vec<String>,
+    /// A `*` template covers every assignee.
+    pub all_templated: bool,
 }
 
 impl Default for DiagnosticsConfig {
@@ -97,6 +111,7 @@ impl Default for DiagnosticsConfig {
             stranded_threshold_seconds: 1800,
             block_cycle_threshold: 3,
             block_cycle_window_seconds: 86_400,
+            skills: None,
             spawnable: None,
         }
     }
@@ -437,6 +452,41 @@ pub fn diagnose(
                 count: 1,
                 run_id: None,
                 data: json!({"age_seconds": age}),
+            });
+        }
+    }
+    if let (Some(sc), Some(who)) = (&cfg.skills, t.assignee.as_deref())
+        && matches!(
+            t.status,
+            Status::Todo | Status::Ready | Status::Running | Status::Blocked
+        )
+        && !sc.all_templated
+        && !sc.templated.iter().any(|a| a == who)
+    {
+        let ws = super::skills::worker_skills(&sc.hermes_root, who, &t.skills);
+        if let Some(w) = ws.warning(id, who, &sc.hermes_root) {
+            out.push(Diagnostic {
+                kind: "missing_skill",
+                severity: if ws.fatal() {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                title: format!(
+                    "Skill(s) {} missing for profile {who}",
+                    ws.missing.join(", ")
+                ),
+                detail: w,
+                actions: vec![hint(
+                    "Install the kanban skills into the profile",
+                    format!("hermes-kanban skills install --profile {who}"),
+                    ws.missing.iter().any(|m| m.starts_with("kanban-")),
+                )],
+                first_seen_at: None,
+                last_seen_at: Some(now),
+                count: ws.missing.len() as i64,
+                run_id: None,
+                data: json!({"missing": ws.missing, "passed": ws.pass, "fatal": ws.fatal()}),
             });
         }
     }

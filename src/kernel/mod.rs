@@ -29,6 +29,7 @@ mod repair;
 mod review;
 mod runs;
 mod seed;
+mod skills;
 mod swarm;
 mod tasks;
 mod tokens;
@@ -50,7 +51,9 @@ pub use board_view::{
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{ParentHandoff, TaskDetail, local_ts, relative_age, sorted_json};
 pub use db::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
-pub use diagnostics::{Action, Diagnostic, DiagnosticsConfig, Severity, TaskDiagnostics, diagnose};
+pub use diagnostics::{
+    Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
+};
 pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
@@ -76,6 +79,9 @@ pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
 pub use seed::SeedTask;
+pub use skills::{
+    KANBAN_WORKER_SKILL, WorkerSkills, profile_has_skill, profile_home, skill_dirs, worker_skills,
+};
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES, PageKey,

@@ -51,6 +51,12 @@ pub struct NewTask {
     pub session_id: Option<String>,
     pub goal_mode: bool,
     pub goal_max_turns: Option<i64>,
+    /// Model the worker runs with (`-m`); `None` = the profile's.
+    pub model_override: Option<String>,
+    /// Provider for `model_override` (`--provider`); needs a model.
+    pub provider_override: Option<String>,
+    /// Reasoning level (`--reasoning`); `None` = the profile's.
+    pub reasoning_effort: Option<String>,
     /// Upstream ~0.22's completion contract (UP §5): `local-only`, `OWNER/REPO` or a GitHub
     /// pull-request URL. Stored for Hermes; we run no PR acceptance check ourselves.
     pub completion_contract: Option<String>,
@@ -224,6 +230,15 @@ impl Board {
             .map(|n| v::in_range("goal_max_turns", n, 1..=10_000))
             .transpose()?;
         let skills = v::skills(&new.skills)?;
+        let model = v::model_word("model_override", new.model_override.as_deref())?;
+        let provider = v::model_word("provider_override", new.provider_override.as_deref())?;
+        if provider.is_some() && model.is_none() {
+            return Err(KernelError::invalid(
+                "provider_override",
+                "a provider needs a model (pass --model too); Hermes only takes --provider with -m",
+            ));
+        }
+        let reasoning = v::reasoning_effort("reasoning_effort", new.reasoning_effort.as_deref())?;
         let kind = new.workspace_kind.unwrap_or(WorkspaceKind::Scratch);
         let branch = v::optional_text("branch_name", new.branch_name.as_deref(), 200)?;
         if let Some(b) = &branch {
@@ -282,6 +297,9 @@ impl Board {
             initial_status: new.initial_status,
             triage: new.triage,
             goal_mode: new.goal_mode,
+            model,
+            provider,
+            reasoning,
         })
     }
 
@@ -479,6 +497,100 @@ impl Board {
             }
             let t = load_task(c, task_id)?;
             assign_tx(c, &t, assignee.as_deref(), None, now)?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// Set (or with `model: None` clear) the model a worker of this task runs with, and its
+    /// provider (upstream 0.19.1 `set-model`). A provider needs a model. Takes effect at the next
+    /// spawn. Event `model_override_set {model, provider}` when something changed; an archived
+    /// task is refused.
+    pub fn set_task_model(
+        &self,
+        task_id: &str,
+        model: Option<&str>,
+        provider: Option<&str>,
+    ) -> Result<Task> {
+        let model = v::model_word("model", model)?;
+        let provider = v::model_word("provider", provider)?;
+        if provider.is_some() && model.is_none() {
+            return Err(KernelError::invalid(
+                "provider",
+                "a provider needs a model; Hermes only takes --provider with -m",
+            ));
+        }
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status == Status::Archived {
+                return Err(KernelError::refused(task_id, "set-model", "it is archived"));
+            }
+            if t.model_override == model && t.provider_override == provider {
+                return Ok(t);
+            }
+            let n = c.execute(
+                "UPDATE tasks SET model_override=?1, provider_override=?2
+                 WHERE id=?3 AND model_override IS ?4 AND provider_override IS ?5",
+                params![
+                    model,
+                    provider,
+                    task_id,
+                    t.model_override,
+                    t.provider_override
+                ],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    task_id,
+                    "set-model",
+                    "it changed concurrently; try again",
+                ));
+            }
+            add_event(
+                c,
+                task_id,
+                None,
+                "model_override_set",
+                obj! {"model" => model, "provider" => provider},
+                now,
+            )?;
+            load_task(c, task_id)
+        })
+    }
+
+    /// Set (or with `None` clear, back to the profile's setting) the reasoning level a worker of
+    /// this task runs with (upstream 0.20.0). Event `reasoning_effort_set {reasoning_effort}`
+    /// when it changed; an archived task is refused.
+    pub fn set_reasoning_effort(&self, task_id: &str, level: Option<&str>) -> Result<Task> {
+        let level = v::reasoning_effort("reasoning_effort", level)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = load_task(c, task_id)?;
+            if t.status == Status::Archived {
+                return Err(KernelError::refused(task_id, "set-model", "it is archived"));
+            }
+            if t.reasoning_effort == level {
+                return Ok(t);
+            }
+            let n = c.execute(
+                "UPDATE tasks SET reasoning_effort=?1 WHERE id=?2 AND reasoning_effort IS ?3",
+                params![level, task_id, t.reasoning_effort],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    task_id,
+                    "set-model",
+                    "it changed concurrently; try again",
+                ));
+            }
+            add_event(
+                c,
+                task_id,
+                None,
+                "reasoning_effort_set",
+                obj! {"reasoning_effort" => level},
+                now,
+            )?;
             load_task(c, task_id)
         })
     }
@@ -728,6 +840,9 @@ pub(crate) struct PreparedTask {
     pub(crate) initial_status: InitialStatus,
     pub(crate) triage: bool,
     pub(crate) goal_mode: bool,
+    pub(crate) model: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) reasoning: Option<String>,
     pub(crate) completion_contract: Option<String>,
 }
 
@@ -751,6 +866,9 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
         branch,
         workspace_path,
         parents,
+        model,
+        provider,
+        reasoning,
         ..
     } = p;
     let new = p;
@@ -791,13 +909,13 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
                     "INSERT INTO tasks (id, title, body, assignee, status, priority, created_by, created_at,
                         workspace_kind, workspace_path, branch_name, project_id, tenant, idempotency_key,
                         max_runtime_seconds, skills, max_retries, goal_mode, goal_max_turns, session_id,
-                        completion_contract)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+                        model_override, provider_override, reasoning_effort, completion_contract)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)",
                     params![
                         id, title, body, assignee, status.as_str(), priority, created_by, now,
                         kind.as_str(), workspace_path, branch, project_id, tenant, key, max_runtime,
                         skills_json, max_retries, new.goal_mode as i64, goal_max_turns, session_id,
-                        new.completion_contract
+                        model, provider, reasoning, new.completion_contract
                     ],
                 );
         match r {
@@ -816,22 +934,24 @@ pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Resu
             params![p, id],
         )?;
     }
-    add_event(
-        c,
-        &id,
-        None,
-        "created",
-        obj! {
-            "assignee" => assignee,
-            "status" => status.as_str(),
-            "parents" => parents,
-            "tenant" => tenant,
-            "branch_name" => branch,
-            "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
-            "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
-        },
-        now,
-    )?;
+    let mut created = obj! {
+        "assignee" => assignee,
+        "status" => status.as_str(),
+        "parents" => parents,
+        "tenant" => tenant,
+        "branch_name" => branch,
+        "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
+        "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
+    };
+    // Upstream's keys (UP §7), only when set: a plain task's payload stays 0.19.0's.
+    if model.is_some() {
+        created.insert("model_override".into(), json!(model));
+        created.insert("provider_override".into(), json!(provider));
+    }
+    if reasoning.is_some() {
+        created.insert("reasoning_effort".into(), json!(reasoning));
+    }
+    add_event(c, &id, None, "created", created, now)?;
     if status == Status::Blocked {
         // A `blocked` event makes Hermes' recompute (0.19.0 and ~0.22) treat the block as
         // sticky too, so a Python reader on the same DB does not resurrect it. The payload is

@@ -176,6 +176,10 @@ pub struct Task {
     /// write. Only Hermes writes it.
     #[serde(skip)]
     pub worker_started_at: Option<String>,
+    /// Provider for `model_override`, passed as `--provider` with `-m` (upstream 0.19.1).
+    pub provider_override: Option<String>,
+    /// Reasoning level passed as `--reasoning` (upstream 0.20.0); `None` = the profile's.
+    pub reasoning_effort: Option<String>,
 }
 
 /// The column list every task query selects, in [`Task::from_row`] order.
@@ -185,7 +189,7 @@ pub(crate) const TASK_COLUMNS: &str = "id, title, body, assignee, status, priori
     last_failure_error, max_runtime_seconds, last_heartbeat_at, current_run_id, \
     workflow_template_id, current_step_key, skills, model_override, max_retries, goal_mode, \
     goal_max_turns, session_id, block_kind, block_recurrences, completion_contract, \
-    worker_started_at";
+    worker_started_at, provider_override, reasoning_effort";
 
 /// Integer column read leniently: integers, reals (truncated) and numeric text are accepted,
 /// anything else is `None` (Hermes DBs may hold odd timestamps).
@@ -266,6 +270,8 @@ impl Task {
             block_recurrences: lenient_i64(r, 34).unwrap_or(0),
             completion_contract: lenient_text(r, 35),
             worker_started_at: lenient_text(r, 36),
+            provider_override: lenient_text(r, 37).filter(|s| !s.trim().is_empty()),
+            reasoning_effort: lenient_text(r, 38).filter(|s| !s.trim().is_empty()),
         })
     }
 

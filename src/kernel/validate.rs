@@ -142,6 +142,46 @@ pub fn short_name(field: &'static str, s: Option<&str>) -> Result<Option<String>
     Ok(Some(t.to_string()))
 }
 
+/// Reasoning levels Hermes accepts for `--reasoning` (its `VALID_REASONING_EFFORTS`, plus
+/// `none`, which turns reasoning off). Upstream stores them in `tasks.reasoning_effort`.
+pub const REASONING_LEVELS: &[&str] = &[
+    "none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra",
+];
+
+/// A reasoning level: trimmed, lowercased, one of [`REASONING_LEVELS`]; blank → `None` (the
+/// profile's own setting).
+pub fn reasoning_effort(field: &'static str, s: Option<&str>) -> Result<Option<String>> {
+    let Some(t) = s.map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if !REASONING_LEVELS.contains(&t.as_str()) {
+        return Err(KernelError::invalid(
+            field,
+            format!(
+                "{t:?} is not a reasoning level; use one of {}",
+                REASONING_LEVELS.join(", ")
+            ),
+        ));
+    }
+    Ok(Some(t))
+}
+
+/// A model or provider name passed to Hermes as one argv word (`-m`, `--provider`): trimmed,
+/// blank → `None`, no whitespace or control characters, not starting with `-` (it would read
+/// as a flag), at most [`NAME_MAX_CHARS`].
+pub fn model_word(field: &'static str, s: Option<&str>) -> Result<Option<String>> {
+    let Some(t) = short_name(field, s)? else {
+        return Ok(None);
+    };
+    if t.starts_with('-') || t.chars().any(char::is_whitespace) {
+        return Err(KernelError::invalid(
+            field,
+            format!("{t:?}: must be one word that does not start with '-'"),
+        ));
+    }
+    Ok(Some(t))
+}
+
 /// Normalise a profile (assignee) name: trimmed, lowercased; blank or `none` → `None`.
 /// Allowed: 1-64 of `a-z 0-9 _ - . @`, not starting with `.` or `-` (it becomes a directory
 /// name under `profiles/`, so no path separators or traversal).

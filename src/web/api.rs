@@ -537,6 +537,9 @@ async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) 
         "skills",
         "goal_mode",
         "goal_max_turns",
+        "model_override",
+        "provider_override",
+        "reasoning_effort",
     ])?;
     let kind = match f.str("workspace_kind")? {
         None => None,
@@ -558,6 +561,9 @@ async fn create_task(State(st): State<Arc<WebState>>, Query(q): Q, body: Bytes) 
         skills: f.strs("skills")?,
         goal_mode: f.bool("goal_mode", false)?,
         goal_max_turns: f.int("goal_max_turns")?,
+        model_override: f.str("model_override")?,
+        provider_override: f.str("provider_override")?,
+        reasoning_effort: f.str("reasoning_effort")?,
         created_by: Some("dashboard".into()),
         initial_status: InitialStatus::Normal,
         ..Default::default()
