@@ -3446,6 +3446,21 @@ async fn show_names_the_parents_that_are_not_finished_and_the_last_failure() {
         v["task"]["last_failure_error"], "pid 9 exited with code 3",
         "{v}"
     );
+    // Upstream ~0.22's task keys: the model pin and the completion contract, when set.
+    let pinned = fx.create(NewTask {
+        title: "pinned".into(),
+        assignee: Some("worker".into()),
+        model_override: Some("gpt-x".into()),
+        provider_override: Some("custom".into()),
+        reasoning_effort: Some("high".into()),
+        completion_contract: Some("local-only".into()),
+        ..Default::default()
+    });
+    let v = s.ok("kanban_show", json!({"task_id": pinned})).await;
+    assert_eq!(v["task"]["model_override"], "gpt-x", "{v}");
+    assert_eq!(v["task"]["provider_override"], "custom", "{v}");
+    assert_eq!(v["task"]["reasoning_effort"], "high", "{v}");
+    assert_eq!(v["task"]["completion_contract"], "local-only", "{v}");
     s.close().await;
 }
 

@@ -255,6 +255,8 @@ fn show_reply(b: &Board, id: &str) -> Result<(String, Value), KernelError> {
             "workspace_path": t.workspace_path, "created_by": t.created_by, "created_at": t.created_at,
             "started_at": t.started_at, "completed_at": t.completed_at, "result": t.result,
             "current_run_id": t.current_run_id, "model_override": t.model_override,
+            "provider_override": t.provider_override, "reasoning_effort": t.reasoning_effort,
+            "completion_contract": t.completion_contract,
             "block_kind": t.block_kind, "last_failure_error": t.last_failure_error,
         })),
         "parents": parents,
