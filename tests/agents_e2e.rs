@@ -1008,6 +1008,20 @@ mod hermes {
         assert!(!chat_requests_mentioning(&model, &q).is_empty());
     }
 
+    /// The ```yaml block of README.md that holds `mcp_servers:` (what a user pastes into
+    /// Hermes' config.yaml).
+    fn readme_mcp_servers_yaml() -> String {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        readme
+            .split("```yaml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .find(|b| b.contains("mcp_servers:") && b.contains("hermes_kanban:"))
+            .expect("README.md has a ```yaml block with mcp_servers: hermes_kanban:")
+            .to_string()
+    }
+
     /// Hermes lists our tools to the model when the MCP server is named `hermes_kanban` (as
     /// prefixed `mcp__hermes_kanban__kanban_*` tools); under the name `kanban` it registers
     /// them and then never sends them, because the name collides with its built-in `kanban`
@@ -1021,13 +1035,18 @@ mod hermes {
             // One Hermes home per server name, each pointing its MCP client at our board.
             let h = home.path().join(format!("client-{name}"));
             std::fs::create_dir_all(&h).unwrap();
+            // The README's `mcp_servers` snippet as pasted, with only the binary path, the
+            // home and (for the collision case) the server name filled in.
+            let snippet = readme_mcp_servers_yaml()
+                .replace("command: hermes-kanban", &format!("command: {HK}"))
+                .replace(
+                    "/home/you/.hermes",
+                    &home.hermes_home().display().to_string(),
+                )
+                .replace("  hermes_kanban:", &format!("  {name}:"));
             std::fs::write(
                 h.join("config.yaml"),
-                format!(
-                    "{}mcp_servers:\n  {name}:\n    command: {HK}\n    args: [\"mcp\"]\n    env:\n      HERMES_HOME: {}\n",
-                    model_yaml(&model, "scripted-list-tools"),
-                    home.hermes_home().display()
-                ),
+                format!("{}{snippet}", model_yaml(&model, "scripted-list-tools")),
             )
             .unwrap();
             let mut c = Command::new(hermes_bin());
