@@ -761,7 +761,11 @@ fn fake_worker(cli: &Cli, name: &str, body: &str) -> std::path::PathBuf {
     let p = cli.dir.path().join(name);
     std::fs::write(
         &p,
-        format!("#!/bin/bash\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"),
+        // The first line answers the dispatcher's `hermes --help` flag probe, so the body runs
+        // only as the worker.
+        format!(
+            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
