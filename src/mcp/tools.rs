@@ -171,6 +171,25 @@ impl KanbanMcp {
     /// Run `f` on the board the caller addresses (a token-pinned worker stays on its board);
     /// returns its value and the board's slug. A worker whose own task is not on that board
     /// gets an error naming the board and its DB path.
+    /// Store `bytes` as an attachment of task `id`, uploaded by the caller (`kanban_attach`
+    /// and `kanban_attach_url` share it).
+    async fn store_attachment(
+        &self,
+        scope: &Scope,
+        board: &Option<String>,
+        id: &str,
+        name: String,
+        bytes: Vec<u8>,
+        content_type: Option<String>,
+    ) -> Result<(crate::kernel::Attachment, String), CallToolResult> {
+        let by = self.author(scope);
+        let tid = id.to_string();
+        self.on_board(scope, board, move |b| {
+            b.add_attachment(&tid, &name, &bytes, content_type.as_deref(), Some(&by))
+        })
+        .await
+    }
+
     async fn on_board<T: Send + 'static>(
         &self,
         scope: &Scope,
@@ -851,12 +870,8 @@ impl KanbanMcp {
         if let Err(e) = crate::kernel::attachment_name(&p.filename) {
             return fail(format!("kanban_attach: {e}"));
         }
-        let by = self.author(&scope);
-        let (tid, name, ct) = (id.clone(), p.filename, p.content_type);
         match self
-            .on_board(&scope, &p.board, move |b| {
-                b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
-            })
+            .store_attachment(&scope, &p.board, &id, p.filename, bytes, p.content_type)
             .await
         {
             Ok((a, board)) => reply(
@@ -1087,12 +1102,9 @@ impl KanbanMcp {
             crate::kernel::attachment_name(&fetched.filename).unwrap_or_else(|_| "download".into())
         });
         let ct = p.content_type.clone().or(fetched.content_type.clone());
-        let by = self.author(&scope);
-        let (tid, bytes, url) = (id.clone(), fetched.bytes, fetched.final_url);
+        let url = fetched.final_url;
         match self
-            .on_board(&scope, &p.board, move |b| {
-                b.add_attachment(&tid, &name, &bytes, ct.as_deref(), Some(&by))
-            })
+            .store_attachment(&scope, &p.board, &id, name, fetched.bytes, ct)
             .await
         {
             Ok((a, board)) => reply(
