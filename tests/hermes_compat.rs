@@ -272,7 +272,9 @@ fn reference_db() -> Connection {
 
 /// Our own migrations (`migrations/000N_*.sql`, N ≥ 2), in order, read from the crate.
 fn our_migrations() -> Vec<(i64, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join("sqlite");
     let mut out: Vec<(i64, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -967,7 +969,7 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     assert_eq!(pragma_text(&c, "journal_mode=WAL"), "wal");
     // Its schema script is all `IF NOT EXISTS` over the verbatim DDL: a no-op here.
     let before = dump_all(&c);
-    c.execute_batch(include_str!("../migrations/0001_hermes_0_19_0.sql"))
+    c.execute_batch(include_str!("../migrations/sqlite/0001_hermes_0_19_0.sql"))
         .unwrap();
     assert_eq!(dump_all(&c), before);
 

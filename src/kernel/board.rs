@@ -13,6 +13,7 @@ use super::db;
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
+use super::store::Tx;
 use super::types::{TASK_COLUMNS, Task, payload_text};
 
 /// A source of "now" in Unix seconds. Tests substitute a fixed clock.
@@ -243,20 +244,22 @@ impl Board {
         super::fence::is_fenced(&self.env, &self.paths.db)
     }
 
-    pub(crate) fn write<T>(&self, body: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         super::fence::check(&self.env, &self.paths.db)?;
-        db::write_txn(&self.conn, body).map_err(|e| db::locate(e, &self.paths.db))
+        db::write_txn(&self.conn, |c| body(&Tx::sqlite(c)))
+            .map_err(|e| db::locate(e, &self.paths.db))
     }
 
-    pub(crate) fn read<T>(&self, body: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        db::read_txn(&self.conn, body).map_err(|e| db::locate(e, &self.paths.db))
+    pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        db::read_txn(&self.conn, |c| body(&Tx::sqlite(c)))
+            .map_err(|e| db::locate(e, &self.paths.db))
     }
 }
 
 // ----- shared helpers used by the operation modules -----
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
-pub(crate) fn load_task(c: &Connection, id: &str) -> Result<Task> {
+pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
     let mut st = c.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"))?;
     db::opt(st.query_row([id], Task::from_row))?
         .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
@@ -264,7 +267,7 @@ pub(crate) fn load_task(c: &Connection, id: &str) -> Result<Task> {
 
 /// Append an event; an empty payload is stored as NULL. Returns the event id.
 pub(crate) fn add_event(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     run_id: Option<i64>,
     kind: &str,

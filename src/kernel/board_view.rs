@@ -4,9 +4,10 @@
 //! direct status move (REF §5.2 `_set_status_direct`, with SPEC §3.3 fix 1), the active-worker
 //! listing, and board metadata edits.
 
+use super::store::Tx;
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -176,7 +177,7 @@ fn view_filter(q: &BoardViewQuery) -> (String, Vec<Value>) {
 /// Run `sql` (which must end in `IN (` + marks + `)` via the `{marks}` placeholder) over `ids`
 /// in chunks, or once with `all_sql` when `ids` is `None`, collecting `(key, value)` rows.
 fn chunked<T>(
-    c: &Connection,
+    c: &Tx,
     all_sql: &str,
     in_sql: &str,
     ids: Option<&[String]>,
@@ -207,7 +208,7 @@ fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
     rows.into_iter().collect()
 }
 
-fn distinct(c: &Connection, col: &str) -> Result<Vec<String>> {
+fn distinct(c: &Tx, col: &str) -> Result<Vec<String>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL AND {col} != '' ORDER BY {col}"
     ))?;

@@ -3,7 +3,8 @@
 //! task to `blocked` with a `gave_up` event. A tripped task stays blocked until a human
 //! unblocks it (SPEC §3.3 fix 2).
 
-use rusqlite::{Connection, params};
+use super::store::Tx;
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -80,11 +81,7 @@ impl Board {
 
 /// The body of [`Board::record_task_failure`], for callers that already hold the write
 /// transaction (the liveness settlements apply an exit and count it in one transaction).
-pub(crate) fn record_failure_tx(
-    c: &Connection,
-    r: &FailureReport,
-    now: i64,
-) -> Result<FailureVerdict> {
+pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<FailureVerdict> {
     let error = v::truncate(r.error.trim(), 500);
     let t = load_task(c, &r.task_id)?;
     // A review-lane run (claimed from review) returns to review (UP §4); its settlement may

@@ -1,25 +1,25 @@
 //! Comments on a task: add (author and body required, event `commented`) and list.
 
-use rusqlite::{Connection, params};
-
 use super::board::{Board, add_event, load_task};
 use super::error::Result;
+use super::store::Tx;
 use super::types::Comment;
+use super::types::{lenient_i64, lenient_text};
 use super::validate as v;
-use crate::obj;
+use crate::{args, obj};
 
 pub(crate) fn add_comment_tx(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     author: &str,
     body: &str,
     now: i64,
 ) -> Result<i64> {
-    c.prepare_cached(
-        "INSERT INTO task_comments (task_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![task_id, author, body, now])?;
-    let id = c.last_insert_rowid();
+    let id = c.insert_id(
+        "INSERT INTO task_comments (task_id, author, body, created_at) VALUES (?1, ?2, ?3, ?4)
+         RETURNING id",
+        args![task_id, author, body, now],
+    )?;
     add_event(
         c,
         task_id,
@@ -31,22 +31,21 @@ pub(crate) fn add_comment_tx(
     Ok(id)
 }
 
-pub(crate) fn list_comments_tx(c: &Connection, task_id: &str) -> Result<Vec<Comment>> {
-    let mut st = c.prepare_cached(
-        "SELECT id, task_id, author, body, created_at FROM task_comments WHERE task_id=?1 ORDER BY created_at, id",
-    )?;
-    let v = st
-        .query_map([task_id], |r| {
+pub(crate) fn list_comments_tx(c: &Tx, task_id: &str) -> Result<Vec<Comment>> {
+    c.map(
+        "SELECT id, task_id, author, body, created_at FROM task_comments
+         WHERE task_id=?1 ORDER BY created_at, id",
+        args![task_id],
+        |r| {
             Ok(Comment {
                 id: r.get(0)?,
                 task_id: r.get(1)?,
-                author: super::types::lenient_text(r, 2).unwrap_or_default(),
-                body: super::types::lenient_text(r, 3).unwrap_or_default(),
-                created_at: super::types::lenient_i64(r, 4).unwrap_or(0),
+                author: lenient_text(r, 2).unwrap_or_default(),
+                body: lenient_text(r, 3).unwrap_or_default(),
+                created_at: lenient_i64(r, 4).unwrap_or(0),
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(v)
+        },
+    )
 }
 
 impl Board {
@@ -65,6 +64,6 @@ impl Board {
 
     /// Comments of a task, oldest first.
     pub fn list_comments(&self, task_id: &str) -> Result<Vec<Comment>> {
-        list_comments_tx(&self.conn, task_id)
+        self.read(|c| list_comments_tx(c, task_id))
     }
 }

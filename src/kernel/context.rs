@@ -2,6 +2,7 @@
 //! attachments, prior attempts, parent hand-offs, recent work by the same profile and the
 //! comment thread, each section capped — plus the `show` bundle and time formatting helpers.
 
+use super::store::Tx;
 use std::fmt::Write as _;
 
 use chrono::{Local, TimeZone};
@@ -306,7 +307,7 @@ pub struct ParentHandoff {
 
 /// Hand-offs of `task_id`'s parents that a worker is shown: done parents, and archived ones
 /// with a completed run or a result; in link order.
-fn parent_handoffs_tx(c: &rusqlite::Connection, task_id: &str) -> Result<Vec<ParentHandoff>> {
+fn parent_handoffs_tx(c: &Tx, task_id: &str) -> Result<Vec<ParentHandoff>> {
     let mut out = Vec::new();
     for pid in parents_of(c, task_id)? {
         let Ok(p) = load_task(c, &pid) else { continue };
@@ -347,7 +348,7 @@ impl Board {
     }
 }
 
-fn latest_completed_run(c: &rusqlite::Connection, task_id: &str) -> Result<Option<Run>> {
+fn latest_completed_run(c: &Tx, task_id: &str) -> Result<Option<Run>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id=?1 AND outcome='completed'
          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1"

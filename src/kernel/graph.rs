@@ -3,7 +3,8 @@
 //! `todo` tasks are promoted. A parent is satisfied by `done` or `archived` everywhere
 //! (SPEC §3.3 fix 1); `blocked` tasks are never promoted here (fix 2).
 
-use rusqlite::{Connection, params};
+use super::store::Tx;
+use rusqlite::params;
 
 use super::board::{Board, add_event, load_task};
 use super::error::{KernelError, Result};
@@ -13,7 +14,7 @@ use crate::obj;
 
 /// Whether every parent of `task_id` is `done` or `archived` (vacuously true without parents;
 /// dangling edges to deleted tasks are ignored).
-pub(crate) fn parents_satisfied_tx(c: &Connection, task_id: &str) -> Result<bool> {
+pub(crate) fn parents_satisfied_tx(c: &Tx, task_id: &str) -> Result<bool> {
     let mut st = c.prepare_cached(
         "SELECT count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id
          WHERE l.child_id = ?1 AND p.status NOT IN ('done', 'archived')",
@@ -25,7 +26,7 @@ pub(crate) fn parents_satisfied_tx(c: &Connection, task_id: &str) -> Result<bool
 /// Promote every `todo` task whose parents are all done/archived to `ready` (event
 /// `promoted`), or to `review` when it left a review lane (UP §4; `promoted {status:
 /// "review"}`). Returns the promoted ids.
-pub(crate) fn recompute_ready_tx(c: &Connection, now: i64) -> Result<Vec<String>> {
+pub(crate) fn recompute_ready_tx(c: &Tx, now: i64) -> Result<Vec<String>> {
     let ids = promotable_ids(c)?;
     let mut promoted = Vec::with_capacity(ids.len());
     for id in ids {
@@ -58,7 +59,7 @@ const PROMOTABLE: &str = "SELECT t.id FROM tasks t WHERE t.status = 'todo' AND N
 /// through the primary-key index and then the table; the covering index of migration 0003 makes
 /// the probe index-only (2-3x faster at 100k tasks). It is named explicitly, with the plain
 /// query as the fallback should the index be missing.
-pub(crate) fn promotable_ids(c: &Connection) -> Result<Vec<String>> {
+pub(crate) fn promotable_ids(c: &Tx) -> Result<Vec<String>> {
     let mut st =
         match c.prepare_cached(&PROMOTABLE.replace("{hint}", "INDEXED BY idx_tasks_id_status")) {
             Ok(st) => st,
@@ -70,7 +71,7 @@ pub(crate) fn promotable_ids(c: &Connection) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-pub(crate) fn ids_query(c: &Connection, sql: &str, id: &str) -> Result<Vec<String>> {
+pub(crate) fn ids_query(c: &Tx, sql: &str, id: &str) -> Result<Vec<String>> {
     let mut st = c.prepare_cached(sql)?;
     let v = st
         .query_map([id], |r| r.get(0))?
@@ -78,7 +79,7 @@ pub(crate) fn ids_query(c: &Connection, sql: &str, id: &str) -> Result<Vec<Strin
     Ok(v)
 }
 
-pub(crate) fn parents_of(c: &Connection, id: &str) -> Result<Vec<String>> {
+pub(crate) fn parents_of(c: &Tx, id: &str) -> Result<Vec<String>> {
     ids_query(
         c,
         "SELECT parent_id FROM task_links WHERE child_id=?1 ORDER BY parent_id",
@@ -86,7 +87,7 @@ pub(crate) fn parents_of(c: &Connection, id: &str) -> Result<Vec<String>> {
     )
 }
 
-pub(crate) fn children_of(c: &Connection, id: &str) -> Result<Vec<String>> {
+pub(crate) fn children_of(c: &Tx, id: &str) -> Result<Vec<String>> {
     ids_query(
         c,
         "SELECT child_id FROM task_links WHERE parent_id=?1 ORDER BY child_id",
@@ -178,12 +179,12 @@ impl Board {
 
     /// Parent ids of a task, sorted.
     pub fn parents(&self, task_id: &str) -> Result<Vec<String>> {
-        parents_of(&self.conn, task_id)
+        parents_of(&Tx::sqlite(&self.conn), task_id)
     }
 
     /// Child ids of a task, sorted.
     pub fn children(&self, task_id: &str) -> Result<Vec<String>> {
-        children_of(&self.conn, task_id)
+        children_of(&Tx::sqlite(&self.conn), task_id)
     }
 
     /// Parents that are neither done nor archived, with their status, sorted by id — what holds

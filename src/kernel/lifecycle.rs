@@ -4,8 +4,9 @@
 //! Each transition is one `BEGIN IMMEDIATE` transaction whose UPDATE carries the expected
 //! state in its WHERE clause.
 
+use super::store::Tx;
 use regex_lite::Regex;
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -128,7 +129,7 @@ fn ttl_checked(ttl: Option<i64>, default: i64) -> Result<i64> {
 /// The claim transaction body. The outer `Err` aborts (rolls back) the transaction; the inner
 /// `Err` is a refusal whose bookkeeping — the `claim_rejected` demotion — must be committed.
 pub(crate) fn claim_tx(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     from: Status,
     lock: &str,
@@ -215,7 +216,7 @@ pub(crate) fn claim_tx(
 }
 
 pub(crate) fn reclaim_tx(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     reason: Option<&str>,
     termination: Map<String, Value>,
@@ -801,7 +802,7 @@ impl Board {
         let reason = v::optional_text("reason", opts.reason.as_deref(), v::REASON_MAX_BYTES)?;
         let actor = v::short_name("actor", opts.actor.as_deref())?;
         let now = self.now();
-        let check = |c: &Connection| -> Result<Task> {
+        let check = |c: &Tx| -> Result<Task> {
             let t = load_task(c, task_id)?;
             if !matches!(t.status, Status::Todo | Status::Blocked) {
                 return Err(KernelError::refused(

@@ -6,10 +6,11 @@
 //! `BEGIN IMMEDIATE` transaction whose UPDATE carries the expected run or claim (CAS), so a tick
 //! and a supervisor can never both apply an outcome to the same run.
 
+use super::store::Tx;
 use std::collections::HashMap;
 
 use regex_lite::Regex;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -376,7 +377,7 @@ pub struct QueuedTask {
     pub assignee: Option<String>,
 }
 
-fn load_proc(c: &Connection, run_id: i64) -> Result<Option<RunProcess>> {
+fn load_proc(c: &Tx, run_id: i64) -> Result<Option<RunProcess>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT {PROC_COLUMNS} FROM kanban_worker_procs WHERE run_id=?1"
     ))?;
@@ -384,7 +385,7 @@ fn load_proc(c: &Connection, run_id: i64) -> Result<Option<RunProcess>> {
 }
 
 fn mark_settled(
-    c: &Connection,
+    c: &Tx,
     run_id: i64,
     by: SettledBy,
     outcome: &str,
@@ -403,14 +404,14 @@ fn mark_settled(
 }
 
 /// Close a tick-released run's process row so a late supervisor cannot settle it.
-fn close_proc(c: &Connection, run_id: Option<i64>, outcome: &str, now: i64) -> Result<()> {
+fn close_proc(c: &Tx, run_id: Option<i64>, outcome: &str, now: i64) -> Result<()> {
     if let Some(r) = run_id {
         mark_settled(c, r, SettledBy::Tick, outcome, false, now)?;
     }
     Ok(())
 }
 
-fn store_exit(c: &Connection, task_id: &str, run_id: i64, e: &WorkerExit, now: i64) -> Result<()> {
+fn store_exit(c: &Tx, task_id: &str, run_id: i64, e: &WorkerExit, now: i64) -> Result<()> {
     let detail = Value::Object(e.detail()).to_string();
     c.prepare_cached(
         "INSERT INTO kanban_worker_procs (run_id, task_id, registered_at, exited_at, exit_class,
@@ -428,7 +429,7 @@ fn store_exit(c: &Connection, task_id: &str, run_id: i64, e: &WorkerExit, now: i
 /// Move a running task whose open run is `run_id` back to `ready`, dropping its claim, pid and
 /// heartbeat. False when the task is no longer on that run.
 /// With `review_lane` (the run was claimed from review) it returns to `review` (UP §4).
-fn release_to_ready(c: &Connection, task_id: &str, run_id: i64, review_lane: bool) -> Result<bool> {
+fn release_to_ready(c: &Tx, task_id: &str, run_id: i64, review_lane: bool) -> Result<bool> {
     let to = if review_lane { "review" } else { "ready" };
     let n = c
         .prepare_cached(
@@ -450,7 +451,7 @@ fn mark_retry(mut payload: Map<String, Value>, review_lane: bool) -> Map<String,
 
 /// Newest-first count of closed runs that were protocol violations, skipping rate-limited runs
 /// and stopping at any other outcome (REF §8.7).
-fn protocol_violation_streak(c: &Connection, task_id: &str) -> Result<i64> {
+fn protocol_violation_streak(c: &Tx, task_id: &str) -> Result<i64> {
     let mut st = c.prepare_cached(
         "SELECT outcome, metadata, error FROM task_runs WHERE task_id=?1 AND ended_at IS NOT NULL
          ORDER BY id DESC LIMIT 50",
@@ -508,7 +509,7 @@ fn pr_regex() -> &'static Regex {
 
 /// The respawn guard (REF §8.9) for one ready task, inside a read or write transaction.
 pub(crate) fn respawn_guard_tx(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     now: i64,
     rate_limit_cooldown: i64,
@@ -566,7 +567,7 @@ pub(crate) fn respawn_guard_tx(
 }
 
 fn claim_cas_expired(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     lock: Option<&str>,
     new_expires: i64,
@@ -716,7 +717,7 @@ impl Board {
 
     /// The process row of a run, if the dispatcher registered or settled one.
     pub fn run_process(&self, run_id: i64) -> Result<Option<RunProcess>> {
-        load_proc(&self.conn, run_id)
+        load_proc(&Tx::sqlite(&self.conn), run_id)
     }
 
     /// Apply a worker's exit to its task, exactly once per run: with `exit` given it is stored

@@ -6,12 +6,13 @@
 //! second backend can sit behind it.
 
 mod attachments;
+/// Transitional alias while modules move onto [`store::Tx`].
+pub(crate) use store::sqlite as db;
 mod board;
 mod board_view;
 mod breaker;
 mod comments;
 mod context;
-mod db;
 mod diagnostics;
 mod env;
 mod error;
@@ -30,6 +31,7 @@ mod review;
 mod runs;
 mod seed;
 mod skills;
+pub(crate) mod store;
 mod swarm;
 mod tasks;
 mod tokens;

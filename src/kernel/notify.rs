@@ -2,7 +2,8 @@
 //! remove, and the per-subscription cursor — claimed atomically (CAS on the old value) so two
 //! notifiers never deliver the same event, and rewound only if still at the claimed value.
 
-use rusqlite::{Connection, params};
+use super::store::Tx;
+use rusqlite::params;
 use serde::Serialize;
 
 use super::board::{Board, load_task};
@@ -58,7 +59,7 @@ fn validate_key(k: &SubKey) -> Result<SubKey> {
     })
 }
 
-fn cursor(c: &Connection, k: &SubKey) -> Result<i64> {
+fn cursor(c: &Tx, k: &SubKey) -> Result<i64> {
     super::db::opt(c.query_row(
         "SELECT last_event_id FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
         params![k.task_id, k.platform, k.chat_id, k.thread_id],

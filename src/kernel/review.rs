@@ -4,7 +4,8 @@
 //! helpers the other transitions share: the live-claim guard (UP §5), the resume-to-review rule
 //! for failures of a review-lane run and for unblock/recompute, and event lookups.
 
-use rusqlite::{Connection, params};
+use super::store::Tx;
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -67,7 +68,7 @@ pub struct ReviewReopened {
 
 /// Payload of the newest event of `kind` on the task (optionally on one run).
 pub(crate) fn latest_event_payload(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     kind: &str,
     run_id: Option<i64>,
@@ -100,7 +101,7 @@ fn nonblank(v: Option<&Value>) -> Option<String> {
 }
 
 /// Whether the task's open run was claimed from `review` (the dispatcher's review lane).
-pub(crate) fn run_is_review_lane(c: &Connection, t: &Task) -> Result<bool> {
+pub(crate) fn run_is_review_lane(c: &Tx, t: &Task) -> Result<bool> {
     let Some(run) = t.current_run_id else {
         return Ok(false);
     };
@@ -110,7 +111,7 @@ pub(crate) fn run_is_review_lane(c: &Connection, t: &Task) -> Result<bool> {
 
 /// Where a blocked task resumes (UP §4): `review` when the newest lifecycle event carries
 /// `resume_status`, `retry_status` or `source_status` = `review`, else `ready`.
-pub(crate) fn resume_status_tx(c: &Connection, task_id: &str) -> Result<Status> {
+pub(crate) fn resume_status_tx(c: &Tx, task_id: &str) -> Result<Status> {
     let payload: Option<Option<String>> = db::opt(c.query_row(
         "SELECT payload FROM task_events WHERE task_id=?1 AND kind IN (
             'blocked','block_loop_detected','dependency_wait','gave_up','unblocked',
@@ -138,7 +139,7 @@ pub(crate) fn resume_status_tx(c: &Connection, task_id: &str) -> Result<Status> 
 /// is alive (its Hermes fingerprint matching when it has one; our supervisor's `/proc` start
 /// time when we spawned it). A CLI claim without a pid is not live. A claim taken on another
 /// host cannot be checked from here and counts as live.
-pub(crate) fn claim_is_live(c: &Connection, t: &Task) -> Result<bool> {
+pub(crate) fn claim_is_live(c: &Tx, t: &Task) -> Result<bool> {
     if t.status != Status::Running || t.claim_lock.is_none() {
         return Ok(false);
     }
@@ -172,7 +173,7 @@ pub(crate) fn claim_is_live(c: &Connection, t: &Task) -> Result<bool> {
 /// Refuse to close a live worker's run unless the caller owns it (`expected_run_id`, already
 /// checked against the current run) or forces it.
 pub(crate) fn live_claim_guard(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     action: &'static str,
     expected_run_id: Option<i64>,
@@ -195,7 +196,7 @@ pub(crate) fn live_claim_guard(
 /// Insert a closed run for a hand-off on a task with no open run, with an explicit profile.
 #[allow(clippy::too_many_arguments)]
 fn synth_run_as(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     profile: Option<&str>,
     outcome: RunOutcome,

@@ -1,9 +1,10 @@
 //! Run rows (one per attempt): closing the open run with an outcome, synthesizing a closed run
 //! for a hand-off on a never-claimed task, and the run readers (`runs`, latest summary).
 
+use super::store::Tx;
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde_json::{Map, Value};
 
 use super::board::Board;
@@ -15,7 +16,7 @@ use super::types::{RUN_COLUMNS, Run, RunOutcome, Task};
 /// the task's pointer. Returns the closed run id, or `None` when no run was open.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn end_run(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     outcome: RunOutcome,
     run_status: &str,
@@ -50,7 +51,7 @@ pub(crate) fn end_run(
 /// Insert an already-closed run (`started_at = ended_at = now`, status = outcome) for a hand-off
 /// on a task that was never claimed. Returns its id.
 pub(crate) fn synth_run(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     outcome: RunOutcome,
     summary: Option<&str>,

@@ -3,7 +3,8 @@
 //! synthesizer waiting on the verifier. The topology is posted on the root as a
 //! `[swarm:blackboard]` comment; an idempotency key on the root returns the existing swarm.
 
-use rusqlite::{Connection, params};
+use super::store::Tx;
+use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -55,7 +56,7 @@ pub struct Swarm {
     pub existing: bool,
 }
 
-fn topology_from_comments(c: &Connection, root: &str) -> Result<Option<Swarm>> {
+fn topology_from_comments(c: &Tx, root: &str) -> Result<Option<Swarm>> {
     for cm in list_comments_tx(c, root)?.into_iter().rev() {
         let Some(rest) = cm.body.strip_prefix(BLACKBOARD_PREFIX) else {
             continue;

@@ -1,9 +1,10 @@
 //! Task rows: create (validation, race-free idempotency, parents, initial status), read, list,
 //! assign/reassign, edit, archive, delete, stats and assignees.
 
+use super::store::Tx;
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -170,7 +171,7 @@ fn new_task_id() -> String {
     format!("t_{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
 }
 
-pub(crate) fn query_tasks(c: &Connection, where_sql: &str, args: &[Value]) -> Result<Vec<Task>> {
+pub(crate) fn query_tasks(c: &Tx, where_sql: &str, args: &[Value]) -> Result<Vec<Task>> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}");
     let mut st = c.prepare_cached(&sql)?;
     let params: Vec<rusqlite::types::Value> = args.iter().map(json_to_sql).collect();
@@ -335,7 +336,7 @@ impl Board {
 
     /// Fetch one task.
     pub fn get_task(&self, task_id: &str) -> Result<Task> {
-        load_task(&self.conn, task_id.trim())
+        load_task(&Tx::sqlite(&self.conn), task_id.trim())
     }
 
     /// Fetch several tasks by id (missing ids are skipped), in the order given.
@@ -440,7 +441,7 @@ impl Board {
             .map(|n| format!(" LIMIT {}", n.min(i64::MAX as usize)))
             .unwrap_or_default();
         query_tasks(
-            &self.conn,
+            &Tx::sqlite(&self.conn),
             &format!("{where_sql} ORDER BY {order}{limit}"),
             &args,
         )
@@ -847,7 +848,7 @@ pub(crate) struct PreparedTask {
 }
 
 /// Insert a prepared task inside the caller's write transaction (idempotency lookup included).
-pub(crate) fn insert_task_tx(c: &Connection, p: &PreparedTask, now: i64) -> Result<Created> {
+pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Created> {
     let PreparedTask {
         title,
         body,
@@ -1092,7 +1093,7 @@ pub fn profile_exists(root: &std::path::Path, profile: &str) -> bool {
 }
 
 fn update_tx(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     title: &Option<String>,
     body: &Option<Option<String>>,
@@ -1152,7 +1153,7 @@ fn update_tx(
 }
 
 fn edit_result_tx(
-    c: &Connection,
+    c: &Tx,
     task_id: &str,
     result: &str,
     summary: &Option<String>,
@@ -1217,7 +1218,7 @@ fn edit_result_tx(
 }
 
 pub(crate) fn assign_tx(
-    c: &Connection,
+    c: &Tx,
     t: &Task,
     assignee: Option<&str>,
     source: Option<&str>,
@@ -1238,7 +1239,7 @@ pub(crate) fn assign_tx(
     Ok(())
 }
 
-fn parents_satisfied_list(c: &Connection, parents: &[String]) -> Result<bool> {
+fn parents_satisfied_list(c: &Tx, parents: &[String]) -> Result<bool> {
     for p in parents {
         let t = load_task(c, p)?;
         if !t.status.satisfies_children() {
@@ -1248,7 +1249,7 @@ fn parents_satisfied_list(c: &Connection, parents: &[String]) -> Result<bool> {
     Ok(true)
 }
 
-fn delete_rows(c: &Connection, task_id: &str) -> Result<()> {
+fn delete_rows(c: &Tx, task_id: &str) -> Result<()> {
     c.execute(
         "DELETE FROM task_links WHERE parent_id=?1 OR child_id=?1",
         [task_id],

@@ -2,6 +2,7 @@
 //! a SHA-256 hash, and resolved by the MCP server over HTTP to give a request worker scope for
 //! exactly that run while it is the task's open run.
 
+use super::store::Tx;
 use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -73,7 +74,7 @@ impl Board {
         let Some((task_id, run_id)) = row else {
             return Ok(None);
         };
-        let live = match load_task(&self.conn, &task_id) {
+        let live = match load_task(&Tx::sqlite(&self.conn), &task_id) {
             Ok(t) => t.status == Status::Running && t.current_run_id == Some(run_id),
             Err(_) => false,
         };

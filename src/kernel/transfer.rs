@@ -14,6 +14,7 @@
 //! paths are cleared, and dispatchable `dir`/`worktree` tasks are parked in `triage`, each
 //! task getting an `imported` event.
 
+use super::store::Tx;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -69,7 +70,7 @@ pub struct ImportReport {
     pub activated: bool,
 }
 
-fn has_column(c: &Connection, table: &str, col: &str) -> Result<bool> {
+fn has_column(c: &Tx, table: &str, col: &str) -> Result<bool> {
     let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
     let found = st
         .query_map([], |r| r.get::<_, String>(1))?
@@ -79,7 +80,7 @@ fn has_column(c: &Connection, table: &str, col: &str) -> Result<bool> {
     Ok(found)
 }
 
-fn has_table(c: &Connection, table: &str) -> Result<bool> {
+fn has_table(c: &Tx, table: &str) -> Result<bool> {
     let n: i64 = c.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
         [table],
@@ -89,7 +90,7 @@ fn has_table(c: &Connection, table: &str) -> Result<bool> {
 }
 
 /// Clear machine-local runtime state (the caller holds the transaction).
-fn scrub_local_state(c: &Connection, now: i64) -> Result<()> {
+fn scrub_local_state(c: &Tx, now: i64) -> Result<()> {
     c.execute("DELETE FROM kanban_notify_subs", [])?;
     c.execute(
         "UPDATE tasks SET claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, current_run_id=NULL,
@@ -120,7 +121,7 @@ fn scrub_local_state(c: &Connection, now: i64) -> Result<()> {
     Ok(())
 }
 
-fn count_rows(c: &Connection) -> Result<serde_json::Map<String, Value>> {
+fn count_rows(c: &Tx) -> Result<serde_json::Map<String, Value>> {
     let mut m = serde_json::Map::new();
     for t in COUNTED_TABLES {
         let n: i64 = c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
@@ -214,9 +215,9 @@ pub fn export_board(
         // The archive is a plain single file: no WAL sidecar to forget.
         snap.pragma_update(None, "journal_mode", "DELETE")?;
         let tx = snap.transaction()?;
-        scrub_local_state(&tx, now)?;
+        scrub_local_state(&Tx::sqlite(&tx), now)?;
         tx.commit()?;
-        count_rows(&snap)?
+        count_rows(&Tx::sqlite(&snap))?
     };
     let meta = read_board_meta(env, &slug);
     let mut board_json = serde_json::to_value(&meta)?;

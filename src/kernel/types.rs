@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::store::{Cells, FromRow, Val};
 use rusqlite::Row;
-use rusqlite::types::ValueRef;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -193,12 +193,12 @@ pub(crate) const TASK_COLUMNS: &str = "id, title, body, assignee, status, priori
 
 /// Integer column read leniently: integers, reals (truncated) and numeric text are accepted,
 /// anything else is `None` (Hermes DBs may hold odd timestamps).
-pub(crate) fn lenient_i64(row: &Row, idx: usize) -> Option<i64> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Integer(i) => Some(i),
-        ValueRef::Real(f) if f.is_finite() => Some(f as i64),
-        ValueRef::Text(t) => {
-            let s = std::str::from_utf8(t).ok()?.trim();
+pub(crate) fn lenient_i64(row: &impl Cells, idx: usize) -> Option<i64> {
+    match row.cell(idx)? {
+        Val::Int(i) => Some(i),
+        Val::Real(f) if f.is_finite() => Some(f as i64),
+        Val::Text(s) => {
+            let s = s.trim();
             s.parse::<i64>().ok().or_else(|| {
                 s.parse::<f64>()
                     .ok()
@@ -211,12 +211,13 @@ pub(crate) fn lenient_i64(row: &Row, idx: usize) -> Option<i64> {
 }
 
 /// Text column read leniently (blobs decoded lossily, numbers formatted).
-pub(crate) fn lenient_text(row: &Row, idx: usize) -> Option<String> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Null => None,
+pub(crate) fn lenient_text(row: &impl Cells, idx: usize) -> Option<String> {
+    match row.cell(idx)? {
+        Val::Text(t) => Some(t.to_string()),
+        Val::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        Val::Int(i) => Some(i.to_string()),
+        Val::Real(f) => Some(f.to_string()),
+        Val::Null => None,
     }
 }
 
@@ -438,3 +439,16 @@ pub(crate) fn payload_text(payload: &Map<String, Value>) -> Option<String> {
         Some(Value::Object(payload.clone()).to_string())
     }
 }
+
+/// Transitional delegations: [`FromRow`] for the kernel's row types, over their rusqlite
+/// mappers (which move onto [`super::store::Row`] when every caller speaks `Tx`).
+macro_rules! delegate_from_row {
+    ($($t:ty),*) => { $(
+        impl FromRow for $t {
+            fn from_row(r: &super::store::Row<'_>) -> super::error::Result<Self> {
+                Ok(<$t>::from_row(r.sqlite_row())?)
+            }
+        }
+    )* };
+}
+delegate_from_row!(Task, Run, Event);

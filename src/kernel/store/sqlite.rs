@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::error::{KernelError, Result};
+use crate::kernel::error::{KernelError, Result};
 
 /// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
@@ -16,7 +16,7 @@ pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 /// Our schema version: the highest migration number in [`OURS`].
 pub const SCHEMA_VERSION: i64 = highest_migration();
 
-const M0001: &str = include_str!("../../migrations/0001_hermes_0_19_0.sql");
+const M0001: &str = include_str!("../../../migrations/sqlite/0001_hermes_0_19_0.sql");
 
 /// One of our migrations after 0001 (`migrations/000N_*.sql`). Each must be additive (new
 /// tables, columns, indexes) so Hermes keeps reading the DB.
@@ -34,34 +34,34 @@ struct Migration {
 const OURS: &[Migration] = &[
     Migration {
         number: 2,
-        sql: include_str!("../../migrations/0002_run_tokens.sql"),
+        sql: include_str!("../../../migrations/sqlite/0002_run_tokens.sql"),
         probe: None,
     },
     Migration {
         number: 3,
-        sql: include_str!("../../migrations/0003_worker_procs.sql"),
+        sql: include_str!("../../../migrations/sqlite/0003_worker_procs.sql"),
         probe: None,
     },
     Migration {
         number: 4,
-        sql: include_str!("../../migrations/0004_list_order.sql"),
+        sql: include_str!("../../../migrations/sqlite/0004_list_order.sql"),
         probe: None,
     },
     Migration {
         number: 5,
-        sql: include_str!("../../migrations/0005_webhook_cursors.sql"),
+        sql: include_str!("../../../migrations/sqlite/0005_webhook_cursors.sql"),
         probe: Some("kanban_webhook_cursors"),
     },
     // Documentation only: the columns are added by `heal_upstream_columns` on every open.
     Migration {
         number: 6,
-        sql: include_str!("../../migrations/0006_upstream_columns.sql"),
+        sql: include_str!("../../../migrations/sqlite/0006_upstream_columns.sql"),
         probe: None,
     },
     // Upstream's provider_override / reasoning_effort; its ADD COLUMNs skip existing columns.
     Migration {
         number: 7,
-        sql: include_str!("../../migrations/0007_task_provider_reasoning.sql"),
+        sql: include_str!("../../../migrations/sqlite/0007_task_provider_reasoning.sql"),
         probe: None,
     },
 ];
@@ -626,7 +626,7 @@ impl Drop for OpGuard {
 /// Run `body` inside `BEGIN IMMEDIATE … COMMIT`. BEGIN and COMMIT are retried on a busy
 /// database with jitter until the operation's busy deadline; the body is never replayed. Any
 /// error rolls back. Called while a write transaction is already open on `conn` (a compound
-/// kernel operation such as [`super::Board::patch_task`] calling single-step operations), the
+/// kernel operation such as [`crate::kernel::Board::patch_task`] calling single-step operations), the
 /// body runs in a SAVEPOINT of the outer transaction: its error undoes only its own writes and
 /// is passed up, so the outer operation (which returns it) rolls back as a whole.
 pub(crate) fn write_txn<T>(
