@@ -27,7 +27,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 /// Cookie that carries the hashed admin token for the browser.
 pub const SESSION_COOKIE: &str = "hk_session";
@@ -90,13 +89,7 @@ fn strip_port(h: &str) -> &str {
     }
 }
 
-/// Hex SHA-256 of a token (the cookie value).
-pub fn token_digest(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time string comparison.
+/// Constant-time string comparison (tokens, token hashes).
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -158,7 +151,10 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         })
 }
 
-fn bearer(req: &Request) -> Option<String> {
+/// The token of an `Authorization: Bearer <token>` header (the scheme as `Bearer` or
+/// `bearer`, the token trimmed): the one bearer parser of the web server, used by this guard
+/// and by the `/mcp` layer.
+pub fn bearer(req: &Request) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -280,7 +276,8 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
         && path != "/healthz"
         && !is_mcp
     {
-        let digest = token_digest(token);
+        // The cookie holds the token's hash: the kernel's one token hash (run tokens use it too).
+        let digest = crate::kernel::token_hash(token);
         let by_header = bearer(&req).is_some_and(|t| same(&t, token));
         let by_cookie = cookie(&req, SESSION_COOKIE).is_some_and(|c| same(&c, &digest));
         let by_query = query_param(req.uri(), "token").is_some_and(|t| same(&t, token));
