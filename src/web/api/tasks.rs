@@ -14,7 +14,8 @@ use super::super::state::{ApiError, ApiResult, Fields, WebState};
 use super::json::*;
 use super::{Q, board_param, int_param};
 use crate::kernel::{
-    Board, InitialStatus, NewTask, RunStateField, Severity, Status, Task, TaskChange, WorkspaceKind,
+    Board, InitialStatus, MoveDetails, NewTask, RunStateField, Severity, Status, Task, TaskChange,
+    WorkspaceKind,
 };
 
 pub(super) async fn task_detail(
@@ -208,23 +209,25 @@ pub(super) fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
         } else {
             None
         },
-        result: f.str("result")?,
-        summary: f.str("summary")?,
-        block_reason: f.str("block_reason")?,
-        block_kind: f
-            .str("block_kind")?
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| {
-                k.parse::<crate::kernel::BlockKind>().map_err(|_| {
-                    ApiError::bad(format!(
-                        "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
-                    ))
+        details: MoveDetails {
+            result: f.str("result")?,
+            summary: f.str("summary")?,
+            block_reason: f.str("block_reason")?,
+            block_kind: f
+                .str("block_kind")?
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| {
+                    k.parse::<crate::kernel::BlockKind>().map_err(|_| {
+                        ApiError::bad(format!(
+                            "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
+                        ))
+                    })
                 })
-            })
-            .transpose()?,
-        metadata: f.value("metadata").cloned(),
-        reviewer: f.str("reviewer")?.filter(|r| !r.trim().is_empty()),
-        reason: f.str("reason")?.filter(|r| !r.trim().is_empty()),
+                .transpose()?,
+            metadata: f.value("metadata").cloned(),
+            reviewer: f.str("reviewer")?.filter(|r| !r.trim().is_empty()),
+            reason: f.str("reason")?.filter(|r| !r.trim().is_empty()),
+        },
         reclaim_first: f.bool("reclaim_first", false)?,
     })
 }
