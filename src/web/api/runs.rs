@@ -105,7 +105,7 @@ pub(super) async fn terminate_run(
                     .unwrap_or_else(|| "none".into())
             )));
         }
-        let term = terminate_for(&t);
+        let term = terminate_for(b, &t);
         b.reclaim_task(
             &t.id,
             Some(reason.as_deref().unwrap_or("terminated from the dashboard")),

@@ -232,17 +232,15 @@ pub(super) fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
     })
 }
 
-pub(super) fn terminate_for(t: &Task) -> Map<String, Value> {
-    crate::process::terminate_worker(
-        t.worker_pid,
-        t.claim_lock.as_deref(),
-        std::time::Duration::from_secs(5),
-    )
-    .to_map()
+/// Stop a claimed task's worker (supervisor and worker process groups, pid-reuse guarded,
+/// the configured kill grace): the dispatcher's one stop-a-worker. Its report goes into the
+/// `reclaimed` event.
+pub(super) fn terminate_for(b: &Board, t: &Task) -> Map<String, Value> {
+    crate::dispatch::terminate_task(b, t).to_map()
 }
 
 pub(super) fn apply(b: &Board, id: &str, ch: &TaskChange) -> Result<Task, ApiError> {
-    Ok(b.patch_task(id, ch, &mut terminate_for)?)
+    Ok(b.patch_task(id, ch, &mut |t: &Task| terminate_for(b, t))?)
 }
 
 pub(super) async fn patch_task(
@@ -364,7 +362,7 @@ pub(super) async fn reclaim(
         let t = b.get_task(&id)?;
         // Only a running (claimed) task has a worker to stop; the kernel refuses the rest.
         let term = if t.status == Status::Running || t.claim_lock.is_some() {
-            terminate_for(&t)
+            terminate_for(b, &t)
         } else {
             Map::new()
         };
@@ -389,7 +387,7 @@ pub(super) async fn reassign(
         let t = b.get_task(&id)?;
         let running = t.status == Status::Running || t.claim_lock.is_some();
         let term = if running && reclaim_first {
-            terminate_for(&t)
+            terminate_for(b, &t)
         } else {
             Map::new()
         };
