@@ -235,6 +235,217 @@ fn may_need_diagnosis(t: &Task, flagged: &HashSet<String>, crashed: &HashSet<Str
         || crashed.contains(&t.id)
 }
 
+/// The view's tasks in list order (priority desc, then oldest first).
+fn view_task_list(c: &Tx, q: &BoardViewQuery) -> Result<Vec<Task>> {
+    let Some(ids) = &q.ids else {
+        let (where_sql, args) = view_filter(q);
+        return view_tasks(
+            c,
+            &format!("{where_sql} ORDER BY priority DESC, created_at ASC, {SEQ} ASC"),
+            &args,
+        );
+    };
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let (mut where_sql, mut args) = view_filter(q);
+        let base = args.len();
+        let marks: Vec<String> = (0..chunk.len())
+            .map(|i| format!("?{}", base + i + 1))
+            .collect();
+        let clause = format!("id IN ({})", marks.join(","));
+        where_sql = if where_sql.is_empty() {
+            format!("WHERE {clause}")
+        } else {
+            format!("{where_sql} AND {clause}")
+        };
+        args.extend(chunk.iter().map(|s| Arg::Text(s.clone())));
+        out.extend(view_tasks(c, &where_sql, &args)?);
+    }
+    out.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created_at.cmp(&b.created_at))
+    });
+    Ok(out)
+}
+
+/// The per-task figures of the cards, keyed by task id.
+struct Figures {
+    parents: HashMap<String, i64>,
+    /// `(children, children done or archived)`.
+    children: HashMap<String, (i64, i64)>,
+    comments: HashMap<String, i64>,
+    summaries: HashMap<String, String>,
+    /// Newest status-changing event per task (only when the query asked for it).
+    since: Option<HashMap<String, i64>>,
+}
+
+fn pair(r: &Row) -> Result<(String, i64)> {
+    Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+}
+
+/// Read [`Figures`] for `scope` (`None`: the whole board), one grouped query each.
+fn figures(c: &Tx, scope: Option<&[String]>, status_since: bool) -> Result<Figures> {
+    let parents = count_map(chunked(
+        c,
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
+        scope,
+        pair,
+    )?);
+    let children: HashMap<String, (i64, i64)> = chunked(
+        c,
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
+        scope,
+        |r| Ok((r.get::<String>(0)?, (r.get::<i64>(1)?, r.get::<Option<i64>>(2)?.unwrap_or(0)))),
+    )?
+    .into_iter()
+    .collect();
+    let comments = count_map(chunked(
+        c,
+        "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
+        "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
+        scope,
+        pair,
+    )?);
+    let summaries: HashMap<String, String> = chunked(
+        c,
+        "SELECT task_id, summary FROM (
+           SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                  ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+           FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+        "SELECT task_id, summary FROM (
+           SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                  ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+           FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+        scope,
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?
+    .into_iter()
+    .collect();
+    let status_kinds = STATUS_EVENT_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
+    // up each row's kind was twice as slow at 100k events).
+    let since = if status_since {
+        Some(count_map(chunked(
+            c,
+            &format!(
+                "SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"
+            ),
+            &format!(
+                "SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"
+            ),
+            scope,
+            pair,
+        )?))
+    } else {
+        None
+    };
+    Ok(Figures {
+        parents,
+        children,
+        comments,
+        summaries,
+        since,
+    })
+}
+
+/// What the diagnostics engine reads for the tasks a rule could fire for.
+struct DiagnosisInput {
+    flagged: HashSet<String>,
+    crashed: HashSet<String>,
+    events: HashMap<String, Vec<Event>>,
+    runs: HashMap<String, Vec<Run>>,
+}
+
+impl DiagnosisInput {
+    fn findings(&self, t: &Task, cfg: &DiagnosticsConfig, now: i64) -> Vec<Diagnostic> {
+        match (self.events.get(&t.id), self.runs.get(&t.id)) {
+            (None, None) if !may_need_diagnosis(t, &self.flagged, &self.crashed) => vec![],
+            (ev, rn) => diagnose(
+                t,
+                ev.map(Vec::as_slice).unwrap_or(&[]),
+                rn.map(Vec::as_slice).unwrap_or(&[]),
+                cfg,
+                now,
+            ),
+        }
+    }
+}
+
+/// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
+fn diagnosis_input(c: &Tx, tasks: &[Task], scope: Option<&[String]>) -> Result<DiagnosisInput> {
+    let flagged: HashSet<String> = chunked(
+        c,
+        "SELECT DISTINCT task_id FROM task_events WHERE kind IN
+           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+        "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
+           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+        scope,
+        |r| r.get::<String>(0),
+    )?
+    .into_iter()
+    .collect();
+    let crashed: HashSet<String> = chunked(
+        c,
+        "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
+        "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
+        scope,
+        |r| r.get::<String>(0),
+    )?
+    .into_iter()
+    .collect();
+    let candidates: Vec<String> = tasks
+        .iter()
+        .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
+        .map(|t| t.id.clone())
+        .collect();
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+    if !candidates.is_empty() {
+        // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
+        // candidate set is cheaper to serve with one scan than with many IN lists.
+        let kinds = DIAGNOSTIC_EVENT_KINDS
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let ev_all =
+            format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id");
+        let ev_in = format!(
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
+        );
+        let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
+        let run_in = format!(
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
+        );
+        let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+        let scan_all = candidates.len() > 2 * CHUNK;
+        let scope = (!scan_all).then_some(candidates.as_slice());
+        for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
+            if wanted.contains(e.task_id.as_str()) {
+                events.entry(e.task_id.clone()).or_default().push(e);
+            }
+        }
+        for r in chunked(c, &run_all, &run_in, scope, <Run as FromRow>::from_row)? {
+            if wanted.contains(r.task_id.as_str()) {
+                runs.entry(r.task_id.clone()).or_default().push(r);
+            }
+        }
+    }
+    Ok(DiagnosisInput {
+        flagged,
+        crashed,
+        events,
+        runs,
+    })
+}
+
 impl Board {
     /// The dashboard's board: every task the query covers (priority desc, oldest first) with
     /// its parent/child/comment counts, child progress, latest run summary and diagnostics,
@@ -245,184 +456,30 @@ impl Board {
         self.read(|c| {
             let latest_event_id: i64 =
                 c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
-            let tasks = match &q.ids {
-                None => {
-                    let (where_sql, args) = view_filter(q);
-                    view_tasks(
-                        c,
-                        &format!("{where_sql} ORDER BY priority DESC, created_at ASC, {SEQ} ASC"),
-                        &args,
-                    )?
-                }
-                Some(ids) => {
-                    let mut out = Vec::new();
-                    for chunk in ids.chunks(CHUNK) {
-                        let (mut where_sql, mut args) = view_filter(q);
-                        let base = args.len();
-                        let marks: Vec<String> =
-                            (0..chunk.len()).map(|i| format!("?{}", base + i + 1)).collect();
-                        let clause = format!("id IN ({})", marks.join(","));
-                        where_sql = if where_sql.is_empty() {
-                            format!("WHERE {clause}")
-                        } else {
-                            format!("{where_sql} AND {clause}")
-                        };
-                        args.extend(chunk.iter().map(|s| Arg::Text(s.clone())));
-                        out.extend(view_tasks(c, &where_sql, &args)?);
-                    }
-                    out.sort_by(|a, b| {
-                        b.priority
-                            .cmp(&a.priority)
-                            .then(a.created_at.cmp(&b.created_at))
-                    });
-                    out
-                }
-            };
+            let tasks = view_task_list(c, q)?;
             let scoped: Option<Vec<String>> = q
                 .ids
                 .as_ref()
                 .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
             let scope = scoped.as_deref();
-            let pair = |r: &Row| Ok((r.get::<String>(0)?, r.get::<i64>(1)?));
-            let parents = count_map(chunked(
-                c,
-                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
-                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
-                scope,
-                pair,
-            )?);
-            let children: HashMap<String, (i64, i64)> = chunked(
-                c,
-                "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
-                "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
-                scope,
-                |r| Ok((r.get::<String>(0)?, (r.get::<i64>(1)?, r.get::<Option<i64>>(2)?.unwrap_or(0)))),
-            )?
-            .into_iter()
-            .collect();
-            let comments = count_map(chunked(
-                c,
-                "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
-                "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
-                scope,
-                pair,
-            )?);
-            let summaries: HashMap<String, String> = chunked(
-                c,
-                "SELECT task_id, summary FROM (
-                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
-                "SELECT task_id, summary FROM (
-                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
-                scope,
-                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
-            )?
-            .into_iter()
-            .collect();
-            let status_kinds = STATUS_EVENT_KINDS
-                .iter()
-                .map(|k| format!("'{k}'"))
-                .collect::<Vec<_>>()
-                .join(",");
-            // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
-            // up each row's kind was twice as slow at 100k events).
-            let since = if q.status_since {
-                Some(count_map(chunked(
-                    c,
-                    &format!("SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"),
-                    &format!("SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"),
-                    scope,
-                    pair,
-                )?))
-            } else {
-                None
-            };
-            // Diagnostics: only tasks a rule could fire for need their events and runs.
-            let flagged: HashSet<String> = chunked(
-                c,
-                "SELECT DISTINCT task_id FROM task_events WHERE kind IN
-                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-                "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
-                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-                scope,
-                |r| r.get::<String>(0),
-            )?
-            .into_iter()
-            .collect();
-            let crashed: HashSet<String> = chunked(
-                c,
-                "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
-                "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
-                scope,
-                |r| r.get::<String>(0),
-            )?
-            .into_iter()
-            .collect();
-            let candidates: Vec<String> = tasks
-                .iter()
-                .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
-                .map(|t| t.id.clone())
-                .collect();
-            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
-            if !candidates.is_empty() {
-                // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
-                // candidate set is cheaper to serve with one scan than with many IN lists.
-                let kinds = DIAGNOSTIC_EVENT_KINDS
-                    .iter()
-                    .map(|k| format!("'{k}'"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let ev_all = format!(
-                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id"
-                );
-                let ev_in = format!(
-                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
-                );
-                let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
-                let run_in = format!(
-                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
-                );
-                let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
-                let scan_all = candidates.len() > 2 * CHUNK;
-                let scope = (!scan_all).then_some(candidates.as_slice());
-                for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
-                    if wanted.contains(e.task_id.as_str()) {
-                        events.entry(e.task_id.clone()).or_default().push(e);
-                    }
-                }
-                for r in chunked(c, &run_all, &run_in, scope, <Run as FromRow>::from_row)? {
-                    if wanted.contains(r.task_id.as_str()) {
-                        runs.entry(r.task_id.clone()).or_default().push(r);
-                    }
-                }
-            }
+            let f = figures(c, scope, q.status_since)?;
+            let diag = diagnosis_input(c, &tasks, scope)?;
             let cards = tasks
                 .into_iter()
                 .map(|t| {
-                    let diagnostics = match (events.get(&t.id), runs.get(&t.id)) {
-                        (None, None) if !may_need_diagnosis(&t, &flagged, &crashed) => vec![],
-                        (ev, rn) => diagnose(
-                            &t,
-                            ev.map(Vec::as_slice).unwrap_or(&[]),
-                            rn.map(Vec::as_slice).unwrap_or(&[]),
-                            cfg,
-                            now,
-                        ),
-                    };
-                    let (n_children, done) = children.get(&t.id).copied().unwrap_or((0, 0));
+                    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
                     BoardCard {
-                        latest_summary: summaries.get(&t.id).cloned(),
-                        parents: parents.get(&t.id).copied().unwrap_or(0),
+                        latest_summary: f.summaries.get(&t.id).cloned(),
+                        parents: f.parents.get(&t.id).copied().unwrap_or(0),
                         children: n_children,
                         children_done: done,
-                        comment_count: comments.get(&t.id).copied().unwrap_or(0),
-                        diagnostics,
-                        status_since: since.as_ref().map(|m| {
-                            m.get(&t.id).copied().unwrap_or(t.created_at).max(t.created_at)
+                        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
+                        diagnostics: diag.findings(&t, cfg, now),
+                        status_since: f.since.as_ref().map(|m| {
+                            m.get(&t.id)
+                                .copied()
+                                .unwrap_or(t.created_at)
+                                .max(t.created_at)
                         }),
                         task: t,
                     }

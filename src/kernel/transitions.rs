@@ -347,29 +347,39 @@ fn set_status_direct_tx(c: &Tx, t: Task, to: Status, now: i64) -> Result<DirectM
         obj! {"status" => to.as_str()},
         now,
     )?;
-    let mut demoted = Vec::new();
-    if t.status.satisfies_children() {
-        for child in children_of(c, task_id)? {
-            let n = c.exec(
-                "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready' AND claim_lock IS NULL",
-                args![child],
-            )?;
-            if n == 1 {
-                add_event(
-                    c,
-                    &child,
-                    None,
-                    "status",
-                    obj! {"status" => "todo", "reason" => "parent_reopened", "parent" => task_id},
-                    now,
-                )?;
-                demoted.push(child);
-            }
-        }
-    }
+    let demoted = if t.status.satisfies_children() {
+        demote_ready_children(c, task_id, now)?
+    } else {
+        vec![]
+    };
     Ok(DirectMove {
         task: load_task(c, task_id)?,
         run_id,
         demoted,
     })
+}
+
+/// A reopened parent (it left `done`/`archived`) no longer satisfies its children: move its
+/// unclaimed `ready` children back to `todo` (event `status {status: todo, reason:
+/// parent_reopened, parent}`). Returns their ids. The caller holds the board lock.
+fn demote_ready_children(c: &Tx, parent: &str, now: i64) -> Result<Vec<String>> {
+    let mut demoted = Vec::new();
+    for child in children_of(c, parent)? {
+        let n = c.exec(
+            "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready' AND claim_lock IS NULL",
+            args![child],
+        )?;
+        if n == 1 {
+            add_event(
+                c,
+                &child,
+                None,
+                "status",
+                obj! {"status" => "todo", "reason" => "parent_reopened", "parent" => parent},
+                now,
+            )?;
+            demoted.push(child);
+        }
+    }
+    Ok(demoted)
 }

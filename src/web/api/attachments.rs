@@ -26,6 +26,43 @@ pub(super) async fn list_attachments(
     .await
 }
 
+/// An upload's parts from a `multipart/form-data` body: `(file name, bytes, MIME type,
+/// uploaded_by)` from the `file` and `uploaded_by` fields.
+async fn read_multipart(
+    ctype: &str,
+    body: Bytes,
+) -> Result<(String, Bytes, Option<String>, Option<String>), ApiError> {
+    let boundary = multer::parse_boundary(ctype)
+        .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut mp = multer::Multipart::new(stream, boundary);
+    let mut file: Option<(String, Bytes, Option<String>)> = None;
+    let mut by: Option<String> = None;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                let fname = field.file_name().unwrap_or("").to_string();
+                let mime = field.content_type().map(|m| m.to_string());
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
+                file = Some((fname, data, mime));
+            }
+            Some("uploaded_by") => {
+                by = field.text().await.ok().filter(|s| !s.trim().is_empty());
+            }
+            _ => {}
+        }
+    }
+    let (n, d, m) = file.ok_or_else(|| ApiError::bad("missing file: send a `file` field"))?;
+    Ok((n, d, m, by))
+}
+
 /// `POST /tasks/{id}/attachments`: `multipart/form-data` (field `file`, optional
 /// `uploaded_by`) or a raw body with `?filename=` (and optional `?uploaded_by=`). Over 25 MiB
 /// → 413.
@@ -58,35 +95,7 @@ pub(super) async fn upload_attachment(
         .unwrap_or("")
         .to_string();
     let (name, data, mime, by) = if ctype.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&ctype)
-            .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
-        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-        let mut mp = multer::Multipart::new(stream, boundary);
-        let mut file: Option<(String, Bytes, Option<String>)> = None;
-        let mut by: Option<String> = None;
-        while let Some(field) = mp
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?
-        {
-            match field.name() {
-                Some("file") => {
-                    let fname = field.file_name().unwrap_or("").to_string();
-                    let mime = field.content_type().map(|m| m.to_string());
-                    let data = field
-                        .bytes()
-                        .await
-                        .map_err(|e| ApiError::bad(format!("bad multipart body: {e}")))?;
-                    file = Some((fname, data, mime));
-                }
-                Some("uploaded_by") => {
-                    by = field.text().await.ok().filter(|s| !s.trim().is_empty());
-                }
-                _ => {}
-            }
-        }
-        let (n, d, m) = file.ok_or_else(|| ApiError::bad("missing file: send a `file` field"))?;
-        (n, d, m, by)
+        read_multipart(&ctype, body).await?
     } else {
         let name = q.get("filename").cloned().ok_or_else(|| {
             ApiError::bad(
