@@ -373,6 +373,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bearer_parser_reads_only_bearer_authorization() {
+        let req = |v: &str| {
+            Request::builder()
+                .header(header::AUTHORIZATION, v)
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(bearer(&req("Bearer abc ")).as_deref(), Some("abc"));
+        assert_eq!(bearer(&req("bearer abc")).as_deref(), Some("abc"));
+        assert_eq!(bearer(&req("Basic YWJj")), None);
+        assert_eq!(bearer(&Request::new(Body::empty())), None);
+    }
+
+    #[test]
     fn ports_are_stripped() {
         assert_eq!(strip_port("localhost:9120"), "localhost");
         assert_eq!(strip_port("[::1]:9120"), "::1");
