@@ -27,8 +27,6 @@ pub(crate) fn parents_satisfied_tx(c: &Tx, task_id: &str) -> Result<bool> {
 /// `promoted`), or to `review` when it left a review lane (UP §4; `promoted {status:
 /// "review"}`). Returns the promoted ids.
 pub(crate) fn recompute_ready_tx(c: &Tx, now: i64) -> Result<Vec<String>> {
-    // Under the board lock: a parent a concurrent move just reopened (demoting its children)
-    // must not be read as done here.
     c.lock_board()?;
     let ids = promotable_ids(c)?;
     let mut promoted = Vec::with_capacity(ids.len());
