@@ -152,3 +152,29 @@ pub fn terminate_task(board: &Board, task: &Task) -> Termination {
         .and_then(|r| board.run_process(r).ok().flatten());
     terminate_run(task, proc.as_ref(), kill_grace(board.env()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// The worker group's pid-reuse guard: a live leader counts only with its recorded start
+    /// time (another start time is a reused pid leading a stranger's group); a dead one not at
+    /// all once its group is empty.
+    #[test]
+    fn a_worker_group_is_ours_only_while_its_leader_matches() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i64;
+        let start = crate::process::proc_start_time(pid);
+        assert!(start.is_some());
+        assert!(group_is_ours(pid, start));
+        assert!(!group_is_ours(pid, start.map(|s| s + 1)), "a reused pid");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!group_is_ours(pid, start), "gone");
+    }
+}
