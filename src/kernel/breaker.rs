@@ -4,16 +4,15 @@
 //! unblocks it (SPEC §3.3 fix 2).
 
 use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event, load_task};
+use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event};
 use super::error::{KernelError, Result};
 use super::runs::end_run;
 use super::types::{RunOutcome, Status};
 use super::validate as v;
-use crate::obj;
+use crate::{args, leave_running, obj};
 
 /// A failure to record.
 #[derive(Debug, Clone)]
@@ -83,7 +82,7 @@ impl Board {
 /// transaction (the liveness settlements apply an exit and count it in one transaction).
 pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<FailureVerdict> {
     let error = v::truncate(r.error.trim(), 500);
-    let t = load_task(c, &r.task_id)?;
+    let t = c.lock_task(&r.task_id)?;
     // A review-lane run (claimed from review) returns to review (UP §4); its settlement may
     // already have put the task back there.
     let lane = t.status == Status::Review || super::review::run_is_review_lane(c, &t)?;
@@ -124,10 +123,12 @@ pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<F
             Some(&meta),
             now,
         )?;
-        c.execute(
-            "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
-            params![failures, error, r.task_id],
+        c.exec(
+            leave_running!(
+                "status='blocked', consecutive_failures=?1, last_failure_error=?2",
+                "id=?3"
+            ),
+            args![failures, error, r.task_id],
         )?;
         let mut payload = obj! {
             "failures" => failures,
@@ -169,10 +170,17 @@ pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<F
         None
     };
     if r.release_claim || r.end_run {
-        c.execute(
-            "UPDATE tasks SET status=?4, consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
-            params![failures, error, r.task_id, if lane { "review" } else { "ready" }],
+        c.exec(
+            leave_running!(
+                "status=?4, consecutive_failures=?1, last_failure_error=?2",
+                "id=?3"
+            ),
+            args![
+                failures,
+                error,
+                r.task_id,
+                if lane { "review" } else { "ready" }
+            ],
         )?;
         let mut payload = obj! {"error" => error, "failures" => failures};
         if lane {
@@ -180,9 +188,9 @@ pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<F
         }
         add_event(c, &r.task_id, run_id, r.outcome.as_str(), payload, now)?;
     } else {
-        c.execute(
+        c.exec(
             "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",
-            params![failures, error, r.task_id],
+            args![failures, error, r.task_id],
         )?;
     }
     Ok(FailureVerdict {

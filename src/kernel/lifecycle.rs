@@ -6,7 +6,6 @@
 
 use super::store::Tx;
 use regex_lite::Regex;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -18,7 +17,7 @@ use super::review::{live_claim_guard, resume_status_tx};
 use super::runs::{end_run, synth_run};
 use super::types::{BlockKind, RunOutcome, Status, Task};
 use super::validate as v;
-use crate::obj;
+use crate::{args, leave_running, obj};
 
 /// A successful claim.
 #[derive(Debug, Clone, Serialize)]
@@ -136,7 +135,7 @@ pub(crate) fn claim_tx(
     ttl: i64,
     now: i64,
 ) -> Result<Result<Claim>> {
-    let t = load_task(c, task_id)?;
+    let t = c.lock_task(task_id)?;
     if t.status != from || t.claim_lock.is_some() {
         return Err(KernelError::refused(
             task_id,
@@ -149,9 +148,9 @@ pub(crate) fn claim_tx(
         ));
     }
     if from == Status::Ready && !parents_satisfied_tx(c, task_id)? {
-        c.execute(
+        c.exec(
             "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready'",
-            [task_id],
+            args![task_id],
         )?;
         add_event(
             c,
@@ -180,13 +179,12 @@ pub(crate) fn claim_tx(
         )?;
     }
     let expires = now + ttl;
-    let n = c
-        .prepare_cached(
-            "UPDATE tasks SET status='running', claim_lock=?1, claim_expires=?2,
-                    started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, last_heartbeat_at=NULL
-             WHERE id=?4 AND status=?5 AND claim_lock IS NULL",
-        )?
-        .execute(params![lock, expires, now, task_id, from.as_str()])?;
+    let n = c.exec(
+        "UPDATE tasks SET status='running', claim_lock=?1, claim_expires=?2,
+                started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, last_heartbeat_at=NULL
+         WHERE id=?4 AND status=?5 AND claim_lock IS NULL",
+        args![lock, expires, now, task_id, from.as_str()],
+    )?;
     if n != 1 {
         return Err(KernelError::refused(
             task_id,
@@ -194,14 +192,15 @@ pub(crate) fn claim_tx(
             "another worker claimed it first",
         ));
     }
-    c.prepare_cached(
+    let run_id = c.insert_id(
         "INSERT INTO task_runs (task_id, profile, step_key, status, claim_lock, claim_expires, max_runtime_seconds, started_at)
-         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![task_id, t.assignee, t.current_step_key, lock, expires, t.max_runtime_seconds, now])?;
-    let run_id = c.last_insert_rowid();
-    c.prepare_cached("UPDATE tasks SET current_run_id=?1 WHERE id=?2")?
-        .execute(params![run_id, task_id])?;
+         VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7) RETURNING id",
+        args![task_id, t.assignee, t.current_step_key, lock, expires, t.max_runtime_seconds, now],
+    )?;
+    c.exec(
+        "UPDATE tasks SET current_run_id=?1 WHERE id=?2",
+        args![run_id, task_id],
+    )?;
     let mut payload = obj! {"lock" => lock, "expires" => expires, "run_id" => run_id};
     if from == Status::Review {
         payload.insert("source_status".into(), json!("review"));
@@ -240,11 +239,12 @@ pub(crate) fn reclaim_tx(
         Some(&termination).filter(|m| !m.is_empty()),
         now,
     )?;
-    let n = c.execute(
-        "UPDATE tasks SET status=?3, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
-                last_heartbeat_at=NULL, consecutive_failures=0, last_failure_error=NULL
-         WHERE id=?1 AND claim_lock IS ?2 AND status IN ('running','ready','blocked')",
-        params![t.id, t.claim_lock, if lane { "review" } else { "ready" }],
+    let n = c.exec(
+        leave_running!(
+            "status=?3, last_heartbeat_at=NULL, consecutive_failures=0, last_failure_error=NULL",
+            "id=?1 AND claim_lock IS NOT DISTINCT FROM ?2 AND status IN ('running','ready','blocked')"
+        ),
+        args![t.id, t.claim_lock, if lane { "review" } else { "ready" }],
     )?;
     if n != 1 {
         return Err(KernelError::refused(
@@ -318,11 +318,11 @@ impl Board {
         let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
+            let t = c.lock_task(task_id)?;
             let expires = now + ttl;
-            let n = c.execute(
+            let n = c.exec(
                 "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND claim_lock=?3",
-                params![expires, task_id, claimer],
+                args![expires, task_id, claimer],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(
@@ -336,9 +336,9 @@ impl Board {
                 ));
             }
             if let Some(rid) = t.current_run_id {
-                c.execute(
+                c.exec(
                     "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS NULL",
-                    params![expires, rid],
+                    args![expires, rid],
                 )?;
             }
             Ok(expires)
@@ -373,7 +373,7 @@ impl Board {
         let ttl = self.default_claim_ttl();
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
+            let t = c.lock_task(task_id)?;
             if t.status != Status::Running {
                 return Err(KernelError::refused(
                     task_id,
@@ -396,26 +396,26 @@ impl Board {
                 }
                 Some(_) => {
                     let expires = now + ttl;
-                    c.execute(
-                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND current_run_id IS ?3",
-                        params![expires, task_id, t.current_run_id],
+                    c.exec(
+                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND current_run_id IS NOT DISTINCT FROM ?3",
+                        args![expires, task_id, t.current_run_id],
                     )?;
                     if let Some(rid) = t.current_run_id {
-                        c.execute(
+                        c.exec(
                             "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS NULL",
-                            params![expires, rid],
+                            args![expires, rid],
                         )?;
                     }
                     Some(expires)
                 }
                 None => None,
             };
-            c.execute(
-                "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND current_run_id IS ?3",
-                params![now, task_id, t.current_run_id],
+            c.exec(
+                "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND current_run_id IS NOT DISTINCT FROM ?3",
+                args![now, task_id, t.current_run_id],
             )?;
             if let Some(rid) = t.current_run_id {
-                c.execute("UPDATE task_runs SET last_heartbeat_at=?1 WHERE id=?2", params![now, rid])?;
+                c.exec("UPDATE task_runs SET last_heartbeat_at=?1 WHERE id=?2", args![now, rid])?;
             }
             let payload = match &note {
                 Some(n) => obj! {"note" => n},
@@ -477,7 +477,7 @@ impl Board {
             Empty,
         }
         let out = self.write(|c| {
-            let t = load_task(c, &task_id)?;
+            let t = c.lock_task(&task_id)?;
             if !matches!(t.status, Status::Running | Status::Ready | Status::Blocked | Status::Review) {
                 return Err(KernelError::refused(
                     &task_id,
@@ -495,11 +495,10 @@ impl Board {
                     Ok(ct) => {
                         let by = ct.created_by.as_deref();
                         (by.is_some() && (by == t.assignee.as_deref() || by == Some(task_id.as_str())))
-                            || c.query_row(
-                                "SELECT count(*) FROM task_links WHERE parent_id=?1 AND child_id=?2",
-                                params![task_id, card],
-                                |r| r.get::<_, i64>(0),
-                            )? > 0
+                            || c.exists(
+                                "SELECT 1 FROM task_links WHERE parent_id=?1 AND child_id=?2",
+                                args![task_id, card],
+                            )?
                     }
                 };
                 if ok { verified.push(card.clone()) } else { phantom.push(card.clone()) }
@@ -538,12 +537,13 @@ impl Board {
                 return Ok(Out::Empty);
             }
             live_claim_guard(c, &t, "complete", req.expected_run_id, req.force)?;
-            let n = c.execute(
-                "UPDATE tasks SET status='done', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
-                        block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), completed_at=?2,
-                        consecutive_failures=0, last_failure_error=NULL
-                 WHERE id=?3 AND status=?4 AND current_run_id IS ?5",
-                params![result, now, task_id, t.status.as_str(), t.current_run_id],
+            let n = c.exec(
+                leave_running!(
+                    "status='done', block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), completed_at=?2,
+                        consecutive_failures=0, last_failure_error=NULL",
+                    "id=?3 AND status=?4 AND current_run_id IS NOT DISTINCT FROM ?5"
+                ),
+                args![result, now, task_id, t.status.as_str(), t.current_run_id],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(&task_id, "complete", "the task changed underneath; retry"));
@@ -630,7 +630,7 @@ impl Board {
         let author = v::short_name("author", req.comment_author.as_deref())?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, &task_id)?;
+            let t = c.lock_task(&task_id)?;
             if !matches!(t.status, Status::Running | Status::Ready) {
                 return Err(KernelError::refused(
                     &task_id,
@@ -653,11 +653,12 @@ impl Board {
                     (Status::Blocked, rec, "blocked")
                 }
             };
-            let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
-                        block_kind=?2, block_recurrences=?3
-                 WHERE id=?4 AND status=?5 AND current_run_id IS ?6",
-                params![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, block_kind=?2, block_recurrences=?3",
+                    "id=?4 AND status=?5 AND current_run_id IS NOT DISTINCT FROM ?6"
+                ),
+                args![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(&task_id, "block", "the task changed underneath; retry"));
@@ -691,7 +692,7 @@ impl Board {
         let author = v::short_name("author", author)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
+            let t = c.lock_task(task_id)?;
             if !matches!(t.status, Status::Blocked | Status::Scheduled) {
                 return Err(KernelError::refused(
                     task_id,
@@ -728,11 +729,12 @@ impl Board {
             } else {
                 Status::Ready
             };
-            let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL,
-                        consecutive_failures=0, last_failure_error=NULL
-                 WHERE id=?2 AND status=?3",
-                params![status.as_str(), task_id, t.status.as_str()],
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, consecutive_failures=0, last_failure_error=NULL",
+                    "id=?2 AND status=?3"
+                ),
+                args![status.as_str(), task_id, t.status.as_str()],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(
@@ -766,7 +768,7 @@ impl Board {
         let author = v::short_name("author", author)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
+            let t = c.lock_task(task_id)?;
             if !matches!(t.status, Status::Todo | Status::Ready | Status::Running | Status::Blocked) {
                 return Err(KernelError::refused(
                     task_id,
@@ -778,10 +780,9 @@ impl Board {
             if let (Some(a), Some(r)) = (&author, &reason) {
                 add_comment_tx(c, task_id, a, &format!("SCHEDULED: {r}"), now)?;
             }
-            let n = c.execute(
-                "UPDATE tasks SET status='scheduled', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
-                 WHERE id=?1 AND status=?2",
-                params![task_id, t.status.as_str()],
+            let n = c.exec(
+                leave_running!("status='scheduled'", "id=?1 AND status=?2"),
+                args![task_id, t.status.as_str()],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(task_id, "schedule", "the task changed underneath; retry"));
@@ -802,8 +803,13 @@ impl Board {
         let reason = v::optional_text("reason", opts.reason.as_deref(), v::REASON_MAX_BYTES)?;
         let actor = v::short_name("actor", opts.actor.as_deref())?;
         let now = self.now();
-        let check = |c: &Tx| -> Result<Task> {
-            let t = load_task(c, task_id)?;
+        // `lock`: the write path locks the row it is about to move; the dry run only reads.
+        let check = |c: &Tx, lock: bool| -> Result<Task> {
+            let t = if lock {
+                c.lock_task(task_id)?
+            } else {
+                load_task(c, task_id)?
+            };
             if !matches!(t.status, Status::Todo | Status::Blocked) {
                 return Err(KernelError::refused(
                     task_id,
@@ -824,13 +830,13 @@ impl Board {
             Ok(t)
         };
         if opts.dry_run {
-            return self.read(|c| check(c).map(|_| ()));
+            return self.read(|c| check(c, false).map(|_| ()));
         }
         self.write(|c| {
-            let t = check(c)?;
-            c.execute(
+            let t = check(c, true)?;
+            c.exec(
                 "UPDATE tasks SET status='ready' WHERE id=?1 AND status=?2",
-                params![task_id, t.status.as_str()],
+                args![task_id, t.status.as_str()],
             )?;
             add_event(
                 c,
@@ -856,8 +862,8 @@ impl Board {
         let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
-            if t.status != Status::Running && t.claim_lock.is_none() {
+            let t = c.lock_task(task_id)?;
+            if !t.has_worker() {
                 return Err(KernelError::refused(
                     task_id,
                     "reclaim",
@@ -878,9 +884,9 @@ impl Board {
         let pid = v::in_range("pid", pid, 1..=i32::MAX as i64)?;
         let now = self.now();
         self.write(|c| {
-            let n = c.execute(
+            let n = c.exec(
                 "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
-                params![pid, task_id, run_id],
+                args![pid, task_id, run_id],
             )?;
             if n != 1 {
                 let t = load_task(c, task_id)?;
@@ -890,7 +896,7 @@ impl Board {
                     current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
                 });
             }
-            c.execute("UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2", params![pid, run_id])?;
+            c.exec("UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2", args![pid, run_id])?;
             add_event(c, task_id, Some(run_id), "spawned", obj! {"pid" => pid}, now)?;
             Ok(())
         })

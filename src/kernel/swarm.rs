@@ -4,7 +4,6 @@
 //! `[swarm:blackboard]` comment; an idempotency key on the root returns the existing swarm.
 
 use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,7 +14,7 @@ use super::runs::synth_run;
 use super::tasks::{NewTask, insert_task_tx};
 use super::types::RunOutcome;
 use super::validate as v;
-use crate::obj;
+use crate::{args, obj};
 
 /// Prefix of blackboard comments on the root.
 pub const BLACKBOARD_PREFIX: &str = "[swarm:blackboard] ";
@@ -181,9 +180,9 @@ impl Board {
             }
             let root_id = root.task.id.clone();
             let meta = obj! {"kind" => "kanban_swarm_v1", "goal" => goal, "worker_count" => spec.workers.len()};
-            c.execute(
+            c.exec(
                 "UPDATE tasks SET status='done', completed_at=?1, result=?2 WHERE id=?3",
-                params![now, format!("swarm root for: {goal_title}"), root_id],
+                args![now, format!("swarm root for: {goal_title}"), root_id],
             )?;
             let t = load_task(c, &root_id)?;
             let run_id = synth_run(c, &t, RunOutcome::Completed, Some(&format!("swarm root for: {goal_title}")), None, Some(&meta), now)?;

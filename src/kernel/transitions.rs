@@ -201,3 +201,40 @@ impl Board {
         Ok(())
     }
 }
+
+// ----- leaving `running`, and who has a worker (one definition each) -----
+
+/// The SQL of "leave running": an `UPDATE tasks` whose SET clause drops the claim — lock,
+/// expiry, worker pid and the worker's fingerprint — alongside the caller's own assignments,
+/// under the caller's compare-and-swap guard. Every transition that takes a task out of
+/// `running` (or releases its claim) spells it through this macro, so no path can forget a
+/// column. Expands to one `&'static str` (no formatting at run time):
+///
+/// `leave_running!("status=?3, last_heartbeat_at=NULL", "id=?1 AND status='running'")` →
+/// `UPDATE tasks SET status=?3, last_heartbeat_at=NULL, claim_lock=NULL, … WHERE id=?1 AND …`.
+///
+/// With no arguments it is the bare SET fragment (the run row carries the same four columns).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! leave_running {
+    () => {
+        "claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL"
+    };
+    ($set:literal, $guard:literal) => {
+        concat!(
+            "UPDATE tasks SET ",
+            $set,
+            ", claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE ",
+            $guard
+        )
+    };
+}
+
+impl Task {
+    /// Whether a worker may be attached to this task: it is `running`, or it still holds a
+    /// claim (a claim outlives its status on a task moved underneath its worker). Stopping a
+    /// worker, reclaiming and reassigning-with-reclaim all ask this one question.
+    pub fn has_worker(&self) -> bool {
+        self.status == Status::Running || self.claim_lock.is_some()
+    }
+}
