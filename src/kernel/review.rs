@@ -208,6 +208,59 @@ fn synth_run_as(
     )
 }
 
+/// On a re-review without an explicit reviewer: the reviewer of the latest
+/// `changes_requested` (none on a first review; refused when that event lost it).
+fn prior_reviewer(c: &Tx, task_id: &str) -> Result<Option<String>> {
+    let prior: Option<i64> = c.row(
+        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='changes_requested'
+         ORDER BY id DESC LIMIT 1",
+        args![task_id],
+    )?;
+    let Some(run) = prior else {
+        return Ok(None);
+    };
+    let p = latest_event_payload(c, task_id, "changes_requested", Some(run))?;
+    match p.as_ref().and_then(|p| nonblank(p.get("reviewer"))) {
+        Some(r) => Ok(Some(r.to_lowercase())),
+        None => Err(KernelError::refused(
+            task_id,
+            "request review for",
+            "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
+        )),
+    }
+}
+
+/// The `review_requested` event: the summary's first line, implementer, reviewer and the
+/// hand-off's artifacts.
+fn review_requested_payload(
+    summary: Option<&str>,
+    implementer: Option<&str>,
+    reviewer: Option<&str>,
+    metadata: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut payload = obj! {
+        "summary" => summary.map(|s| v::first_line(s, 400)).filter(|s| !s.is_empty()),
+        "implementer" => implementer,
+        "reviewer" => reviewer,
+    };
+    let artifacts: Vec<String> = metadata
+        .and_then(|m| m.get("artifacts"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !artifacts.is_empty() {
+        payload.insert("artifacts".into(), json!(artifacts));
+    }
+    payload
+}
+
 impl Board {
     /// Hand a `running` or `ready` task to a reviewer (UP §4): status `review`, claim and pid
     /// cleared, the open run closed (or one synthesized when there is a summary or metadata)
@@ -257,29 +310,7 @@ impl Board {
             live_claim_guard(c, &t, "request review for", req.expected_run_id, req.force)?;
             let reviewer = match reviewer.clone() {
                 Some(r) => Some(r),
-                None => {
-                    let prior: Option<i64> = c.row(
-                        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='changes_requested'
-                         ORDER BY id DESC LIMIT 1",
-                        args![task_id],
-                    )?;
-                    match prior {
-                        None => None,
-                        Some(run) => {
-                            let p = latest_event_payload(c, &task_id, "changes_requested", Some(run))?;
-                            match p.as_ref().and_then(|p| nonblank(p.get("reviewer"))) {
-                                Some(r) => Some(r.to_lowercase()),
-                                None => {
-                                    return Err(KernelError::refused(
-                                        &task_id,
-                                        "request review for",
-                                        "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
+                None => prior_reviewer(c, &task_id)?,
             };
             let mut implementer: Option<String> = match t.current_run_id {
                 Some(run) => c
@@ -298,39 +329,48 @@ impl Board {
                 args![reviewer, task_id, t.status.as_str(), t.current_run_id],
             )?;
             if n != 1 {
-                return Err(KernelError::refused(&task_id, "request review for", "the task changed underneath; retry"));
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request review for",
+                    "the task changed underneath; retry",
+                ));
             }
-            let run_id = match end_run(c, &t, RunOutcome::ReviewRequested, "review", summary.as_deref(), None, metadata.as_ref(), now)? {
+            let run_id = match end_run(
+                c,
+                &t,
+                RunOutcome::ReviewRequested,
+                "review",
+                summary.as_deref(),
+                None,
+                metadata.as_ref(),
+                now,
+            )? {
                 Some(r) => Some(r),
                 None if summary.is_some() || metadata.is_some() => Some(synth_run_as(
-                    c, &t, implementer.as_deref(), RunOutcome::ReviewRequested, "review",
-                    summary.as_deref(), metadata.as_ref(), now,
+                    c,
+                    &t,
+                    implementer.as_deref(),
+                    RunOutcome::ReviewRequested,
+                    "review",
+                    summary.as_deref(),
+                    metadata.as_ref(),
+                    now,
                 )?),
                 None => None,
             };
-            let mut payload = obj! {
-                "summary" => summary.as_deref().map(|s| v::first_line(s, 400)).filter(|s| !s.is_empty()),
-                "implementer" => implementer,
-                "reviewer" => reviewer,
-            };
-            let artifacts: Vec<String> = metadata
-                .as_ref()
-                .and_then(|m| m.get("artifacts"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !artifacts.is_empty() {
-                payload.insert("artifacts".into(), json!(artifacts));
-            }
+            let payload = review_requested_payload(
+                summary.as_deref(),
+                implementer.as_deref(),
+                reviewer.as_deref(),
+                metadata.as_ref(),
+            );
             add_event(c, &task_id, run_id, "review_requested", payload, now)?;
-            Ok(ReviewRequested { task_id: task_id.clone(), run_id, implementer, reviewer })
+            Ok(ReviewRequested {
+                task_id: task_id.clone(),
+                run_id,
+                implementer,
+                reviewer,
+            })
         })
     }
 
