@@ -113,6 +113,9 @@ pub struct WorkerExit {
     pub sigkill: bool,
     /// For spawn failures: what went wrong.
     pub error: Option<String>,
+    /// The tail of the worker's own log (its last words: a model's refusal, a provider
+    /// error), recorded on `crashed` events as `worker_output` (UP §7).
+    pub output: Option<String>,
 }
 
 impl WorkerExit {
@@ -126,7 +129,14 @@ impl WorkerExit {
             limit_seconds: None,
             sigkill: false,
             error: None,
+            output: None,
         }
+    }
+
+    /// The same exit with the worker's last output attached (empty text counts as none).
+    pub fn with_output(mut self, output: Option<String>) -> WorkerExit {
+        self.output = output.filter(|o| !o.trim().is_empty());
+        self
     }
 
     /// Classify a wait status: exit code 0 → clean exit, 75 → rate limited, other codes →
@@ -235,6 +245,9 @@ impl WorkerExit {
         }
         if let Some(e) = &self.error {
             m.insert("error".into(), json!(e));
+        }
+        if let Some(o) = &self.output {
+            m.insert("worker_output".into(), json!(o));
         }
         m
     }

@@ -70,6 +70,10 @@ impl RunProcess {
                     .get("error")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                output: detail
+                    .get("worker_output")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         Ok(RunProcess {
             run_id: r.get(o)?,

@@ -187,12 +187,14 @@ impl Applying<'_> {
 
     fn rate_limited(&self, c: &Tx) -> Result<Applied> {
         let task_id = &self.t.id;
+        let mut detail = self.detail.clone();
+        detail.remove("worker_output");
         let rid = self.release_and_close(
             c,
             RunOutcome::RateLimited,
             "rate_limited",
             &self.error,
-            &self.detail,
+            &detail,
         )?;
         c.exec(
             "UPDATE tasks SET last_failure_error=?1 WHERE id=?2",
@@ -209,7 +211,7 @@ impl Applying<'_> {
             task_id,
             rid,
             "rate_limited",
-            self.detail.clone(),
+            detail,
             self.now,
         )?;
         Ok((RunOutcome::RateLimited, "rate_limited", false, false))
@@ -256,6 +258,11 @@ impl Applying<'_> {
         if terminal {
             detail.insert("terminal_provider".into(), json!(true));
         }
+        // The board and the retry worker see why (upstream appends the same).
+        let error = match &exit.output {
+            Some(o) => format!("{error} Worker's last output: {o:?}"),
+            None => error,
+        };
         let rid = self.release_and_close(c, RunOutcome::Crashed, "crashed", &error, &detail)?;
         let mut payload = detail.clone();
         payload.insert("error".into(), json!(error));
