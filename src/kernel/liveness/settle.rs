@@ -206,14 +206,7 @@ impl Applying<'_> {
                 task_id
             ],
         )?;
-        add_event(
-            c,
-            task_id,
-            rid,
-            "rate_limited",
-            detail,
-            self.now,
-        )?;
+        add_event(c, task_id, rid, "rate_limited", detail, self.now)?;
         Ok((RunOutcome::RateLimited, "rate_limited", false, false))
     }
 
