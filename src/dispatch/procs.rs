@@ -142,7 +142,7 @@ pub fn terminate_run(task: &Task, proc: Option<&RunProcess>, grace: Duration) ->
 /// process row and the board's configured [`kill_grace`]. Nothing is signalled for a task
 /// that is not claimed, or claimed on another host. What the CLI and the web use.
 pub fn terminate_task(board: &Board, task: &Task) -> Termination {
-    if task.status != crate::kernel::Status::Running && task.claim_lock.is_none() {
+    if !task.has_worker() {
         return Termination {
             prev_pid: task.worker_pid,
             ..Default::default()

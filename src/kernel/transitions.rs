@@ -20,7 +20,7 @@ use super::store::Tx;
 use super::tasks::TaskPatch;
 use super::types::{RunOutcome, Status, Task};
 use super::validate as v;
-use crate::{args, obj};
+use crate::{args, leave_running, obj};
 
 /// What a status move may carry besides its target; each move reads only its own fields.
 #[derive(Debug, Default, Clone)]
@@ -154,7 +154,7 @@ impl Board {
                 )?;
             }
             if let Some(a) = &ch.assignee {
-                let running = t.status == Status::Running || t.claim_lock.is_some();
+                let running = t.has_worker();
                 if ch.reclaim_first && running {
                     let term = terminate(&t);
                     self.reassign_task(
@@ -327,9 +327,7 @@ fn set_status_direct_tx(c: &Tx, t: Task, to: Status, now: i64) -> Result<DirectM
         now,
     )?;
     let n = c.exec(
-        "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
-                worker_started_at=NULL
-         WHERE id=?2 AND status=?3",
+        leave_running!("status=?1", "id=?2 AND status=?3"),
         args![to.as_str(), task_id, t.status.as_str()],
     )?;
     if n != 1 {
@@ -448,6 +446,7 @@ mod seam_tests {
         ("swarm.rs", include_str!("swarm.rs")),
         ("tokens.rs", include_str!("tokens.rs")),
         ("webhooks.rs", include_str!("webhooks.rs")),
+        ("board_view.rs", include_str!("board_view.rs")),
     ];
 
     #[test]

@@ -361,7 +361,7 @@ pub(super) async fn reclaim(
     st.on(board_param(&q).as_deref(), move |b| {
         let t = b.get_task(&id)?;
         // Only a running (claimed) task has a worker to stop; the kernel refuses the rest.
-        let term = if t.status == Status::Running || t.claim_lock.is_some() {
+        let term = if t.has_worker() {
             terminate_for(b, &t)
         } else {
             Map::new()
@@ -385,7 +385,7 @@ pub(super) async fn reassign(
     let reason = f.str("reason")?;
     st.on(board_param(&q).as_deref(), move |b| {
         let t = b.get_task(&id)?;
-        let running = t.status == Status::Running || t.claim_lock.is_some();
+        let running = t.has_worker();
         let term = if running && reclaim_first {
             terminate_for(b, &t)
         } else {
