@@ -1223,7 +1223,10 @@ $HK complete "$T" --summary "done under serve""#,
     use std::io::Read;
     stderr.read_to_string(&mut err).unwrap();
     assert!(status.success(), "serve exit {status:?}: {err}");
-    assert!(err.contains("dispatcher ticking every 0.2s"), "{err}");
+    assert!(
+        err.contains("dispatcher ticking on every board change, at least every 0.2s"),
+        "{err}"
+    );
     assert_eq!(lab.outcomes(&id), vec!["completed"]);
     lab.check();
 }
