@@ -1494,6 +1494,7 @@ fn the_daemon_spawns_new_work_long_before_its_interval() {
 $HK complete "$T" --summary quick"#,
     );
     let first = lab.create("spawned by the first tick", &[]);
+    lab.cli.run(&["boards", "create", "side"]).ok();
     let daemon = spawn_daemon(&lab, &hermes, "60");
     lab.until("the first tick's task to be done", |b| {
         b.get_task(&first).unwrap().status == Status::Done
@@ -1507,10 +1508,36 @@ $HK complete "$T" --summary quick"#,
     lab.until("the second task to be done", |b| {
         b.get_task(&second).unwrap().status == Status::Done
     });
+    // Another board the daemon serves: a change there is noticed just as fast.
+    let side = || {
+        let env = Env::empty()
+            .with("HOME", lab.dir().to_string_lossy())
+            .with("HERMES_HOME", lab.cli.home().to_string_lossy());
+        Board::open(&env, Some("side")).unwrap()
+    };
+    let created = Instant::now();
+    let third = lab.cli.create(
+        "created on another board",
+        &["--board", "side", "--assignee", "worker"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while side().get_task(&third).unwrap().status == Status::Ready {
+        assert!(Instant::now() < deadline, "the side board's task was never spawned");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let side_latency = created.elapsed();
+    while side().get_task(&third).unwrap().status != Status::Done {
+        assert!(Instant::now() < deadline, "the side board's task was never done");
+        std::thread::sleep(Duration::from_millis(30));
+    }
     stop_daemon(daemon);
     assert!(
         latency < Duration::from_secs(10),
         "spawned {latency:?} after create with a 60 s interval"
+    );
+    assert!(
+        side_latency < Duration::from_secs(10),
+        "spawned {side_latency:?} after create on a second board"
     );
     lab.check();
 }

@@ -1,8 +1,8 @@
 //! The long-lived dispatcher host of `daemon` and `serve` ([`run_loop`]): ticks every board it
 //! serves, then waits for the next tick — event-driven: every [`WATCH_PERIOD`] it probes each
 //! board's change marker ([`Board::change_marker`], one indexed `max(id)`), and ticks as soon as
-//! one moved (new ready work is spawned within a second), at most once per interval when
-//! nothing changes (the interval is the upper bound) and with a floor between ticks that grows
+//! one moved, that board only (new ready work is spawned within a second); every board, re-listed,
+//! once per interval (the interval is the upper bound); with a floor between rounds that grows
 //! with their cost ([`next_tick_floor`]). It also owns [`HostState`] (this host's supervisor
 //! children) and the board handles kept open between ticks ([`HostBoards`]: the one place a
 //! host opens boards).
@@ -123,10 +123,21 @@ pub fn run_loop_with(
     };
     let mut host = HostState::default();
     let mut boards = HostBoards::default();
+    // A full round (every board, re-listed) starts the host and follows every `interval`; in
+    // between, only the boards whose change marker moved are ticked.
+    let mut due: Option<Vec<String>> = None;
+    let mut last_full = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        boards.retain(&loop_boards(env, board));
-        for slug in boards.slugs() {
+        let slugs = match due.take() {
+            Some(changed) => changed,
+            None => {
+                boards.retain(&loop_boards(env, board));
+                last_full = started;
+                boards.slugs()
+            }
+        };
+        for slug in slugs {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -139,43 +150,48 @@ pub fn run_loop_with(
             }
         }
         let floor = started + next_tick_floor(started.elapsed());
-        wait_for_work(&mut boards, &mut host, stop, floor, started + interval);
+        due = wait_for_work(&mut boards, &mut host, stop, floor, last_full + interval);
     }
     Ok(())
 }
 
-/// The earliest a change may trigger the next tick, `busy` after the last one started: at
-/// least one [`WATCH_PERIOD`], and four times what the last round of ticks took, so a host
-/// on a large, busy board spends at most a fifth of its time ticking.
+/// The earliest a change may trigger the next tick, `busy` after the last round started: at
+/// least one [`WATCH_PERIOD`], and four times what that round of ticks took, so a host on a
+/// large, busy board spends at most a fifth of its time ticking.
 pub fn next_tick_floor(busy: Duration) -> Duration {
     WATCH_PERIOD.max(busy * 4)
 }
 
-/// Sleep until `deadline`, or until a board changed once `floor` has passed, reaping children
-/// meanwhile; returns early when `stop` is set.
+/// Sleep until `deadline` (then `None`: a full round is due), or until boards changed once
+/// `floor` has passed (then their slugs), reaping children meanwhile; returns early (`None`)
+/// when `stop` is set.
 fn wait_for_work(
     boards: &mut HostBoards,
     host: &mut HostState,
     stop: &AtomicBool,
     floor: Instant,
     deadline: Instant,
-) {
+) -> Option<Vec<String>> {
     let slice = Duration::from_millis(50);
     let mut next_probe = Instant::now() + WATCH_PERIOD;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         if now >= deadline {
-            return;
+            return None;
         }
         if now >= next_probe {
             next_probe = now + WATCH_PERIOD;
-            if now >= floor && boards.changed() {
-                return;
+            if now >= floor {
+                let changed = boards.changed();
+                if !changed.is_empty() {
+                    return Some(changed);
+                }
             }
         }
         std::thread::sleep(slice.min(deadline - now));
         host.reap();
     }
+    None
 }
 
 /// One board a host keeps open: the handle, the identity of its DB file when opened (a file
@@ -237,13 +253,19 @@ impl HostBoards {
         Some(&h.board)
     }
 
-    /// Whether any open board's change marker moved since its last tick (a board whose
-    /// marker cannot be read waits for the interval).
-    pub fn changed(&self) -> bool {
-        self.open.values().any(|h| {
-            h.marker
-                .is_some_and(|m| h.board.change_marker().is_ok_and(|now| now != m))
-        })
+    /// The open boards whose change marker moved since their last tick, in listing order (a
+    /// board whose marker cannot be read waits for the next full round).
+    pub fn changed(&self) -> Vec<String> {
+        self.order
+            .iter()
+            .filter(|s| {
+                self.open.get(*s).is_some_and(|h| {
+                    h.marker
+                        .is_some_and(|m| h.board.change_marker().is_ok_and(|now| now != m))
+                })
+            })
+            .cloned()
+            .collect()
     }
 }
 
