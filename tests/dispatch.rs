@@ -1522,12 +1522,18 @@ $HK complete "$T" --summary quick"#,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while side().get_task(&third).unwrap().status == Status::Ready {
-        assert!(Instant::now() < deadline, "the side board's task was never spawned");
+        assert!(
+            Instant::now() < deadline,
+            "the side board's task was never spawned"
+        );
         std::thread::sleep(Duration::from_millis(30));
     }
     let side_latency = created.elapsed();
     while side().get_task(&third).unwrap().status != Status::Done {
-        assert!(Instant::now() < deadline, "the side board's task was never done");
+        assert!(
+            Instant::now() < deadline,
+            "the side board's task was never done"
+        );
         std::thread::sleep(Duration::from_millis(30));
     }
     stop_daemon(daemon);

@@ -226,17 +226,21 @@ impl HostBoards {
         self.order.clone()
     }
 
-    /// The open handle of `slug` — reopened when its DB file changed identity, created (and
-    /// said so) when missing — with its change marker taken now, before the tick, so that any
-    /// write during or after the tick triggers the next one. `None` (logged) when it cannot be
-    /// opened.
+    /// The open handle of `slug` — opened (and created, said so, when missing) on first use,
+    /// reopened when its DB file was replaced — with its change marker taken now, before the
+    /// tick, so that any write during or after the tick triggers the next one. `None` (logged)
+    /// when it cannot be opened, and when the file of an open handle is gone (removed or its
+    /// board renamed): the handle is dropped and the next full round re-lists the boards, so a
+    /// change round never recreates a board at a path that was just moved away.
     pub fn open(&mut self, env: &Env, slug: &str) -> Option<&Board> {
-        let fresh = self
-            .open
-            .get(slug)
-            .is_some_and(|h| h.file.is_some() && file_id(&h.board.paths().db) == h.file);
-        if !fresh {
-            self.open.remove(slug);
+        if let Some(h) = self.open.get(slug) {
+            let now = file_id(&h.board.paths().db);
+            if now.is_none() || now != h.file {
+                self.open.remove(slug);
+                now?;
+            }
+        }
+        if !self.open.contains_key(slug) {
             let b = open_board(env, slug)?;
             let file = file_id(&b.paths().db);
             self.open.insert(
