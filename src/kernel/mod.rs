@@ -76,7 +76,10 @@ pub use paths::{
     create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
-pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
+pub use plan::{
+    Attempt, CapClaim, CappedTask, DispatchPlan, GuardedTask, Lane, PlanOptions, Queued,
+    SpawnActions, SpawnCaps, SpawnOutcome, SpawnPolicy, SpawnQueue, SpawnedTask, dispatch_allowed,
+};
 pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
