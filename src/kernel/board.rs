@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::db;
@@ -260,9 +260,11 @@ impl Board {
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
 pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
-    let mut st = c.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"))?;
-    db::opt(st.query_row([id], Task::from_row))?
-        .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
+    c.row::<Task>(
+        &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"),
+        crate::args![id],
+    )?
+    .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
 }
 
 /// Append an event; an empty payload is stored as NULL. Returns the event id.
@@ -274,11 +276,11 @@ pub(crate) fn add_event(
     payload: Map<String, Value>,
     now: i64,
 ) -> Result<i64> {
-    let mut st = c.prepare_cached(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    st.execute(params![task_id, run_id, kind, payload_text(&payload), now])?;
-    Ok(c.last_insert_rowid())
+    c.insert_id(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        crate::args![task_id, run_id, kind, payload_text(&payload), now],
+    )
 }
 
 /// Build a JSON object from pairs.
