@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::board::{Board, DEFAULT_FAILURE_LIMIT};
 use super::error::Result;
+use super::store::{FromRow, arg_refs};
 use super::tasks::query_tasks;
 use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task};
 
@@ -189,6 +190,23 @@ pub const DIAGNOSTIC_EVENT_KINDS: &[&str] = &[
     "reclaimed",
 ];
 
+/// What every rule reads: the task, its events (id order) and runs (start order).
+#[derive(Clone, Copy)]
+struct Facts<'a> {
+    t: &'a Task,
+    events: &'a [Event],
+    runs: &'a [Run],
+    cfg: &'a DiagnosticsConfig,
+    now: i64,
+    id: &'a str,
+    terminal: bool,
+}
+
+/// Failure and crash rules stay quiet while a worker runs and once the task is finished.
+fn active_exempt(t: &Task) -> bool {
+    matches!(t.status, Status::Done | Status::Archived | Status::Running)
+}
+
 /// Run every rule over one task (events in id order, runs in start order). Findings are
 /// sorted critical first, then newest.
 pub fn diagnose(
@@ -198,9 +216,47 @@ pub fn diagnose(
     cfg: &DiagnosticsConfig,
     now: i64,
 ) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let id = &t.id;
-    let terminal = matches!(t.status, Status::Done | Status::Archived);
+    let f = Facts {
+        t,
+        events,
+        runs,
+        cfg,
+        now,
+        id: &t.id,
+        terminal: matches!(t.status, Status::Done | Status::Archived),
+    };
+    let failures = repeated_failures(&f);
+    // A crash streak is already told by the failure counter when that rule fired.
+    let crashes = if failures.is_none() {
+        repeated_crashes(&f)
+    } else {
+        None
+    };
+    let mut out: Vec<Diagnostic> = [
+        hallucinated_cards(&f),
+        phantom_refs(&f),
+        failures,
+        crashes,
+        stuck_in_blocked(&f),
+        block_cycling(&f),
+        stranded_in_ready(&f),
+        missing_skill(&f),
+        unspawnable_assignee(&f),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.last_seen_at.cmp(&a.last_seen_at))
+    });
+    out
+}
+
+/// A refused completion that named cards this task did not create, not since cleared.
+fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "completion_blocked_hallucination") {
         let phantom = e
             .payload
@@ -208,7 +264,7 @@ pub fn diagnose(
             .and_then(|p| p.get("phantom_cards"))
             .cloned()
             .unwrap_or(Value::Null);
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "hallucinated_cards",
             severity: Severity::Error,
             title: "Completion named cards that do not exist".into(),
@@ -227,6 +283,12 @@ pub fn diagnose(
             data: json!({"phantom_cards": phantom}),
         });
     }
+    None
+}
+
+/// A hand-off that mentions task ids not on this board, not since cleared.
+fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "suspected_hallucinated_references") {
         let refs = e
             .payload
@@ -234,7 +296,7 @@ pub fn diagnose(
             .and_then(|p| p.get("phantom_refs"))
             .cloned()
             .unwrap_or(Value::Null);
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "prose_phantom_refs",
             severity: Severity::Warning,
             title: "Hand-off mentions tasks that do not exist".into(),
@@ -253,10 +315,20 @@ pub fn diagnose(
             data: json!({"phantom_refs": refs}),
         });
     }
-    let active_exempt = terminal || t.status == Status::Running;
-    let mut failures_fired = false;
-    if !active_exempt && t.consecutive_failures >= cfg.failure_threshold.max(1) {
-        failures_fired = true;
+    None
+}
+
+/// The failure counter at or past the threshold (not while running or finished).
+fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        runs,
+        cfg,
+        id,
+        ..
+    } = *f;
+    if !active_exempt(t) && t.consecutive_failures >= cfg.failure_threshold.max(1) {
         let sev = if t.consecutive_failures >= 2 * cfg.failure_threshold.max(1) {
             Severity::Critical
         } else {
@@ -267,11 +339,15 @@ pub fn diagnose(
             .as_deref()
             .map(|e| super::validate::truncate(e, 300))
             .unwrap_or_default();
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "repeated_failures",
             severity: sev,
             title: format!("Failed {} times in a row", t.consecutive_failures),
-            detail: if last_err.is_empty() { "no error text recorded".into() } else { format!("last error: {last_err}") },
+            detail: if last_err.is_empty() {
+                "no error text recorded".into()
+            } else {
+                format!("last error: {last_err}")
+            },
             actions: {
                 let setup = last_err.is_empty()
                     || spawn_setup_error(&last_err)
@@ -285,12 +361,23 @@ pub fn diagnose(
                             p = t.assignee.as_deref().unwrap_or("?")
                         )
                     } else {
-                        "Fix what made the worker fail (see the error above), then unblock to retry".to_string()
+                        "Fix what made the worker fail (see the error above), then unblock to retry"
+                            .to_string()
                     };
                     a.push(hint(&label, format!("hermes-kanban unblock {id}"), true));
                 }
-                a.push(Action { kind: "reassign", label: "Reassign to another profile".into(), payload: json!({"task_id": id}), suggested: false });
-                a.push(Action { kind: "unblock", label: "Unblock and retry".into(), payload: json!({"task_id": id}), suggested: false });
+                a.push(Action {
+                    kind: "reassign",
+                    label: "Reassign to another profile".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                });
+                a.push(Action {
+                    kind: "unblock",
+                    label: "Unblock and retry".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                });
                 a
             },
             first_seen_at: None,
@@ -300,7 +387,20 @@ pub fn diagnose(
             data: json!({"consecutive_failures": t.consecutive_failures, "threshold": cfg.failure_threshold}),
         });
     }
-    if !active_exempt && !failures_fired {
+    None
+}
+
+/// A streak of crashed runs since the last completed or reclaimed one.
+fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        runs,
+        cfg,
+        id,
+        ..
+    } = *f;
+    if !active_exempt(t) {
         let streak: Vec<&Run> = runs
             .iter()
             .rev()
@@ -319,7 +419,7 @@ pub fn diagnose(
                 .first()
                 .and_then(|r| r.error.clone())
                 .unwrap_or_default();
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "repeated_crashes",
                 severity: sev,
                 title: format!("Agent crash x{n}: {}", super::validate::truncate(&err, 120)),
@@ -336,6 +436,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Blocked for longer than `blocked_stale_hours` with no comment or unblock since.
+fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        cfg,
+        now,
+        id,
+        ..
+    } = *f;
     if t.status == Status::Blocked
         && let Some(pos) = events
             .iter()
@@ -347,7 +460,7 @@ pub fn diagnose(
             .any(|x| x.kind == "commented" || x.kind == "unblocked");
         let age = now - e.created_at;
         if !answered && age >= cfg.blocked_stale_hours * 3600 {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "stuck_in_blocked",
                 severity: Severity::Warning,
                 title: format!("Blocked for {}h with no reply", age / 3600),
@@ -380,6 +493,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Blocked again after an unblock, `block_cycle_threshold` times within the window.
+fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        events,
+        cfg,
+        now,
+        id,
+        terminal,
+        ..
+    } = *f;
     {
         let window_start = now - cfg.block_cycle_window_seconds;
         let mut cycles = 0i64;
@@ -399,7 +525,7 @@ pub fn diagnose(
             }
         }
         if !terminal && cycles >= cfg.block_cycle_threshold.max(1) {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "block_unblock_cycling",
                 severity: Severity::Warning,
                 title: format!("Blocked again after unblock {cycles} times"),
@@ -413,6 +539,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Assigned, ready and unclaimed for longer than `stranded_threshold_seconds`.
+fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        cfg,
+        now,
+        id,
+        ..
+    } = *f;
     if t.status == Status::Ready && t.claim_lock.is_none() && t.assignee.is_some() {
         let since = events
             .iter()
@@ -435,7 +574,7 @@ pub fn diagnose(
             } else {
                 Severity::Warning
             };
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "stranded_in_ready",
                 severity: sev,
                 title: format!("Ready for {}m and never picked up", age / 60),
@@ -444,8 +583,17 @@ pub fn diagnose(
                     t.assignee.as_deref().unwrap_or("?")
                 ),
                 actions: vec![
-                    hint("Run one dispatcher tick", "hermes-kanban dispatch".into(), true),
-                    Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+                    hint(
+                        "Run one dispatcher tick",
+                        "hermes-kanban dispatch".into(),
+                        true,
+                    ),
+                    Action {
+                        kind: "reassign",
+                        label: "Reassign".into(),
+                        payload: json!({"task_id": id}),
+                        suggested: false,
+                    },
                 ],
                 first_seen_at: Some(since),
                 last_seen_at: Some(now),
@@ -455,6 +603,14 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Skills the task's worker would ask for that its profile lacks.
+fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t, cfg, now, id, ..
+    } = *f;
     if let (Some(sc), Some(who)) = (&cfg.skills, t.assignee.as_deref())
         && matches!(
             t.status,
@@ -465,7 +621,7 @@ pub fn diagnose(
     {
         let ws = super::skills::worker_skills(&sc.hermes_root, who, &t.skills);
         if let Some(w) = ws.warning(id, who, &sc.hermes_root) {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "missing_skill",
                 severity: if ws.fatal() {
                     Severity::Error
@@ -490,11 +646,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// A ready or waiting task whose assignee no profile or worker command can run.
+fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t, cfg, now, id, ..
+    } = *f;
     if let (Some(spawnable), Some(a)) = (&cfg.spawnable, t.assignee.as_deref())
         && matches!(t.status, Status::Ready | Status::Todo)
         && !spawnable.contains(a)
     {
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "unspawnable_assignee",
             severity: Severity::Warning,
             title: format!("No profile or worker_command for '{a}'"),
@@ -502,8 +666,17 @@ pub fn diagnose(
                 "the dispatcher cannot start a worker for '{a}': there is no profile of that name and no kanban.worker_command.{a} in config.yaml, so the task will wait here; create the profile, configure a worker command, or reassign it to one of the profiles `hermes-kanban assignees` lists"
             ),
             actions: vec![
-                hint("List the profiles that can run tasks", "hermes-kanban assignees".into(), true),
-                Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+                hint(
+                    "List the profiles that can run tasks",
+                    "hermes-kanban assignees".into(),
+                    true,
+                ),
+                Action {
+                    kind: "reassign",
+                    label: "Reassign".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                },
             ],
             first_seen_at: None,
             last_seen_at: Some(now),
@@ -512,12 +685,7 @@ pub fn diagnose(
             data: json!({"assignee": a}),
         });
     }
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.last_seen_at.cmp(&a.last_seen_at))
-    });
-    out
+    None
 }
 
 impl Board {
@@ -546,20 +714,24 @@ impl Board {
             let mut events: HashMap<String, Vec<Event>> = HashMap::new();
             let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
             let arg: Vec<&str> = task_id.into_iter().collect();
-            let mut st = c.prepare(&format!(
-                "SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"
-            ))?;
-            for e in st.query_map(rusqlite::params_from_iter(arg.iter()), Event::from_row)? {
-                let e = e?;
-                events.entry(e.task_id.clone()).or_default().push(e);
-            }
-            let mut st = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"
-            ))?;
-            for r in st.query_map(rusqlite::params_from_iter(arg.iter()), Run::from_row)? {
-                let r = r?;
-                runs.entry(r.task_id.clone()).or_default().push(r);
-            }
+            c.each(
+                &format!("SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"),
+                &arg_refs(&arg),
+                |r| {
+                    let e = <Event as FromRow>::from_row(r)?;
+                    events.entry(e.task_id.clone()).or_default().push(e);
+                    Ok(())
+                },
+            )?;
+            c.each(
+                &format!("SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"),
+                &arg_refs(&arg),
+                |r| {
+                    let run = <Run as FromRow>::from_row(r)?;
+                    runs.entry(run.task_id.clone()).or_default().push(run);
+                    Ok(())
+                },
+            )?;
             let mut out = Vec::new();
             for t in tasks {
                 let ev = events.remove(&t.id).unwrap_or_default();
