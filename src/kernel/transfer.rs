@@ -233,17 +233,7 @@ pub fn export_board(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "board.tar.gz".into())
     ));
-    {
-        let f = fs::File::create(&part).map_err(|e| KernelError::io(&part, e))?;
-        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-        let mut t = tar::Builder::new(gz);
-        t.mode(tar::HeaderMode::Deterministic);
-        t.follow_symlinks(false);
-        t.append_dir_all(&slug, &staged)
-            .map_err(|e| KernelError::io(&part, e))?;
-        let gz = t.into_inner().map_err(|e| KernelError::io(&part, e))?;
-        gz.finish().map_err(|e| KernelError::io(&part, e))?;
-    }
+    write_tar_gz(&part, &slug, &staged)?;
     fs::rename(&part, &archive).map_err(|e| KernelError::io(&archive, e))?;
     let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     Ok(ExportReport {
@@ -252,6 +242,20 @@ pub fn export_board(
         size,
         counts: manifest["counts"].as_object().cloned().unwrap_or_default(),
     })
+}
+
+/// Write `staged` as the single top-level directory `slug` of a deterministic `.tar.gz`.
+fn write_tar_gz(part: &Path, slug: &str, staged: &Path) -> Result<()> {
+    let f = fs::File::create(part).map_err(|e| KernelError::io(part, e))?;
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    let mut t = tar::Builder::new(gz);
+    t.mode(tar::HeaderMode::Deterministic);
+    t.follow_symlinks(false);
+    t.append_dir_all(slug, staged)
+        .map_err(|e| KernelError::io(part, e))?;
+    let gz = t.into_inner().map_err(|e| KernelError::io(part, e))?;
+    gz.finish().map_err(|e| KernelError::io(part, e))?;
+    Ok(())
 }
 
 /// The normal components of an archive member path, refusing absolute paths and `..`.
@@ -352,28 +356,7 @@ pub fn import_board(
     let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
     let root = extract(archive, tmp.path())?;
     let extracted = tmp.path().join(&root);
-    let manifest: Value = fs::read_to_string(extracted.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
-        .ok_or_else(|| {
-            KernelError::BoardRefused(
-                "archive is not a Hermes kanban board export (no readable manifest.json)".into(),
-            )
-        })?;
-    if manifest["format"] != ARCHIVE_FORMAT {
-        return Err(KernelError::BoardRefused(format!(
-            "archive is not a Hermes kanban board export (format={})",
-            manifest["format"]
-        )));
-    }
-    match manifest["format_version"].as_i64() {
-        Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
-        v => {
-            return Err(KernelError::BoardRefused(format!(
-                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
-            )));
-        }
-    }
+    let manifest = read_manifest(&extracted)?;
     let staged_db = extracted.join("kanban.db");
     if !staged_db.is_file() {
         return Err(KernelError::BoardRefused(
@@ -421,63 +404,8 @@ pub fn import_board(
     let env_b = env.clone().without("HERMES_KANBAN_DB");
     let board = Board::open_paths(&env_b, paths.clone())?;
     let attachments_dir = paths.attachments.clone();
-    let (restored, parked, warnings) = board.write(|c| {
-        scrub_local_state(c, now)?;
-        let mut warnings = Vec::new();
-        let rows: Vec<(i64, String, String)> = c.rows(
-            "SELECT id, task_id, stored_path FROM task_attachments",
-            args![],
-        )?;
-        let (mut restored, mut dropped) = (0i64, 0i64);
-        for (id, task, stored) in rows {
-            let file = Path::new(&stored)
-                .file_name()
-                .map(|f| f.to_os_string())
-                .unwrap_or_default();
-            let landed = attachments_dir.join(&task).join(file);
-            if landed.is_file() && !task.contains(['/', '\\']) && !task.contains("..") {
-                c.exec(
-                    "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
-                    args![landed.to_string_lossy().into_owned(), id],
-                )?;
-                restored += 1;
-            } else {
-                c.exec("DELETE FROM task_attachments WHERE id=?1", args![id])?;
-                dropped += 1;
-            }
-        }
-        if dropped > 0 {
-            warnings.push(format!(
-                "{dropped} attachment record(s) dropped: the files were not in the archive"
-            ));
-        }
-        let parked: Vec<String> = c.rows(
-            &format!(
-                "SELECT id FROM tasks WHERE workspace_kind IN ('dir','worktree') AND status IN ({})",
-                DISPATCHABLE.map(|s| format!("'{s}'")).join(", ")
-            ),
-            args![],
-        )?;
-        c.exec(
-            "UPDATE tasks SET workspace_path=NULL, branch_name=NULL",
-            args![],
-        )?;
-        for id in &parked {
-            c.exec("UPDATE tasks SET status='triage' WHERE id=?1", args![id])?;
-        }
-        if !parked.is_empty() {
-            warnings.push(format!(
-                "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
-                parked.len()
-            ));
-        }
-        let ids: Vec<String> = c.rows("SELECT id FROM tasks", args![])?;
-        for id in &ids {
-            let payload = crate::obj! {"board" => target, "parked" => parked.contains(id)};
-            add_event(c, id, None, "imported", payload, now)?;
-        }
-        Ok((restored, parked.len() as i64, warnings))
-    })?;
+    let (restored, parked, warnings) =
+        board.write(|c| land_rows(c, &attachments_dir, &target, now))?;
     let counts = board.read(count_rows)?;
     drop(board);
     if activate {
@@ -501,6 +429,100 @@ pub fn import_board(
         warnings,
         activated: activate,
     })
+}
+
+/// The archive's `manifest.json`, refused unless it names our format at a version we read.
+fn read_manifest(extracted: &Path) -> Result<Value> {
+    let manifest: Value = fs::read_to_string(extracted.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
+        .ok_or_else(|| {
+            KernelError::BoardRefused(
+                "archive is not a Hermes kanban board export (no readable manifest.json)".into(),
+            )
+        })?;
+    if manifest["format"] != ARCHIVE_FORMAT {
+        return Err(KernelError::BoardRefused(format!(
+            "archive is not a Hermes kanban board export (format={})",
+            manifest["format"]
+        )));
+    }
+    match manifest["format_version"].as_i64() {
+        Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
+        v => {
+            return Err(KernelError::BoardRefused(format!(
+                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Inside the new board's first write: scrub live state, re-point attachment rows at the
+/// landed files (dropping rows whose file did not travel), clear workspace paths, park
+/// dispatchable `dir`/`worktree` tasks in triage, and record `imported` on every task.
+/// Returns (attachments restored, tasks parked, warnings).
+fn land_rows(
+    c: &Tx,
+    attachments_dir: &Path,
+    target: &str,
+    now: i64,
+) -> Result<(i64, i64, Vec<String>)> {
+    scrub_local_state(c, now)?;
+    let mut warnings = Vec::new();
+    let rows: Vec<(i64, String, String)> = c.rows(
+        "SELECT id, task_id, stored_path FROM task_attachments",
+        args![],
+    )?;
+    let (mut restored, mut dropped) = (0i64, 0i64);
+    for (id, task, stored) in rows {
+        let file = Path::new(&stored)
+            .file_name()
+            .map(|f| f.to_os_string())
+            .unwrap_or_default();
+        let landed = attachments_dir.join(&task).join(file);
+        if landed.is_file() && !task.contains(['/', '\\']) && !task.contains("..") {
+            c.exec(
+                "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
+                args![landed.to_string_lossy().into_owned(), id],
+            )?;
+            restored += 1;
+        } else {
+            c.exec("DELETE FROM task_attachments WHERE id=?1", args![id])?;
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        warnings.push(format!(
+            "{dropped} attachment record(s) dropped: the files were not in the archive"
+        ));
+    }
+    let parked: Vec<String> = c.rows(
+        &format!(
+            "SELECT id FROM tasks WHERE workspace_kind IN ('dir','worktree') AND status IN ({})",
+            DISPATCHABLE.map(|s| format!("'{s}'")).join(", ")
+        ),
+        args![],
+    )?;
+    c.exec(
+        "UPDATE tasks SET workspace_path=NULL, branch_name=NULL",
+        args![],
+    )?;
+    for id in &parked {
+        c.exec("UPDATE tasks SET status='triage' WHERE id=?1", args![id])?;
+    }
+    if !parked.is_empty() {
+        warnings.push(format!(
+            "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
+            parked.len()
+        ));
+    }
+    let ids: Vec<String> = c.rows("SELECT id FROM tasks", args![])?;
+    for id in &ids {
+        let payload = crate::obj! {"board" => target, "parked" => parked.contains(id)};
+        add_event(c, id, None, "imported", payload, now)?;
+    }
+    Ok((restored, parked.len() as i64, warnings))
 }
 
 #[cfg(test)]

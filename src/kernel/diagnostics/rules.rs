@@ -1,132 +1,10 @@
-//! The diagnostics engine (REF §18): stateless rules over a task, its events and its runs that
-//! flag trouble an operator should act on — repeated failures or crashes, hallucinated cards or
-//! references, tasks stuck in blocked, block/unblock cycling, tasks stranded in ready, and (when
-//! given the Hermes root) skills a task's worker would ask for that its profile lacks.
+//! The rules of [`super::diagnose`], one function per finding kind, each reading the task,
+//! its events and its runs ([`Facts`]) and returning at most one [`Diagnostic`].
 
-use std::collections::HashMap;
-
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::board::{Board, DEFAULT_FAILURE_LIMIT};
-use super::error::Result;
-use super::store::{FromRow, arg_refs};
-use super::tasks::query_tasks;
-use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task};
-
-/// Severity, ordered warning < error < critical.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth a look.
-    Warning,
-    /// Needs action.
-    Error,
-    /// Needs action now.
-    Critical,
-}
-
-impl std::str::FromStr for Severity {
-    type Err = super::error::KernelError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "warning" => Ok(Severity::Warning),
-            "error" => Ok(Severity::Error),
-            "critical" => Ok(Severity::Critical),
-            o => Err(super::error::KernelError::invalid(
-                "severity",
-                format!("{o:?} is not one of: warning, error, critical"),
-            )),
-        }
-    }
-}
-
-/// A suggested operator action.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Action {
-    /// `reclaim`, `reassign`, `unblock`, `cli_hint`, `comment`.
-    pub kind: &'static str,
-    /// Button / hint text.
-    pub label: String,
-    /// Data for the action (e.g. the CLI command).
-    pub payload: Value,
-    /// Whether this is the recommended action.
-    pub suggested: bool,
-}
-
-/// One finding.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Diagnostic {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub title: String,
-    pub detail: String,
-    pub actions: Vec<Action>,
-    pub first_seen_at: Option<i64>,
-    pub last_seen_at: Option<i64>,
-    pub count: i64,
-    pub run_id: Option<i64>,
-    pub data: Value,
-}
-
-/// Thresholds (`kanban.diagnostics.*` in Hermes' config).
-#[derive(Debug, Clone)]
-pub struct DiagnosticsConfig {
-    /// `repeated_failures` threshold (default = failure limit, 2).
-    pub failure_threshold: i64,
-    /// `repeated_crashes` threshold (2).
-    pub crash_threshold: i64,
-    /// `stuck_in_blocked` age in hours (24).
-    pub blocked_stale_hours: i64,
-    /// `stranded_in_ready` age in seconds (1800).
-    pub stranded_threshold_seconds: i64,
-    /// `block_unblock_cycling` count (3).
-    pub block_cycle_threshold: i64,
-    /// `block_unblock_cycling` window (86400 s).
-    pub block_cycle_window_seconds: i64,
-    /// `missing_skill`: check the default worker argv's skills against the assignee's profile
-    /// on disk (`None` = skip, e.g. the dashboard's per-card badges).
-    pub skills: Option<SkillCheck>,
-    /// The assignees the dispatcher can spawn (profiles on disk, `default`, and
-    /// `kanban.worker_command` entries), when the caller knows them: a ready/todo task assigned
-    /// to anyone else gets `unspawnable_assignee`. `None` turns the rule off.
-    pub spawnable: Option<std::collections::BTreeSet<String>>,
-}
-
-/// Where `missing_skill` looks: the Hermes root and the assignees that run a
-/// `kanban.worker_command` template instead of Hermes (their skills are not checked).
-#[derive(Debug, Clone, Default)]
-pub struct SkillCheck {
-    pub hermes_root: std::path::PathBuf,
-    pub templated: Vec<String>,
-    /// A `*` template covers every assignee.
-    pub all_templated: bool,
-}
-
-impl Default for DiagnosticsConfig {
-    fn default() -> Self {
-        DiagnosticsConfig {
-            failure_threshold: DEFAULT_FAILURE_LIMIT,
-            crash_threshold: 2,
-            blocked_stale_hours: 24,
-            stranded_threshold_seconds: 1800,
-            block_cycle_threshold: 3,
-            block_cycle_window_seconds: 86_400,
-            skills: None,
-            spawnable: None,
-        }
-    }
-}
-
-/// A task with its findings (`diagnostics --json` rows).
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskDiagnostics {
-    pub task_id: String,
-    pub title: String,
-    pub status: Status,
-    pub assignee: Option<String>,
-    pub diagnostics: Vec<Diagnostic>,
-}
+use super::{Action, Diagnostic, DiagnosticsConfig, Severity};
+use crate::kernel::types::{Event, Run, Status, Task};
 
 fn hint(label: &str, cmd: String, suggested: bool) -> Action {
     Action {
@@ -171,35 +49,16 @@ fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
     (!cleared).then(|| &events[last])
 }
 
-/// Every event kind a rule of [`diagnose`] looks at. Callers may pass only events of these
-/// kinds (the board view does, to skip heartbeats and the like); the findings are the same.
-pub const DIAGNOSTIC_EVENT_KINDS: &[&str] = &[
-    "spawned",
-    "completion_blocked_hallucination",
-    "suspected_hallucinated_references",
-    "completed",
-    "edited",
-    "blocked",
-    "gave_up",
-    "commented",
-    "unblocked",
-    "block_loop_detected",
-    "created",
-    "promoted",
-    "promoted_manual",
-    "reclaimed",
-];
-
 /// What every rule reads: the task, its events (id order) and runs (start order).
 #[derive(Clone, Copy)]
-struct Facts<'a> {
-    t: &'a Task,
-    events: &'a [Event],
-    runs: &'a [Run],
-    cfg: &'a DiagnosticsConfig,
-    now: i64,
-    id: &'a str,
-    terminal: bool,
+pub(super) struct Facts<'a> {
+    pub(super) t: &'a Task,
+    pub(super) events: &'a [Event],
+    pub(super) runs: &'a [Run],
+    pub(super) cfg: &'a DiagnosticsConfig,
+    pub(super) now: i64,
+    pub(super) id: &'a str,
+    pub(super) terminal: bool,
 }
 
 /// Failure and crash rules stay quiet while a worker runs and once the task is finished.
@@ -207,55 +66,8 @@ fn active_exempt(t: &Task) -> bool {
     matches!(t.status, Status::Done | Status::Archived | Status::Running)
 }
 
-/// Run every rule over one task (events in id order, runs in start order). Findings are
-/// sorted critical first, then newest.
-pub fn diagnose(
-    t: &Task,
-    events: &[Event],
-    runs: &[Run],
-    cfg: &DiagnosticsConfig,
-    now: i64,
-) -> Vec<Diagnostic> {
-    let f = Facts {
-        t,
-        events,
-        runs,
-        cfg,
-        now,
-        id: &t.id,
-        terminal: matches!(t.status, Status::Done | Status::Archived),
-    };
-    let failures = repeated_failures(&f);
-    // A crash streak is already told by the failure counter when that rule fired.
-    let crashes = if failures.is_none() {
-        repeated_crashes(&f)
-    } else {
-        None
-    };
-    let mut out: Vec<Diagnostic> = [
-        hallucinated_cards(&f),
-        phantom_refs(&f),
-        failures,
-        crashes,
-        stuck_in_blocked(&f),
-        block_cycling(&f),
-        stranded_in_ready(&f),
-        missing_skill(&f),
-        unspawnable_assignee(&f),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.last_seen_at.cmp(&a.last_seen_at))
-    });
-    out
-}
-
 /// A refused completion that named cards this task did not create, not since cleared.
-fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "completion_blocked_hallucination") {
         let phantom = e
@@ -287,7 +99,7 @@ fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// A hand-off that mentions task ids not on this board, not since cleared.
-fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "suspected_hallucinated_references") {
         let refs = e
@@ -319,7 +131,7 @@ fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// The failure counter at or past the threshold (not while running or finished).
-fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t,
         events,
@@ -337,7 +149,7 @@ fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
         let last_err = t
             .last_failure_error
             .as_deref()
-            .map(|e| super::validate::truncate(e, 300))
+            .map(|e| crate::kernel::validate::truncate(e, 300))
             .unwrap_or_default();
         return Some(Diagnostic {
             kind: "repeated_failures",
@@ -391,7 +203,7 @@ fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// A streak of crashed runs since the last completed or reclaimed one.
-fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t,
         events,
@@ -422,10 +234,13 @@ fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
             return Some(Diagnostic {
                 kind: "repeated_crashes",
                 severity: sev,
-                title: format!("Agent crash x{n}: {}", super::validate::truncate(&err, 120)),
+                title: format!(
+                    "Agent crash x{n}: {}",
+                    crate::kernel::validate::truncate(&err, 120)
+                ),
                 detail: format!(
                     "the last {n} attempts crashed; newest error: {}",
-                    super::validate::truncate(&err, 300)
+                    crate::kernel::validate::truncate(&err, 300)
                 ),
                 actions: vec![log_hint(id, events, runs)],
                 first_seen_at: streak.last().and_then(|r| r.ended_at),
@@ -440,7 +255,7 @@ fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// Blocked for longer than `blocked_stale_hours` with no comment or unblock since.
-fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t,
         events,
@@ -497,7 +312,7 @@ fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// Blocked again after an unblock, `block_cycle_threshold` times within the window.
-fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         events,
         cfg,
@@ -543,7 +358,7 @@ fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// Assigned, ready and unclaimed for longer than `stranded_threshold_seconds`.
-fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t,
         events,
@@ -607,7 +422,7 @@ fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// Skills the task's worker would ask for that its profile lacks.
-fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t, cfg, now, id, ..
     } = *f;
@@ -619,7 +434,7 @@ fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
         && !sc.all_templated
         && !sc.templated.iter().any(|a| a == who)
     {
-        let ws = super::skills::worker_skills(&sc.hermes_root, who, &t.skills);
+        let ws = crate::kernel::skills::worker_skills(&sc.hermes_root, who, &t.skills);
         if let Some(w) = ws.warning(id, who, &sc.hermes_root) {
             return Some(Diagnostic {
                 kind: "missing_skill",
@@ -650,7 +465,7 @@ fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
 }
 
 /// A ready or waiting task whose assignee no profile or worker command can run.
-fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
+pub(super) fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
     let Facts {
         t, cfg, now, id, ..
     } = *f;
@@ -686,69 +501,4 @@ fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
         });
     }
     None
-}
-
-impl Board {
-    /// Diagnostics over non-archived tasks (or one task), keeping only findings at or above
-    /// `min_severity`; tasks without findings are omitted.
-    pub fn diagnostics(
-        &self,
-        task_id: Option<&str>,
-        min_severity: Severity,
-        cfg: &DiagnosticsConfig,
-    ) -> Result<Vec<TaskDiagnostics>> {
-        let now = self.now();
-        self.read(|c| {
-            let tasks = match task_id {
-                Some(id) => vec![super::board::load_task(c, id)?],
-                None => query_tasks(
-                    c,
-                    "WHERE status != 'archived' ORDER BY priority DESC, created_at ASC",
-                    &[],
-                )?,
-            };
-            let scope = match task_id {
-                Some(_) => "WHERE task_id = ?1",
-                None => "WHERE task_id IN (SELECT id FROM tasks WHERE status != 'archived')",
-            };
-            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
-            let arg: Vec<&str> = task_id.into_iter().collect();
-            c.each(
-                &format!("SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"),
-                &arg_refs(&arg),
-                |r| {
-                    let e = <Event as FromRow>::from_row(r)?;
-                    events.entry(e.task_id.clone()).or_default().push(e);
-                    Ok(())
-                },
-            )?;
-            c.each(
-                &format!("SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"),
-                &arg_refs(&arg),
-                |r| {
-                    let run = <Run as FromRow>::from_row(r)?;
-                    runs.entry(run.task_id.clone()).or_default().push(run);
-                    Ok(())
-                },
-            )?;
-            let mut out = Vec::new();
-            for t in tasks {
-                let ev = events.remove(&t.id).unwrap_or_default();
-                let rn = runs.remove(&t.id).unwrap_or_default();
-                let mut d = diagnose(&t, &ev, &rn, cfg, now);
-                d.retain(|x| x.severity >= min_severity);
-                if !d.is_empty() {
-                    out.push(TaskDiagnostics {
-                        task_id: t.id,
-                        title: t.title,
-                        status: t.status,
-                        assignee: t.assignee,
-                        diagnostics: d,
-                    });
-                }
-            }
-            Ok(out)
-        })
-    }
 }
