@@ -2101,3 +2101,53 @@ fn delete_task_cascades_and_recomputes() {
     assert_eq!(b.list_attachments(&c).unwrap(), vec![kept.clone()]);
     assert!(std::path::Path::new(&kept.stored_path).is_file());
 }
+
+/// Bulk seeding (benchmarks) writes what a real board would hold: an open current run and a
+/// claim for `running`, a closed completed run for `done`, a sticky `blocked` event, links.
+#[test]
+fn seed_tasks_writes_consistent_runs_claims_and_links() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let seed = |title: &str, status: Status, parents: Vec<usize>| SeedTask {
+        title: title.into(),
+        assignee: Some("worker".into()),
+        status,
+        priority: 0,
+        parents,
+        claim_lock: None,
+    };
+    let ids = b
+        .seed_tasks(&[
+            seed("done", Status::Done, vec![]),
+            seed("running", Status::Running, vec![0]),
+            seed("blocked", Status::Blocked, vec![]),
+            seed("todo", Status::Todo, vec![1]),
+        ])
+        .unwrap();
+    assert_eq!(ids.len(), 4);
+    assert_invariants(b);
+    let running = b.get_task(&ids[1]).unwrap();
+    let runs = b.list_runs(&ids[1], None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(running.current_run_id, Some(runs[0].id));
+    assert!(runs[0].ended_at.is_none());
+    assert_eq!(running.claim_lock.as_deref(), Some("seed-host:1"));
+    let done = b.list_runs(&ids[0], None).unwrap();
+    assert_eq!(done[0].outcome.as_deref(), Some("completed"));
+    assert!(b.get_task(&ids[0]).unwrap().current_run_id.is_none());
+    assert_eq!(last_event(b, &ids[2]).kind, "blocked");
+    assert_eq!(b.parents(&ids[3]).unwrap(), vec![ids[1].clone()]);
+    // A parent index that is not an earlier task refuses the whole batch.
+    let before = b.dump_rows().unwrap();
+    assert!(matches!(
+        b.seed_tasks(&[
+            seed("x", Status::Todo, vec![]),
+            seed("y", Status::Todo, vec![5])
+        ]),
+        Err(KernelError::Invalid {
+            field: "parents",
+            ..
+        })
+    ));
+    assert_eq!(b.dump_rows().unwrap(), before);
+}

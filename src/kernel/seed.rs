@@ -76,25 +76,7 @@ impl Board {
                         created,
                     )?;
                 }
-                match t.status {
-                    Status::Running => {
-                        let rid = insert_run(
-                            c,
-                            args![id, t.assignee, "running", lock, expires, created, None::<i64>, None::<String>, None::<String>],
-                        )?;
-                        c.exec(
-                            "UPDATE tasks SET current_run_id=?1 WHERE id=?2",
-                            args![rid, id],
-                        )?;
-                    }
-                    Status::Done | Status::Archived => {
-                        insert_run(
-                            c,
-                            args![id, t.assignee, "done", None::<String>, None::<i64>, created, now, "completed", "seeded"],
-                        )?;
-                    }
-                    _ => {}
-                }
+                seed_run(c, t, &id, (lock, expires), created, now)?;
                 for &p in &t.parents {
                     let parent = ids.get(p).ok_or_else(|| {
                         KernelError::invalid("parents", format!("index {p} is not an earlier task"))
@@ -109,6 +91,58 @@ impl Board {
             Ok(ids)
         })
     }
+}
+
+/// The run a seeded task has: an open one (current) for `running`, a closed `completed` one
+/// for `done` and `archived`, none otherwise.
+fn seed_run(
+    c: &Tx,
+    t: &SeedTask,
+    id: &str,
+    (lock, expires): (Option<String>, Option<i64>),
+    created: i64,
+    now: i64,
+) -> Result<()> {
+    match t.status {
+        Status::Running => {
+            let rid = insert_run(
+                c,
+                args![
+                    id,
+                    t.assignee,
+                    "running",
+                    lock,
+                    expires,
+                    created,
+                    None::<i64>,
+                    None::<String>,
+                    None::<String>
+                ],
+            )?;
+            c.exec(
+                "UPDATE tasks SET current_run_id=?1 WHERE id=?2",
+                args![rid, id],
+            )?;
+        }
+        Status::Done | Status::Archived => {
+            insert_run(
+                c,
+                args![
+                    id,
+                    t.assignee,
+                    "done",
+                    None::<String>,
+                    None::<i64>,
+                    created,
+                    now,
+                    "completed",
+                    "seeded"
+                ],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Insert one seeded run (task, profile, status, claim, expiry, start, end, outcome, summary).
