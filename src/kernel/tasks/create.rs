@@ -65,7 +65,12 @@ impl Board {
                 parents.push(p);
             }
         }
+        let creator = self
+            .env()
+            .get("HERMES_KANBAN_TASK")
+            .and_then(|t| v::task_id("HERMES_KANBAN_TASK", t).ok());
         Ok(PreparedTask {
+            creator,
             completion_contract,
             title,
             body,
@@ -168,10 +173,18 @@ pub(crate) struct PreparedTask {
     pub(crate) provider: Option<String>,
     pub(crate) reasoning: Option<String>,
     pub(crate) completion_contract: Option<String>,
+    /// The task whose worker is creating this one (`HERMES_KANBAN_TASK` in a worker's
+    /// environment): recorded as `creator_task_id` and the source of inherited session and
+    /// notify subscriptions, as upstream does (UP §7, §10).
+    pub(crate) creator: Option<String>,
 }
 
 /// Insert a prepared task inside the caller's write transaction (idempotency lookup included).
 pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Created> {
+    let creator = match &p.creator {
+        Some(t) => c.row::<String>("SELECT id FROM tasks WHERE id=?1", args![t])?,
+        None => None,
+    };
     if let Some(k) = &p.key {
         // Lookup then insert: two writers with the same key must not both miss the lookup.
         // `idempotency_key` has no unique index (Hermes' schema allows duplicates, and a shared
@@ -196,6 +209,10 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
             KernelError::invalid("parents", format!("unknown parent task {parent}"))
         })?;
     }
+    let tenant = match &p.tenant {
+        Some(t) => Some(t.clone()),
+        None => inherited_tenant(c, &p.parents)?,
+    };
     let status = if p.initial_status == InitialStatus::Blocked {
         Status::Blocked
     } else if p.triage {
@@ -205,14 +222,15 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
     } else {
         Status::Todo
     };
-    let id = insert_row(c, p, status, now)?;
+    let id = insert_row(c, p, &tenant, status, now)?;
     for parent in &p.parents {
         c.exec(
             "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             args![parent, id],
         )?;
     }
-    add_created_events(c, p, &id, status, now)?;
+    add_created_events(c, p, &id, status, (&creator, &tenant), now)?;
+    inherit_from_creator_and_parents(c, p, &id, status, &creator, now)?;
     Ok(Created {
         task: load_task(c, &id)?,
         existing: false,
@@ -221,7 +239,13 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
 
 /// Insert the `tasks` row under a fresh random id (a colliding id is retried twice with new
 /// ones) and return the id.
-fn insert_row(c: &Tx, p: &PreparedTask, status: Status, now: i64) -> Result<String> {
+fn insert_row(
+    c: &Tx,
+    p: &PreparedTask,
+    tenant: &Option<String>,
+    status: Status,
+    now: i64,
+) -> Result<String> {
     let skills_json = if p.skills.is_empty() {
         None
     } else {
@@ -250,7 +274,7 @@ fn insert_row(c: &Tx, p: &PreparedTask, status: Status, now: i64) -> Result<Stri
                 p.workspace_path,
                 p.branch,
                 p.project_id,
-                p.tenant,
+                tenant,
                 p.key,
                 p.max_runtime,
                 skills_json,
@@ -274,21 +298,30 @@ fn insert_row(c: &Tx, p: &PreparedTask, status: Status, now: i64) -> Result<Stri
 }
 
 /// The `created` event (and, for a task born blocked, its `blocked` event).
-fn add_created_events(c: &Tx, p: &PreparedTask, id: &str, status: Status, now: i64) -> Result<()> {
+fn add_created_events(
+    c: &Tx,
+    p: &PreparedTask,
+    id: &str,
+    status: Status,
+    (creator, tenant): (&Option<String>, &Option<String>),
+    now: i64,
+) -> Result<()> {
+    // Upstream's payload (UP §7): 0.19.0's keys plus creator, workspace and model fields.
     let mut created = obj! {
         "assignee" => p.assignee,
         "status" => status.as_str(),
         "parents" => p.parents,
-        "tenant" => p.tenant,
+        "creator_task_id" => creator,
+        "tenant" => tenant,
+        "workspace_kind" => p.kind.as_str(),
+        "workspace_path" => p.workspace_path,
         "branch_name" => p.branch,
+        "project_id" => p.project_id,
         "skills" => if p.skills.is_empty() { Value::Null } else { json!(p.skills) },
         "goal_mode" => if p.goal_mode { json!(true) } else { Value::Null },
+        "model_override" => p.model,
+        "provider_override" => p.provider,
     };
-    // Upstream's keys (UP §7), only when set: a plain task's payload stays 0.19.0's.
-    if p.model.is_some() {
-        created.insert("model_override".into(), json!(p.model));
-        created.insert("provider_override".into(), json!(p.provider));
-    }
     if p.reasoning.is_some() {
         created.insert("reasoning_effort".into(), json!(p.reasoning));
     }
@@ -307,6 +340,67 @@ fn add_created_events(c: &Tx, p: &PreparedTask, id: &str, status: Status, now: i
         )?;
     }
     Ok(())
+}
+
+/// A child without a tenant takes its first parent's (in the order given), as upstream's
+/// `initial_task_state` does; an explicit tenant wins (the caller checks).
+fn inherited_tenant(c: &Tx, parents: &[String]) -> Result<Option<String>> {
+    for p in parents {
+        let t = c.row::<Option<String>>("SELECT tenant FROM tasks WHERE id=?1", args![p])?;
+        if let Some(Some(t)) = t.filter(|t| t.as_deref().is_some_and(|s| !s.is_empty())) {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// After the insert: `dependency_wait` for a child parked behind an open parent, the
+/// creator's session, and the creator's and parents' notify subscriptions (UP §7, §10).
+fn inherit_from_creator_and_parents(
+    c: &Tx,
+    p: &PreparedTask,
+    id: &str,
+    status: Status,
+    creator: &Option<String>,
+    now: i64,
+) -> Result<()> {
+    if status == Status::Todo {
+        // Parked behind an open parent: say why, as upstream does (UP §7 `dependency_wait`).
+        if let Some(gate) = first_open_parent(c, &p.parents)? {
+            add_event(
+                c,
+                id,
+                None,
+                "dependency_wait",
+                obj! {"reason" => "parent_not_done", "parent" => gate},
+                now,
+            )?;
+        }
+    }
+    if let Some(creator) = creator {
+        c.exec(
+            "UPDATE tasks SET session_id = COALESCE(session_id,
+                 (SELECT session_id FROM tasks WHERE id = ?1)) WHERE id = ?2",
+            args![creator, id],
+        )?;
+        crate::kernel::notify::inherit_subs_tx(c, id, std::slice::from_ref(creator), now)?;
+    }
+    crate::kernel::notify::inherit_subs_tx(c, id, &p.parents, now)?;
+    Ok(())
+}
+
+/// The first of `parents` (in the given order) that is neither done nor archived.
+pub(crate) fn first_open_parent(c: &Tx, parents: &[String]) -> Result<Option<String>> {
+    for p in parents {
+        let open = c.exists(
+            "SELECT 1 FROM tasks WHERE id=?1 AND status NOT IN ('done','archived')",
+            args![p],
+        )?;
+        if open {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn new_task_id() -> String {
