@@ -15,6 +15,7 @@ use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
 use super::store::Tx;
 use super::types::{TASK_COLUMNS, Task, payload_text};
+use crate::args;
 
 /// A source of "now" in Unix seconds. Tests substitute a fixed clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -239,11 +240,10 @@ impl Board {
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
 pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
-    c.row::<Task>(
-        &format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"),
-        crate::args![id],
-    )?
-    .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"));
+    c.row::<Task>(sql, args![id])?
+        .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
 }
 
 /// Append an event; an empty payload is stored as NULL. Returns the event id.
@@ -256,9 +256,9 @@ pub(crate) fn add_event(
     now: i64,
 ) -> Result<i64> {
     c.insert_id(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-        crate::args![task_id, run_id, kind, payload_text(&payload), now],
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
+        args![task_id, run_id, kind, payload_text(&payload), now],
     )
 }
 

@@ -263,27 +263,6 @@ impl FromRow for Event {
     }
 }
 
-/// Transitional rusqlite shims for modules still calling `query_map(…, Task::from_row)`
-/// (liveness, board_view, events, runs, notify, webhooks); removed with the `Tx` `Deref`.
-impl Task {
-    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Task> {
-        Task::from_cells(r, 0).map_err(shim_err)
-    }
-}
-impl Run {
-    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Run> {
-        Run::from_cells(r).map_err(shim_err)
-    }
-}
-impl Event {
-    pub(crate) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
-        Event::from_cells(r).map_err(shim_err)
-    }
-}
-fn shim_err(e: KernelError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, Box::new(e))
-}
-
 impl Task {
     /// Read a task whose [`TASK_COLUMNS`] start at column `o` (lenient but for the id).
     pub(crate) fn from_cells(r: &impl Cells, o: usize) -> super::error::Result<Task> {
