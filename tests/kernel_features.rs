@@ -2030,8 +2030,20 @@ fn delete_task_cascades_and_recomputes() {
     b.add_comment(&p, "me", "bye").unwrap();
     b.add_notify_sub(&key(&p, ""), None, None).unwrap();
     b.add_notify_sub(&key(&c, ""), None, None).unwrap();
-    b.claim_task(&p, None).unwrap();
+    let claim = b.claim_task(&p, None).unwrap();
+    let token = b.mint_run_token(&p, claim.run_id).unwrap();
+    b.register_supervisor(&p, claim.run_id, 4242, Some(1))
+        .unwrap();
+    assert!(b.run_process(claim.run_id).unwrap().is_some());
     assert_eq!(b.get_task(&c).unwrap().status, Status::Todo);
+    // A refused delete (unknown task) changes nothing, blobs included.
+    let before = b.dump_rows().unwrap();
+    assert!(matches!(
+        b.delete_task("t_00000000"),
+        Err(KernelError::TaskNotFound(_))
+    ));
+    assert_eq!(b.dump_rows().unwrap(), before);
+    assert!(std::path::Path::new(&att.stored_path).is_file());
     let promoted = b.delete_task(&p).unwrap();
     assert_eq!(promoted, vec![c.clone()]);
     assert!(matches!(b.get_task(&p), Err(KernelError::TaskNotFound(_))));
@@ -2043,15 +2055,26 @@ fn delete_task_cascades_and_recomputes() {
     assert!(b.parents(&c).unwrap().is_empty() && b.children(&grand).unwrap().is_empty());
     assert_eq!(b.get_task(&c).unwrap().status, Status::Ready);
     assert_eq!(last_event(b, &c).kind, "promoted");
-    // Attachment rows and blobs are not deleted with the task (REF §20).
-    assert_eq!(b.list_attachments(&p).unwrap(), vec![att.clone()]);
-    assert!(std::path::Path::new(&att.stored_path).is_file());
+    // The dashboard delete takes the task's attachments (rows and blobs), run tokens and
+    // process rows with it (Hermes' `archive --rm` keeps attachments; see below).
+    assert!(b.list_attachments(&p).unwrap().is_empty());
+    assert!(matches!(
+        b.get_attachment(att.id),
+        Err(KernelError::AttachmentNotFound(_))
+    ));
+    assert!(!std::path::Path::new(&att.stored_path).exists());
+    assert!(!b.paths().attachments.join(&p).exists());
+    assert!(b.resolve_run_token(&token).unwrap().is_none());
+    assert!(b.run_process(claim.run_id).unwrap().is_none());
     let rows = b.dump_rows().unwrap();
     for prefix in [
         "task_links|",
         "task_comments|",
         "task_runs|",
         "kanban_notify_subs|",
+        "task_attachments|",
+        "kanban_run_tokens|",
+        "kanban_worker_procs|",
         "tasks|",
     ] {
         assert!(
@@ -2069,10 +2092,66 @@ fn delete_task_cascades_and_recomputes() {
             ..
         })
     ));
+    let kept = b
+        .add_attachment(&c, "kept.txt", b"kept", None, None)
+        .unwrap();
     b.archive_task(&c).unwrap();
     b.delete_archived_task(&c).unwrap();
     assert!(matches!(b.get_task(&c), Err(KernelError::TaskNotFound(_))));
     assert!(b.list_notify_subs(None).unwrap().is_empty());
+    // `archive --rm` keeps attachment rows and blobs, as Hermes does (REF §20).
+    assert_eq!(b.list_attachments(&c).unwrap(), vec![kept.clone()]);
+    assert!(std::path::Path::new(&kept.stored_path).is_file());
+}
+
+/// Bulk seeding (benchmarks) writes what a real board would hold: an open current run and a
+/// claim for `running`, a closed completed run for `done`, a sticky `blocked` event, links.
+#[test]
+fn seed_tasks_writes_consistent_runs_claims_and_links() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let seed = |title: &str, status: Status, parents: Vec<usize>| SeedTask {
+        title: title.into(),
+        assignee: Some("worker".into()),
+        status,
+        priority: 0,
+        parents,
+        claim_lock: None,
+    };
+    let ids = b
+        .seed_tasks(&[
+            seed("done", Status::Done, vec![]),
+            seed("running", Status::Running, vec![0]),
+            seed("blocked", Status::Blocked, vec![]),
+            seed("todo", Status::Todo, vec![1]),
+        ])
+        .unwrap();
+    assert_eq!(ids.len(), 4);
+    assert_invariants(b);
+    let running = b.get_task(&ids[1]).unwrap();
+    let runs = b.list_runs(&ids[1], None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(running.current_run_id, Some(runs[0].id));
+    assert!(runs[0].ended_at.is_none());
+    assert_eq!(running.claim_lock.as_deref(), Some("seed-host:1"));
+    let done = b.list_runs(&ids[0], None).unwrap();
+    assert_eq!(done[0].outcome.as_deref(), Some("completed"));
+    assert!(b.get_task(&ids[0]).unwrap().current_run_id.is_none());
+    assert_eq!(last_event(b, &ids[2]).kind, "blocked");
+    assert_eq!(b.parents(&ids[3]).unwrap(), vec![ids[1].clone()]);
+    // A parent index that is not an earlier task refuses the whole batch.
+    let before = b.dump_rows().unwrap();
+    assert!(matches!(
+        b.seed_tasks(&[
+            seed("x", Status::Todo, vec![]),
+            seed("y", Status::Todo, vec![5])
+        ]),
+        Err(KernelError::Invalid {
+            field: "parents",
+            ..
+        })
+    ));
+    assert_eq!(b.dump_rows().unwrap(), before);
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -194,12 +194,12 @@ impl Board {
 
     /// `PRAGMA integrity_check` (`"ok"` when healthy).
     pub fn integrity_check(&self) -> Result<String> {
-        db::integrity_check(&self.conn).map_err(|e| db::locate(e, &self.paths.db))
+        db::integrity_check(&Tx::sqlite(&self.conn)).map_err(|e| db::locate(e, &self.paths.db))
     }
 
     /// Names of all user tables, sorted.
     pub fn table_names(&self) -> Result<Vec<String>> {
-        db::table_names(&self.conn)
+        db::table_names(&Tx::sqlite(&self.conn))
     }
 
     /// Column names of `table` in declaration order (empty if the table is absent). `table`
@@ -208,34 +208,13 @@ impl Board {
         if !self.table_names()?.iter().any(|t| t == table) {
             return Ok(vec![]);
         }
-        let mut st = self.conn.prepare(&format!("PRAGMA table_info({table})"))?;
-        let v = st
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        db::column_names(&Tx::sqlite(&self.conn), table)
     }
 
     /// Every row of every table, rendered as text, in a stable order — used by tests to prove
     /// that a refused call changed nothing.
     pub fn dump_rows(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for t in self.table_names()? {
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT * FROM {t} ORDER BY rowid"))?;
-            let n = st.column_count();
-            let rows = st.query_map([], |r| {
-                let mut cells = Vec::with_capacity(n);
-                for i in 0..n {
-                    cells.push(format!("{:?}", r.get_ref(i)?));
-                }
-                Ok(format!("{t}|{}", cells.join("|")))
-            })?;
-            for r in rows {
-                out.push(r?);
-            }
-        }
-        Ok(out)
+        db::dump_rows(&Tx::sqlite(&self.conn))
     }
 
     /// Whether this process may not mutate this board (a delegated child, see

@@ -1,131 +1,10 @@
-//! The diagnostics engine (REF §18): stateless rules over a task, its events and its runs that
-//! flag trouble an operator should act on — repeated failures or crashes, hallucinated cards or
-//! references, tasks stuck in blocked, block/unblock cycling, tasks stranded in ready, and (when
-//! given the Hermes root) skills a task's worker would ask for that its profile lacks.
+//! The rules of [`super::diagnose`], one function per finding kind, each reading the task,
+//! its events and its runs ([`Facts`]) and returning at most one [`Diagnostic`].
 
-use std::collections::HashMap;
-
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::board::{Board, DEFAULT_FAILURE_LIMIT};
-use super::error::Result;
-use super::tasks::query_tasks;
-use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task};
-
-/// Severity, ordered warning < error < critical.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth a look.
-    Warning,
-    /// Needs action.
-    Error,
-    /// Needs action now.
-    Critical,
-}
-
-impl std::str::FromStr for Severity {
-    type Err = super::error::KernelError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "warning" => Ok(Severity::Warning),
-            "error" => Ok(Severity::Error),
-            "critical" => Ok(Severity::Critical),
-            o => Err(super::error::KernelError::invalid(
-                "severity",
-                format!("{o:?} is not one of: warning, error, critical"),
-            )),
-        }
-    }
-}
-
-/// A suggested operator action.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Action {
-    /// `reclaim`, `reassign`, `unblock`, `cli_hint`, `comment`.
-    pub kind: &'static str,
-    /// Button / hint text.
-    pub label: String,
-    /// Data for the action (e.g. the CLI command).
-    pub payload: Value,
-    /// Whether this is the recommended action.
-    pub suggested: bool,
-}
-
-/// One finding.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Diagnostic {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub title: String,
-    pub detail: String,
-    pub actions: Vec<Action>,
-    pub first_seen_at: Option<i64>,
-    pub last_seen_at: Option<i64>,
-    pub count: i64,
-    pub run_id: Option<i64>,
-    pub data: Value,
-}
-
-/// Thresholds (`kanban.diagnostics.*` in Hermes' config).
-#[derive(Debug, Clone)]
-pub struct DiagnosticsConfig {
-    /// `repeated_failures` threshold (default = failure limit, 2).
-    pub failure_threshold: i64,
-    /// `repeated_crashes` threshold (2).
-    pub crash_threshold: i64,
-    /// `stuck_in_blocked` age in hours (24).
-    pub blocked_stale_hours: i64,
-    /// `stranded_in_ready` age in seconds (1800).
-    pub stranded_threshold_seconds: i64,
-    /// `block_unblock_cycling` count (3).
-    pub block_cycle_threshold: i64,
-    /// `block_unblock_cycling` window (86400 s).
-    pub block_cycle_window_seconds: i64,
-    /// `missing_skill`: check the default worker argv's skills against the assignee's profile
-    /// on disk (`None` = skip, e.g. the dashboard's per-card badges).
-    pub skills: Option<SkillCheck>,
-    /// The assignees the dispatcher can spawn (profiles on disk, `default`, and
-    /// `kanban.worker_command` entries), when the caller knows them: a ready/todo task assigned
-    /// to anyone else gets `unspawnable_assignee`. `None` turns the rule off.
-    pub spawnable: Option<std::collections::BTreeSet<String>>,
-}
-
-/// Where `missing_skill` looks: the Hermes root and the assignees that run a
-/// `kanban.worker_command` template instead of Hermes (their skills are not checked).
-#[derive(Debug, Clone, Default)]
-pub struct SkillCheck {
-    pub hermes_root: std::path::PathBuf,
-    pub templated: Vec<String>,
-    /// A `*` template covers every assignee.
-    pub all_templated: bool,
-}
-
-impl Default for DiagnosticsConfig {
-    fn default() -> Self {
-        DiagnosticsConfig {
-            failure_threshold: DEFAULT_FAILURE_LIMIT,
-            crash_threshold: 2,
-            blocked_stale_hours: 24,
-            stranded_threshold_seconds: 1800,
-            block_cycle_threshold: 3,
-            block_cycle_window_seconds: 86_400,
-            skills: None,
-            spawnable: None,
-        }
-    }
-}
-
-/// A task with its findings (`diagnostics --json` rows).
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskDiagnostics {
-    pub task_id: String,
-    pub title: String,
-    pub status: Status,
-    pub assignee: Option<String>,
-    pub diagnostics: Vec<Diagnostic>,
-}
+use super::{Action, Diagnostic, DiagnosticsConfig, Severity};
+use crate::kernel::types::{Event, Run, Status, Task};
 
 fn hint(label: &str, cmd: String, suggested: bool) -> Action {
     Action {
@@ -170,37 +49,26 @@ fn unresolved_after<'a>(events: &'a [Event], kind: &str) -> Option<&'a Event> {
     (!cleared).then(|| &events[last])
 }
 
-/// Every event kind a rule of [`diagnose`] looks at. Callers may pass only events of these
-/// kinds (the board view does, to skip heartbeats and the like); the findings are the same.
-pub const DIAGNOSTIC_EVENT_KINDS: &[&str] = &[
-    "spawned",
-    "completion_blocked_hallucination",
-    "suspected_hallucinated_references",
-    "completed",
-    "edited",
-    "blocked",
-    "gave_up",
-    "commented",
-    "unblocked",
-    "block_loop_detected",
-    "created",
-    "promoted",
-    "promoted_manual",
-    "reclaimed",
-];
+/// What every rule reads: the task, its events (id order) and runs (start order).
+#[derive(Clone, Copy)]
+pub(super) struct Facts<'a> {
+    pub(super) t: &'a Task,
+    pub(super) events: &'a [Event],
+    pub(super) runs: &'a [Run],
+    pub(super) cfg: &'a DiagnosticsConfig,
+    pub(super) now: i64,
+    pub(super) id: &'a str,
+    pub(super) terminal: bool,
+}
 
-/// Run every rule over one task (events in id order, runs in start order). Findings are
-/// sorted critical first, then newest.
-pub fn diagnose(
-    t: &Task,
-    events: &[Event],
-    runs: &[Run],
-    cfg: &DiagnosticsConfig,
-    now: i64,
-) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    let id = &t.id;
-    let terminal = matches!(t.status, Status::Done | Status::Archived);
+/// Failure and crash rules stay quiet while a worker runs and once the task is finished.
+fn active_exempt(t: &Task) -> bool {
+    matches!(t.status, Status::Done | Status::Archived | Status::Running)
+}
+
+/// A refused completion that named cards this task did not create, not since cleared.
+pub(super) fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "completion_blocked_hallucination") {
         let phantom = e
             .payload
@@ -208,7 +76,7 @@ pub fn diagnose(
             .and_then(|p| p.get("phantom_cards"))
             .cloned()
             .unwrap_or(Value::Null);
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "hallucinated_cards",
             severity: Severity::Error,
             title: "Completion named cards that do not exist".into(),
@@ -227,6 +95,12 @@ pub fn diagnose(
             data: json!({"phantom_cards": phantom}),
         });
     }
+    None
+}
+
+/// A hand-off that mentions task ids not on this board, not since cleared.
+pub(super) fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts { events, id, .. } = *f;
     if let Some(e) = unresolved_after(events, "suspected_hallucinated_references") {
         let refs = e
             .payload
@@ -234,7 +108,7 @@ pub fn diagnose(
             .and_then(|p| p.get("phantom_refs"))
             .cloned()
             .unwrap_or(Value::Null);
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "prose_phantom_refs",
             severity: Severity::Warning,
             title: "Hand-off mentions tasks that do not exist".into(),
@@ -253,10 +127,20 @@ pub fn diagnose(
             data: json!({"phantom_refs": refs}),
         });
     }
-    let active_exempt = terminal || t.status == Status::Running;
-    let mut failures_fired = false;
-    if !active_exempt && t.consecutive_failures >= cfg.failure_threshold.max(1) {
-        failures_fired = true;
+    None
+}
+
+/// The failure counter at or past the threshold (not while running or finished).
+pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        runs,
+        cfg,
+        id,
+        ..
+    } = *f;
+    if !active_exempt(t) && t.consecutive_failures >= cfg.failure_threshold.max(1) {
         let sev = if t.consecutive_failures >= 2 * cfg.failure_threshold.max(1) {
             Severity::Critical
         } else {
@@ -265,13 +149,17 @@ pub fn diagnose(
         let last_err = t
             .last_failure_error
             .as_deref()
-            .map(|e| super::validate::truncate(e, 300))
+            .map(|e| crate::kernel::validate::truncate(e, 300))
             .unwrap_or_default();
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "repeated_failures",
             severity: sev,
             title: format!("Failed {} times in a row", t.consecutive_failures),
-            detail: if last_err.is_empty() { "no error text recorded".into() } else { format!("last error: {last_err}") },
+            detail: if last_err.is_empty() {
+                "no error text recorded".into()
+            } else {
+                format!("last error: {last_err}")
+            },
             actions: {
                 let setup = last_err.is_empty()
                     || spawn_setup_error(&last_err)
@@ -285,12 +173,23 @@ pub fn diagnose(
                             p = t.assignee.as_deref().unwrap_or("?")
                         )
                     } else {
-                        "Fix what made the worker fail (see the error above), then unblock to retry".to_string()
+                        "Fix what made the worker fail (see the error above), then unblock to retry"
+                            .to_string()
                     };
                     a.push(hint(&label, format!("hermes-kanban unblock {id}"), true));
                 }
-                a.push(Action { kind: "reassign", label: "Reassign to another profile".into(), payload: json!({"task_id": id}), suggested: false });
-                a.push(Action { kind: "unblock", label: "Unblock and retry".into(), payload: json!({"task_id": id}), suggested: false });
+                a.push(Action {
+                    kind: "reassign",
+                    label: "Reassign to another profile".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                });
+                a.push(Action {
+                    kind: "unblock",
+                    label: "Unblock and retry".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                });
                 a
             },
             first_seen_at: None,
@@ -300,7 +199,20 @@ pub fn diagnose(
             data: json!({"consecutive_failures": t.consecutive_failures, "threshold": cfg.failure_threshold}),
         });
     }
-    if !active_exempt && !failures_fired {
+    None
+}
+
+/// A streak of crashed runs since the last completed or reclaimed one.
+pub(super) fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        runs,
+        cfg,
+        id,
+        ..
+    } = *f;
+    if !active_exempt(t) {
         let streak: Vec<&Run> = runs
             .iter()
             .rev()
@@ -319,13 +231,16 @@ pub fn diagnose(
                 .first()
                 .and_then(|r| r.error.clone())
                 .unwrap_or_default();
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "repeated_crashes",
                 severity: sev,
-                title: format!("Agent crash x{n}: {}", super::validate::truncate(&err, 120)),
+                title: format!(
+                    "Agent crash x{n}: {}",
+                    crate::kernel::validate::truncate(&err, 120)
+                ),
                 detail: format!(
                     "the last {n} attempts crashed; newest error: {}",
-                    super::validate::truncate(&err, 300)
+                    crate::kernel::validate::truncate(&err, 300)
                 ),
                 actions: vec![log_hint(id, events, runs)],
                 first_seen_at: streak.last().and_then(|r| r.ended_at),
@@ -336,6 +251,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Blocked for longer than `blocked_stale_hours` with no comment or unblock since.
+pub(super) fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        cfg,
+        now,
+        id,
+        ..
+    } = *f;
     if t.status == Status::Blocked
         && let Some(pos) = events
             .iter()
@@ -347,7 +275,7 @@ pub fn diagnose(
             .any(|x| x.kind == "commented" || x.kind == "unblocked");
         let age = now - e.created_at;
         if !answered && age >= cfg.blocked_stale_hours * 3600 {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "stuck_in_blocked",
                 severity: Severity::Warning,
                 title: format!("Blocked for {}h with no reply", age / 3600),
@@ -380,6 +308,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Blocked again after an unblock, `block_cycle_threshold` times within the window.
+pub(super) fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        events,
+        cfg,
+        now,
+        id,
+        terminal,
+        ..
+    } = *f;
     {
         let window_start = now - cfg.block_cycle_window_seconds;
         let mut cycles = 0i64;
@@ -399,7 +340,7 @@ pub fn diagnose(
             }
         }
         if !terminal && cycles >= cfg.block_cycle_threshold.max(1) {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "block_unblock_cycling",
                 severity: Severity::Warning,
                 title: format!("Blocked again after unblock {cycles} times"),
@@ -413,6 +354,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Assigned, ready and unclaimed for longer than `stranded_threshold_seconds`.
+pub(super) fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t,
+        events,
+        cfg,
+        now,
+        id,
+        ..
+    } = *f;
     if t.status == Status::Ready && t.claim_lock.is_none() && t.assignee.is_some() {
         let since = events
             .iter()
@@ -435,7 +389,7 @@ pub fn diagnose(
             } else {
                 Severity::Warning
             };
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "stranded_in_ready",
                 severity: sev,
                 title: format!("Ready for {}m and never picked up", age / 60),
@@ -444,8 +398,17 @@ pub fn diagnose(
                     t.assignee.as_deref().unwrap_or("?")
                 ),
                 actions: vec![
-                    hint("Run one dispatcher tick", "hermes-kanban dispatch".into(), true),
-                    Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+                    hint(
+                        "Run one dispatcher tick",
+                        "hermes-kanban dispatch".into(),
+                        true,
+                    ),
+                    Action {
+                        kind: "reassign",
+                        label: "Reassign".into(),
+                        payload: json!({"task_id": id}),
+                        suggested: false,
+                    },
                 ],
                 first_seen_at: Some(since),
                 last_seen_at: Some(now),
@@ -455,6 +418,14 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// Skills the task's worker would ask for that its profile lacks.
+pub(super) fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t, cfg, now, id, ..
+    } = *f;
     if let (Some(sc), Some(who)) = (&cfg.skills, t.assignee.as_deref())
         && matches!(
             t.status,
@@ -463,9 +434,9 @@ pub fn diagnose(
         && !sc.all_templated
         && !sc.templated.iter().any(|a| a == who)
     {
-        let ws = super::skills::worker_skills(&sc.hermes_root, who, &t.skills);
+        let ws = crate::kernel::skills::worker_skills(&sc.hermes_root, who, &t.skills);
         if let Some(w) = ws.warning(id, who, &sc.hermes_root) {
-            out.push(Diagnostic {
+            return Some(Diagnostic {
                 kind: "missing_skill",
                 severity: if ws.fatal() {
                     Severity::Error
@@ -490,11 +461,19 @@ pub fn diagnose(
             });
         }
     }
+    None
+}
+
+/// A ready or waiting task whose assignee no profile or worker command can run.
+pub(super) fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
+    let Facts {
+        t, cfg, now, id, ..
+    } = *f;
     if let (Some(spawnable), Some(a)) = (&cfg.spawnable, t.assignee.as_deref())
         && matches!(t.status, Status::Ready | Status::Todo)
         && !spawnable.contains(a)
     {
-        out.push(Diagnostic {
+        return Some(Diagnostic {
             kind: "unspawnable_assignee",
             severity: Severity::Warning,
             title: format!("No profile or worker_command for '{a}'"),
@@ -502,8 +481,17 @@ pub fn diagnose(
                 "the dispatcher cannot start a worker for '{a}': there is no profile of that name and no kanban.worker_command.{a} in config.yaml, so the task will wait here; create the profile, configure a worker command, or reassign it to one of the profiles `hermes-kanban assignees` lists"
             ),
             actions: vec![
-                hint("List the profiles that can run tasks", "hermes-kanban assignees".into(), true),
-                Action { kind: "reassign", label: "Reassign".into(), payload: json!({"task_id": id}), suggested: false },
+                hint(
+                    "List the profiles that can run tasks",
+                    "hermes-kanban assignees".into(),
+                    true,
+                ),
+                Action {
+                    kind: "reassign",
+                    label: "Reassign".into(),
+                    payload: json!({"task_id": id}),
+                    suggested: false,
+                },
             ],
             first_seen_at: None,
             last_seen_at: Some(now),
@@ -512,71 +500,5 @@ pub fn diagnose(
             data: json!({"assignee": a}),
         });
     }
-    out.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(b.last_seen_at.cmp(&a.last_seen_at))
-    });
-    out
-}
-
-impl Board {
-    /// Diagnostics over non-archived tasks (or one task), keeping only findings at or above
-    /// `min_severity`; tasks without findings are omitted.
-    pub fn diagnostics(
-        &self,
-        task_id: Option<&str>,
-        min_severity: Severity,
-        cfg: &DiagnosticsConfig,
-    ) -> Result<Vec<TaskDiagnostics>> {
-        let now = self.now();
-        self.read(|c| {
-            let tasks = match task_id {
-                Some(id) => vec![super::board::load_task(c, id)?],
-                None => query_tasks(
-                    c,
-                    "WHERE status != 'archived' ORDER BY priority DESC, created_at ASC",
-                    &[],
-                )?,
-            };
-            let scope = match task_id {
-                Some(_) => "WHERE task_id = ?1",
-                None => "WHERE task_id IN (SELECT id FROM tasks WHERE status != 'archived')",
-            };
-            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
-            let arg: Vec<&str> = task_id.into_iter().collect();
-            let mut st = c.prepare(&format!(
-                "SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"
-            ))?;
-            for e in st.query_map(rusqlite::params_from_iter(arg.iter()), Event::from_row)? {
-                let e = e?;
-                events.entry(e.task_id.clone()).or_default().push(e);
-            }
-            let mut st = c.prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"
-            ))?;
-            for r in st.query_map(rusqlite::params_from_iter(arg.iter()), Run::from_row)? {
-                let r = r?;
-                runs.entry(r.task_id.clone()).or_default().push(r);
-            }
-            let mut out = Vec::new();
-            for t in tasks {
-                let ev = events.remove(&t.id).unwrap_or_default();
-                let rn = runs.remove(&t.id).unwrap_or_default();
-                let mut d = diagnose(&t, &ev, &rn, cfg, now);
-                d.retain(|x| x.severity >= min_severity);
-                if !d.is_empty() {
-                    out.push(TaskDiagnostics {
-                        task_id: t.id,
-                        title: t.title,
-                        status: t.status,
-                        assignee: t.assignee,
-                        diagnostics: d,
-                    });
-                }
-            }
-            Ok(out)
-        })
-    }
+    None
 }
