@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::kernel::{
-    Board, Env, KernelError, PlanOptions, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy,
+    Board, Env, Kanban, KernelError, PlanOptions, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy,
     Settlement, Status, WorkerExit, default_claimer, dispatch_allowed, hermes_root, list_boards,
     profile_exists, profile_state, resolve_board,
 };
@@ -940,11 +940,13 @@ pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
 /// Stopping leaves workers running with their claims: their supervisors live in their own
 /// sessions, and the next host adopts them (or reclaims them when their claims expire).
 pub fn run_loop(
-    env: Env,
+    home: impl Into<Kanban>,
     board: Option<String>,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let home = home.into();
+    let env = home.env().clone();
     let (cfg, warnings) = KanbanConfig::load(&env);
     for w in warnings {
         tracing::warn!("{w}");
@@ -952,30 +954,40 @@ pub fn run_loop(
     let mut opts = TickOptions::from_config(&env, &cfg);
     opts.failure_limit = cfg.failure_limit;
     opts.stale_timeout_seconds = cfg.dispatch_stale_timeout_seconds;
-    run_loop_with(&env, board.as_deref(), interval, &stop, &opts, |slug, r| {
-        if r.did_work() {
-            tracing::info!(
-                "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
-                r.spawned.len(),
-                r.promoted,
-                r.reclaimed,
-                r.crashed.len(),
-                r.timed_out.len(),
-                r.auto_blocked.len()
-            );
-        }
-    })
+    run_loop_with(
+        &home,
+        board.as_deref(),
+        interval,
+        &stop,
+        &opts,
+        |slug, r| {
+            if r.did_work() {
+                tracing::info!(
+                    "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
+                    r.spawned.len(),
+                    r.promoted,
+                    r.reclaimed,
+                    r.crashed.len(),
+                    r.timed_out.len(),
+                    r.auto_blocked.len()
+                );
+            }
+        },
+    )
 }
 
-/// [`run_loop`] with explicit tick options and a callback after every board's tick.
+/// [`run_loop`] with explicit tick options and a callback after every board's tick. Boards
+/// come from `home`'s shared handles (in `serve`, the ones MCP and the REST API use); a tick
+/// holds its board for the length of the tick.
 pub fn run_loop_with(
-    env: &Env,
+    home: &Kanban,
     board: Option<&str>,
     interval: Duration,
     stop: &AtomicBool,
     opts: &TickOptions,
     mut on_tick: impl FnMut(&str, &DispatchResult),
 ) -> anyhow::Result<()> {
+    let env = home.env();
     let _presence = match locks::hold_presence(env) {
         TryLock::Held(l) => Some(l),
         other => {
@@ -990,21 +1002,22 @@ pub fn run_loop_with(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let b = match Board::open_mode(env, Some(&slug), crate::kernel::OpenMode::Create) {
-                Ok((b, created)) => {
+            let handle = match home.board_or_create(Some(&slug)) {
+                Ok((h, created)) => {
                     if created {
                         eprintln!(
                             "hermes-kanban: created a new board database at {} (board '{slug}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
-                            b.paths().db.display()
+                            h.lock().paths().db.display()
                         );
                     }
-                    b
+                    h
                 }
                 Err(e) => {
                     tracing::warn!("dispatch: board {slug}: {e}");
                     continue;
                 }
             };
+            let b = handle.lock();
             match dispatch_once(&b, opts, &mut host) {
                 Ok(r) => on_tick(&slug, &r),
                 Err(e) => tracing::warn!("dispatch: board {slug}: {e}"),
