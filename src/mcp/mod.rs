@@ -1,12 +1,11 @@
 //! The MCP server: the `kanban_*` tools over stdio (`hermes-kanban mcp`) and streamable HTTP
-//! (`/mcp` in `serve`). Owns scoping — a worker sees only its lifecycle tools and may mutate
+//! (`/mcp` in `serve`; the tools themselves are in [`tools`], one file each). Owns scoping — a worker sees only its lifecycle tools and may mutate
 //! only its own task; an orchestrator also gets `kanban_list` and `kanban_unblock` — the
-//! instructions and prompts, the mapping of kernel errors to `isError` tool results. Boards come from the
-//! [`Kanban`] home it is given (existing boards only: the server never creates a board). Tool
+//! instructions and prompts, and the mapping of kernel errors to `isError` tool results. Boards come from
+//! the [`Kanban`] home it is given (existing boards only: the server never creates a board). Tool
 //! schemas are listed in their portable form ([`portable`]). Every tool body is a kernel call;
 //! no rule is re-implemented here.
 
-mod params;
 pub mod portable;
 mod stdio;
 mod tools;
@@ -28,8 +27,13 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
 
 use crate::kernel::{Board, Env, Kanban, KernelError};
 
-pub use params::*;
 pub use stdio::{LineTransport, MAX_LINE_BYTES};
+pub use tools::{
+    AttachParams, AttachUrlParams, AttachmentsParams, BlockKindParam, BlockParams, BoolLike,
+    CommentParams, CompleteParams, CreateParams, HeartbeatParams, InitialStatusParam, LinkParams,
+    ListParams, RequestChangesParams, RequestReviewParams, ScheduleParams, ShowParams, StatusParam,
+    StringList, UnblockParams, WorkspaceKindParam,
+};
 
 /// Worker guidance (our words), sent as `instructions` to workers and offered as a prompt.
 pub const GUIDANCE: &str = include_str!("../../prompts/kanban-guidance.md");
@@ -331,7 +335,7 @@ impl ServerHandler for KanbanMcp {
         // Bad arguments: an `isError` result that names the argument (moved out and back to
         // avoid copying a large attachment).
         let args = serde_json::Value::Object(request.arguments.take().unwrap_or_default());
-        if let Some(msg) = params::argument_error(&request.name, &args) {
+        if let Some(msg) = tools::argument_error(&request.name, &args) {
             return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
         }
         if let serde_json::Value::Object(m) = args {
