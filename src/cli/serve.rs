@@ -269,14 +269,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     // One home for the whole process: MCP, the REST API, the dispatcher and the webhook
     // threads share its board handles (one connection per board).
     let home = ctx.home.clone();
-    let (_, created) = home.board_or_create(ctx.board.as_deref())?;
-    if created {
-        let slug = home.resolve(ctx.board.as_deref())?;
-        eprintln!(
-            "hermes-kanban: created a new board database at {} (board '{slug}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
-            home.paths(&slug).db.display()
-        );
-    }
+    open_served_board(&home, ctx.board.as_deref())?;
     let mut allowed_hosts = a.allowed_hosts.clone();
     if let Some(h) = bind_host
         && !allowed_hosts.contains(&h)
@@ -363,6 +356,20 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     notify_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     notifier.join();
     served
+}
+
+/// Open (creating when missing, and saying so) the board `serve` starts on, in the shared home.
+fn open_served_board(home: &crate::kernel::Kanban, board: Option<&str>) -> Result<(), CliError> {
+    let (b, created) = home.board_or_create(board)?;
+    if created {
+        let b = b.lock();
+        eprintln!(
+            "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+            b.paths().db.display(),
+            b.slug()
+        );
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

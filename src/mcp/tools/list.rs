@@ -183,6 +183,41 @@ fn list_row(
     Ok((lean(Value::Object(row)), line))
 }
 
+/// The `kanban_list` result: a header, one line per task and the next-page hint; the JSON
+/// rows, count, limit, promotions and `next_cursor`.
+fn list_reply(
+    board: &str,
+    rows: Vec<Value>,
+    lines: &[String],
+    next: Option<String>,
+    promoted: usize,
+    limit: i64,
+) -> CallToolResult {
+    let mut text = format!(
+        "{} task(s) on board {board}{}",
+        rows.len(),
+        if promoted > 0 {
+            format!(" ({promoted} promoted to ready)")
+        } else {
+            String::new()
+        }
+    );
+    for l in lines {
+        text.push('\n');
+        text.push_str(l);
+    }
+    if let Some(c) = &next {
+        text.push_str(&format!(
+            "\nMore tasks: call kanban_list again with cursor={c}"
+        ));
+    }
+    let mut v = json!({"tasks": rows, "count": rows.len(), "limit": limit, "promoted": promoted});
+    if let Some(c) = next {
+        v["next_cursor"] = json!(c);
+    }
+    reply(board, text, v)
+}
+
 #[tool_router(router = list_router, vis = "pub(super)")]
 impl KanbanMcp {
     /// List tasks on the board (orchestrators only), highest priority first. Recomputes
@@ -269,29 +304,7 @@ impl KanbanMcp {
             .await;
         match r {
             Ok(((rows, lines, next, promoted), board)) => {
-                let mut text = format!(
-                    "{} task(s) on board {board}{}",
-                    rows.len(),
-                    if promoted > 0 {
-                        format!(" ({promoted} promoted to ready)")
-                    } else {
-                        String::new()
-                    }
-                );
-                for l in &lines {
-                    text.push('\n');
-                    text.push_str(l);
-                }
-                if let Some(c) = &next {
-                    text.push_str(&format!(
-                        "\nMore tasks: call kanban_list again with cursor={c}"
-                    ));
-                }
-                let mut v = json!({"tasks": rows, "count": rows.len(), "limit": limit, "promoted": promoted});
-                if let Some(c) = next {
-                    v["next_cursor"] = json!(c);
-                }
-                reply(&board, text, v)
+                list_reply(&board, rows, &lines, next, promoted, limit)
             }
             Err(e) => e,
         }
