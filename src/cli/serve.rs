@@ -157,13 +157,14 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     use crate::kernel::{Kanban, KernelError};
     let only = narrow(&a.tools)?;
     let (mut env, board) = mcp_env(ctx, a)?;
-    // The flags changed the environment: the server's home is reopened on it (same backend).
-    let home = Kanban::sqlite(env.clone());
+    // The flags changed the environment: the home is reopened on it (same backend). This one
+    // only checks; it is dropped before the server's own home opens the board again.
+    let probe = Kanban::sqlite(env.clone());
     // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
     // is created by nobody: said here, and every tool call answers with the same advice.
-    let slug = home.resolve(board.as_deref())?;
-    let db = home.paths(&slug).db;
-    let opened = match home.board(Some(&slug)) {
+    let slug = probe.resolve(board.as_deref())?;
+    let db = probe.paths(&slug).db;
+    let opened = match probe.board(Some(&slug)) {
         Ok(b) => Some(b),
         Err(e @ KernelError::NoDatabase { .. }) => {
             eprintln!("hermes-kanban mcp: {e}");
@@ -209,7 +210,7 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
             db.display()
         ),
     }
-    drop(opened);
+    drop((opened, probe));
     // HERMES_PROFILE may have been filled in above: the server's home carries the final env.
     let home = Kanban::sqlite(env);
     let state = McpState::new(home, board, only, true);
