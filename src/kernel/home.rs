@@ -271,12 +271,17 @@ fn config_database_url(env: &Env) -> Option<String> {
 fn refuse_url(from: &str, url: &str) -> KernelError {
     let shown = redact_url(url);
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let fix = if from.starts_with("--") {
+        format!("leave out {from}")
+    } else {
+        format!("unset {from}")
+    };
     let message = match scheme.as_deref() {
         Some("postgres") | Some("postgresql") => format!(
-            "{shown} (from {from}) is a PostgreSQL URL, but this hermes-kanban is not built with PostgreSQL support yet; unset {from} to use the SQLite boards under HERMES_HOME"
+            "{shown} (from {from}) is a PostgreSQL URL, but this hermes-kanban is not built with PostgreSQL support yet; {fix} to use the SQLite boards under HERMES_HOME"
         ),
         _ => format!(
-            "{shown} (from {from}) is not a database URL this build can open: only postgres://… is recognised (and not built with PostgreSQL support yet); unset {from} to use the SQLite boards under HERMES_HOME"
+            "{shown} (from {from}) is not a database URL this build can open: only postgres://… is recognised (and not built with PostgreSQL support yet); {fix} to use the SQLite boards under HERMES_HOME"
         ),
     };
     KernelError::Invalid {
