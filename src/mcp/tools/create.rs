@@ -67,6 +67,16 @@ pub struct CreateParams {
     pub board: Option<String>,
 }
 
+impl From<WorkspaceKindParam> for WorkspaceKind {
+    fn from(k: WorkspaceKindParam) -> WorkspaceKind {
+        match k {
+            WorkspaceKindParam::Scratch => WorkspaceKind::Scratch,
+            WorkspaceKindParam::Dir => WorkspaceKind::Dir,
+            WorkspaceKindParam::Worktree => WorkspaceKind::Worktree,
+        }
+    }
+}
+
 #[tool_router(router = create_router, vis = "pub(super)")]
 impl KanbanMcp {
     /// Create a task for another profile instead of doing follow-up work yourself. Use
@@ -105,11 +115,7 @@ impl KanbanMcp {
                 .tenant
                 .or_else(|| env.get("HERMES_TENANT").map(str::to_string)),
             priority: p.priority.unwrap_or(0),
-            workspace_kind: p.workspace_kind.map(|k| match k {
-                WorkspaceKindParam::Scratch => WorkspaceKind::Scratch,
-                WorkspaceKindParam::Dir => WorkspaceKind::Dir,
-                WorkspaceKindParam::Worktree => WorkspaceKind::Worktree,
-            }),
+            workspace_kind: p.workspace_kind.map(WorkspaceKind::from),
             workspace_path: p.workspace_path,
             project_id: p.project.or(p.project_id),
             triage,
