@@ -945,8 +945,8 @@ pub fn run_loop(
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    let home = home.into();
-    let env = home.env().clone();
+    let kb: Kanban = home.into();
+    let env = kb.env().clone();
     let (cfg, warnings) = KanbanConfig::load(&env);
     for w in warnings {
         tracing::warn!("{w}");
@@ -954,26 +954,19 @@ pub fn run_loop(
     let mut opts = TickOptions::from_config(&env, &cfg);
     opts.failure_limit = cfg.failure_limit;
     opts.stale_timeout_seconds = cfg.dispatch_stale_timeout_seconds;
-    run_loop_with(
-        &home,
-        board.as_deref(),
-        interval,
-        &stop,
-        &opts,
-        |slug, r| {
-            if r.did_work() {
-                tracing::info!(
-                    "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
-                    r.spawned.len(),
-                    r.promoted,
-                    r.reclaimed,
-                    r.crashed.len(),
-                    r.timed_out.len(),
-                    r.auto_blocked.len()
-                );
-            }
-        },
-    )
+    run_loop_with(&kb, board.as_deref(), interval, &stop, &opts, |slug, r| {
+        if r.did_work() {
+            tracing::info!(
+                "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
+                r.spawned.len(),
+                r.promoted,
+                r.reclaimed,
+                r.crashed.len(),
+                r.timed_out.len(),
+                r.auto_blocked.len()
+            );
+        }
+    })
 }
 
 /// [`run_loop`] with explicit tick options and a callback after every board's tick. Boards
