@@ -1238,6 +1238,129 @@ $HK complete "$T" --summary "done under serve""#,
     lab.check();
 }
 
+/// The port a `serve` child prints on stderr (`… http://127.0.0.1:<port> …`); the rest of its
+/// stderr keeps draining on a thread so the child never blocks on a full pipe.
+fn served_port(server: &mut Child) -> u16 {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut err = String::new();
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve ended early: {err}"
+        );
+        err.push_str(&line);
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    port
+}
+
+/// One HTTP/1.1 request with a JSON body to 127.0.0.1:`port`; the whole response text.
+fn http_post(port: u16, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// The dashboard's reclaim stops a running worker through the dispatcher's one stop-a-worker:
+/// the supervisor's group AND the worker's own group, with the configured grace, then SIGKILL.
+/// The supervisor is frozen (SIGSTOP) so it cannot stop its worker itself, and the worker and
+/// its child ignore SIGTERM: only signalling the worker's group with SIGKILL ends them.
+#[test]
+fn a_web_reclaim_stops_the_supervisor_and_the_worker_groups() {
+    let mut lab = Lab::new();
+    let hermes = lab.worker(
+        "stubborn.sh",
+        r#"trap '' TERM
+sleep 300 &
+echo $! > "$LAB/$T.child"
+wait
+wait"#,
+    );
+    let t = lab.create("stubborn", &[]);
+    lab.dispatch(&hermes);
+    let worker = lab.pid_of(&t);
+    lab.pids.push(worker);
+    let child_file = lab.dir().join(format!("{t}.child"));
+    lab.until("the child pid", |_| {
+        std::fs::read_to_string(&child_file).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
+    let child: i32 = std::fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Running);
+    let supervisor = task.worker_pid.unwrap() as i32;
+    lab.pids.push(supervisor);
+    assert_ne!(supervisor, worker, "the task's pid is the supervisor");
+    let run = task.current_run_id.unwrap();
+    lab.until("the worker's process row", |b| {
+        b.run_process(run)
+            .unwrap()
+            .is_some_and(|p| p.worker_pid == Some(worker as i64))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let mut server = lab
+        .cli
+        .cmd(&["serve", "--bind", "127.0.0.1:0", "--no-dispatch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = served_port(&mut server);
+    let resp = http_post(
+        port,
+        &format!("/api/tasks/{t}/reclaim"),
+        r#"{"reason": "stuck, reclaimed from the dashboard"}"#,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    lab.until("the supervisor, the worker and its child to die", |_| {
+        !alive(supervisor) && !alive(worker) && !alive(child)
+    });
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Ready, "back to ready");
+    assert_eq!(task.worker_pid, None);
+    let ev = lab
+        .board()
+        .list_events(&t, None)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == "reclaimed")
+        .expect("a reclaimed event");
+    let p = ev.payload.unwrap_or_default();
+    assert_eq!(p["terminated"], true, "{p}");
+    assert_eq!(
+        p["sigkill"], true,
+        "SIGTERM was ignored, so SIGKILL ended them: {p}"
+    );
+    lab.check();
+}
+
 /// `skills install` reaches profiles (`--profile`, `--all-profiles`; an unknown profile is an
 /// error naming its directory), and `dispatch --dry-run` / `diagnostics` warn when a task's
 /// skill is missing from its assignee's profile — fatal when it is the only one Hermes is asked

@@ -48,7 +48,7 @@ pub use board::{
     OpenMode, default_claimer, hostname,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
+    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
     check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
@@ -96,7 +96,7 @@ pub use tokens::{RunScope, token_hash};
 pub use transfer::{
     ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
 };
-pub use transitions::TaskChange;
+pub use transitions::{DirectMove, MoveDetails, TaskChange};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };
