@@ -419,7 +419,8 @@ impl Fixture {
         assert_eq!(c["task"]["assignee"], "reviewer");
         assert_eq!(c["task"]["created_by"], "coder");
         assert_eq!(c["parents"], serde_json::json!([id]));
-        // Created as todo (parent running); promoted once the parent completed.
+        // Created as todo (parent running: upstream ~0.22's dependency_wait says so); promoted
+        // once the parent completed.
         assert_eq!(c["task"]["status"], "ready", "child: {}", c["task"]);
         let ckinds: Vec<&str> = c["events"]
             .as_array()
@@ -427,7 +428,11 @@ impl Fixture {
             .iter()
             .filter_map(|e| e["kind"].as_str())
             .collect();
-        assert_eq!(ckinds, ["created", "promoted"], "child events");
+        assert_eq!(
+            ckinds,
+            ["created", "dependency_wait", "promoted"],
+            "child events"
+        );
 
         cli.assert_invariants();
     }

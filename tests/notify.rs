@@ -537,3 +537,126 @@ fn notify_subscribe_says_hermes_gateway_delivers() {
         r.stderr
     );
 }
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (`Connection: close`): status line, headers, body.
+fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// How many descriptors of process `pid` are open on the board file itself (one per SQLite
+/// connection; `-wal`/`-shm` are not counted).
+fn db_connections(pid: u32, db: &std::path::Path) -> usize {
+    let db = db.canonicalize().unwrap();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| *p == db)
+        .count()
+}
+
+#[test]
+fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
+    let cli = Cli::new();
+    let rx = Receiver::start(0);
+    write_config(
+        &cli,
+        &format!(
+            "    webhooks:\n      - {{name: one, url: '{}', format: json}}\n",
+            rx.url("/one")
+        ),
+    );
+    let a = cli.create("Shared", &[]);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let s = cli
+        .cmd(&["serve", "--bind", &bind, "--interval", "0.2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen on {bind}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_cursor(&cli, "one");
+    // The REST API reads the board.
+    let board = http(port, "GET", "/api/board", &[], "");
+    assert!(
+        board.starts_with("HTTP/1.1 200") && board.contains(&a),
+        "{board}"
+    );
+    // MCP (streamable HTTP) reads it too.
+    let mcp_headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let init = http(
+        port,
+        "POST",
+        "/mcp",
+        &mcp_headers,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+    );
+    let session = init
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("mcp-session-id:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no session id: {init}"));
+    let mut with_session = mcp_headers.to_vec();
+    with_session.push(("Mcp-Session-Id", &session));
+    http(
+        port,
+        "POST",
+        "/mcp",
+        &with_session,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let shown = http(
+        port,
+        "POST",
+        "/mcp",
+        &with_session,
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{a}"}}}}}}"#
+        ),
+    );
+    assert!(
+        shown.contains("Shared") && !shown.contains("\"isError\":true"),
+        "{shown}"
+    );
+    // The webhook thread delivers an event (it reads the board too).
+    cli.run(&["complete", &a, "--summary", "shared"]).ok();
+    rx.wait_for("/one", 1);
+    // The dispatcher has ticked several times by now (every 0.2 s).
+    std::thread::sleep(Duration::from_millis(600));
+    let db = cli.home().join("kanban.db");
+    assert_eq!(
+        db_connections(s.id(), &db),
+        1,
+        "serve must hold one connection to {} shared by MCP, REST, the dispatcher and the webhook thread",
+        db.display()
+    );
+    stop(s);
+}

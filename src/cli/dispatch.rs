@@ -193,7 +193,7 @@ fn install_stop_handlers() {
 pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     // Validate the board up front (a typo should fail now, not every tick).
     if let Some(b) = &ctx.board {
-        crate::kernel::resolve_board(&ctx.env, Some(b))?;
+        ctx.home.resolve(Some(b))?;
     }
     let (mut opts, cfg) = tick_options(ctx);
     opts.failure_limit = a.failure_limit.unwrap_or(cfg.failure_limit);
@@ -203,7 +203,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     // Webhooks (kanban.notify): a bad config stops start-up with the key named.
-    let notifier = crate::notify::start(&ctx.env, ctx.board.as_deref(), stop.clone())
+    let notifier = crate::notify::start(&ctx.home, ctx.board.as_deref(), stop.clone())
         .map_err(CliError::Failed)?;
     install_stop_handlers();
     if let Some(p) = &a.pidfile {
@@ -234,7 +234,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     );
     let verbose = a.verbose;
     let r = run_loop_with(
-        &ctx.env,
+        &ctx.home,
         ctx.board.as_deref(),
         Duration::from_secs_f64(a.interval),
         &stop,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::KanbanConfig;
 use super::locks::{self, TryLock};
 use super::{DispatchResult, TickOptions, dispatch_once};
-use crate::kernel::{Board, Env, list_boards, resolve_board};
+use crate::kernel::{Env, Kanban, SharedBoard, list_boards, resolve_board};
 
 /// How often a waiting host probes its boards for changes.
 pub const WATCH_PERIOD: Duration = Duration::from_millis(250);
@@ -78,11 +78,13 @@ pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
 /// Stopping leaves workers running with their claims: their supervisors live in their own
 /// sessions, and the next host adopts them (or reclaims them when their claims expire).
 pub fn run_loop(
-    env: Env,
+    home: impl Into<Kanban>,
     board: Option<String>,
     interval: Duration,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
+    let kb: Kanban = home.into();
+    let env = kb.env().clone();
     let (cfg, warnings) = KanbanConfig::load(&env);
     for w in warnings {
         tracing::warn!("{w}");
@@ -90,7 +92,7 @@ pub fn run_loop(
     let mut opts = TickOptions::from_config(&env, &cfg);
     opts.failure_limit = cfg.failure_limit;
     opts.stale_timeout_seconds = cfg.dispatch_stale_timeout_seconds;
-    run_loop_with(&env, board.as_deref(), interval, &stop, &opts, |slug, r| {
+    run_loop_with(&kb, board.as_deref(), interval, &stop, &opts, |slug, r| {
         if r.did_work() {
             tracing::info!(
                 "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
@@ -105,15 +107,18 @@ pub fn run_loop(
     })
 }
 
-/// [`run_loop`] with explicit tick options and a callback after every board's tick.
+/// [`run_loop`] with explicit tick options and a callback after every board's tick. Boards
+/// come from `home`'s shared handles (in `serve`, the ones MCP and the REST API use); a tick
+/// holds its board for the length of the tick.
 pub fn run_loop_with(
-    env: &Env,
+    home: &Kanban,
     board: Option<&str>,
     interval: Duration,
     stop: &AtomicBool,
     opts: &TickOptions,
     mut on_tick: impl FnMut(&str, &DispatchResult),
 ) -> anyhow::Result<()> {
+    let env = home.env();
     let _presence = match locks::hold_presence(env) {
         TryLock::Held(l) => Some(l),
         other => {
@@ -141,10 +146,11 @@ pub fn run_loop_with(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let Some(b) = boards.open(env, &slug) else {
+            let Some(shared) = boards.open(home, &slug) else {
                 continue;
             };
-            match dispatch_once(b, opts, &mut host) {
+            let b = shared.lock();
+            match dispatch_once(&b, opts, &mut host) {
                 Ok(r) => on_tick(&slug, &r),
                 Err(e) => tracing::warn!("dispatch: board {slug}: {e}"),
             }
@@ -197,7 +203,7 @@ fn wait_for_work(
 /// One board a host keeps open: the handle, the identity of its DB file when opened (a file
 /// replaced or removed underneath is reopened) and its change marker when last ticked.
 struct HostBoard {
-    board: Board,
+    board: SharedBoard,
     file: Option<(u64, u64)>,
     marker: Option<i64>,
 }
@@ -232,17 +238,17 @@ impl HostBoards {
     /// when it cannot be opened, and when the file of an open handle is gone (removed or its
     /// board renamed): the handle is dropped and the next full round re-lists the boards, so a
     /// change round never recreates a board at a path that was just moved away.
-    pub fn open(&mut self, env: &Env, slug: &str) -> Option<&Board> {
+    pub fn open(&mut self, home: &Kanban, slug: &str) -> Option<SharedBoard> {
         if let Some(h) = self.open.get(slug) {
-            let now = file_id(&h.board.paths().db);
+            let now = file_id(&h.board.lock().paths().db);
             if now.is_none() || now != h.file {
                 self.open.remove(slug);
                 now?;
             }
         }
         if !self.open.contains_key(slug) {
-            let b = open_board(env, slug)?;
-            let file = file_id(&b.paths().db);
+            let b = open_board(home, slug)?;
+            let file = file_id(&b.lock().paths().db);
             self.open.insert(
                 slug.to_string(),
                 HostBoard {
@@ -253,8 +259,8 @@ impl HostBoards {
             );
         }
         let h = self.open.get_mut(slug)?;
-        h.marker = h.board.change_marker().ok();
-        Some(&h.board)
+        h.marker = h.board.lock().change_marker().ok();
+        Some(h.board.clone())
     }
 
     /// The open boards whose change marker moved since their last tick, in listing order (a
@@ -265,7 +271,7 @@ impl HostBoards {
             .filter(|s| {
                 self.open.get(*s).is_some_and(|h| {
                     h.marker
-                        .is_some_and(|m| h.board.change_marker().is_ok_and(|now| now != m))
+                        .is_some_and(|m| h.board.lock().change_marker().is_ok_and(|now| now != m))
                 })
             })
             .cloned()
@@ -274,13 +280,14 @@ impl HostBoards {
 }
 
 /// Open (creating if missing) the board a host dispatches — the one place a host opens a board.
-fn open_board(env: &Env, slug: &str) -> Option<Board> {
-    match Board::open_mode(env, Some(slug), crate::kernel::OpenMode::Create) {
+fn open_board(home: &Kanban, slug: &str) -> Option<SharedBoard> {
+    match home.board_or_create(Some(slug)) {
         Ok((b, created)) => {
             if created {
                 eprintln!(
-                    "hermes-kanban: created a new board database at {} (board '{slug}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
-                    b.paths().db.display()
+                    "hermes-kanban: created a new board database at {} (board '{slug}'); if you \
+                     meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                    b.lock().paths().db.display()
                 );
             }
             Some(b)

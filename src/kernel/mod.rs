@@ -20,6 +20,7 @@ mod events;
 pub mod fence;
 mod gc;
 mod graph;
+mod home;
 mod invariants;
 mod lifecycle;
 mod liveness;
@@ -60,6 +61,7 @@ pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
+pub use home::{Backend, DATABASE_URL_VAR, Kanban, SharedBoard, redact_url};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,

@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::kernel::Env;
+use crate::kernel::Kanban;
 use crate::mcp::{KanbanMcp, McpState, Scope};
 use security::{bearer, same};
 
@@ -157,15 +157,17 @@ async fn mcp_scope(st: AuthState, mut req: Request, next: Next, closing: bool) -
 }
 
 /// The application router (dashboard, REST, live events, MCP, health), given a cancellation
-/// token that ends live streams on shutdown.
-pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+/// token that ends live streams on shutdown. The REST API and MCP share `home`'s board handles
+/// (a [`Kanban`], or an [`Env`](crate::kernel::Env) for its SQLite boards).
+pub fn router(home: impl Into<Kanban>, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+    let home = home.into();
     let web = WebState::new(
-        env.clone(),
+        home.clone(),
         cfg.board.clone(),
         cfg.dispatch.clone(),
         ct.child_token(),
     );
-    let state = McpState::new(env, cfg.board.clone(), cfg.tools.clone(), false);
+    let state = McpState::new(home, cfg.board.clone(), cfg.tools.clone(), false);
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(cfg.allowed_hosts.iter().cloned());
     if !cfg.bind.ip().is_loopback() && !cfg.bind.ip().is_unspecified() {
@@ -212,9 +214,13 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
 }
 
 /// Run the HTTP server until `ct` is cancelled.
-pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    home: impl Into<Kanban>,
+    cfg: ServeConfig,
+    ct: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = bind(&cfg).await?;
-    serve_on(env, cfg, listener, ct).await
+    serve_on(home, cfg, listener, ct).await
 }
 
 /// Check the token rule and bind `cfg.bind`; `serve` binds before it starts anything else, so
@@ -238,12 +244,12 @@ pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<tokio::net::TcpListener> 
 
 /// Serve on a bound listener until `ct` is cancelled.
 pub async fn serve_on(
-    env: Env,
+    home: impl Into<Kanban>,
     cfg: ServeConfig,
     listener: tokio::net::TcpListener,
     ct: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = router(env, &cfg, ct.clone());
+    let app = router(home, &cfg, ct.clone());
     let addr = listener.local_addr()?;
     eprintln!(
         "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"
