@@ -64,6 +64,12 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../../migrations/sqlite/0007_task_provider_reasoning.sql"),
         probe: None,
     },
+    // The worker context's recent-work index; idempotent.
+    Migration {
+        number: 8,
+        sql: include_str!("../../../migrations/sqlite/0008_recent_work_index.sql"),
+        probe: Some("idx_runs_profile_completed"),
+    },
 ];
 
 const fn highest_migration() -> i64 {
@@ -191,6 +197,17 @@ pub(crate) fn open(
     conn.set_prepared_statement_cache_capacity(256);
     let journal = configure(&mut conn, busy_timeout_ms, synchronous, journal_setting)
         .map_err(|e| locate(e, path))?;
+    // Closing the last connection keeps the WAL (and its index) instead of checkpointing it
+    // into the DB and deleting it: a short-lived CLI write then costs one fsync (its commit)
+    // instead of five (a fresh WAL's header and directory sync, the checkpoint's two syncs).
+    // Nothing is less durable (committed frames are synced in the WAL, which every reader,
+    // Hermes included, reads), and `wal_autocheckpoint` still bounds the WAL. No effect on a
+    // board in DELETE mode.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(|e| locate(e.into(), path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     heal_upstream_columns(&conn).map_err(|e| locate(e, path))?;
     Ok((conn, journal))
