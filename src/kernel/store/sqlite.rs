@@ -191,7 +191,12 @@ pub(crate) fn open(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
+    // Through our VFS: an existing WAL opens without a directory sync (see `sqlite_vfs`).
+    let mut conn = match super::sqlite_vfs::name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| locate(e.into(), path))?;
     // The kernel has far more distinct statements than rusqlite's default cache of 16; a
     // thrashing cache re-parses SQL on every call.
     conn.set_prepared_statement_cache_capacity(256);
