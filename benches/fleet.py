@@ -130,23 +130,26 @@ def section_fsyncs(root, hk, runs):
     seed(h, hk, 1000)
     h.run([hk, "create", "warm-up"])  # the seed's Python connection removed the WAL on close
     rows = []
-    for verb in ["create", "comment", "complete"]:
+    for verb in ["create", "comment", "complete", "claim"]:
         counts = []
         for i in range(runs):
             if verb == "create":
                 argv = [hk, "create", f"fsync probe {i}", "--assignee", "coder"]
             elif verb == "comment":
                 argv = [hk, "comment", "t_00000011", f"note {i}"]
-            else:  # a ready task (seed positions 11..14 of every 20)
+            elif verb == "complete":  # a ready task (seed positions 11..14 of every 20)
                 argv = [hk, "complete", f"t_{20 * i + 11:08x}", "--summary", "ok"]
+            else:
+                argv = [hk, "claim", f"t_{20 * i + 12:08x}"]
             counts.append(fsyncs(h, argv))
         rows.append((verb, statistics.mean(counts), max(counts)))
     out = ["| CLI write (fresh process, 1,000-task WAL board) | fsyncs per process, mean | max |",
            "|---|---:|---:|"]
     for verb, mean, mx in rows:
         out.append(f"| `{verb}` | {mean:.2f} | {mx} |")
-    worst = max(m for _, m, _ in rows)
-    target(f"| one fsync per CLI write | create/comment/complete: {', '.join(f'{m:.2f}' for _, m, _ in rows)} fsyncs per process | {'met' if worst <= 1.05 else '**not met**'} |")
+    one = [m for v, m, _ in rows if v != "claim"]
+    claim = [m for v, m, _ in rows if v == "claim"][0]
+    target(f"| one fsync per CLI write | create/comment/complete: {', '.join(f'{m:.2f}' for m in one)} fsyncs per process (claim: {claim:.2f}, two transactions: the claim, then its workspace path) | {'met' if max(one) <= 1.05 else '**not met**'} |")
     return "\n".join(out)
 
 
