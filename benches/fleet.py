@@ -427,7 +427,7 @@ def main():
     a = ap.parse_args()
     hk = os.path.abspath(a.hk)
     want = a.sections.split(",")
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "target")) as root:
+    with tempfile.TemporaryDirectory(dir=os.path.abspath(os.environ.get("BENCH_DIR", "target"))) as root:
         parts = []
         if "fsync" in want:
             log("fsyncs per CLI write")
@@ -444,6 +444,9 @@ def main():
         if "cli" in want:
             log("CLI vs hermes kanban")
             parts.append(section_cli(root, hk, a.hermes, a.runs))
+        load = open("/proc/loadavg").read().split()[:3]
+        parts.insert(0, f"Load average when the run ended: {' / '.join(load)} (1 / 5 / 15 min) on "
+                        f"{os.cpu_count()} cores; short processes suffer most from a loaded machine.")
         print("\n\n".join(parts))
 
 
