@@ -1685,6 +1685,16 @@ fn list_filters_and_json() {
         assert_task_dict(t);
     }
     assert_eq!(all.len(), 3);
+    // `list --json` is written through typed rows: each element is the same dict, in the
+    // same key order, as `show --json`'s task (still built as a JSON value), and the text is
+    // the same pretty-printed form as before.
+    for t in &all {
+        let shown = task_json(&cli, t["id"].as_str().unwrap());
+        assert_eq!(t.to_string(), shown.to_string(), "list row vs show task");
+    }
+    let raw = cli.run(&["list", "--json"]).ok().to_string();
+    let parsed: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw, serde_json::to_string_pretty(&parsed).unwrap() + "\n");
     assert_eq!(list_ids(&cli, &["--assignee", "worker"]), vec![a.clone()]);
     assert_eq!(
         list_ids(&cli, &["--assignee", "WORKER"]),

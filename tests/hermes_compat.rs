@@ -1872,7 +1872,15 @@ fn truncated_database_is_refused_naming_the_path() {
                 })
                 .unwrap();
         }
-    } // last connection closed: WAL checkpointed and removed
+    }
+    // Our connections keep the WAL on close; a plain SQLite connection closing last (as
+    // Hermes' does) checkpoints it into the file and removes it, so the file alone holds it.
+    assert!(!sqlite_sidecars(&db).is_empty(), "our close kept the WAL");
+    let plain = Connection::open(&db).unwrap();
+    plain
+        .query_row("SELECT count(*) FROM tasks", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    drop(plain);
     assert_eq!(sqlite_sidecars(&db), Vec::<PathBuf>::new());
     let full = std::fs::read(&db).unwrap();
     assert!(

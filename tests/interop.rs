@@ -2345,6 +2345,53 @@ fn notify_subscriptions_start_at_the_latest_event(v: Version) {
     lab.cross_check("notify cursors");
 }
 
+/// Our processes keep the WAL when they close (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`: one fsync
+/// per CLI write, no checkpoint or WAL re-creation per process). After our CLI writes the
+/// `-wal` file persists, the writes are in it and not yet in the main file, and Hermes' own
+/// `show` and `list` read them like any SQLite reader; Hermes' writes then land on the same
+/// board and we read them back; the board stays in WAL mode and healthy.
+fn our_kept_wal_is_read_by_hermes(v: Version) {
+    let lab = Lab::new(v);
+    lab.ours_ok(&["init"]);
+    let (a, _) = lab.ours_create("kept in the WAL", &["--assignee", "worker"]);
+    lab.ours_ok(&["comment", &a, "written by us"]);
+    let wal = lab.db().with_file_name("kanban.db-wal");
+    let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(len > 0, "our CLI left no WAL behind ({} bytes)", len);
+    // The main file alone (copied without its WAL) does not have the task yet: Hermes can
+    // only see it through the WAL.
+    let alone = lab.path().join("main-only.db");
+    std::fs::copy(lab.db(), &alone).unwrap();
+    let c = rusqlite::Connection::open(&alone).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM tasks WHERE id=?1", [&a], |r| r.get(0))
+        .unwrap_or(0);
+    assert_eq!(
+        n, 0,
+        "the write was checkpointed into the main file on close"
+    );
+    drop(c);
+    let shown = lab.hermes_json(&["show", &a, "--json"]);
+    assert_eq!(shown["task"]["title"], "kept in the WAL", "{shown}");
+    let bodies: Vec<&str> = shown["comments"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["body"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(bodies, ["written by us"], "{shown}");
+    assert!(ids_of(&lab.hermes_json(&["list", "--json"])).contains(&a));
+    // Hermes writes on the same board (its last close may checkpoint and remove the WAL);
+    // we read its write and keep writing.
+    let (h, _) = lab.hermes_create("by hermes", &["--assignee", "worker"]);
+    let (b, _) = lab.ours_create("after hermes", &[]);
+    let ours = ids_of(&lab.ours_json(&["list", "--json"]));
+    for id in [&a, &h, &b] {
+        assert!(ours.contains(id), "{id} missing from our list: {ours:?}");
+    }
+    assert!(ids_of(&lab.hermes_json(&["list", "--json"])).contains(&b));
+    assert_eq!(lab.journal_mode(), "wal");
+    lab.cross_check("kept WAL");
+}
+
 /// Every scenario runs against both Hermes versions (parallel test threads keep the wall time
 /// down; each scenario has its own temp home).
 macro_rules! against_both {
@@ -2359,6 +2406,7 @@ macro_rules! against_both {
 }
 
 against_both!(
+    our_kept_wal_is_read_by_hermes,
     delete_mode_board_stays_delete,
     sticky_breaker_holds_across_a_hermes_list,
     one_worker_after_hermes_dispatch_our_reclaim_and_dispatch,

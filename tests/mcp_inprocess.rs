@@ -1188,6 +1188,56 @@ async fn list_filters_limits_and_promotes() {
 
 /// Paging walks every task exactly once, in order, even when tasks are inserted between
 /// pages (keyset on priority, creation and rowid), and 50 tasks' first page is small.
+/// `kanban_list` promotes ready work as Hermes' list does, but reads first: with nothing
+/// promotable it never asks for the write lock (another process holding it does not slow the
+/// list down), and with a promotion due it writes (waits for the lock, then promotes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_takes_the_write_lock_only_when_a_promotion_is_due() {
+    let fx = Fx::new();
+    let a = fx.task("a");
+    let b = fx.task("b");
+    let s = connect(fx.orchestrator_env(), None).await;
+    s.ok("kanban_list", json!({})).await;
+    // Another process holds the write lock.
+    let holder = rusqlite::Connection::open(&fx.board.paths().db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let v = tokio::time::timeout(Duration::from_secs(15), s.ok("kanban_list", json!({})))
+        .await
+        .expect("kanban_list waited for the write lock with nothing to promote");
+    assert_eq!(v["count"], 2);
+    assert_eq!(v["promoted"], 0);
+    holder.execute_batch("COMMIT").unwrap();
+    // A dependency block parks a parentless task in todo: the next list promotes it, so it
+    // must wait while the lock is held.
+    fx.board
+        .block_task(BlockRequest {
+            task_id: b.clone(),
+            reason: Some("wait".into()),
+            kind: Some(BlockKind::Dependency),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(fx.board.get_task(&b).unwrap().status, Status::Todo);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(500),
+        s.call_raw("kanban_list", json!({})),
+    )
+    .await;
+    assert!(
+        waited.is_err(),
+        "kanban_list finished while the write lock was held and a promotion was due"
+    );
+    assert_eq!(fx.board.get_task(&b).unwrap().status, Status::Todo);
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    // The abandoned call promotes once the lock is free (or this one does).
+    let v = s.ok("kanban_list", json!({})).await;
+    assert_eq!(v["count"], 2);
+    assert_eq!(fx.board.get_task(&b).unwrap().status, Status::Ready);
+    assert_eq!(fx.board.get_task(&a).unwrap().status, Status::Ready);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn list_pages_are_stable_under_inserts() {
     let fx = Fx::new();

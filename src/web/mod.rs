@@ -242,6 +242,24 @@ pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<tokio::net::TcpListener> 
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))
 }
 
+/// The accept loop's listener: every accepted socket gets `TCP_NODELAY`. Without it a
+/// keep-alive exchange stalls ~40 ms on the response's last small write (Nagle holds it until
+/// the client's delayed ACK), e.g. the final chunk of an MCP call's SSE stream.
+pub type NoDelayListener =
+    axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
+
+/// Wrap `listener` so every connection it accepts has `TCP_NODELAY` set ([`serve_on`] serves
+/// through this).
+pub fn accept_nodelay(listener: tokio::net::TcpListener) -> NoDelayListener {
+    use axum::serve::ListenerExt;
+    fn set_nodelay(io: &mut tokio::net::TcpStream) {
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
+        }
+    }
+    listener.tap_io(set_nodelay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serve on a bound listener until `ct` is cancelled.
 pub async fn serve_on(
     home: impl Into<Kanban>,
@@ -255,10 +273,32 @@ pub async fn serve_on(
         "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"
     );
     axum::serve(
-        listener,
+        accept_nodelay(listener),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { ct.cancelled().await })
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    /// Connections accepted through the serve loop's listener have `TCP_NODELAY` set (a plain
+    /// accept does not: the check would pass vacuously if the OS defaulted to it).
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() {
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        let _c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (raw, _) = plain.accept().await.unwrap();
+        assert!(!raw.nodelay().unwrap(), "the OS default is Nagle on");
+
+        let mut l = super::accept_nodelay(plain);
+        let _c2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (io, peer) = Listener::accept(&mut l).await;
+        assert!(io.nodelay().unwrap(), "accepted socket without TCP_NODELAY");
+        assert!(peer.ip().is_loopback());
+    }
 }

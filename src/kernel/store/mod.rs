@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod sqlite;
+mod sqlite_vfs;
 
 use std::borrow::Cow;
 

@@ -59,6 +59,12 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../../../migrations/sqlite/0007_task_provider_reasoning.sql"),
         probe: None,
     },
+    // The worker context's recent-work index; idempotent.
+    Migration {
+        number: 8,
+        sql: include_str!("../../../../migrations/sqlite/0008_recent_work_index.sql"),
+        probe: Some("idx_runs_profile_completed"),
+    },
 ];
 
 const fn highest_migration() -> i64 {

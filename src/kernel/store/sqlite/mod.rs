@@ -69,12 +69,28 @@ pub(crate) fn open(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| locate(e.into(), path))?;
+    // Through our VFS: an existing WAL opens without a directory sync (see `sqlite_vfs`).
+    let mut conn = match super::sqlite_vfs::name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| locate(e.into(), path))?;
     // The kernel has far more distinct statements than rusqlite's default cache of 16; a
     // thrashing cache re-parses SQL on every call.
     conn.set_prepared_statement_cache_capacity(256);
     let journal = configure(&mut conn, busy_timeout_ms, synchronous, journal_setting)
         .map_err(|e| locate(e, path))?;
+    // Closing the last connection keeps the WAL (and its index) instead of checkpointing it
+    // into the DB and deleting it: a short-lived CLI write then costs one fsync (its commit)
+    // instead of five (a fresh WAL's header and directory sync, the checkpoint's two syncs).
+    // Nothing is less durable (committed frames are synced in the WAL, which every reader,
+    // Hermes included, reads), and `wal_autocheckpoint` still bounds the WAL. No effect on a
+    // board in DELETE mode.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(|e| locate(e.into(), path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     heal_upstream_columns(&conn).map_err(|e| locate(e, path))?;
     Ok((conn, journal))
