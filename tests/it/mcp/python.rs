@@ -18,15 +18,13 @@
 //! The interpreter comes from `HK_PYTHON`, which `scripts/test` exports after installing the
 //! venv; without it these tests fail (they are not skipped).
 
-mod cli_support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::Cli;
 use hermes_kanban::kernel::NewTask;
 use serde_json::Value;
 

@@ -1,5 +1,4 @@
-mod common;
-use common::TestBoard;
+use crate::helpers::TestBoard;
 use hermes_kanban::kernel::*;
 
 #[test]
@@ -51,7 +50,7 @@ fn run_tokens_grant_worker_scope_only_while_the_run_is_open() {
     // Only the hash is stored.
     assert!(
         !tb.board
-            .dump_rows()
+            .snapshot()
             .unwrap()
             .iter()
             .any(|r| r.contains(&token))

@@ -96,7 +96,7 @@ impl Fx {
     }
 
     fn dump(&self) -> Vec<String> {
-        self.board.dump_rows().expect("dump rows")
+        self.board.snapshot().expect("snapshot")
     }
 }
 
@@ -1389,7 +1389,7 @@ async fn a_pinned_db_outranks_the_board_argument() {
     let s = connect(env, None).await;
     let v = s.ok("kanban_show", json!({"board": "lab"})).await;
     assert_eq!(v["task"]["id"], json!(id));
-    let before = lab.dump_rows().unwrap();
+    let before = lab.snapshot().unwrap();
     let e = s
         .err(
             "kanban_comment",
@@ -1397,7 +1397,7 @@ async fn a_pinned_db_outranks_the_board_argument() {
         )
         .await;
     assert!(e.contains(&lab_task), "{e}");
-    assert_eq!(lab.dump_rows().unwrap(), before);
+    assert_eq!(lab.snapshot().unwrap(), before);
     s.close().await;
 }
 

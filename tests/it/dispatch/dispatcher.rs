@@ -3,15 +3,13 @@
 //! exit 75, hang past their max runtime, die by SIGKILL — driven by one-shot `dispatch` runs, by
 //! the `daemon` host and by in-process ticks. Every scenario ends with the invariant check.
 
-mod cli_support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::Cli;
 use hermes_kanban::dispatch::config::KanbanConfig;
 use hermes_kanban::dispatch::{HostState, TickOptions, dispatch_once};
 use hermes_kanban::kernel::{Board, Env, Status, Task};
@@ -830,7 +828,7 @@ fn a_dry_run_writes_nothing() {
     lab.cli.run(&["claim", &expired, "--ttl", "1"]).ok();
     std::thread::sleep(Duration::from_millis(2100));
 
-    let rows = lab.board().dump_rows().unwrap();
+    let rows = lab.board().snapshot().unwrap();
     let db = lab.cli.db();
     let side = |s: &str| PathBuf::from(format!("{}{s}", db.display()));
     let files = || (stat(&db), stat(&side("-wal")), stat(&side("-shm")));
@@ -839,7 +837,7 @@ fn a_dry_run_writes_nothing() {
     let after = files();
     assert_eq!(before, after, "dry run touched the database files");
     assert_eq!(
-        lab.board().dump_rows().unwrap(),
+        lab.board().snapshot().unwrap(),
         rows,
         "dry run changed rows"
     );

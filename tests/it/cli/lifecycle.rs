@@ -9,14 +9,12 @@
 //! (d) an empty stdout on failure. Every test that mutates the board ends with the kernel
 //! invariant check.
 
-mod cli_support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use cli_support::{Cli, Run};
+use crate::helpers::{Cli, Run};
 use hermes_kanban::kernel::{Completion, FailureReport, NewTask, RunOutcome, Status};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -41,8 +41,6 @@
 //! which `scripts/test` and `scripts/interop` export after installing target/hermes-venv. Without
 //! it these tests fail; they are never skipped.
 
-mod cli_support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,6 @@
 //! Slack/Discord/JSON bodies, tenant/assignee/kind filters, `notify test`, config errors that
 //! name the key, and `notify-subscribe` saying who delivers.
 
-mod cli_support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Stdio};
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::Cli;
 use serde_json::Value;
 
 /// One request the receiver got.

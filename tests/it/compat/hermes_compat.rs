@@ -12,13 +12,11 @@
 //! Fixtures are built here with rusqlite as a plain SQLite client. No DB file is ever touched
 //! with `std::fs` while a connection to it is open in this process (REF §3.3).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use common::assert_invariants;
+use crate::helpers::assert_invariants;
 use hermes_kanban::kernel::{
     BlockKind, BlockRequest, Board, BoardPaths, Completion, DEFAULT_BOARD, Env, KernelError,
     NewBoard, NewTask, SCHEMA_VERSION, Status, SubKey, WorkspaceKind, board_exists, create_board,
@@ -34,7 +32,10 @@ use tempfile::TempDir;
 // ------------------------------------------------------------------------------------------------
 
 /// The verbatim `.schema` dump of a DB made by `hermes kanban init` (0.19.0).
-const HERMES_DDL: &str = include_str!("fixtures/hermes-0.19.0-schema.sql");
+const HERMES_DDL: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/hermes-0.19.0-schema.sql"
+));
 
 /// Epoch of the observed Hermes session (REF §21.2).
 const T0: i64 = 1_795_247_395;
@@ -632,7 +633,7 @@ fn hermes_019_db_opens_upgrades_and_operates() {
     }
 
     // A reclaimed worker (wrong run id) is refused and changes nothing.
-    let rows_before = board.dump_rows().unwrap();
+    let rows_before = board.snapshot().unwrap();
     let err = board
         .complete_task(Completion {
             task_id: B.into(),
@@ -653,7 +654,7 @@ fn hermes_019_db_opens_upgrades_and_operates() {
         }
         other => panic!("expected StaleRun, got {other:?}"),
     }
-    assert_eq!(board.dump_rows().unwrap(), rows_before);
+    assert_eq!(board.snapshot().unwrap(), rows_before);
 
     // The Hermes worker of run 3 carries on: heartbeat, then complete with its run id.
     board
@@ -969,8 +970,11 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     assert_eq!(pragma_text(&c, "journal_mode=WAL"), "wal");
     // Its schema script is all `IF NOT EXISTS` over the verbatim DDL: a no-op here.
     let before = dump_all(&c);
-    c.execute_batch(include_str!("../migrations/sqlite/0001_hermes_0_19_0.sql"))
-        .unwrap();
+    c.execute_batch(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0001_hermes_0_19_0.sql"
+    )))
+    .unwrap();
     assert_eq!(dump_all(&c), before);
 
     // `list`: rows by column name, skills as JSON.

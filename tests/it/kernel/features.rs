@@ -3,13 +3,11 @@
 //! notification cursors (REF §16.1), attachments (REF §20), gc, comments, the event stream, run
 //! readers, edits, reassignment and hard deletion.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
-use common::{TestBoard, assert_invariants};
+use crate::helpers::{TestBoard, assert_invariants};
 use hermes_kanban::kernel::*;
 use serde_json::{Map, Value, json};
 
@@ -2044,7 +2042,7 @@ fn delete_task_cascades_and_recomputes() {
     // Attachment rows and blobs are not deleted with the task (REF §20).
     assert_eq!(b.list_attachments(&p).unwrap(), vec![att.clone()]);
     assert!(std::path::Path::new(&att.stored_path).is_file());
-    let rows = b.dump_rows().unwrap();
+    let rows = b.snapshot().unwrap();
     for prefix in [
         "task_links|",
         "task_comments|",
