@@ -479,7 +479,10 @@ fn a_long_lock_wait_says_what_it_waits_for() {
 // ---------------------------------------------------------------------------------------------
 // Defect 3: with a token configured, loopback peers need it too (on /mcp as everywhere).
 
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+const INIT: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+    r#""capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+);
 
 async fn mcp_init(s: &Server, bearer: Option<&str>) -> reqwest::Response {
     let mut rq = s
@@ -621,7 +624,9 @@ fn serve_accepts_a_host_name_and_logs_plain_text_to_a_file() {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             c,
-            "POST /mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            "POST /mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: \
+             application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: \
+             {}\r\nConnection: close\r\n\r\n{INIT}",
             INIT.len()
         )
         .unwrap();
@@ -676,7 +681,9 @@ fn fake_worker(cli: &Cli, name: &str, body: &str) -> std::path::PathBuf {
         // The first line answers the dispatcher's `hermes --help` flag probe, so the body runs
         // only as the worker.
         format!(
-            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"
+            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] \
+             [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; \
+             fi\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"
         ),
     )
     .unwrap();

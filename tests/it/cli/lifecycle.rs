@@ -1067,13 +1067,15 @@ fn promote_json_is_an_object_for_one_id_and_a_list_for_several() {
     assert_eq!(keys(&v), PROMOTE_KEYS);
     assert_eq!(
         v,
-        json!({"task_id": a, "promoted": true, "dry_run": false, "forced": false, "reason": "manual retry", "error": null})
+        json!({"task_id": a, "promoted": true, "dry_run": false, "forced": false,
+            "reason": "manual retry", "error": null})
     );
     // Dry run: `promoted` says it would be (as in Hermes), `dry_run` that nothing was written.
     let v = cli.run(&["promote", &b, "--dry-run", "--json"]).json();
     assert_eq!(
         v,
-        json!({"task_id": b, "promoted": true, "dry_run": true, "forced": false, "reason": null, "error": null})
+        json!({"task_id": b, "promoted": true, "dry_run": true, "forced": false, "reason": null,
+            "error": null})
     );
     assert_eq!(status(&cli, &b), Status::Blocked);
 

@@ -871,8 +871,9 @@ fn create_json_is_the_hermes_task_dict() {
         json!({
             "id": id, "title": "Research A", "body": null, "assignee": "worker", "status": "ready",
             "priority": 0, "tenant": null, "workspace_kind": "scratch", "workspace_path": null,
-            "branch_name": null, "project_id": null, "created_by": "user", "created_at": v["created_at"],
-            "started_at": null, "completed_at": null, "result": null, "skills": [], "max_retries": null,
+            "branch_name": null, "project_id": null, "created_by": "user",
+            "created_at": v["created_at"], "started_at": null, "completed_at": null,
+            "result": null, "skills": [], "max_retries": null,
             "session_id": null, "workflow_template_id": null, "current_step_key": null
         })
     );
@@ -2589,7 +2590,11 @@ fn repair_rebuilds_a_damaged_index_after_a_backup_and_reports_a_healthy_board() 
     // corrupt, so the teardown cannot open it for the invariant check.
     cli.skip_invariant_check();
     let c = rusqlite::Connection::open(cli.db()).unwrap();
-    c.execute_batch("PRAGMA writable_schema=ON; UPDATE sqlite_master SET rootpage=rootpage+1000 WHERE name='task_comments'; PRAGMA writable_schema=OFF;").unwrap();
+    c.execute_batch(
+        "PRAGMA writable_schema=ON; UPDATE sqlite_master SET rootpage=rootpage+1000 \
+         WHERE name='task_comments'; PRAGMA writable_schema=OFF;",
+    )
+    .unwrap();
     drop(c);
     let r = cli.run(&["repair", "--json"]);
     r.code(1);
@@ -2721,13 +2726,15 @@ fn boards_export_and_import_move_a_board_without_its_live_state() {
     let q = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         q(
-            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR current_run_id IS NOT NULL OR status='running'"
+            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR \
+             current_run_id IS NOT NULL OR status='running'"
         ),
         0
     );
     assert_eq!(
         q(
-            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR worker_pid IS NOT NULL"
+            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR \
+             worker_pid IS NOT NULL"
         ),
         0
     );
@@ -2867,7 +2874,8 @@ fn create_and_set_model_record_model_provider_and_reasoning() {
         .json();
     assert_eq!(
         j,
-        json!({"id": id, "model_override": "claude-opus-4.5", "provider_override": "anthropic", "reasoning_effort": "high"})
+        json!({"id": id, "model_override": "claude-opus-4.5", "provider_override": "anthropic",
+            "reasoning_effort": "high"})
     );
     cli.run(&["set-model", &id, "default", "--reasoning", "default"])
         .ok();

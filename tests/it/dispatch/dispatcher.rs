@@ -19,7 +19,9 @@ const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
 
 /// The first lines of every fake `hermes`: answer the dispatcher's `--help` flag probe like
 /// Hermes 0.19.0 (its top-level flags), without running the worker body.
-const FAKE_HELP: &str = "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\n";
+const FAKE_HELP: &str = "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] \
+                         [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit \
+                         0; fi\n";
 
 /// A temp HERMES_HOME with a `worker` profile, fake worker scripts and short knobs.
 struct Lab {
@@ -55,7 +57,8 @@ impl Lab {
     fn worker_with_help(&self, name: &str, help: &str, body: &str) -> PathBuf {
         let p = self.dir().join(name);
         let script = format!(
-            "#!/bin/bash\n{help}HK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \"$LAB/$T.pid\"\n{body}\n",
+            "#!/bin/bash\n{help}HK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \
+             \"$LAB/$T.pid\"\n{body}\n",
             lab = self.dir().display()
         );
         std::fs::write(&p, script).unwrap();
@@ -173,7 +176,8 @@ fn a_worker_that_heartbeats_and_completes_finishes_the_task() {
     let lab = Lab::new();
     let hermes = lab.worker(
         "complete.sh",
-        r#"echo "argv: $*"; env | grep -E '^(HERMES_|TERMINAL_)' | sort > "$LAB/$T.env"; pwd > "$LAB/$T.cwd"
+        r#"echo "argv: $*"
+env | grep -E '^(HERMES_|TERMINAL_)' | sort > "$LAB/$T.env"; pwd > "$LAB/$T.cwd"
 $HK heartbeat "$T" --note working
 $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"#,
     );
@@ -223,7 +227,8 @@ $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"
     let log = std::fs::read_to_string(lab.cli.home().join(format!("kanban/logs/{t}.log"))).unwrap();
     assert!(
         log.contains(&format!(
-            "argv: -p worker --cli --accept-hooks --skills github-code-review chat -q work kanban task {t}"
+            "argv: -p worker --cli --accept-hooks --skills github-code-review chat -q work kanban \
+             task {t}"
         )),
         "{log}"
     );
@@ -243,7 +248,9 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     let v019 = lab.worker("hermes-019.sh", body);
     let v022 = lab.worker_with_help(
         "hermes-022.sh",
-        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--reasoning LEVEL] [--accept-hooks] [--skills SKILLS] [--cli]'; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] \
+         [--reasoning LEVEL] [--accept-hooks] [--skills SKILLS] [--cli]'; echo probed >> \
+         \"$0.probes\"; exit 0; fi\n",
         body,
     );
     let argv_of = |t: &str| {
@@ -269,7 +276,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&a),
         format!(
-            "-p worker --cli --accept-hooks -m gpt-5.5 --provider openrouter chat -q work kanban task {a}"
+            "-p worker --cli --accept-hooks -m gpt-5.5 --provider openrouter chat -q work kanban \
+             task {a}"
         ),
         "0.19.0 has no --reasoning; no kanban-worker skill in the profile"
     );
@@ -289,7 +297,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&b),
         format!(
-            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 --provider openrouter --reasoning high chat -q work kanban task {b}"
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 --provider \
+             openrouter --reasoning high chat -q work kanban task {b}"
         )
     );
     let c = lab.create("plain", &[]);
@@ -313,7 +322,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     std::thread::sleep(Duration::from_millis(20));
     lab.worker_with_help(
         "hermes-022.sh",
-        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] \
+         [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
         body,
     );
     let d = lab.create("after an upgrade", &pinned);
@@ -322,7 +332,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&d),
         format!(
-            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban task {d}"
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban \
+             task {d}"
         ),
         "this hermes lists neither --provider nor --reasoning"
     );
@@ -863,7 +874,8 @@ $HK complete "$T" --summary "served by another agent CLI""#,
     std::fs::write(
         lab.cli.home().join("config.yaml"),
         format!(
-            "kanban:\n  worker_command:\n    codex: [\"{}\", \"--task\", \"{{task_id}}\", \"--board\", \"{{board}}\", \"--as\", \"{{assignee}}\", \"{{prompt}}\"]\n",
+            "kanban:\n  worker_command:\n    codex: [\"{}\", \"--task\", \"{{task_id}}\", \
+             \"--board\", \"{{board}}\", \"--as\", \"{{assignee}}\", \"{{prompt}}\"]\n",
             agent.display()
         ),
     )
@@ -1191,7 +1203,8 @@ $HK complete "$T" --summary "done under serve""#,
         let mut c = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
         write!(
             c,
-            "POST /api/dispatch?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST /api/dispatch?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: \
+             0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut resp = String::new();

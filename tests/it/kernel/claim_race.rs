@@ -19,7 +19,8 @@ fn open(db: &Path) -> Board {
 /// Child-process entry: claims every ready task it can and writes the ids it won to
 /// `KANBAN_RACE_OUT`. Ignored in normal runs; the race test runs it with `--ignored`.
 #[test]
-#[ignore = "child process entry of the claim race; run by eight_processes_claim_each_task_exactly_once"]
+#[ignore = "child process entry of the claim race; run by \
+            eight_processes_claim_each_task_exactly_once"]
 fn race_child_entry() {
     let db = PathBuf::from(std::env::var("KANBAN_RACE_DB").expect("KANBAN_RACE_DB"));
     let out = PathBuf::from(std::env::var("KANBAN_RACE_OUT").expect("KANBAN_RACE_OUT"));

@@ -156,7 +156,8 @@ fn context_header_minimal_is_exact() {
     assert_eq!(
         ctx(&tb.board, &id),
         format!(
-            "# Kanban task {id}: Minimal\n\nAssignee: (unassigned)\nStatus:   ready\nWorkspace: scratch @ (unresolved)\n"
+            "# Kanban task {id}: Minimal\n\nAssignee: (unassigned)\nStatus:   ready\nWorkspace: \
+             scratch @ (unresolved)\n"
         )
     );
 }
@@ -277,7 +278,9 @@ fn context_reproduces_the_observed_hermes_sample() {
     let when = run.ended_at.unwrap();
     assert!(
         pa.contains(&format!(
-            "## Prior attempts on this task\n### Attempt 1 — completed (worker, {}, just now)\nA done: 3 sources\n_metadata_: `{{\"changed_files\": [\"notes.md\"], \"sources\": 3}}`\n",
+            "## Prior attempts on this task\n### Attempt 1 — completed (worker, {}, just now)\nA \
+             done: 3 sources\n_metadata_: `{{\"changed_files\": [\"notes.md\"], \"sources\": \
+             3}}`\n",
             local_ts(when)
         )),
         "{pa}"
@@ -481,7 +484,8 @@ fn context_prior_attempt_fields_are_capped_at_4_kib() {
     let s = section(&c, "## Prior attempts on this task");
     assert!(
         s.contains(&format!(
-            "### Attempt 1 — scheduled (worker, {}, just now)\n{}… [truncated, 904 chars omitted]\n",
+            "### Attempt 1 — scheduled (worker, {}, just now)\n{}… [truncated, 904 chars \
+             omitted]\n",
             local_ts(tb.now()),
             "S".repeat(4096)
         )),
@@ -497,7 +501,8 @@ fn context_prior_attempt_fields_are_capped_at_4_kib() {
     let meta = sorted_json(runs[2].metadata.as_ref().unwrap());
     assert!(meta.starts_with("{\"blob\": \"MMM"));
     assert!(s.contains(&format!(
-        "### Attempt 3 — gave_up (worker, {}, just now)\n_error_: pid 7 not alive\n_metadata_: `{}… [truncated, {} chars omitted]`",
+        "### Attempt 3 — gave_up (worker, {}, just now)\n_error_: pid 7 not alive\n_metadata_: \
+         `{}… [truncated, {} chars omitted]`",
         local_ts(tb.now()),
         &meta[..4096],
         meta.len() - 4096
@@ -550,7 +555,8 @@ fn context_parent_results_show_done_and_handed_off_archived_parents() {
         (
             &p_done,
             "2h ago",
-            "done summary\n_metadata_: `{\"a\": [1, 2], \"m\": {\"x\": null, \"y\": true}, \"z\": 1}`",
+            "done summary\n_metadata_: `{\"a\": [1, 2], \"m\": {\"x\": null, \"y\": true}, \"z\": \
+             1}`",
         ),
         (&p_arch_handoff, "30m ago", "archived hand-off"),
         (&p_silent, "just now", "(no result recorded)"),
@@ -718,15 +724,18 @@ fn relative_ages() {
 // JSON shapes (REF §15.3, §21.2, §21.3)
 // ----------------------------------------------------------------------------------------------
 
-const CREATE_JSON_SAMPLE: &str = r#"{"id": "t_9c025d30", "title": "Research A", "body": null, "assignee": "worker", "status": "ready",
+const CREATE_JSON_SAMPLE: &str = r#"{"id": "t_9c025d30", "title": "Research A", "body": null,
+ "assignee": "worker", "status": "ready",
  "priority": 0, "tenant": null, "workspace_kind": "scratch", "workspace_path": null,
  "branch_name": null, "project_id": null, "created_by": "user", "created_at": 1795247395,
  "started_at": null, "completed_at": null, "result": null, "skills": [], "max_retries": null,
  "session_id": null, "workflow_template_id": null, "current_step_key": null}"#;
 
-const RUNS_JSON_SAMPLE: &str = r#"{"id": 1, "profile": "worker", "status": "done", "outcome": "completed", "started_at": 1795247410,
+const RUNS_JSON_SAMPLE: &str = r#"{"id": 1, "profile": "worker", "status": "done",
+  "outcome": "completed", "started_at": 1795247410,
   "ended_at": 1795247412, "summary": "A done: 3 sources", "error": null,
-  "metadata": {"sources": 3, "changed_files": ["notes.md"]}, "worker_pid": null, "step_key": null}"#;
+  "metadata": {"sources": 3, "changed_files": ["notes.md"]}, "worker_pid": null,
+  "step_key": null}"#;
 
 #[test]
 fn task_json_matches_the_hermes_create_sample() {
@@ -1822,7 +1831,8 @@ fn edit_completed_result_updates_or_synthesizes_the_handoff() {
     assert_eq!(
         e.payload,
         Some(
-            json!({"fields": ["result", "summary", "metadata"], "result_len": 10, "summary": "new sum"})
+            json!({"fields": ["result", "summary", "metadata"], "result_len": 10, "summary": "new \
+                                                                                              sum"})
         )
     );
     // No summary: the result becomes the run summary; metadata is kept.

@@ -1940,7 +1940,8 @@ fn empty_completion_is_refused_but_recorded() {
         err.to_string(),
         format!(
             "cannot complete {id}: completion blocked: {id} has no result or summary evidence. \
-             Pass --result/--summary describing what was done (an empty completion is not evidence)."
+             Pass --result/--summary describing what was done (an empty completion is not \
+             evidence)."
         )
     );
     let e = b.list_events(&id, None).unwrap().pop().unwrap();

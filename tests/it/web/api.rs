@@ -145,7 +145,8 @@ async fn board_shape_columns_cards_and_filters() {
     let v = s.ok(Method::GET, "/api/config", None).await;
     assert_eq!(
         v,
-        json!({"default_tenant": "", "lane_by_profile": true, "include_archived_by_default": false, "render_markdown": true})
+        json!({"default_tenant": "", "lane_by_profile": true, "include_archived_by_default": false,
+            "render_markdown": true})
     );
 }
 
@@ -184,7 +185,8 @@ async fn diagnostics_on_cards_and_endpoint() {
     assert_eq!(card["diagnostics"][0]["kind"], "stranded_in_ready");
     assert_eq!(
         card["warnings"],
-        json!({"count": 1, "kinds": {"stranded_in_ready": 1}, "latest_at": card["diagnostics"][0]["last_seen_at"], "highest_severity": "critical"})
+        json!({"count": 1, "kinds": {"stranded_in_ready": 1},
+            "latest_at": card["diagnostics"][0]["last_seen_at"], "highest_severity": "critical"})
     );
     let fresh = ready
         .as_array()
@@ -216,7 +218,10 @@ async fn task_detail_create_delete() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "API task", "body": "b", "assignee": "coder", "priority": 2, "skills": ["rust"], "tenant": "t1"})),
+            Some(
+                json!({"title": "API task", "body": "b", "assignee": "coder", "priority": 2,
+                "skills": ["rust"], "tenant": "t1"}),
+            ),
         )
         .await;
     let id = v["task"]["id"].as_str().unwrap().to_string();
@@ -242,7 +247,8 @@ async fn task_detail_create_delete() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "pinned", "model_override": "gpt-5.5", "provider_override": "openrouter", "reasoning_effort": "High"})),
+            Some(json!({"title": "pinned", "model_override": "gpt-5.5",
+                "provider_override": "openrouter", "reasoning_effort": "High"})),
         )
         .await;
     assert_eq!(v["task"]["model_override"], "gpt-5.5");
@@ -485,7 +491,10 @@ async fn patch_status_moves_and_fields() {
         .ok(
             Method::PATCH,
             &format!("/api/tasks/{t}"),
-            Some(json!({"title": "new title", "body": "new body", "priority": 7, "assignee": "reviewer"})),
+            Some(
+                json!({"title": "new title", "body": "new body", "priority": 7,
+                "assignee": "reviewer"}),
+            ),
         )
         .await;
     assert_eq!(v["task"]["title"], "new title");
@@ -559,7 +568,10 @@ async fn patch_status_moves_and_fields() {
         .ok(
             Method::PATCH,
             &format!("/api/tasks/{t}"),
-            Some(json!({"status": "done", "result": "shipped", "summary": "shipped it", "metadata": {"n": 1}})),
+            Some(
+                json!({"status": "done", "result": "shipped", "summary": "shipped it",
+                "metadata": {"n": 1}}),
+            ),
         )
         .await;
     assert_eq!(v["task"]["status"], "done");
@@ -707,7 +719,8 @@ async fn comments_links_bulk() {
         .await;
     assert_eq!(
         v,
-        json!({"results": [{"id": a, "ok": true}, {"id": "t_nope", "ok": false, "error": "not found"}]})
+        json!({"results": [{"id": a, "ok": true}, {"id": "t_nope", "ok": false, "error": "not \
+                                                                                          found"}]})
     );
     assert_eq!(board.get_task(&a).unwrap().priority, 9);
     s.expect(
