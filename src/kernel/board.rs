@@ -305,7 +305,8 @@ pub(crate) fn add_event(
     now: i64,
 ) -> Result<i64> {
     let mut st = c.prepare_cached(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     st.execute(params![task_id, run_id, kind, payload_text(&payload), now])?;
     Ok(c.last_insert_rowid())
