@@ -34,7 +34,8 @@ pub struct DispatchArgs {
 /// `daemon` arguments.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Seconds between ticks.
+    /// Longest wait between ticks in seconds; a board change (a task created, completed,
+    /// unblocked…) triggers a tick within a second anyway.
     #[arg(long, default_value_t = 60.0, value_parser = parse_interval)]
     pub interval: f64,
     /// Live concurrency cap (overrides kanban.max_spawn).
@@ -227,7 +228,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
         })
     };
     eprintln!(
-        "hermes-kanban: dispatcher running every {}s on {} (Ctrl-C to stop; workers keep running)",
+        "hermes-kanban: dispatcher running on {1}: on every change, at least every {0}s (Ctrl-C to stop; workers keep running)",
         a.interval,
         ctx.board.as_deref().unwrap_or("every board")
     );

@@ -110,8 +110,9 @@ pub struct ServeArgs {
     /// Only offer these MCP tools (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "TOOLS")]
     pub tools: Vec<String>,
-    /// Seconds between dispatcher ticks (default: `kanban.dispatch_interval_seconds` in
-    /// $HERMES_HOME/config.yaml, else 60).
+    /// Longest wait between dispatcher ticks in seconds (default:
+    /// `kanban.dispatch_interval_seconds` in $HERMES_HOME/config.yaml, else 60); a board change
+    /// triggers a tick within a second anyway.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<f64>,
     /// Serve only; do not run the dispatcher in this process.
@@ -322,7 +323,9 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let dispatcher = run_dispatcher.then(|| {
             let (env, flag) = (env.clone(), stop_flag.clone());
-            eprintln!("hermes-kanban: dispatcher ticking every {interval}s");
+            eprintln!(
+                "hermes-kanban: dispatcher ticking on every board change, at least every {interval}s"
+            );
             tokio::task::spawn_blocking(move || {
                 crate::dispatch::run_loop(
                     env,

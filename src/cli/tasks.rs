@@ -697,7 +697,7 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
     let was_running = b.get_task(&a.id)?.status == Status::Running;
     let term = if a.reclaim {
         let cur = b.get_task(&a.id)?;
-        crate::dispatch::terminate_task(&b, &cur, std::time::Duration::from_secs(5)).to_map()
+        crate::dispatch::terminate_task(&b, &cur).to_map()
     } else {
         serde_json::Map::new()
     };

@@ -47,7 +47,7 @@ pub use board::{
     OpenMode, default_claimer, hostname,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
+    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
     check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
@@ -76,7 +76,10 @@ pub use paths::{
     create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
-pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
+pub use plan::{
+    Attempt, CapClaim, CappedTask, DispatchPlan, GuardedTask, Lane, PlanOptions, Queued,
+    SpawnActions, SpawnCaps, SpawnOutcome, SpawnPolicy, SpawnQueue, SpawnedTask, dispatch_allowed,
+};
 pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
@@ -94,7 +97,7 @@ pub use tokens::{RunScope, token_hash};
 pub use transfer::{
     ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
 };
-pub use transitions::TaskChange;
+pub use transitions::{DirectMove, MoveDetails, TaskChange};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kernel::Env;
 use crate::mcp::{KanbanMcp, McpState, Scope};
+use security::{bearer, same};
 
 pub use state::{DispatchHook, DispatchRequest, WebState};
 
@@ -84,26 +85,6 @@ fn invalid_token(msg: &str) -> Response {
         format!("{msg}\n"),
     )
         .into_response()
-}
-
-fn bearer(req: &Request) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
-}
-
-/// Constant-time string comparison for tokens.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// Attach a [`Scope`] to MCP requests or refuse them. Closing a session (`DELETE /mcp`) with

@@ -1244,8 +1244,134 @@ $HK complete "$T" --summary "done under serve""#,
     use std::io::Read;
     stderr.read_to_string(&mut err).unwrap();
     assert!(status.success(), "serve exit {status:?}: {err}");
-    assert!(err.contains("dispatcher ticking every 0.2s"), "{err}");
+    assert!(
+        err.contains("dispatcher ticking on every board change, at least every 0.2s"),
+        "{err}"
+    );
     assert_eq!(lab.outcomes(&id), vec!["completed"]);
+    lab.check();
+}
+
+/// The port a `serve` child prints on stderr (`… http://127.0.0.1:<port> …`); the rest of its
+/// stderr keeps draining on a thread so the child never blocks on a full pipe.
+fn served_port(server: &mut Child) -> u16 {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut err = String::new();
+    let port = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve ended early: {err}"
+        );
+        err.push_str(&line);
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    port
+}
+
+/// One HTTP/1.1 request with a JSON body to 127.0.0.1:`port`; the whole response text.
+fn http_post(port: u16, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// The dashboard's reclaim stops a running worker through the dispatcher's one stop-a-worker:
+/// the supervisor's group AND the worker's own group, with the configured grace, then SIGKILL.
+/// The supervisor is frozen (SIGSTOP) so it cannot stop its worker itself, and the worker and
+/// its child ignore SIGTERM: only signalling the worker's group with SIGKILL ends them.
+#[test]
+fn a_web_reclaim_stops_the_supervisor_and_the_worker_groups() {
+    let mut lab = Lab::new();
+    let hermes = lab.worker(
+        "stubborn.sh",
+        r#"trap '' TERM
+sleep 300 &
+echo $! > "$LAB/$T.child"
+wait
+wait"#,
+    );
+    let t = lab.create("stubborn", &[]);
+    lab.dispatch(&hermes);
+    let worker = lab.pid_of(&t);
+    lab.pids.push(worker);
+    let child_file = lab.dir().join(format!("{t}.child"));
+    lab.until("the child pid", |_| {
+        std::fs::read_to_string(&child_file).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+    });
+    let child: i32 = std::fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Running);
+    let supervisor = task.worker_pid.unwrap() as i32;
+    lab.pids.push(supervisor);
+    assert_ne!(supervisor, worker, "the task's pid is the supervisor");
+    let run = task.current_run_id.unwrap();
+    lab.until("the worker's process row", |b| {
+        b.run_process(run)
+            .unwrap()
+            .is_some_and(|p| p.worker_pid == Some(worker as i64))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let mut server = lab
+        .cli
+        .cmd(&["serve", "--bind", "127.0.0.1:0", "--no-dispatch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = served_port(&mut server);
+    let resp = http_post(
+        port,
+        &format!("/api/tasks/{t}/reclaim"),
+        r#"{"reason": "stuck, reclaimed from the dashboard"}"#,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    lab.until("the supervisor, the worker and its child to die", |_| {
+        !alive(supervisor) && !alive(worker) && !alive(child)
+    });
+    let task = lab.task(&t);
+    assert_eq!(task.status, Status::Ready, "back to ready");
+    assert_eq!(task.worker_pid, None);
+    let ev = lab
+        .board()
+        .list_events(&t, None)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == "reclaimed")
+        .expect("a reclaimed event");
+    let p = ev.payload.unwrap_or_default();
+    assert_eq!(p["terminated"], true, "{p}");
+    assert_eq!(
+        p["sigkill"], true,
+        "SIGTERM was ignored, so SIGKILL ended them: {p}"
+    );
     lab.check();
 }
 
@@ -1323,4 +1449,285 @@ fn skills_reach_profiles_and_missing_skills_are_warned_before_a_spawn() {
     );
     // Nothing was written by the dry runs.
     assert_eq!(lab.task(&t).status, Status::Ready);
+}
+
+/// One board for the dry-run/tick comparison: two profiles, ready work of both at several
+/// priorities, an unassigned task, a task of an assignee without a profile, a respawn-guarded
+/// task (its last failure reads like a quota problem), a running task, a review task and a
+/// todo child (of the highest priority) whose parent is done. Returns the lab and its fake `hermes` (waits for
+/// `$LAB/release`, then completes).
+fn comparison_board() -> (Lab, PathBuf) {
+    use hermes_kanban::kernel::{NewTask, ReviewRequest, SettledBy, WorkerExit};
+    let lab = Lab::new();
+    std::fs::create_dir_all(lab.cli.home().join("profiles/other")).unwrap();
+    std::fs::write(lab.cli.home().join("profiles/other/config.yaml"), "{}\n").unwrap();
+    let hermes = lab.worker(
+        "waits.sh",
+        r#"while [ ! -f "$LAB/release" ]; do sleep 0.1; done
+$HK complete "$T" --summary "released" || true"#,
+    );
+    let b = lab.board();
+    let task = |title: &str, assignee: Option<&str>, priority: i64| {
+        b.create_task(NewTask {
+            title: title.into(),
+            assignee: assignee.map(str::to_string),
+            priority,
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id
+    };
+    for (i, (a, p)) in [
+        ("worker", 0),
+        ("worker", 5),
+        ("other", 1),
+        ("worker", 2),
+        ("other", 3),
+    ]
+    .iter()
+    .enumerate()
+    {
+        task(&format!("ready {i}"), Some(a), *p);
+    }
+    task("nobody's", None, 4);
+    task("ghost's", Some("ghost"), 6);
+    let guarded = task("hit a quota", Some("worker"), 7);
+    let c = b.claim_task(&guarded, None).unwrap();
+    b.settle_worker_exit(
+        &guarded,
+        c.run_id,
+        SettledBy::Tick,
+        Some(5),
+        Some(&WorkerExit::spawn_failed("HTTP 429: quota exceeded")),
+    )
+    .unwrap();
+    let running = task("already running", Some("worker"), 0);
+    b.claim_task(&running, None).unwrap();
+    let reviewed = task("to review", Some("worker"), 0);
+    let c = b.claim_task(&reviewed, None).unwrap();
+    b.request_review(ReviewRequest {
+        task_id: reviewed.clone(),
+        summary: Some("ready for review".into()),
+        reviewer: Some("other".into()),
+        expected_run_id: Some(c.run_id),
+        ..Default::default()
+    })
+    .unwrap();
+    let parent = task("parent", Some("worker"), 0);
+    let child = b
+        .create_task(NewTask {
+            title: "child of a done parent".into(),
+            assignee: Some("other".into()),
+            priority: 8,
+            parents: vec![parent.clone()],
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id;
+    // The parent is finished by a writer that does not promote (a hand edit): only a tick's
+    // recompute promotes the child.
+    rusqlite::Connection::open(lab.cli.db())
+        .unwrap()
+        .execute("UPDATE tasks SET status='done' WHERE id=?1", [&parent])
+        .unwrap();
+    assert_eq!(b.get_task(&child).unwrap().status, Status::Todo);
+    (lab, hermes)
+}
+
+/// The comparable part of a tick's result: everything but resolved workspaces.
+fn spawn_view(r: &hermes_kanban::dispatch::DispatchResult) -> Value {
+    let mut v = r.to_json();
+    for s in v["spawned"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("workspace");
+    }
+    for k in ["warnings", "reaped", "reaped_terminal_workers"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    v
+}
+
+/// Issue 13: one spawn policy drives the dry run and the tick, so on the same board, under
+/// every cap combination, the dry run reports exactly what the real tick then does — the same
+/// tasks spawned as the same assignees in the same order, the same skips, caps, default
+/// assignments, guard holds and promotions.
+#[test]
+fn a_dry_run_shows_what_the_tick_then_does() {
+    type Tweak = fn(&mut TickOptions);
+    let cases: [(&str, Tweak); 6] = [
+        ("no caps", |_| {}),
+        ("default assignee", |o| {
+            o.default_assignee = Some("other".into())
+        }),
+        ("max_spawn 4", |o| o.max_spawn = Some(4)),
+        ("max_in_progress 5, per profile 1", |o| {
+            o.max_in_progress = Some(5);
+            o.max_in_progress_per_profile = Some(1);
+        }),
+        ("max_in_progress 1 (already reached)", |o| {
+            o.max_in_progress = Some(1)
+        }),
+        ("dispatch_profiles [other], no review lane", |o| {
+            o.dispatch_profiles = Some(vec!["other".into()]);
+            o.review_dispatch = false;
+        }),
+    ];
+    for (name, tweak) in cases {
+        let (mut lab, hermes) = comparison_board();
+        let env = Env::empty()
+            .with("HOME", lab.dir().to_string_lossy())
+            .with("HERMES_HOME", lab.cli.home().to_string_lossy())
+            .with("PATH", std::env::var("PATH").unwrap_or_default())
+            .with("HERMES_BIN", hermes.to_string_lossy());
+        let board = Board::open(&env, None).unwrap();
+        let mut opts = in_process(board.env());
+        tweak(&mut opts);
+        let mut host = HostState::default();
+        opts.dry_run = true;
+        let dry = dispatch_once(&board, &opts, &mut host).unwrap();
+        opts.dry_run = false;
+        let real = dispatch_once(&board, &opts, &mut host).unwrap();
+        assert_eq!(
+            spawn_view(&dry),
+            spawn_view(&real),
+            "{name}: the dry run and the tick differ"
+        );
+        for s in &real.spawned {
+            assert_eq!(lab.task(&s.task_id).status, Status::Running, "{name}");
+        }
+        match name {
+            "no caps" => {
+                assert_eq!(real.spawned.len(), 7, "{name}: {}", real.to_json());
+                assert_eq!(real.respawn_guarded.len(), 1, "{name}");
+                assert_eq!(real.promoted, 1, "{name}");
+            }
+            "max_spawn 4" => assert_eq!(real.spawned.len(), 3, "{name}: one runs"),
+            "max_in_progress 5, per profile 1" => {
+                assert!(!real.skipped_per_profile_capped.is_empty(), "{name}")
+            }
+            "max_in_progress 1 (already reached)" => {
+                assert!(real.spawned.is_empty(), "{name}")
+            }
+            _ => {}
+        }
+        assert!(
+            !real.spawned.is_empty() || name.contains("reached"),
+            "{name}"
+        );
+        std::fs::write(lab.dir().join("release"), "").unwrap();
+        for s in &real.spawned {
+            lab.pids.push(lab.pid_of(&s.task_id));
+            lab.settled(&s.task_id);
+        }
+        lab.until("the host to reap its supervisors", |_| {
+            host.reap();
+            host.children() == 0
+        });
+    }
+}
+
+/// Issue 14: `daemon` ticks on change, not only every interval — with a 60 s interval, a
+/// task created while it waits is spawned within seconds.
+#[test]
+fn the_daemon_spawns_new_work_long_before_its_interval() {
+    let lab = Lab::new();
+    let hermes = lab.worker(
+        "quick.sh",
+        r#"date +%s.%N > "$LAB/$T.started"
+$HK complete "$T" --summary quick"#,
+    );
+    let first = lab.create("spawned by the first tick", &[]);
+    lab.cli.run(&["boards", "create", "side"]).ok();
+    let daemon = spawn_daemon(&lab, &hermes, "60");
+    lab.until("the first tick's task to be done", |b| {
+        b.get_task(&first).unwrap().status == Status::Done
+    });
+    let created = Instant::now();
+    let second = lab.create("created while the daemon waits", &[]);
+    lab.until("the second task to be spawned", |b| {
+        b.get_task(&second).unwrap().status != Status::Ready
+    });
+    let latency = created.elapsed();
+    lab.until("the second task to be done", |b| {
+        b.get_task(&second).unwrap().status == Status::Done
+    });
+    // Another board the daemon serves: a change there is noticed just as fast.
+    let side = || {
+        let env = Env::empty()
+            .with("HOME", lab.dir().to_string_lossy())
+            .with("HERMES_HOME", lab.cli.home().to_string_lossy());
+        Board::open(&env, Some("side")).unwrap()
+    };
+    let created = Instant::now();
+    let third = lab.cli.create(
+        "created on another board",
+        &["--board", "side", "--assignee", "worker"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while side().get_task(&third).unwrap().status == Status::Ready {
+        assert!(
+            Instant::now() < deadline,
+            "the side board's task was never spawned"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let side_latency = created.elapsed();
+    while side().get_task(&third).unwrap().status != Status::Done {
+        assert!(
+            Instant::now() < deadline,
+            "the side board's task was never done"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    stop_daemon(daemon);
+    assert!(
+        latency < Duration::from_secs(10),
+        "spawned {latency:?} after create with a 60 s interval"
+    );
+    assert!(
+        side_latency < Duration::from_secs(10),
+        "spawned {side_latency:?} after create on a second board"
+    );
+    lab.check();
+}
+
+/// Issue 13: the caps are checked in the claim's own transaction (under the board lock), not
+/// only by the tick that planned the spawn: a claim at `max_running`, or at the assignee's
+/// per-profile cap, is refused and writes nothing — so two hosts cannot overshoot together.
+#[test]
+fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
+    use hermes_kanban::kernel::{CapClaim, Lane, SpawnCaps};
+    let lab = Lab::new();
+    let b = lab.board();
+    let running = lab.create("running", &[]);
+    b.claim_task(&running, None).unwrap();
+    let next = lab.create("next", &[]);
+    let rows = b.dump_rows().unwrap();
+    let at = |caps: SpawnCaps| {
+        b.claim_under_caps(&next, Lane::Ready, None, "host:1", caps)
+            .unwrap()
+    };
+    let full = SpawnCaps {
+        max_running: Some(1),
+        per_profile: None,
+    };
+    assert!(matches!(at(full), CapClaim::AtCap { running: 1 }));
+    let profile_full = SpawnCaps {
+        max_running: Some(5),
+        per_profile: Some(1),
+    };
+    assert!(matches!(
+        at(profile_full),
+        CapClaim::ProfileAtCap { running: 1 }
+    ));
+    assert_eq!(b.dump_rows().unwrap(), rows, "a refused claim wrote");
+    let free = SpawnCaps {
+        max_running: Some(2),
+        per_profile: Some(2),
+    };
+    assert!(matches!(at(free), CapClaim::Claimed(_)));
+    assert_eq!(lab.task(&next).status, Status::Running);
+    assert!(matches!(at(free), CapClaim::AtCap { running: 2 }));
+    lab.check();
 }

@@ -305,14 +305,19 @@ fn fix3_dry_run_dispatch_writes_nothing() {
     assert_eq!(plan.expired_claims, vec![expired.clone()]);
     assert_eq!(plan.promotable, vec![parked.clone()]);
     assert_eq!(plan.running, 1);
-    let spawn: Vec<&str> = plan.spawn.iter().map(|(id, _)| id.as_str()).collect();
+    let spawn: Vec<&str> = plan
+        .spawn
+        .spawned
+        .iter()
+        .map(|s| s.task_id.as_str())
+        .collect();
     assert!(spawn.contains(&ready.as_str()), "{plan:?}");
     assert!(
         spawn.contains(&parked.as_str()),
         "promotable tasks are planned too: {plan:?}"
     );
     assert!(!spawn.contains(&waiting.as_str()));
-    assert_eq!(plan.skipped_unassigned, vec![unassigned.clone()]);
+    assert_eq!(plan.spawn.skipped_unassigned, vec![unassigned.clone()]);
 
     // Nothing was written: not a row, not a byte of the DB or its WAL.
     assert_eq!(b.snapshot().unwrap(), rows_before, "dry run changed rows");

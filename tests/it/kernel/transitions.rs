@@ -2152,8 +2152,9 @@ fn the_review_lane_holds_a_slot_back() {
         })
         .unwrap()
         .spawn
+        .spawned
         .into_iter()
-        .map(|(id, _)| id)
+        .map(|s| s.task_id)
         .collect::<Vec<_>>()
     };
     assert_eq!(

@@ -609,6 +609,131 @@ async fn patch_status_moves_and_fields() {
     assert!(b.check_invariants().unwrap().is_empty());
 }
 
+/// A PATCH is one transaction: when its status move is refused, the title, body, priority and
+/// assignee it carried are not written either (and no event is added).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_with_a_refused_move_changes_nothing() {
+    let s = start().await;
+    let t = s.task("original");
+    let b = s.board();
+    b.set_status_direct(&t, Status::Todo).unwrap();
+    let before = b.get_task(&t).unwrap();
+    let events = b.list_events(&t, None).unwrap().len();
+    // done from todo is refused (409) after the field steps ran inside the transaction.
+    s.expect(
+        Method::PATCH,
+        &format!("/api/tasks/{t}"),
+        Some(
+            json!({"title": "renamed", "body": "new body", "priority": 9,
+                    "assignee": "reviewer", "status": "done", "summary": "x"}),
+        ),
+        409,
+    )
+    .await;
+    // A ready move of a child whose parent is not done is refused too.
+    let c = s.child("child", &t);
+    let child_before = b.get_task(&c).unwrap();
+    let d = s
+        .expect(
+            Method::PATCH,
+            &format!("/api/tasks/{c}"),
+            Some(json!({"title": "child renamed", "status": "ready"})),
+            409,
+        )
+        .await;
+    detail_has(&d, &t);
+    let after = b.get_task(&t).unwrap();
+    assert_eq!(after.title, "original");
+    assert_eq!(after.body, before.body);
+    assert_eq!(after.priority, before.priority);
+    assert_eq!(after.assignee.as_deref(), Some("worker"));
+    assert_eq!(after.status, Status::Todo);
+    assert_eq!(b.list_events(&t, None).unwrap().len(), events, "no event");
+    let child_after = b.get_task(&c).unwrap();
+    assert_eq!(child_after.title, "child");
+    assert_eq!(child_after.status, child_before.status);
+    // The same PATCH with a legal move applies every field at once.
+    let v = s
+        .ok(
+            Method::PATCH,
+            &format!("/api/tasks/{t}"),
+            Some(json!({"title": "renamed", "priority": 9, "status": "triage"})),
+        )
+        .await;
+    assert_eq!(v["task"]["title"], "renamed");
+    assert_eq!(v["task"]["priority"], 9);
+    assert_eq!(v["task"]["status"], "triage");
+}
+
+/// Bulk moves go through the kernel's one transition rule (`Board::move_task`): `ready` from
+/// `blocked` unblocks, from `review` reopens the review, from `todo` with an undone parent is
+/// refused naming the parent — and a refused item keeps the priority the bulk also set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_moves_use_the_same_transition_rule() {
+    let s = start().await;
+    let b = s.board();
+    let blocked = s.task("blocked");
+    let review = s.task("review");
+    let parent = s.task("parent");
+    let child = s.child("child", &parent);
+    b.set_status_direct(&child, Status::Todo).unwrap();
+    s.ok(
+        Method::PATCH,
+        &format!("/api/tasks/{blocked}"),
+        Some(json!({"status": "blocked", "block_reason": "need input"})),
+    )
+    .await;
+    s.ok(
+        Method::PATCH,
+        &format!("/api/tasks/{review}"),
+        Some(json!({"status": "review", "summary": "check", "reviewer": "reviewer"})),
+    )
+    .await;
+    let v = s
+        .ok(
+            Method::POST,
+            "/api/tasks/bulk",
+            Some(json!({"ids": [blocked, review, child], "status": "ready", "priority": 4})),
+        )
+        .await;
+    let r = &v["results"];
+    assert_eq!(r[0]["ok"], true, "{v}");
+    assert_eq!(r[1]["ok"], true, "{v}");
+    assert_eq!(r[2]["ok"], false, "{v}");
+    assert!(
+        r[2]["error"].as_str().unwrap_or_default().contains(&parent),
+        "the refusal names the undone parent: {v}"
+    );
+    let kinds = |id: &str| -> Vec<String> {
+        b.list_events(id, None)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert_eq!(b.get_task(&blocked).unwrap().status, Status::Ready);
+    assert!(kinds(&blocked).contains(&"unblocked".to_string()));
+    assert_eq!(b.get_task(&review).unwrap().status, Status::Ready);
+    assert_eq!(
+        b.get_task(&review).unwrap().assignee.as_deref(),
+        Some("worker")
+    );
+    assert!(kinds(&review).contains(&"review_reopened".to_string()));
+    assert_eq!(b.get_task(&blocked).unwrap().priority, 4);
+    let ch = b.get_task(&child).unwrap();
+    assert_eq!(ch.status, Status::Todo);
+    assert_eq!(ch.priority, 0, "a refused bulk item changes nothing");
+    // The kernel entry point itself refuses `running` and picks the same moves.
+    let e = b
+        .move_task(&child, Status::Running, &Default::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("running"), "{e}");
+    let t = b
+        .move_task(&parent, Status::Triage, &Default::default())
+        .unwrap();
+    assert_eq!(t.status, Status::Triage);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_links_bulk() {
     let s = start().await;
