@@ -1284,7 +1284,8 @@ fn http_post(port: u16, path: &str, body: &str) -> String {
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         c,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: \
+         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -1454,8 +1455,8 @@ fn skills_reach_profiles_and_missing_skills_are_warned_before_a_spawn() {
 /// One board for the dry-run/tick comparison: two profiles, ready work of both at several
 /// priorities, an unassigned task, a task of an assignee without a profile, a respawn-guarded
 /// task (its last failure reads like a quota problem), a running task, a review task and a
-/// todo child (of the highest priority) whose parent is done. Returns the lab and its fake `hermes` (waits for
-/// `$LAB/release`, then completes).
+/// todo child (of the highest priority) whose parent is done. Returns the lab and its fake
+/// `hermes` (waits for `$LAB/release`, then completes).
 fn comparison_board() -> (Lab, PathBuf) {
     use hermes_kanban::kernel::{NewTask, ReviewRequest, SettledBy, WorkerExit};
     let lab = Lab::new();
@@ -1703,7 +1704,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let running = lab.create("running", &[]);
     b.claim_task(&running, None).unwrap();
     let next = lab.create("next", &[]);
-    let rows = b.dump_rows().unwrap();
+    let rows = b.snapshot().unwrap();
     let at = |caps: SpawnCaps| {
         b.claim_under_caps(&next, Lane::Ready, None, "host:1", caps)
             .unwrap()
@@ -1721,7 +1722,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
         at(profile_full),
         CapClaim::ProfileAtCap { running: 1 }
     ));
-    assert_eq!(b.dump_rows().unwrap(), rows, "a refused claim wrote");
+    assert_eq!(b.snapshot().unwrap(), rows, "a refused claim wrote");
     let free = SpawnCaps {
         max_running: Some(2),
         per_profile: Some(2),
