@@ -57,25 +57,3 @@ pub(crate) fn integrity_check(c: &Tx) -> Result<String> {
     Ok(rows.join("; "))
 }
 
-/// Every row of every table, rendered as `table|cell|cell…`, in insertion order — used by
-/// tests to prove that a refused call changed nothing.
-pub(crate) fn dump_rows(c: &Tx) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for t in table_names(c)? {
-        let mut st = c
-            .sqlite_conn()
-            .prepare(&format!("SELECT * FROM {t} ORDER BY rowid"))?;
-        let n = st.column_count();
-        let rows = st.query_map([], |r| {
-            let mut cells = Vec::with_capacity(n);
-            for i in 0..n {
-                cells.push(format!("{:?}", r.get_ref(i)?));
-            }
-            Ok(format!("{t}|{}", cells.join("|")))
-        })?;
-        for r in rows {
-            out.push(r?);
-        }
-    }
-    Ok(out)
-}

@@ -17,7 +17,7 @@ use crate::kernel::error::{KernelError, Result};
 
 pub(crate) use file::{RawDb, snapshot};
 pub(crate) use introspect::{
-    column_names, count_rows, dump_rows, has_column, has_table, integrity_check, table_names,
+    column_names, count_rows, has_column, has_table, integrity_check, table_names,
 };
 pub use migrate::SCHEMA_VERSION;
 pub(crate) use migrate::{heal_upstream_columns, migrate, user_version};

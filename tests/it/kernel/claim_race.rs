@@ -2,8 +2,6 @@
 //! ready tasks on one SQLite file at once. Every task must be claimed exactly once, with one
 //! run and one `claimed` event each, and the invariants must hold.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,7 +19,8 @@ fn open(db: &Path) -> Board {
 /// Child-process entry: claims every ready task it can and writes the ids it won to
 /// `KANBAN_RACE_OUT`. Ignored in normal runs; the race test runs it with `--ignored`.
 #[test]
-#[ignore = "child process entry of the claim race; run by eight_processes_claim_each_task_exactly_once"]
+#[ignore = "child process entry of the claim race; run by \
+            eight_processes_claim_each_task_exactly_once"]
 fn race_child_entry() {
     let db = PathBuf::from(std::env::var("KANBAN_RACE_DB").expect("KANBAN_RACE_DB"));
     let out = PathBuf::from(std::env::var("KANBAN_RACE_OUT").expect("KANBAN_RACE_OUT"));
@@ -80,12 +79,17 @@ fn eight_processes_claim_each_task_exactly_once() {
     }
     let go = dir.path().join("go");
     let exe = std::env::current_exe().unwrap();
+    // The child's test name inside the one test binary (`kernel::claim_race::race_child_entry`).
+    let child_test = format!(
+        "{}::race_child_entry",
+        module_path!().split_once("::").expect("crate::path").1
+    );
     let mut children = Vec::new();
     for i in 0..PROCESSES {
         let out = dir.path().join(format!("won-{i}.txt"));
         let child = Command::new(&exe)
             .args([
-                "race_child_entry",
+                child_test.as_str(),
                 "--exact",
                 "--ignored",
                 "--nocapture",
@@ -167,6 +171,6 @@ fn eight_processes_claim_each_task_exactly_once() {
             .count();
         assert_eq!(claimed, 1, "{} has {claimed} claimed events", t.id);
     }
-    common::assert_invariants(&board);
+    crate::helpers::assert_invariants(&board);
     assert_eq!(board.integrity_check().unwrap(), "ok");
 }

@@ -1,9 +1,7 @@
 //! Kernel tests of the dashboard's calls (`src/kernel/board_view.rs`): the direct status move
 //! of REF §5.2 with SPEC §3.3 fix 1, the board view's figures, active workers and board edits.
 
-mod common;
-
-use common::TestBoard;
+use crate::helpers::TestBoard;
 use hermes_kanban::kernel::{
     BoardPatch, BoardViewQuery, Completion, DiagnosticsConfig, KernelError, NewTask, Status,
     create_board, update_board,
@@ -81,12 +79,12 @@ fn direct_move_refuses_other_targets_and_unfinished_parents() {
             "{to}: {e}"
         );
     }
-    let before = tb.board.dump_rows().unwrap();
+    let before = tb.board.snapshot().unwrap();
     let e = tb.board.set_status_direct(&c, Status::Ready).unwrap_err();
     assert_eq!(e.kind(), "refused");
     assert!(e.to_string().contains(&p), "names the parent: {e}");
     assert_eq!(
-        tb.board.dump_rows().unwrap(),
+        tb.board.snapshot().unwrap(),
         before,
         "a refusal writes nothing"
     );

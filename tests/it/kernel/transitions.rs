@@ -5,7 +5,7 @@
 //! task lands, which events it emits (kind, exact payload keys in order, whether they carry the
 //! run id, REF §7) and what happens to `task_runs` (REF §6.3) — or, by omission, the call is
 //! *refused*: it must return `KernelError::Refused` naming the verb and the task, and leave
-//! `Board::dump_rows` byte-for-byte identical.
+//! `Board::snapshot` byte-for-byte identical.
 //!
 //! `review` is reached as upstream Hermes (~0.22) reaches it (UP §4): `request_review` from
 //! running or ready; the dispatcher's review lane claims it (`claim_review_task`), and the
@@ -17,11 +17,9 @@
 //! guard, claim CAS, unblock-loop limit, typed blocks, created-cards verification, advisory
 //! hallucinated references, claim re-checking parents).
 
-mod common;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::{TestBoard, assert_invariants};
+use crate::helpers::{TestBoard, assert_invariants};
 use hermes_kanban::kernel::*;
 use serde_json::{Map, Value, json};
 
@@ -933,7 +931,7 @@ fn check_allowed(start: Start, case: &Case) {
     let b = &tb.board;
     let before = b.get_task(&fx.id).unwrap();
     let runs_before = b.list_runs(&fx.id, None).unwrap();
-    let dump_before = b.dump_rows().unwrap();
+    let dump_before = b.snapshot().unwrap();
     let cursor = b.max_event_id().unwrap();
 
     if let Err(e) = run_op(b, &fx.id, op) {
@@ -955,7 +953,7 @@ fn check_allowed(start: Start, case: &Case) {
             return;
         }
         Lands::NoWrite => {
-            assert_eq!(b.dump_rows().unwrap(), dump_before, "a dry run wrote rows");
+            assert_eq!(b.snapshot().unwrap(), dump_before, "a dry run wrote rows");
             return;
         }
         Lands::Stays => {
@@ -1172,7 +1170,7 @@ fn check_refused(start: Start, op: Op) {
     let tb = TestBoard::new();
     let fx = build(&tb, start);
     tb.advance(STEP);
-    let before = tb.board.dump_rows().unwrap();
+    let before = tb.board.snapshot().unwrap();
     let cursor = tb.board.max_event_id().unwrap();
     match run_op(&tb.board, &fx.id, op) {
         Ok(()) => panic!("expected a refusal, but it succeeded"),
@@ -1184,7 +1182,7 @@ fn check_refused(start: Start, op: Op) {
         }
         Err(other) => panic!("expected KernelError::Refused, got {other:?}"),
     }
-    let mut after = tb.board.dump_rows().unwrap();
+    let mut after = tb.board.snapshot().unwrap();
     if let Some(kind) = refused_with_event(start, op) {
         let events = tb
             .board
@@ -1264,14 +1262,14 @@ fn transition_table_is_exhaustive_and_holds() {
 fn every_transition_on_an_unknown_task_is_task_not_found() {
     let tb = TestBoard::new();
     tb.task("bystander");
-    let before = tb.board.dump_rows().unwrap();
+    let before = tb.board.snapshot().unwrap();
     for op in all_ops() {
         match run_op(&tb.board, "t_00000000", op) {
             Err(KernelError::TaskNotFound(id)) => assert_eq!(id, "t_00000000", "{op:?}"),
             other => panic!("{op:?} on an unknown id: expected TaskNotFound, got {other:?}"),
         }
     }
-    assert_eq!(tb.board.dump_rows().unwrap(), before);
+    assert_eq!(tb.board.snapshot().unwrap(), before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1303,7 +1301,7 @@ fn a_reclaimed_worker_cannot_touch_its_successors_run() {
         .unwrap();
 
     // Between runs (task ready, no open run): the old worker's calls are stale too.
-    let dump = b.dump_rows().unwrap();
+    let dump = b.snapshot().unwrap();
     stale_run(
         b.complete_task(Completion {
             task_id: id.clone(),
@@ -1334,12 +1332,12 @@ fn a_reclaimed_worker_cannot_touch_its_successors_run() {
         first.run_id,
         "none",
     );
-    assert_eq!(b.dump_rows().unwrap(), dump);
+    assert_eq!(b.snapshot().unwrap(), dump);
 
     let second = b.claim_task(&id, None).unwrap();
     assert_ne!(first.run_id, second.run_id);
     let cur = second.run_id.to_string();
-    let dump = b.dump_rows().unwrap();
+    let dump = b.snapshot().unwrap();
     stale_run(
         b.complete_task(Completion {
             task_id: id.clone(),
@@ -1378,7 +1376,7 @@ fn a_reclaimed_worker_cannot_touch_its_successors_run() {
         &cur,
     );
     assert_eq!(
-        b.dump_rows().unwrap(),
+        b.snapshot().unwrap(),
         dump,
         "a stale worker's call changed the database"
     );
@@ -1408,7 +1406,7 @@ fn second_claim_loses_the_compare_and_swap() {
     let id = tb.task("one winner");
     let won = b.claim_task(&id, Some(300)).unwrap();
     assert_eq!(won.expires, tb.now() + 300);
-    let dump = b.dump_rows().unwrap();
+    let dump = b.snapshot().unwrap();
     for r in [
         b.claim_task(&id, None),
         b.claim_task_as(&id, None, "otherhost:99"),
@@ -1425,7 +1423,7 @@ fn second_claim_loses_the_compare_and_swap() {
             other => panic!("expected the second claim to be refused, got {other:?}"),
         }
     }
-    assert_eq!(b.dump_rows().unwrap(), dump);
+    assert_eq!(b.snapshot().unwrap(), dump);
     let t = b.get_task(&id).unwrap();
     assert_eq!(t.claim_lock.as_deref(), Some(LOCK));
     assert_eq!(t.current_run_id, Some(won.run_id));
@@ -1438,7 +1436,7 @@ fn second_claim_loses_the_compare_and_swap() {
             ..
         })
     ));
-    assert_eq!(b.dump_rows().unwrap(), dump);
+    assert_eq!(b.snapshot().unwrap(), dump);
 }
 
 fn block(b: &Board, id: &str, kind: Option<BlockKind>, reason: &str, run: Option<i64>) -> Blocked {
@@ -1630,7 +1628,7 @@ fn completion_resets_the_block_loop_memory() {
     assert_eq!(t.block_recurrences, 0);
 }
 
-/// `dump_rows` after a call that may only have appended one event to `task_events`.
+/// `snapshot` after a call that may only have appended one event to `task_events`.
 fn assert_only_new_event(before: &[String], after: &[String]) {
     assert_eq!(after.len(), before.len() + 1, "exactly one row added");
     let added: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
@@ -1675,7 +1673,7 @@ fn created_cards_are_verified_before_completion() {
         .id;
     let phantom = "t_deadbeef".to_string();
 
-    let before = b.dump_rows().unwrap();
+    let before = b.snapshot().unwrap();
     let err = b
         .complete_task(Completion {
             task_id: id.clone(),
@@ -1697,7 +1695,7 @@ fn created_cards_are_verified_before_completion() {
         }
         other => panic!("expected HallucinatedCards, got {other:?}"),
     }
-    let after = b.dump_rows().unwrap();
+    let after = b.snapshot().unwrap();
     assert_only_new_event(&before, &after);
     let e = last_event(b, &id);
     assert_eq!(e.kind, "completion_blocked_hallucination");
@@ -1876,7 +1874,7 @@ fn live_claim_guard_lets_only_the_own_run_or_force_through() {
         let id = tb.task(way);
         let claim = b.claim_task(&id, None).unwrap();
         b.set_worker_pid(&id, claim.run_id, pid).unwrap();
-        let dump = b.dump_rows().unwrap();
+        let dump = b.snapshot().unwrap();
         let refused = if way.starts_with("review") {
             b.request_review(ReviewRequest {
                 task_id: id.clone(),
@@ -1894,7 +1892,7 @@ fn live_claim_guard_lets_only_the_own_run_or_force_through() {
             }
             other => panic!("{way}: expected the live-claim refusal, got {other:?}"),
         }
-        assert_eq!(b.dump_rows().unwrap(), dump, "{way}: the refusal wrote");
+        assert_eq!(b.snapshot().unwrap(), dump, "{way}: the refusal wrote");
         let (run, force) = if way.ends_with("force") {
             (None, true)
         } else {
@@ -1942,7 +1940,8 @@ fn empty_completion_is_refused_but_recorded() {
         err.to_string(),
         format!(
             "cannot complete {id}: completion blocked: {id} has no result or summary evidence. \
-             Pass --result/--summary describing what was done (an empty completion is not evidence)."
+             Pass --result/--summary describing what was done (an empty completion is not \
+             evidence)."
         )
     );
     let e = b.list_events(&id, None).unwrap().pop().unwrap();

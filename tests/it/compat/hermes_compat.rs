@@ -12,13 +12,11 @@
 //! Fixtures are built here with rusqlite as a plain SQLite client. No DB file is ever touched
 //! with `std::fs` while a connection to it is open in this process (REF §3.3).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use common::assert_invariants;
+use crate::helpers::assert_invariants;
 use hermes_kanban::kernel::{
     BlockKind, BlockRequest, Board, BoardPaths, Completion, DEFAULT_BOARD, Env, KernelError,
     NewBoard, NewTask, SCHEMA_VERSION, Status, SubKey, WorkspaceKind, board_exists, create_board,
@@ -34,7 +32,10 @@ use tempfile::TempDir;
 // ------------------------------------------------------------------------------------------------
 
 /// The verbatim `.schema` dump of a DB made by `hermes kanban init` (0.19.0).
-const HERMES_DDL: &str = include_str!("fixtures/hermes-0.19.0-schema.sql");
+const HERMES_DDL: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/hermes-0.19.0-schema.sql"
+));
 
 /// Epoch of the observed Hermes session (REF §21.2).
 const T0: i64 = 1_795_247_395;
@@ -362,7 +363,8 @@ fn build_hermes_019_db(path: &Path, root: &Path) {
                            skills, max_runtime_seconds, idempotency_key)
         VALUES ('{C}', 'Synthesize', 'Combine A and B', 'reviewer', 'todo', 0, 'user', {t2},
                 '["github-code-review"]', 1800, 'synth-1');
-        INSERT INTO tasks (id, title, assignee, status, priority, created_by, created_at, started_at,
+        INSERT INTO tasks (id, title, assignee, status, priority, created_by, created_at,
+            started_at,
                            workspace_path, claim_lock, claim_expires, worker_pid, last_heartbeat_at,
                            current_run_id)
         VALUES ('{B}', 'Research C', 'worker', 'running', 0, 'user', {t3}, {t20}, '{wsb}',
@@ -380,7 +382,8 @@ fn build_hermes_019_db(path: &Path, root: &Path) {
         INSERT INTO task_links (parent_id, child_id) VALUES ('{B}', '{C}');
         INSERT INTO task_links (parent_id, child_id) VALUES ('{B}', '{E}');
 
-        INSERT INTO task_runs (id, task_id, profile, status, last_heartbeat_at, started_at, ended_at,
+        INSERT INTO task_runs (id, task_id, profile, status, last_heartbeat_at, started_at,
+            ended_at,
                                outcome, summary, metadata)
         VALUES (1, '{A}', 'worker', 'done', {t16}, {t15}, {t17}, 'completed', 'A done: 3 sources',
                 '{{"sources": 3, "changed_files": ["notes.md"]}}');
@@ -396,18 +399,28 @@ fn build_hermes_019_db(path: &Path, root: &Path) {
         VALUES ('{F}', 'default', 'BLOCKED: need creds', {t18});
 
         INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES
-          ('{A}', NULL, 'created', '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t0}),
-          ('{D}', NULL, 'created', '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": "acme"}}', {t1}),
-          ('{C}', NULL, 'created', '{{"assignee": "reviewer", "status": "todo", "parents": ["{A}", "{D}", "{B}"], "tenant": null, "skills": ["github-code-review"]}}', {t2}),
-          ('{B}', NULL, 'created', '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t3}),
-          ('{E}', NULL, 'created', '{{"assignee": "worker", "status": "todo", "parents": ["{B}"], "tenant": null}}', {t4}),
-          ('{F}', NULL, 'created', '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t5}),
-          ('{G}', NULL, 'created', '{{"assignee": null, "status": "triage", "parents": [], "tenant": null}}', {t6}),
+          ('{A}', NULL, 'created',
+              '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t0}),
+          ('{D}', NULL, 'created',
+              '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": "acme"}}', {t1}),
+          ('{C}', NULL, 'created',
+              '{{"assignee": "reviewer", "status": "todo", "parents": ["{A}", "{D}", "{B}"], ' ||
+              '"tenant": null, "skills": ["github-code-review"]}}', {t2}),
+          ('{B}', NULL, 'created',
+              '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t3}),
+          ('{E}', NULL, 'created',
+              '{{"assignee": "worker", "status": "todo", "parents": ["{B}"], "tenant": null}}',
+                  {t4}),
+          ('{F}', NULL, 'created',
+              '{{"assignee": "worker", "status": "ready", "parents": [], "tenant": null}}', {t5}),
+          ('{G}', NULL, 'created',
+              '{{"assignee": null, "status": "triage", "parents": [], "tenant": null}}', {t6}),
           ('{A}', 1, 'claimed', '{{"lock": "vm:10800", "expires": {t615}, "run_id": 1}}', {t15}),
           ('{A}', NULL, 'commented', '{{"author": "worker", "len": 15}}', {t16}),
           ('{A}', 1, 'heartbeat', '{{"note": "halfway"}}', {t16}),
           ('{A}', 1, 'completed', '{{"result_len": 0, "summary": "A done: 3 sources"}}', {t17}),
-          ('{F}', 2, 'blocked', '{{"reason": "need creds", "kind": "needs_input", "recurrences": 1}}', {t18}),
+          ('{F}', 2, 'blocked',
+              '{{"reason": "need creds", "kind": "needs_input", "recurrences": 1}}', {t18}),
           ('{F}', NULL, 'commented', '{{"author": "default", "len": 19}}', {t18}),
           ('{B}', 3, 'claimed', '{{"lock": "vm:10800", "expires": {t920}, "run_id": 3}}', {t20}),
           ('{B}', 3, 'heartbeat', NULL, {t30}),
@@ -632,7 +645,7 @@ fn hermes_019_db_opens_upgrades_and_operates() {
     }
 
     // A reclaimed worker (wrong run id) is refused and changes nothing.
-    let rows_before = board.dump_rows().unwrap();
+    let rows_before = board.snapshot().unwrap();
     let err = board
         .complete_task(Completion {
             task_id: B.into(),
@@ -653,7 +666,7 @@ fn hermes_019_db_opens_upgrades_and_operates() {
         }
         other => panic!("expected StaleRun, got {other:?}"),
     }
-    assert_eq!(board.dump_rows().unwrap(), rows_before);
+    assert_eq!(board.snapshot().unwrap(), rows_before);
 
     // The Hermes worker of run 3 carries on: heartbeat, then complete with its run id.
     board
@@ -969,14 +982,20 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     assert_eq!(pragma_text(&c, "journal_mode=WAL"), "wal");
     // Its schema script is all `IF NOT EXISTS` over the verbatim DDL: a no-op here.
     let before = dump_all(&c);
-    c.execute_batch(include_str!("../migrations/sqlite/0001_hermes_0_19_0.sql"))
-        .unwrap();
+    c.execute_batch(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0001_hermes_0_19_0.sql"
+    )))
+    .unwrap();
     assert_eq!(dump_all(&c), before);
 
     // `list`: rows by column name, skills as JSON.
     {
         let mut st = c
-            .prepare("SELECT * FROM tasks WHERE status != 'archived' ORDER BY priority DESC, created_at ASC")
+            .prepare(
+                "SELECT * FROM tasks WHERE status != 'archived' ORDER BY priority DESC, \
+                 created_at ASC",
+            )
             .unwrap();
         let rows: Vec<PyTaskRow> = st
             .query_map([], |r| {
@@ -1019,7 +1038,8 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     // Idempotency lookup as Hermes does it.
     let found: String = c
         .query_row(
-            "SELECT id FROM tasks WHERE idempotency_key = ? AND status != 'archived' ORDER BY created_at DESC LIMIT 1",
+            "SELECT id FROM tasks WHERE idempotency_key = ? AND status != 'archived' ORDER BY \
+             created_at DESC LIMIT 1",
             ["k-1"],
             |r| r.get(0),
         )
@@ -1027,9 +1047,10 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     assert_eq!(found, parent);
     // `runs --json`: metadata is a JSON dict; the completed run closes with status done.
     {
-        let (status, outcome, summary, meta, ended): (String, String, String, String, Option<i64>) = c
-            .query_row(
-                "SELECT status, outcome, summary, metadata, ended_at FROM task_runs WHERE task_id = ? ORDER BY started_at, id",
+        let (status, outcome, summary, meta, ended): (String, String, String, String, Option<i64>) =
+            c.query_row(
+                "SELECT status, outcome, summary, metadata, ended_at FROM task_runs WHERE task_id \
+                 = ? ORDER BY started_at, id",
                 [&parent],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
@@ -1043,7 +1064,10 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     // `watch`/notifier: events after a cursor, payload json.loads'ed (NULL or a dict).
     {
         let mut st = c
-            .prepare("SELECT id, task_id, run_id, kind, payload, created_at FROM task_events WHERE id > ? ORDER BY id")
+            .prepare(
+                "SELECT id, task_id, run_id, kind, payload, created_at FROM task_events WHERE \
+                 id > ? ORDER BY id",
+            )
             .unwrap();
         let evs: Vec<PyEventRow> = st
             .query_map([0], |r| {
@@ -1088,7 +1112,8 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
         }
         let blocked_payload: String = c
             .query_row(
-                "SELECT payload FROM task_events WHERE task_id=? AND kind='blocked' ORDER BY id DESC LIMIT 1",
+                "SELECT payload FROM task_events WHERE task_id=? AND kind='blocked' ORDER BY id \
+                 DESC LIMIT 1",
                 [&blocked],
                 |r| r.get(0),
             )
@@ -1114,7 +1139,8 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
     {
         let n = c
             .execute(
-                "UPDATE tasks SET status='running', claim_lock=?, claim_expires=?, started_at=COALESCE(started_at, ?)
+                "UPDATE tasks SET status='running', claim_lock=?, claim_expires=?, \
+                 started_at=COALESCE(started_at, ?)
                  WHERE id=? AND status='ready' AND claim_lock IS NULL",
                 params!["vm:10800", T0 + 900, T0, child],
             )
@@ -1133,8 +1159,18 @@ fn kernel_db_has_exactly_the_019_schema_plus_our_indexes() {
         )
         .unwrap();
         c.execute(
-            "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?, ?, 'claimed', ?, ?)",
-            params![child, rid, format!("{{\"lock\": \"vm:10800\", \"expires\": {}, \"run_id\": {rid}}}", T0 + 900), T0],
+            "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?, ?, \
+             'claimed', ?, ?)",
+            params![
+                child,
+                rid,
+                format!(
+                    "{{\"lock\": \"vm:10800\", \"expires\": {}, \"run_id\": \
+                     {rid}}}",
+                    T0 + 900
+                ),
+                T0
+            ],
         )
         .unwrap();
         drop(c);
@@ -1268,7 +1304,8 @@ fn build_landing_db(path: &Path, wal: bool) {
     c.execute_batch(&format!(
         r#"
         INSERT INTO tasks (id, title, assignee, status, created_by, created_at, started_at,
-                           claim_lock, claim_expires, worker_pid, last_heartbeat_at, max_runtime_seconds,
+                           claim_lock, claim_expires, worker_pid, last_heartbeat_at,
+                               max_runtime_seconds,
                            current_step_key)
         VALUES ('{L_RUN}', 'Old running', 'worker', 'running', 'user', {t0}, {t10}, 'oldhost:77',
                 {t910}, 77, {t40}, 3600, 'step-1');
@@ -1281,7 +1318,8 @@ fn build_landing_db(path: &Path, wal: bool) {
         VALUES ('{L_DONE}', 'Old done', 'worker', 'done', 'user', {t2}, {t3}, {t5}, 'ok');
         INSERT INTO tasks (id, title, assignee, status, created_by, created_at, spawn_failures,
                            last_spawn_error)
-        VALUES ('{L_GAVE_UP}', 'Old gave up', 'worker', 'blocked', 'user', {t3}, 5, 'gave up after 5');
+        VALUES ('{L_GAVE_UP}', 'Old gave up', 'worker', 'blocked', 'user', {t3}, 5,
+            'gave up after 5');
         INSERT INTO task_links VALUES ('{L_DONE}', '{L_READY}');
         INSERT INTO task_runs (task_id, profile, status, started_at, ended_at, outcome, summary)
         VALUES ('{L_DONE}', 'worker', 'done', {t3}, {t5}, 'completed', 'old summary');
@@ -1295,7 +1333,8 @@ fn build_landing_db(path: &Path, wal: bool) {
           ('{L_GAVE_UP}', NULL, 'spawn_failed', '{{"error": "gave up after 5"}}', {t6}),
           ('{L_GAVE_UP}', NULL, 'spawn_auto_blocked', '{{"failures": 5}}', {t6}),
           ('{L_RUN}', NULL, 'claimed', '{{"lock": "oldhost:77"}}', {t10});
-        INSERT INTO kanban_notify_subs (task_id, platform, chat_id, user_id, created_at, last_event_id)
+        INSERT INTO kanban_notify_subs (task_id, platform, chat_id, user_id, created_at,
+            last_event_id)
         VALUES ('{L_RUN}', 'slack', 'C01', 'U9', {t1}, 2);
         "#,
         t0 = T0,
@@ -1420,7 +1459,8 @@ fn original_landing_db_is_upgraded_in_place() {
         assert_eq!(
             count(
                 &c,
-                "SELECT count(*) FROM task_events WHERE kind IN ('ready','priority','spawn_auto_blocked')"
+                "SELECT count(*) FROM task_events WHERE kind IN \
+                 ('ready','priority','spawn_auto_blocked')"
             ),
             0
         );
@@ -1584,9 +1624,12 @@ CREATE TABLE tasks (
     completed_at INTEGER, workspace_kind TEXT NOT NULL DEFAULT 'scratch', workspace_path TEXT,
     claim_lock TEXT, claim_expires INTEGER
 );
-CREATE TABLE task_links (parent_id TEXT NOT NULL, child_id TEXT NOT NULL, PRIMARY KEY (parent_id, child_id));
-CREATE TABLE task_comments (id INTEGER, task_id TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE task_events (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE task_links (parent_id TEXT NOT NULL, child_id TEXT NOT NULL, PRIMARY KEY (parent_id,
+    child_id));
+CREATE TABLE task_comments (id INTEGER, task_id TEXT NOT NULL, author TEXT NOT NULL,
+    body TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE task_events (id TEXT PRIMARY KEY, task_id TEXT NOT NULL, kind TEXT NOT NULL,
+    payload TEXT, created_at INTEGER NOT NULL);
 CREATE TABLE kanban_notify_subs (
     task_id TEXT NOT NULL, platform TEXT NOT NULL, chat_id TEXT NOT NULL,
     thread_id TEXT NOT NULL DEFAULT '', user_id TEXT, created_at INTEGER NOT NULL,
@@ -1606,9 +1649,11 @@ fn build_drifted_db(path: &Path) {
     c.execute_batch(DRIFTED_DDL).unwrap();
     c.execute_batch(&format!(
         r#"
-        INSERT INTO tasks (id, title, assignee, status, created_at, started_at, claim_lock, claim_expires)
+        INSERT INTO tasks (id, title, assignee, status, created_at, started_at, claim_lock,
+            claim_expires)
         VALUES ('{DR_RUN}', 'Drifted running', 'worker', 'running', {t0}, {t5}, 'h:1', {t900});
-        INSERT INTO tasks (id, title, assignee, status, created_at) VALUES ('{DR_TODO}', 'Drifted todo', 'worker', 'todo', {t1});
+        INSERT INTO tasks (id, title, assignee, status, created_at) VALUES ('{DR_TODO}',
+            'Drifted todo', 'worker', 'todo', {t1});
         INSERT INTO task_links VALUES ('{DR_RUN}', '{DR_TODO}');
         INSERT INTO task_events (id, task_id, kind, payload, created_at) VALUES
           ('9f1c-c', '{DR_RUN}', 'claimed', '{{"lock": "h:1"}}', {t5}),
@@ -1619,7 +1664,8 @@ fn build_drifted_db(path: &Path) {
           (NULL, '{DR_RUN}', 'user', 'first', {t1}),
           (7, '{DR_RUN}', 'user', 'second', {t2}),
           (7, '{DR_TODO}', 'user', 'dup id', {t3});
-        INSERT INTO kanban_notify_subs (task_id, platform, chat_id, created_at, last_event_id) VALUES
+        INSERT INTO kanban_notify_subs (task_id, platform, chat_id, created_at,
+            last_event_id) VALUES
           ('{DR_RUN}', 'telegram', 'a', {t1}, '3'),
           ('{DR_TODO}', 'telegram', 'b', {t1}, NULL);
         "#,
@@ -1950,8 +1996,14 @@ fn damaged_pages_are_refused_before_anything_is_written() {
             c.execute_batch(&hermes_ddl()).unwrap();
             for i in 0..200 {
                 c.execute(
-                    "INSERT INTO tasks (id, title, body, status, created_at) VALUES (?1, ?2, ?3, 'ready', ?4)",
-                    params![format!("t_{i:08x}"), format!("task {i}"), "z".repeat(1500), T0 + i],
+                    "INSERT INTO tasks (id, title, body, status, created_at) VALUES (?1, ?2, ?3, \
+                     'ready', ?4)",
+                    params![
+                        format!("t_{i:08x}"),
+                        format!("task {i}"),
+                        "z".repeat(1500),
+                        T0 + i
+                    ],
                 )
                 .unwrap();
             }

@@ -9,14 +9,12 @@
 //! (d) an empty stdout on failure. Every test that mutates the board ends with the kernel
 //! invariant check.
 
-mod cli_support;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use cli_support::{Cli, Run};
+use crate::helpers::{Cli, Run};
 use hermes_kanban::kernel::{Completion, FailureReport, NewTask, RunOutcome, Status};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -1069,13 +1067,15 @@ fn promote_json_is_an_object_for_one_id_and_a_list_for_several() {
     assert_eq!(keys(&v), PROMOTE_KEYS);
     assert_eq!(
         v,
-        json!({"task_id": a, "promoted": true, "dry_run": false, "forced": false, "reason": "manual retry", "error": null})
+        json!({"task_id": a, "promoted": true, "dry_run": false, "forced": false,
+            "reason": "manual retry", "error": null})
     );
     // Dry run: `promoted` says it would be (as in Hermes), `dry_run` that nothing was written.
     let v = cli.run(&["promote", &b, "--dry-run", "--json"]).json();
     assert_eq!(
         v,
-        json!({"task_id": b, "promoted": true, "dry_run": true, "forced": false, "reason": null, "error": null})
+        json!({"task_id": b, "promoted": true, "dry_run": true, "forced": false, "reason": null,
+            "error": null})
     );
     assert_eq!(status(&cli, &b), Status::Blocked);
 

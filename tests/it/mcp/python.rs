@@ -18,15 +18,13 @@
 //! The interpreter comes from `HK_PYTHON`, which `scripts/test` exports after installing the
 //! venv; without it these tests fail (they are not skipped).
 
-mod cli_support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::Cli;
 use hermes_kanban::kernel::NewTask;
 use serde_json::Value;
 
@@ -61,14 +59,17 @@ fn python() -> PathBuf {
             let p = PathBuf::from(p);
             assert!(
                 p.exists(),
-                "HK_PYTHON={} does not exist: run `bash scripts/test` (it creates target/pyenv with mcp==2.3.0 and exports HK_PYTHON)",
+                "HK_PYTHON={} does not exist: run `bash scripts/test` (it creates target/pyenv \
+                 with mcp==2.3.0 and exports HK_PYTHON)",
                 p.display()
             );
             p
         }
         _ => panic!(
-            "HK_PYTHON is not set. These tests drive the server with the Python `mcp` 2.3.0 SDK: run `bash scripts/test` \
-             (it installs target/pyenv and exports HK_PYTHON), or set HK_PYTHON=$PWD/target/pyenv/bin/python yourself"
+            "HK_PYTHON is not set. These tests drive the server with the Python `mcp` 2.3.0 SDK: \
+             run `bash scripts/test` \
+             (it installs target/pyenv and exports HK_PYTHON), or set \
+             HK_PYTHON=$PWD/target/pyenv/bin/python yourself"
         ),
     }
 }
@@ -138,7 +139,8 @@ fn run_client(home: &Path, args: &[String]) -> Value {
     let stderr = t_err.join().unwrap_or_default();
     let Some(status) = status else {
         panic!(
-            "python client timed out after {PYTHON_TIMEOUT:?}\nargs: {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+            "python client timed out after {PYTHON_TIMEOUT:?}\nargs: {args:?}\nstdout: \
+             {stdout}\nstderr: {stderr}"
         );
     };
     assert!(

@@ -2,9 +2,7 @@
 //! settled exactly once whoever tries, each exit class lands where REF §8 says, the stale-claim
 //! CAS guards, the respawn guard's four reasons, and supervisor settlements reported once.
 
-mod common;
-
-use common::TestBoard;
+use crate::helpers::TestBoard;
 use hermes_kanban::kernel::{
     BlockRequest, Completion, ExitClass, SettledBy, Status, TERMINAL_PROVIDER_EXIT_CODE,
     WorkerExit, hostname,

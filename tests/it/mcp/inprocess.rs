@@ -47,9 +47,7 @@ struct Fx {
 impl Fx {
     fn new() -> Fx {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = Env::empty()
-            .with("HOME", dir.path().to_string_lossy())
-            .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
+        let env = crate::helpers::board::home_env(dir.path());
         let board = Board::open(&env, None).expect("open board");
         Fx { dir, env, board }
     }
@@ -96,21 +94,19 @@ impl Fx {
     }
 
     fn dump(&self) -> Vec<String> {
-        self.board.dump_rows().expect("dump rows")
+        self.board.snapshot().expect("snapshot")
     }
 }
 
-/// After every scenario (that did not already fail) the board's invariants hold.
+/// After every scenario (that did not already fail) the invariants hold on this board and on
+/// every other board of the home (`--board lab`, boards made through the tools).
 impl Drop for Fx {
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
         }
-        let broken = self
-            .board
-            .check_invariants()
-            .expect("invariant checker runs");
-        assert!(broken.is_empty(), "invariants broken: {broken:#?}");
+        crate::helpers::assert_invariants(&self.board);
+        crate::helpers::check_home(&self.env);
     }
 }
 
@@ -753,7 +749,8 @@ async fn block_lands_where_each_kind_says() {
         .await;
     assert_eq!(
         v,
-        json!({"ok": true, "task_id": id, "run_id": run, "status": "blocked", "block_kind": "capability"})
+        json!({"ok": true, "task_id": id, "run_id": run, "status": "blocked",
+            "block_kind": "capability"})
     );
     let r = fx.board.get_run(run).unwrap();
     assert_eq!(r.outcome.as_deref(), Some("blocked"));
@@ -1439,7 +1436,7 @@ async fn a_pinned_db_outranks_the_board_argument() {
     let s = connect(env, None).await;
     let v = s.ok("kanban_show", json!({"board": "lab"})).await;
     assert_eq!(v["task"]["id"], json!(id));
-    let before = lab.dump_rows().unwrap();
+    let before = lab.snapshot().unwrap();
     let e = s
         .err(
             "kanban_comment",
@@ -1447,7 +1444,7 @@ async fn a_pinned_db_outranks_the_board_argument() {
         )
         .await;
     assert!(e.contains(&lab_task), "{e}");
-    assert_eq!(lab.dump_rows().unwrap(), before);
+    assert_eq!(lab.snapshot().unwrap(), before);
     s.close().await;
 }
 
@@ -2098,7 +2095,12 @@ impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> RawPeer<
     }
 
     async fn initialize(&mut self) -> Value {
-        self.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#).await;
+        self.send(concat!(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"#,
+            r#""protocolVersion":"2025-06-18","capabilities":{},"#,
+            r#""clientInfo":{"name":"raw","version":"0"}}}"#,
+        ))
+        .await;
         let (init, _) = self.until(json!(0)).await;
         self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
             .await;
@@ -2139,8 +2141,13 @@ async fn oversize_attachments_are_refused_without_writing() {
     let just_over = (max + 1).div_ceil(3) * 4;
     for (n, len) in [(1, just_over), (2, max.div_ceil(3) * 4 + 4 + 8)] {
         let line = format!(
-            r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"kanban_attach","arguments":{{"filename":"big.bin","content_base64":"{}"}}}}}}"#,
-            "A".repeat(len)
+            concat!(
+                r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","#,
+                r#""params":{{"name":"kanban_attach","arguments":{{"filename":"big.bin","#,
+                r#""content_base64":"{}"}}}}}}"#,
+            ),
+            "A".repeat(len),
+            n = n
         );
         peer.send(&line).await;
         drop(line);
@@ -2154,7 +2161,10 @@ async fn oversize_attachments_are_refused_without_writing() {
     // Longer than any line the transport accepts: a JSON-RPC error (its id cannot be known),
     // and the session goes on.
     let line = format!(
-        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"kanban_attach","arguments":{{"filename":"big.bin","content_base64":"{}"}}}}}}"#,
+        concat!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"kanban_attach","#,
+            r#""arguments":{{"filename":"big.bin","content_base64":"{}"}}}}}}"#,
+        ),
         "A".repeat(hermes_kanban::mcp::MAX_LINE_BYTES + 1)
     );
     peer.send(&line).await;
@@ -2166,7 +2176,11 @@ async fn oversize_attachments_are_refused_without_writing() {
         e["error"]["message"].as_str().unwrap().contains("25 MiB"),
         "{e}"
     );
-    peer.send(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"kanban_attachments","arguments":{}}}"#).await;
+    peer.send(concat!(
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"kanban_attachments","#,
+        r#""arguments":{}}}"#,
+    ))
+    .await;
     let (reply, _) = peer.until(json!(4)).await;
     assert_eq!(
         reply["result"]["structuredContent"]["attachments"],
@@ -2265,7 +2279,11 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
         "{list}"
     );
     let call = format!(
-        r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
+        concat!(
+            r#"{{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{{"name":"kanban_show","#,
+            r#""arguments":{{"task_id":"{id}"}}}}}}"#,
+        ),
+        id = id
     );
     peer.send(&call).await;
     let (r, _) = peer.until(json!(6)).await;
@@ -2274,7 +2292,11 @@ async fn the_stdio_binary_answers_malformed_json_rpc_and_exits_zero_on_eof() {
         json!(id),
         "{r}"
     );
-    peer.send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"kanban_show","arguments":{"task_id":5}}}"#).await;
+    peer.send(concat!(
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"kanban_show","#,
+        r#""arguments":{"task_id":5}}}"#,
+    ))
+    .await;
     let (r, _) = peer.until(json!(7)).await;
     assert_eq!(r["result"]["isError"], true, "{r}");
     assert!(
@@ -2322,7 +2344,11 @@ async fn the_stdio_binary_scopes_a_worker_from_its_env() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, set(&["kanban_complete", "kanban_show"]));
-    peer.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kanban_complete","arguments":{"summary":"done over stdio"}}}"#).await;
+    peer.send(concat!(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"kanban_complete","#,
+        r#""arguments":{"summary":"done over stdio"}}}"#,
+    ))
+    .await;
     let (r, _) = peer.until(json!(2)).await;
     assert_eq!(
         r["result"]["structuredContent"],
@@ -3093,8 +3119,10 @@ async fn serve_beyond_loopback_without_a_token_exits_nonzero() {
     assert!(!out.status.success(), "{:?}", out.status);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("ignoring --token / HERMES_KANBAN_TOKEN \"${HERMES_KANBAN_TOKEN}\": an unexpanded placeholder")
-            && err.contains("refusing to bind"),
+        err.contains(
+            "ignoring --token / HERMES_KANBAN_TOKEN \"${HERMES_KANBAN_TOKEN}\": an \
+             unexpanded placeholder"
+        ) && err.contains("refusing to bind"),
         "{err}"
     );
 }
@@ -3170,18 +3198,27 @@ mod fetcher {
                     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                     let redirect = |to: String| {
                         format!(
-                            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: \
+                             0\r\nConnection: close\r\n\r\n"
                         )
                     };
                     if path == "/file" {
                         let body = "fetched body";
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/markdown; charset=utf-8\r\nContent-Disposition: attachment; filename=\"notes.md\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/markdown; \
+                             charset=utf-8\r\nContent-Disposition: attachment; \
+                             filename=\"notes.md\"\r\nContent-Length: {}\r\nConnection: \
+                             close\r\n\r\n{body}",
                             body.len()
                         );
                         let _ = s.write_all(head.as_bytes()).await;
                     } else if path == "/plain/report.txt" {
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: \
+                                  close\r\n\r\nok",
+                            )
+                            .await;
                     } else if path == "/to-loopback" {
                         let _ = s
                             .write_all(
@@ -3202,9 +3239,19 @@ mod fetcher {
                         };
                         let _ = s.write_all(redirect(to).as_bytes()).await;
                     } else if path == "/declared-big" {
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 31457280\r\nConnection: close\r\n\r\n").await;
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: \
+                                  31457280\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
                     } else if path == "/big" {
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").await;
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \
+                                  chunked\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
                         let chunk = vec![b'x'; 1 << 20];
                         for _ in 0..26 {
                             let head = format!("{:x}\r\n", chunk.len());
@@ -3217,7 +3264,12 @@ mod fetcher {
                         }
                         let _ = s.write_all(b"0\r\n\r\n").await;
                     } else {
-                        let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 404 Not Found\r\nContent-Length: \
+                                  0\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
                     }
                 });
             }
@@ -3316,7 +3368,8 @@ mod fetcher {
         let v = s
             .ok(
                 "kanban_attach_url",
-                json!({"url": format!("http://{a}/file"), "filename": "mine.txt", "content_type": "text/plain"}),
+                json!({"url": format!("http://{a}/file"), "filename": "mine.txt",
+                    "content_type": "text/plain"}),
             )
             .await;
         assert_eq!(
@@ -3538,7 +3591,8 @@ async fn request_review_then_request_changes_route_the_task_between_implementer_
     let v = s
         .ok(
             "kanban_request_review",
-            json!({"summary": "parser done; 9 tests", "reviewer": "Reviewer", "metadata": {"tests": 9}}),
+            json!({"summary": "parser done; 9 tests", "reviewer": "Reviewer",
+                "metadata": {"tests": 9}}),
         )
         .await;
     assert_eq!(

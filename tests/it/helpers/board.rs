@@ -1,12 +1,21 @@
-//! Shared helpers for integration tests: temp boards, a controllable clock, and the invariant
-//! check every scenario ends with.
-#![allow(dead_code)]
+//! The kernel fixture: [`TestBoard`], a temp home with an open board and a clock the test
+//! controls, its task factories, and the invariant check every fixture's teardown runs
+//! ([`check_home`]: every board of a temp home, SPEC §3.3 fix 5).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use hermes_kanban::kernel::{Board, Env, NewTask};
+use hermes_kanban::kernel::{Board, BoardPaths, Env, NewTask, list_boards};
 use tempfile::TempDir;
+
+/// The environment of a temp home rooted at `dir`: `HOME=dir`, `HERMES_HOME=dir/hermes` (what
+/// every fixture and the binary under test see).
+pub fn home_env(dir: &Path) -> Env {
+    Env::empty()
+        .with("HOME", dir.to_string_lossy())
+        .with("HERMES_HOME", dir.join("hermes").to_string_lossy())
+}
 
 /// A board on a fresh temp HERMES_HOME, with a clock the test controls.
 pub struct TestBoard {
@@ -19,9 +28,7 @@ pub struct TestBoard {
 impl TestBoard {
     pub fn new() -> TestBoard {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = Env::empty()
-            .with("HOME", dir.path().to_string_lossy())
-            .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
+        let env = home_env(dir.path());
         let mut board = Board::open(&env, None).expect("open board");
         let clock = Arc::new(AtomicI64::new(1_800_000_000));
         let c = clock.clone();
@@ -73,13 +80,46 @@ impl TestBoard {
 }
 
 impl Drop for TestBoard {
-    /// Every scenario ends with the invariant check (SPEC §3.3 fix 5).
+    /// Every scenario ends with the invariant check (SPEC §3.3 fix 5), on this board and on
+    /// any other board the test created in the same home.
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
         }
-        let v = self.board.check_invariants().expect("check invariants");
-        assert!(v.is_empty(), "invariants violated: {v:#?}");
+        assert_invariants(&self.board);
+        check_home(&self.env);
+    }
+}
+
+/// Run the kernel's invariant checker on every board of the home `env` points at (the
+/// default board and every board under `boards/`) whose database exists, and panic naming the
+/// board and each violation. A home without any database passes; nothing is created. Called
+/// by every fixture's teardown (skipped when the test already panicked).
+pub fn check_home(env: &Env) {
+    let mut dbs = vec![BoardPaths::resolve(env, "default").db];
+    if let Ok(boards) = list_boards(env, true) {
+        dbs.extend(boards.into_iter().map(|b| b.db_path));
+    }
+    dbs.sort();
+    dbs.dedup();
+    for db in dbs.into_iter().filter(|d| d.exists()) {
+        let board = Board::open_paths(env, BoardPaths::for_db_file(&db)).unwrap_or_else(|e| {
+            panic!(
+                "teardown: cannot open {} to check invariants: {e}",
+                db.display()
+            )
+        });
+        let v = board.check_invariants().unwrap_or_else(|e| {
+            panic!(
+                "teardown: invariant checker failed on {}: {e}",
+                db.display()
+            )
+        });
+        assert!(
+            v.is_empty(),
+            "invariants violated on {}: {v:#?}",
+            db.display()
+        );
     }
 }
 

@@ -3,131 +3,16 @@
 //! 404 / 409 cases of REF §21.8, the SSE stream and its resumption, Host/Origin rejection and
 //! the admin token.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hermes_kanban::kernel::{Board, Completion, Env, NewTask, Status};
-use hermes_kanban::web::{DispatchHook, DispatchRequest, ServeConfig};
-use reqwest::{Client, Method, StatusCode};
+use hermes_kanban::kernel::{Completion, NewTask, Status};
+use hermes_kanban::web::{DispatchHook, DispatchRequest};
+use reqwest::Method;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
 
-struct Server {
-    addr: SocketAddr,
-    dir: TempDir,
-    env: Env,
-    ct: CancellationToken,
-    http: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.ct.cancel();
-    }
-}
-
-fn config(token: Option<&str>, dispatch: Option<DispatchHook>) -> ServeConfig {
-    ServeConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_token: token.map(str::to_string),
-        board: None,
-        allowed_hosts: vec![],
-        tools: None,
-        dispatch,
-    }
-}
-
-async fn start_with(cfg: ServeConfig) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::empty()
-        .with("HOME", dir.path().to_string_lossy())
-        .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
-    Board::open(&env, None).unwrap();
-    let ct = CancellationToken::new();
-    let app = hermes_kanban::web::router(env.clone(), &cfg, ct.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ct.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .unwrap();
-    });
-    Server {
-        addr,
-        dir,
-        env,
-        ct,
-        http: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    }
-}
-
-async fn start() -> Server {
-    start_with(config(None, None)).await
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-    fn board(&self) -> Board {
-        Board::open(&self.env, None).unwrap()
-    }
-    fn task(&self, title: &str) -> String {
-        self.board()
-            .create_task(NewTask {
-                title: title.into(),
-                assignee: Some("worker".into()),
-                ..Default::default()
-            })
-            .unwrap()
-            .task
-            .id
-    }
-    fn child(&self, title: &str, parent: &str) -> String {
-        self.board()
-            .create_task(NewTask {
-                title: title.into(),
-                assignee: Some("worker".into()),
-                parents: vec![parent.into()],
-                ..Default::default()
-            })
-            .unwrap()
-            .task
-            .id
-    }
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rq = self.http.request(method, self.url(path));
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let r = rq.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
-    }
-    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(method.clone(), path, body).await;
-        assert_eq!(s, StatusCode::OK, "{method} {path}: {v}");
-        v
-    }
-    async fn expect(&self, method: Method, path: &str, body: Option<Value>, want: u16) -> String {
-        let (s, v) = self.call(method.clone(), path, body).await;
-        assert_eq!(s.as_u16(), want, "{method} {path}: {v}");
-        v["detail"].as_str().unwrap_or_default().to_string()
-    }
-}
+use crate::helpers::server::{config, start, start_with};
 
 fn detail_has(d: &str, needle: &str) {
     assert!(d.contains(needle), "{d:?} should contain {needle:?}");
@@ -260,7 +145,8 @@ async fn board_shape_columns_cards_and_filters() {
     let v = s.ok(Method::GET, "/api/config", None).await;
     assert_eq!(
         v,
-        json!({"default_tenant": "", "lane_by_profile": true, "include_archived_by_default": false, "render_markdown": true})
+        json!({"default_tenant": "", "lane_by_profile": true, "include_archived_by_default": false,
+            "render_markdown": true})
     );
 }
 
@@ -299,7 +185,8 @@ async fn diagnostics_on_cards_and_endpoint() {
     assert_eq!(card["diagnostics"][0]["kind"], "stranded_in_ready");
     assert_eq!(
         card["warnings"],
-        json!({"count": 1, "kinds": {"stranded_in_ready": 1}, "latest_at": card["diagnostics"][0]["last_seen_at"], "highest_severity": "critical"})
+        json!({"count": 1, "kinds": {"stranded_in_ready": 1},
+            "latest_at": card["diagnostics"][0]["last_seen_at"], "highest_severity": "critical"})
     );
     let fresh = ready
         .as_array()
@@ -331,7 +218,10 @@ async fn task_detail_create_delete() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "API task", "body": "b", "assignee": "coder", "priority": 2, "skills": ["rust"], "tenant": "t1"})),
+            Some(
+                json!({"title": "API task", "body": "b", "assignee": "coder", "priority": 2,
+                "skills": ["rust"], "tenant": "t1"}),
+            ),
         )
         .await;
     let id = v["task"]["id"].as_str().unwrap().to_string();
@@ -357,7 +247,8 @@ async fn task_detail_create_delete() {
         .ok(
             Method::POST,
             "/api/tasks",
-            Some(json!({"title": "pinned", "model_override": "gpt-5.5", "provider_override": "openrouter", "reasoning_effort": "High"})),
+            Some(json!({"title": "pinned", "model_override": "gpt-5.5",
+                "provider_override": "openrouter", "reasoning_effort": "High"})),
         )
         .await;
     assert_eq!(v["task"]["model_override"], "gpt-5.5");
@@ -600,7 +491,10 @@ async fn patch_status_moves_and_fields() {
         .ok(
             Method::PATCH,
             &format!("/api/tasks/{t}"),
-            Some(json!({"title": "new title", "body": "new body", "priority": 7, "assignee": "reviewer"})),
+            Some(
+                json!({"title": "new title", "body": "new body", "priority": 7,
+                "assignee": "reviewer"}),
+            ),
         )
         .await;
     assert_eq!(v["task"]["title"], "new title");
@@ -674,7 +568,10 @@ async fn patch_status_moves_and_fields() {
         .ok(
             Method::PATCH,
             &format!("/api/tasks/{t}"),
-            Some(json!({"status": "done", "result": "shipped", "summary": "shipped it", "metadata": {"n": 1}})),
+            Some(
+                json!({"status": "done", "result": "shipped", "summary": "shipped it",
+                "metadata": {"n": 1}}),
+            ),
         )
         .await;
     assert_eq!(v["task"]["status"], "done");
@@ -947,7 +844,8 @@ async fn comments_links_bulk() {
         .await;
     assert_eq!(
         v,
-        json!({"results": [{"id": a, "ok": true}, {"id": "t_nope", "ok": false, "error": "not found"}]})
+        json!({"results": [{"id": a, "ok": true}, {"id": "t_nope", "ok": false, "error": "not \
+                                                                                          found"}]})
     );
     assert_eq!(board.get_task(&a).unwrap().priority, 9);
     s.expect(

@@ -2,109 +2,21 @@
 //! first-time user, proven fixed against the real parts: the REST router on 127.0.0.1, the
 //! `hermes-kanban` binary on temp boards, real lock holders and real worker processes.
 
-mod cli_support;
-
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
-use hermes_kanban::kernel::{Board, Env, NewTask, Status};
+use crate::helpers::Cli;
+use hermes_kanban::kernel::Status;
 use hermes_kanban::web::ServeConfig;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio_util::sync::CancellationToken;
+
+use crate::helpers::server::{Server, start_with};
 
 // ---------------------------------------------------------------------------------------------
-// A REST server on 127.0.0.1 over a temp HERMES_HOME.
-
-struct Server {
-    addr: SocketAddr,
-    _dir: TempDir,
-    env: Env,
-    ct: CancellationToken,
-    http: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.ct.cancel();
-    }
-}
+// A REST server on 127.0.0.1 over a temp HERMES_HOME (helpers/server.rs).
 
 fn config(token: Option<&str>) -> ServeConfig {
-    ServeConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_token: token.map(str::to_string),
-        board: None,
-        allowed_hosts: vec![],
-        tools: None,
-        dispatch: None,
-    }
-}
-
-async fn start_with(cfg: ServeConfig) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::empty()
-        .with("HOME", dir.path().to_string_lossy())
-        .with("HERMES_HOME", dir.path().join("hermes").to_string_lossy());
-    Board::open(&env, None).unwrap();
-    let ct = CancellationToken::new();
-    let app = hermes_kanban::web::router(env.clone(), &cfg, ct.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ct.clone();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .unwrap();
-    });
-    Server {
-        addr,
-        _dir: dir,
-        env,
-        ct,
-        http: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-    fn board(&self) -> Board {
-        Board::open(&self.env, None).unwrap()
-    }
-    fn task(&self, title: &str, parents: &[String]) -> String {
-        self.board()
-            .create_task(NewTask {
-                title: title.into(),
-                assignee: Some("worker".into()),
-                parents: parents.to_vec(),
-                ..Default::default()
-            })
-            .unwrap()
-            .task
-            .id
-    }
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rq = self.http.request(method, self.url(path));
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let r = rq.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
-    }
+    crate::helpers::server::config(token, None)
 }
 
 /// A small seeded PRNG (xorshift64*), so a failing case can be replayed from its seed.
@@ -233,30 +145,30 @@ fn fuzz_body(rng: &mut Rng) -> serde_json::Map<String, Value> {
 /// todo (parent unfinished), scheduled, triage.
 fn seed_states(s: &Server) -> Vec<String> {
     let b = s.board();
-    let ready = s.task("ready", &[]);
-    let running = s.task("running", &[]);
+    let ready = s.task_with("ready", &[]);
+    let running = s.task_with("running", &[]);
     b.claim_task(&running, None).unwrap();
-    let blocked = s.task("blocked", &[]);
+    let blocked = s.task_with("blocked", &[]);
     b.block_task(hermes_kanban::kernel::BlockRequest {
         task_id: blocked.clone(),
         reason: Some("wait".into()),
         ..Default::default()
     })
     .unwrap();
-    let done = s.task("done", &[]);
+    let done = s.task_with("done", &[]);
     b.complete_task(hermes_kanban::kernel::Completion {
         task_id: done.clone(),
         summary: Some("did it".into()),
         ..Default::default()
     })
     .unwrap();
-    let archived = s.task("archived", &[]);
+    let archived = s.task_with("archived", &[]);
     b.archive_task(&archived).unwrap();
-    let todo = s.task("todo", std::slice::from_ref(&ready));
-    let scheduled = s.task("scheduled", &[]);
+    let todo = s.task_with("todo", std::slice::from_ref(&ready));
+    let scheduled = s.task_with("scheduled", &[]);
     b.schedule_task(&scheduled, Some("later"), None, None)
         .unwrap();
-    let triage = s.task("triage", &[]);
+    let triage = s.task_with("triage", &[]);
     b.set_status_direct(&triage, Status::Triage).unwrap();
     vec![
         ready, running, blocked, done, archived, todo, scheduled, triage,
@@ -268,8 +180,8 @@ fn seed_states(s: &Server) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_refused_for_a_bad_assignee_changes_nothing() {
     let s = start_with(config(None)).await;
-    let id = s.task("original", &[]);
-    let before = s.board().dump_rows().unwrap();
+    let id = s.task_with("original", &[]);
+    let before = s.board().snapshot().unwrap();
     let (st, v) = s
         .call(
             Method::PATCH,
@@ -281,13 +193,13 @@ async fn patch_refused_for_a_bad_assignee_changes_nothing() {
     assert!(v["detail"].as_str().unwrap().contains("assignee"), "{v}");
     let t = s.board().get_task(&id).unwrap();
     assert_eq!((t.title.as_str(), t.priority), ("original", 0));
-    assert_eq!(s.board().dump_rows().unwrap(), before);
+    assert_eq!(s.board().snapshot().unwrap(), before);
 
     // A refused status move (done → ready is not a move a done task makes while a sibling
     // step already succeeded) rolls back the title too.
-    let kid_parent = s.task("parent", &[]);
-    let kid = s.task("kid", std::slice::from_ref(&kid_parent));
-    let before = s.board().dump_rows().unwrap();
+    let kid_parent = s.task_with("parent", &[]);
+    let kid = s.task_with("kid", std::slice::from_ref(&kid_parent));
+    let before = s.board().snapshot().unwrap();
     let (st, v) = s
         .call(
             Method::PATCH,
@@ -297,12 +209,12 @@ async fn patch_refused_for_a_bad_assignee_changes_nothing() {
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains(&kid_parent), "{v}");
-    assert_eq!(s.board().dump_rows().unwrap(), before);
+    assert_eq!(s.board().snapshot().unwrap(), before);
 
     // Bulk: every item refused → nothing applied (it used to apply the priority).
     let b = s.board();
     b.claim_task(&id, None).unwrap();
-    let before = s.board().dump_rows().unwrap();
+    let before = s.board().snapshot().unwrap();
     let (st, v) = s
         .call(
             Method::POST,
@@ -313,7 +225,7 @@ async fn patch_refused_for_a_bad_assignee_changes_nothing() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let results = v["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["ok"] == false), "{v}");
-    assert_eq!(s.board().dump_rows().unwrap(), before);
+    assert_eq!(s.board().snapshot().unwrap(), before);
 }
 
 /// Defect 1, fuzzed: a few hundred random PATCH and bulk bodies from a seeded RNG against
@@ -334,7 +246,7 @@ async fn fuzzed_patch_and_bulk_refusals_change_nothing() {
         }
         let body = fuzz_body(&mut rng);
         let bulk = rng.chance(35);
-        let before = s.board().dump_rows().unwrap();
+        let before = s.board().snapshot().unwrap();
         let (st, v, refused) = if bulk {
             let mut b = body.clone();
             let mut targets = vec![json!(rng.pick(&ids).clone())];
@@ -374,7 +286,7 @@ async fn fuzzed_patch_and_bulk_refusals_change_nothing() {
         );
         if refused {
             refusals += 1;
-            let after = s.board().dump_rows().unwrap();
+            let after = s.board().snapshot().unwrap();
             assert!(
                 after == before,
                 "case {case} (seed {seed}): refused ({st} {v}) but the DB changed; body {body:?}"
@@ -395,7 +307,7 @@ async fn fuzzed_patch_and_bulk_refusals_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_refuses_unknown_fields_naming_them() {
     let s = start_with(config(None)).await;
-    let id = s.task("t", &[]);
+    let id = s.task_with("t", &[]);
     for (m, path, body) in [
         (
             Method::PATCH,
@@ -418,7 +330,7 @@ async fn rest_refuses_unknown_fields_naming_them() {
             json!({"body": "b", "autor": "me"}),
         ),
     ] {
-        let before = s.board().dump_rows().unwrap();
+        let before = s.board().snapshot().unwrap();
         let (st, v) = s.call(m.clone(), &path, Some(body.clone())).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{m} {path}: {v}");
         let d = v["detail"].as_str().unwrap();
@@ -433,7 +345,7 @@ async fn rest_refuses_unknown_fields_naming_them() {
             d.contains(&format!("'{key}'")) && d.contains("accepts"),
             "{d}"
         );
-        assert_eq!(s.board().dump_rows().unwrap(), before);
+        assert_eq!(s.board().snapshot().unwrap(), before);
     }
 }
 
@@ -442,7 +354,7 @@ async fn rest_refuses_unknown_fields_naming_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_as_a_string_holding_an_object_is_accepted_everywhere() {
     let s = start_with(config(None)).await;
-    let id = s.task("t", &[]);
+    let id = s.task_with("t", &[]);
     let (st, v) = s
         .call(
             Method::PATCH,
@@ -453,7 +365,7 @@ async fn metadata_as_a_string_holding_an_object_is_accepted_everywhere() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let runs = s.board().list_runs(&id, None).unwrap();
     assert_eq!(runs.last().unwrap().metadata, Some(json!({"tests": 12})));
-    let id2 = s.task("t2", &[]);
+    let id2 = s.task_with("t2", &[]);
     let (st, v) = s
         .call(
             Method::PATCH,
@@ -567,7 +479,10 @@ fn a_long_lock_wait_says_what_it_waits_for() {
 // ---------------------------------------------------------------------------------------------
 // Defect 3: with a token configured, loopback peers need it too (on /mcp as everywhere).
 
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+const INIT: &str = concat!(
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","#,
+    r#""capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+);
 
 async fn mcp_init(s: &Server, bearer: Option<&str>) -> reqwest::Response {
     let mut rq = s
@@ -600,7 +515,7 @@ async fn serve_token_protects_mcp_from_loopback_peers() {
         mcp_init(&s, Some("s3cret-admin")).await.status(),
         StatusCode::OK
     );
-    let id = s.task("w", &[]);
+    let id = s.task_with("w", &[]);
     let b = s.board();
     let claim = b.claim_task(&id, None).unwrap();
     let run_token = b.mint_run_token(&id, claim.run_id).unwrap();
@@ -709,7 +624,9 @@ fn serve_accepts_a_host_name_and_logs_plain_text_to_a_file() {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             c,
-            "POST /mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            "POST /mcp HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: \
+             application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: \
+             {}\r\nConnection: close\r\n\r\n{INIT}",
             INIT.len()
         )
         .unwrap();
@@ -764,7 +681,9 @@ fn fake_worker(cli: &Cli, name: &str, body: &str) -> std::path::PathBuf {
         // The first line answers the dispatcher's `hermes --help` flag probe, so the body runs
         // only as the worker.
         format!(
-            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"
+            "#!/bin/bash\nif [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] \
+             [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; \
+             fi\nHK={HK}\nT=\"$HERMES_KANBAN_TASK\"\n{body}\n"
         ),
     )
     .unwrap();

@@ -4,8 +4,6 @@
 //! Slack/Discord/JSON bodies, tenant/assignee/kind filters, `notify test`, config errors that
 //! name the key, and `notify-subscribe` saying who delivers.
 
-mod cli_support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Stdio};
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::{Cli, wait_until};
 use serde_json::Value;
 
 /// One request the receiver got.
@@ -86,7 +84,8 @@ impl Receiver {
                 };
                 let _ = write!(
                     conn,
-                    "HTTP/1.1 {status} {reason}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+                    "HTTP/1.1 {status} {reason}\r\nContent-Length: 4\r\nConnection: \
+                     close\r\n\r\nnope"
                 );
             }
         });
@@ -164,17 +163,14 @@ fn stop(mut d: Child) {
 
 /// Wait until the host has created the hook's cursor (it exists once delivery runs).
 fn wait_for_cursor(cli: &Cli, hook: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cli
-        .board()
-        .webhook_cursors()
-        .unwrap()
-        .iter()
-        .any(|c| c.hook == hook)
-    {
-        assert!(Instant::now() < deadline, "no cursor for {hook}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("the cursor of {hook}"),
+        Duration::from_secs(30),
+        || {
+            let cursors = cli.board().webhook_cursors().unwrap();
+            cursors.iter().any(|c| c.hook == hook).then_some(())
+        },
+    );
 }
 
 #[test]
@@ -360,7 +356,8 @@ fn a_hook_that_stays_down_is_given_up_on_after_bounded_retries() {
     write_config(
         &cli,
         &format!(
-            "    max_attempts: 3\n    webhooks:\n      - {{name: down, url: '{}'}}\n      - {{name: up, url: '{}'}}\n",
+            "    max_attempts: 3\n    webhooks:\n      - {{name: down, url: '{}'}}\n      - \
+             {{name: up, url: '{}'}}\n",
             rx.url("/down"),
             rx.url("/up")
         ),
@@ -459,7 +456,8 @@ fn bad_config_names_the_key_and_stops_start_up() {
     let cli = Cli::new();
     write_config(
         &cli,
-        "    webhooks:\n      - url: 'http://127.0.0.1:9/x'\n        format: slak\n        events: [complted]\n",
+        "    webhooks:\n      - url: 'http://127.0.0.1:9/x'\n        format: slak\n        events: \
+         [complted]\n",
     );
     for args in [
         &["daemon", "--interval", "30"][..],

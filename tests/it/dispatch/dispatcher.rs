@@ -3,15 +3,13 @@
 //! exit 75, hang past their max runtime, die by SIGKILL — driven by one-shot `dispatch` runs, by
 //! the `daemon` host and by in-process ticks. Every scenario ends with the invariant check.
 
-mod cli_support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::Cli;
+use crate::helpers::Cli;
 use hermes_kanban::dispatch::config::KanbanConfig;
 use hermes_kanban::dispatch::{HostState, TickOptions, dispatch_once};
 use hermes_kanban::kernel::{Board, Env, Status, Task};
@@ -21,7 +19,9 @@ const HK: &str = env!("CARGO_BIN_EXE_hermes-kanban");
 
 /// The first lines of every fake `hermes`: answer the dispatcher's `--help` flag probe like
 /// Hermes 0.19.0 (its top-level flags), without running the worker body.
-const FAKE_HELP: &str = "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\n";
+const FAKE_HELP: &str = "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] \
+                         [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit \
+                         0; fi\n";
 
 /// A temp HERMES_HOME with a `worker` profile, fake worker scripts and short knobs.
 struct Lab {
@@ -57,7 +57,8 @@ impl Lab {
     fn worker_with_help(&self, name: &str, help: &str, body: &str) -> PathBuf {
         let p = self.dir().join(name);
         let script = format!(
-            "#!/bin/bash\n{help}HK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \"$LAB/$T.pid\"\n{body}\n",
+            "#!/bin/bash\n{help}HK={HK}\nLAB={lab}\nT=\"$HERMES_KANBAN_TASK\"\necho \"$$\" > \
+             \"$LAB/$T.pid\"\n{body}\n",
             lab = self.dir().display()
         );
         std::fs::write(&p, script).unwrap();
@@ -175,7 +176,8 @@ fn a_worker_that_heartbeats_and_completes_finishes_the_task() {
     let lab = Lab::new();
     let hermes = lab.worker(
         "complete.sh",
-        r#"echo "argv: $*"; env | grep -E '^(HERMES_|TERMINAL_)' | sort > "$LAB/$T.env"; pwd > "$LAB/$T.cwd"
+        r#"echo "argv: $*"
+env | grep -E '^(HERMES_|TERMINAL_)' | sort > "$LAB/$T.env"; pwd > "$LAB/$T.cwd"
 $HK heartbeat "$T" --note working
 $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"#,
     );
@@ -225,7 +227,8 @@ $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"
     let log = std::fs::read_to_string(lab.cli.home().join(format!("kanban/logs/{t}.log"))).unwrap();
     assert!(
         log.contains(&format!(
-            "argv: -p worker --cli --accept-hooks --skills github-code-review chat -q work kanban task {t}"
+            "argv: -p worker --cli --accept-hooks --skills github-code-review chat -q work kanban \
+             task {t}"
         )),
         "{log}"
     );
@@ -245,7 +248,9 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     let v019 = lab.worker("hermes-019.sh", body);
     let v022 = lab.worker_with_help(
         "hermes-022.sh",
-        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] [--reasoning LEVEL] [--accept-hooks] [--skills SKILLS] [--cli]'; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--provider PROVIDER] \
+         [--reasoning LEVEL] [--accept-hooks] [--skills SKILLS] [--cli]'; echo probed >> \
+         \"$0.probes\"; exit 0; fi\n",
         body,
     );
     let argv_of = |t: &str| {
@@ -271,7 +276,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&a),
         format!(
-            "-p worker --cli --accept-hooks -m gpt-5.5 --provider openrouter chat -q work kanban task {a}"
+            "-p worker --cli --accept-hooks -m gpt-5.5 --provider openrouter chat -q work kanban \
+             task {a}"
         ),
         "0.19.0 has no --reasoning; no kanban-worker skill in the profile"
     );
@@ -291,7 +297,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&b),
         format!(
-            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 --provider openrouter --reasoning high chat -q work kanban task {b}"
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 --provider \
+             openrouter --reasoning high chat -q work kanban task {b}"
         )
     );
     let c = lab.create("plain", &[]);
@@ -315,7 +322,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     std::thread::sleep(Duration::from_millis(20));
     lab.worker_with_help(
         "hermes-022.sh",
-        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
+        "if [ \"$1\" = --help ]; then echo 'usage: hermes [-h] [-m MODEL] [--cli] [--accept-hooks] \
+         [--skills SKILLS]   '; echo probed >> \"$0.probes\"; exit 0; fi\n",
         body,
     );
     let d = lab.create("after an upgrade", &pinned);
@@ -324,7 +332,8 @@ fn the_default_argv_follows_the_profile_skills_and_the_installed_hermes_flags() 
     assert_eq!(
         argv_of(&d),
         format!(
-            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban task {d}"
+            "-p worker --cli --accept-hooks --skills kanban-worker -m gpt-5.5 chat -q work kanban \
+             task {d}"
         ),
         "this hermes lists neither --provider nor --reasoning"
     );
@@ -840,7 +849,7 @@ fn a_dry_run_writes_nothing() {
     lab.cli.run(&["claim", &expired, "--ttl", "1"]).ok();
     std::thread::sleep(Duration::from_millis(2100));
 
-    let rows = lab.board().dump_rows().unwrap();
+    let rows = lab.board().snapshot().unwrap();
     let db = lab.cli.db();
     let side = |s: &str| PathBuf::from(format!("{}{s}", db.display()));
     // The DB and its WAL (the -shm is SQLite's shared-memory index, rebuilt by whichever
@@ -851,7 +860,7 @@ fn a_dry_run_writes_nothing() {
     let after = files();
     assert_eq!(before, after, "dry run touched the database files");
     assert_eq!(
-        lab.board().dump_rows().unwrap(),
+        lab.board().snapshot().unwrap(),
         rows,
         "dry run changed rows"
     );
@@ -877,7 +886,8 @@ $HK complete "$T" --summary "served by another agent CLI""#,
     std::fs::write(
         lab.cli.home().join("config.yaml"),
         format!(
-            "kanban:\n  worker_command:\n    codex: [\"{}\", \"--task\", \"{{task_id}}\", \"--board\", \"{{board}}\", \"--as\", \"{{assignee}}\", \"{{prompt}}\"]\n",
+            "kanban:\n  worker_command:\n    codex: [\"{}\", \"--task\", \"{{task_id}}\", \
+             \"--board\", \"{{board}}\", \"--as\", \"{{assignee}}\", \"{{prompt}}\"]\n",
             agent.display()
         ),
     )
@@ -1205,7 +1215,8 @@ $HK complete "$T" --summary "done under serve""#,
         let mut c = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
         write!(
             c,
-            "POST /api/dispatch?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "POST /api/dispatch?dry_run=true HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: \
+             0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut resp = String::new();
@@ -1275,7 +1286,8 @@ fn http_post(port: u16, path: &str, body: &str) -> String {
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         c,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: \
+         application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -1445,8 +1457,8 @@ fn skills_reach_profiles_and_missing_skills_are_warned_before_a_spawn() {
 /// One board for the dry-run/tick comparison: two profiles, ready work of both at several
 /// priorities, an unassigned task, a task of an assignee without a profile, a respawn-guarded
 /// task (its last failure reads like a quota problem), a running task, a review task and a
-/// todo child (of the highest priority) whose parent is done. Returns the lab and its fake `hermes` (waits for
-/// `$LAB/release`, then completes).
+/// todo child (of the highest priority) whose parent is done. Returns the lab and its fake
+/// `hermes` (waits for `$LAB/release`, then completes).
 fn comparison_board() -> (Lab, PathBuf) {
     use hermes_kanban::kernel::{NewTask, ReviewRequest, SettledBy, WorkerExit};
     let lab = Lab::new();
@@ -1694,7 +1706,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let running = lab.create("running", &[]);
     b.claim_task(&running, None).unwrap();
     let next = lab.create("next", &[]);
-    let rows = b.dump_rows().unwrap();
+    let rows = b.snapshot().unwrap();
     let at = |caps: SpawnCaps| {
         b.claim_under_caps(&next, Lane::Ready, None, "host:1", caps)
             .unwrap()
@@ -1712,7 +1724,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
         at(profile_full),
         CapClaim::ProfileAtCap { running: 1 }
     ));
-    assert_eq!(b.dump_rows().unwrap(), rows, "a refused claim wrote");
+    assert_eq!(b.snapshot().unwrap(), rows, "a refused claim wrote");
     let free = SpawnCaps {
         max_running: Some(2),
         per_profile: Some(2),
