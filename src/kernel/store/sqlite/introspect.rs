@@ -56,4 +56,3 @@ pub(crate) fn integrity_check(c: &Tx) -> Result<String> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows.join("; "))
 }
-
