@@ -145,9 +145,17 @@ fn narrow(tools: &[String]) -> Result<Option<BTreeSet<String>>, CliError> {
     Ok(Some(set))
 }
 
+/// At most this many blocking threads (kernel calls, the dispatcher loop): each kept its own
+/// peak of heap alive, so an unbounded pool (tokio's default is 512) let `serve` hold
+/// hundreds of MB after a burst of dashboard refreshes. Board calls queue on the board's
+/// handle anyway, so more threads than this add memory, not throughput.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
@@ -258,7 +266,22 @@ fn resolve_bind(raw: &str) -> Result<(SocketAddr, Option<String>), CliError> {
     Ok((pick, Some(host.trim_matches(['[', ']']).to_string())))
 }
 
+/// Bound glibc's allocator for the long-running server — the one place `serve` tunes it.
+/// glibc gives each thread that allocates concurrently its own arena (up to 8 × cores) and
+/// keeps each arena's peak: on a 10k board, dashboard refreshes left `serve` at ~300 MB RSS.
+/// Two arenas hold it near 60 MB at a small cost in allocator contention. Other C libraries
+/// (musl) have no arenas; nothing to do there.
+fn bound_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before the runtime's
+    // threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
+    bound_allocator();
     let tools = narrow(&a.tools)?;
     let (bind, bind_host) = resolve_bind(&a.bind)?;
     ctx.open()?;

@@ -41,6 +41,9 @@ pub struct BoardViewQuery {
     /// Fill [`BoardCard::status_since`] (one more pass over the event log, so only on request:
     /// the dashboard asks while "Age in status" is on).
     pub status_since: bool,
+    /// Leave out tasks in these statuses (the capped columns, which `board_page.rs` reads as
+    /// pages of their own).
+    pub exclude_statuses: Vec<Status>,
 }
 
 /// One card of the board: the task row plus the figures a card shows.
@@ -153,6 +156,15 @@ fn view_filter(q: &BoardViewQuery) -> (String, Vec<Value>) {
     let mut args: Vec<Value> = Vec::new();
     if q.ids.is_none() && !q.include_archived {
         clauses.push("status != 'archived'".into());
+    }
+    if !q.exclude_statuses.is_empty() {
+        // Enum names only (no user text), so they are inlined.
+        let names: Vec<String> = q
+            .exclude_statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        clauses.push(format!("status NOT IN ({})", names.join(", ")));
     }
     if let Some(t) = &q.tenant {
         args.push(Value::String(t.clone()));
