@@ -424,6 +424,7 @@ async fn compact_board_caps_done_with_a_count_and_a_cursor() {
         )
         .await;
     assert_eq!(v["cards"][0]["id"], json!(deep));
+    assert_eq!(v["column_totals"], json!({"archived": 30, "done": 451}));
 
     // Refusals name what is wrong.
     let e = s

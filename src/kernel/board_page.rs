@@ -109,14 +109,8 @@ fn check_limit(limit: usize) -> Result<()> {
     }
 }
 
-/// The ids of one page of `status` (newest first), the column's total and the next cursor.
-fn page_ids(
-    c: &Tx,
-    q: &BoardViewQuery,
-    status: Status,
-    after: Option<&ColumnCursor>,
-    limit: usize,
-) -> Result<(Vec<String>, i64, Option<ColumnCursor>)> {
+/// `(WHERE clause, args)` selecting the tasks of `status` the query's filters cover.
+fn column_filter(q: &BoardViewQuery, status: Status) -> (String, Vec<Arg>) {
     let mut args: Vec<Arg> = vec![Arg::Text(status.as_str().into())];
     let mut filter = String::from("status = ?1");
     for (col, v) in [
@@ -129,10 +123,27 @@ fn page_ids(
             filter.push_str(&format!(" AND {col} = ?{}", args.len()));
         }
     }
-    let total: i64 = c.one(
+    (filter, args)
+}
+
+fn column_total(c: &Tx, q: &BoardViewQuery, status: Status) -> Result<i64> {
+    let (filter, args) = column_filter(q, status);
+    c.one(
         &format!("SELECT count(*) FROM tasks WHERE {filter}"),
         &arg_refs(&args),
-    )?;
+    )
+}
+
+/// The ids of one page of `status` (newest first), the column's total and the next cursor.
+fn page_ids(
+    c: &Tx,
+    q: &BoardViewQuery,
+    status: Status,
+    after: Option<&ColumnCursor>,
+    limit: usize,
+) -> Result<(Vec<String>, i64, Option<ColumnCursor>)> {
+    let total = column_total(c, q, status)?;
+    let (filter, mut args) = column_filter(q, status);
     let mut page_filter = filter;
     if let Some(cur) = after {
         let n = args.len();
@@ -171,6 +182,18 @@ fn page_ids(
 }
 
 impl Board {
+    /// How many tasks each capped column holds under the query's filters (its `ids` and
+    /// `exclude_statuses` are ignored), so a client holding only some pages keeps its counts
+    /// right as cards move in and out.
+    pub fn column_totals(&self, q: &BoardViewQuery) -> Result<Vec<(Status, i64)>> {
+        self.read(|c| {
+            CAPPED_COLUMNS
+                .iter()
+                .map(|s| Ok((*s, column_total(c, q, *s)?)))
+                .collect()
+        })
+    }
+
     /// One page of a capped column (`done` or `archived`), newest first, with the column's
     /// total and the cursor of the next page. `after` is the previous page's `next_cursor`
     /// (`None` for the first page); `limit` is 1..=[`MAX_COLUMN_LIMIT`]. The query's tenant

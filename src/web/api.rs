@@ -308,6 +308,10 @@ fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
 struct CardsOut<'a> {
     cards: Vec<CardOut<'a>>,
     missing: Vec<&'a String>,
+    /// Compact only: every capped column's total (`{done, archived}`), so a page that holds
+    /// some of their cards keeps its counts right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column_totals: Option<BTreeMap<&'static str, i64>>,
     tenants: &'a [String],
     assignees: &'a [String],
     latest_event_id: i64,
@@ -345,7 +349,7 @@ pub const COLUMNS: &[Status] = &[
 /// (default 200; `0` = all), newest first, and carry `total` and `next_cursor`; without it
 /// (Hermes' endpoint) every column is complete unless `done_limit` is given.
 /// With `ids`, `{cards, missing, …}` for those tasks only (the dashboard's incremental
-/// refresh); with `column` (and `cursor` from `next_cursor`), `{name, tasks, total,
+/// refresh; compact adds `column_totals{done, archived}`); with `column` (and `cursor` from `next_cursor`), `{name, tasks, total,
 /// next_cursor, now}`: the next page of that column ("load more").
 async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
     match board_inner(st, q).await {
@@ -448,9 +452,13 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<Re
     }
 
     if let Some(ids) = ids {
-        let view = st
+        let (view, totals) = st
             .on(board.as_deref(), move |b| {
                 let mut query = query;
+                let totals = match compact {
+                    true => Some(b.column_totals(&query)?),
+                    false => None,
+                };
                 // A child's change moves its parents' progress: refresh them too.
                 if let Some(ids) = &mut query.ids {
                     let mut extra: Vec<String> = Vec::new();
@@ -463,7 +471,7 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<Re
                     }
                     ids.extend(extra);
                 }
-                Ok(b.board_view(&query, &cfg)?)
+                Ok((b.board_view(&query, &cfg)?, totals))
             })
             .await?;
         let now = view.now;
@@ -476,6 +484,7 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<Re
                 .map(|c| card_out(c, now, compact))
                 .collect(),
             missing: ids.iter().filter(|i| !found.contains(i.as_str())).collect(),
+            column_totals: totals.map(|t| t.into_iter().map(|(s, n)| (s.as_str(), n)).collect()),
             tenants: &view.tenants,
             assignees: &view.assignees,
             latest_event_id: view.latest_event_id,
