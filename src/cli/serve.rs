@@ -266,22 +266,9 @@ fn resolve_bind(raw: &str) -> Result<(SocketAddr, Option<String>), CliError> {
     Ok((pick, Some(host.trim_matches(['[', ']']).to_string())))
 }
 
-/// Bound glibc's allocator for the long-running server — the one place `serve` tunes it.
-/// glibc gives each thread that allocates concurrently its own arena (up to 8 × cores) and
-/// keeps each arena's peak: on a 10k board, dashboard refreshes left `serve` at ~300 MB RSS.
-/// Two arenas hold it near 60 MB at a small cost in allocator contention. Other C libraries
-/// (musl) have no arenas; nothing to do there.
-fn bound_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called before the runtime's
-    // threads exist.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
-    bound_allocator();
+    // Bound glibc's arenas before any thread starts (see src/alloc.rs).
+    crate::alloc::bound_for_server();
     let tools = narrow(&a.tools)?;
     let (bind, bind_host) = resolve_bind(&a.bind)?;
     ctx.open()?;

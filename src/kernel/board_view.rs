@@ -196,11 +196,25 @@ fn chunked<T>(
     row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
+    chunked_each(c, all_sql, in_sql, ids, row, |t| out.push(t))?;
+    Ok(out)
+}
+
+/// [`chunked`], handing each row to `sink` instead of collecting them (a whole-board scan
+/// that keeps a few rows must not hold all of them at once).
+fn chunked_each<T>(
+    c: &Tx,
+    all_sql: &str,
+    in_sql: &str,
+    ids: Option<&[String]>,
+    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    mut sink: impl FnMut(T),
+) -> Result<()> {
     match ids {
         None => {
             let mut st = c.prepare_cached(all_sql)?;
             for r in st.query_map([], &row)? {
-                out.push(r?);
+                sink(r?);
             }
         }
         Some(ids) => {
@@ -208,12 +222,12 @@ fn chunked<T>(
                 let marks = vec!["?"; chunk.len()].join(",");
                 let mut st = c.prepare(&in_sql.replace("{marks}", &marks))?;
                 for r in st.query_map(params_from_iter(chunk.iter()), &row)? {
-                    out.push(r?);
+                    sink(r?);
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
@@ -416,16 +430,16 @@ impl Board {
                 let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
                 let scan_all = candidates.len() > 2 * CHUNK;
                 let scope = (!scan_all).then_some(candidates.as_slice());
-                for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
+                chunked_each(c, &ev_all, &ev_in, scope, diag_event, |e| {
                     if wanted.contains(e.task_id.as_str()) {
                         events.entry(e.task_id.clone()).or_default().push(e);
                     }
-                }
-                for r in chunked(c, &run_all, &run_in, scope, Run::from_row)? {
+                })?;
+                chunked_each(c, &run_all, &run_in, scope, Run::from_row, |r| {
                     if wanted.contains(r.task_id.as_str()) {
                         runs.entry(r.task_id.clone()).or_default().push(r);
                     }
-                }
+                })?;
             }
             let cards = tasks
                 .into_iter()

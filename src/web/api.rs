@@ -632,6 +632,19 @@ impl BoardBody {
     }
 }
 
+impl Drop for BoardBody {
+    fn drop(&mut self) {
+        // The view is freed after this body; hand a large board's memory back once it is.
+        let large =
+            self.view.cards.len() + self.pages.iter().map(|p| p.cards.len()).sum::<usize>() > 2000;
+        if large {
+            self.view.cards = Vec::new();
+            self.pages = Vec::new();
+            crate::alloc::release_free_memory();
+        }
+    }
+}
+
 impl Iterator for BoardBody {
     type Item = Bytes;
 
