@@ -285,7 +285,39 @@ fn serve_rss(rt: &tokio::runtime::Runtime, n: usize, rounds: usize, render: bool
     row
 }
 
+/// A row of BENCHMARKS.md's targets table (scripts/bench collects them in $BENCH_TARGETS).
+fn target(row: &str) {
+    use std::io::Write;
+    if let Ok(p) = std::env::var("BENCH_TARGETS") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        writeln!(f, "{row}").unwrap();
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
 fn print_serve(rows: &[ServeRow], rounds: usize) {
+    if let Some(r) = rows.iter().find(|r| r.n == 100_000) {
+        target(&format!(
+            "| `serve` on a 100k board under refreshing dashboards < 100 MB RSS | {:.0} MB after {} refreshes (peak {:.0} MB) | {} |",
+            r.rss_compact,
+            3 * rounds,
+            r.hwm_compact,
+            verdict(r.rss_compact < 100.0)
+        ));
+        if let Some((painted, ..)) = r.render {
+            target(&format!(
+                "| dashboard first full render at 100k tasks < 1 s (headless Chromium) | {painted:.0} ms | {} |",
+                verdict(painted < 1000.0)
+            ));
+        }
+    }
     println!(
         "| `serve` (release, `--no-dispatch`), 3 dashboards × {rounds} refreshes | `?compact=1` | body (Done/Archived capped at 200) | body uncapped (`done_limit=0`) | RSS after | peak (VmHWM) | full `GET /api/board` | body | RSS after | peak |"
     );

@@ -509,25 +509,30 @@ async fn board_inner(st: Arc<WebState>, q: HashMap<String, String>) -> Result<Re
     )))
 }
 
-/// Where a board column's cards come from: cards of the view (by index) or a capped page.
-enum ColumnSrc {
-    View(Vec<usize>),
-    Page(usize),
-}
+/// One column of the board body: its name, its cards (indexes into [`BoardBody::cards`]) and,
+/// for a capped column, `(total, next_cursor)`.
+type ColumnPlan = (&'static str, Vec<usize>, Option<(i64, Option<String>)>);
 
 /// The board's JSON (`{columns, tenants, assignees, latest_event_id, now}`), produced in
 /// pieces of about [`BoardBody::PIECE`] bytes as the connection takes them, so a 100k-task
-/// answer never exists whole in memory (it was 46.8 MB as one string).
+/// answer never exists whole in memory (it was 46.8 MB as one string), and each card is freed
+/// once written, so the view shrinks as the answer goes out.
 struct BoardBody {
-    view: BoardView,
-    pages: Vec<ColumnPage>,
+    cards: Vec<Option<BoardCard>>,
+    tenants: Vec<String>,
+    assignees: Vec<String>,
+    latest_event_id: i64,
+    now: i64,
     compact: bool,
-    cols: Vec<(&'static str, ColumnSrc)>,
+    cols: Vec<ColumnPlan>,
     col: usize,
     card: usize,
+    /// A card of the current column has been written (the next needs a comma).
+    wrote: bool,
     opened: bool,
     started: bool,
     finished: bool,
+    large: bool,
 }
 
 impl BoardBody {
@@ -538,30 +543,41 @@ impl BoardBody {
         if include_archived {
             names.push(Status::Archived);
         }
-        let mut by_status: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
-        for (i, c) in view.cards.iter().enumerate() {
-            // Unknown statuses fall into todo (REF §17.2).
-            let idx = names.iter().position(|s| *s == c.task.status).unwrap_or(1);
-            by_status[idx].push(i);
-        }
-        let cols = names
+        let mut cols: Vec<ColumnPlan> = names
             .iter()
-            .zip(by_status)
-            .map(|(s, idx)| {
-                let src = match pages.iter().position(|p| p.status == *s) {
-                    Some(p) => ColumnSrc::Page(p),
-                    None => ColumnSrc::View(idx),
-                };
-                (s.as_str(), src)
-            })
+            .map(|s| (s.as_str(), Vec::new(), None))
             .collect();
+        let mut cards: Vec<Option<BoardCard>> = view.cards.into_iter().map(Some).collect();
+        for (i, c) in cards.iter().enumerate() {
+            let status = c.as_ref().map(|c| c.task.status);
+            // Unknown statuses fall into todo (REF §17.2).
+            let idx = names.iter().position(|s| Some(*s) == status).unwrap_or(1);
+            cols[idx].1.push(i);
+        }
+        for p in pages {
+            let Some(idx) = names.iter().position(|s| *s == p.status) else {
+                continue;
+            };
+            let start = cards.len();
+            cards.extend(p.cards.into_iter().map(Some));
+            cols[idx] = (
+                p.status.as_str(),
+                (start..cards.len()).collect(),
+                Some((p.total, p.next_cursor.as_ref().map(ColumnCursor::encode))),
+            );
+        }
         BoardBody {
-            view,
-            pages,
+            large: cards.len() > 2000,
+            cards,
+            tenants: view.tenants,
+            assignees: view.assignees,
+            latest_event_id: view.latest_event_id,
+            now: view.now,
             compact,
             cols,
             col: 0,
             card: 0,
+            wrote: false,
             opened: false,
             started: false,
             finished: false,
@@ -569,21 +585,21 @@ impl BoardBody {
     }
 
     fn write_piece(&mut self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-        let now = self.view.now;
+        let now = self.now;
         if !self.started {
             buf.extend_from_slice(b"{\"columns\":[");
             self.started = true;
         }
         while buf.len() < Self::PIECE {
-            let Some((name, src)) = self.cols.get(self.col) else {
+            let Some((name, idx, page)) = self.cols.get(self.col) else {
                 buf.extend_from_slice(b"],\"tenants\":");
-                serde_json::to_writer(&mut *buf, &self.view.tenants)?;
+                serde_json::to_writer(&mut *buf, &self.tenants)?;
                 buf.extend_from_slice(b",\"assignees\":");
-                serde_json::to_writer(&mut *buf, &self.view.assignees)?;
+                serde_json::to_writer(&mut *buf, &self.assignees)?;
                 write!(
                     buf,
                     ",\"latest_event_id\":{},\"now\":{}}}",
-                    self.view.latest_event_id, now
+                    self.latest_event_id, now
                 )
                 .map_err(serde_json::Error::io)?;
                 self.finished = true;
@@ -598,32 +614,29 @@ impl BoardBody {
                 buf.extend_from_slice(b",\"tasks\":[");
                 self.opened = true;
             }
-            let card = match src {
-                ColumnSrc::View(idx) => idx.get(self.card).map(|&i| &self.view.cards[i]),
-                ColumnSrc::Page(p) => self.pages[*p].cards.get(self.card),
-            };
-            match card {
-                Some(c) => {
-                    if self.card > 0 {
-                        buf.push(b',');
+            match idx.get(self.card) {
+                Some(&i) => {
+                    // Written once, then freed (each card sits in one column).
+                    if let Some(c) = self.cards[i].take() {
+                        if self.wrote {
+                            buf.push(b',');
+                        }
+                        serde_json::to_writer(&mut *buf, &card_out(&c, now, self.compact))?;
+                        self.wrote = true;
                     }
-                    serde_json::to_writer(&mut *buf, &card_out(c, now, self.compact))?;
                     self.card += 1;
                 }
                 None => {
                     buf.push(b']');
-                    if let ColumnSrc::Page(p) = src {
-                        let p = &self.pages[*p];
-                        write!(buf, ",\"total\":{},\"next_cursor\":", p.total)
+                    if let Some((total, cursor)) = page {
+                        write!(buf, ",\"total\":{total},\"next_cursor\":")
                             .map_err(serde_json::Error::io)?;
-                        serde_json::to_writer(
-                            &mut *buf,
-                            &p.next_cursor.as_ref().map(ColumnCursor::encode),
-                        )?;
+                        serde_json::to_writer(&mut *buf, cursor)?;
                     }
                     buf.push(b'}');
                     self.col += 1;
                     self.card = 0;
+                    self.wrote = false;
                     self.opened = false;
                 }
             }
@@ -634,12 +647,9 @@ impl BoardBody {
 
 impl Drop for BoardBody {
     fn drop(&mut self) {
-        // The view is freed after this body; hand a large board's memory back once it is.
-        let large =
-            self.view.cards.len() + self.pages.iter().map(|p| p.cards.len()).sum::<usize>() > 2000;
-        if large {
-            self.view.cards = Vec::new();
-            self.pages = Vec::new();
+        // Hand a large board's memory back once its cards are gone.
+        if self.large {
+            self.cards = Vec::new();
             crate::alloc::release_free_memory();
         }
     }
