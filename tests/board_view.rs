@@ -578,6 +578,36 @@ fn capped_done_pages_newest_first_with_totals_and_a_cursor() {
     assert_eq!(capped.pages.len(), 1, "archived only when included");
     assert_eq!(capped.pages[0].cards.len(), 2);
     assert_eq!(capped.pages[0].total, 7);
+    // The capped board's other cards carry the same figures as the whole view's.
+    tb.board.claim_task(&open, None).unwrap();
+    tb.board
+        .block_task(hermes_kanban::kernel::BlockRequest {
+            task_id: open.clone(),
+            reason: Some("needs a decision".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    tb.board.add_comment(&open, "me", "hi").unwrap();
+    let whole = tb.board.board_view(&all, &cfg).unwrap();
+    let capped = tb.board.board_view_capped(&all, 2, &cfg).unwrap();
+    let fig = |c: &hermes_kanban::kernel::BoardCard| {
+        (
+            c.task.id.clone(),
+            c.latest_summary.clone(),
+            c.comment_count,
+            c.diagnostics.iter().map(|d| d.kind).collect::<Vec<_>>(),
+        )
+    };
+    let want: Vec<_> = whole
+        .cards
+        .iter()
+        .filter(|c| c.task.status != Status::Done)
+        .map(fig)
+        .collect();
+    let got: Vec<_> = capped.view.cards.iter().map(fig).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, 1);
     assert_eq!(
         tb.board.column_totals(&all).unwrap(),
         [(Status::Done, 7), (Status::Archived, 0)]

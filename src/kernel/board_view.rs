@@ -230,6 +230,23 @@ fn chunked_each<T>(
     Ok(())
 }
 
+/// ` AND task_id NOT IN (…)` for whole-board scans of runs and events when the view leaves
+/// some statuses out (the capped board), so their rows are not read at all; else empty.
+fn skip_excluded(q: &BoardViewQuery) -> String {
+    if q.exclude_statuses.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = q
+        .exclude_statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        " AND task_id NOT IN (SELECT id FROM tasks WHERE status IN ({}))",
+        names.join(", ")
+    )
+}
+
 fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
     rows.into_iter().collect()
 }
@@ -348,12 +365,13 @@ impl Board {
                 scope,
                 pair,
             )?);
+            let skip = skip_excluded(q);
             let summaries: HashMap<String, String> = chunked(
                 c,
-                "SELECT task_id, summary FROM (
+                &format!("SELECT task_id, summary FROM (
                    SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                           ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+                   FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != ''{skip}) WHERE rn = 1"),
                 "SELECT task_id, summary FROM (
                    SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                           ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
@@ -418,12 +436,14 @@ impl Board {
                     .collect::<Vec<_>>()
                     .join(",");
                 let ev_all = format!(
-                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id"
+                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
                 );
                 let ev_in = format!(
                     "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
                 );
-                let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
+                let run_all = format!(
+                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
+                );
                 let run_in = format!(
                     "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
                 );
