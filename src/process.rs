@@ -159,6 +159,10 @@ pub struct Termination {
     pub termination_attempted: bool,
     pub terminated: bool,
     pub sigkill: bool,
+    /// The recorded pid is alive but is not the process Hermes fingerprinted (a recycled
+    /// pid): nothing was signalled (UP §7 `reclaimed.pid_recycled`). Only written when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pid_recycled: bool,
 }
 
 impl Termination {

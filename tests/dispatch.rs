@@ -421,15 +421,25 @@ fn exit_3_twice_gives_up_and_the_task_stays_blocked() {
     assert_eq!(task.status, Status::Ready);
     assert_eq!(task.consecutive_failures, 1);
     let runs = lab.board().list_runs(&t, None).unwrap();
+    // The worker's last words (its log's tail, our supervisor's lines left out) travel with the
+    // crash, as upstream records them (UP §7 `crashed.worker_output`).
     assert!(
         runs[0]
             .error
             .as_deref()
             .unwrap()
-            .ends_with("exited with code 3"),
+            .ends_with("exited with code 3 Worker's last output: \"boom\""),
         "{:?}",
         runs[0].error
     );
+    let crashed = lab
+        .board()
+        .list_events(&t, None)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "crashed")
+        .unwrap();
+    assert_eq!(crashed.payload.unwrap()["worker_output"], "boom");
     let r = lab.dispatch(&hermes);
     assert_eq!(ids(&r, "crashed"), vec![t.clone()]);
     let task = lab.settled(&t);

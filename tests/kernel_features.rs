@@ -245,6 +245,7 @@ fn context_reproduces_the_observed_hermes_sample() {
         Some("A done: 3 sources"),
         Some(json!({"sources": 3, "changed_files": ["notes.md"]})),
     );
+    // The sample's Synthesize inherits its first parent's tenant (upstream's rule since 0.19.0).
     let c = ctx(b, &synth);
     let caveat = c
         .lines()
@@ -259,6 +260,7 @@ fn context_reproduces_the_observed_hermes_sample() {
             "# Kanban task {synth}: Synthesize\n\n\
              Assignee: reviewer\n\
              Status:   todo\n\
+             Tenant:   acme\n\
              Workspace: scratch @ (unresolved)\n\
              Max runtime: 1800s\n\
              Terminal timeout: 1770s\n\
@@ -2071,4 +2073,142 @@ fn delete_task_cascades_and_recomputes() {
     b.delete_archived_task(&c).unwrap();
     assert!(matches!(b.get_task(&c), Err(KernelError::TaskNotFound(_))));
     assert!(b.list_notify_subs(None).unwrap().is_empty());
+}
+
+// ----------------------------------------------------------------------------------------------
+// upstream ~0.22 creation and linking rules (UP §7, §10)
+// ----------------------------------------------------------------------------------------------
+
+fn payload_of(b: &Board, id: &str, kind: &str) -> Map<String, Value> {
+    b.list_events(id, None)
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} event on {id}"))
+        .payload
+        .and_then(|p| p.as_object().cloned())
+        .unwrap_or_default()
+}
+
+fn kinds_of(b: &Board, id: &str) -> Vec<String> {
+    b.list_events(id, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+fn sub_on(task: &str, chat: &str) -> SubKey {
+    SubKey {
+        task_id: task.into(),
+        platform: "telegram".into(),
+        chat_id: chat.into(),
+        thread_id: String::new(),
+    }
+}
+
+/// `created` carries upstream's keys; a worker's child names its creator, inherits the
+/// creator's session and subscriptions (cursor at the child's latest event: nothing is
+/// replayed); a child without a tenant takes its parent's; a child of an open parent says why
+/// it waits (`dependency_wait`).
+#[test]
+fn creation_follows_upstream_payload_and_inheritance() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let parent = create(
+        b,
+        NewTask {
+            tenant: Some("acme".into()),
+            session_id: Some("sess-1".into()),
+            ..new_task("parent", Some("worker"))
+        },
+    );
+    b.add_notify_sub(&sub_on(&parent, "chat-1"), Some("u1"), None)
+        .unwrap();
+    // The parent's own worker creates a child: HERMES_KANBAN_TASK names the creator.
+    let mut worker =
+        Board::open(&tb.env.clone().with("HERMES_KANBAN_TASK", &parent), None).unwrap();
+    worker.set_clock({
+        let c = tb.clock.clone();
+        Arc::new(move || c.load(std::sync::atomic::Ordering::SeqCst))
+    });
+    let child = worker
+        .create_task(NewTask {
+            parents: vec![parent.clone()],
+            ..new_task("child", Some("worker"))
+        })
+        .unwrap()
+        .task;
+    let p = payload_of(b, &child.id, "created");
+    for k in [
+        "creator_task_id",
+        "workspace_kind",
+        "workspace_path",
+        "project_id",
+        "model_override",
+        "provider_override",
+    ] {
+        assert!(p.contains_key(k), "created payload lacks {k}: {p:?}");
+    }
+    assert_eq!(p["creator_task_id"], json!(parent));
+    assert_eq!(p["workspace_kind"], json!("scratch"));
+    assert_eq!(child.tenant.as_deref(), Some("acme"), "tenant inherited");
+    assert_eq!(
+        child.session_id.as_deref(),
+        Some("sess-1"),
+        "session inherited"
+    );
+    assert_eq!(child.status, Status::Todo);
+    assert_eq!(
+        payload_of(b, &child.id, "dependency_wait"),
+        json!({"reason": "parent_not_done", "parent": parent})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
+    let subs = b.list_notify_subs(Some(&child.id)).unwrap();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0].chat_id, "chat-1");
+    assert_eq!(subs[0].user_id.as_deref(), Some("u1"));
+    let latest = b.list_events(&child.id, None).unwrap().last().unwrap().id;
+    assert_eq!(subs[0].last_event_id, latest, "no history replayed");
+    // An explicit tenant wins; a plain task names no creator.
+    let other = create(
+        b,
+        NewTask {
+            tenant: Some("beta".into()),
+            parents: vec![parent.clone()],
+            ..new_task("other", None)
+        },
+    );
+    assert_eq!(b.get_task(&other).unwrap().tenant.as_deref(), Some("beta"));
+    assert_eq!(
+        payload_of(b, &parent, "created")["creator_task_id"],
+        Value::Null
+    );
+    assert_invariants(b);
+}
+
+/// Linking a ready child under an open parent demotes it with `dependency_wait {demoted}` and
+/// hands it the parent's subscriptions.
+#[test]
+fn link_under_an_open_parent_explains_the_demotion_and_inherits_subscriptions() {
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let parent = create(b, new_task("parent", None));
+    let child = create(b, new_task("child", None));
+    b.add_notify_sub(&sub_on(&parent, "chat-9"), None, None)
+        .unwrap();
+    b.link_tasks(&parent, &child).unwrap();
+    assert_eq!(b.get_task(&child).unwrap().status, Status::Todo);
+    let p = payload_of(b, &child, "dependency_wait");
+    assert_eq!(p["demoted"], json!(true));
+    assert_eq!(p["parent"], json!(parent));
+    let k = kinds_of(b, &child);
+    let at = |kind: &str| k.iter().position(|x| x == kind).unwrap();
+    assert!(at("dependency_wait") < at("linked"), "{k:?}");
+    let subs = b.list_notify_subs(Some(&child)).unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].chat_id, "chat-9");
+    assert_invariants(b);
 }

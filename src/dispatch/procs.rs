@@ -60,6 +60,7 @@ pub fn terminate_run(task: &Task, proc: Option<&RunProcess>, grace: Duration) ->
     match hermes_verdict(task, proc) {
         Some(FingerprintVerdict::Dead) => {
             t.terminated = true;
+            t.pid_recycled = task.worker_pid.is_some_and(crate::process::pid_alive);
             return t;
         }
         Some(FingerprintVerdict::AliveUnverified) => {

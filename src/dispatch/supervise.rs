@@ -167,6 +167,35 @@ fn sweep_group(pgid: i64) {
     }
 }
 
+/// The worker's last words from the task's log (upstream's `_worker_final_output`): the last
+/// 4,000 bytes, without our own `[supervisor …]` lines, Hermes' `session_id:` trailer and rule
+/// lines, joined into one line and cut to its last 400 characters. `None` when there is none.
+pub(crate) fn worker_log_tail(log: &std::path::Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4000))).ok()?;
+    let mut raw = Vec::new();
+    f.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let words: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with("[supervisor ")
+                && !l.starts_with("session_id:")
+                && !l
+                    .chars()
+                    .all(|c| matches!(c, '─' | '━' | '-' | '=' | '╭' | '╰' | '│'))
+        })
+        .collect();
+    let joined = words.join(" ");
+    let chars: Vec<char> = joined.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(400)..].iter().collect();
+    (!tail.is_empty()).then_some(tail)
+}
+
 fn exit_of(pid: i64, status: Option<ExitStatus>) -> WorkerExit {
     match status {
         Some(s) => WorkerExit::from_status(pid, s.code().map(i64::from), s.signal().map(i64::from)),
@@ -303,6 +332,11 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
             Ok(Some(status)) => {
                 sweep_group(pid);
                 let exit = exit_of(pid, Some(status));
+                let exit = if exit.class == crate::kernel::ExitClass::RateLimited {
+                    exit
+                } else {
+                    exit.with_output(worker_log_tail(&board.paths().log_file(&spec.task_id)))
+                };
                 say(&format!("worker {}", exit.describe()));
                 let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
                 if STOP.load(Ordering::SeqCst) {

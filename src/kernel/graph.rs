@@ -131,10 +131,25 @@ impl Board {
                 "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
                 params![parent, child],
             )?;
-            add_event(c, &child, None, "linked", obj! {"parent" => parent, "child" => child}, now)?;
             if ch.status == Status::Ready && !p.status.satisfies_children() {
-                c.execute("UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready'", [&child])?;
+                let gated = c.exec(
+                    "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready'",
+                    crate::args![child],
+                )?;
+                if gated == 1 {
+                    // Upstream says why the child went back to todo (UP §7).
+                    add_event(
+                        c,
+                        &child,
+                        None,
+                        "dependency_wait",
+                        obj! {"reason" => "parent_not_done", "demoted" => true, "parent" => parent},
+                        now,
+                    )?;
+                }
             }
+            add_event(c, &child, None, "linked", obj! {"parent" => parent, "child" => child}, now)?;
+            super::notify::inherit_subs_tx(c, &child, std::slice::from_ref(&parent), now)?;
             Ok(())
         })
     }

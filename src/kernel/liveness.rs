@@ -114,6 +114,9 @@ pub struct WorkerExit {
     pub sigkill: bool,
     /// For spawn failures: what went wrong.
     pub error: Option<String>,
+    /// The tail of the worker's own log (its last words: a model's refusal, a provider
+    /// error), recorded on `crashed` events as `worker_output` (UP §7).
+    pub output: Option<String>,
 }
 
 impl WorkerExit {
@@ -127,7 +130,14 @@ impl WorkerExit {
             limit_seconds: None,
             sigkill: false,
             error: None,
+            output: None,
         }
+    }
+
+    /// The same exit with the worker's last output attached (empty text counts as none).
+    pub fn with_output(mut self, output: Option<String>) -> WorkerExit {
+        self.output = output.filter(|o| !o.trim().is_empty());
+        self
     }
 
     /// Classify a wait status: exit code 0 → clean exit, 75 → rate limited, other codes →
@@ -237,6 +247,9 @@ impl WorkerExit {
         if let Some(e) = &self.error {
             m.insert("error".into(), json!(e));
         }
+        if let Some(o) = &self.output {
+            m.insert("worker_output".into(), json!(o));
+        }
         m
     }
 }
@@ -313,6 +326,10 @@ impl RunProcess {
                     .unwrap_or(false),
                 error: detail
                     .get("error")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                output: detail
+                    .get("worker_output")
                     .and_then(Value::as_str)
                     .map(str::to_string),
             });
@@ -821,6 +838,8 @@ impl Board {
                     (RunOutcome::Crashed, "protocol_violation", tripped, true)
                 }
                 ExitClass::RateLimited => {
+                    let mut detail = detail.clone();
+                    detail.remove("worker_output");
                     release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,
@@ -877,6 +896,11 @@ impl Board {
                     if terminal {
                         detail.insert("terminal_provider".into(), json!(true));
                     }
+                    // The board and the retry worker see why (upstream appends the same).
+                    let error = match &exit.output {
+                        Some(o) => format!("{error} Worker's last output: {o:?}"),
+                        None => error,
+                    };
                     release_to_ready(c, task_id, run_id, lane)?;
                     let rid = end_run(
                         c,

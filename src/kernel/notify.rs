@@ -196,3 +196,31 @@ impl Board {
         })
     }
 }
+
+/// Copy the subscriptions of `sources` (parents, or the creating task) to `child`, every
+/// routing column included, with the cursor at the child's latest event so nothing old is
+/// replayed — upstream's `_inherit_notify_subs` (UP §10: children inherit their parent's
+/// subscriptions). An existing subscription of the child is left as it is.
+pub(crate) fn inherit_subs_tx(c: &Tx, child: &str, sources: &[String], now: i64) -> Result<()> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    let cursor: i64 = c.one(
+        "SELECT COALESCE(MAX(id), 0) FROM task_events WHERE task_id=?1",
+        crate::args![child],
+    )?;
+    for src in sources {
+        c.exec(
+            "INSERT INTO kanban_notify_subs
+                 (task_id, platform, chat_id, thread_id, user_id, user_id_alt, chat_type,
+                  notifier_profile, delivery_mode, delivery_metadata, created_at, last_event_id)
+             SELECT ?1, platform, chat_id, thread_id, user_id, user_id_alt,
+                    COALESCE(chat_type, 'dm'), notifier_profile,
+                    COALESCE(delivery_mode, 'notify'), delivery_metadata, ?2, ?3
+               FROM kanban_notify_subs WHERE task_id = ?4
+             ON CONFLICT DO NOTHING",
+            crate::args![child, now, cursor, src],
+        )?;
+    }
+    Ok(())
+}

@@ -276,7 +276,12 @@ impl Board {
                 parents.push(p);
             }
         }
+        let creator = self
+            .env()
+            .get("HERMES_KANBAN_TASK")
+            .and_then(|t| v::task_id("HERMES_KANBAN_TASK", t).ok());
         Ok(PreparedTask {
+            creator,
             completion_contract,
             title,
             body,
@@ -845,6 +850,10 @@ pub(crate) struct PreparedTask {
     pub(crate) provider: Option<String>,
     pub(crate) reasoning: Option<String>,
     pub(crate) completion_contract: Option<String>,
+    /// The task whose worker is creating this one (`HERMES_KANBAN_TASK` in a worker's
+    /// environment): recorded as `creator_task_id` and the source of inherited session and
+    /// notify subscriptions, as upstream does (UP §7, §10).
+    pub(crate) creator: Option<String>,
 }
 
 /// Insert a prepared task inside the caller's write transaction (idempotency lookup included).
@@ -873,6 +882,10 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
         ..
     } = p;
     let new = p;
+    let creator = match &p.creator {
+        Some(t) => c.row::<String>("SELECT id FROM tasks WHERE id=?1", crate::args![t])?,
+        None => None,
+    };
     if let Some(k) = &key {
         let existing = query_tasks(
             c,
@@ -890,6 +903,20 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
         load_task(c, p)
             .map_err(|_| KernelError::invalid("parents", format!("unknown parent task {p}")))?;
     }
+    // A child without a tenant takes its first parent's (in the order given), as upstream's
+    // `initial_task_state` does; an explicit tenant wins.
+    let mut inherited = None;
+    if tenant.is_none() {
+        for p in parents {
+            let t =
+                c.row::<Option<String>>("SELECT tenant FROM tasks WHERE id=?1", crate::args![p])?;
+            if let Some(Some(t)) = t.filter(|t| t.as_deref().is_some_and(|s| !s.is_empty())) {
+                inherited = Some(t);
+                break;
+            }
+        }
+    }
+    let tenant = if tenant.is_some() { tenant } else { &inherited };
     let status = if new.initial_status == InitialStatus::Blocked {
         Status::Blocked
     } else if new.triage {
@@ -935,20 +962,22 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
             params![p, id],
         )?;
     }
+    // Upstream's payload (UP §7): 0.19.0's keys plus creator, workspace and model fields.
     let mut created = obj! {
         "assignee" => assignee,
         "status" => status.as_str(),
         "parents" => parents,
+        "creator_task_id" => creator,
         "tenant" => tenant,
+        "workspace_kind" => kind.as_str(),
+        "workspace_path" => workspace_path,
         "branch_name" => branch,
+        "project_id" => project_id,
         "skills" => if skills.is_empty() { Value::Null } else { json!(skills) },
         "goal_mode" => if new.goal_mode { json!(true) } else { Value::Null },
+        "model_override" => model,
+        "provider_override" => provider,
     };
-    // Upstream's keys (UP §7), only when set: a plain task's payload stays 0.19.0's.
-    if model.is_some() {
-        created.insert("model_override".into(), json!(model));
-        created.insert("provider_override".into(), json!(provider));
-    }
     if reasoning.is_some() {
         created.insert("reasoning_effort".into(), json!(reasoning));
     }
@@ -966,10 +995,46 @@ pub(crate) fn insert_task_tx(c: &Tx, p: &PreparedTask, now: i64) -> Result<Creat
             now,
         )?;
     }
+    if status == Status::Todo {
+        // Parked behind an open parent: say why, as upstream does (UP §7 `dependency_wait`).
+        if let Some(gate) = first_open_parent(c, parents)? {
+            add_event(
+                c,
+                &id,
+                None,
+                "dependency_wait",
+                obj! {"reason" => "parent_not_done", "parent" => gate},
+                now,
+            )?;
+        }
+    }
+    if let Some(creator) = &creator {
+        c.exec(
+            "UPDATE tasks SET session_id = COALESCE(session_id,
+                 (SELECT session_id FROM tasks WHERE id = ?1)) WHERE id = ?2",
+            crate::args![creator, id],
+        )?;
+        super::notify::inherit_subs_tx(c, &id, std::slice::from_ref(creator), now)?;
+    }
+    super::notify::inherit_subs_tx(c, &id, parents, now)?;
     Ok(Created {
         task: load_task(c, &id)?,
         existing: false,
     })
+}
+
+/// The first of `parents` (in the given order) that is neither done nor archived.
+pub(crate) fn first_open_parent(c: &Tx, parents: &[String]) -> Result<Option<String>> {
+    for p in parents {
+        let open = c.exists(
+            "SELECT 1 FROM tasks WHERE id=?1 AND status NOT IN ('done','archived')",
+            crate::args![p],
+        )?;
+        if open {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Files that make a `profiles/<name>/` directory a profile (UP §10, Hermes'
