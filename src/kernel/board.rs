@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::db;
@@ -15,6 +15,7 @@ use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
 use super::store::Tx;
 use super::types::{TASK_COLUMNS, Task, payload_text};
+use crate::args;
 
 /// A source of "now" in Unix seconds. Tests substitute a fixed clock.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -260,8 +261,9 @@ impl Board {
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
 pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
-    let mut st = c.prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"))?;
-    db::opt(st.query_row([id], Task::from_row))?
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"));
+    c.row::<Task>(sql, args![id])?
         .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
 }
 
@@ -274,11 +276,11 @@ pub(crate) fn add_event(
     payload: Map<String, Value>,
     now: i64,
 ) -> Result<i64> {
-    let mut st = c.prepare_cached(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    st.execute(params![task_id, run_id, kind, payload_text(&payload), now])?;
-    Ok(c.last_insert_rowid())
+    c.insert_id(
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
+        args![task_id, run_id, kind, payload_text(&payload), now],
+    )
 }
 
 /// Build a JSON object from pairs.

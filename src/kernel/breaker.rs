@@ -4,16 +4,15 @@
 //! unblocks it (SPEC §3.3 fix 2).
 
 use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event, load_task};
+use super::board::{Board, DEFAULT_FAILURE_LIMIT, add_event};
 use super::error::{KernelError, Result};
 use super::runs::end_run;
-use super::types::{RunOutcome, Status};
+use super::types::{RunOutcome, Status, Task};
 use super::validate as v;
-use crate::obj;
+use crate::{args, leave_running, obj};
 
 /// A failure to record.
 #[derive(Debug, Clone)]
@@ -83,7 +82,7 @@ impl Board {
 /// transaction (the liveness settlements apply an exit and count it in one transaction).
 pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<FailureVerdict> {
     let error = v::truncate(r.error.trim(), 500);
-    let t = load_task(c, &r.task_id)?;
+    let t = c.lock_task(&r.task_id)?;
     // A review-lane run (claimed from review) returns to review (UP §4); its settlement may
     // already have put the task back there.
     let lane = t.status == Status::Review || super::review::run_is_review_lane(c, &t)?;
@@ -103,93 +102,139 @@ pub(crate) fn record_failure_tx(c: &Tx, r: &FailureReport, now: i64) -> Result<F
         (None, Some(l)) => (l, "dispatcher"),
         (None, None) => (DEFAULT_FAILURE_LIMIT, "dispatcher"),
     };
-    let trip = r.force_trip || failures >= limit;
-    if trip {
-        let mut meta = obj! {
-            "failures" => failures,
-            "trigger_outcome" => r.outcome.as_str(),
-            "effective_limit" => limit,
-            "limit_source" => source,
-        };
-        meta.extend(r.extras.clone());
-        // A blocked task holds no claim and no open run (SPEC §3.3 fix 5), whatever the caller
-        // asked for: a trip always releases both.
-        let run_id = end_run(
-            c,
-            &t,
-            RunOutcome::GaveUp,
-            "gave_up",
-            None,
-            Some(&error),
-            Some(&meta),
-            now,
-        )?;
-        c.execute(
-            "UPDATE tasks SET status='blocked', consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
-            params![failures, error, r.task_id],
-        )?;
-        let mut payload = obj! {
-            "failures" => failures,
-            "effective_limit" => limit,
-            "limit_source" => source,
-            "error" => error,
-            "trigger_outcome" => r.outcome.as_str(),
-        };
-        payload.extend(r.extras.clone());
-        // Every trip holds until a human unblocks it (SPEC §3.3 fix 2); `sticky` tells
-        // upstream Hermes (~0.22), whose recompute otherwise judges a trip by its own counter
-        // limit, to hold it too (UP §6).
-        payload.insert("sticky".into(), json!(true));
-        if lane {
-            payload.insert("retry_status".into(), json!("review"));
-        }
-        add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
-        return Ok(FailureVerdict {
-            tripped: true,
+    let f = Counted {
+        t: &t,
+        error,
+        lane,
+        verdict: FailureVerdict {
+            tripped: false,
             failures,
             effective_limit: limit,
             limit_source: source,
-            run_id,
-        });
+            run_id: None,
+        },
+    };
+    if r.force_trip || failures >= limit {
+        trip(c, r, f, now)
+    } else {
+        count(c, r, f, now)
     }
+}
+
+/// One failure counted against a task: the task, the stored error, whether its run was a
+/// review-lane run, and the verdict so far.
+struct Counted<'a> {
+    t: &'a Task,
+    error: String,
+    lane: bool,
+    verdict: FailureVerdict,
+}
+
+/// The breaker trips: the run closes `gave_up`, the task goes to `blocked` holding no claim,
+/// event `gave_up` (sticky).
+fn trip(c: &Tx, r: &FailureReport, f: Counted<'_>, now: i64) -> Result<FailureVerdict> {
+    let Counted {
+        t,
+        error,
+        lane,
+        mut verdict,
+    } = f;
+    let (failures, limit, source) = (
+        verdict.failures,
+        verdict.effective_limit,
+        verdict.limit_source,
+    );
+    let mut meta = obj! {
+        "failures" => failures,
+        "trigger_outcome" => r.outcome.as_str(),
+        "effective_limit" => limit,
+        "limit_source" => source,
+    };
+    meta.extend(r.extras.clone());
+    // A blocked task holds no claim and no open run (SPEC §3.3 fix 5), whatever the caller
+    // asked for: a trip always releases both.
+    let run_id = end_run(
+        c,
+        t,
+        RunOutcome::GaveUp,
+        "gave_up",
+        None,
+        Some(&error),
+        Some(&meta),
+        now,
+    )?;
+    c.exec(
+        leave_running!(
+            "status='blocked', consecutive_failures=?1, last_failure_error=?2",
+            "id=?3"
+        ),
+        args![failures, error, r.task_id],
+    )?;
+    let mut payload = obj! {
+        "failures" => failures,
+        "effective_limit" => limit,
+        "limit_source" => source,
+        "error" => error,
+        "trigger_outcome" => r.outcome.as_str(),
+    };
+    payload.extend(r.extras.clone());
+    // Every trip holds until a human unblocks it (SPEC §3.3 fix 2); `sticky` tells
+    // upstream Hermes (~0.22), whose recompute otherwise judges a trip by its own counter
+    // limit, to hold it too (UP §6).
+    payload.insert("sticky".into(), json!(true));
+    if lane {
+        payload.insert("retry_status".into(), json!("review"));
+    }
+    add_event(c, &r.task_id, run_id, "gave_up", payload, now)?;
+    verdict.tripped = true;
+    verdict.run_id = run_id;
+    Ok(verdict)
+}
+
+/// Below the limit: count the failure, and release the task (closing its run) when asked.
+fn count(c: &Tx, r: &FailureReport, f: Counted<'_>, now: i64) -> Result<FailureVerdict> {
+    let Counted {
+        t,
+        error,
+        lane,
+        mut verdict,
+    } = f;
+    let failures = verdict.failures;
     // Releasing the claim without closing the run would leave a ready task with an open run.
-    let run_id = if r.end_run || r.release_claim {
-        end_run(
+    if r.release_claim || r.end_run {
+        let run_id = end_run(
             c,
-            &t,
+            t,
             r.outcome,
             r.outcome.as_str(),
             None,
             Some(&error),
             None,
             now,
-        )?
-    } else {
-        None
-    };
-    if r.release_claim || r.end_run {
-        c.execute(
-            "UPDATE tasks SET status=?4, consecutive_failures=?1, last_failure_error=?2,
-                    claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE id=?3",
-            params![failures, error, r.task_id, if lane { "review" } else { "ready" }],
+        )?;
+        c.exec(
+            leave_running!(
+                "status=?4, consecutive_failures=?1, last_failure_error=?2",
+                "id=?3"
+            ),
+            args![
+                failures,
+                error,
+                r.task_id,
+                if lane { "review" } else { "ready" }
+            ],
         )?;
         let mut payload = obj! {"error" => error, "failures" => failures};
         if lane {
             payload.insert("retry_status".into(), json!("review"));
         }
         add_event(c, &r.task_id, run_id, r.outcome.as_str(), payload, now)?;
+        verdict.run_id = run_id;
     } else {
-        c.execute(
+        c.exec(
             "UPDATE tasks SET consecutive_failures=?1, last_failure_error=?2 WHERE id=?3",
-            params![failures, error, r.task_id],
+            args![failures, error, r.task_id],
         )?;
     }
-    Ok(FailureVerdict {
-        tripped: false,
-        failures,
-        effective_limit: limit,
-        limit_source: source,
-        run_id,
-    })
+    Ok(verdict)
 }

@@ -1,11 +1,11 @@
 //! Reading the append-only event log: a task's events, and the board-wide stream after a
 //! cursor (for `watch`, `tail`, the dashboard's live feed and notifications).
 
-use rusqlite::params;
-
 use super::board::Board;
 use super::error::Result;
+use super::store::{Arg, arg_refs};
 use super::types::{EVENT_COLUMNS, Event};
+use crate::args;
 
 /// Every event kind we or Hermes (0.19.0 and the upstream ~0.22 line) write. `watch --kinds`
 /// and other filters refuse a kind outside this list and the board's own log, so a typo
@@ -76,46 +76,49 @@ pub struct EventFilter {
 
 impl Board {
     /// Events of one task, oldest first (`created_at`, then id — Hermes' order); `limit` keeps
-    /// the newest N. The order matches `idx_events_task(task_id, created_at)` (rowid last), so
+    /// the newest N. The order matches `idx_events_task(task_id, created_at)` (insertion order last), so
     /// the newest N are read straight off the index instead of sorting every event of the task
     /// (a worker that heartbeats for hours has thousands).
     pub fn list_events(&self, task_id: &str, limit: Option<usize>) -> Result<Vec<Event>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM task_events WHERE task_id=?1
-                 ORDER BY created_at DESC, id DESC LIMIT ?2)
-             ORDER BY created_at, id"
-        ))?;
-        let lim = limit.map(|l| l as i64).unwrap_or(-1);
-        let v = st
-            .query_map(params![task_id, lim], Event::from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        // Without a limit the inner LIMIT is left out (PostgreSQL refuses a negative one).
+        static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static NEWEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = |limit: &str| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM task_events WHERE task_id=?1
+                     ORDER BY created_at DESC, id DESC{limit}) newest
+                 ORDER BY created_at, id"
+            )
+        };
+        self.read(|c| match limit {
+            None => c.rows::<Event>(ALL.get_or_init(|| sql("")), args![task_id]),
+            Some(l) => c.rows::<Event>(
+                NEWEST.get_or_init(|| sql(" LIMIT ?2")),
+                args![task_id, l as i64],
+            ),
+        })
     }
 
     /// Events with `id > after`, oldest first, filtered.
     pub fn events_after(&self, after: i64, f: &EventFilter) -> Result<Vec<Event>> {
         let limit = f.limit.unwrap_or(1000) as i64;
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE id > ?1");
-        let mut args: Vec<rusqlite::types::Value> = vec![after.into()];
+        let mut args: Vec<Arg> = vec![Arg::Int(after)];
         if let Some(t) = &f.task_id {
-            args.push(t.clone().into());
+            args.push(Arg::Text(t.clone()));
             sql.push_str(&format!(" AND task_id = ?{}", args.len()));
         }
         if !f.kinds.is_empty() {
             let mut marks = Vec::new();
             for k in &f.kinds {
-                args.push(k.clone().into());
+                args.push(Arg::Text(k.clone()));
                 marks.push(format!("?{}", args.len()));
             }
             sql.push_str(&format!(" AND kind IN ({})", marks.join(",")));
         }
-        args.push(limit.into());
+        args.push(Arg::Int(limit));
         sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let v = st
-            .query_map(rusqlite::params_from_iter(args), Event::from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        self.read(|c| c.rows::<Event>(&sql, &arg_refs(&args)))
     }
 
     /// Check event kinds given as a filter: each must be a [`KNOWN_EVENT_KINDS`] entry or a
@@ -128,13 +131,8 @@ impl Board {
         if unknown.is_empty() {
             return Ok(());
         }
-        let mut seen: Vec<String> = {
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT DISTINCT kind FROM task_events")?;
-            st.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
+        let mut seen: Vec<String> =
+            self.read(|c| c.rows::<String>("SELECT DISTINCT kind FROM task_events", args![]))?;
         let bad: Vec<&str> = unknown
             .iter()
             .filter(|k| !seen.contains(k))
@@ -159,10 +157,6 @@ impl Board {
 
     /// The highest event id on the board (0 when empty) — the starting cursor of a live stream.
     pub fn max_event_id(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(max(id), 0) FROM task_events", [], |r| {
-                r.get(0)
-            })?)
+        self.read(|c| c.one::<i64>("SELECT COALESCE(max(id), 0) FROM task_events", args![]))
     }
 }

@@ -4,37 +4,38 @@
 //! (SPEC §3.3 fix 1); `blocked` tasks are never promoted here (fix 2).
 
 use super::store::Tx;
-use rusqlite::params;
 
 use super::board::{Board, add_event, load_task};
 use super::error::{KernelError, Result};
 use super::types::Status;
 use super::validate as v;
-use crate::obj;
+use crate::{args, obj};
 
 /// Whether every parent of `task_id` is `done` or `archived` (vacuously true without parents;
 /// dangling edges to deleted tasks are ignored).
 pub(crate) fn parents_satisfied_tx(c: &Tx, task_id: &str) -> Result<bool> {
-    let mut st = c.prepare_cached(
-        "SELECT count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id
+    let unfinished = c.exists(
+        "SELECT 1 FROM task_links l JOIN tasks p ON p.id = l.parent_id
          WHERE l.child_id = ?1 AND p.status NOT IN ('done', 'archived')",
+        args![task_id],
     )?;
-    let n: i64 = st.query_row([task_id], |r| r.get(0))?;
-    Ok(n == 0)
+    Ok(!unfinished)
 }
 
 /// Promote every `todo` task whose parents are all done/archived to `ready` (event
 /// `promoted`), or to `review` when it left a review lane (UP §4; `promoted {status:
-/// "review"}`). Returns the promoted ids.
+/// "review"}`). Returns the promoted ids. Holds the board lock: a promotion must not race a
+/// link that adds an unfinished parent.
 pub(crate) fn recompute_ready_tx(c: &Tx, now: i64) -> Result<Vec<String>> {
+    c.lock_board()?;
     let ids = promotable_ids(c)?;
     let mut promoted = Vec::with_capacity(ids.len());
     for id in ids {
         // UP §4: a task that left a review lane resumes to review.
         let to = super::review::resume_status_tx(c, &id)?;
-        let n = c.execute(
+        let n = c.exec(
             "UPDATE tasks SET status=?2 WHERE id=?1 AND status='todo'",
-            rusqlite::params![&id, to.as_str()],
+            args![id, to.as_str()],
         )?;
         if n == 1 {
             let payload = if to == super::types::Status::Review {
@@ -58,25 +59,24 @@ const PROMOTABLE: &str = "SELECT t.id FROM tasks t WHERE t.status = 'todo' AND N
 /// The ids [`recompute_ready_tx`] would promote. Without statistics SQLite probes each parent
 /// through the primary-key index and then the table; the covering index of migration 0003 makes
 /// the probe index-only (2-3x faster at 100k tasks). It is named explicitly, with the plain
-/// query as the fallback should the index be missing.
+/// query as the fallback should the index be missing. `INDEXED BY` is a SQLite planner hint:
+/// another backend runs the plain query (its store strips the hint, or the fallback applies).
 pub(crate) fn promotable_ids(c: &Tx) -> Result<Vec<String>> {
-    let mut st =
-        match c.prepare_cached(&PROMOTABLE.replace("{hint}", "INDEXED BY idx_tasks_id_status")) {
-            Ok(st) => st,
-            Err(_) => c.prepare_cached(&PROMOTABLE.replace("{hint}", ""))?,
-        };
-    let ids = st
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(ids)
+    static HINTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static PLAIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hinted =
+        HINTED.get_or_init(|| PROMOTABLE.replace("{hint}", "INDEXED BY idx_tasks_id_status"));
+    match c.rows::<String>(hinted, args![]) {
+        Ok(ids) => Ok(ids),
+        Err(_) => c.rows::<String>(
+            PLAIN.get_or_init(|| PROMOTABLE.replace("{hint}", "")),
+            args![],
+        ),
+    }
 }
 
 pub(crate) fn ids_query(c: &Tx, sql: &str, id: &str) -> Result<Vec<String>> {
-    let mut st = c.prepare_cached(sql)?;
-    let v = st
-        .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(v)
+    c.rows::<String>(sql, args![id])
 }
 
 pub(crate) fn parents_of(c: &Tx, id: &str) -> Result<Vec<String>> {
@@ -107,34 +107,33 @@ impl Board {
         }
         let now = self.now();
         self.write(|c| {
+            // The cycle check and the insert must see the same graph.
+            c.lock_board()?;
             let p = load_task(c, &parent)?;
-            let ch = load_task(c, &child)?;
-            let exists: i64 = c.query_row(
-                "SELECT count(*) FROM task_links WHERE parent_id=?1 AND child_id=?2",
-                params![parent, child],
-                |r| r.get(0),
-            )?;
-            if exists > 0 {
+            let ch = c.lock_task(&child)?;
+            if c.exists(
+                "SELECT 1 FROM task_links WHERE parent_id=?1 AND child_id=?2",
+                args![parent, child],
+            )? {
                 return Ok(());
             }
-            let cycle: i64 = c.query_row(
+            let cycle = c.exists(
                 "WITH RECURSIVE down(id) AS (
-                     SELECT ?1 UNION SELECT l.child_id FROM task_links l JOIN down d ON l.parent_id = d.id)
-                 SELECT count(*) FROM down WHERE id = ?2",
-                params![child, parent],
-                |r| r.get(0),
+                     SELECT CAST(?1 AS TEXT) UNION SELECT l.child_id FROM task_links l JOIN down d ON l.parent_id = d.id)
+                 SELECT 1 FROM down WHERE id = ?2",
+                args![child, parent],
             )?;
-            if cycle > 0 {
+            if cycle {
                 return Err(KernelError::Cycle { parent: parent.clone(), child: child.clone() });
             }
-            c.execute(
+            c.exec(
                 "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
-                params![parent, child],
+                args![parent, child],
             )?;
             if ch.status == Status::Ready && !p.status.satisfies_children() {
                 let gated = c.exec(
                     "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready'",
-                    crate::args![child],
+                    args![child],
                 )?;
                 if gated == 1 {
                     // Upstream says why the child went back to todo (UP §7).
@@ -161,9 +160,10 @@ impl Board {
         let child = v::task_id("child_id", child)?;
         let now = self.now();
         self.write(|c| {
-            let n = c.execute(
+            c.lock_board()?;
+            let n = c.exec(
                 "DELETE FROM task_links WHERE parent_id=?1 AND child_id=?2",
-                params![parent, child],
+                args![parent, child],
             )?;
             if n == 0 {
                 load_task(c, &parent)?;
@@ -194,12 +194,12 @@ impl Board {
 
     /// Parent ids of a task, sorted.
     pub fn parents(&self, task_id: &str) -> Result<Vec<String>> {
-        parents_of(&Tx::sqlite(&self.conn), task_id)
+        self.read(|c| parents_of(c, task_id))
     }
 
     /// Child ids of a task, sorted.
     pub fn children(&self, task_id: &str) -> Result<Vec<String>> {
-        children_of(&Tx::sqlite(&self.conn), task_id)
+        self.read(|c| children_of(c, task_id))
     }
 
     /// Parents that are neither done nor archived, with their status, sorted by id — what holds
@@ -209,15 +209,11 @@ impl Board {
         task_id: &str,
     ) -> Result<Vec<(String, super::types::Status)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
+            let rows = c.rows::<(String, String)>(
                 "SELECT t.id, t.status FROM task_links l JOIN tasks t ON t.id = l.parent_id
                  WHERE l.child_id = ?1 AND t.status NOT IN ('done', 'archived') ORDER BY t.id",
+                args![task_id],
             )?;
-            let rows = st
-                .query_map([task_id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
                 .map(|(id, s)| Ok((id, s.parse()?)))
                 .collect()

@@ -2,14 +2,14 @@
 //! remove, and the per-subscription cursor — claimed atomically (CAS on the old value) so two
 //! notifiers never deliver the same event, and rewound only if still at the claimed value.
 
-use super::store::Tx;
-use rusqlite::params;
+use super::store::{Arg, FromRow, Row, Tx, arg_refs};
 use serde::Serialize;
 
 use super::board::{Board, load_task};
 use super::error::{KernelError, Result};
 use super::types::{EVENT_COLUMNS, Event, NotifySub};
 use super::validate as v;
+use crate::args;
 
 /// Identifies one subscription row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,7 +31,13 @@ pub struct ClaimedEvents {
     pub events: Vec<Event>,
 }
 
-fn sub_from_row(r: &rusqlite::Row) -> rusqlite::Result<NotifySub> {
+impl FromRow for NotifySub {
+    fn from_row(r: &Row<'_>) -> Result<NotifySub> {
+        sub_from_row(r)
+    }
+}
+
+fn sub_from_row(r: &Row<'_>) -> Result<NotifySub> {
     use super::types::{lenient_i64, lenient_text};
     Ok(NotifySub {
         task_id: r.get(0)?,
@@ -60,11 +66,10 @@ fn validate_key(k: &SubKey) -> Result<SubKey> {
 }
 
 fn cursor(c: &Tx, k: &SubKey) -> Result<i64> {
-    super::db::opt(c.query_row(
+    c.row::<i64>(
         "SELECT last_event_id FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
-        params![k.task_id, k.platform, k.chat_id, k.thread_id],
-        |r| r.get(0),
-    ))?
+        args![k.task_id, k.platform, k.chat_id, k.thread_id],
+    )?
     .ok_or_else(|| KernelError::invalid("subscription", format!("no subscription {}:{}:{} on {}", k.platform, k.chat_id, k.thread_id, k.task_id)))
 }
 
@@ -83,61 +88,54 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             load_task(c, &k.task_id)?;
-            c.execute(
+            c.exec(
                 // A new subscription starts at the task's latest event (UP §10, as Hermes 0.19.1+):
                 // a notifier must not replay history to a chat that just subscribed.
-                "INSERT OR IGNORE INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id)
+                "INSERT INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
-                         COALESCE((SELECT max(id) FROM task_events WHERE task_id=?1), 0))",
-                params![k.task_id, k.platform, k.chat_id, k.thread_id, user_id, owner, now],
+                         COALESCE((SELECT max(id) FROM task_events WHERE task_id=?1), 0))
+                 ON CONFLICT DO NOTHING",
+                args![k.task_id, k.platform, k.chat_id, k.thread_id, user_id, owner, now],
             )?;
             if owner.is_some() {
-                c.execute(
+                c.exec(
                     "UPDATE kanban_notify_subs SET notifier_profile=?5
                      WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND (notifier_profile IS NULL OR notifier_profile='')",
-                    params![k.task_id, k.platform, k.chat_id, k.thread_id, owner],
+                    args![k.task_id, k.platform, k.chat_id, k.thread_id, owner],
                 )?;
             }
-            let mut st = c.prepare(&format!(
-                "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4"
-            ))?;
-            Ok(st.query_row(params![k.task_id, k.platform, k.chat_id, k.thread_id], sub_from_row)?)
+            c.one::<NotifySub>(
+                &format!(
+                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4"
+                ),
+                args![k.task_id, k.platform, k.chat_id, k.thread_id],
+            )
         })
     }
 
     /// Subscriptions, of one task or all.
     pub fn list_notify_subs(&self, task_id: Option<&str>) -> Result<Vec<NotifySub>> {
-        let (sql, arg) = match task_id {
-            Some(t) => (
-                format!(
-                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 ORDER BY created_at, rowid"
+        self.read(|c| match task_id {
+            Some(t) => c.rows::<NotifySub>(
+                &format!(
+                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 ORDER BY created_at, _seq_"
                 ),
-                Some(t),
+                args![t],
             ),
-            None => (
-                format!("SELECT {SUB_COLUMNS} FROM kanban_notify_subs ORDER BY created_at, rowid"),
-                None,
+            None => c.rows::<NotifySub>(
+                &format!("SELECT {SUB_COLUMNS} FROM kanban_notify_subs ORDER BY created_at, _seq_"),
+                args![],
             ),
-        };
-        let mut st = self.conn.prepare(&sql)?;
-        let v = match arg {
-            Some(a) => st
-                .query_map([a], sub_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-            None => st
-                .query_map([], sub_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-        };
-        Ok(v)
+        })
     }
 
     /// Remove a subscription. Returns whether a row was deleted.
     pub fn remove_notify_sub(&self, key: &SubKey) -> Result<bool> {
         let k = validate_key(key)?;
         self.write(|c| {
-            let n = c.execute(
+            let n = c.exec(
                 "DELETE FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
-                params![k.task_id, k.platform, k.chat_id, k.thread_id],
+                args![k.task_id, k.platform, k.chat_id, k.thread_id],
             )?;
             Ok(n > 0)
         })
@@ -156,24 +154,21 @@ impl Board {
             let from = cursor(c, &k)?;
             let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id=?1 AND id>?2");
             // Kinds are bound as parameters, never spliced into the SQL text.
-            let mut args: Vec<rusqlite::types::Value> = vec![k.task_id.clone().into(), from.into()];
+            let mut args: Vec<Arg> = vec![Arg::Text(k.task_id.clone()), Arg::Int(from)];
             if !kinds.is_empty() {
                 let marks: Vec<String> = (0..kinds.len()).map(|i| format!("?{}", i + 3)).collect();
                 sql.push_str(&format!(" AND kind IN ({})", marks.join(",")));
-                args.extend(kinds.iter().map(|s| rusqlite::types::Value::from(s.to_string())));
+                args.extend(kinds.iter().map(|s| Arg::Text(s.to_string())));
             }
             sql.push_str(" ORDER BY id");
-            let mut st = c.prepare(&sql)?;
-            let events = st
-                .query_map(rusqlite::params_from_iter(args), Event::from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let events = c.rows::<Event>(&sql, &arg_refs(&args))?;
             let Some(last) = events.last().map(|e| e.id) else {
                 return Ok(None);
             };
-            let n = c.execute(
+            let n = c.exec(
                 "UPDATE kanban_notify_subs SET last_event_id=?5
                  WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
-                params![k.task_id, k.platform, k.chat_id, k.thread_id, last, from],
+                args![k.task_id, k.platform, k.chat_id, k.thread_id, last, from],
             )?;
             if n != 1 {
                 return Ok(None);
@@ -187,10 +182,10 @@ impl Board {
     pub fn rewind_notify_cursor(&self, key: &SubKey, claimed: &ClaimedEvents) -> Result<bool> {
         let k = validate_key(key)?;
         self.write(|c| {
-            let n = c.execute(
+            let n = c.exec(
                 "UPDATE kanban_notify_subs SET last_event_id=?5
                  WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
-                params![k.task_id, k.platform, k.chat_id, k.thread_id, claimed.from, claimed.to],
+                args![k.task_id, k.platform, k.chat_id, k.thread_id, claimed.from, claimed.to],
             )?;
             Ok(n == 1)
         })
@@ -207,7 +202,7 @@ pub(crate) fn inherit_subs_tx(c: &Tx, child: &str, sources: &[String], now: i64)
     }
     let cursor: i64 = c.one(
         "SELECT COALESCE(MAX(id), 0) FROM task_events WHERE task_id=?1",
-        crate::args![child],
+        args![child],
     )?;
     for src in sources {
         c.exec(
@@ -219,7 +214,7 @@ pub(crate) fn inherit_subs_tx(c: &Tx, child: &str, sources: &[String], now: i64)
                     COALESCE(delivery_mode, 'notify'), delivery_metadata, ?2, ?3
                FROM kanban_notify_subs WHERE task_id = ?4
              ON CONFLICT DO NOTHING",
-            crate::args![child, now, cursor, src],
+            args![child, now, cursor, src],
         )?;
     }
     Ok(())

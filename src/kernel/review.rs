@@ -5,19 +5,17 @@
 //! for failures of a review-lane run and for unblock/recompute, and event lookups.
 
 use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::board::{Board, add_event, load_task};
+use super::board::{Board, add_event};
 use super::comments::add_comment_tx;
-use super::db;
 use super::error::{KernelError, Result};
 use super::graph::parents_satisfied_tx;
 use super::runs::end_run;
 use super::types::{RunOutcome, Status, Task};
 use super::validate as v;
-use crate::obj;
+use crate::{args, leave_running, obj};
 
 /// Arguments of [`Board::request_review`].
 #[derive(Debug, Clone, Default)]
@@ -74,17 +72,15 @@ pub(crate) fn latest_event_payload(
     run_id: Option<i64>,
 ) -> Result<Option<Map<String, Value>>> {
     let row: Option<Option<String>> = match run_id {
-        Some(r) => db::opt(c.query_row(
+        Some(r) => c.row(
             "SELECT payload FROM task_events WHERE task_id=?1 AND kind=?2 AND run_id=?3
              ORDER BY id DESC LIMIT 1",
-            params![task_id, kind, r],
-            |r| r.get(0),
-        ))?,
-        None => db::opt(c.query_row(
+            args![task_id, kind, r],
+        )?,
+        None => c.row(
             "SELECT payload FROM task_events WHERE task_id=?1 AND kind=?2 ORDER BY id DESC LIMIT 1",
-            params![task_id, kind],
-            |r| r.get(0),
-        ))?,
+            args![task_id, kind],
+        )?,
     };
     Ok(row.map(|p| {
         p.and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -112,15 +108,14 @@ pub(crate) fn run_is_review_lane(c: &Tx, t: &Task) -> Result<bool> {
 /// Where a blocked task resumes (UP §4): `review` when the newest lifecycle event carries
 /// `resume_status`, `retry_status` or `source_status` = `review`, else `ready`.
 pub(crate) fn resume_status_tx(c: &Tx, task_id: &str) -> Result<Status> {
-    let payload: Option<Option<String>> = db::opt(c.query_row(
+    let payload: Option<Option<String>> = c.row(
         "SELECT payload FROM task_events WHERE task_id=?1 AND kind IN (
             'blocked','block_loop_detected','dependency_wait','gave_up','unblocked',
             'changes_requested','review_reopened','status','reclaimed','stale','timed_out',
             'crashed','spawn_failed','rate_limited')
          ORDER BY id DESC LIMIT 1",
-        [task_id],
-        |r| r.get(0),
-    ))?;
+        args![task_id],
+    )?;
     let p = payload
         .flatten()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -159,12 +154,12 @@ pub(crate) fn claim_is_live(c: &Tx, t: &Task) -> Result<bool> {
         );
     }
     let start: Option<i64> = match t.current_run_id {
-        Some(run) => db::opt(c.query_row(
-            "SELECT supervisor_start FROM kanban_worker_procs WHERE run_id=?1 AND supervisor_pid=?2",
-            params![run, pid],
-            |r| r.get::<_, Option<i64>>(0),
-        ))?
-        .flatten(),
+        Some(run) => c
+            .row::<Option<i64>>(
+                "SELECT supervisor_start FROM kanban_worker_procs WHERE run_id=?1 AND supervisor_pid=?2",
+                args![run, pid],
+            )?
+            .flatten(),
         None => None,
     };
     Ok(crate::process::pid_alive_as(pid, start))
@@ -206,12 +201,64 @@ fn synth_run_as(
     now: i64,
 ) -> Result<i64> {
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
-    c.prepare_cached(
+    c.insert_id(
         "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, summary, metadata)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![t.id, profile, t.current_step_key, status, now, outcome.as_str(), summary, meta])?;
-    Ok(c.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8) RETURNING id",
+        args![t.id, profile, t.current_step_key, status, now, outcome.as_str(), summary, meta],
+    )
+}
+
+/// On a re-review without an explicit reviewer: the reviewer of the latest
+/// `changes_requested` (none on a first review; refused when that event lost it).
+fn prior_reviewer(c: &Tx, task_id: &str) -> Result<Option<String>> {
+    let prior: Option<i64> = c.row(
+        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='changes_requested'
+         ORDER BY id DESC LIMIT 1",
+        args![task_id],
+    )?;
+    let Some(run) = prior else {
+        return Ok(None);
+    };
+    let p = latest_event_payload(c, task_id, "changes_requested", Some(run))?;
+    match p.as_ref().and_then(|p| nonblank(p.get("reviewer"))) {
+        Some(r) => Ok(Some(r.to_lowercase())),
+        None => Err(KernelError::refused(
+            task_id,
+            "request review for",
+            "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
+        )),
+    }
+}
+
+/// The `review_requested` event: the summary's first line, implementer, reviewer and the
+/// hand-off's artifacts.
+fn review_requested_payload(
+    summary: Option<&str>,
+    implementer: Option<&str>,
+    reviewer: Option<&str>,
+    metadata: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut payload = obj! {
+        "summary" => summary.map(|s| v::first_line(s, 400)).filter(|s| !s.is_empty()),
+        "implementer" => implementer,
+        "reviewer" => reviewer,
+    };
+    let artifacts: Vec<String> = metadata
+        .and_then(|m| m.get("artifacts"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !artifacts.is_empty() {
+        payload.insert("artifacts".into(), json!(artifacts));
+    }
+    payload
 }
 
 impl Board {
@@ -230,7 +277,7 @@ impl Board {
             .filter(|r| !r.is_empty());
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, &task_id)?;
+            let t = c.lock_task(&task_id)?;
             if !matches!(t.status, Status::Running | Status::Ready) {
                 return Err(KernelError::refused(
                     &task_id,
@@ -263,83 +310,67 @@ impl Board {
             live_claim_guard(c, &t, "request review for", req.expected_run_id, req.force)?;
             let reviewer = match reviewer.clone() {
                 Some(r) => Some(r),
-                None => {
-                    let prior: Option<i64> = db::opt(c.query_row(
-                        "SELECT id FROM task_runs WHERE task_id=?1 AND outcome='changes_requested'
-                         ORDER BY id DESC LIMIT 1",
-                        [&task_id],
-                        |r| r.get(0),
-                    ))?;
-                    match prior {
-                        None => None,
-                        Some(run) => {
-                            let p = latest_event_payload(c, &task_id, "changes_requested", Some(run))?;
-                            match p.as_ref().and_then(|p| nonblank(p.get("reviewer"))) {
-                                Some(r) => Some(r.to_lowercase()),
-                                None => {
-                                    return Err(KernelError::refused(
-                                        &task_id,
-                                        "request review for",
-                                        "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                }
+                None => prior_reviewer(c, &task_id)?,
             };
             let mut implementer: Option<String> = match t.current_run_id {
-                Some(run) => db::opt(c.query_row(
-                    "SELECT profile FROM task_runs WHERE id=?1",
-                    [run],
-                    |r| r.get::<_, Option<String>>(0),
-                ))?
-                .flatten(),
+                Some(run) => c
+                    .row::<Option<String>>("SELECT profile FROM task_runs WHERE id=?1", args![run])?
+                    .flatten(),
                 None => None,
             };
             if implementer.is_none() && t.assignee != reviewer {
                 implementer = t.assignee.clone();
             }
-            let n = c.execute(
-                "UPDATE tasks SET status='review', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
-                        worker_started_at=NULL, assignee=COALESCE(?1, assignee)
-                 WHERE id=?2 AND status=?3 AND current_run_id IS ?4",
-                params![reviewer, task_id, t.status.as_str(), t.current_run_id],
+            let n = c.exec(
+                leave_running!(
+                    "status='review', assignee=COALESCE(?1, assignee)",
+                    "id=?2 AND status=?3 AND current_run_id IS NOT DISTINCT FROM ?4"
+                ),
+                args![reviewer, task_id, t.status.as_str(), t.current_run_id],
             )?;
             if n != 1 {
-                return Err(KernelError::refused(&task_id, "request review for", "the task changed underneath; retry"));
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request review for",
+                    "the task changed underneath; retry",
+                ));
             }
-            let run_id = match end_run(c, &t, RunOutcome::ReviewRequested, "review", summary.as_deref(), None, metadata.as_ref(), now)? {
+            let run_id = match end_run(
+                c,
+                &t,
+                RunOutcome::ReviewRequested,
+                "review",
+                summary.as_deref(),
+                None,
+                metadata.as_ref(),
+                now,
+            )? {
                 Some(r) => Some(r),
                 None if summary.is_some() || metadata.is_some() => Some(synth_run_as(
-                    c, &t, implementer.as_deref(), RunOutcome::ReviewRequested, "review",
-                    summary.as_deref(), metadata.as_ref(), now,
+                    c,
+                    &t,
+                    implementer.as_deref(),
+                    RunOutcome::ReviewRequested,
+                    "review",
+                    summary.as_deref(),
+                    metadata.as_ref(),
+                    now,
                 )?),
                 None => None,
             };
-            let mut payload = obj! {
-                "summary" => summary.as_deref().map(|s| v::first_line(s, 400)).filter(|s| !s.is_empty()),
-                "implementer" => implementer,
-                "reviewer" => reviewer,
-            };
-            let artifacts: Vec<String> = metadata
-                .as_ref()
-                .and_then(|m| m.get("artifacts"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !artifacts.is_empty() {
-                payload.insert("artifacts".into(), json!(artifacts));
-            }
+            let payload = review_requested_payload(
+                summary.as_deref(),
+                implementer.as_deref(),
+                reviewer.as_deref(),
+                metadata.as_ref(),
+            );
             add_event(c, &task_id, run_id, "review_requested", payload, now)?;
-            Ok(ReviewRequested { task_id: task_id.clone(), run_id, implementer, reviewer })
+            Ok(ReviewRequested {
+                task_id: task_id.clone(),
+                run_id,
+                implementer,
+                reviewer,
+            })
         })
     }
 
@@ -359,7 +390,7 @@ impl Board {
         let reason = v::required_text("reason", reason, v::REASON_MAX_BYTES)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, &task_id)?;
+            let t = c.lock_task(&task_id)?;
             let not_active = || {
                 KernelError::refused(
                     &task_id,
@@ -401,11 +432,12 @@ impl Board {
             };
             let reviewer = t.assignee.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
             let status = if parents_satisfied_tx(c, &task_id)? { Status::Ready } else { Status::Todo };
-            let n = c.execute(
-                "UPDATE tasks SET status=?1, assignee=?2, claim_lock=NULL, claim_expires=NULL,
-                        worker_pid=NULL, worker_started_at=NULL
-                 WHERE id=?3 AND status='running' AND current_run_id=?4",
-                params![status.as_str(), implementer, task_id, t.current_run_id],
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, assignee=?2",
+                    "id=?3 AND status='running' AND current_run_id=?4"
+                ),
+                args![status.as_str(), implementer, task_id, t.current_run_id],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(&task_id, "request changes for", "the task changed underneath; retry"));
@@ -439,7 +471,7 @@ impl Board {
         let author = v::short_name("author", author)?;
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, &task_id)?;
+            let t = c.lock_task(&task_id)?;
             if t.status != Status::Review {
                 return Err(KernelError::refused(
                     &task_id,
@@ -467,11 +499,12 @@ impl Board {
             };
             let implementer = latest_event_payload(c, &task_id, "review_requested", None)?
                 .and_then(|p| nonblank(p.get("implementer")));
-            let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL,
-                        worker_started_at=NULL, assignee=COALESCE(?2, assignee)
-                 WHERE id=?3 AND status='review'",
-                params![status.as_str(), implementer, task_id],
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, assignee=COALESCE(?2, assignee)",
+                    "id=?3 AND status='review'"
+                ),
+                args![status.as_str(), implementer, task_id],
             )?;
             if n != 1 {
                 return Err(KernelError::refused(

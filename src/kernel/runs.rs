@@ -4,13 +4,13 @@
 use super::store::Tx;
 use std::collections::HashMap;
 
-use rusqlite::params;
 use serde_json::{Map, Value};
 
 use super::board::Board;
-use super::db;
 use super::error::{KernelError, Result};
+use super::store::arg_refs;
 use super::types::{RUN_COLUMNS, Run, RunOutcome, Task};
+use crate::{args, leave_running};
 
 /// Close the task's open run (`current_run_id`) with `outcome`, NULL its claim fields and clear
 /// the task's pointer. Returns the closed run id, or `None` when no run was open.
@@ -29,22 +29,18 @@ pub(crate) fn end_run(
         return Ok(None);
     };
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
-    let mut st = c.prepare_cached(
-        "UPDATE task_runs SET status=?1, outcome=?2, summary=?3, error=?4, metadata=?5, ended_at=?6,
-                claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
-         WHERE id=?7 AND ended_at IS NULL",
+    let n = c.exec(
+        concat!(
+            "UPDATE task_runs SET status=?1, outcome=?2, summary=?3, error=?4, metadata=?5, ended_at=?6, ",
+            leave_running!(),
+            " WHERE id=?7 AND ended_at IS NULL"
+        ),
+        args![run_status, outcome.as_str(), summary, error, meta, now, rid],
     )?;
-    let n = st.execute(params![
-        run_status,
-        outcome.as_str(),
-        summary,
-        error,
-        meta,
-        now,
-        rid
-    ])?;
-    c.prepare_cached("UPDATE tasks SET current_run_id=NULL WHERE id=?1 AND current_run_id=?2")?
-        .execute(params![t.id, rid])?;
+    c.exec(
+        "UPDATE tasks SET current_run_id=NULL WHERE id=?1 AND current_run_id=?2",
+        args![t.id, rid],
+    )?;
     Ok((n == 1).then_some(rid))
 }
 
@@ -60,12 +56,11 @@ pub(crate) fn synth_run(
     now: i64,
 ) -> Result<i64> {
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
-    c.prepare_cached(
+    c.insert_id(
         "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, summary, metadata, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?4, ?6, ?7, ?8)",
-    )?
-    .execute(params![t.id, t.assignee, t.current_step_key, outcome.as_str(), now, summary, meta, error])?;
-    Ok(c.last_insert_rowid())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?4, ?6, ?7, ?8) RETURNING id",
+        args![t.id, t.assignee, t.current_step_key, outcome.as_str(), now, summary, meta, error],
+    )
 }
 
 /// Which run column a runs filter applies to.
@@ -92,34 +87,32 @@ impl Board {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id = ?1{clause} ORDER BY started_at, id"
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = match val {
-            None => st
-                .query_map([task_id], Run::from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-            Some(v) => st
-                .query_map(params![task_id, v], Run::from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?,
-        };
-        Ok(rows)
+        self.read(|c| match val {
+            None => c.rows::<Run>(&sql, args![task_id]),
+            Some(v) => c.rows::<Run>(&sql, args![task_id, v]),
+        })
     }
 
     /// One run by id.
     pub fn get_run(&self, run_id: i64) -> Result<Run> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM task_runs WHERE id=?1"))?;
-        db::opt(st.query_row([run_id], Run::from_row))?
-            .ok_or_else(|| KernelError::invalid("run_id", format!("no such run: {run_id}")))
+        self.read(|c| {
+            c.row::<Run>(
+                &format!("SELECT {RUN_COLUMNS} FROM task_runs WHERE id=?1"),
+                args![run_id],
+            )
+        })?
+        .ok_or_else(|| KernelError::invalid("run_id", format!("no such run: {run_id}")))
     }
 
     /// Newest non-empty run summary of a task (by `COALESCE(ended_at, started_at)`, then id).
     pub fn latest_summary(&self, task_id: &str) -> Result<Option<String>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT summary FROM task_runs WHERE task_id=?1 AND summary IS NOT NULL AND trim(summary) != ''
-             ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
-        )?;
-        db::opt(st.query_row([task_id], |r| r.get(0)))
+        self.read(|c| {
+            c.row::<String>(
+                "SELECT summary FROM task_runs WHERE task_id=?1 AND summary IS NOT NULL AND trim(summary) != ''
+                 ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
+                args![task_id],
+            )
+        })
     }
 
     /// Latest summaries of many tasks in one query (tasks without one are omitted).
@@ -128,24 +121,23 @@ impl Board {
         if ids.is_empty() {
             return Ok(out);
         }
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "SELECT task_id, summary FROM (
-                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '')
-                 WHERE rn = 1"
-            );
-            let mut st = self.conn.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(chunk.iter()), |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            for r in rows {
-                let (k, v) = r?;
-                out.insert(k, v);
+        self.read(|c| {
+            for chunk in ids.chunks(500) {
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "SELECT task_id, summary FROM (
+                       SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                              ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+                       FROM task_runs WHERE task_id IN ({}) AND summary IS NOT NULL AND trim(summary) != '') latest
+                     WHERE rn = 1",
+                    marks.join(",")
+                );
+                c.each(&sql, &arg_refs(chunk), |r| {
+                    out.insert(r.get::<String>(0)?, r.get::<String>(1)?);
+                    Ok(())
+                })?;
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }

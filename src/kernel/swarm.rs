@@ -4,7 +4,6 @@
 //! `[swarm:blackboard]` comment; an idempotency key on the root returns the existing swarm.
 
 use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -15,7 +14,7 @@ use super::runs::synth_run;
 use super::tasks::{NewTask, insert_task_tx};
 use super::types::RunOutcome;
 use super::validate as v;
-use crate::obj;
+use crate::{args, obj};
 
 /// Prefix of blackboard comments on the root.
 pub const BLACKBOARD_PREFIX: &str = "[swarm:blackboard] ";
@@ -93,36 +92,79 @@ fn topology_from_comments(c: &Tx, root: &str) -> Result<Option<Swarm>> {
     Ok(None)
 }
 
+/// Check a swarm's shape (a goal, 1–100 workers, a profile on every card). Returns the goal.
+fn check_spec(spec: &SwarmSpec) -> Result<String> {
+    let goal = v::required_text("goal", &spec.goal, v::BODY_MAX_BYTES)?;
+    if spec.workers.is_empty() {
+        return Err(KernelError::invalid(
+            "workers",
+            "a swarm needs at least one --worker PROFILE:TITLE",
+        ));
+    }
+    if spec.workers.len() > 100 {
+        return Err(KernelError::invalid(
+            "workers",
+            "at most 100 workers per swarm",
+        ));
+    }
+    for (field, name) in [
+        ("verifier", &spec.verifier),
+        ("synthesizer", &spec.synthesizer),
+    ]
+    .into_iter()
+    .chain(spec.workers.iter().map(|w| ("workers", &w.assignee)))
+    {
+        if name.trim().is_empty() || name.trim().eq_ignore_ascii_case("none") {
+            return Err(KernelError::invalid(
+                field,
+                "every swarm card needs a profile to work on it",
+            ));
+        }
+    }
+    Ok(goal)
+}
+
+/// The root is the blackboard: completed at once, with a synthesized run carrying the
+/// swarm's metadata.
+fn complete_root(
+    c: &Tx,
+    root_id: &str,
+    goal: &str,
+    goal_title: &str,
+    workers: usize,
+    now: i64,
+) -> Result<()> {
+    let summary = format!("swarm root for: {goal_title}");
+    let meta = obj! {"kind" => "kanban_swarm_v1", "goal" => goal, "worker_count" => workers};
+    c.exec(
+        "UPDATE tasks SET status='done', completed_at=?1, result=?2 WHERE id=?3",
+        args![now, summary, root_id],
+    )?;
+    let t = load_task(c, root_id)?;
+    let run_id = synth_run(
+        c,
+        &t,
+        RunOutcome::Completed,
+        Some(&summary),
+        None,
+        Some(&meta),
+        now,
+    )?;
+    add_event(
+        c,
+        root_id,
+        Some(run_id),
+        "completed",
+        obj! {"result_len" => 0, "summary" => summary},
+        now,
+    )?;
+    Ok(())
+}
+
 impl Board {
     /// Build a swarm in one transaction (see module docs).
     pub fn create_swarm(&self, spec: &SwarmSpec) -> Result<Swarm> {
-        let goal = v::required_text("goal", &spec.goal, v::BODY_MAX_BYTES)?;
-        if spec.workers.is_empty() {
-            return Err(KernelError::invalid(
-                "workers",
-                "a swarm needs at least one --worker PROFILE:TITLE",
-            ));
-        }
-        if spec.workers.len() > 100 {
-            return Err(KernelError::invalid(
-                "workers",
-                "at most 100 workers per swarm",
-            ));
-        }
-        for (field, name) in [
-            ("verifier", &spec.verifier),
-            ("synthesizer", &spec.synthesizer),
-        ]
-        .into_iter()
-        .chain(spec.workers.iter().map(|w| ("workers", &w.assignee)))
-        {
-            if name.trim().is_empty() || name.trim().eq_ignore_ascii_case("none") {
-                return Err(KernelError::invalid(
-                    field,
-                    "every swarm card needs a profile to work on it",
-                ));
-            }
-        }
+        let goal = check_spec(spec)?;
         let goal_title = v::first_line(&goal, 200);
         let root_new = NewTask {
             title: format!("Swarm: {goal_title}"),
@@ -180,14 +222,7 @@ impl Board {
                 });
             }
             let root_id = root.task.id.clone();
-            let meta = obj! {"kind" => "kanban_swarm_v1", "goal" => goal, "worker_count" => spec.workers.len()};
-            c.execute(
-                "UPDATE tasks SET status='done', completed_at=?1, result=?2 WHERE id=?3",
-                params![now, format!("swarm root for: {goal_title}"), root_id],
-            )?;
-            let t = load_task(c, &root_id)?;
-            let run_id = synth_run(c, &t, RunOutcome::Completed, Some(&format!("swarm root for: {goal_title}")), None, Some(&meta), now)?;
-            add_event(c, &root_id, Some(run_id), "completed", obj! {"result_len" => 0, "summary" => format!("swarm root for: {goal_title}")}, now)?;
+            complete_root(c, &root_id, &goal, &goal_title, spec.workers.len(), now)?;
             let mut worker_ids = Vec::new();
             for (mut p, w) in worker_ps.clone().into_iter().zip(&spec.workers) {
                 p.parents = vec![root_id.clone()];

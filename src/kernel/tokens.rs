@@ -2,14 +2,13 @@
 //! a SHA-256 hash, and resolved by the MCP server over HTTP to give a request worker scope for
 //! exactly that run while it is the task's open run.
 
-use super::store::Tx;
-use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::board::{Board, load_task};
 use super::error::{KernelError, Result};
 use super::types::Status;
+use crate::args;
 
 /// What a token grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +41,7 @@ impl Board {
         let hash = token_hash(&token);
         let now = self.now();
         self.write(|c| {
-            let t = load_task(c, task_id)?;
+            let t = c.lock_task(task_id)?;
             if t.status != Status::Running || t.current_run_id != Some(run_id) {
                 return Err(KernelError::StaleRun {
                     task_id: task_id.to_string(),
@@ -50,9 +49,9 @@ impl Board {
                     current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
                 });
             }
-            c.execute(
+            c.exec(
                 "INSERT INTO kanban_run_tokens (token_hash, task_id, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hash, task_id, run_id, now],
+                args![hash, task_id, run_id, now],
             )?;
             Ok(())
         })?;
@@ -66,34 +65,35 @@ impl Board {
             return Ok(None);
         }
         let hash = token_hash(t);
-        let row: Option<(String, i64)> = super::db::opt(self.conn.query_row(
-            "SELECT task_id, run_id FROM kanban_run_tokens WHERE token_hash=?1",
-            [&hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        ))?;
-        let Some((task_id, run_id)) = row else {
-            return Ok(None);
-        };
-        let live = match load_task(&Tx::sqlite(&self.conn), &task_id) {
-            Ok(t) => t.status == Status::Running && t.current_run_id == Some(run_id),
-            Err(_) => false,
-        };
-        Ok(Some(RunScope {
-            task_id,
-            run_id,
-            live,
-        }))
+        self.read(|c| {
+            let Some((task_id, run_id)) = c.row::<(String, i64)>(
+                "SELECT task_id, run_id FROM kanban_run_tokens WHERE token_hash=?1",
+                args![hash],
+            )?
+            else {
+                return Ok(None);
+            };
+            let live = match load_task(c, &task_id) {
+                Ok(t) => t.status == Status::Running && t.current_run_id == Some(run_id),
+                Err(_) => false,
+            };
+            Ok(Some(RunScope {
+                task_id,
+                run_id,
+                live,
+            }))
+        })
     }
 
     /// Delete tokens whose run has ended (or whose task is gone). Returns how many.
     pub fn prune_run_tokens(&self) -> Result<usize> {
         self.write(|c| {
-            Ok(c.execute(
+            c.exec(
                 "DELETE FROM kanban_run_tokens WHERE NOT EXISTS (
                    SELECT 1 FROM tasks t WHERE t.id = kanban_run_tokens.task_id
                      AND t.status = 'running' AND t.current_run_id = kanban_run_tokens.run_id)",
-                [],
-            )?)
+                args![],
+            )
         })
     }
 }

@@ -201,3 +201,117 @@ impl Board {
         Ok(())
     }
 }
+
+// ----- leaving `running`, and who has a worker (one definition each) -----
+
+/// The SQL of "leave running": an `UPDATE tasks` whose SET clause drops the claim — lock,
+/// expiry, worker pid and the worker's fingerprint — alongside the caller's own assignments,
+/// under the caller's compare-and-swap guard. Every transition that takes a task out of
+/// `running` (or releases its claim) spells it through this macro, so no path can forget a
+/// column. Expands to one `&'static str` (no formatting at run time):
+///
+/// `leave_running!("status=?3, last_heartbeat_at=NULL", "id=?1 AND status='running'")` →
+/// `UPDATE tasks SET status=?3, last_heartbeat_at=NULL, claim_lock=NULL, … WHERE id=?1 AND …`.
+///
+/// With no arguments it is the bare SET fragment (the run row carries the same four columns).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! leave_running {
+    () => {
+        "claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL"
+    };
+    ($set:literal, $guard:literal) => {
+        concat!(
+            "UPDATE tasks SET ",
+            $set,
+            ", claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL WHERE ",
+            $guard
+        )
+    };
+}
+
+impl Task {
+    /// Whether a worker may be attached to this task: it is `running`, or it still holds a
+    /// claim (a claim outlives its status on a task moved underneath its worker). Stopping a
+    /// worker, reclaiming and reassigning-with-reclaim all ask this one question.
+    pub fn has_worker(&self) -> bool {
+        self.status == Status::Running || self.claim_lock.is_some()
+    }
+}
+
+#[cfg(test)]
+mod seam_tests {
+    /// The kernel modules moved onto the store seam: what each must no longer contain.
+    const MOVED: &[(&str, &str)] = &[
+        ("breaker.rs", include_str!("breaker.rs")),
+        ("events.rs", include_str!("events.rs")),
+        ("fence.rs", include_str!("fence.rs")),
+        ("graph.rs", include_str!("graph.rs")),
+        ("lifecycle/mod.rs", include_str!("lifecycle/mod.rs")),
+        ("lifecycle/claim.rs", include_str!("lifecycle/claim.rs")),
+        (
+            "lifecycle/complete.rs",
+            include_str!("lifecycle/complete.rs"),
+        ),
+        ("lifecycle/park.rs", include_str!("lifecycle/park.rs")),
+        ("liveness/mod.rs", include_str!("liveness/mod.rs")),
+        ("liveness/guard.rs", include_str!("liveness/guard.rs")),
+        ("liveness/procs.rs", include_str!("liveness/procs.rs")),
+        ("liveness/queue.rs", include_str!("liveness/queue.rs")),
+        ("liveness/settle.rs", include_str!("liveness/settle.rs")),
+        ("liveness/stale.rs", include_str!("liveness/stale.rs")),
+        ("notify.rs", include_str!("notify.rs")),
+        ("review.rs", include_str!("review.rs")),
+        ("runs.rs", include_str!("runs.rs")),
+        ("swarm.rs", include_str!("swarm.rs")),
+        ("tokens.rs", include_str!("tokens.rs")),
+        ("webhooks.rs", include_str!("webhooks.rs")),
+    ];
+
+    #[test]
+    fn moved_modules_speak_only_tx_and_the_portable_dialect() {
+        let banned = [
+            // the driver, and its ways round the seam
+            "rusqlite",
+            "params!",
+            "prepare_cached",
+            "query_row",
+            "query_map",
+            "last_insert_rowid",
+            ".optional()",
+            "db::opt",
+            "self.conn",
+            "Tx::sqlite",
+            // SQLite-only SQL
+            "INSERT OR ",
+            " IS ?",
+            "json_each",
+            "rowid",
+            // a claim cleared by hand instead of through leave_running!
+            "claim_lock=NULL",
+        ];
+        let mut found = Vec::new();
+        for (file, text) in MOVED {
+            for bad in banned {
+                if text.contains(bad) {
+                    found.push(format!("{file}: {bad:?}"));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "store-seam violations:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn leave_running_clears_every_claim_column_under_the_callers_guard() {
+        assert_eq!(
+            leave_running!("status='ready'", "id=?1 AND status='running'"),
+            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, \
+             worker_started_at=NULL WHERE id=?1 AND status='running'"
+        );
+        assert!(leave_running!().contains("worker_started_at=NULL"));
+    }
+}

@@ -5,12 +5,13 @@
 //! posted, so two hosts (`serve` and `daemon` on one board) never deliver it twice. The HTTP
 //! side lives in `crate::notify`.
 
-use rusqlite::params;
 use serde::Serialize;
 
 use super::board::Board;
 use super::error::Result;
+use super::store::{Arg, FromRow, Row, arg_refs};
 use super::types::{Event, lenient_i64, lenient_text};
+use crate::args;
 
 /// A hook's cursor row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,17 +61,19 @@ pub struct WebhookBatch {
     pub scanned_to: i64,
 }
 
-fn cursor_from_row(r: &rusqlite::Row) -> rusqlite::Result<WebhookCursor> {
-    Ok(WebhookCursor {
-        hook: r.get(0)?,
-        last_event_id: lenient_i64(r, 1).unwrap_or(0),
-        created_at: lenient_i64(r, 2).unwrap_or(0),
-        updated_at: lenient_i64(r, 3).unwrap_or(0),
-        delivered: lenient_i64(r, 4).unwrap_or(0),
-        failed: lenient_i64(r, 5).unwrap_or(0),
-        last_error: lenient_text(r, 6),
-        last_error_at: lenient_i64(r, 7),
-    })
+impl FromRow for WebhookCursor {
+    fn from_row(r: &Row<'_>) -> Result<WebhookCursor> {
+        Ok(WebhookCursor {
+            hook: r.get(0)?,
+            last_event_id: lenient_i64(r, 1).unwrap_or(0),
+            created_at: lenient_i64(r, 2).unwrap_or(0),
+            updated_at: lenient_i64(r, 3).unwrap_or(0),
+            delivered: lenient_i64(r, 4).unwrap_or(0),
+            failed: lenient_i64(r, 5).unwrap_or(0),
+            last_error: lenient_text(r, 6),
+            last_error_at: lenient_i64(r, 7),
+        })
+    }
 }
 
 const CURSOR_COLUMNS: &str =
@@ -82,38 +85,38 @@ impl Board {
     pub fn webhook_cursor_start(&self, hook: &str) -> Result<WebhookCursor> {
         // The common case (the row exists) reads only: delivery polls every few seconds and
         // must not take the board's write lock each time.
-        let existing = super::db::opt(self.conn.query_row(
-            &format!("SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors WHERE hook=?1"),
-            [hook],
-            cursor_from_row,
-        ))?;
+        let existing = self.read(|c| {
+            c.row::<WebhookCursor>(
+                &format!("SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors WHERE hook=?1"),
+                args![hook],
+            )
+        })?;
         if let Some(c) = existing {
             return Ok(c);
         }
         let now = self.now();
         self.write(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO kanban_webhook_cursors (hook, last_event_id, created_at, updated_at)
-                 VALUES (?1, (SELECT COALESCE(max(id), 0) FROM task_events), ?2, ?2)",
-                params![hook, now],
+            c.exec(
+                "INSERT INTO kanban_webhook_cursors (hook, last_event_id, created_at, updated_at)
+                 VALUES (?1, (SELECT COALESCE(max(id), 0) FROM task_events), ?2, ?2)
+                 ON CONFLICT DO NOTHING",
+                args![hook, now],
             )?;
-            Ok(c.query_row(
+            c.one::<WebhookCursor>(
                 &format!("SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors WHERE hook=?1"),
-                [hook],
-                cursor_from_row,
-            )?)
+                args![hook],
+            )
         })
     }
 
     /// Every hook cursor on this board, by name.
     pub fn webhook_cursors(&self) -> Result<Vec<WebhookCursor>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors ORDER BY hook"
-        ))?;
-        let v = st
-            .query_map([], cursor_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        self.read(|c| {
+            c.rows::<WebhookCursor>(
+                &format!("SELECT {CURSOR_COLUMNS} FROM kanban_webhook_cursors ORDER BY hook"),
+                args![],
+            )
+        })
     }
 
     /// Events after `after` that pass `f`, oldest first, with their task's title, status,
@@ -127,14 +130,11 @@ impl Board {
             });
         }
         self.read(|c| {
-            let max: i64 =
-                c.query_row("SELECT COALESCE(max(id), 0) FROM task_events", [], |r| {
-                    r.get(0)
-                })?;
-            let mut args: Vec<rusqlite::types::Value> = vec![after.into()];
+            let max = c.one::<i64>("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
+            let mut args: Vec<Arg> = vec![Arg::Int(after)];
             let mut marks = Vec::new();
             for k in &f.kinds {
-                args.push(k.clone().into());
+                args.push(Arg::Text(k.clone()));
                 marks.push(format!("?{}", args.len()));
             }
             let mut sql = format!(
@@ -145,27 +145,24 @@ impl Board {
                 marks.join(",")
             );
             if let Some(t) = &f.tenant {
-                args.push(t.clone().into());
+                args.push(Arg::Text(t.clone()));
                 sql.push_str(&format!(" AND t.tenant = ?{}", args.len()));
             }
             if let Some(a) = &f.assignee {
-                args.push(a.clone().into());
+                args.push(Arg::Text(a.clone()));
                 sql.push_str(&format!(" AND t.assignee = ?{}", args.len()));
             }
-            args.push((limit as i64).into());
+            args.push(Arg::Int(limit as i64));
             sql.push_str(&format!(" ORDER BY e.id LIMIT ?{}", args.len()));
-            let mut st = c.prepare_cached(&sql)?;
-            let events = st
-                .query_map(rusqlite::params_from_iter(args), |r| {
-                    Ok(WebhookEvent {
-                        event: Event::from_row(r)?,
-                        title: lenient_text(r, 6),
-                        status: lenient_text(r, 7),
-                        assignee: lenient_text(r, 8),
-                        tenant: lenient_text(r, 9),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let events = c.map(&sql, &arg_refs(&args), |r| {
+                Ok(WebhookEvent {
+                    event: <Event as FromRow>::from_row(r)?,
+                    title: lenient_text(r, 6),
+                    status: lenient_text(r, 7),
+                    assignee: lenient_text(r, 8),
+                    tenant: lenient_text(r, 9),
+                })
+            })?;
             let scanned_to = if events.len() >= limit {
                 events.last().map(|e| e.event.id).unwrap_or(after)
             } else {
@@ -180,10 +177,10 @@ impl Board {
     pub fn webhook_claim(&self, hook: &str, from: i64, to: i64) -> Result<bool> {
         let now = self.now();
         self.write(|c| {
-            let n = c.execute(
+            let n = c.exec(
                 "UPDATE kanban_webhook_cursors SET last_event_id=?3, updated_at=?4
                  WHERE hook=?1 AND last_event_id=?2",
-                params![hook, from, to, now],
+                args![hook, from, to, now],
             )?;
             Ok(n == 1)
         })
@@ -195,14 +192,14 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             match outcome {
-                Ok(()) => c.execute(
+                Ok(()) => c.exec(
                     "UPDATE kanban_webhook_cursors SET delivered=delivered+1, updated_at=?2 WHERE hook=?1",
-                    params![hook, now],
+                    args![hook, now],
                 )?,
-                Err(msg) => c.execute(
+                Err(msg) => c.exec(
                     "UPDATE kanban_webhook_cursors SET failed=failed+1, last_error=?2, last_error_at=?3,
                             updated_at=?3 WHERE hook=?1",
-                    params![hook, super::validate::truncate(msg, 500), now],
+                    args![hook, super::validate::truncate(msg, 500), now],
                 )?,
             };
             Ok(())

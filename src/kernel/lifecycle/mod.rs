@@ -1,0 +1,126 @@
+//! The task state machine's transitions (REF §5.2, §6). This module owns their arguments and
+//! results and the guards they share (stale run, TTL); its children own the transitions:
+//! [`claim`] (CAS + TTL + run row, heartbeats, reclaim, recording a spawned pid), [`complete`]
+//! (hand-off, created-cards verification, evidence rule), and [`park`] (typed block with its
+//! unblock-loop limit, unblock, schedule, promote). Each transition is one transaction that
+//! locks the task it reads ([`Tx::lock_task`](super::store::Tx::lock_task)) and whose UPDATE
+//! carries the expected state in its WHERE clause.
+
+mod claim;
+mod complete;
+mod park;
+
+pub(crate) use claim::reclaim_tx;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{KernelError, Result};
+use super::types::{BlockKind, Status, Task};
+use super::validate as v;
+
+/// A successful claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub task_id: String,
+    pub run_id: i64,
+    pub lock: String,
+    pub expires: i64,
+}
+
+/// Arguments of `complete_task`.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    pub task_id: String,
+    pub summary: Option<String>,
+    /// Must be a JSON object when present.
+    pub metadata: Option<Value>,
+    pub result: Option<String>,
+    /// Ids of cards this task created; each is verified.
+    pub created_cards: Vec<String>,
+    /// Absolute paths of deliverables; merged into `metadata.artifacts`.
+    pub artifacts: Vec<String>,
+    /// Stale-worker guard: must equal the task's current run when given. It is also the proof
+    /// that the caller owns the run (the live-claim guard lets the worker's own run through).
+    pub expected_run_id: Option<i64>,
+    /// Close a live worker's run anyway (operator override of the live-claim guard, UP §5).
+    pub force: bool,
+}
+
+/// The note a review approval without a summary carries (as upstream Hermes, UP §4).
+pub const REVIEW_APPROVED_NOTE: &str = "Review approved without additional evidence.";
+
+/// Result of `complete_task`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Completed {
+    pub task_id: String,
+    /// The closed (or synthesized) run, if any.
+    pub run_id: Option<i64>,
+    /// Children promoted to ready by this completion.
+    pub promoted: Vec<String>,
+    /// `t_…` references in the hand-off prose that name no task (advisory).
+    pub phantom_refs: Vec<String>,
+}
+
+/// Arguments of `block_task`.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRequest {
+    pub task_id: String,
+    pub reason: Option<String>,
+    pub kind: Option<BlockKind>,
+    pub expected_run_id: Option<i64>,
+    /// When set, a `BLOCKED: <reason>` comment by this author is added in the same transaction.
+    pub comment_author: Option<String>,
+}
+
+/// Result of `block_task`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Blocked {
+    pub task_id: String,
+    pub run_id: Option<i64>,
+    /// Where the task landed: `blocked`, `todo` (dependency) or `triage` (loop detected).
+    pub status: Status,
+    pub block_kind: Option<BlockKind>,
+    pub recurrences: i64,
+}
+
+/// Options of `promote_task`.
+#[derive(Debug, Clone, Default)]
+pub struct PromoteOptions {
+    pub force: bool,
+    pub dry_run: bool,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Result of a reclaim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reclaimed {
+    pub task_id: String,
+    pub run_id: Option<i64>,
+    pub prev_lock: Option<String>,
+    pub prev_pid: Option<i64>,
+}
+
+fn stale_guard(t: &Task, expected: Option<i64>) -> Result<()> {
+    if let Some(e) = expected
+        && t.current_run_id != Some(e)
+    {
+        return Err(KernelError::StaleRun {
+            task_id: t.id.clone(),
+            expected: e,
+            current: t
+                .current_run_id
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "none".into()),
+        });
+    }
+    Ok(())
+}
+
+fn ttl_checked(ttl: Option<i64>, default: i64) -> Result<i64> {
+    match ttl {
+        None => Ok(default),
+        Some(t) => v::in_range("ttl", t, v::TTL_RANGE),
+    }
+}

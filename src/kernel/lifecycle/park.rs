@@ -1,0 +1,249 @@
+//! Parking a task and bringing it back: block (typed; `dependency` waits in `todo`; a
+//! same-kind re-block after an unblock routes to `triage`), unblock (to `todo`, `ready` or back
+//! to `review`), schedule, and manual promote.
+
+use serde_json::Map;
+
+use super::{BlockRequest, Blocked, PromoteOptions, stale_guard};
+use crate::kernel::board::{BLOCK_RECURRENCE_LIMIT, Board, add_event, load_task};
+use crate::kernel::comments::add_comment_tx;
+use crate::kernel::error::{KernelError, Result};
+use crate::kernel::graph::parents_satisfied_tx;
+use crate::kernel::review::resume_status_tx;
+use crate::kernel::runs::{end_run, synth_run};
+use crate::kernel::store::Tx;
+use crate::kernel::types::{BlockKind, RunOutcome, Status, Task};
+use crate::kernel::validate as v;
+use crate::{args, leave_running, obj};
+
+impl Board {
+    /// Block a `running` or `ready` task. `kind=dependency` parks it in `todo`; a re-block of
+    /// the same kind after an unblock (recurrences reaching 2) routes it to `triage`; otherwise
+    /// it lands in `blocked`, where it stays until a human unblocks it. Closes the open run as
+    /// `blocked` (or synthesizes one when a reason is given).
+    pub fn block_task(&self, req: BlockRequest) -> Result<Blocked> {
+        let task_id = v::task_id("task_id", &req.task_id)?;
+        let reason = v::optional_text("reason", req.reason.as_deref(), v::REASON_MAX_BYTES)?;
+        let author = v::short_name("author", req.comment_author.as_deref())?;
+        let now = self.now();
+        self.write(|c| {
+            let t = c.lock_task(&task_id)?;
+            if !matches!(t.status, Status::Running | Status::Ready) {
+                return Err(KernelError::refused(
+                    &task_id,
+                    "block",
+                    format!("status is '{}'; only running or ready tasks can be blocked", t.status),
+                ));
+            }
+            stale_guard(&t, req.expected_run_id)?;
+            if let (Some(a), Some(r)) = (&author, &reason) {
+                add_comment_tx(c, &task_id, a, &format!("BLOCKED: {r}"), now)?;
+            }
+            let kind_str = req.kind.map(|k| k.as_str());
+            let (status, recurrences, event) = if req.kind == Some(BlockKind::Dependency) {
+                (Status::Todo, t.block_recurrences, "dependency_wait")
+            } else {
+                let rec = if t.block_kind.as_deref() == kind_str { t.block_recurrences + 1 } else { 1 };
+                if rec >= BLOCK_RECURRENCE_LIMIT {
+                    (Status::Triage, rec, "block_loop_detected")
+                } else {
+                    (Status::Blocked, rec, "blocked")
+                }
+            };
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, block_kind=?2, block_recurrences=?3",
+                    "id=?4 AND status=?5 AND current_run_id IS NOT DISTINCT FROM ?6"
+                ),
+                args![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(&task_id, "block", "the task changed underneath; retry"));
+            }
+            let run_id = match end_run(c, &t, RunOutcome::Blocked, "blocked", reason.as_deref(), None, None, now)? {
+                Some(r) => Some(r),
+                None if reason.is_some() => Some(synth_run(c, &t, RunOutcome::Blocked, reason.as_deref(), None, None, now)?),
+                None => None,
+            };
+            let payload = match event {
+                "dependency_wait" => obj! {"reason" => reason, "kind" => kind_str},
+                "block_loop_detected" => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences, "limit" => BLOCK_RECURRENCE_LIMIT},
+                _ => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences},
+            };
+            add_event(c, &task_id, run_id, event, payload, now)?;
+            Ok(Blocked { task_id: task_id.clone(), run_id, status, block_kind: req.kind, recurrences })
+        })
+    }
+
+    /// Unblock a `blocked` or `scheduled` task: to `todo` if a parent is unfinished, else
+    /// `ready`; resets the failure counter; keeps the block-kind memory (so a same-cause
+    /// re-block is recognised as a loop). With `author` and `reason`, an `UNBLOCK: <reason>`
+    /// comment is added in the same transaction.
+    pub fn unblock_task(
+        &self,
+        task_id: &str,
+        reason: Option<&str>,
+        author: Option<&str>,
+    ) -> Result<Status> {
+        let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
+        let author = v::short_name("author", author)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = c.lock_task(task_id)?;
+            if !matches!(t.status, Status::Blocked | Status::Scheduled) {
+                return Err(KernelError::refused(
+                    task_id,
+                    "unblock",
+                    format!(
+                        "status is '{}'; only blocked or scheduled tasks can be unblocked",
+                        t.status
+                    ),
+                ));
+            }
+            if let (Some(a), Some(r)) = (&author, &reason) {
+                add_comment_tx(c, task_id, a, &format!("UNBLOCK: {r}"), now)?;
+            }
+            end_run(
+                c,
+                &t,
+                RunOutcome::Reclaimed,
+                "reclaimed",
+                Some("invariant recovery on unblock"),
+                None,
+                None,
+                now,
+            )?;
+            // UP §4: a task blocked out of a review lane resumes to review.
+            let resume = if t.status == Status::Blocked {
+                resume_status_tx(c, task_id)?
+            } else {
+                Status::Ready
+            };
+            let status = if !parents_satisfied_tx(c, task_id)? {
+                Status::Todo
+            } else if resume == Status::Review {
+                Status::Review
+            } else {
+                Status::Ready
+            };
+            let n = c.exec(
+                leave_running!(
+                    "status=?1, consecutive_failures=0, last_failure_error=NULL",
+                    "id=?2 AND status=?3"
+                ),
+                args![status.as_str(), task_id, t.status.as_str()],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(
+                    task_id,
+                    "unblock",
+                    "the task changed underneath; retry",
+                ));
+            }
+            let payload = if resume == Status::Review {
+                obj! {"status" => status.as_str(), "resume_status" => "review"}
+            } else if status == Status::Todo {
+                obj! {"status" => "todo"}
+            } else {
+                Map::new()
+            };
+            add_event(c, task_id, None, "unblocked", payload, now)?;
+            Ok(status)
+        })
+    }
+
+    /// Park a `todo`, `ready`, `running` or `blocked` task in `scheduled` (never dispatched
+    /// until unblocked). Closes an open run as `scheduled` (or synthesizes one with a reason).
+    pub fn schedule_task(
+        &self,
+        task_id: &str,
+        reason: Option<&str>,
+        expected_run_id: Option<i64>,
+        author: Option<&str>,
+    ) -> Result<()> {
+        let reason = v::optional_text("reason", reason, v::REASON_MAX_BYTES)?;
+        let author = v::short_name("author", author)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = c.lock_task(task_id)?;
+            if !matches!(t.status, Status::Todo | Status::Ready | Status::Running | Status::Blocked) {
+                return Err(KernelError::refused(
+                    task_id,
+                    "schedule",
+                    format!("status is '{}'; only todo, ready, running or blocked tasks can be scheduled", t.status),
+                ));
+            }
+            stale_guard(&t, expected_run_id)?;
+            if let (Some(a), Some(r)) = (&author, &reason) {
+                add_comment_tx(c, task_id, a, &format!("SCHEDULED: {r}"), now)?;
+            }
+            let n = c.exec(
+                leave_running!("status='scheduled'", "id=?1 AND status=?2"),
+                args![task_id, t.status.as_str()],
+            )?;
+            if n != 1 {
+                return Err(KernelError::refused(task_id, "schedule", "the task changed underneath; retry"));
+            }
+            let run_id = match end_run(c, &t, RunOutcome::Scheduled, "scheduled", reason.as_deref(), None, None, now)? {
+                Some(r) => Some(r),
+                None if reason.is_some() => Some(synth_run(c, &t, RunOutcome::Scheduled, reason.as_deref(), None, None, now)?),
+                None => None,
+            };
+            add_event(c, task_id, run_id, "scheduled", obj! {"reason" => reason}, now)?;
+            Ok(())
+        })
+    }
+
+    /// Manually promote a `todo` or `blocked` task to `ready` (event `promoted_manual`).
+    /// Unfinished parents refuse unless `force`. `dry_run` validates and writes nothing.
+    pub fn promote_task(&self, task_id: &str, opts: &PromoteOptions) -> Result<()> {
+        let reason = v::optional_text("reason", opts.reason.as_deref(), v::REASON_MAX_BYTES)?;
+        let actor = v::short_name("actor", opts.actor.as_deref())?;
+        let now = self.now();
+        // `lock`: the write path locks the row it is about to move; the dry run only reads.
+        let check = |c: &Tx, lock: bool| -> Result<Task> {
+            let t = if lock {
+                c.lock_task(task_id)?
+            } else {
+                load_task(c, task_id)?
+            };
+            if !matches!(t.status, Status::Todo | Status::Blocked) {
+                return Err(KernelError::refused(
+                    task_id,
+                    "promote",
+                    format!(
+                        "task {task_id} is '{}'; promote only applies to 'todo' or 'blocked'",
+                        t.status
+                    ),
+                ));
+            }
+            if !opts.force && !parents_satisfied_tx(c, task_id)? {
+                return Err(KernelError::refused(
+                    task_id,
+                    "promote",
+                    "a parent is not done or archived; finish it first or pass --force",
+                ));
+            }
+            Ok(t)
+        };
+        if opts.dry_run {
+            return self.read(|c| check(c, false).map(|_| ()));
+        }
+        self.write(|c| {
+            let t = check(c, true)?;
+            c.exec(
+                "UPDATE tasks SET status='ready' WHERE id=?1 AND status=?2",
+                args![task_id, t.status.as_str()],
+            )?;
+            add_event(
+                c,
+                task_id,
+                None,
+                "promoted_manual",
+                obj! {"actor" => actor, "reason" => reason, "forced" => opts.force},
+                now,
+            )?;
+            Ok(())
+        })
+    }
+}
