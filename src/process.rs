@@ -1,8 +1,7 @@
-//! Host-local worker processes: liveness probes that treat zombies as dead, and termination of
-//! a worker's process group (SIGTERM, grace, SIGKILL). Used by the CLI's reclaim and by the
-//! dispatcher; no SQL here.
-
-use std::time::{Duration, Instant};
+//! Host-local process primitives: liveness probes that treat zombies as dead, `/proc` start
+//! times and Hermes' fingerprints (the pid-reuse guards), group signals, and the
+//! [`Termination`] report. Stopping a worker is built on these in `dispatch/procs.rs`; no SQL
+//! here.
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -173,56 +172,6 @@ impl Termination {
             _ => Map::new(),
         }
     }
-}
-
-fn signal_group(pid: i64, sig: Signal) {
-    let p = Pid::from_raw(pid as i32);
-    // Workers run in their own process group (pgid == pid); fall back to the pid alone.
-    if killpg(p, sig).is_err() {
-        let _ = kill(p, sig);
-    }
-}
-
-fn wait_dead(pid: i64, grace: Duration) -> bool {
-    let deadline = Instant::now() + grace;
-    loop {
-        if !pid_alive(pid) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Terminate a host-local worker: SIGTERM to its process group, wait up to `grace`, then
-/// SIGKILL and wait briefly. Nothing is signalled when the lock is not host-local or there is
-/// no live pid.
-pub fn terminate_worker(pid: Option<i64>, lock: Option<&str>, grace: Duration) -> Termination {
-    let host_local = lock.is_some_and(lock_is_host_local);
-    let mut t = Termination {
-        prev_pid: pid,
-        host_local,
-        ..Default::default()
-    };
-    let Some(pid) = pid.filter(|p| *p > 1 && *p <= i32::MAX as i64) else {
-        return t;
-    };
-    if !host_local || !pid_alive(pid) {
-        t.terminated = !pid_alive(pid);
-        return t;
-    }
-    t.termination_attempted = true;
-    signal_group(pid, Signal::SIGTERM);
-    if wait_dead(pid, grace) {
-        t.terminated = true;
-        return t;
-    }
-    t.sigkill = true;
-    signal_group(pid, Signal::SIGKILL);
-    t.terminated = wait_dead(pid, Duration::from_secs(2));
-    t
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::output::print_json;
 use super::{CliError, Ctx};
 use crate::kernel::{
-    Board, BoardPaths, ListFilter, NewBoard, create_board, export_board, import_board, list_boards,
-    read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
+    Board, ListFilter, NewBoard, export_board, import_board, read_board_meta, remove_board,
+    rename_board, set_default_workdir, switch_board,
 };
 
 /// Board verbs.
@@ -155,7 +155,7 @@ pub enum BoardsCmd {
 }
 
 fn counts(ctx: &Ctx, slug: &str) -> Result<BTreeMap<String, i64>, CliError> {
-    let paths = BoardPaths::resolve(&ctx.env, slug);
+    let paths = ctx.home.paths(slug);
     let mut m = BTreeMap::new();
     if !paths.db.exists() {
         // Listing boards reads: a board without a database yet counts 0 and is not created.
@@ -189,7 +189,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
     let env = &ctx.env;
     match cmd {
         BoardsCmd::List { json, all } => {
-            let boards = list_boards(env, *all)?;
+            let boards = ctx.home.list(*all)?;
             let mut rows = Vec::new();
             for b in &boards {
                 if !b.db_path.exists() {
@@ -225,7 +225,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
                         count_text(c)
                     );
                 }
-                println!("Current board: {}", resolve_board(env, None)?);
+                println!("Current board: {}", ctx.home.resolve(None)?);
             }
         }
         BoardsCmd::Create {
@@ -237,8 +237,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             switch,
             default_workdir,
         } => {
-            let (meta, created) = create_board(
-                env,
+            let (meta, created) = ctx.home.create(
                 slug,
                 NewBoard {
                     name: name.clone(),
@@ -249,7 +248,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
                 },
                 now(),
             )?;
-            let b = Board::open_paths(env, BoardPaths::resolve(env, &meta.slug))?;
+            let b = Board::open_paths(env, ctx.home.paths(&meta.slug))?;
             if created {
                 println!("Created board {} ({})", meta.slug, meta.name);
             } else {
@@ -275,10 +274,10 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             println!("Current board: {s}");
         }
         BoardsCmd::Show { json } => {
-            let slug = resolve_board(env, None)?;
+            let slug = ctx.home.resolve(None)?;
             let meta = read_board_meta(env, &slug);
             let c = counts(ctx, &slug)?;
-            let db = BoardPaths::resolve(env, &slug).db;
+            let db = ctx.home.paths(&slug).db;
             if *json {
                 let mut m = serde_json::to_value(&meta).unwrap_or_default();
                 m["db_path"] = json!(db);
@@ -307,7 +306,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
         } => {
             let slug = match slug {
                 Some(s) => s.clone(),
-                None => resolve_board(env, None)?,
+                None => ctx.home.resolve(None)?,
             };
             let out = output
                 .clone()

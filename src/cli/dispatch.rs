@@ -34,7 +34,8 @@ pub struct DispatchArgs {
 /// `daemon` arguments.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Seconds between ticks.
+    /// Longest wait between ticks in seconds; a board change (a task created, completed,
+    /// unblocked…) triggers a tick within a second anyway.
     #[arg(long, default_value_t = 60.0, value_parser = parse_interval)]
     pub interval: f64,
     /// Live concurrency cap (overrides kanban.max_spawn).
@@ -192,7 +193,7 @@ fn install_stop_handlers() {
 pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     // Validate the board up front (a typo should fail now, not every tick).
     if let Some(b) = &ctx.board {
-        crate::kernel::resolve_board(&ctx.env, Some(b))?;
+        ctx.home.resolve(Some(b))?;
     }
     let (mut opts, cfg) = tick_options(ctx);
     opts.failure_limit = a.failure_limit.unwrap_or(cfg.failure_limit);
@@ -202,7 +203,7 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
     }
     let stop = Arc::new(AtomicBool::new(false));
     // Webhooks (kanban.notify): a bad config stops start-up with the key named.
-    let notifier = crate::notify::start(&ctx.env, ctx.board.as_deref(), stop.clone())
+    let notifier = crate::notify::start(&ctx.home, ctx.board.as_deref(), stop.clone())
         .map_err(CliError::Failed)?;
     install_stop_handlers();
     if let Some(p) = &a.pidfile {
@@ -227,13 +228,13 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
         })
     };
     eprintln!(
-        "hermes-kanban: dispatcher running every {}s on {} (Ctrl-C to stop; workers keep running)",
+        "hermes-kanban: dispatcher running on {1}: on every change, at least every {0}s (Ctrl-C to stop; workers keep running)",
         a.interval,
         ctx.board.as_deref().unwrap_or("every board")
     );
     let verbose = a.verbose;
     let r = run_loop_with(
-        &ctx.env,
+        &ctx.home,
         ctx.board.as_deref(),
         Duration::from_secs_f64(a.interval),
         &stop,

@@ -639,8 +639,8 @@ pub(crate) fn completions(a: &CompletionsArgs) -> Result<(), CliError> {
 /// `repair [--json]`: check the DB and rebuild damaged indexes; never opens the board (a board
 /// that needs repair may not open).
 pub(crate) fn repair(ctx: &Ctx, a: &JsonArgs) -> Result<(), CliError> {
-    let slug = crate::kernel::resolve_board(&ctx.env, ctx.board.as_deref())?;
-    let db = crate::kernel::BoardPaths::resolve(&ctx.env, &slug).db;
+    let slug = ctx.home.resolve(ctx.board.as_deref())?;
+    let db = ctx.home.paths(&slug).db;
     let r = crate::kernel::repair_db(&db)?;
     if a.json {
         print_json(&r);

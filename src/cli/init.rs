@@ -5,7 +5,9 @@ use crate::kernel::{hermes_root, on_disk_profiles};
 
 pub(crate) fn run(ctx: &Ctx) -> Result<(), CliError> {
     // `init` is the verb that creates: no "created" note, its output says where.
-    let b = crate::kernel::Board::open(&ctx.env, ctx.board.as_deref())?;
+    let (b, _) = ctx
+        .home
+        .open_board(ctx.board.as_deref(), crate::kernel::OpenMode::Create)?;
     println!("Kanban DB initialized at {}", b.paths().db.display());
     let mut profiles = on_disk_profiles(&hermes_root(&ctx.env));
     // `default` first, then the others by name (directory order is arbitrary).

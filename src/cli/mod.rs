@@ -17,7 +17,7 @@ pub(crate) mod output;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::kernel::{Board, Env, KernelError, OpenMode};
+use crate::kernel::{Board, Env, Kanban, KernelError, OpenMode};
 
 const AFTER_HELP: &str = "\
 Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
@@ -41,6 +41,12 @@ pub struct Cli {
     /// `default`).
     #[arg(long, global = true, value_name = "SLUG")]
     pub board: Option<String>,
+
+    /// Database URL of the board store (default: $HERMES_KANBAN_DATABASE_URL, then
+    /// `kanban.database_url` in config.yaml, else the SQLite boards under $HERMES_HOME).
+    /// `postgres://…` is recognised; this build has no PostgreSQL support yet.
+    #[arg(long = "database-url", global = true, value_name = "URL")]
+    pub database_url: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -284,9 +290,11 @@ pub enum CliError {
     Partial,
 }
 
-/// What every verb needs: the environment and the `--board` choice.
+/// What every verb needs: the environment, the home (backend and boards) and the `--board`
+/// choice.
 pub(crate) struct Ctx {
     pub env: Env,
+    pub home: Kanban,
     pub board: Option<String>,
 }
 
@@ -294,7 +302,9 @@ impl Ctx {
     /// Open the board for a writing verb: creates its database when missing (as Hermes does)
     /// and says on stderr which file it created.
     pub(crate) fn open(&self) -> Result<Board, CliError> {
-        let (b, created) = Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Create)?;
+        let (b, created) = self
+            .home
+            .open_board(self.board.as_deref(), OpenMode::Create)?;
         if created {
             eprintln!(
                 "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
@@ -309,15 +319,17 @@ impl Ctx {
     /// is reported on stderr (naming the path and how to point at the right board) and read as
     /// an empty board, so scripts still get an empty result and exit 0.
     pub(crate) fn open_read(&self) -> Result<Board, CliError> {
-        match Board::open_mode(&self.env, self.board.as_deref(), OpenMode::Existing) {
+        match self
+            .home
+            .open_board(self.board.as_deref(), OpenMode::Existing)
+        {
             Ok((b, _)) => Ok(b),
             Err(e @ KernelError::NoDatabase { .. }) => {
                 eprintln!("hermes-kanban: {e}");
                 let KernelError::NoDatabase { slug, .. } = e else {
                     unreachable!()
                 };
-                let paths = crate::kernel::BoardPaths::resolve(&self.env, &slug);
-                Ok(Board::open_empty(&self.env, paths)?)
+                Ok(Board::open_empty(&self.env, self.home.paths(&slug))?)
             }
             Err(e) => Err(e.into()),
         }
@@ -381,14 +393,27 @@ fn restore_sigpipe() {
     }
 }
 
-/// Parse argv and run; returns the process exit code.
+/// Parse argv and run; returns the process exit code. Longer than most functions: the verb
+/// table (one match arm per verb) is the dispatch, and splitting it would only scatter it.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_) | Command::Mcp(_)) {
         restore_sigpipe();
     }
+    let env = Env::from_process();
+    // The backend is chosen once, before any verb: a database URL this build cannot open stops
+    // every verb that touches a board (completions need none).
+    let home = match Kanban::open(&env, cli.database_url.as_deref()) {
+        Ok(h) => h,
+        Err(_) if matches!(cli.command, Command::Completions(_)) => Kanban::sqlite(env.clone()),
+        Err(e) => {
+            eprintln!("hermes-kanban: {e}");
+            return 1;
+        }
+    };
     let ctx = Ctx {
-        env: Env::from_process(),
+        env,
+        home,
         board: cli.board.clone(),
     };
     if let Command::Supervise(a) = &cli.command {
@@ -450,9 +475,9 @@ pub fn main() -> i32 {
         Err(CliError::Kernel(KernelError::TaskNotFound(t)))
             if ctx.env.get("HERMES_KANBAN_TASK") == Some(t.as_str()) =>
         {
-            match crate::kernel::resolve_board(&ctx.env, ctx.board.as_deref()) {
+            match ctx.home.resolve(ctx.board.as_deref()) {
                 Ok(slug) => Err(CliError::Kernel(KernelError::NotOnBoard {
-                    path: crate::kernel::BoardPaths::resolve(&ctx.env, &slug).db,
+                    path: ctx.home.paths(&slug).db,
                     slug,
                     task_id: t,
                 })),

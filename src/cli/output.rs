@@ -10,9 +10,12 @@ use crate::kernel::{Status, Task};
 
 pub(crate) use crate::kernel::local_ts;
 
-/// Whether to colour stdout.
+/// Whether to colour stdout (asked once per process: `list` prints an icon per line).
 pub(crate) fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COLOR.get_or_init(|| {
+        std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    })
 }
 
 fn paint(code: &str, s: &str) -> String {
@@ -23,9 +26,9 @@ fn paint(code: &str, s: &str) -> String {
     }
 }
 
-/// The list icon of a status (REF §15.1).
-pub(crate) fn icon(s: Status) -> String {
-    let (i, code) = match s {
+/// The glyph and ANSI colour of a status icon (REF §15.1).
+fn icon_parts(s: Status) -> (&'static str, &'static str) {
+    match s {
         Status::Todo => ("◻", "37"),
         Status::Ready => ("▶", "36"),
         Status::Running => ("●", "33"),
@@ -34,7 +37,12 @@ pub(crate) fn icon(s: Status) -> String {
         Status::Done => ("✓", "32"),
         Status::Archived => ("—", "90"),
         Status::Triage | Status::Review => ("?", "34"),
-    };
+    }
+}
+
+/// The list icon of a status (REF §15.1).
+pub(crate) fn icon(s: Status) -> String {
+    let (i, code) = icon_parts(s);
     paint(code, i)
 }
 
@@ -43,22 +51,100 @@ pub(crate) fn dim(s: &str) -> String {
     paint("2", s)
 }
 
-/// One `list` line: `<icon> <id>  <status:8>  <assignee:20>[ [tenant]]  <title>`.
-pub(crate) fn task_line(t: &Task) -> String {
-    let tenant = t
-        .tenant
-        .as_deref()
-        .map(|x| format!(" [{x}]"))
-        .unwrap_or_default();
-    format!(
-        "{} {}  {:<8}  {:<20}{}  {}",
-        icon(t.status),
+/// Write one `list` line, `<icon> <id>  <status:8>  <assignee:20>[ [tenant]]  <title>` and a
+/// newline, to `w`, colouring the icon when `color` says so: `list` decides colour once and
+/// writes every line into one buffer.
+pub(crate) fn write_task_line(
+    w: &mut impl std::io::Write,
+    t: &Task,
+    color: bool,
+) -> std::io::Result<()> {
+    let (i, code) = icon_parts(t.status);
+    if color {
+        write!(w, "\x1b[{code}m{i}\x1b[0m")?;
+    } else {
+        w.write_all(i.as_bytes())?;
+    }
+    write!(
+        w,
+        " {}  {:<8}  {:<20}",
         t.id,
         t.status.as_str(),
-        t.assignee.as_deref().unwrap_or("(unassigned)"),
-        tenant,
-        t.title
-    )
+        t.assignee.as_deref().unwrap_or("(unassigned)")
+    )?;
+    if let Some(x) = t.tenant.as_deref() {
+        write!(w, " [{x}]")?;
+    }
+    writeln!(w, "  {}", t.title)
+}
+
+/// The task dict of `hermes kanban … --json` (REF §15.3) as a typed, borrowed row: the same
+/// keys in the same order as [`Task::to_hermes_json`] (a test compares), serialised straight
+/// to the output without building a JSON tree per task.
+#[derive(Serialize)]
+pub(crate) struct HermesTask<'a> {
+    id: &'a str,
+    title: &'a str,
+    body: Option<&'a str>,
+    assignee: Option<&'a str>,
+    status: Status,
+    priority: i64,
+    tenant: Option<&'a str>,
+    workspace_kind: &'a str,
+    workspace_path: Option<&'a str>,
+    branch_name: Option<&'a str>,
+    project_id: Option<&'a str>,
+    created_by: Option<&'a str>,
+    created_at: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    result: Option<&'a str>,
+    skills: &'a [String],
+    max_retries: Option<i64>,
+    session_id: Option<&'a str>,
+    workflow_template_id: Option<&'a str>,
+    current_step_key: Option<&'a str>,
+}
+
+impl<'a> From<&'a Task> for HermesTask<'a> {
+    fn from(t: &'a Task) -> Self {
+        HermesTask {
+            id: &t.id,
+            title: &t.title,
+            body: t.body.as_deref(),
+            assignee: t.assignee.as_deref(),
+            status: t.status,
+            priority: t.priority,
+            tenant: t.tenant.as_deref(),
+            workspace_kind: &t.workspace_kind,
+            workspace_path: t.workspace_path.as_deref(),
+            branch_name: t.branch_name.as_deref(),
+            project_id: t.project_id.as_deref(),
+            created_by: t.created_by.as_deref(),
+            created_at: t.created_at,
+            started_at: t.started_at,
+            completed_at: t.completed_at,
+            result: t.result.as_deref(),
+            skills: &t.skills,
+            max_retries: t.max_retries,
+            session_id: t.session_id.as_deref(),
+            workflow_template_id: t.workflow_template_id.as_deref(),
+            current_step_key: t.current_step_key.as_deref(),
+        }
+    }
+}
+
+/// Write `tasks` as the pretty JSON array of task dicts `list --json` prints (byte for byte
+/// what pretty-printing their [`Task::to_hermes_json`] gives), newline included.
+pub(crate) fn write_tasks_json(w: &mut impl std::io::Write, tasks: &[Task]) -> std::io::Result<()> {
+    struct Rows<'a>(&'a [Task]);
+    impl Serialize for Rows<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(HermesTask::from))
+        }
+    }
+    serde_json::to_writer_pretty(&mut *w, &Rows(tasks))?;
+    w.write_all(b"\n")
 }
 
 /// Print a value as pretty JSON on stdout.
@@ -160,4 +246,91 @@ pub(crate) const STATUS_VALUES: &[&str] = &[
 /// Accept any string (the value is checked after parsing).
 pub(crate) fn any_string(s: &str) -> Result<String, String> {
     Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal task and one with every printed field set, from a real board.
+    fn tasks() -> (tempfile::TempDir, Vec<Task>) {
+        use crate::kernel::{Board, NewTask};
+        let dir = tempfile::tempdir().unwrap();
+        let b = Board::open_file(&dir.path().join("kanban.db")).unwrap();
+        let bare = b
+            .create_task(NewTask {
+                title: "A \"quoted\" title ✓".into(),
+                ..Default::default()
+            })
+            .unwrap()
+            .task;
+        let mut full = b
+            .create_task(NewTask {
+                title: "Full".into(),
+                body: Some("line 1\nline 2".into()),
+                assignee: Some("coder".into()),
+                tenant: Some("acme".into()),
+                project_id: Some("p1".into()),
+                skills: vec!["rust".into(), "sql".into()],
+                max_retries: Some(3),
+                session_id: Some("s".into()),
+                created_by: Some("user".into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .task;
+        full.started_at = Some(5);
+        full.completed_at = Some(9);
+        full.result = Some("done — ok".into());
+        full.workspace_path = Some("/tmp/w".into());
+        full.branch_name = Some("feat/x".into());
+        full.workflow_template_id = Some("wf".into());
+        full.current_step_key = Some("step".into());
+        (dir, vec![bare, full])
+    }
+
+    /// `list --json` through the typed rows prints exactly what pretty-printing the
+    /// `to_hermes_json` values printed (same keys, same order, same text), unset fields too.
+    #[test]
+    fn typed_list_json_matches_the_value_form() {
+        let (_dir, tasks) = tasks();
+        let mut typed = Vec::new();
+        write_tasks_json(&mut typed, &tasks).unwrap();
+        let values: Vec<serde_json::Value> = tasks.iter().map(|t| t.to_hermes_json()).collect();
+        let expected = serde_json::to_string_pretty(&values).unwrap() + "\n";
+        assert_eq!(String::from_utf8(typed).unwrap(), expected);
+        let mut empty = Vec::new();
+        write_tasks_json(&mut empty, &[]).unwrap();
+        assert_eq!(empty, b"[]\n");
+    }
+
+    /// The buffered list line is the documented layout, coloured only when asked.
+    #[test]
+    fn buffered_line_matches_task_line() {
+        let (_dir, tasks) = tasks();
+        for t in &tasks {
+            let mut plain = Vec::new();
+            write_task_line(&mut plain, t, false).unwrap();
+            let tenant = t
+                .tenant
+                .as_deref()
+                .map(|x| format!(" [{x}]"))
+                .unwrap_or_default();
+            let expected = format!(
+                "{} {}  {:<8}  {:<20}{}  {}\n",
+                icon_parts(t.status).0,
+                t.id,
+                t.status.as_str(),
+                t.assignee.as_deref().unwrap_or("(unassigned)"),
+                tenant,
+                t.title
+            );
+            assert_eq!(String::from_utf8(plain).unwrap(), expected);
+            let mut col = Vec::new();
+            write_task_line(&mut col, t, true).unwrap();
+            let col = String::from_utf8(col).unwrap();
+            assert!(col.starts_with("\x1b["), "{col:?}");
+            assert!(col.ends_with(&format!(" {}\n", t.title)));
+        }
+    }
 }

@@ -110,8 +110,9 @@ pub struct ServeArgs {
     /// Only offer these MCP tools (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "TOOLS")]
     pub tools: Vec<String>,
-    /// Seconds between dispatcher ticks (default: `kanban.dispatch_interval_seconds` in
-    /// $HERMES_HOME/config.yaml, else 60).
+    /// Longest wait between dispatcher ticks in seconds (default:
+    /// `kanban.dispatch_interval_seconds` in $HERMES_HOME/config.yaml, else 60); a board change
+    /// triggers a tick within a second anyway.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<f64>,
     /// Serve only; do not run the dispatcher in this process.
@@ -162,15 +163,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
-    use crate::kernel::{Board, BoardPaths, KernelError, OpenMode, resolve_board};
+    use crate::kernel::{Kanban, KernelError};
     let only = narrow(&a.tools)?;
     let (mut env, board) = mcp_env(ctx, a)?;
+    // The flags changed the environment: the home is reopened on it (same backend). This one
+    // only checks; it is dropped before the server's own home opens the board again.
+    let probe = Kanban::sqlite(env.clone());
     // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
     // is created by nobody: said here, and every tool call answers with the same advice.
-    let slug = resolve_board(&env, board.as_deref())?;
-    let db = BoardPaths::resolve(&env, &slug).db;
-    let opened = match Board::open_mode(&env, Some(&slug), OpenMode::Existing) {
-        Ok((b, _)) => Some(b),
+    let slug = probe.resolve(board.as_deref())?;
+    let db = probe.paths(&slug).db;
+    let opened = match probe.board(Some(&slug)) {
+        Ok(b) => Some(b),
         Err(e @ KernelError::NoDatabase { .. }) => {
             eprintln!("hermes-kanban mcp: {e}");
             None
@@ -187,7 +191,8 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
                 run_id.map(|r| format!(", run {r}")).unwrap_or_default(),
                 db.display()
             );
-            match opened.as_ref().map(|b| b.get_task(task_id)) {
+            let task = opened.as_ref().map(|b| b.lock().get_task(task_id));
+            match task {
                 Some(Err(KernelError::TaskNotFound(_))) => {
                     let e = KernelError::NotOnBoard {
                         task_id: task_id.clone(),
@@ -214,8 +219,10 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
             db.display()
         ),
     }
-    drop(opened);
-    let state = McpState::new(env, board, only, true);
+    drop((opened, probe));
+    // HERMES_PROFILE may have been filled in above: the server's home carries the final env.
+    let home = Kanban::sqlite(env);
+    let state = McpState::new(home, board, only, true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -271,7 +278,10 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     crate::alloc::bound_for_server();
     let tools = narrow(&a.tools)?;
     let (bind, bind_host) = resolve_bind(&a.bind)?;
-    ctx.open()?;
+    // One home for the whole process: MCP, the REST API, the dispatcher and the webhook
+    // threads share its board handles (one connection per board).
+    let home = ctx.home.clone();
+    open_served_board(&home, ctx.board.as_deref())?;
     let mut allowed_hosts = a.allowed_hosts.clone();
     if let Some(h) = bind_host
         && !allowed_hosts.contains(&h)
@@ -285,7 +295,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         board: ctx.board.clone(),
         allowed_hosts,
         tools,
-        dispatch: (!a.no_dispatch).then(|| dispatch_hook(ctx.env.clone())),
+        dispatch: (!a.no_dispatch).then(|| dispatch_hook(home.clone())),
     };
     let env = ctx.env.clone();
     let interval = match a.interval {
@@ -305,7 +315,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     let run_dispatcher = !a.no_dispatch;
     // Webhooks: checked before anything listens, so a bad `kanban.notify` stops start-up.
     let notify_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let notifier = crate::notify::start(&env, board.as_deref(), notify_stop.clone())
+    let notifier = crate::notify::start(&home, board.as_deref(), notify_stop.clone())
         .map_err(CliError::Failed)?;
     if notifier.hooks() > 0 {
         eprintln!(
@@ -331,18 +341,20 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::Failed(e.to_string()))?;
         let dispatcher = run_dispatcher.then(|| {
-            let (env, flag) = (env.clone(), stop_flag.clone());
-            eprintln!("hermes-kanban: dispatcher ticking every {interval}s");
+            let (home, flag) = (home.clone(), stop_flag.clone());
+            eprintln!(
+                "hermes-kanban: dispatcher ticking on every board change, at least every {interval}s"
+            );
             tokio::task::spawn_blocking(move || {
                 crate::dispatch::run_loop(
-                    env,
+                    home,
                     board,
                     std::time::Duration::from_secs_f64(interval),
                     flag,
                 )
             })
         });
-        let served = crate::web::serve_on(env, cfg, listener, ct)
+        let served = crate::web::serve_on(home, cfg, listener, ct)
             .await
             .map_err(|e| CliError::Failed(e.to_string()));
         stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -360,6 +372,20 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
     served
 }
 
+/// Open (creating when missing, and saying so) the board `serve` starts on, in the shared home.
+fn open_served_board(home: &crate::kernel::Kanban, board: Option<&str>) -> Result<(), CliError> {
+    let (b, created) = home.board_or_create(board)?;
+    if created {
+        let b = b.lock();
+        eprintln!(
+            "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+            b.paths().db.display(),
+            b.slug()
+        );
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
@@ -374,13 +400,16 @@ async fn shutdown_signal() {
 
 /// The dashboard's "nudge dispatcher": one tick on the board (the per-board tick lock keeps it
 /// from racing the loop), or a dry-run plan.
-fn dispatch_hook(env: crate::kernel::Env) -> crate::web::DispatchHook {
+fn dispatch_hook(home: crate::kernel::Kanban) -> crate::web::DispatchHook {
     std::sync::Arc::new(move |req: crate::web::DispatchRequest| {
         use crate::dispatch::{HostState, TickOptions, config::KanbanConfig, dispatch_once};
-        let board =
-            crate::kernel::Board::open(&env, Some(&req.board)).map_err(|e| e.to_string())?;
-        let (cfg, _) = KanbanConfig::load(&env);
-        let mut opts = TickOptions::from_config(&env, &cfg);
+        let env = home.env();
+        let (handle, _) = home
+            .board_or_create(Some(&req.board))
+            .map_err(|e| e.to_string())?;
+        let board = handle.lock();
+        let (cfg, _) = KanbanConfig::load(env);
+        let mut opts = TickOptions::from_config(env, &cfg);
         opts.dry_run = req.dry_run;
         opts.failure_limit = cfg.failure_limit;
         opts.max_spawn = Some(req.max);

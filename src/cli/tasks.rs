@@ -1,9 +1,11 @@
 //! Task verbs: create, swarm, list, show, assign, reassign, link/unlink, comment, archive.
 
+use std::io::Write as _;
+
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::output::{self, dim, local_ts, print_json, task_line};
+use super::output::{self, dim, local_ts, print_json};
 use super::{CliError, Ctx, each_id};
 use crate::kernel::{
     DiagnosticsConfig, InitialStatus, KernelError, ListFilter, NewTask, RunStateField, Severity,
@@ -437,26 +439,35 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
         limit: None,
         after: None,
     })?;
-    if a.json {
-        print_json(&tasks.iter().map(|t| t.to_hermes_json()).collect::<Vec<_>>());
-        return Ok(());
-    }
-    let boards = list_boards(&ctx.env, false).map(|v| v.len()).unwrap_or(1);
-    if boards > 1 {
-        let others = boards - 1;
-        let plural = if others == 1 { "" } else { "s" };
-        println!(
-            "Board: {} ({others} other board{plural} — switch with `hermes-kanban boards switch <slug>`)",
-            b.slug()
-        );
-    }
-    if tasks.is_empty() {
-        eprintln!("(no tasks)");
-    }
-    for t in &tasks {
-        println!("{}", task_line(t));
-    }
-    Ok(())
+    // One locked, buffered stdout for the whole listing (a `println!` per line was a write
+    // and, for the icon's colour, an isatty call per line).
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let written = (|| -> std::io::Result<()> {
+        if a.json {
+            output::write_tasks_json(&mut out, &tasks)?;
+            return out.flush();
+        }
+        let boards = list_boards(&ctx.env, false).map(|v| v.len()).unwrap_or(1);
+        if boards > 1 {
+            let others = boards - 1;
+            let plural = if others == 1 { "" } else { "s" };
+            writeln!(
+                out,
+                "Board: {} ({others} other board{plural} — switch with `hermes-kanban boards switch <slug>`)",
+                b.slug()
+            )?;
+        }
+        if tasks.is_empty() {
+            eprintln!("(no tasks)");
+        }
+        let color = output::color();
+        for t in &tasks {
+            output::write_task_line(&mut out, t, color)?;
+        }
+        out.flush()
+    })();
+    written.map_err(|e| CliError::Failed(format!("cannot write the list to stdout: {e}")))
 }
 
 /// `show` arguments.
@@ -697,7 +708,7 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
     let was_running = b.get_task(&a.id)?.status == Status::Running;
     let term = if a.reclaim {
         let cur = b.get_task(&a.id)?;
-        crate::dispatch::terminate_task(&b, &cur, std::time::Duration::from_secs(5)).to_map()
+        crate::dispatch::terminate_task(&b, &cur).to_map()
     } else {
         serde_json::Map::new()
     };

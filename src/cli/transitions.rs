@@ -417,7 +417,7 @@ pub(crate) fn reclaim(ctx: &Ctx, a: &ReclaimArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
     let t = b.get_task(&a.id)?;
     // A dispatched task's pid is its supervisor; this stops it and the worker's group.
-    let term = crate::dispatch::terminate_task(&b, &t, std::time::Duration::from_secs(5));
+    let term = crate::dispatch::terminate_task(&b, &t);
     let r = b.reclaim_task(&a.id, a.reason.as_deref(), term.to_map())?;
     println!(
         "Reclaimed {} (was {})",

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::kernel::{Board, BoardPaths, Env, KernelError, SettledBy, WorkerExit, resolve_board};
+use crate::kernel::{Board, Env, Kanban, KernelError, SettledBy, WorkerExit};
 use crate::process::{group_alive, proc_start_time, signal_group_only};
 
 /// What one supervisor runs.
@@ -85,12 +85,15 @@ fn with_retry<T>(mut f: impl FnMut() -> crate::kernel::Result<T>) -> crate::kern
     }
 }
 
+/// The supervised run's board, through the home of `env`. A named board is only normalised,
+/// not required to be listed: the run must settle even if its board was archived meanwhile.
 fn open_board(env: &Env, slug: Option<&str>) -> crate::kernel::Result<Board> {
+    let home = Kanban::sqlite(env.clone());
     let slug = match slug {
         Some(s) => crate::kernel::normalize_slug(s)?,
-        None => resolve_board(env, None)?,
+        None => home.resolve(None)?,
     };
-    Board::open_paths(env, BoardPaths::resolve(env, &slug))
+    Board::open_paths(env, home.paths(&slug))
 }
 
 /// Wait for the dispatcher's go on stdin. True on "go"; on EOF without it, true only when the

@@ -5,28 +5,30 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::params;
-
 use super::board::{Board, add_event, load_task};
 use super::error::{KernelError, Result};
+use super::store::{FromRow, Row, Tx};
 use super::types::{Attachment, lenient_i64, lenient_text};
 use super::validate as v;
-use crate::obj;
+use crate::{args, obj};
 
-const ATTACHMENT_COLUMNS: &str =
+/// The column list attachment queries select, in [`Attachment`]'s [`FromRow`] order.
+pub(crate) const ATTACHMENT_COLUMNS: &str =
     "id, task_id, filename, stored_path, content_type, size, uploaded_by, created_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Attachment> {
-    Ok(Attachment {
-        id: r.get(0)?,
-        task_id: lenient_text(r, 1).unwrap_or_default(),
-        filename: lenient_text(r, 2).unwrap_or_default(),
-        stored_path: lenient_text(r, 3).unwrap_or_default(),
-        content_type: lenient_text(r, 4),
-        size: lenient_i64(r, 5).unwrap_or(0),
-        uploaded_by: lenient_text(r, 6),
-        created_at: lenient_i64(r, 7).unwrap_or(0),
-    })
+impl FromRow for Attachment {
+    fn from_row(r: &Row<'_>) -> Result<Attachment> {
+        Ok(Attachment {
+            id: r.get(0)?,
+            task_id: lenient_text(r, 1).unwrap_or_default(),
+            filename: lenient_text(r, 2).unwrap_or_default(),
+            stored_path: lenient_text(r, 3).unwrap_or_default(),
+            content_type: lenient_text(r, 4),
+            size: lenient_i64(r, 5).unwrap_or(0),
+            uploaded_by: lenient_text(r, 6),
+            created_at: lenient_i64(r, 7).unwrap_or(0),
+        })
+    }
 }
 
 /// Validate an attachment file name: a plain leaf (no `/`, `\`, control characters, leading
@@ -120,12 +122,11 @@ impl Board {
         let stored = path.to_string_lossy().into_owned();
         let res = self.write(|c| {
             load_task(c, &task_id)?;
-            c.execute(
+            let id = c.insert_id(
                 "INSERT INTO task_attachments (task_id, filename, stored_path, content_type, size, uploaded_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![task_id, final_name, stored, content_type, bytes.len() as i64, uploaded_by, now],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                args![task_id, final_name, stored, content_type, bytes.len() as i64, uploaded_by, now],
             )?;
-            let id = c.last_insert_rowid();
             add_event(c, &task_id, None, "attached", obj! {"filename" => final_name, "size" => bytes.len(), "by" => uploaded_by}, now)?;
             Ok(id)
         });
@@ -140,21 +141,22 @@ impl Board {
 
     /// Attachments of a task, oldest first.
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY created_at, id"
-        ))?;
-        let v = st
-            .query_map([task_id], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        Tx::sqlite(&self.conn).rows(
+            &format!(
+                "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY created_at, id"
+            ),
+            args![task_id],
+        )
     }
 
     /// One attachment by id.
     pub fn get_attachment(&self, id: i64) -> Result<Attachment> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"
-        ))?;
-        super::db::opt(st.query_row([id], from_row))?.ok_or(KernelError::AttachmentNotFound(id))
+        Tx::sqlite(&self.conn)
+            .row(
+                &format!("SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"),
+                args![id],
+            )?
+            .ok_or(KernelError::AttachmentNotFound(id))
     }
 
     /// The blob path of an attachment, only if it lies inside this board's attachment root.
@@ -169,7 +171,7 @@ impl Board {
         let a = self.get_attachment(id)?;
         let now = self.now();
         self.write(|c| {
-            let n = c.execute("DELETE FROM task_attachments WHERE id=?1", [id])?;
+            let n = c.exec("DELETE FROM task_attachments WHERE id=?1", args![id])?;
             if n != 1 {
                 return Err(KernelError::AttachmentNotFound(id));
             }

@@ -13,7 +13,7 @@ use super::db;
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
-use super::store::Tx;
+use super::store::{Tx, Val};
 use super::types::{TASK_COLUMNS, Task, payload_text};
 use crate::args;
 
@@ -194,12 +194,12 @@ impl Board {
 
     /// `PRAGMA integrity_check` (`"ok"` when healthy).
     pub fn integrity_check(&self) -> Result<String> {
-        db::integrity_check(&self.conn).map_err(|e| db::locate(e, &self.paths.db))
+        db::integrity_check(&Tx::sqlite(&self.conn)).map_err(|e| db::locate(e, &self.paths.db))
     }
 
     /// Names of all user tables, sorted.
     pub fn table_names(&self) -> Result<Vec<String>> {
-        db::table_names(&self.conn)
+        db::table_names(&Tx::sqlite(&self.conn))
     }
 
     /// Column names of `table` in declaration order (empty if the table is absent). `table`
@@ -208,34 +208,45 @@ impl Board {
         if !self.table_names()?.iter().any(|t| t == table) {
             return Ok(vec![]);
         }
-        let mut st = self.conn.prepare(&format!("PRAGMA table_info({table})"))?;
-        let v = st
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        db::column_names(&Tx::sqlite(&self.conn), table)
     }
 
-    /// Every row of every table, rendered as text, in a stable order — used by tests to prove
-    /// that a refused call changed nothing.
-    pub fn dump_rows(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for t in self.table_names()? {
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT * FROM {t} ORDER BY rowid"))?;
-            let n = st.column_count();
-            let rows = st.query_map([], |r| {
-                let mut cells = Vec::with_capacity(n);
-                for i in 0..n {
-                    cells.push(format!("{:?}", r.get_ref(i)?));
-                }
-                Ok(format!("{t}|{}", cells.join("|")))
-            })?;
-            for r in rows {
-                out.push(r?);
+    /// Every row of every table, one line per row, in an order that does not depend on the
+    /// backend: tables by name, rows by primary key (tables without one: by every column),
+    /// values rendered backend-neutrally — `table|col=value|…` with `NULL`, integers and reals
+    /// as numbers, text as a JSON string and blobs as `x'hex'`. Tests compare two snapshots to
+    /// prove that a refused call changed nothing.
+    pub fn snapshot(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for t in tx.tables()? {
+                let order = if t.key.is_empty() { &t.columns } else { &t.key };
+                let quoted = |cols: &[String]| {
+                    cols.iter()
+                        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let sql = format!(
+                    "SELECT {} FROM \"{}\" ORDER BY {}",
+                    quoted(&t.columns),
+                    t.name,
+                    quoted(order)
+                );
+                tx.each(&sql, args![], |r| {
+                    let mut line = t.name.clone();
+                    for (i, col) in t.columns.iter().enumerate() {
+                        line.push('|');
+                        line.push_str(col);
+                        line.push('=');
+                        line.push_str(&snapshot_value(r.val(i)?));
+                    }
+                    out.push(line);
+                    Ok(())
+                })?;
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Whether this process may not mutate this board (a delegated child, see
@@ -254,6 +265,20 @@ impl Board {
     pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         db::read_txn(&self.conn, |c| body(&Tx::sqlite(c)))
             .map_err(|e| db::locate(e, &self.paths.db))
+    }
+}
+
+/// One value of [`Board::snapshot`], rendered the same whichever backend stored it.
+fn snapshot_value(v: Val<'_>) -> String {
+    match v {
+        Val::Null => "NULL".to_string(),
+        Val::Int(n) => n.to_string(),
+        Val::Real(f) => format!("{f:?}"),
+        Val::Text(s) => Value::String(s.to_string()).to_string(),
+        Val::Blob(b) => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("x'{hex}'")
+        }
     }
 }
 
@@ -277,8 +302,8 @@ pub(crate) fn add_event(
     now: i64,
 ) -> Result<i64> {
     c.insert_id(
-        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         RETURNING id",
+        "INSERT INTO task_events (task_id, run_id, kind, payload, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         args![task_id, run_id, kind, payload_text(&payload), now],
     )
 }

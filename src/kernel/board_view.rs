@@ -1,29 +1,24 @@
 //! What the dashboard needs from the kernel beyond the CLI's calls: the whole-board view (cards
 //! with their link, comment, child-progress, latest-summary and diagnostics figures, gathered in
-//! a handful of grouped queries so a 10,000-task board loads in one request), the dashboard's
-//! direct status move (REF §5.2 `_set_status_direct`, with SPEC §3.3 fix 1), the active-worker
-//! listing, and board metadata edits.
+//! a handful of grouped queries so a 10,000-task board loads in one request), the active-worker
+//! listing, and board metadata edits. A read model only: status moves live in
+//! `transitions.rs`.
 
-use super::store::Tx;
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, params_from_iter};
 use serde::Serialize;
-use serde_json::Value;
 
-use super::board::{Board, add_event, load_task};
+use super::board::Board;
 use super::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, diagnose};
 use super::env::Env;
 use super::error::{KernelError, Result};
-use super::graph::children_of;
 use super::paths::{BoardMeta, board_exists, normalize_slug, read_board_meta, write_board_meta};
-use super::runs::end_run;
-use super::tasks::query_tasks;
+use super::store::{Arg, FromRow, Row, SEQ, Tx, arg_refs};
 use super::types::{
-    EVENT_COLUMNS, Event, RUN_COLUMNS, Run, RunOutcome, Status, Task, json_column, lenient_i64,
+    EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, TASK_COLUMNS, Task, json_column, lenient_i64,
     lenient_text,
 };
-use crate::obj;
+use crate::args;
 
 /// Which tasks a [`Board::board_view`] covers.
 #[derive(Debug, Clone, Default)]
@@ -41,8 +36,8 @@ pub struct BoardViewQuery {
     /// Fill [`BoardCard::status_since`] (one more pass over the event log, so only on request:
     /// the dashboard asks while "Age in status" is on).
     pub status_since: bool,
-    /// Leave out tasks in these statuses (the capped columns, which `board_page.rs` reads as
-    /// pages of their own).
+    /// Leave tasks of these statuses out (the capped board reads Done/Archived as pages,
+    /// `board_page.rs`); their runs and events are not scanned either.
     pub exclude_statuses: Vec<Status>,
 }
 
@@ -109,17 +104,6 @@ pub struct BoardView {
     pub now: i64,
 }
 
-/// Result of [`Board::set_status_direct`].
-#[derive(Debug, Clone, Serialize)]
-pub struct DirectMove {
-    /// The task after the move.
-    pub task: Task,
-    /// The run closed as `reclaimed` (when the task left `running` with an open run).
-    pub run_id: Option<i64>,
-    /// Children moved from `ready` back to `todo` because this parent was reopened.
-    pub demoted: Vec<String>,
-}
-
 /// One open run with a live worker pid on a running task (`GET /workers/active`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ActiveWorker {
@@ -151,31 +135,28 @@ pub struct BoardPatch {
 const CHUNK: usize = 500;
 
 /// `(sql fragment, args)` of the task filter of a view.
-fn view_filter(q: &BoardViewQuery) -> (String, Vec<Value>) {
+fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
     let mut clauses: Vec<String> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
+    let mut args: Vec<Arg> = Vec::new();
     if q.ids.is_none() && !q.include_archived {
         clauses.push("status != 'archived'".into());
     }
     if !q.exclude_statuses.is_empty() {
-        // Enum names only (no user text), so they are inlined.
-        let names: Vec<String> = q
-            .exclude_statuses
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        clauses.push(format!("status NOT IN ({})", names.join(", ")));
+        clauses.push(format!(
+            "status NOT IN ({})",
+            status_list(&q.exclude_statuses)
+        ));
     }
     if let Some(t) = &q.tenant {
-        args.push(Value::String(t.clone()));
+        args.push(Arg::Text(t.clone()));
         clauses.push(format!("tenant = ?{}", args.len()));
     }
     if let Some(w) = &q.workflow_template_id {
-        args.push(Value::String(w.clone()));
+        args.push(Arg::Text(w.clone()));
         clauses.push(format!("workflow_template_id = ?{}", args.len()));
     }
     if let Some(k) = &q.current_step_key {
-        args.push(Value::String(k.clone()));
+        args.push(Arg::Text(k.clone()));
         clauses.push(format!("current_step_key = ?{}", args.len()));
     }
     let sql = if clauses.is_empty() {
@@ -186,14 +167,14 @@ fn view_filter(q: &BoardViewQuery) -> (String, Vec<Value>) {
     (sql, args)
 }
 
-/// Run `sql` (which must end in `IN (` + marks + `)` via the `{marks}` placeholder) over `ids`
-/// in chunks, or once with `all_sql` when `ids` is `None`, collecting `(key, value)` rows.
+/// Run `in_sql` (whose `{marks}` becomes `?1,…,?n`) over `ids` in chunks, or `all_sql` once
+/// when `ids` is `None`, mapping every row with `row`.
 fn chunked<T>(
     c: &Tx,
     all_sql: &str,
     in_sql: &str,
     ids: Option<&[String]>,
-    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    row: impl Fn(&Row) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
     chunked_each(c, all_sql, in_sql, ids, row, |t| out.push(t))?;
@@ -207,27 +188,35 @@ fn chunked_each<T>(
     all_sql: &str,
     in_sql: &str,
     ids: Option<&[String]>,
-    row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    row: impl Fn(&Row) -> Result<T>,
     mut sink: impl FnMut(T),
 ) -> Result<()> {
     match ids {
-        None => {
-            let mut st = c.prepare_cached(all_sql)?;
-            for r in st.query_map([], &row)? {
-                sink(r?);
-            }
-        }
+        None => c.each(all_sql, args![], |r| {
+            sink(row(r)?);
+            Ok(())
+        }),
         Some(ids) => {
             for chunk in ids.chunks(CHUNK) {
-                let marks = vec!["?"; chunk.len()].join(",");
-                let mut st = c.prepare(&in_sql.replace("{marks}", &marks))?;
-                for r in st.query_map(params_from_iter(chunk.iter()), &row)? {
-                    sink(r?);
-                }
+                let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+                let sql = in_sql.replace("{marks}", &marks.join(","));
+                c.each(&sql, &arg_refs(chunk), |r| {
+                    sink(row(r)?);
+                    Ok(())
+                })?;
             }
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// `'done', 'archived'`: status names (enum values, no user text) inlined into SQL.
+fn status_list(statuses: &[Status]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// ` AND task_id NOT IN (…)` for whole-board scans of runs and events when the view leaves
@@ -236,14 +225,17 @@ fn skip_excluded(q: &BoardViewQuery) -> String {
     if q.exclude_statuses.is_empty() {
         return String::new();
     }
-    let names: Vec<String> = q
-        .exclude_statuses
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect();
     format!(
         " AND task_id NOT IN (SELECT id FROM tasks WHERE status IN ({}))",
-        names.join(", ")
+        status_list(&q.exclude_statuses)
+    )
+}
+
+/// Read a view's tasks: `SELECT … FROM tasks {where_sql}`.
+fn view_tasks(c: &Tx, where_sql: &str, args: &[Arg]) -> Result<Vec<Task>> {
+    c.rows(
+        &format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql}"),
+        &arg_refs(args),
     )
 }
 
@@ -252,18 +244,17 @@ fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
 }
 
 fn distinct(c: &Tx, col: &str) -> Result<Vec<String>> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL AND {col} != '' ORDER BY {col}"
-    ))?;
-    let v = st
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(v)
+    c.rows(
+        &format!(
+            "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL AND {col} != '' ORDER BY {col}"
+        ),
+        args![],
+    )
 }
 
 /// An event row for the diagnostics rules: the payload is parsed only for the kinds whose
 /// payload a rule reads (the rest are matched by kind and time alone).
-fn diag_event(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+fn diag_event(r: &Row) -> Result<Event> {
     let kind = lenient_text(r, 3).unwrap_or_default();
     let payload = match kind.as_str() {
         "completion_blocked_hallucination"
@@ -291,6 +282,239 @@ fn may_need_diagnosis(t: &Task, flagged: &HashSet<String>, crashed: &HashSet<Str
         || crashed.contains(&t.id)
 }
 
+/// The view's tasks in list order (priority desc, then oldest first).
+fn view_task_list(c: &Tx, q: &BoardViewQuery) -> Result<Vec<Task>> {
+    let Some(ids) = &q.ids else {
+        let (where_sql, args) = view_filter(q);
+        return view_tasks(
+            c,
+            &format!("{where_sql} ORDER BY priority DESC, created_at ASC, {SEQ} ASC"),
+            &args,
+        );
+    };
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let (mut where_sql, mut args) = view_filter(q);
+        let base = args.len();
+        let marks: Vec<String> = (0..chunk.len())
+            .map(|i| format!("?{}", base + i + 1))
+            .collect();
+        let clause = format!("id IN ({})", marks.join(","));
+        where_sql = if where_sql.is_empty() {
+            format!("WHERE {clause}")
+        } else {
+            format!("{where_sql} AND {clause}")
+        };
+        args.extend(chunk.iter().map(|s| Arg::Text(s.clone())));
+        out.extend(view_tasks(c, &where_sql, &args)?);
+    }
+    out.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created_at.cmp(&b.created_at))
+    });
+    Ok(out)
+}
+
+/// The per-task figures of the cards, keyed by task id.
+struct Figures {
+    parents: HashMap<String, i64>,
+    /// `(children, children done or archived)`.
+    children: HashMap<String, (i64, i64)>,
+    comments: HashMap<String, i64>,
+    summaries: HashMap<String, String>,
+    /// Newest status-changing event per task (only when the query asked for it).
+    since: Option<HashMap<String, i64>>,
+}
+
+fn pair(r: &Row) -> Result<(String, i64)> {
+    Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+}
+
+/// Read [`Figures`] for `scope` (`None`: the whole board), one grouped query each.
+fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figures> {
+    let status_since = q.status_since;
+    let skip = skip_excluded(q);
+    let parents = count_map(chunked(
+        c,
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
+        scope,
+        pair,
+    )?);
+    let children: HashMap<String, (i64, i64)> = chunked(
+        c,
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
+        scope,
+        |r| Ok((r.get::<String>(0)?, (r.get::<i64>(1)?, r.get::<Option<i64>>(2)?.unwrap_or(0)))),
+    )?
+    .into_iter()
+    .collect();
+    let comments = count_map(chunked(
+        c,
+        "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
+        "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
+        scope,
+        pair,
+    )?);
+    let summaries: HashMap<String, String> = chunked(
+        c,
+        &format!(
+            "SELECT task_id, summary FROM (
+               SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                      ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+               FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != ''{skip}) sub
+             WHERE rn = 1"
+        ),
+        "SELECT task_id, summary FROM (
+           SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                  ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+           FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+        scope,
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?
+    .into_iter()
+    .collect();
+    let status_kinds = STATUS_EVENT_KINDS
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
+    // up each row's kind was twice as slow at 100k events).
+    let since = if status_since {
+        Some(count_map(chunked(
+            c,
+            &format!(
+                "SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"
+            ),
+            &format!(
+                "SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"
+            ),
+            scope,
+            pair,
+        )?))
+    } else {
+        None
+    };
+    Ok(Figures {
+        parents,
+        children,
+        comments,
+        summaries,
+        since,
+    })
+}
+
+/// What the diagnostics engine reads for the tasks a rule could fire for.
+struct DiagnosisInput {
+    flagged: HashSet<String>,
+    crashed: HashSet<String>,
+    events: HashMap<String, Vec<Event>>,
+    runs: HashMap<String, Vec<Run>>,
+}
+
+impl DiagnosisInput {
+    fn findings(&self, t: &Task, cfg: &DiagnosticsConfig, now: i64) -> Vec<Diagnostic> {
+        match (self.events.get(&t.id), self.runs.get(&t.id)) {
+            (None, None) if !may_need_diagnosis(t, &self.flagged, &self.crashed) => vec![],
+            (ev, rn) => diagnose(
+                t,
+                ev.map(Vec::as_slice).unwrap_or(&[]),
+                rn.map(Vec::as_slice).unwrap_or(&[]),
+                cfg,
+                now,
+            ),
+        }
+    }
+}
+
+/// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
+fn diagnosis_input(
+    c: &Tx,
+    tasks: &[Task],
+    scope: Option<&[String]>,
+    q: &BoardViewQuery,
+) -> Result<DiagnosisInput> {
+    let skip = skip_excluded(q);
+    let flagged: HashSet<String> = chunked(
+        c,
+        "SELECT DISTINCT task_id FROM task_events WHERE kind IN
+           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+        "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
+           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
+        scope,
+        |r| r.get::<String>(0),
+    )?
+    .into_iter()
+    .collect();
+    let crashed: HashSet<String> = chunked(
+        c,
+        "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
+        "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
+        scope,
+        |r| r.get::<String>(0),
+    )?
+    .into_iter()
+    .collect();
+    let candidates: Vec<String> = tasks
+        .iter()
+        .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
+        .map(|t| t.id.clone())
+        .collect();
+    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
+    let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+    if !candidates.is_empty() {
+        // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
+        // candidate set is cheaper to serve with one scan than with many IN lists.
+        let kinds = DIAGNOSTIC_EVENT_KINDS
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let ev_all = format!(
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
+        );
+        let ev_in = format!(
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
+        );
+        let run_all = format!(
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
+        );
+        let run_in = format!(
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
+        );
+        let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+        let scan_all = candidates.len() > 2 * CHUNK;
+        let scope = (!scan_all).then_some(candidates.as_slice());
+        // Rows stream through a filter: only the candidates' rows are kept.
+        chunked_each(c, &ev_all, &ev_in, scope, diag_event, |e| {
+            if wanted.contains(e.task_id.as_str()) {
+                events.entry(e.task_id.clone()).or_default().push(e);
+            }
+        })?;
+        chunked_each(
+            c,
+            &run_all,
+            &run_in,
+            scope,
+            <Run as FromRow>::from_row,
+            |r| {
+                if wanted.contains(r.task_id.as_str()) {
+                    runs.entry(r.task_id.clone()).or_default().push(r);
+                }
+            },
+        )?;
+    }
+    Ok(DiagnosisInput {
+        flagged,
+        crashed,
+        events,
+        runs,
+    })
+}
+
 impl Board {
     /// The dashboard's board: every task the query covers (priority desc, oldest first) with
     /// its parent/child/comment counts, child progress, latest run summary and diagnostics,
@@ -300,190 +524,31 @@ impl Board {
         let now = self.now();
         self.read(|c| {
             let latest_event_id: i64 =
-                c.query_row("SELECT COALESCE(max(id), 0) FROM task_events", [], |r| {
-                    r.get(0)
-                })?;
-            let tasks = match &q.ids {
-                None => {
-                    let (where_sql, args) = view_filter(q);
-                    query_tasks(
-                        c,
-                        &format!("{where_sql} ORDER BY priority DESC, created_at ASC, rowid ASC"),
-                        &args,
-                    )?
-                }
-                Some(ids) => {
-                    let mut out = Vec::new();
-                    for chunk in ids.chunks(CHUNK) {
-                        let (mut where_sql, mut args) = view_filter(q);
-                        let base = args.len();
-                        let marks: Vec<String> =
-                            (0..chunk.len()).map(|i| format!("?{}", base + i + 1)).collect();
-                        let clause = format!("id IN ({})", marks.join(","));
-                        where_sql = if where_sql.is_empty() {
-                            format!("WHERE {clause}")
-                        } else {
-                            format!("{where_sql} AND {clause}")
-                        };
-                        args.extend(chunk.iter().map(|s| Value::String(s.clone())));
-                        out.extend(query_tasks(c, &where_sql, &args)?);
-                    }
-                    out.sort_by(|a, b| {
-                        b.priority
-                            .cmp(&a.priority)
-                            .then(a.created_at.cmp(&b.created_at))
-                    });
-                    out
-                }
-            };
+                c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
+            let tasks = view_task_list(c, q)?;
             let scoped: Option<Vec<String>> = q
                 .ids
                 .as_ref()
                 .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
             let scope = scoped.as_deref();
-            let pair = |r: &rusqlite::Row| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?));
-            let parents = count_map(chunked(
-                c,
-                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
-                "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
-                scope,
-                pair,
-            )?);
-            let children: HashMap<String, (i64, i64)> = chunked(
-                c,
-                "SELECT l.parent_id, count(*), sum(ch.status IN ('done', 'archived')) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
-                "SELECT l.parent_id, count(*), sum(ch.status IN ('done', 'archived')) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
-                scope,
-                |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?.unwrap_or(0)))),
-            )?
-            .into_iter()
-            .collect();
-            let comments = count_map(chunked(
-                c,
-                "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
-                "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
-                scope,
-                pair,
-            )?);
-            let skip = skip_excluded(q);
-            let summaries: HashMap<String, String> = chunked(
-                c,
-                &format!("SELECT task_id, summary FROM (
-                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != ''{skip}) WHERE rn = 1"),
-                "SELECT task_id, summary FROM (
-                   SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                          ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                   FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
-                scope,
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-            )?
-            .into_iter()
-            .collect();
-            let status_kinds = STATUS_EVENT_KINDS
-                .iter()
-                .map(|k| format!("'{k}'"))
-                .collect::<Vec<_>>()
-                .join(",");
-            // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
-            // up each row's kind was twice as slow at 100k events).
-            let since = if q.status_since {
-                Some(count_map(chunked(
-                    c,
-                    &format!("SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"),
-                    &format!("SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"),
-                    scope,
-                    pair,
-                )?))
-            } else {
-                None
-            };
-            // Diagnostics: only tasks a rule could fire for need their events and runs.
-            let flagged: HashSet<String> = chunked(
-                c,
-                "SELECT DISTINCT task_id FROM task_events WHERE kind IN
-                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-                "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
-                   ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-                scope,
-                |r| r.get::<_, String>(0),
-            )?
-            .into_iter()
-            .collect();
-            let crashed: HashSet<String> = chunked(
-                c,
-                "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
-                "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
-                scope,
-                |r| r.get::<_, String>(0),
-            )?
-            .into_iter()
-            .collect();
-            let candidates: Vec<String> = tasks
-                .iter()
-                .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
-                .map(|t| t.id.clone())
-                .collect();
-            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
-            if !candidates.is_empty() {
-                // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
-                // candidate set is cheaper to serve with one scan than with many IN lists.
-                let kinds = DIAGNOSTIC_EVENT_KINDS
-                    .iter()
-                    .map(|k| format!("'{k}'"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let ev_all = format!(
-                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
-                );
-                let ev_in = format!(
-                    "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
-                );
-                let run_all = format!(
-                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
-                );
-                let run_in = format!(
-                    "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
-                );
-                let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
-                let scan_all = candidates.len() > 2 * CHUNK;
-                let scope = (!scan_all).then_some(candidates.as_slice());
-                chunked_each(c, &ev_all, &ev_in, scope, diag_event, |e| {
-                    if wanted.contains(e.task_id.as_str()) {
-                        events.entry(e.task_id.clone()).or_default().push(e);
-                    }
-                })?;
-                chunked_each(c, &run_all, &run_in, scope, Run::from_row, |r| {
-                    if wanted.contains(r.task_id.as_str()) {
-                        runs.entry(r.task_id.clone()).or_default().push(r);
-                    }
-                })?;
-            }
+            let f = figures(c, scope, q)?;
+            let diag = diagnosis_input(c, &tasks, scope, q)?;
             let cards = tasks
                 .into_iter()
                 .map(|t| {
-                    let diagnostics = match (events.get(&t.id), runs.get(&t.id)) {
-                        (None, None) if !may_need_diagnosis(&t, &flagged, &crashed) => vec![],
-                        (ev, rn) => diagnose(
-                            &t,
-                            ev.map(Vec::as_slice).unwrap_or(&[]),
-                            rn.map(Vec::as_slice).unwrap_or(&[]),
-                            cfg,
-                            now,
-                        ),
-                    };
-                    let (n_children, done) = children.get(&t.id).copied().unwrap_or((0, 0));
+                    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
                     BoardCard {
-                        latest_summary: summaries.get(&t.id).cloned(),
-                        parents: parents.get(&t.id).copied().unwrap_or(0),
+                        latest_summary: f.summaries.get(&t.id).cloned(),
+                        parents: f.parents.get(&t.id).copied().unwrap_or(0),
                         children: n_children,
                         children_done: done,
-                        comment_count: comments.get(&t.id).copied().unwrap_or(0),
-                        diagnostics,
-                        status_since: since.as_ref().map(|m| {
-                            m.get(&t.id).copied().unwrap_or(t.created_at).max(t.created_at)
+                        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
+                        diagnostics: diag.findings(&t, cfg, now),
+                        status_since: f.since.as_ref().map(|m| {
+                            m.get(&t.id)
+                                .copied()
+                                .unwrap_or(t.created_at)
+                                .max(t.created_at)
                         }),
                         task: t,
                     }
@@ -499,106 +564,6 @@ impl Board {
         })
     }
 
-    /// The dashboard's direct status write (REF §5.2, drag-and-drop / PATCH) to `todo`,
-    /// `triage` or `ready`. `ready` is refused for `blocked`/`scheduled` tasks (unblock them)
-    /// and while a parent is neither done nor archived (SPEC §3.3 fix 1; the refusal names the
-    /// parents). Leaving `running` clears the claim and closes the open run as `reclaimed`.
-    /// Leaving `done`/`archived` demotes this task's `ready` children to `todo` (event
-    /// `status {status: todo, reason: parent_reopened, parent}`). Event `status {status}`.
-    /// Moving a task to the status it already has changes nothing.
-    pub fn set_status_direct(&self, task_id: &str, to: Status) -> Result<DirectMove> {
-        if !matches!(to, Status::Todo | Status::Triage | Status::Ready) {
-            return Err(KernelError::invalid(
-                "status",
-                format!(
-                    "'{to}' cannot be set directly; only todo, triage and ready can (complete, block, schedule or archive the task instead)"
-                ),
-            ));
-        }
-        let now = self.now();
-        self.write(|c| {
-            let t = load_task(c, task_id)?;
-            if t.status == to {
-                return Ok(DirectMove {
-                    task: t,
-                    run_id: None,
-                    demoted: vec![],
-                });
-            }
-            if to == Status::Ready && matches!(t.status, Status::Blocked | Status::Scheduled) {
-                return Err(KernelError::refused(
-                    task_id,
-                    "move to ready",
-                    format!("it is {}; unblock it instead", t.status),
-                ));
-            }
-            if to == Status::Ready {
-                let mut st = c.prepare_cached(
-                    "SELECT p.id FROM task_links l JOIN tasks p ON p.id = l.parent_id
-                     WHERE l.child_id = ?1 AND p.status NOT IN ('done', 'archived') ORDER BY p.id",
-                )?;
-                let undone = st
-                    .query_map([task_id], |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                if !undone.is_empty() {
-                    return Err(KernelError::refused(
-                        task_id,
-                        "move to ready",
-                        format!("parents not done: {}", undone.join(", ")),
-                    ));
-                }
-            }
-            let run_id = end_run(
-                c,
-                &t,
-                RunOutcome::Reclaimed,
-                "reclaimed",
-                Some(&format!("status set to {to} from the dashboard")),
-                None,
-                None,
-                now,
-            )?;
-            let n = c.execute(
-                "UPDATE tasks SET status=?1, claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, worker_started_at=NULL
-                 WHERE id=?2 AND status=?3",
-                params![to.as_str(), task_id, t.status.as_str()],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    task_id,
-                    "move",
-                    "the task changed underneath; retry",
-                ));
-            }
-            add_event(c, task_id, run_id, "status", obj! {"status" => to.as_str()}, now)?;
-            let mut demoted = Vec::new();
-            if t.status.satisfies_children() {
-                for child in children_of(c, task_id)? {
-                    let n = c.execute(
-                        "UPDATE tasks SET status='todo' WHERE id=?1 AND status='ready' AND claim_lock IS NULL",
-                        [&child],
-                    )?;
-                    if n == 1 {
-                        add_event(
-                            c,
-                            &child,
-                            None,
-                            "status",
-                            obj! {"status" => "todo", "reason" => "parent_reopened", "parent" => task_id},
-                            now,
-                        )?;
-                        demoted.push(child);
-                    }
-                }
-            }
-            Ok(DirectMove {
-                task: load_task(c, task_id)?,
-                run_id,
-                demoted,
-            })
-        })
-    }
-
     /// Open runs that have a worker pid, on running tasks whose current run they are, oldest
     /// first.
     pub fn active_workers(&self) -> Result<Vec<ActiveWorker>> {
@@ -607,27 +572,27 @@ impl Board {
                 .split(',')
                 .map(|s| format!("r.{}", s.trim()))
                 .collect();
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {}, t.title, t.status, t.assignee FROM task_runs r
-                 JOIN tasks t ON t.current_run_id = r.id
-                 WHERE t.status = 'running' AND r.ended_at IS NULL AND r.worker_pid IS NOT NULL
-                 ORDER BY r.started_at, r.id",
-                cols.join(", ")
-            ))?;
             let n = cols.len();
-            let v = st
-                .query_map([], |r| {
+            c.map(
+                &format!(
+                    "SELECT {}, t.title, t.status, t.assignee FROM task_runs r
+                     JOIN tasks t ON t.current_run_id = r.id
+                     WHERE t.status = 'running' AND r.ended_at IS NULL AND r.worker_pid IS NOT NULL
+                     ORDER BY r.started_at, r.id",
+                    cols.join(", ")
+                ),
+                args![],
+                |r| {
                     Ok(ActiveWorker {
-                        run: Run::from_row(r)?,
+                        run: <Run as FromRow>::from_row(r)?,
                         task_title: lenient_text(r, n).unwrap_or_default(),
                         task_status: lenient_text(r, n + 1)
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(Status::Running),
                         task_assignee: lenient_text(r, n + 2),
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
+                },
+            )
         })
     }
 }

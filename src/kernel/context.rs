@@ -5,8 +5,8 @@
 use super::store::Tx;
 use std::fmt::Write as _;
 
+use crate::args;
 use chrono::{Local, TimeZone};
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -238,17 +238,13 @@ impl Board {
                 ));
             }
             if let Some(a) = &t.assignee {
-                let mut st = c.prepare_cached(
+                let rows: Vec<(String, String, i64, Option<String>)> = c.rows(
                     "SELECT r.task_id, t.title, COALESCE(r.ended_at, r.started_at), r.summary
                      FROM task_runs r JOIN tasks t ON t.id = r.task_id
                      WHERE r.profile=?1 AND r.outcome='completed' AND r.task_id != ?2
                      ORDER BY COALESCE(r.ended_at, r.started_at) DESC, r.id DESC LIMIT ?3",
+                    args![a, task_id, RECENT_WORK as i64],
                 )?;
-                let rows = st
-                    .query_map(params![a, task_id, RECENT_WORK as i64], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 if !rows.is_empty() {
                     let mut s = format!("## Recent work by @{a}\n");
                     for (id, title, when, summary) in rows {
@@ -349,9 +345,11 @@ impl Board {
 }
 
 fn latest_completed_run(c: &Tx, task_id: &str) -> Result<Option<Run>> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id=?1 AND outcome='completed'
-         ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1"
-    ))?;
-    super::db::opt(st.query_row([task_id], Run::from_row))
+    c.row(
+        &format!(
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id=?1 AND outcome='completed'
+             ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1"
+        ),
+        args![task_id],
+    )
 }

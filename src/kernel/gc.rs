@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::board::Board;
 use super::error::{KernelError, Result};
+use crate::args;
 
 /// Longest retention accepted (100 years); larger values would overflow the cutoff arithmetic.
 const RETENTION_MAX_DAYS: i64 = 36_500;
@@ -46,18 +47,15 @@ impl Board {
         let now = self.now();
         let mut report = GcReport::default();
         let archived: Vec<(String, String, Option<String>)> = self.read(|c| {
-            let mut st = c.prepare(
+            c.rows(
                 "SELECT id, workspace_kind, workspace_path FROM tasks t
                  WHERE workspace_kind='scratch' AND (status='archived' OR (status='done'
                    AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks k ON k.id = l.child_id
                                    WHERE l.parent_id = t.id AND k.status NOT IN ('done', 'archived'))
                    AND NOT EXISTS (SELECT 1 FROM kanban_worker_procs p
                                    WHERE p.task_id = t.id AND p.settled_at IS NULL)))",
-            )?;
-            let v = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(v)
+                args![],
+            )
         })?;
         let root = self.paths().workspaces.clone();
         for (id, _, path) in archived {
@@ -70,11 +68,11 @@ impl Board {
         }
         let cutoff = now - event_days * 86_400;
         report.events_removed = self.write(|c| {
-            Ok(c.execute(
+            c.exec(
                 "DELETE FROM task_events WHERE created_at < ?1 AND task_id IN
                    (SELECT id FROM tasks WHERE status IN ('done','archived'))",
-                [cutoff],
-            )?)
+                args![cutoff],
+            )
         })?;
         self.prune_run_tokens()?;
         let log_cutoff = SystemTime::now() - Duration::from_secs((log_days.max(0) as u64) * 86_400);

@@ -186,8 +186,13 @@ impl Board {
     }
 
     /// Promote every `todo` task whose parents are all done or archived. Never touches
-    /// `blocked` tasks (SPEC §3.3 fix 2). Returns the promoted ids.
+    /// `blocked` tasks (SPEC §3.3 fix 2). Returns the promoted ids. Reads first and takes the
+    /// write lock only when something is promotable (readers such as `list` call this on every
+    /// call; the write re-checks under the lock).
     pub fn recompute_ready(&self) -> Result<Vec<String>> {
+        if self.read(promotable_ids)?.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         self.write(|c| recompute_ready_tx(c, now))
     }

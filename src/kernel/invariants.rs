@@ -3,6 +3,7 @@
 
 use super::board::Board;
 use super::error::Result;
+use crate::args;
 
 impl Board {
     /// Check the run/claim invariants and return every violation found (empty = healthy):
@@ -12,24 +13,15 @@ impl Board {
     pub fn check_invariants(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut out = Vec::new();
-            let mut st = c.prepare(
+            type Row = (String, String, Option<i64>, Option<String>, i64, Option<i64>);
+            let rows: Vec<Row> = c.rows(
                 "SELECT t.id, t.status, t.current_run_id, t.claim_lock,
                         (SELECT count(*) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS NULL),
                         (SELECT max(r.id) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS NULL)
                  FROM tasks t",
+                args![],
             )?;
-            let rows = st.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, status, cur, lock, open, open_id) = row?;
+            for (id, status, cur, lock, open, open_id) in rows {
                 if open > 1 {
                     out.push(format!("{id}: {open} open runs (at most one allowed)"));
                 }
@@ -55,10 +47,10 @@ impl Board {
                     out.push(format!("{id}: status '{status}' still holds claim {}", lock.unwrap_or_default()));
                 }
             }
-            let orphans: i64 = c.query_row(
-                "SELECT count(*) FROM task_runs r WHERE r.ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id=r.task_id)",
-                [],
-                |r| r.get(0),
+            let orphans: i64 = c.one(
+                "SELECT count(*) FROM task_runs r WHERE r.ended_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id=r.task_id)",
+                args![],
             )?;
             if orphans > 0 {
                 out.push(format!("{orphans} open run(s) belong to no task"));

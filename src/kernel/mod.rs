@@ -21,6 +21,7 @@ mod events;
 pub mod fence;
 mod gc;
 mod graph;
+mod home;
 mod invariants;
 mod lifecycle;
 mod liveness;
@@ -51,7 +52,7 @@ pub use board_page::{
     CAPPED_COLUMNS, CappedBoard, ColumnCursor, ColumnPage, DEFAULT_COLUMN_LIMIT, MAX_COLUMN_LIMIT,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, DirectMove, STATUS_EVENT_KINDS,
+    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
     check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
@@ -64,6 +65,7 @@ pub use env::{Env, is_placeholder};
 pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
+pub use home::{Backend, DATABASE_URL_VAR, Kanban, SharedBoard, redact_url};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,
@@ -80,7 +82,10 @@ pub use paths::{
     create_board, default_display_name, hermes_root, kanban_home, list_boards, normalize_slug,
     read_board_meta, remove_board, rename_board, resolve_board, set_default_workdir, switch_board,
 };
-pub use plan::{DispatchPlan, PlanOptions, dispatch_allowed};
+pub use plan::{
+    Attempt, CapClaim, CappedTask, DispatchPlan, GuardedTask, Lane, PlanOptions, Queued,
+    SpawnActions, SpawnCaps, SpawnOutcome, SpawnPolicy, SpawnQueue, SpawnedTask, dispatch_allowed,
+};
 pub use repair::{REPAIR_BACKUPS_KEPT, RepairReport, repair_db};
 pub use review::{ChangesRequested, ReviewReopened, ReviewRequest, ReviewRequested};
 pub use runs::RunStateField;
@@ -98,7 +103,7 @@ pub use tokens::{RunScope, token_hash};
 pub use transfer::{
     ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ExportReport, ImportReport, export_board, import_board,
 };
-pub use transitions::TaskChange;
+pub use transitions::{DirectMove, MoveDetails, TaskChange};
 pub use types::{
     Attachment, BlockKind, Comment, Event, NotifySub, Run, RunOutcome, Status, Task, WorkspaceKind,
 };

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::{KernelError, Result};
+use super::store::sqlite::RawDb;
 
 /// Corrupt-board backups kept per DB (Hermes caps them at 10).
 pub const REPAIR_BACKUPS_KEPT: usize = 10;
@@ -41,23 +41,6 @@ impl RepairReport {
     }
 }
 
-fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let c = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(std::time::Duration::from_secs(30))?;
-    Ok(c)
-}
-
-fn pragma_rows(c: &Connection, pragma: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare(&format!("PRAGMA {pragma}"))?;
-    let rows = st
-        .query_map([], |r| r.get::<_, Option<String>>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows.into_iter().flatten().collect())
-}
-
 fn healthy(messages: &[String]) -> bool {
     messages.len() == 1 && messages[0].trim().eq_ignore_ascii_case("ok")
 }
@@ -85,7 +68,7 @@ fn repairable_indexes(messages: &[String]) -> Option<Vec<String>> {
 }
 
 /// A page-level copy of `db` through SQLite's backup API, named by its content hash.
-fn backup(conn: &Connection, db: &Path) -> Result<PathBuf> {
+fn backup(conn: &RawDb, db: &Path) -> Result<PathBuf> {
     let dir = db.parent().unwrap_or(Path::new("."));
     let base = db
         .file_name()
@@ -93,11 +76,7 @@ fn backup(conn: &Connection, db: &Path) -> Result<PathBuf> {
         .unwrap_or_else(|| "kanban.db".into());
     let tmp = dir.join(format!(".{base}.repair-backup.tmp"));
     let _ = std::fs::remove_file(&tmp);
-    {
-        let mut dst = Connection::open(&tmp)?;
-        let b = rusqlite::backup::Backup::new(conn, &mut dst)?;
-        b.run_to_completion(256, std::time::Duration::from_millis(0), None)?;
-    }
+    conn.backup_to(&tmp)?;
     let bytes = std::fs::read(&tmp).map_err(|e| KernelError::io(&tmp, e))?;
     let hash = Sha256::digest(&bytes);
     let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -149,7 +128,7 @@ pub fn repair_db(db: &Path) -> Result<RepairReport> {
         report.status = "missing";
         return Ok(report);
     }
-    let conn = match open(db) {
+    let conn = match RawDb::open(db) {
         Ok(c) => c,
         Err(e) => {
             report.status = "corrupt";
@@ -157,14 +136,13 @@ pub fn repair_db(db: &Path) -> Result<RepairReport> {
             return Ok(report);
         }
     };
-    let probe = pragma_rows(&conn, "quick_check").and_then(|q| {
-        let i = pragma_rows(&conn, "integrity_check")?;
+    let probe = conn.pragma_rows("quick_check").and_then(|q| {
+        let i = conn.pragma_rows("integrity_check")?;
         Ok((q, i))
     });
     let (quick, integrity) = match probe {
         Ok(p) => p,
         Err(e) => {
-            let e = KernelError::from(e);
             if matches!(e, KernelError::Busy) {
                 return Err(e);
             }
@@ -184,14 +162,9 @@ pub fn repair_db(db: &Path) -> Result<RepairReport> {
         report.status = "corrupt";
         return Ok(report);
     };
-    let reindex = indexes.iter().try_for_each(|name| {
-        conn.execute_batch(&format!("REINDEX \"{}\"", name.replace('"', "\"\"")))
-    });
-    if reindex.is_err() {
-        conn.execute_batch("REINDEX")?;
-    }
+    conn.reindex(&indexes)?;
     report.reindexed = indexes;
-    report.post_repair_messages = pragma_rows(&conn, "integrity_check")?;
+    report.post_repair_messages = conn.pragma_rows("integrity_check")?;
     report.status = if healthy(&report.post_repair_messages) {
         "repaired"
     } else {

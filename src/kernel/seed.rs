@@ -4,12 +4,11 @@
 //! one transaction. It keeps the run and claim invariants but skips per-task validation, so it
 //! is not a front-door operation.
 
-use rusqlite::params;
-
 use super::board::{Board, add_event};
 use super::error::{KernelError, Result};
+use super::store::Tx;
 use super::types::Status;
-use crate::obj;
+use crate::{args, obj};
 
 /// One task to seed.
 #[derive(Debug, Clone)]
@@ -34,19 +33,6 @@ impl Board {
         let base = u32::from_le_bytes(base);
         self.write(|c| {
             let mut ids: Vec<String> = Vec::with_capacity(tasks.len());
-            let mut ins = c.prepare_cached(
-                "INSERT INTO tasks (id, title, assignee, status, priority, created_by, created_at,
-                        started_at, completed_at, workspace_kind, claim_lock, claim_expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'seed', ?6, ?7, ?8, 'scratch', ?9, ?10)",
-            )?;
-            let mut run = c.prepare_cached(
-                "INSERT INTO task_runs (task_id, profile, status, claim_lock, claim_expires, started_at,
-                        ended_at, outcome, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut link =
-                c.prepare_cached("INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)")?;
-            let mut cur = c.prepare_cached("UPDATE tasks SET current_run_id=?1 WHERE id=?2")?;
             for (i, t) in tasks.iter().enumerate() {
                 let id = format!("t_{:08x}", base.wrapping_add(i as u32));
                 let created = now - (tasks.len() - i) as i64;
@@ -60,18 +46,23 @@ impl Board {
                     Status::Done | Status::Archived => (Some(created), Some(now), None, None),
                     _ => (None, None, None, None),
                 };
-                ins.execute(params![
-                    id,
-                    t.title,
-                    t.assignee,
-                    t.status.as_str(),
-                    t.priority,
-                    created,
-                    started,
-                    completed,
-                    lock,
-                    expires
-                ])?;
+                c.exec(
+                    "INSERT INTO tasks (id, title, assignee, status, priority, created_by, created_at,
+                            started_at, completed_at, workspace_kind, claim_lock, claim_expires)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'seed', ?6, ?7, ?8, 'scratch', ?9, ?10)",
+                    args![
+                        id,
+                        t.title,
+                        t.assignee,
+                        t.status.as_str(),
+                        t.priority,
+                        created,
+                        started,
+                        completed,
+                        lock,
+                        expires
+                    ],
+                )?;
                 add_event(c, &id, None, "created", obj! {"assignee" => t.assignee}, created)?;
                 if t.status == Status::Blocked {
                     // A human's block, as `block` records it: sticky for every reader
@@ -85,46 +76,81 @@ impl Board {
                         created,
                     )?;
                 }
-                match t.status {
-                    Status::Running => {
-                        run.execute(params![
-                            id,
-                            t.assignee,
-                            "running",
-                            lock,
-                            expires,
-                            created,
-                            None::<i64>,
-                            None::<String>,
-                            None::<String>
-                        ])?;
-                        let rid = c.last_insert_rowid();
-                        cur.execute(params![rid, id])?;
-                    }
-                    Status::Done | Status::Archived => {
-                        run.execute(params![
-                            id,
-                            t.assignee,
-                            "done",
-                            None::<String>,
-                            None::<i64>,
-                            created,
-                            now,
-                            "completed",
-                            "seeded"
-                        ])?;
-                    }
-                    _ => {}
-                }
+                seed_run(c, t, &id, (lock, expires), created, now)?;
                 for &p in &t.parents {
                     let parent = ids.get(p).ok_or_else(|| {
                         KernelError::invalid("parents", format!("index {p} is not an earlier task"))
                     })?;
-                    link.execute(params![parent, id])?;
+                    c.exec(
+                        "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
+                        args![parent, id],
+                    )?;
                 }
                 ids.push(id);
             }
             Ok(ids)
         })
     }
+}
+
+/// The run a seeded task has: an open one (current) for `running`, a closed `completed` one
+/// for `done` and `archived`, none otherwise.
+fn seed_run(
+    c: &Tx,
+    t: &SeedTask,
+    id: &str,
+    (lock, expires): (Option<String>, Option<i64>),
+    created: i64,
+    now: i64,
+) -> Result<()> {
+    match t.status {
+        Status::Running => {
+            let rid = insert_run(
+                c,
+                args![
+                    id,
+                    t.assignee,
+                    "running",
+                    lock,
+                    expires,
+                    created,
+                    None::<i64>,
+                    None::<String>,
+                    None::<String>
+                ],
+            )?;
+            c.exec(
+                "UPDATE tasks SET current_run_id=?1 WHERE id=?2",
+                args![rid, id],
+            )?;
+        }
+        Status::Done | Status::Archived => {
+            insert_run(
+                c,
+                args![
+                    id,
+                    t.assignee,
+                    "done",
+                    None::<String>,
+                    None::<i64>,
+                    created,
+                    now,
+                    "completed",
+                    "seeded"
+                ],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Insert one seeded run (task, profile, status, claim, expiry, start, end, outcome, summary).
+fn insert_run(c: &Tx, a: &[&dyn crate::kernel::store::Param]) -> Result<i64> {
+    c.insert_id(
+        "INSERT INTO task_runs (task_id, profile, status, claim_lock, claim_expires, started_at,
+                ended_at, outcome, summary)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+        a,
+    )
 }

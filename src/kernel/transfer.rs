@@ -14,12 +14,10 @@
 //! paths are cleared, and dispatchable `dir`/`worktree` tasks are parked in `triage`, each
 //! task getting an `imported` event.
 
-use super::store::Tx;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -30,6 +28,8 @@ use super::paths::{
     BoardPaths, DEFAULT_BOARD, board_exists, kanban_home, normalize_slug, read_board_meta,
     switch_board, write_board_meta,
 };
+use super::store::{Tx, sqlite as store};
+use crate::args;
 
 /// The archive format name and the newest version we read and write.
 pub const ARCHIVE_FORMAT: &str = "hermes-kanban-board";
@@ -70,52 +70,42 @@ pub struct ImportReport {
     pub activated: bool,
 }
 
-fn has_column(c: &Tx, table: &str, col: &str) -> Result<bool> {
-    let mut st = c.prepare(&format!("PRAGMA table_info({table})"))?;
-    let found = st
-        .query_map([], |r| r.get::<_, String>(1))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .iter()
-        .any(|n| n == col);
-    Ok(found)
-}
-
-fn has_table(c: &Tx, table: &str) -> Result<bool> {
-    let n: i64 = c.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-        [table],
-        |r| r.get(0),
-    )?;
-    Ok(n > 0)
-}
-
 /// Clear machine-local runtime state (the caller holds the transaction).
 fn scrub_local_state(c: &Tx, now: i64) -> Result<()> {
-    c.execute("DELETE FROM kanban_notify_subs", [])?;
-    c.execute(
+    c.exec("DELETE FROM kanban_notify_subs", args![])?;
+    c.exec(
         "UPDATE tasks SET claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, current_run_id=NULL,
                 last_heartbeat_at=NULL, session_id=NULL, project_id=NULL,
                 consecutive_failures=0, last_failure_error=NULL",
-        [],
+        args![],
     )?;
-    c.execute("UPDATE tasks SET status='ready' WHERE status='running'", [])?;
-    c.execute(
+    c.exec(
+        "UPDATE tasks SET status='ready' WHERE status='running'",
+        args![],
+    )?;
+    c.exec(
         "UPDATE task_runs SET status='released', outcome=COALESCE(outcome, 'reclaimed'),
                 ended_at=COALESCE(ended_at, ?1), last_heartbeat_at=NULL
           WHERE status='running' OR ended_at IS NULL",
-        [now],
+        args![now],
     )?;
-    c.execute("UPDATE task_runs SET claim_lock=NULL, worker_pid=NULL", [])?;
-    // Hermes ~0.22's pid fingerprints, where the columns exist.
+    c.exec(
+        "UPDATE task_runs SET claim_lock=NULL, worker_pid=NULL",
+        args![],
+    )?;
+    // Hermes ~0.22's pid fingerprints, where the columns exist (an archive may be older).
     for table in ["tasks", "task_runs"] {
-        if has_column(c, table, "worker_started_at")? {
-            c.execute(&format!("UPDATE {table} SET worker_started_at=NULL"), [])?;
+        if store::has_column(c, table, "worker_started_at")? {
+            c.exec(
+                &format!("UPDATE {table} SET worker_started_at=NULL"),
+                args![],
+            )?;
         }
     }
     // Our side tables: supervisor/worker process rows and per-run tokens are live state.
     for table in ["kanban_worker_procs", "kanban_run_tokens"] {
-        if has_table(c, table)? {
-            c.execute(&format!("DELETE FROM {table}"), [])?;
+        if store::has_table(c, table)? {
+            c.exec(&format!("DELETE FROM {table}"), args![])?;
         }
     }
     Ok(())
@@ -124,8 +114,7 @@ fn scrub_local_state(c: &Tx, now: i64) -> Result<()> {
 fn count_rows(c: &Tx) -> Result<serde_json::Map<String, Value>> {
     let mut m = serde_json::Map::new();
     for t in COUNTED_TABLES {
-        let n: i64 = c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
-        m.insert(t.to_string(), json!(n));
+        m.insert(t.to_string(), json!(store::count_rows(c, t)?));
     }
     Ok(m)
 }
@@ -197,28 +186,11 @@ pub fn export_board(
     let staged = tmp.path().join(&slug);
     fs::create_dir_all(&staged).map_err(|e| KernelError::io(&staged, e))?;
     let snap_path = staged.join("kanban.db");
-    {
-        let src = Connection::open_with_flags(
-            &paths.db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        src.busy_timeout(std::time::Duration::from_secs(30))?;
-        let mut dst = Connection::open(&snap_path)?;
-        rusqlite::backup::Backup::new(&src, &mut dst)?.run_to_completion(
-            512,
-            std::time::Duration::from_millis(5),
-            None,
-        )?;
-    }
-    let counts_db = {
-        let mut snap = Connection::open(&snap_path)?;
-        // The archive is a plain single file: no WAL sidecar to forget.
-        snap.pragma_update(None, "journal_mode", "DELETE")?;
-        let tx = snap.transaction()?;
-        scrub_local_state(&Tx::sqlite(&tx), now)?;
-        tx.commit()?;
-        count_rows(&Tx::sqlite(&snap))?
-    };
+    // A consistent copy taken while writers continue, scrubbed before it is archived.
+    let counts_db = store::snapshot(&paths.db, &snap_path, |c| {
+        scrub_local_state(c, now)?;
+        count_rows(c)
+    })?;
     let meta = read_board_meta(env, &slug);
     let mut board_json = serde_json::to_value(&meta)?;
     if let Some(o) = board_json.as_object_mut() {
@@ -261,17 +233,7 @@ pub fn export_board(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "board.tar.gz".into())
     ));
-    {
-        let f = fs::File::create(&part).map_err(|e| KernelError::io(&part, e))?;
-        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
-        let mut t = tar::Builder::new(gz);
-        t.mode(tar::HeaderMode::Deterministic);
-        t.follow_symlinks(false);
-        t.append_dir_all(&slug, &staged)
-            .map_err(|e| KernelError::io(&part, e))?;
-        let gz = t.into_inner().map_err(|e| KernelError::io(&part, e))?;
-        gz.finish().map_err(|e| KernelError::io(&part, e))?;
-    }
+    write_tar_gz(&part, &slug, &staged)?;
     fs::rename(&part, &archive).map_err(|e| KernelError::io(&archive, e))?;
     let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
     Ok(ExportReport {
@@ -280,6 +242,20 @@ pub fn export_board(
         size,
         counts: manifest["counts"].as_object().cloned().unwrap_or_default(),
     })
+}
+
+/// Write `staged` as the single top-level directory `slug` of a deterministic `.tar.gz`.
+fn write_tar_gz(part: &Path, slug: &str, staged: &Path) -> Result<()> {
+    let f = fs::File::create(part).map_err(|e| KernelError::io(part, e))?;
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    let mut t = tar::Builder::new(gz);
+    t.mode(tar::HeaderMode::Deterministic);
+    t.follow_symlinks(false);
+    t.append_dir_all(slug, staged)
+        .map_err(|e| KernelError::io(part, e))?;
+    let gz = t.into_inner().map_err(|e| KernelError::io(part, e))?;
+    gz.finish().map_err(|e| KernelError::io(part, e))?;
+    Ok(())
 }
 
 /// The normal components of an archive member path, refusing absolute paths and `..`.
@@ -380,28 +356,7 @@ pub fn import_board(
     let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
     let root = extract(archive, tmp.path())?;
     let extracted = tmp.path().join(&root);
-    let manifest: Value = fs::read_to_string(extracted.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
-        .ok_or_else(|| {
-            KernelError::BoardRefused(
-                "archive is not a Hermes kanban board export (no readable manifest.json)".into(),
-            )
-        })?;
-    if manifest["format"] != ARCHIVE_FORMAT {
-        return Err(KernelError::BoardRefused(format!(
-            "archive is not a Hermes kanban board export (format={})",
-            manifest["format"]
-        )));
-    }
-    match manifest["format_version"].as_i64() {
-        Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
-        v => {
-            return Err(KernelError::BoardRefused(format!(
-                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
-            )));
-        }
-    }
+    let manifest = read_manifest(&extracted)?;
     let staged_db = extracted.join("kanban.db");
     if !staged_db.is_file() {
         return Err(KernelError::BoardRefused(
@@ -449,65 +404,8 @@ pub fn import_board(
     let env_b = env.clone().without("HERMES_KANBAN_DB");
     let board = Board::open_paths(&env_b, paths.clone())?;
     let attachments_dir = paths.attachments.clone();
-    let (restored, parked, warnings) = board.write(|c| {
-        scrub_local_state(c, now)?;
-        let mut warnings = Vec::new();
-        let rows: Vec<(i64, String, String)> = {
-            let mut st = c.prepare("SELECT id, task_id, stored_path FROM task_attachments")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        let (mut restored, mut dropped) = (0i64, 0i64);
-        for (id, task, stored) in rows {
-            let file = Path::new(&stored)
-                .file_name()
-                .map(|f| f.to_os_string())
-                .unwrap_or_default();
-            let landed = attachments_dir.join(&task).join(file);
-            if landed.is_file() && !task.contains(['/', '\\']) && !task.contains("..") {
-                c.execute(
-                    "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
-                    params![landed.to_string_lossy(), id],
-                )?;
-                restored += 1;
-            } else {
-                c.execute("DELETE FROM task_attachments WHERE id=?1", [id])?;
-                dropped += 1;
-            }
-        }
-        if dropped > 0 {
-            warnings.push(format!(
-                "{dropped} attachment record(s) dropped: the files were not in the archive"
-            ));
-        }
-        let parked: Vec<String> = {
-            let mut st = c.prepare(
-                "SELECT id FROM tasks WHERE workspace_kind IN ('dir','worktree') AND status IN (SELECT value FROM json_each(?1))",
-            )?;
-            st.query_map([serde_json::to_string(&DISPATCHABLE)?], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        c.execute("UPDATE tasks SET workspace_path=NULL, branch_name=NULL", [])?;
-        for id in &parked {
-            c.execute("UPDATE tasks SET status='triage' WHERE id=?1", [id])?;
-        }
-        if !parked.is_empty() {
-            warnings.push(format!(
-                "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
-                parked.len()
-            ));
-        }
-        let ids: Vec<String> = {
-            let mut st = c.prepare("SELECT id FROM tasks")?;
-            st.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for id in &ids {
-            let payload = crate::obj! {"board" => target, "parked" => parked.contains(id)};
-            add_event(c, id, None, "imported", payload, now)?;
-        }
-        Ok((restored, parked.len() as i64, warnings))
-    })?;
+    let (restored, parked, warnings) =
+        board.write(|c| land_rows(c, &attachments_dir, &target, now))?;
     let counts = board.read(count_rows)?;
     drop(board);
     if activate {
@@ -531,6 +429,100 @@ pub fn import_board(
         warnings,
         activated: activate,
     })
+}
+
+/// The archive's `manifest.json`, refused unless it names our format at a version we read.
+fn read_manifest(extracted: &Path) -> Result<Value> {
+    let manifest: Value = fs::read_to_string(extracted.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
+        .ok_or_else(|| {
+            KernelError::BoardRefused(
+                "archive is not a Hermes kanban board export (no readable manifest.json)".into(),
+            )
+        })?;
+    if manifest["format"] != ARCHIVE_FORMAT {
+        return Err(KernelError::BoardRefused(format!(
+            "archive is not a Hermes kanban board export (format={})",
+            manifest["format"]
+        )));
+    }
+    match manifest["format_version"].as_i64() {
+        Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
+        v => {
+            return Err(KernelError::BoardRefused(format!(
+                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Inside the new board's first write: scrub live state, re-point attachment rows at the
+/// landed files (dropping rows whose file did not travel), clear workspace paths, park
+/// dispatchable `dir`/`worktree` tasks in triage, and record `imported` on every task.
+/// Returns (attachments restored, tasks parked, warnings).
+fn land_rows(
+    c: &Tx,
+    attachments_dir: &Path,
+    target: &str,
+    now: i64,
+) -> Result<(i64, i64, Vec<String>)> {
+    scrub_local_state(c, now)?;
+    let mut warnings = Vec::new();
+    let rows: Vec<(i64, String, String)> = c.rows(
+        "SELECT id, task_id, stored_path FROM task_attachments",
+        args![],
+    )?;
+    let (mut restored, mut dropped) = (0i64, 0i64);
+    for (id, task, stored) in rows {
+        let file = Path::new(&stored)
+            .file_name()
+            .map(|f| f.to_os_string())
+            .unwrap_or_default();
+        let landed = attachments_dir.join(&task).join(file);
+        if landed.is_file() && !task.contains(['/', '\\']) && !task.contains("..") {
+            c.exec(
+                "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
+                args![landed.to_string_lossy().into_owned(), id],
+            )?;
+            restored += 1;
+        } else {
+            c.exec("DELETE FROM task_attachments WHERE id=?1", args![id])?;
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        warnings.push(format!(
+            "{dropped} attachment record(s) dropped: the files were not in the archive"
+        ));
+    }
+    let parked: Vec<String> = c.rows(
+        &format!(
+            "SELECT id FROM tasks WHERE workspace_kind IN ('dir','worktree') AND status IN ({})",
+            DISPATCHABLE.map(|s| format!("'{s}'")).join(", ")
+        ),
+        args![],
+    )?;
+    c.exec(
+        "UPDATE tasks SET workspace_path=NULL, branch_name=NULL",
+        args![],
+    )?;
+    for id in &parked {
+        c.exec("UPDATE tasks SET status='triage' WHERE id=?1", args![id])?;
+    }
+    if !parked.is_empty() {
+        warnings.push(format!(
+            "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
+            parked.len()
+        ));
+    }
+    let ids: Vec<String> = c.rows("SELECT id FROM tasks", args![])?;
+    for id in &ids {
+        let payload = crate::obj! {"board" => target, "parked" => parked.contains(id)};
+        add_event(c, id, None, "imported", payload, now)?;
+    }
+    Ok((restored, parked.len() as i64, warnings))
 }
 
 #[cfg(test)]

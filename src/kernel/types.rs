@@ -5,8 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::store::{Cells, FromRow, Val};
-use rusqlite::Row;
+use super::store::{Cells, FromRow, Row, Val};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -226,53 +225,92 @@ pub(crate) fn json_column(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
+/// The text primary key in column `i` (strict: a task row without a text id is a storage error).
+fn text_key(r: &impl Cells, i: usize) -> super::error::Result<String> {
+    match r.cell(i) {
+        Some(Val::Text(s)) => Ok(s.to_string()),
+        _ => Err(KernelError::Storage(format!(
+            "column {i}: expected a text id"
+        ))),
+    }
+}
+
+/// The integer primary key in column `i` (strict, as `INTEGER PRIMARY KEY` guarantees).
+fn int_key(r: &impl Cells, i: usize) -> super::error::Result<i64> {
+    match r.cell(i) {
+        Some(Val::Int(n)) => Ok(n),
+        _ => Err(KernelError::Storage(format!(
+            "column {i}: expected an integer id"
+        ))),
+    }
+}
+
+impl FromRow for Task {
+    fn from_row(r: &Row<'_>) -> super::error::Result<Task> {
+        Task::from_cells(r, 0)
+    }
+}
+
+impl FromRow for Run {
+    fn from_row(r: &Row<'_>) -> super::error::Result<Run> {
+        Run::from_cells(r)
+    }
+}
+
+impl FromRow for Event {
+    fn from_row(r: &Row<'_>) -> super::error::Result<Event> {
+        Event::from_cells(r)
+    }
+}
+
 impl Task {
-    pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Task> {
-        let status_text = lenient_text(r, 4).unwrap_or_default();
+    /// Read a task whose [`TASK_COLUMNS`] start at column `o` (lenient but for the id).
+    pub(crate) fn from_cells(r: &impl Cells, o: usize) -> super::error::Result<Task> {
+        let status_text = lenient_text(r, o + 4).unwrap_or_default();
         let status = Status::from_str(&status_text).unwrap_or(Status::Todo);
-        let skills = lenient_text(r, 27)
+        let skills = lenient_text(r, o + 27)
             .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
             .unwrap_or_default();
         Ok(Task {
-            id: r.get(0)?,
-            title: lenient_text(r, 1).unwrap_or_default(),
-            body: lenient_text(r, 2),
-            assignee: lenient_text(r, 3),
+            id: text_key(r, o)?,
+            title: lenient_text(r, o + 1).unwrap_or_default(),
+            body: lenient_text(r, o + 2),
+            assignee: lenient_text(r, o + 3),
             status,
-            priority: lenient_i64(r, 5).unwrap_or(0),
-            created_by: lenient_text(r, 6),
-            created_at: lenient_i64(r, 7).unwrap_or(0),
-            started_at: lenient_i64(r, 8),
-            completed_at: lenient_i64(r, 9),
-            workspace_kind: lenient_text(r, 10).unwrap_or_else(|| "scratch".into()),
-            workspace_path: lenient_text(r, 11),
-            branch_name: lenient_text(r, 12),
-            project_id: lenient_text(r, 13),
-            claim_lock: lenient_text(r, 14),
-            claim_expires: lenient_i64(r, 15),
-            tenant: lenient_text(r, 16),
-            result: lenient_text(r, 17),
-            idempotency_key: lenient_text(r, 18),
-            consecutive_failures: lenient_i64(r, 19).unwrap_or(0),
-            worker_pid: lenient_i64(r, 20),
-            last_failure_error: lenient_text(r, 21),
-            max_runtime_seconds: lenient_i64(r, 22),
-            last_heartbeat_at: lenient_i64(r, 23),
-            current_run_id: lenient_i64(r, 24),
-            workflow_template_id: lenient_text(r, 25),
-            current_step_key: lenient_text(r, 26),
+            priority: lenient_i64(r, o + 5).unwrap_or(0),
+            created_by: lenient_text(r, o + 6),
+            created_at: lenient_i64(r, o + 7).unwrap_or(0),
+            started_at: lenient_i64(r, o + 8),
+            completed_at: lenient_i64(r, o + 9),
+            workspace_kind: lenient_text(r, o + 10).unwrap_or_else(|| "scratch".into()),
+            workspace_path: lenient_text(r, o + 11),
+            branch_name: lenient_text(r, o + 12),
+            project_id: lenient_text(r, o + 13),
+            claim_lock: lenient_text(r, o + 14),
+            claim_expires: lenient_i64(r, o + 15),
+            tenant: lenient_text(r, o + 16),
+            result: lenient_text(r, o + 17),
+            idempotency_key: lenient_text(r, o + 18),
+            consecutive_failures: lenient_i64(r, o + 19).unwrap_or(0),
+            worker_pid: lenient_i64(r, o + 20),
+            last_failure_error: lenient_text(r, o + 21),
+            max_runtime_seconds: lenient_i64(r, o + 22),
+            last_heartbeat_at: lenient_i64(r, o + 23),
+            current_run_id: lenient_i64(r, o + 24),
+            workflow_template_id: lenient_text(r, o + 25),
+            current_step_key: lenient_text(r, o + 26),
             skills,
-            model_override: lenient_text(r, 28),
-            max_retries: lenient_i64(r, 29),
-            goal_mode: lenient_i64(r, 30).unwrap_or(0) != 0,
-            goal_max_turns: lenient_i64(r, 31),
-            session_id: lenient_text(r, 32),
-            block_kind: lenient_text(r, 33),
-            block_recurrences: lenient_i64(r, 34).unwrap_or(0),
-            completion_contract: lenient_text(r, 35),
-            worker_started_at: lenient_text(r, 36),
-            provider_override: lenient_text(r, 37).filter(|s| !s.trim().is_empty()),
-            reasoning_effort: lenient_text(r, 38).filter(|s| !s.trim().is_empty()),
+            model_override: lenient_text(r, o + 28),
+            max_retries: lenient_i64(r, o + 29),
+            goal_mode: lenient_i64(r, o + 30).unwrap_or(0) != 0,
+            goal_max_turns: lenient_i64(r, o + 31),
+            session_id: lenient_text(r, o + 32),
+            block_kind: lenient_text(r, o + 33),
+            block_recurrences: lenient_i64(r, o + 34).unwrap_or(0),
+            completion_contract: lenient_text(r, o + 35),
+            worker_started_at: lenient_text(r, o + 36),
+            provider_override: lenient_text(r, o + 37).filter(|s| !s.trim().is_empty()),
+            reasoning_effort: lenient_text(r, o + 38).filter(|s| !s.trim().is_empty()),
         })
     }
 
@@ -330,9 +368,9 @@ pub(crate) const RUN_COLUMNS: &str = "id, task_id, profile, step_key, status, cl
     outcome, summary, metadata, error";
 
 impl Run {
-    pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Run> {
+    pub(crate) fn from_cells(r: &impl Cells) -> super::error::Result<Run> {
         Ok(Run {
-            id: r.get(0)?,
+            id: int_key(r, 0)?,
             task_id: lenient_text(r, 1).unwrap_or_default(),
             profile: lenient_text(r, 2),
             step_key: lenient_text(r, 3),
@@ -383,9 +421,9 @@ pub struct Event {
 pub(crate) const EVENT_COLUMNS: &str = "id, task_id, run_id, kind, payload, created_at";
 
 impl Event {
-    pub(crate) fn from_row(r: &Row) -> rusqlite::Result<Event> {
+    pub(crate) fn from_cells(r: &impl Cells) -> super::error::Result<Event> {
         Ok(Event {
-            id: r.get(0)?,
+            id: int_key(r, 0)?,
             task_id: lenient_text(r, 1).unwrap_or_default(),
             run_id: lenient_i64(r, 2),
             kind: lenient_text(r, 3).unwrap_or_default(),
@@ -439,16 +477,3 @@ pub(crate) fn payload_text(payload: &Map<String, Value>) -> Option<String> {
         Some(Value::Object(payload.clone()).to_string())
     }
 }
-
-/// Transitional delegations: [`FromRow`] for the kernel's row types, over their rusqlite
-/// mappers (which move onto [`super::store::Row`] when every caller speaks `Tx`).
-macro_rules! delegate_from_row {
-    ($($t:ty),*) => { $(
-        impl FromRow for $t {
-            fn from_row(r: &super::store::Row<'_>) -> super::error::Result<Self> {
-                Ok(<$t>::from_row(r.sqlite_row())?)
-            }
-        }
-    )* };
-}
-delegate_from_row!(Task, Run, Event);

@@ -1,18 +1,17 @@
 //! The MCP server: the `kanban_*` tools over stdio (`hermes-kanban mcp`) and streamable HTTP
-//! (`/mcp` in `serve`). Owns scoping — a worker sees only its lifecycle tools and may mutate
+//! (`/mcp` in `serve`; the tools themselves are in [`tools`], one file each). Owns scoping — a worker sees only its lifecycle tools and may mutate
 //! only its own task; an orchestrator also gets `kanban_list` and `kanban_unblock` — the
-//! instructions and prompts, the mapping of kernel errors to `isError` tool results, and the
-//! board handles (opened [`OpenMode::Existing`]: the server never creates a board). Tool
+//! instructions and prompts, and the mapping of kernel errors to `isError` tool results. Boards come from
+//! the [`Kanban`] home it is given (existing boards only: the server never creates a board). Tool
 //! schemas are listed in their portable form ([`portable`]). Every tool body is a kernel call;
 //! no rule is re-implemented here.
 
-mod params;
 pub mod portable;
 mod stdio;
 mod tools;
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -26,10 +25,15 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt, prompt_router};
 
-use crate::kernel::{Board, Env, KernelError, OpenMode};
+use crate::kernel::{Board, Env, Kanban, KernelError};
 
-pub use params::*;
 pub use stdio::{LineTransport, MAX_LINE_BYTES};
+pub use tools::{
+    AttachParams, AttachUrlParams, AttachmentsParams, BlockKindParam, BlockParams, BoolLike,
+    CommentParams, CompleteParams, CreateParams, HeartbeatParams, InitialStatusParam, LinkParams,
+    ListParams, RequestChangesParams, RequestReviewParams, ScheduleParams, ShowParams, StatusParam,
+    StringList, UnblockParams, WorkspaceKindParam,
+};
 
 /// Worker guidance (our words), sent as `instructions` to workers and offered as a prompt.
 pub const GUIDANCE: &str = include_str!("../../prompts/kanban-guidance.md");
@@ -102,7 +106,8 @@ impl Scope {
     }
 }
 
-/// Shared server state: environment, default board, tool narrowing, and open boards.
+/// Shared server state: the home (board handles, shared with the REST API and the dispatcher
+/// in `serve`), default board, tool narrowing.
 pub struct McpState {
     pub(crate) env: Env,
     pub(crate) board: Option<String>,
@@ -110,56 +115,45 @@ pub struct McpState {
     pub(crate) only: Option<BTreeSet<String>>,
     /// The scope of a stdio session (HTTP requests carry theirs in the request).
     pub(crate) stdio_scope: Option<Scope>,
-    boards: Mutex<HashMap<String, Arc<Mutex<Board>>>>,
+    home: Kanban,
 }
 
 impl McpState {
-    /// State for a server on `env`, default board `board`, narrowed to `only` when given.
+    /// State for a server on `home` (a [`Kanban`], or an [`Env`] for its SQLite boards),
+    /// default board `board`, narrowed to `only` when given.
     pub fn new(
-        env: Env,
+        home: impl Into<Kanban>,
         board: Option<String>,
         only: Option<BTreeSet<String>>,
         stdio: bool,
     ) -> Arc<McpState> {
+        let home = home.into();
+        let env = home.env().clone();
         let stdio_scope = stdio.then(|| Scope::from_env(&env));
         Arc::new(McpState {
             env,
             board,
             only,
             stdio_scope,
-            boards: Mutex::new(HashMap::new()),
+            home,
         })
     }
 
-    /// Run `f` on the board `slug` (or the default chain), opening it once and reusing it. A
-    /// board without a database is [`KernelError::NoDatabase`]; nothing is created.
+    /// Run `f` on the board `slug` (or the default chain), through the home's shared handle.
+    /// A board without a database is [`KernelError::NoDatabase`]; nothing is created.
     pub(crate) fn with_board<T>(
         &self,
         slug: Option<&str>,
         f: impl FnOnce(&Board) -> Result<T, KernelError>,
     ) -> Result<T, KernelError> {
-        let slug = slug.or(self.board.as_deref());
-        let resolved = crate::kernel::resolve_board(&self.env, slug)?;
-        let handle = {
-            let mut map = self.boards.lock().unwrap_or_else(|p| p.into_inner());
-            match map.get(&resolved) {
-                Some(b) => b.clone(),
-                None => {
-                    // Nothing creates a board silently: a missing DB is an error naming it.
-                    let (b, _) = Board::open_mode(&self.env, Some(&resolved), OpenMode::Existing)?;
-                    let b = Arc::new(Mutex::new(b));
-                    map.insert(resolved.clone(), b.clone());
-                    b
-                }
-            }
-        };
-        let board = handle.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = self.home.board(slug.or(self.board.as_deref()))?;
+        let board = handle.lock();
         f(&board)
     }
 
     /// Find which board a run token belongs to (tokens are random; every board is checked).
     pub fn resolve_token(&self, token: &str) -> Option<(String, crate::kernel::RunScope)> {
-        let boards = crate::kernel::list_boards(&self.env, true).ok()?;
+        let boards = self.home.list(true).ok()?;
         for b in boards {
             let slug = b.meta.slug.clone();
             if let Ok(Some(scope)) =
@@ -341,7 +335,7 @@ impl ServerHandler for KanbanMcp {
         // Bad arguments: an `isError` result that names the argument (moved out and back to
         // avoid copying a large attachment).
         let args = serde_json::Value::Object(request.arguments.take().unwrap_or_default());
-        if let Some(msg) = params::argument_error(&request.name, &args) {
+        if let Some(msg) = tools::argument_error(&request.name, &args) {
             return Ok(CallToolResult::error(vec![ContentBlock::text(msg)]).into());
         }
         if let serde_json::Value::Object(m) = args {

@@ -16,14 +16,13 @@
 
 pub mod config;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::kernel::{Board, Env, WebhookEvent, WebhookFilter};
+use crate::kernel::{Kanban, SharedBoard, WebhookEvent, WebhookFilter};
 pub use config::{Format, NotifyConfig, Webhook};
 
 /// The answer to one POST.
@@ -261,7 +260,12 @@ impl Notifier {
 /// Start one delivery thread per configured hook on `board` (or every board). `Err` when
 /// `kanban.notify` is invalid (the message names the key); a file that is not YAML at all is a
 /// warning on stderr and no hooks. With no hooks nothing starts.
-pub fn start(env: &Env, board: Option<&str>, stop: Arc<AtomicBool>) -> Result<Notifier, String> {
+pub fn start(
+    home: &Kanban,
+    board: Option<&str>,
+    stop: Arc<AtomicBool>,
+) -> Result<Notifier, String> {
+    let env = home.env();
     let (cfg, yaml_error) = NotifyConfig::load_lenient(env)?;
     if let Some(e) = yaml_error {
         eprintln!("hermes-kanban: warning: {e}");
@@ -271,24 +275,24 @@ pub fn start(env: &Env, board: Option<&str>, stop: Arc<AtomicBool>) -> Result<No
     // Each hook's cursor starts now on every board, so the first events after start-up are
     // delivered even before the thread's first poll.
     for slug in crate::dispatch::loop_boards(env, board) {
-        if let Ok(b) = Board::open(env, Some(&slug)) {
+        if let Ok((b, _)) = home.board_or_create(Some(&slug)) {
             for h in &cfg.webhooks {
-                if let Err(e) = b.webhook_cursor_start(&h.name) {
+                if let Err(e) = b.lock().webhook_cursor_start(&h.name) {
                     tracing::warn!("notify {}: board {slug}: {e}", h.name);
                 }
             }
         }
     }
     for hook in cfg.webhooks.clone() {
-        let (env, cfg, stop, board) = (
-            env.clone(),
+        let (home, cfg, stop, board) = (
+            home.clone(),
             cfg.clone(),
             stop.clone(),
             board.map(str::to_string),
         );
         let t = std::thread::Builder::new()
             .name(format!("notify {}", hook.name))
-            .spawn(move || hook_loop(&env, board.as_deref(), &hook, &cfg, &stop))
+            .spawn(move || hook_loop(&home, board.as_deref(), &hook, &cfg, &stop))
             .map_err(|e| format!("cannot start a notification thread: {e}"))?;
         threads.push(t);
     }
@@ -296,33 +300,26 @@ pub fn start(env: &Env, board: Option<&str>, stop: Arc<AtomicBool>) -> Result<No
 }
 
 fn hook_loop(
-    env: &Env,
+    home: &Kanban,
     board: Option<&str>,
     hook: &Webhook,
     cfg: &NotifyConfig,
     stop: &AtomicBool,
 ) {
-    let mut boards: HashMap<String, Board> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
-        for slug in crate::dispatch::loop_boards(env, board) {
+        for slug in crate::dispatch::loop_boards(home.env(), board) {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            if !boards.contains_key(&slug) {
-                match Board::open(env, Some(&slug)) {
-                    Ok(b) => {
-                        boards.insert(slug.clone(), b);
-                    }
-                    Err(e) => {
-                        tracing::warn!("notify {}: board {slug}: {e}", hook.name);
-                        continue;
-                    }
+            let b = match home.board_or_create(Some(&slug)) {
+                Ok((b, _)) => b,
+                Err(e) => {
+                    tracing::warn!("notify {}: board {slug}: {e}", hook.name);
+                    continue;
                 }
-            }
-            let b = &boards[&slug];
-            if let Err(e) = deliver_board(b, hook, cfg, stop) {
+            };
+            if let Err(e) = deliver_board(&b, hook, cfg, stop) {
                 tracing::warn!("notify {}: board {slug}: {e}", hook.name);
-                boards.remove(&slug);
             }
         }
         sleep_unless(stop, cfg.poll);
@@ -330,8 +327,9 @@ fn hook_loop(
 }
 
 /// Deliver `hook`'s pending events on one board. Returns how many were posted successfully.
+/// The board is locked for each kernel call only, never while a POST waits on the receiver.
 pub fn deliver_board(
-    b: &Board,
+    b: &SharedBoard,
     hook: &Webhook,
     cfg: &NotifyConfig,
     stop: &AtomicBool,
@@ -344,29 +342,30 @@ pub fn deliver_board(
     };
     let mut delivered = 0;
     loop {
-        let mut cur = b.webhook_cursor_start(&hook.name)?.last_event_id;
-        let batch = b.webhook_pending(cur, &filter)?;
+        let mut cur = b.lock().webhook_cursor_start(&hook.name)?.last_event_id;
+        let batch = b.lock().webhook_pending(cur, &filter)?;
         let full = batch.events.len() >= 100;
         for e in &batch.events {
             if stop.load(Ordering::SeqCst) {
                 return Ok(delivered);
             }
-            if !b.webhook_claim(&hook.name, cur, e.event.id)? {
+            if !b.lock().webhook_claim(&hook.name, cur, e.event.id)? {
                 // Another host moved the cursor: it delivers these; look again next poll.
                 return Ok(delivered);
             }
             let prev = cur;
             cur = e.event.id;
-            let body = payload(hook.format, b.slug(), &hook.name, e);
+            let slug = b.lock().slug().to_string();
+            let body = payload(hook.format, &slug, &hook.name, e);
             match post_with_retries(&hook.url, &body, cfg, stop) {
                 None => {
                     // Stopping: put the event back for the next host.
-                    b.webhook_claim(&hook.name, cur, prev)?;
+                    b.lock().webhook_claim(&hook.name, cur, prev)?;
                     return Ok(delivered);
                 }
                 Some((out, attempts)) if out.ok() => {
                     delivered += 1;
-                    b.webhook_record(&hook.name, Ok(()))?;
+                    b.lock().webhook_record(&hook.name, Ok(()))?;
                     tracing::debug!(
                         "notify {}: event {} ({}) delivered after {attempts} attempt(s)",
                         hook.name,
@@ -383,11 +382,11 @@ pub fn deliver_board(
                         out.error.as_deref().unwrap_or("?")
                     );
                     tracing::warn!("notify {}: {msg}", hook.name);
-                    b.webhook_record(&hook.name, Err(&msg))?;
+                    b.lock().webhook_record(&hook.name, Err(&msg))?;
                 }
             }
         }
-        if batch.scanned_to > cur && !b.webhook_claim(&hook.name, cur, batch.scanned_to)? {
+        if batch.scanned_to > cur && !b.lock().webhook_claim(&hook.name, cur, batch.scanned_to)? {
             return Ok(delivered);
         }
         if !full {

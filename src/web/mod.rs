@@ -26,8 +26,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::kernel::Env;
+use crate::kernel::Kanban;
 use crate::mcp::{KanbanMcp, McpState, Scope};
+use security::{bearer, same};
 
 pub use state::{DispatchHook, DispatchRequest, WebState};
 
@@ -84,26 +85,6 @@ fn invalid_token(msg: &str) -> Response {
         format!("{msg}\n"),
     )
         .into_response()
-}
-
-fn bearer(req: &Request) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_string())
-}
-
-/// Constant-time string comparison for tokens.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// Attach a [`Scope`] to MCP requests or refuse them. Closing a session (`DELETE /mcp`) with
@@ -176,15 +157,17 @@ async fn mcp_scope(st: AuthState, mut req: Request, next: Next, closing: bool) -
 }
 
 /// The application router (dashboard, REST, live events, MCP, health), given a cancellation
-/// token that ends live streams on shutdown.
-pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+/// token that ends live streams on shutdown. The REST API and MCP share `home`'s board handles
+/// (a [`Kanban`], or an [`Env`](crate::kernel::Env) for its SQLite boards).
+pub fn router(home: impl Into<Kanban>, cfg: &ServeConfig, ct: CancellationToken) -> Router {
+    let home = home.into();
     let web = WebState::new(
-        env.clone(),
+        home.clone(),
         cfg.board.clone(),
         cfg.dispatch.clone(),
         ct.child_token(),
     );
-    let state = McpState::new(env, cfg.board.clone(), cfg.tools.clone(), false);
+    let state = McpState::new(home, cfg.board.clone(), cfg.tools.clone(), false);
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     hosts.extend(cfg.allowed_hosts.iter().cloned());
     if !cfg.bind.ip().is_loopback() && !cfg.bind.ip().is_unspecified() {
@@ -231,9 +214,13 @@ pub fn router(env: Env, cfg: &ServeConfig, ct: CancellationToken) -> Router {
 }
 
 /// Run the HTTP server until `ct` is cancelled.
-pub async fn serve(env: Env, cfg: ServeConfig, ct: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    home: impl Into<Kanban>,
+    cfg: ServeConfig,
+    ct: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = bind(&cfg).await?;
-    serve_on(env, cfg, listener, ct).await
+    serve_on(home, cfg, listener, ct).await
 }
 
 /// Check the token rule and bind `cfg.bind`; `serve` binds before it starts anything else, so
@@ -255,23 +242,63 @@ pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<tokio::net::TcpListener> 
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", cfg.bind))
 }
 
+/// The accept loop's listener: every accepted socket gets `TCP_NODELAY`. Without it a
+/// keep-alive exchange stalls ~40 ms on the response's last small write (Nagle holds it until
+/// the client's delayed ACK), e.g. the final chunk of an MCP call's SSE stream.
+pub type NoDelayListener =
+    axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)>;
+
+/// Wrap `listener` so every connection it accepts has `TCP_NODELAY` set ([`serve_on`] serves
+/// through this).
+pub fn accept_nodelay(listener: tokio::net::TcpListener) -> NoDelayListener {
+    use axum::serve::ListenerExt;
+    fn set_nodelay(io: &mut tokio::net::TcpStream) {
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
+        }
+    }
+    listener.tap_io(set_nodelay as fn(&mut tokio::net::TcpStream))
+}
+
 /// Serve on a bound listener until `ct` is cancelled.
 pub async fn serve_on(
-    env: Env,
+    home: impl Into<Kanban>,
     cfg: ServeConfig,
     listener: tokio::net::TcpListener,
     ct: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = router(env, &cfg, ct.clone());
+    let app = router(home, &cfg, ct.clone());
     let addr = listener.local_addr()?;
     eprintln!(
         "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"
     );
     axum::serve(
-        listener,
+        accept_nodelay(listener),
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move { ct.cancelled().await })
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    /// Connections accepted through the serve loop's listener have `TCP_NODELAY` set (a plain
+    /// accept does not: the check would pass vacuously if the OS defaulted to it).
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() {
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        let _c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (raw, _) = plain.accept().await.unwrap();
+        assert!(!raw.nodelay().unwrap(), "the OS default is Nagle on");
+
+        let mut l = super::accept_nodelay(plain);
+        let _c2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (io, peer) = Listener::accept(&mut l).await;
+        assert!(io.nodelay().unwrap(), "accepted socket without TCP_NODELAY");
+        assert!(peer.ip().is_loopback());
+    }
 }

@@ -27,7 +27,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 
 /// Cookie that carries the hashed admin token for the browser.
 pub const SESSION_COOKIE: &str = "hk_session";
@@ -90,13 +89,7 @@ fn strip_port(h: &str) -> &str {
     }
 }
 
-/// Hex SHA-256 of a token (the cookie value).
-pub fn token_digest(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time string comparison.
+/// Constant-time string comparison (tokens, token hashes).
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -158,7 +151,10 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         })
 }
 
-fn bearer(req: &Request) -> Option<String> {
+/// The token of an `Authorization: Bearer <token>` header (the scheme as `Bearer` or
+/// `bearer`, the token trimmed): the one bearer parser of the web server, used by this guard
+/// and by the `/mcp` layer.
+pub fn bearer(req: &Request) -> Option<String> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -213,11 +209,34 @@ fn without_token(uri: &Uri) -> String {
     }
 }
 
-/// The guard middleware (see the module docs).
+/// The guard middleware (see the module docs): host, then origin, then token; every
+/// non-MCP response gets the hardening headers.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let is_mcp = path == "/mcp" || path.starts_with("/mcp/");
-    // 1. Host.
+    let host = match check_host(&sec, &req) {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    if let Some(r) = check_origin(&sec, &req, &host, is_mcp) {
+        return r;
+    }
+    if let Some(token) = &sec.token
+        && path != "/healthz"
+        && !is_mcp
+        && let Some(r) = check_token(token, &req, &path)
+    {
+        return r;
+    }
+    let mut resp = next.run(req).await;
+    if !is_mcp {
+        harden(&mut resp);
+    }
+    resp
+}
+
+/// Step 1: the Host header (or the URI's authority) must be an allowed host; returns it.
+fn check_host(sec: &Security, req: &Request) -> Result<String, Box<Response>> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -225,39 +244,46 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
     let Some(host) = host else {
-        return deny(StatusCode::BAD_REQUEST, "missing Host header");
+        return Err(Box::new(deny(
+            StatusCode::BAD_REQUEST,
+            "missing Host header",
+        )));
     };
     if !sec.host_ok(&host) {
-        return deny(
+        return Err(Box::new(deny(
             StatusCode::FORBIDDEN,
             &format!(
                 "host not allowed: {host:?} (DNS-rebinding protection); start serve with --allowed-host <name> to accept it"
             ),
-        );
+        )));
     }
-    // 2. Origin / Sec-Fetch-Site.
+    Ok(host)
+}
+
+/// Step 2: a browser's Origin must name an allowed host, and a mutating request (but `/mcp`) must be
+/// same-origin by Origin and by `Sec-Fetch-Site`. Returns the refusal, if any.
+fn check_origin(sec: &Security, req: &Request, host: &str, is_mcp: bool) -> Option<Response> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_string);
-    if let Some(o) = &origin {
+        .and_then(|o| o.to_str().ok());
+    if let Some(o) = origin {
         match origin_authority(o) {
             Some(auth) if sec.host_ok(&auth) => {
                 if is_mutating(req.method()) && !is_mcp && auth != host.to_ascii_lowercase() {
-                    return deny(
+                    return Some(deny(
                         StatusCode::FORBIDDEN,
                         &format!(
                             "cross-origin request refused: Origin {o} does not match this server"
                         ),
-                    );
+                    ));
                 }
             }
             _ => {
-                return deny(
+                return Some(deny(
                     StatusCode::FORBIDDEN,
                     &format!("cross-origin request refused: Origin {o:?} is not allowed"),
-                );
+                ));
             }
         }
     }
@@ -270,77 +296,95 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
         && site != "same-origin"
         && site != "none"
     {
-        return deny(
+        return Some(deny(
             StatusCode::FORBIDDEN,
             &format!("cross-site request refused (Sec-Fetch-Site: {site})"),
-        );
+        ));
     }
-    // 3. Token.
-    if let Some(token) = &sec.token
-        && path != "/healthz"
-        && !is_mcp
-    {
-        let digest = token_digest(token);
-        let by_header = bearer(&req).is_some_and(|t| same(&t, token));
-        let by_cookie = cookie(&req, SESSION_COOKIE).is_some_and(|c| same(&c, &digest));
-        let by_query = query_param(req.uri(), "token").is_some_and(|t| same(&t, token));
-        if by_query && req.method() == Method::GET && !path.starts_with("/api/") {
-            // Swap the URL token for a cookie and drop it from the address bar.
-            let loc = without_token(req.uri());
-            let mut resp = Response::builder()
-                .status(StatusCode::SEE_OTHER)
-                .header(header::LOCATION, loc)
-                .body(Body::empty())
-                .unwrap_or_default();
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{SESSION_COOKIE}={digest}; Path=/; HttpOnly; SameSite=Strict"
-            )) {
-                resp.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            return resp;
+    None
+}
+
+/// Step 3: the admin token by header, session cookie (its hash) or `?token=`. A page opened with
+/// `?token=` is answered with a redirect that sets the cookie and drops the token from the URL;
+/// a refusal is a 401 with a `WWW-Authenticate` challenge under `/api/`, else the login page.
+/// Returns that response, or `None` when the token is good.
+fn check_token(token: &str, req: &Request, path: &str) -> Option<Response> {
+    // The cookie holds the token's hash: the kernel's one token hash (run tokens use it too).
+    let digest = crate::kernel::token_hash(token);
+    let by_header = bearer(req).is_some_and(|t| same(&t, token));
+    let by_cookie = cookie(req, SESSION_COOKIE).is_some_and(|c| same(&c, &digest));
+    let by_query = query_param(req.uri(), "token").is_some_and(|t| same(&t, token));
+    if by_query && req.method() == Method::GET && !path.starts_with("/api/") {
+        // Swap the URL token for a cookie and drop it from the address bar.
+        let loc = without_token(req.uri());
+        let mut resp = Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, loc)
+            .body(Body::empty())
+            .unwrap_or_default();
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}={digest}; Path=/; HttpOnly; SameSite=Strict"
+        )) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
         }
-        if !(by_header || by_cookie || by_query) {
-            if path.starts_with("/api/") {
-                let mut r = deny(
-                    StatusCode::UNAUTHORIZED,
-                    "authorization required: send `Authorization: Bearer <token>` (the serve --token value)",
-                );
-                // A token that was sent but is wrong is `invalid_token` (RFC 6750 §3.1).
-                let challenge = if bearer(&req).is_some() {
-                    "Bearer error=\"invalid_token\""
-                } else {
-                    "Bearer"
-                };
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
-                return r;
-            }
-            return login_page();
-        }
+        return Some(resp);
     }
-    let mut resp = next.run(req).await;
-    if !is_mcp {
-        let h = resp.headers_mut();
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.entry(header::CONTENT_SECURITY_POLICY)
-            .or_insert(HeaderValue::from_static(CSP));
+    if by_header || by_cookie || by_query {
+        return None;
     }
-    resp
+    if !path.starts_with("/api/") {
+        return Some(login_page());
+    }
+    let mut r = deny(
+        StatusCode::UNAUTHORIZED,
+        "authorization required: send `Authorization: Bearer <token>` (the serve --token value)",
+    );
+    // A token that was sent but is wrong is `invalid_token` (RFC 6750 §3.1).
+    let challenge = if bearer(req).is_some() {
+        "Bearer error=\"invalid_token\""
+    } else {
+        "Bearer"
+    };
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    Some(r)
+}
+
+/// The hardening headers of every page and API response.
+fn harden(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_parser_reads_only_bearer_authorization() {
+        let req = |v: &str| {
+            Request::builder()
+                .header(header::AUTHORIZATION, v)
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(bearer(&req("Bearer abc ")).as_deref(), Some("abc"));
+        assert_eq!(bearer(&req("bearer abc")).as_deref(), Some("abc"));
+        assert_eq!(bearer(&req("Basic YWJj")), None);
+        assert_eq!(bearer(&Request::new(Body::empty())), None);
+    }
 
     #[test]
     fn ports_are_stripped() {

@@ -1,9 +1,8 @@
-//! Shared state of the REST API and the live stream: the environment, open boards (one
-//! connection per board, reused), the dispatcher hook, and the API's error and JSON-input
+//! Shared state of the REST API and the live stream: the environment, the [`Kanban`] home
+//! whose board handles it shares (with MCP and the dispatcher in `serve`), the dispatcher hook, and the API's error and JSON-input
 //! types. Kernel calls are synchronous, so every handler runs them on the blocking pool.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -11,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::kernel::{Board, DiagnosticsConfig, Env, KernelError, resolve_board};
+use crate::kernel::{Board, DiagnosticsConfig, Env, Kanban, KernelError, SharedBoard};
 
 /// What a dashboard "nudge dispatcher" asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +111,8 @@ pub struct WebState {
     pub shutdown: CancellationToken,
     /// Live-stream poll interval.
     pub poll_interval: std::time::Duration,
-    boards: Mutex<HashMap<String, Arc<Mutex<Board>>>>,
+    /// The home: board resolution and the shared board handles.
+    pub home: Kanban,
 }
 
 impl WebState {
@@ -127,19 +127,20 @@ impl WebState {
 
     /// New state.
     pub fn new(
-        env: Env,
+        home: impl Into<Kanban>,
         default_board: Option<String>,
         dispatch: Option<DispatchHook>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
+        let home = home.into();
         Arc::new(WebState {
-            env,
+            env: home.env().clone(),
             default_board,
             dispatch,
             diagnostics: DiagnosticsConfig::default(),
             shutdown,
             poll_interval: std::time::Duration::from_millis(250),
-            boards: Mutex::new(HashMap::new()),
+            home,
         })
     }
 
@@ -148,24 +149,24 @@ impl WebState {
         let b = board
             .filter(|s| !s.trim().is_empty())
             .or(self.default_board.as_deref());
-        Ok(resolve_board(&self.env, b)?)
+        Ok(self.home.resolve(b)?)
     }
 
     /// Forget a cached board handle (after the board is removed).
     pub fn evict(&self, slug: &str) {
-        self.boards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(slug);
+        self.home.evict(slug);
     }
 
-    fn handle(&self, slug: &str) -> Result<Arc<Mutex<Board>>, ApiError> {
-        let mut map = self.boards.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = map.get(slug) {
-            return Ok(b.clone());
+    /// The shared handle of a board (already resolved slug); its database is created when
+    /// missing, as Hermes' dashboard does, and said on stderr.
+    fn handle(&self, slug: &str) -> Result<SharedBoard, ApiError> {
+        let (b, created) = self.home.board_or_create(Some(slug))?;
+        if created {
+            eprintln!(
+                "hermes-kanban: created a new board database at {} (board '{slug}')",
+                b.lock().paths().db.display()
+            );
         }
-        let b = Arc::new(Mutex::new(Board::open(&self.env, Some(slug))?));
-        map.insert(slug.to_string(), b.clone());
         Ok(b)
     }
 
@@ -178,7 +179,7 @@ impl WebState {
         let st = self.clone();
         tokio::task::spawn_blocking(move || {
             let h = st.handle(&slug)?;
-            let b = h.lock().unwrap_or_else(|p| p.into_inner());
+            let b = h.lock();
             f(&b)
         })
         .await

@@ -10,7 +10,7 @@ mod claim;
 mod complete;
 mod park;
 
-pub(crate) use claim::reclaim_tx;
+pub(crate) use claim::{claim_tx, reclaim_tx};
 
 use serde::Serialize;
 use serde_json::Value;

@@ -15,7 +15,6 @@ mod queue;
 mod settle;
 mod stale;
 
-pub(crate) use guard::respawn_guard_tx;
 pub use procs::RunProcess;
 pub use queue::{QueuedTask, RunningTask};
 pub use settle::{SettledReport, Settlement};

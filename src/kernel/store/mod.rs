@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod sqlite;
+mod sqlite_vfs;
 
 use std::borrow::Cow;
 
@@ -29,6 +30,16 @@ pub(crate) const SEQ: &str = "_seq_";
 /// operation body receives one from [`super::Board::write`] / [`super::Board::read`].
 pub struct Tx<'c> {
     conn: &'c rusqlite::Connection,
+}
+
+/// One table as [`Tx::tables`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableShape {
+    pub name: String,
+    /// Column names in declaration order.
+    pub columns: Vec<String>,
+    /// Primary-key column names in key order; empty when the table has no primary key.
+    pub key: Vec<String>,
 }
 
 /// A borrowed SQL value: what a [`Param`] binds and what a [`Row`] column holds.
@@ -175,6 +186,38 @@ impl<'c> Tx<'c> {
     /// elsewhere a per-board transaction-scoped advisory lock.
     pub fn lock_board(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Every user table of the store, sorted by name, with its columns in declaration order
+    /// and its primary-key columns in key order (empty for a table without one). Used to walk
+    /// the whole store backend-neutrally ([`super::Board::snapshot`]). SQLite: `sqlite_master`
+    /// and `pragma_table_info`; elsewhere the catalog (`information_schema`).
+    pub fn tables(&self) -> Result<Vec<TableShape>> {
+        let names: Vec<String> = self.rows(
+            "SELECT name FROM sqlite_master \
+             WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            args![],
+        )?;
+        names
+            .into_iter()
+            .map(|name| {
+                let cols: Vec<(String, i64)> = self.rows(
+                    "SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid",
+                    args![name],
+                )?;
+                let mut key: Vec<(i64, String)> = cols
+                    .iter()
+                    .filter(|(_, pk)| *pk > 0)
+                    .map(|(c, pk)| (*pk, c.clone()))
+                    .collect();
+                key.sort();
+                Ok(TableShape {
+                    name,
+                    columns: cols.into_iter().map(|(c, _)| c).collect(),
+                    key: key.into_iter().map(|(_, c)| c).collect(),
+                })
+            })
+            .collect()
     }
 
     /// The backend's connection, for store-internal code (pragmas, migrations, introspection).

@@ -1,0 +1,96 @@
+use crate::helpers::Cli;
+
+#[test]
+fn version_and_help() {
+    let cli = Cli::new();
+    assert!(
+        cli.run(&["--version"])
+            .ok()
+            .contains(env!("CARGO_PKG_VERSION"))
+    );
+    cli.run(&["no-such-verb"]).code(2);
+}
+
+#[test]
+fn a_postgres_database_url_is_refused_in_one_line_and_creates_nothing() {
+    let cli = Cli::new();
+    let url = "postgres://kanban:hunter2@db.example:5432/kanban";
+    for r in [
+        cli.run(&["--database-url", url, "create", "x"]),
+        cli.run_env(&["list"], &[("HERMES_KANBAN_DATABASE_URL", url)]),
+        cli.run_env(&["serve"], &[("HERMES_KANBAN_DATABASE_URL", url)]),
+    ] {
+        r.code(1);
+        assert!(
+            r.stderr.contains("not built with PostgreSQL support yet"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("hunter2"),
+            "password printed: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("kanban:***@db.example"), "{}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    }
+    assert!(!cli.db().exists(), "nothing may be created");
+    // kanban.database_url in config.yaml is read too; unset, the SQLite home works.
+    std::fs::create_dir_all(cli.home()).unwrap();
+    std::fs::write(
+        cli.home().join("config.yaml"),
+        format!("kanban:\n  database_url: '{url}'\n"),
+    )
+    .unwrap();
+    let r = cli.run(&["list"]);
+    r.code(1);
+    assert!(r.stderr.contains("kanban.database_url"), "{}", r.stderr);
+    std::fs::write(cli.home().join("config.yaml"), "kanban: {}\n").unwrap();
+    cli.run(&["list"]).code(0);
+}
+
+#[test]
+fn stdio_mcp_holds_one_connection_to_its_board() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let cli = Cli::new();
+    let id = cli.create("Held once", &[]);
+    let mut child = cli
+        .cmd(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    for msg in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
+        ),
+    ] {
+        writeln!(stdin, "{msg}").unwrap();
+    }
+    let mut shown = String::new();
+    while !shown.contains(r#""id":2"#) {
+        shown.clear();
+        assert!(out.read_line(&mut shown).unwrap() > 0, "mcp closed stdout");
+    }
+    assert!(shown.contains("Held once"), "{shown}");
+    let db = cli.db().canonicalize().unwrap();
+    let held = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| *p == db)
+        .count();
+    drop(stdin);
+    let _ = child.wait();
+    assert_eq!(
+        held,
+        1,
+        "the stdio server must hold one connection to {}",
+        db.display()
+    );
+}

@@ -1,0 +1,130 @@
+//! The kernel fixture: [`TestBoard`], a temp home with an open board and a clock the test
+//! controls, its task factories, and the invariant check every fixture's teardown runs
+//! ([`check_home`]: every board of a temp home, SPEC §3.3 fix 5).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use hermes_kanban::kernel::{Board, BoardPaths, Env, NewTask, list_boards};
+use tempfile::TempDir;
+
+/// The environment of a temp home rooted at `dir`: `HOME=dir`, `HERMES_HOME=dir/hermes` (what
+/// every fixture and the binary under test see).
+pub fn home_env(dir: &Path) -> Env {
+    Env::empty()
+        .with("HOME", dir.to_string_lossy())
+        .with("HERMES_HOME", dir.join("hermes").to_string_lossy())
+}
+
+/// A board on a fresh temp HERMES_HOME, with a clock the test controls.
+pub struct TestBoard {
+    pub dir: TempDir,
+    pub env: Env,
+    pub board: Board,
+    pub clock: Arc<AtomicI64>,
+}
+
+impl TestBoard {
+    pub fn new() -> TestBoard {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = home_env(dir.path());
+        let mut board = Board::open(&env, None).expect("open board");
+        let clock = Arc::new(AtomicI64::new(1_800_000_000));
+        let c = clock.clone();
+        board.set_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+        board.set_claimer("testhost:4242");
+        TestBoard {
+            dir,
+            env,
+            board,
+            clock,
+        }
+    }
+
+    /// Advance the clock by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.clock.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    /// Create a task with a title and assignee, panicking on error.
+    pub fn task(&self, title: &str) -> String {
+        self.board
+            .create_task(NewTask {
+                title: title.into(),
+                assignee: Some("worker".into()),
+                ..Default::default()
+            })
+            .expect("create")
+            .task
+            .id
+    }
+
+    /// Create a child of `parents`.
+    pub fn child(&self, title: &str, parents: &[&str]) -> String {
+        self.board
+            .create_task(NewTask {
+                title: title.into(),
+                assignee: Some("worker".into()),
+                parents: parents.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+            .expect("create child")
+            .task
+            .id
+    }
+}
+
+impl Drop for TestBoard {
+    /// Every scenario ends with the invariant check (SPEC §3.3 fix 5), on this board and on
+    /// any other board the test created in the same home.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        assert_invariants(&self.board);
+        check_home(&self.env);
+    }
+}
+
+/// Run the kernel's invariant checker on every board of the home `env` points at (the
+/// default board and every board under `boards/`) whose database exists, and panic naming the
+/// board and each violation. A home without any database passes; nothing is created. Called
+/// by every fixture's teardown (skipped when the test already panicked).
+pub fn check_home(env: &Env) {
+    let mut dbs = vec![BoardPaths::resolve(env, "default").db];
+    if let Ok(boards) = list_boards(env, true) {
+        dbs.extend(boards.into_iter().map(|b| b.db_path));
+    }
+    dbs.sort();
+    dbs.dedup();
+    for db in dbs.into_iter().filter(|d| d.exists()) {
+        let board = Board::open_paths(env, BoardPaths::for_db_file(&db)).unwrap_or_else(|e| {
+            panic!(
+                "teardown: cannot open {} to check invariants: {e}",
+                db.display()
+            )
+        });
+        let v = board.check_invariants().unwrap_or_else(|e| {
+            panic!(
+                "teardown: invariant checker failed on {}: {e}",
+                db.display()
+            )
+        });
+        assert!(
+            v.is_empty(),
+            "invariants violated on {}: {v:#?}",
+            db.display()
+        );
+    }
+}
+
+/// Assert the board's invariants hold.
+pub fn assert_invariants(board: &Board) {
+    let v = board.check_invariants().expect("check invariants");
+    assert!(v.is_empty(), "invariants violated: {v:#?}");
+}
