@@ -4,7 +4,9 @@
 // /api/events: each event names a task; touched ids are batched (200 ms) and refreshed with
 // GET /api/board?ids=… so one change never re-fetches or re-renders the whole board.
 // Columns are virtualised: only the cards in view (plus a margin) exist in the DOM, so a
-// 10,000-task board paints as fast as a small one. All user text goes through textContent or
+// 10,000-task board paints as fast as a small one. Done (and Archived) arrive capped: their
+// newest 200 cards, newest first, with the column's total; "Load more" at the foot of the
+// column reads the next page with the server's cursor (GET /api/board?column=&cursor=). All user text goes through textContent or
 // the DOM-building markdown renderer (md.js); nothing untrusted is ever parsed as HTML.
 'use strict';
 (function () {
@@ -22,6 +24,10 @@
   };
   const CARD_H = 88;
   const LANE_H = 28;
+  const MORE_H = 44;
+  // Columns the server pages (newest first) on the compact board.
+  const PAGED = new Set(['done', 'archived']);
+  const PAGE_SIZE = 200;
   const OVERSCAN = 6;
   const SEV_RANK = { warning: 1, error: 2, critical: 3 };
   const SEV_MARK = { warning: '⚠', error: '!!', critical: '!!!' };
@@ -69,6 +75,8 @@
     boards: [],
     lastEventId: null,
     loaded: false,
+    // Paged columns: status -> { total, cursor (null once every card is loaded), loading }.
+    pages: new Map(),
   };
   const cols = new Map(); // status -> Column
 
@@ -116,10 +124,12 @@
     if (d < 86400) return Math.floor(d / 3600) + 'h';
     return Math.floor(d / 86400) + 'd';
   }
+  // One formatter for every card's date (toLocaleString builds one per call: ~0.3 ms each).
+  const WHEN_FMT = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
   function when(ts) {
     if (ts == null) return '—';
     const d = new Date(ts * 1000);
-    return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' }) + ' (' + ago(ts) + ' ago)';
+    return WHEN_FMT.format(d) + ' (' + ago(ts) + ' ago)';
   }
   function duration(s) {
     if (s == null) return '';
@@ -154,6 +164,17 @@
     return true;
   }
   const byPriority = (a, b) => (b.priority - a.priority) || (a.created_at - b.created_at) || (a.id < b.id ? -1 : 1);
+  // Paged columns: the server's order, newest completion first (then newest creation, then id).
+  const doneAt = (c) => (c.completed_at == null ? c.created_at : c.completed_at);
+  const byNewest = (a, b) => (doneAt(b) - doneAt(a)) || (b.created_at - a.created_at) || (a.id < b.id ? 1 : -1);
+  // Cards of `status` the page does not hold yet (the server's total minus those loaded).
+  function notLoaded(status) {
+    const p = state.pages.get(status);
+    if (!p) return 0;
+    let have = 0;
+    for (const c of state.cards.values()) if (c.status === status) have++;
+    return Math.max(0, p.total - have);
+  }
 
   // ---------- virtualised column ----------
   class Column {
@@ -194,7 +215,9 @@
       this.el.classList.toggle('collapsed', on);
       if (!on) this.render();
     }
-    setCards(list) {
+    // Rows for `list`; renders at once unless `defer` (layout() renders every column after one
+    // read of their scroll positions, so the browser lays the page out once, not per column).
+    setCards(list, defer) {
       const ids = list.map((c) => c.id);
       const laneMode = state.lanes && this.status === 'running';
       const rows = [];
@@ -212,6 +235,9 @@
       } else {
         for (const c of list) rows.push({ key: c.id, id: c.id, h: CARD_H });
       }
+      const page = state.pages.get(this.status);
+      const hidden = notLoaded(this.status);
+      if (page && page.cursor) rows.push({ key: 'more', more: hidden, h: MORE_H });
       this.ids = ids;
       this.rows = rows;
       this.offsets = new Array(rows.length);
@@ -219,11 +245,17 @@
       for (let i = 0; i < rows.length; i++) { this.offsets[i] = y; y += rows[i].h; }
       this.total = y + 6;
       this.spacer.style.height = this.total + 'px';
-      this.countEl.textContent = String(ids.length);
-      this.stripCount.textContent = String(ids.length);
-      this.empty.classList.toggle('hidden', ids.length > 0);
+      // A paged column counts what it has not loaded yet too ("+" when a filter is on: the
+      // unloaded cards are not searched).
+      const f = state.filter;
+      const filtered = f.q || f.tenant || f.assignee || f.diagOnly;
+      const count = !hidden ? String(ids.length) : filtered ? ids.length + '+' : String(ids.length + hidden);
+      this.countEl.textContent = count;
+      this.stripCount.textContent = count;
+      this.countEl.title = hidden ? ids.length + ' shown, ' + hidden + ' more not loaded' : '';
+      this.empty.classList.toggle('hidden', ids.length > 0 || hidden > 0);
       this.syncCheck();
-      this.render();
+      if (!defer) this.render();
     }
     syncCheck() {
       const n = this.ids.length;
@@ -242,9 +274,10 @@
       requestAnimationFrame(() => { this.pending = false; this.render(); });
     }
     // Render the rows intersecting the viewport; reuse elements whose card did not change.
-    render() {
-      const top = this.body.scrollTop;
-      const bottom = top + (this.body.clientHeight || 800);
+    viewport() { return [this.body.scrollTop, this.body.clientHeight || 800]; }
+    render(view) {
+      const [top, height] = view || this.viewport();
+      const bottom = top + height;
       let lo = 0, hi = this.rows.length;
       while (lo < hi) { const mid = (lo + hi) >> 1; if (this.offsets[mid] + this.rows[mid].h < top) lo = mid + 1; else hi = mid; }
       const start = Math.max(0, lo - OVERSCAN);
@@ -256,7 +289,17 @@
         const row = this.rows[i];
         keep.add(row.key);
         let el = this.rendered.get(row.key);
-        if (row.lane !== undefined) {
+        if (row.more !== undefined) {
+          if (!el) {
+            el = h('button', { type: 'button', class: 'more', onclick: () => loadMore(this.status).catch(fail) });
+            this.body.appendChild(el);
+            this.rendered.set(row.key, el);
+          }
+          const p = state.pages.get(this.status);
+          el.disabled = !!(p && p.loading);
+          el.textContent = p && p.loading ? 'Loading…'
+            : 'Load ' + Math.min(PAGE_SIZE, row.more || PAGE_SIZE) + ' more' + (row.more ? ' (' + row.more + ' not loaded)' : '');
+        } else if (row.lane !== undefined) {
           if (!el) {
             el = h('div', { class: 'lane' });
             this.body.appendChild(el);
@@ -339,9 +382,12 @@
       g.push(c);
     }
     for (const [s, list] of groups) {
-      list.sort(byPriority);
-      cols.get(s).setCards(list);
+      list.sort(PAGED.has(s) ? byNewest : byPriority);
+      cols.get(s).setCards(list, true);
     }
+    // Read every column's viewport first, then write: one layout for the whole board.
+    const views = [...cols.values()].map((c) => [c, c.viewport()]);
+    for (const [c, v] of views) c.render(v);
     updateAttention();
   }
 
@@ -375,7 +421,15 @@
   }
 
   async function loadBoard() {
-    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '') + (state.ageInStatus ? '&status_since=1' : '');
+    // A re-read keeps as many cards of the paged columns as the page already shows.
+    let limit = PAGE_SIZE;
+    for (const s of PAGED) {
+      let have = 0;
+      if (state.pages.has(s)) for (const c of state.cards.values()) if (c.status === s) have++;
+      limit = Math.max(limit, Math.min(10000, have));
+    }
+    const q = '/board?compact=1' + (state.showArchived ? '&include_archived=1' : '') + (state.ageInStatus ? '&status_since=1' : '')
+      + (limit !== PAGE_SIZE ? '&done_limit=' + limit : '');
     let data;
     try {
       data = await api('GET', q);
@@ -391,7 +445,11 @@
     if (!state.loaded) performance.mark('hk:board-fetched');
     state.skew = data.now - Date.now() / 1000;
     state.cards.clear();
-    for (const col of data.columns) for (const c of col.tasks) state.cards.set(c.id, c);
+    state.pages.clear();
+    for (const col of data.columns) {
+      for (const c of col.tasks) state.cards.set(c.id, c);
+      if (col.total != null) state.pages.set(col.name, { total: col.total, cursor: col.next_cursor, loading: false });
+    }
     state.tenants = data.tenants;
     state.assignees = data.assignees;
     if (state.lastEventId == null) state.lastEventId = data.latest_event_id;
@@ -415,9 +473,32 @@
       state.cards.delete(id);
       state.selected.delete(id);
     }
+    for (const [s, n] of Object.entries(data.column_totals || {})) {
+      const p = state.pages.get(s);
+      if (p) p.total = n;
+    }
     state.tenants = data.tenants;
     state.assignees = data.assignees;
     fillFilters();
+    layout();
+  }
+
+  // "Load more": the next page of a paged column, after the last card the server sent.
+  async function loadMore(status) {
+    const p = state.pages.get(status);
+    if (!p || !p.cursor || p.loading) return;
+    p.loading = true;
+    cols.get(status)?.refreshVisible();
+    try {
+      const data = await api('GET', '/board?compact=1&column=' + status + '&cursor=' + encodeURIComponent(p.cursor)
+        + (state.ageInStatus ? '&status_since=1' : ''));
+      // Cards already here (a live update brought them) keep their newer copy.
+      for (const c of data.tasks) if (!state.cards.has(c.id)) state.cards.set(c.id, c);
+      p.total = data.total;
+      p.cursor = data.next_cursor;
+    } finally {
+      p.loading = false;
+    }
     layout();
   }
 
@@ -1235,5 +1316,5 @@
     connectEvents();
   })();
 
-  window.__hk = { state, refreshIds, loadBoard, layout };
+  window.__hk = { state, refreshIds, loadBoard, loadMore, layout };
 })();

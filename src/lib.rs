@@ -3,6 +3,7 @@
 //! dispatcher, the MCP server, the dashboard, webhook notifications, and the URL fetcher behind
 //! `kanban_attach_url`.
 
+pub mod alloc;
 pub mod cli;
 pub mod dispatch;
 pub mod fetch;

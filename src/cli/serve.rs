@@ -146,9 +146,17 @@ fn narrow(tools: &[String]) -> Result<Option<BTreeSet<String>>, CliError> {
     Ok(Some(set))
 }
 
+/// At most this many blocking threads (kernel calls, the dispatcher loop): each kept its own
+/// peak of heap alive, so an unbounded pool (tokio's default is 512) let `serve` hold
+/// hundreds of MB after a burst of dashboard refreshes. Board calls queue on the board's
+/// handle anyway, so more threads than this add memory, not throughput.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_keep_alive(std::time::Duration::from_secs(10))
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
@@ -266,6 +274,8 @@ fn resolve_bind(raw: &str) -> Result<(SocketAddr, Option<String>), CliError> {
 }
 
 pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
+    // Bound glibc's arenas before any thread starts (see src/alloc.rs).
+    crate::alloc::bound_for_server();
     let tools = narrow(&a.tools)?;
     let (bind, bind_host) = resolve_bind(&a.bind)?;
     // One home for the whole process: MCP, the REST API, the dispatcher and the webhook

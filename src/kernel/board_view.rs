@@ -36,6 +36,9 @@ pub struct BoardViewQuery {
     /// Fill [`BoardCard::status_since`] (one more pass over the event log, so only on request:
     /// the dashboard asks while "Age in status" is on).
     pub status_since: bool,
+    /// Leave tasks of these statuses out (the capped board reads Done/Archived as pages,
+    /// `board_page.rs`); their runs and events are not scanned either.
+    pub exclude_statuses: Vec<Status>,
 }
 
 /// One card of the board: the task row plus the figures a card shows.
@@ -138,6 +141,12 @@ fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
     if q.ids.is_none() && !q.include_archived {
         clauses.push("status != 'archived'".into());
     }
+    if !q.exclude_statuses.is_empty() {
+        clauses.push(format!(
+            "status NOT IN ({})",
+            status_list(&q.exclude_statuses)
+        ));
+    }
     if let Some(t) = &q.tenant {
         args.push(Arg::Text(t.clone()));
         clauses.push(format!("tenant = ?{}", args.len()));
@@ -167,21 +176,59 @@ fn chunked<T>(
     ids: Option<&[String]>,
     row: impl Fn(&Row) -> Result<T>,
 ) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    chunked_each(c, all_sql, in_sql, ids, row, |t| out.push(t))?;
+    Ok(out)
+}
+
+/// [`chunked`], handing each row to `sink` instead of collecting them (a whole-board scan
+/// that keeps a few rows must not hold all of them at once).
+fn chunked_each<T>(
+    c: &Tx,
+    all_sql: &str,
+    in_sql: &str,
+    ids: Option<&[String]>,
+    row: impl Fn(&Row) -> Result<T>,
+    mut sink: impl FnMut(T),
+) -> Result<()> {
     match ids {
-        None => c.map(all_sql, args![], |r| row(r)),
+        None => c.each(all_sql, args![], |r| {
+            sink(row(r)?);
+            Ok(())
+        }),
         Some(ids) => {
-            let mut out = Vec::new();
             for chunk in ids.chunks(CHUNK) {
                 let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
                 let sql = in_sql.replace("{marks}", &marks.join(","));
                 c.each(&sql, &arg_refs(chunk), |r| {
-                    out.push(row(r)?);
+                    sink(row(r)?);
                     Ok(())
                 })?;
             }
-            Ok(out)
+            Ok(())
         }
     }
+}
+
+/// `'done', 'archived'`: status names (enum values, no user text) inlined into SQL.
+fn status_list(statuses: &[Status]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// ` AND task_id NOT IN (…)` for whole-board scans of runs and events when the view leaves
+/// some statuses out (the capped board), so their rows are not read at all; else empty.
+fn skip_excluded(q: &BoardViewQuery) -> String {
+    if q.exclude_statuses.is_empty() {
+        return String::new();
+    }
+    format!(
+        " AND task_id NOT IN (SELECT id FROM tasks WHERE status IN ({}))",
+        status_list(&q.exclude_statuses)
+    )
 }
 
 /// Read a view's tasks: `SELECT … FROM tasks {where_sql}`.
@@ -285,7 +332,9 @@ fn pair(r: &Row) -> Result<(String, i64)> {
 }
 
 /// Read [`Figures`] for `scope` (`None`: the whole board), one grouped query each.
-fn figures(c: &Tx, scope: Option<&[String]>, status_since: bool) -> Result<Figures> {
+fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figures> {
+    let status_since = q.status_since;
+    let skip = skip_excluded(q);
     let parents = count_map(chunked(
         c,
         "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
@@ -311,10 +360,13 @@ fn figures(c: &Tx, scope: Option<&[String]>, status_since: bool) -> Result<Figur
     )?);
     let summaries: HashMap<String, String> = chunked(
         c,
-        "SELECT task_id, summary FROM (
-           SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
-                  ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-           FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+        &format!(
+            "SELECT task_id, summary FROM (
+               SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
+                      ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
+               FROM task_runs WHERE summary IS NOT NULL AND trim(summary) != ''{skip}) sub
+             WHERE rn = 1"
+        ),
         "SELECT task_id, summary FROM (
            SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                   ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
@@ -379,7 +431,13 @@ impl DiagnosisInput {
 }
 
 /// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
-fn diagnosis_input(c: &Tx, tasks: &[Task], scope: Option<&[String]>) -> Result<DiagnosisInput> {
+fn diagnosis_input(
+    c: &Tx,
+    tasks: &[Task],
+    scope: Option<&[String]>,
+    q: &BoardViewQuery,
+) -> Result<DiagnosisInput> {
+    let skip = skip_excluded(q);
     let flagged: HashSet<String> = chunked(
         c,
         "SELECT DISTINCT task_id FROM task_events WHERE kind IN
@@ -415,28 +473,39 @@ fn diagnosis_input(c: &Tx, tasks: &[Task], scope: Option<&[String]>) -> Result<D
             .map(|k| format!("'{k}'"))
             .collect::<Vec<_>>()
             .join(",");
-        let ev_all =
-            format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}) ORDER BY id");
+        let ev_all = format!(
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
+        );
         let ev_in = format!(
             "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
         );
-        let run_all = format!("SELECT {RUN_COLUMNS} FROM task_runs ORDER BY started_at, id");
+        let run_all = format!(
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
+        );
         let run_in = format!(
             "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
         );
         let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
         let scan_all = candidates.len() > 2 * CHUNK;
         let scope = (!scan_all).then_some(candidates.as_slice());
-        for e in chunked(c, &ev_all, &ev_in, scope, diag_event)? {
+        // Rows stream through a filter: only the candidates' rows are kept.
+        chunked_each(c, &ev_all, &ev_in, scope, diag_event, |e| {
             if wanted.contains(e.task_id.as_str()) {
                 events.entry(e.task_id.clone()).or_default().push(e);
             }
-        }
-        for r in chunked(c, &run_all, &run_in, scope, <Run as FromRow>::from_row)? {
-            if wanted.contains(r.task_id.as_str()) {
-                runs.entry(r.task_id.clone()).or_default().push(r);
-            }
-        }
+        })?;
+        chunked_each(
+            c,
+            &run_all,
+            &run_in,
+            scope,
+            <Run as FromRow>::from_row,
+            |r| {
+                if wanted.contains(r.task_id.as_str()) {
+                    runs.entry(r.task_id.clone()).or_default().push(r);
+                }
+            },
+        )?;
     }
     Ok(DiagnosisInput {
         flagged,
@@ -462,8 +531,8 @@ impl Board {
                 .as_ref()
                 .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
             let scope = scoped.as_deref();
-            let f = figures(c, scope, q.status_since)?;
-            let diag = diagnosis_input(c, &tasks, scope)?;
+            let f = figures(c, scope, q)?;
+            let diag = diagnosis_input(c, &tasks, scope, q)?;
             let cards = tasks
                 .into_iter()
                 .map(|t| {

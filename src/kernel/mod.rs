@@ -9,6 +9,7 @@ mod attachments;
 /// Transitional alias while modules move onto [`store::Tx`].
 pub(crate) use store::sqlite as db;
 mod board;
+mod board_page;
 mod board_view;
 mod breaker;
 mod comments;
@@ -46,6 +47,9 @@ pub use attachments::attachment_name;
 pub use board::{
     BLOCK_RECURRENCE_LIMIT, Board, Clock, DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_FAILURE_LIMIT,
     OpenMode, default_claimer, hostname,
+};
+pub use board_page::{
+    CAPPED_COLUMNS, CappedBoard, ColumnCursor, ColumnPage, DEFAULT_COLUMN_LIMIT, MAX_COLUMN_LIMIT,
 };
 pub use board_view::{
     ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,

@@ -1,10 +1,12 @@
 //! `GET /board` (the whole board, or `?ids=` for an incremental refresh) with its card and
 //! column shapes (full and `?compact=1`), and `GET /config`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,9 +15,12 @@ use serde_json::{Value, json};
 
 use super::super::state::{ApiError, WebState};
 use super::json::*;
-use super::{Q, board_param, flag};
+use super::{Q, board_param, flag, int_param};
 use crate::kernel::validate as v;
-use crate::kernel::{BoardCard, BoardViewQuery, Diagnostic, Status, Task};
+use crate::kernel::{
+    BoardCard, BoardView, BoardViewQuery, CAPPED_COLUMNS, ColumnCursor, ColumnPage,
+    DEFAULT_COLUMN_LIMIT, Diagnostic, MAX_COLUMN_LIMIT, Status, Task,
+};
 
 #[derive(Serialize)]
 pub(super) struct LinkCounts {
@@ -146,27 +151,26 @@ pub(super) fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
 }
 
 #[derive(Serialize)]
-pub(super) struct ColumnOut<'a> {
-    name: &'static str,
-    tasks: Vec<CardOut<'a>>,
-}
-
-#[derive(Serialize)]
-pub(super) struct BoardOut<'a> {
-    columns: Vec<ColumnOut<'a>>,
+struct CardsOut<'a> {
+    cards: Vec<CardOut<'a>>,
+    missing: Vec<&'a String>,
+    /// Compact only: every capped column's total (`{done, archived}`), so a page that holds
+    /// some of their cards keeps its counts right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column_totals: Option<BTreeMap<&'static str, i64>>,
     tenants: &'a [String],
     assignees: &'a [String],
     latest_event_id: i64,
     now: i64,
 }
 
+/// One page of a capped column (`?column=&cursor=`).
 #[derive(Serialize)]
-pub(super) struct CardsOut<'a> {
-    cards: Vec<CardOut<'a>>,
-    missing: Vec<&'a String>,
-    tenants: &'a [String],
-    assignees: &'a [String],
-    latest_event_id: i64,
+struct PageOut<'a> {
+    name: &'static str,
+    tasks: Vec<CardOut<'a>>,
+    total: i64,
+    next_cursor: Option<String>,
     now: i64,
 }
 
@@ -182,25 +186,36 @@ pub const COLUMNS: &[Status] = &[
     Status::Done,
 ];
 
+// ----- board, config -----
+
 /// `GET /board?board=&tenant=&include_archived=&workflow_template_id=&current_step_key=
-/// [&compact=1][&ids=a,b]` → `{columns, tenants, assignees, latest_event_id, now}`; with
-/// `ids`, `{cards, missing, …}` for those tasks only (the dashboard's incremental refresh).
+/// [&compact=1][&done_limit=N][&ids=a,b][&column=done|archived&cursor=C]`
+/// → `{columns, tenants, assignees, latest_event_id, now}`, streamed in pieces.
+/// With `compact=1` (the dashboard) Done and Archived hold their newest `done_limit` cards
+/// (default 200; `0` = all), newest first, and carry `total` and `next_cursor`; without it
+/// (Hermes' endpoint) every column is complete unless `done_limit` is given.
+/// With `ids`, `{cards, missing, …}` for those tasks only (the dashboard's incremental
+/// refresh; compact adds `column_totals{done, archived}`); with `column` (and `cursor` from `next_cursor`), `{name, tasks, total,
+/// next_cursor, now}`: the next page of that column ("load more").
 pub(super) async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
     match board_inner(st, q).await {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-// About 100 lines: the query parsing and the two response shapes read as one pass; kept in
-// one piece while the streaming `/api/board` replaces its serialisation.
+fn json_response(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 pub(super) async fn board_inner(
     st: Arc<WebState>,
     q: HashMap<String, String>,
-) -> Result<String, ApiError> {
+) -> Result<Response, ApiError> {
     let include_archived = flag(&q, "include_archived")?;
     let compact = flag(&q, "compact")?;
     let status_since = flag(&q, "status_since")?;
+    let done_limit = int_param(&q, "done_limit", 0..=MAX_COLUMN_LIMIT as i64)?;
     let ids: Option<Vec<String>> = match q.get("ids") {
         None => None,
         Some(s) => {
@@ -214,6 +229,39 @@ pub(super) async fn board_inner(
             Some(out)
         }
     };
+    // "Load more": one page of a capped column.
+    let page: Option<(Status, Option<ColumnCursor>)> = if q.contains_key("column")
+        || q.contains_key("cursor")
+    {
+        if ids.is_some() {
+            return Err(ApiError::bad(
+                "invalid column: ids and column/cursor cannot be combined (ask for one page or for some cards)",
+            ));
+        }
+        let name = q.get("column").map(|s| s.trim()).unwrap_or("done");
+        let status = match name.parse::<Status>() {
+            Ok(s) if CAPPED_COLUMNS.contains(&s) => s,
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "invalid column: {name:?} is not paged (use done or archived)"
+                )));
+            }
+        };
+        let cursor = match q.get("cursor").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            Some(c) => Some(ColumnCursor::parse(c)?),
+            None => None,
+        };
+        Some((status, cursor))
+    } else {
+        None
+    };
+    // The dashboard's compact board caps Done/Archived by default; Hermes' full board does not.
+    let limit: Option<usize> = match done_limit {
+        Some(0) => None,
+        Some(n) => Some(n as usize),
+        None if page.is_some() || (compact && ids.is_none()) => Some(DEFAULT_COLUMN_LIMIT),
+        None => None,
+    };
     let query = BoardViewQuery {
         tenant: q.get("tenant").filter(|s| !s.is_empty()).cloned(),
         include_archived,
@@ -224,75 +272,254 @@ pub(super) async fn board_inner(
         current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
         ids: ids.clone(),
         status_since,
+        exclude_statuses: Vec::new(),
     };
     let cfg = st.diagnostics.clone();
-    let view = st
-        .on(board_param(&q).as_deref(), move |b| {
-            let mut query = query;
-            // A child's change moves its parents' progress: refresh them too.
-            if let Some(ids) = &mut query.ids {
-                let mut extra: Vec<String> = Vec::new();
-                for id in ids.iter() {
-                    for p in b.parents(id)? {
-                        if !ids.contains(&p) && !extra.contains(&p) {
-                            extra.push(p);
+    let board = board_param(&q);
+    let err500 =
+        |e: serde_json::Error| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+
+    if let Some((status, cursor)) = page {
+        let limit = limit.unwrap_or(MAX_COLUMN_LIMIT);
+        let (p, now) = st
+            .on(board.as_deref(), move |b| {
+                Ok((
+                    b.column_page(&query, status, cursor.as_ref(), limit, &cfg)?,
+                    b.now(),
+                ))
+            })
+            .await?;
+        let body = serde_json::to_vec(&PageOut {
+            name: p.status.as_str(),
+            tasks: p.cards.iter().map(|c| card_out(c, now, compact)).collect(),
+            total: p.total,
+            next_cursor: p.next_cursor.as_ref().map(ColumnCursor::encode),
+            now,
+        })
+        .map_err(err500)?;
+        return Ok(json_response(Body::from(body)));
+    }
+
+    if let Some(ids) = ids {
+        let (view, totals) = st
+            .on(board.as_deref(), move |b| {
+                let mut query = query;
+                let totals = match compact {
+                    true => Some(b.column_totals(&query)?),
+                    false => None,
+                };
+                // A child's change moves its parents' progress: refresh them too.
+                if let Some(ids) = &mut query.ids {
+                    let mut extra: Vec<String> = Vec::new();
+                    for id in ids.iter() {
+                        for p in b.parents(id)? {
+                            if !ids.contains(&p) && !extra.contains(&p) {
+                                extra.push(p);
+                            }
                         }
                     }
+                    ids.extend(extra);
                 }
-                ids.extend(extra);
+                Ok((b.board_view(&query, &cfg)?, totals))
+            })
+            .await?;
+        let now = view.now;
+        let found: std::collections::HashSet<&str> =
+            view.cards.iter().map(|c| c.task.id.as_str()).collect();
+        let body = serde_json::to_vec(&CardsOut {
+            cards: view
+                .cards
+                .iter()
+                .map(|c| card_out(c, now, compact))
+                .collect(),
+            missing: ids.iter().filter(|i| !found.contains(i.as_str())).collect(),
+            column_totals: totals.map(|t| t.into_iter().map(|(s, n)| (s.as_str(), n)).collect()),
+            tenants: &view.tenants,
+            assignees: &view.assignees,
+            latest_event_id: view.latest_event_id,
+            now,
+        })
+        .map_err(err500)?;
+        return Ok(json_response(Body::from(body)));
+    }
+
+    let (view, pages) = st
+        .on(board.as_deref(), move |b| match limit {
+            Some(limit) => {
+                let capped = b.board_view_capped(&query, limit, &cfg)?;
+                Ok((capped.view, capped.pages))
             }
-            Ok(b.board_view(&query, &cfg)?)
+            None => Ok((b.board_view(&query, &cfg)?, Vec::new())),
         })
         .await?;
-    let now = view.now;
-    let body = match &ids {
-        Some(ids) => {
-            let found: std::collections::HashSet<&str> =
-                view.cards.iter().map(|c| c.task.id.as_str()).collect();
-            serde_json::to_string(&CardsOut {
-                cards: view
-                    .cards
-                    .iter()
-                    .map(|c| card_out(c, now, compact))
-                    .collect(),
-                missing: ids.iter().filter(|i| !found.contains(i.as_str())).collect(),
-                tenants: &view.tenants,
-                assignees: &view.assignees,
-                latest_event_id: view.latest_event_id,
-                now,
-            })
+    let body = BoardBody::new(view, pages, include_archived, compact);
+    Ok(json_response(Body::from_stream(
+        futures_util::stream::iter(body.map(Ok::<Bytes, std::io::Error>)),
+    )))
+}
+
+/// One column of the board body: its name, its cards (indexes into [`BoardBody::cards`]) and,
+/// for a capped column, `(total, next_cursor)`.
+type ColumnPlan = (&'static str, Vec<usize>, Option<(i64, Option<String>)>);
+
+/// The board's JSON (`{columns, tenants, assignees, latest_event_id, now}`), produced in
+/// pieces of about [`BoardBody::PIECE`] bytes as the connection takes them, so a 100k-task
+/// answer never exists whole in memory (it was 46.8 MB as one string), and each card is freed
+/// once written, so the view shrinks as the answer goes out.
+struct BoardBody {
+    cards: Vec<Option<BoardCard>>,
+    tenants: Vec<String>,
+    assignees: Vec<String>,
+    latest_event_id: i64,
+    now: i64,
+    compact: bool,
+    cols: Vec<ColumnPlan>,
+    col: usize,
+    card: usize,
+    /// A card of the current column has been written (the next needs a comma).
+    wrote: bool,
+    opened: bool,
+    started: bool,
+    finished: bool,
+    large: bool,
+}
+
+impl BoardBody {
+    const PIECE: usize = 64 * 1024;
+
+    fn new(view: BoardView, pages: Vec<ColumnPage>, include_archived: bool, compact: bool) -> Self {
+        let mut names: Vec<Status> = COLUMNS.to_vec();
+        if include_archived {
+            names.push(Status::Archived);
         }
-        None => {
-            let mut cols: Vec<ColumnOut> = COLUMNS
-                .iter()
-                .map(|s| ColumnOut {
-                    name: s.as_str(),
-                    tasks: Vec::new(),
-                })
-                .collect();
-            if include_archived {
-                cols.push(ColumnOut {
-                    name: Status::Archived.as_str(),
-                    tasks: Vec::new(),
-                });
-            }
-            for c in &view.cards {
-                let idx = cols
-                    .iter()
-                    .position(|col| col.name == c.task.status.as_str())
-                    .unwrap_or(1);
-                cols[idx].tasks.push(card_out(c, now, compact));
-            }
-            serde_json::to_string(&BoardOut {
-                columns: cols,
-                tenants: &view.tenants,
-                assignees: &view.assignees,
-                latest_event_id: view.latest_event_id,
-                now,
-            })
+        let mut cols: Vec<ColumnPlan> = names
+            .iter()
+            .map(|s| (s.as_str(), Vec::new(), None))
+            .collect();
+        let mut cards: Vec<Option<BoardCard>> = view.cards.into_iter().map(Some).collect();
+        for (i, c) in cards.iter().enumerate() {
+            let status = c.as_ref().map(|c| c.task.status);
+            // Unknown statuses fall into todo (REF §17.2).
+            let idx = names.iter().position(|s| Some(*s) == status).unwrap_or(1);
+            cols[idx].1.push(i);
         }
-    };
-    body.map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        for p in pages {
+            let Some(idx) = names.iter().position(|s| *s == p.status) else {
+                continue;
+            };
+            let start = cards.len();
+            cards.extend(p.cards.into_iter().map(Some));
+            cols[idx] = (
+                p.status.as_str(),
+                (start..cards.len()).collect(),
+                Some((p.total, p.next_cursor.as_ref().map(ColumnCursor::encode))),
+            );
+        }
+        BoardBody {
+            large: cards.len() > 2000,
+            cards,
+            tenants: view.tenants,
+            assignees: view.assignees,
+            latest_event_id: view.latest_event_id,
+            now: view.now,
+            compact,
+            cols,
+            col: 0,
+            card: 0,
+            wrote: false,
+            opened: false,
+            started: false,
+            finished: false,
+        }
+    }
+
+    fn write_piece(&mut self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+        let now = self.now;
+        if !self.started {
+            buf.extend_from_slice(b"{\"columns\":[");
+            self.started = true;
+        }
+        while buf.len() < Self::PIECE {
+            let Some((name, idx, page)) = self.cols.get(self.col) else {
+                buf.extend_from_slice(b"],\"tenants\":");
+                serde_json::to_writer(&mut *buf, &self.tenants)?;
+                buf.extend_from_slice(b",\"assignees\":");
+                serde_json::to_writer(&mut *buf, &self.assignees)?;
+                write!(
+                    buf,
+                    ",\"latest_event_id\":{},\"now\":{}}}",
+                    self.latest_event_id, now
+                )
+                .map_err(serde_json::Error::io)?;
+                self.finished = true;
+                return Ok(());
+            };
+            if !self.opened {
+                if self.col > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(b"{\"name\":");
+                serde_json::to_writer(&mut *buf, name)?;
+                buf.extend_from_slice(b",\"tasks\":[");
+                self.opened = true;
+            }
+            match idx.get(self.card) {
+                Some(&i) => {
+                    // Written once, then freed (each card sits in one column).
+                    if let Some(c) = self.cards[i].take() {
+                        if self.wrote {
+                            buf.push(b',');
+                        }
+                        serde_json::to_writer(&mut *buf, &card_out(&c, now, self.compact))?;
+                        self.wrote = true;
+                    }
+                    self.card += 1;
+                }
+                None => {
+                    buf.push(b']');
+                    if let Some((total, cursor)) = page {
+                        write!(buf, ",\"total\":{total},\"next_cursor\":")
+                            .map_err(serde_json::Error::io)?;
+                        serde_json::to_writer(&mut *buf, cursor)?;
+                    }
+                    buf.push(b'}');
+                    self.col += 1;
+                    self.card = 0;
+                    self.wrote = false;
+                    self.opened = false;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BoardBody {
+    fn drop(&mut self) {
+        // Hand a large board's memory back once its cards are gone.
+        if self.large {
+            self.cards = Vec::new();
+            crate::alloc::release_free_memory();
+        }
+    }
+}
+
+impl Iterator for BoardBody {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(Self::PIECE + 4096);
+        if let Err(e) = self.write_piece(&mut buf) {
+            // Cannot happen for these types; end the body (the client sees truncated JSON).
+            tracing::error!("serializing the board: {e}");
+            self.finished = true;
+            return None;
+        }
+        Some(Bytes::from(buf))
+    }
 }
 
 pub(super) async fn config() -> Json<Value> {

@@ -490,3 +490,146 @@ fn parent_handoffs_are_what_the_childs_worker_sees() {
         Err(KernelError::TaskNotFound(_))
     ));
 }
+
+/// The capped columns (`src/kernel/board_page.rs`): pages newest first by completion, the
+/// tenant filter applies to pages and totals, the cursor walks every card once, and the
+/// capped board leaves Done out of the view and serves it as its first page.
+#[test]
+fn capped_done_pages_newest_first_with_totals_and_a_cursor() {
+    use hermes_kanban::kernel::ColumnCursor;
+    use std::sync::atomic::Ordering;
+    let tb = TestBoard::new();
+    let cfg = DiagnosticsConfig::default();
+    // Seven done tasks, completed in reverse order of creation, every third for tenant acme.
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = tb
+            .board
+            .create_task(NewTask {
+                title: format!("t{i}"),
+                assignee: Some("worker".into()),
+                tenant: (i % 3 == 0).then(|| "acme".to_string()),
+                ..Default::default()
+            })
+            .unwrap()
+            .task
+            .id;
+        ids.push(id);
+    }
+    for id in ids.iter().rev() {
+        tb.clock.fetch_add(10, Ordering::SeqCst);
+        done(&tb, id);
+    }
+    let open = tb.task("still open");
+    // Newest completion first: t0 was completed last.
+    let all = BoardViewQuery::default();
+    let p1 = tb
+        .board
+        .column_page(&all, Status::Done, None, 3, &cfg)
+        .unwrap();
+    assert_eq!(p1.total, 7);
+    let got: Vec<&str> = p1.cards.iter().map(|c| c.task.id.as_str()).collect();
+    assert_eq!(got, [&ids[0], &ids[1], &ids[2]]);
+    assert_eq!(
+        p1.cards[0].latest_summary.as_deref(),
+        Some(&*format!("{} finished", ids[0])),
+        "cards carry their figures"
+    );
+    let cur = p1.next_cursor.clone().unwrap();
+    assert_eq!(ColumnCursor::parse(&cur.encode()).unwrap(), cur);
+    let p2 = tb
+        .board
+        .column_page(&all, Status::Done, Some(&cur), 3, &cfg)
+        .unwrap();
+    let p3 = tb
+        .board
+        .column_page(&all, Status::Done, p2.next_cursor.as_ref(), 3, &cfg)
+        .unwrap();
+    assert!(p3.next_cursor.is_none());
+    let walked: Vec<String> = [p1, p2, p3]
+        .iter()
+        .flat_map(|p| p.cards.iter().map(|c| c.task.id.clone()))
+        .collect();
+    assert_eq!(walked, ids, "every card once, newest first");
+    // The tenant filter narrows pages and totals.
+    let acme = BoardViewQuery {
+        tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    let p = tb
+        .board
+        .column_page(&acme, Status::Done, None, 10, &cfg)
+        .unwrap();
+    assert_eq!(p.total, 3);
+    let got: Vec<&str> = p.cards.iter().map(|c| c.task.id.as_str()).collect();
+    assert_eq!(got, [&ids[0], &ids[3], &ids[6]]);
+    // The capped board: Done is a page of its own, the rest as the board view.
+    let capped = tb.board.board_view_capped(&all, 2, &cfg).unwrap();
+    assert!(
+        capped
+            .view
+            .cards
+            .iter()
+            .all(|c| c.task.status != Status::Done)
+    );
+    assert!(capped.view.cards.iter().any(|c| c.task.id == open));
+    assert_eq!(capped.pages.len(), 1, "archived only when included");
+    assert_eq!(capped.pages[0].cards.len(), 2);
+    assert_eq!(capped.pages[0].total, 7);
+    // The capped board's other cards carry the same figures as the whole view's.
+    tb.board.claim_task(&open, None).unwrap();
+    tb.board
+        .block_task(hermes_kanban::kernel::BlockRequest {
+            task_id: open.clone(),
+            reason: Some("needs a decision".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    tb.board.add_comment(&open, "me", "hi").unwrap();
+    let whole = tb.board.board_view(&all, &cfg).unwrap();
+    let capped = tb.board.board_view_capped(&all, 2, &cfg).unwrap();
+    let fig = |c: &hermes_kanban::kernel::BoardCard| {
+        (
+            c.task.id.clone(),
+            c.latest_summary.clone(),
+            c.comment_count,
+            c.diagnostics.iter().map(|d| d.kind).collect::<Vec<_>>(),
+        )
+    };
+    let want: Vec<_> = whole
+        .cards
+        .iter()
+        .filter(|c| c.task.status != Status::Done)
+        .map(fig)
+        .collect();
+    let got: Vec<_> = capped.view.cards.iter().map(fig).collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, 1);
+    assert_eq!(
+        tb.board.column_totals(&all).unwrap(),
+        [(Status::Done, 7), (Status::Archived, 0)]
+    );
+    // Refusals name the field.
+    let field = |e: KernelError| match e {
+        KernelError::Invalid { field, .. } => field,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    assert_eq!(field(ColumnCursor::parse("12.x").unwrap_err()), "cursor");
+    assert_eq!(
+        field(
+            tb.board
+                .column_page(&all, Status::Ready, None, 3, &cfg)
+                .unwrap_err()
+        ),
+        "column"
+    );
+    assert_eq!(
+        field(
+            tb.board
+                .column_page(&all, Status::Done, None, 0, &cfg)
+                .unwrap_err()
+        ),
+        "done_limit"
+    );
+}

@@ -150,6 +150,197 @@ async fn board_shape_columns_cards_and_filters() {
     );
 }
 
+/// The dashboard's compact board caps Done and Archived at their newest 200 cards with a
+/// total and a cursor; following the cursor reaches every done card exactly once, newest
+/// first; the full board (Hermes' endpoint) stays complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_board_caps_done_with_a_count_and_a_cursor() {
+    use hermes_kanban::kernel::SeedTask;
+    let s = start().await;
+    let mut b = s.board();
+    let seed = |status: Status, n: usize| -> Vec<SeedTask> {
+        (0..n)
+            .map(|i| SeedTask {
+                title: format!("{status} {i}"),
+                assignee: Some("worker".into()),
+                status,
+                priority: (i % 3) as i64,
+                parents: vec![],
+                claim_lock: None,
+            })
+            .collect()
+    };
+    let mut done: Vec<String> = b.seed_tasks(&seed(Status::Done, 450)).unwrap();
+    let archived = b.seed_tasks(&seed(Status::Archived, 30)).unwrap();
+    b.seed_tasks(&seed(Status::Ready, 5)).unwrap();
+    // The oldest task, completed last: newest by completion, so first in Done.
+    let old = b.seed_tasks(&seed(Status::Ready, 1)).unwrap().remove(0);
+    let later = chrono::Utc::now().timestamp() + 100;
+    b.set_clock(Arc::new(move || later));
+    b.claim_task(&old, None).unwrap();
+    b.complete_task(Completion {
+        task_id: old.clone(),
+        summary: Some("late".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    done.push(old.clone());
+
+    let column = |v: &Value, name: &str| -> Value {
+        v["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no column {name} in {v}"))
+    };
+    let ids = |col: &Value| -> Vec<String> {
+        col["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Sort key of a card: completion (else creation), then creation.
+    let key = |t: &Value| -> (i64, i64) {
+        let c = t["created_at"].as_i64().unwrap();
+        (t["completed_at"].as_i64().unwrap_or(c), c)
+    };
+
+    let v = s.ok(Method::GET, "/api/board?compact=1", None).await;
+    let d = column(&v, "done");
+    assert_eq!(d["total"], json!(451), "{}", d["total"]);
+    let first = ids(&d);
+    assert_eq!(first.len(), 200);
+    assert_eq!(first[0], old, "the latest completion comes first");
+    assert!(d["next_cursor"].is_string());
+    assert_eq!(
+        ids(&column(&v, "ready")).len(),
+        5,
+        "other columns are complete"
+    );
+    assert!(column(&v, "ready").get("total").is_none());
+
+    // Follow the cursor to the end: every done card exactly once, newest first.
+    let mut all: Vec<Value> = d["tasks"].as_array().unwrap().clone();
+    let mut cursor = d["next_cursor"].as_str().unwrap().to_string();
+    let mut pages = 1;
+    loop {
+        let p = s
+            .ok(
+                Method::GET,
+                &format!("/api/board?compact=1&column=done&cursor={cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(p["name"], "done");
+        assert_eq!(p["total"], json!(451));
+        all.extend(p["tasks"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        match p["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let got: Vec<String> = all
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::HashSet<&String> = got.iter().collect();
+    assert_eq!(got.len(), 451);
+    assert_eq!(unique.len(), 451, "no card twice");
+    let mut want = done.clone();
+    want.sort();
+    let mut have = got.clone();
+    have.sort();
+    assert_eq!(have, want, "every done card reached");
+    for w in all.windows(2) {
+        assert!(
+            key(&w[0]) >= key(&w[1]),
+            "newest first: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(all.iter().all(|t| t["status"] == "done"));
+
+    // A smaller page, no cap, and the archived column.
+    let v = s
+        .ok(Method::GET, "/api/board?compact=1&done_limit=50", None)
+        .await;
+    assert_eq!(ids(&column(&v, "done")).len(), 50);
+    assert_eq!(ids(&column(&v, "done"))[..], got[..50]);
+    let v = s
+        .ok(Method::GET, "/api/board?compact=1&done_limit=0", None)
+        .await;
+    assert_eq!(ids(&column(&v, "done")).len(), 451);
+    let v = s
+        .ok(Method::GET, "/api/board?compact=1&include_archived=1", None)
+        .await;
+    let a = column(&v, "archived");
+    assert_eq!(a["total"], json!(30));
+    assert!(a["next_cursor"].is_null());
+    let mut a_ids = ids(&a);
+    a_ids.sort();
+    let mut want_a = archived.clone();
+    want_a.sort();
+    assert_eq!(a_ids, want_a);
+
+    // Hermes' full board stays complete and keeps its shape.
+    let v = s.ok(Method::GET, "/api/board", None).await;
+    let d = column(&v, "done");
+    assert_eq!(ids(&d).len(), 451);
+    let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["name", "tasks"]);
+    let v = s
+        .ok(Method::GET, "/api/board?include_archived=1", None)
+        .await;
+    assert_eq!(ids(&column(&v, "archived")).len(), 30);
+
+    // A card beyond the first page still refreshes by id (a live update of an old card).
+    let deep = &got[400];
+    let v = s
+        .ok(
+            Method::GET,
+            &format!("/api/board?compact=1&ids={deep}"),
+            None,
+        )
+        .await;
+    assert_eq!(v["cards"][0]["id"], json!(deep));
+    assert_eq!(v["column_totals"], json!({"archived": 30, "done": 451}));
+
+    // Refusals name what is wrong.
+    let e = s
+        .expect(
+            Method::GET,
+            "/api/board?compact=1&cursor=nonsense",
+            None,
+            400,
+        )
+        .await;
+    detail_has(&e, "cursor");
+    let e = s
+        .expect(Method::GET, "/api/board?compact=1&column=ready", None, 400)
+        .await;
+    detail_has(&e, "column");
+    let e = s
+        .expect(Method::GET, "/api/board?compact=1&done_limit=-1", None, 400)
+        .await;
+    detail_has(&e, "done_limit");
+    let e = s
+        .expect(
+            Method::GET,
+            &format!("/api/board?compact=1&column=done&ids={deep}"),
+            None,
+            400,
+        )
+        .await;
+    detail_has(&e, "ids");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnostics_on_cards_and_endpoint() {
     let s = start().await;
