@@ -9,10 +9,10 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-use super::db;
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
+use super::store::sqlite as db;
 use super::store::{Tx, Val};
 use super::types::{TASK_COLUMNS, Task, payload_text};
 use crate::args;

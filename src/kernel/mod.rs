@@ -6,8 +6,6 @@
 //! second backend can sit behind it.
 
 mod attachments;
-/// Transitional alias while modules move onto [`store::Tx`].
-pub(crate) use store::sqlite as db;
 mod board;
 mod board_page;
 mod board_view;
@@ -57,7 +55,6 @@ pub use board_view::{
 };
 pub use breaker::{FailureReport, FailureVerdict};
 pub use context::{ParentHandoff, TaskDetail, local_ts, relative_age, sorted_json};
-pub use db::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
 pub use diagnostics::{
     Action, Diagnostic, DiagnosticsConfig, Severity, SkillCheck, TaskDiagnostics, diagnose,
 };
@@ -93,6 +90,7 @@ pub use seed::SeedTask;
 pub use skills::{
     KANBAN_WORKER_SKILL, WorkerSkills, profile_has_skill, profile_home, skill_dirs, worker_skills,
 };
+pub use store::sqlite::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES, PageKey,

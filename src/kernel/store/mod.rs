@@ -13,9 +13,6 @@
 //! The SQLite backend (connection, pragmas, busy handling, `BEGIN IMMEDIATE`, migrations)
 //! lives in [`sqlite`].
 
-// Transitional: parts of the seam are not called until every module has moved onto it.
-#![allow(dead_code)]
-
 pub(crate) mod sqlite;
 mod sqlite_vfs;
 
@@ -226,15 +223,6 @@ impl<'c> Tx<'c> {
     }
 }
 
-/// Transitional: unconverted operation bodies still call rusqlite directly through this.
-/// Removed once every kernel module speaks [`Tx`] only.
-impl std::ops::Deref for Tx<'_> {
-    type Target = rusqlite::Connection;
-    fn deref(&self) -> &rusqlite::Connection {
-        self.conn
-    }
-}
-
 /// The SQL text a backend runs: SQLite maps [`SEQ`] to `rowid` (the only rewrite it needs).
 fn portable(sql: &str) -> Cow<'_, str> {
     if sql.contains(SEQ) {
@@ -284,25 +272,10 @@ impl<'r> Row<'r> {
         Ok(sqlite_val(self.inner.get_ref(i)?))
     }
 
-    /// Transitional: the rusqlite row, for row mappers not yet written over [`Row`].
-    pub(crate) fn sqlite_row(&self) -> &rusqlite::Row<'_> {
-        self.inner
-    }
-
     /// Column `i` as `T`.
     pub fn get<T: FromCol>(&self, i: usize) -> Result<T> {
         let v = self.val(i)?;
         T::from_col(v).map_err(|why| KernelError::Storage(format!("column {i}: {why}")))
-    }
-
-    /// Number of columns.
-    pub fn len(&self) -> usize {
-        self.inner.as_ref().column_count()
-    }
-
-    /// Whether the row has no columns.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

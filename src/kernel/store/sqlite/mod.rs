@@ -11,7 +11,7 @@ mod migrate;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::kernel::error::{KernelError, Result};
 
@@ -578,9 +578,4 @@ fn jitter_ms(max: u64) -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     u64::from_le_bytes(b) % max.max(1)
-}
-
-/// Map a `query_row` "no rows" into `None`.
-pub(crate) fn opt<T>(r: rusqlite::Result<T>) -> Result<Option<T>> {
-    Ok(r.optional()?)
 }
