@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use super::env::Env;
@@ -29,7 +28,7 @@ pub const BLOCK_RECURRENCE_LIMIT: i64 = 2;
 
 /// An open board.
 pub struct Board {
-    pub(crate) conn: Connection,
+    pub(crate) conn: super::store::sqlite::Conn,
     journal: db::JournalInfo,
     paths: BoardPaths,
     env: Env,

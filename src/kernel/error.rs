@@ -228,31 +228,6 @@ impl KernelError {
     }
 }
 
-impl From<rusqlite::Error> for KernelError {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode;
-        if let rusqlite::Error::SqliteFailure(f, _) = &e {
-            match f.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return KernelError::Busy,
-                ErrorCode::NotADatabase => {
-                    return KernelError::NotADatabase {
-                        path: PathBuf::new(),
-                        detail: e.to_string(),
-                    };
-                }
-                ErrorCode::DatabaseCorrupt => {
-                    return KernelError::Corrupt {
-                        path: PathBuf::new(),
-                        detail: e.to_string(),
-                    };
-                }
-                _ => {}
-            }
-        }
-        KernelError::Storage(e.to_string())
-    }
-}
-
 impl From<serde_json::Error> for KernelError {
     fn from(e: serde_json::Error) -> Self {
         KernelError::Storage(format!("json: {e}"))

@@ -23,6 +23,10 @@ pub use migrate::SCHEMA_VERSION;
 pub(crate) use migrate::{heal_upstream_columns, migrate, user_version};
 
 /// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
+/// The connection a SQLite board holds (the only driver type outside the store, by name).
+pub(crate) type Conn = Connection;
+
+/// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
 
 /// The journal mode a board runs in and why (reported by `diagnostics`).
@@ -578,4 +582,31 @@ fn jitter_ms(max: u64) -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     u64::from_le_bytes(b) % max.max(1)
+}
+
+/// SQLite's errors in the kernel's terms: busy/locked → `Busy` (retried by callers), not a
+/// database / corrupt → the typed variants (their path is filled in by [`locate`]).
+impl From<rusqlite::Error> for KernelError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return KernelError::Busy,
+                ErrorCode::NotADatabase => {
+                    return KernelError::NotADatabase {
+                        path: std::path::PathBuf::new(),
+                        detail: e.to_string(),
+                    };
+                }
+                ErrorCode::DatabaseCorrupt => {
+                    return KernelError::Corrupt {
+                        path: std::path::PathBuf::new(),
+                        detail: e.to_string(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        KernelError::Storage(e.to_string())
+    }
 }
