@@ -391,7 +391,7 @@ pub(crate) fn promote(ctx: &Ctx, a: &PromoteArgs) -> Result<(), CliError> {
         // nothing was written).
         results.push(
             json!({"task_id": id, "promoted": error.is_none(), "dry_run": a.dry_run,
-            "forced": a.force, "reason": reason, "error": error}),
+                "forced": a.force, "reason": reason, "error": error}),
         );
     }
     if a.json {

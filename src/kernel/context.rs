@@ -116,7 +116,8 @@ impl TaskDetail {
                 "author": c.author, "body": c.body, "created_at": c.created_at,
             })).collect::<Vec<_>>(),
             "events": self.events.iter().map(|e| json!({
-                "kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id,
+                "kind": e.kind, "payload": e.payload, "created_at": e.created_at,
+                "run_id": e.run_id,
             })).collect::<Vec<_>>(),
             "runs": self.runs.iter().map(|r| json!({
                 "id": r.id, "profile": r.profile, "step_key": r.step_key, "status": r.status,

@@ -73,7 +73,8 @@ pub trait Param {
 macro_rules! args {
     () => { &[] as &[&dyn $crate::kernel::store::Param] };
     ($($a:expr),+ $(,)?) => {
-        &[$(&$a as &dyn $crate::kernel::store::Param),+] as &[&dyn $crate::kernel::store::Param] };
+        &[$(&$a as &dyn $crate::kernel::store::Param),+] as &[&dyn $crate::kernel::store::Param]
+    };
 }
 
 /// Borrow a list of owned arguments as a parameter slice.

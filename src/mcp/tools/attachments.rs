@@ -54,9 +54,8 @@ impl KanbanMcp {
                     text,
                     json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
                         "id": a.id, "filename": a.filename, "content_type": a.content_type,
-                            "size": a.size,
-                        "uploaded_by": a.uploaded_by, "stored_path": a.stored_path,
-                            "created_at": a.created_at,
+                        "size": a.size, "uploaded_by": a.uploaded_by,
+                        "stored_path": a.stored_path, "created_at": a.created_at,
                     })).collect::<Vec<_>>()}),
                 )
             }
