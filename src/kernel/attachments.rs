@@ -135,8 +135,9 @@ impl Board {
                 &task_id,
                 None,
                 "attached",
-                obj! {"filename" => final_name,
-                "size" => bytes.len(), "by" => uploaded_by},
+                obj! {
+                    "filename" => final_name, "size" => bytes.len(), "by" => uploaded_by,
+                },
                 now,
             )?;
             Ok(id)

@@ -484,8 +484,10 @@ impl Board {
                 &task_id,
                 run_id,
                 "changes_requested",
-                obj! {"reason" => reason, "implementer" => implementer, "reviewer" => reviewer,
-                "status" => status.as_str()},
+                obj! {
+                    "reason" => reason, "implementer" => implementer, "reviewer" => reviewer,
+                    "status" => status.as_str(),
+                },
                 now,
             )?;
             Ok(ChangesRequested {

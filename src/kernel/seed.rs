@@ -80,8 +80,10 @@ impl Board {
                         &id,
                         None,
                         "blocked",
-                        obj! {"reason" => "seeded", "kind" => serde_json::Value::Null,
-                        "recurrences" => 1},
+                        obj! {
+                            "reason" => "seeded", "kind" => serde_json::Value::Null,
+                            "recurrences" => 1,
+                        },
                         created,
                     )?;
                 }

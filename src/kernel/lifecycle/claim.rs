@@ -165,8 +165,10 @@ pub(crate) fn reclaim_tx(
             "the claim changed underneath; retry",
         ));
     }
-    let mut payload = obj! {"manual" => true, "reason" => reason, "prev_lock" => t.claim_lock,
-    "prev_pid" => t.worker_pid};
+    let mut payload = obj! {
+        "manual" => true, "reason" => reason, "prev_lock" => t.claim_lock,
+        "prev_pid" => t.worker_pid,
+    };
     if lane {
         payload.insert("retry_status".into(), json!("review"));
     }

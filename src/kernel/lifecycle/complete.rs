@@ -264,8 +264,10 @@ fn complete_tx(c: &Tx, req: &Completion, h: &Handoff, now: i64) -> Result<Out> {
             task_id,
             None,
             "completion_blocked_hallucination",
-            obj! {"phantom_cards" => phantom, "verified_cards" => verified,
-            "summary_preview" => preview},
+            obj! {
+                "phantom_cards" => phantom, "verified_cards" => verified,
+                "summary_preview" => preview,
+            },
             now,
         )?;
         return Ok(Out::Phantom(phantom, verified));

@@ -102,8 +102,10 @@ impl Board {
             };
             let payload = match event {
                 "dependency_wait" => obj! {"reason" => reason, "kind" => kind_str},
-                "block_loop_detected" => obj! {"reason" => reason, "kind" => kind_str,
-                "recurrences" => recurrences, "limit" => BLOCK_RECURRENCE_LIMIT},
+                "block_loop_detected" => obj! {
+                    "reason" => reason, "kind" => kind_str, "recurrences" => recurrences,
+                    "limit" => BLOCK_RECURRENCE_LIMIT,
+                },
                 _ => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences},
             };
             add_event(c, &task_id, run_id, event, payload, now)?;

@@ -398,8 +398,10 @@ fn edit_result_tx(
         task_id,
         Some(run_id),
         "edited",
-        obj! {"fields" => fields, "result_len" => result.chars().count(),
-        "summary" => v::first_line(&run_summary, 400)},
+        obj! {
+            "fields" => fields, "result_len" => result.chars().count(),
+            "summary" => v::first_line(&run_summary, 400),
+        },
         now,
     )?;
     Ok(())
