@@ -87,7 +87,8 @@ pub enum FetchError {
     #[error("refused {url}: only http and https URLs can be fetched")]
     Scheme { url: String },
     #[error(
-        "refused {url}: {host} resolves to {addr}, a {class} address; only public internet addresses can be fetched"
+        "refused {url}: {host} resolves to {addr}, a {class} address; only public internet \
+        addresses can be fetched"
     )]
     Blocked {
         url: String,

@@ -117,7 +117,10 @@ pub enum BoardsCmd {
     },
     /// Export a board to a .tar.gz archive (Hermes' board archive format) to move it elsewhere.
     #[command(
-        after_help = "Live state does not travel: claims, pids, heartbeats, notification subscriptions and our worker/run-token rows are cleared in the archive's copy; running tasks go back to ready. The board itself is not changed.\n\nExample: hermes-kanban boards export research -o /tmp/research.tar.gz --include-logs"
+        after_help = "Live state does not travel: claims, pids, heartbeats, notification \
+            subscriptions and our worker/run-token rows are cleared in the archive's copy; running \
+            tasks go back to ready. The board itself is not changed.\n\nExample: hermes-kanban \
+            boards export research -o /tmp/research.tar.gz --include-logs"
     )]
     Export {
         /// Board slug (default: the current board).
@@ -137,7 +140,11 @@ pub enum BoardsCmd {
     },
     /// Import a board archive (from `boards export` of either tool) as a new board.
     #[command(
-        after_help = "The board always lands as a new board; a taken slug gets a -2, -3… suffix. Live state in the archive is cleared again; dir/worktree tasks that could be dispatched are parked in triage (their paths belonged to the exporting machine).\n\nExample: hermes-kanban boards import research.tar.gz --as research-copy --switch"
+        after_help = "The board always lands as a new board; a taken slug gets a -2, -3… suffix. \
+            Live state in the archive is cleared again; dir/worktree tasks that could be \
+            dispatched are parked in triage (their paths belonged to the exporting \
+            machine).\n\nExample: hermes-kanban boards import research.tar.gz --as research-copy \
+            --switch"
     )]
     Import {
         /// The .tar.gz archive.
@@ -194,7 +201,9 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             for b in &boards {
                 if !b.db_path.exists() {
                     eprintln!(
-                        "hermes-kanban: board '{}' has no database at {} yet (nothing was created); create it with `hermes-kanban init`, or set HERMES_HOME / HERMES_KANBAN_DB if your board lives elsewhere",
+                        "hermes-kanban: board '{}' has no database at {} yet (nothing was \
+                        created); create it with `hermes-kanban init`, or set HERMES_HOME / \
+                        HERMES_KANBAN_DB if your board lives elsewhere",
                         b.meta.slug,
                         b.db_path.display()
                     );

@@ -228,7 +228,8 @@ pub(crate) fn daemon(ctx: &Ctx, a: &DaemonArgs) -> Result<(), CliError> {
         })
     };
     eprintln!(
-        "hermes-kanban: dispatcher running on {1}: on every change, at least every {0}s (Ctrl-C to stop; workers keep running)",
+        "hermes-kanban: dispatcher running on {1}: on every change, at least every {0}s (Ctrl-C to \
+        stop; workers keep running)",
         a.interval,
         ctx.board.as_deref().unwrap_or("every board")
     );

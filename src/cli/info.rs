@@ -259,7 +259,8 @@ pub(crate) fn notify_subscribe(ctx: &Ctx, a: &NotifySubArgs) -> Result<(), CliEr
         s.platform, s.chat_id, s.task_id
     );
     eprintln!(
-        "note: {} messages are delivered by Hermes' gateway (profile {}), not by hermes-kanban; for webhooks we deliver (Slack, Discord, JSON), configure kanban.notify.webhooks in {}",
+        "note: {} messages are delivered by Hermes' gateway (profile {}), not by hermes-kanban; \
+        for webhooks we deliver (Slack, Discord, JSON), configure kanban.notify.webhooks in {}",
         s.platform,
         s.notifier_profile.as_deref().unwrap_or("default"),
         crate::dispatch::config::config_path(&ctx.env).display()
@@ -383,7 +384,8 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(format!("{}: {e}", a.path.display())))?;
     if meta.len() > crate::kernel::validate::ATTACHMENT_MAX_BYTES as u64 {
         return Err(CliError::Failed(format!(
-            "cannot attach {} to {}: it is {} bytes and attachments are limited to 25 MiB; attach a smaller file or mention where it lives in a comment",
+            "cannot attach {} to {}: it is {} bytes and attachments are limited to 25 MiB; attach \
+            a smaller file or mention where it lives in a comment",
             a.path.display(),
             a.id,
             meta.len()
@@ -392,7 +394,8 @@ pub(crate) fn attach(ctx: &Ctx, a: &AttachArgs) -> Result<(), CliError> {
     if let Some(n) = &a.name {
         crate::kernel::attachment_name(n).map_err(|_| {
             CliError::Failed(format!(
-                "invalid --name {:?}: give a plain file name like report.pdf (no '/', '\\', control characters or leading '.')",
+                "invalid --name {:?}: give a plain file name like report.pdf (no '/', '\\', \
+                control characters or leading '.')",
                 crate::kernel::validate::truncate(n, 80)
             ))
         })?;
@@ -471,7 +474,8 @@ pub(crate) fn attach_rm(ctx: &Ctx, a: &AttachRmArgs) -> Result<(), CliError> {
 #[derive(Debug, Args)]
 pub struct DiagnosticsArgs {
     /// Only findings at or above: warning, error, critical.
-    #[arg(long, value_parser = super::output::Choices { parse: parse_severity, values: &["warning", "error", "critical"] }, default_value = "warning")]
+    #[arg(long, value_parser = super::output::Choices { parse: parse_severity,
+        values: &["warning", "error", "critical"] }, default_value = "warning")]
     pub severity: Severity,
     /// Only this task.
     #[arg(long)]
@@ -543,11 +547,15 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
 /// `skills` verbs.
 #[derive(Debug, Subcommand)]
 pub enum SkillsCmd {
-    /// Copy kanban-worker and kanban-orchestrator into a Hermes skills directory: $HERMES_HOME/skills/
+    /// Copy kanban-worker and kanban-orchestrator into a Hermes skills directory:
+    /// $HERMES_HOME/skills/
     /// by default, a profile's own with --profile (a profile reads only
     /// $HERMES_HOME/profiles/<name>/skills/), or every profile's with --all-profiles.
     #[command(
-        after_help = "The dispatcher passes `--skills kanban-worker` to a Hermes worker only when the assignee's profile has the skill (Hermes also injects its kanban protocol by itself).\n\nExamples:\n  hermes-kanban skills install --profile coder\n  hermes-kanban skills install --all-profiles --force"
+        after_help = "The dispatcher passes `--skills kanban-worker` to a Hermes worker only when \
+            the assignee's profile has the skill (Hermes also injects its kanban protocol by \
+            itself).\n\nExamples:\n  hermes-kanban skills install --profile coder\n  hermes-kanban \
+            skills install --all-profiles --force"
     )]
     Install {
         /// Overwrite existing files.
@@ -590,7 +598,8 @@ pub(crate) fn skills(ctx: &Ctx, c: &SkillsCmd) -> Result<(), CliError> {
             .ok_or_else(|| CliError::Usage("--profile needs a profile name".into()))?;
         if !crate::kernel::profile_exists(&root, &name) {
             return Err(CliError::Failed(format!(
-                "no profile {name:?}: {} is not a directory (create it with `hermes profile create {name}`, or list them with `hermes-kanban init`)",
+                "no profile {name:?}: {} is not a directory (create it with `hermes profile create \
+                {name}`, or list them with `hermes-kanban init`)",
                 root.join("profiles").join(&name).display()
             )));
         }

@@ -20,12 +20,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::kernel::{Board, Env, Kanban, KernelError, OpenMode};
 
 const AFTER_HELP: &str = "\
-Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, archive, swarm
+Task verbs:      create, list, show, edit, assign, reassign, set-model, link, unlink, comment, \
+archive, swarm
 Worker verbs:    claim, heartbeat, complete, block, schedule, unblock, promote, reclaim
 Review:          request-review, request-changes, reopen-review (approve with complete)
 Reading:         runs, log, context, tail, watch, stats, assignees, diagnostics, repair
 Dispatcher:      dispatch (one tick), daemon (tick every --interval seconds)
-Boards & misc:   init, boards, notify test, notify-*, attach, attachments, attach-rm, gc, skills, completions
+Boards & misc:   init, boards, notify test, notify-*, attach, attachments, attach-rm, gc, skills, \
+completions
 
 Exit codes: 0 success, 1 refused or failed, 2 usage error.
 Examples:
@@ -67,18 +69,23 @@ pub enum Command {
     Boards(boards::BoardsCmd),
     /// Create a task.
     #[command(
-        after_help = "Examples:\n  hermes-kanban create \"Design schema\" --assignee architect\n  hermes-kanban create \"Build API\" --assignee coder --parent t_1a2b3c4d --max-runtime 2h --json"
+        after_help = "Examples:\n  hermes-kanban create \"Design schema\" --assignee architect\n  \
+            hermes-kanban create \"Build API\" --assignee coder --parent t_1a2b3c4d --max-runtime \
+            2h --json"
     )]
     Create(tasks::CreateArgs),
     /// Create a swarm: parallel workers, a verifier and a synthesizer around a blackboard card.
     #[command(
-        after_help = "Example: hermes-kanban swarm \"Plan failover\" --worker researcher:Research-NA --worker researcher:Research-EU --verifier reviewer --synthesizer writer"
+        after_help = "Example: hermes-kanban swarm \"Plan failover\" --worker \
+            researcher:Research-NA --worker researcher:Research-EU --verifier reviewer \
+            --synthesizer writer"
     )]
     Swarm(tasks::SwarmArgs),
     /// List tasks (recomputes readiness first).
     #[command(
         visible_alias = "ls",
-        after_help = "Examples:\n  hermes-kanban list\n  hermes-kanban list --status blocked --assignee coder --json"
+        after_help = "Examples:\n  hermes-kanban list\n  hermes-kanban list --status blocked \
+            --assignee coder --json"
     )]
     List(tasks::ListArgs),
     /// Show a task: fields, parents, children, comments, events and runs.
@@ -89,12 +96,16 @@ pub enum Command {
     Assign(tasks::AssignArgs),
     /// Reassign a task, optionally reclaiming a running one first.
     #[command(
-        after_help = "Example: hermes-kanban reassign t_1a2b3c4d reviewer --reclaim --reason \"switch model\""
+        after_help = "Example: hermes-kanban reassign t_1a2b3c4d reviewer --reclaim --reason \
+            \"switch model\""
     )]
     Reassign(tasks::ReassignArgs),
     /// Set the model (and provider, reasoning level) a task's workers run with.
     #[command(
-        after_help = "Takes effect at the next spawn: the worker runs `hermes … -m MODEL [--provider P] [--reasoning L]` (flags the installed Hermes lacks are left out).\n\nExamples:\n  hermes-kanban set-model t_1a2b3c4d gpt-5.5 --provider openrouter\n  hermes-kanban set-model t_1a2b3c4d default --reasoning default"
+        after_help = "Takes effect at the next spawn: the worker runs `hermes … -m MODEL \
+            [--provider P] [--reasoning L]` (flags the installed Hermes lacks are left \
+            out).\n\nExamples:\n  hermes-kanban set-model t_1a2b3c4d gpt-5.5 --provider \
+            openrouter\n  hermes-kanban set-model t_1a2b3c4d default --reasoning default"
     )]
     SetModel(tasks::SetModelArgs),
     /// Release a running task's claim back to ready.
@@ -111,18 +122,21 @@ pub enum Command {
     Claim(transitions::ClaimArgs),
     /// Comment on a task.
     #[command(
-        after_help = "Example: hermes-kanban comment t_1a2b3c4d \"found 3 sources\" --author researcher"
+        after_help = "Example: hermes-kanban comment t_1a2b3c4d \"found 3 sources\" --author \
+            researcher"
     )]
     Comment(tasks::CommentArgs),
     /// Complete tasks with a hand-off (summary and metadata are per task).
     #[command(
-        after_help = "Example: hermes-kanban complete t_1a2b3c4d --summary \"schema done\" --metadata '{\"tables\": 4}'"
+        after_help = "Example: hermes-kanban complete t_1a2b3c4d --summary \"schema done\" \
+            --metadata '{\"tables\": 4}'"
     )]
     Complete(transitions::CompleteArgs),
     /// Hand a running or ready task to a reviewer (status review; the reviewer becomes the
     /// assignee and the dispatcher's review lane runs it).
     #[command(
-        after_help = "Example: hermes-kanban request-review t_1a2b3c4d --summary \"API done, tests pass\" --reviewer reviewer"
+        after_help = "Example: hermes-kanban request-review t_1a2b3c4d --summary \"API done, tests \
+            pass\" --reviewer reviewer"
     )]
     RequestReview(transitions::RequestReviewArgs),
     /// Send a task under review back to its implementer (only from a run claimed from review).
@@ -132,17 +146,21 @@ pub enum Command {
     RequestChanges(transitions::RequestChangesArgs),
     /// Move review tasks back to ready (or todo) for their implementer.
     #[command(
-        after_help = "Example: hermes-kanban reopen-review t_1a2b3c4d --reason \"handle empty input\""
+        after_help = "Example: hermes-kanban reopen-review t_1a2b3c4d --reason \"handle empty \
+            input\""
     )]
     ReopenReview(transitions::ReopenReviewArgs),
     /// Change a task's title, body or priority, or backfill a done task's result/summary/metadata.
     #[command(
-        after_help = "Examples:\n  hermes-kanban edit t_1a2b3c4d --title \"Ship v2\" --priority 5\n  hermes-kanban edit t_1a2b3c4d --body-file spec.md\n  hermes-kanban edit t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
+        after_help = "Examples:\n  hermes-kanban edit t_1a2b3c4d --title \"Ship v2\" --priority \
+            5\n  hermes-kanban edit t_1a2b3c4d --body-file spec.md\n  hermes-kanban edit \
+            t_1a2b3c4d --result \"shipped in v2\" --summary \"shipped\""
     )]
     Edit(transitions::EditArgs),
     /// Block a task with a reason (a human unblocks it).
     #[command(
-        after_help = "Example: hermes-kanban block t_1a2b3c4d need API credentials --kind needs_input"
+        after_help = "Example: hermes-kanban block t_1a2b3c4d need API credentials --kind \
+            needs_input"
     )]
     Block(transitions::BlockArgs),
     /// Park tasks until later (never dispatched until unblocked).
@@ -158,7 +176,8 @@ pub enum Command {
     Promote(transitions::PromoteArgs),
     /// Archive tasks, or permanently delete archived ones with --rm.
     #[command(
-        after_help = "Examples:\n  hermes-kanban archive t_1a2b3c4d\n  hermes-kanban archive --rm t_1a2b3c4d"
+        after_help = "Examples:\n  hermes-kanban archive t_1a2b3c4d\n  hermes-kanban archive --rm \
+            t_1a2b3c4d"
     )]
     Archive(tasks::ArchiveArgs),
     /// Follow one task's events live (Ctrl-C to stop).
@@ -197,7 +216,8 @@ pub enum Command {
     /// Subscribe a Hermes gateway chat to a task's terminal events (Hermes' gateway delivers).
     #[command(
         name = "notify-subscribe",
-        after_help = "Example: hermes-kanban notify-subscribe t_1a2b3c4d --platform telegram --chat-id 123"
+        after_help = "Example: hermes-kanban notify-subscribe t_1a2b3c4d --platform telegram \
+            --chat-id 123"
     )]
     NotifySubscribe(info::NotifySubArgs),
     /// List notification subscriptions.
@@ -209,7 +229,8 @@ pub enum Command {
     /// Remove a notification subscription.
     #[command(
         name = "notify-unsubscribe",
-        after_help = "Example: hermes-kanban notify-unsubscribe t_1a2b3c4d --platform telegram --chat-id 123"
+        after_help = "Example: hermes-kanban notify-unsubscribe t_1a2b3c4d --platform telegram \
+            --chat-id 123"
     )]
     NotifyUnsubscribe(info::NotifyUnsubArgs),
     /// Attach a file to a task (25 MiB cap).
@@ -224,44 +245,68 @@ pub enum Command {
     /// Find tasks that need an operator: repeated failures, stuck blocks, stranded work.
     #[command(
         visible_alias = "diag",
-        after_help = "The text report starts with the board's journal mode and why (--journal: only that).\nExample: hermes-kanban diagnostics --severity error --json"
+        after_help = "The text report starts with the board's journal mode and why (--journal: \
+            only that).\nExample: hermes-kanban diagnostics --severity error --json"
     )]
     Diagnostics(info::DiagnosticsArgs),
     /// Check the board's database and rebuild damaged indexes (a backup is taken first).
     #[command(
-        after_help = "Runs PRAGMA quick_check and integrity_check. When every problem is a damaged index, saves <db>.corrupt.<hash>.bak and REINDEXes; anything else is reported and left alone.\nExit 0: ok, repaired or no DB file; 1: still corrupt.\n\nExample: hermes-kanban repair --json"
+        after_help = "Runs PRAGMA quick_check and integrity_check. When every problem is a damaged \
+            index, saves <db>.corrupt.<hash>.bak and REINDEXes; anything else is reported and left \
+            alone.\nExit 0: ok, repaired or no DB file; 1: still corrupt.\n\nExample: \
+            hermes-kanban repair --json"
     )]
     Repair(info::JsonArgs),
     /// Run one dispatcher tick: release dead or expired work, promote, spawn ready tasks.
     #[command(
-        after_help = "Each spawned worker runs under a supervisor that records its exit and enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations and rate limits correctly.\nThe worker is `hermes -p <assignee> --cli --accept-hooks [--skills S]… [-m MODEL [--provider P]] [--reasoning L] chat -q \"work kanban task <id>\"` ($HERMES_BIN or PATH) as Hermes' own dispatcher spawns it: --skills kanban-worker only when that profile has the skill, and only flags the installed `hermes --help` lists (probed once, cached in kanban/hermes-flags.json). Or kanban.worker_command from $HERMES_HOME/config.yaml. --dry-run warns when a task's skill is missing for its assignee's profile.\n\nExamples:\n  hermes-kanban dispatch --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
+        after_help = "Each spawned worker runs under a supervisor that records its exit and \
+            enforces --max-runtime, so one-shot dispatch classifies crashes, protocol violations \
+            and rate limits correctly.\nThe worker is `hermes -p <assignee> --cli --accept-hooks \
+            [--skills S]… [-m MODEL [--provider P]] [--reasoning L] chat -q \"work kanban task \
+            <id>\"` ($HERMES_BIN or PATH) as Hermes' own dispatcher spawns it: --skills \
+            kanban-worker only when that profile has the skill, and only flags the installed \
+            `hermes --help` lists (probed once, cached in kanban/hermes-flags.json). Or \
+            kanban.worker_command from $HERMES_HOME/config.yaml. --dry-run warns when a task's \
+            skill is missing for its assignee's profile.\n\nExamples:\n  hermes-kanban dispatch \
+            --dry-run --json\n  HERMES_BIN=/opt/hermes/bin/hermes hermes-kanban dispatch --max 4"
     )]
     Dispatch(dispatch::DispatchArgs),
     /// Run the dispatcher every --interval seconds until SIGINT/SIGTERM (workers keep running).
     #[command(
-        after_help = "Without --board it dispatches every board. Settings come from the kanban: section of $HERMES_HOME/config.yaml (max_spawn, max_in_progress, max_in_progress_per_profile, default_assignee, failure_limit, dispatch_stale_timeout_seconds, worker_command).\n\nExamples:\n  hermes-kanban daemon\n  hermes-kanban --board research daemon --interval 10 --max 2 -v"
+        after_help = "Without --board it dispatches every board. Settings come from the kanban: \
+            section of $HERMES_HOME/config.yaml (max_spawn, max_in_progress, \
+            max_in_progress_per_profile, default_assignee, failure_limit, \
+            dispatch_stale_timeout_seconds, worker_command).\n\nExamples:\n  hermes-kanban \
+            daemon\n  hermes-kanban --board research daemon --interval 10 --max 2 -v"
     )]
     Daemon(dispatch::DaemonArgs),
     /// Supervise one dispatched worker (started by the dispatcher; not for direct use).
     #[command(hide = true)]
     Supervise(dispatch::SuperviseArgs),
-    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills or a profile's.
+    /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills or a
+    /// profile's.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
     Skills(info::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
     #[command(
-        after_help = "The worker identity comes from --task/--run-id/--db/--board or $HERMES_KANBAN_TASK/_RUN_ID/_DB/_BOARD (flags first); an empty value or an unexpanded ${VAR}/$VAR counts as unset and is reported on stderr, with the scope and the board file in use. A board without a database is never created here: tools answer with the path and how to fix it.\n\nExamples:\n  hermes-kanban mcp --tools kanban_show,kanban_complete,kanban_block,kanban_heartbeat\n  hermes-kanban mcp --task \"$HERMES_KANBAN_TASK\" --run-id \"$HERMES_KANBAN_RUN_ID\" --db ~/.hermes/kanban.db"
+        after_help = "The worker identity comes from --task/--run-id/--db/--board or \
+            $HERMES_KANBAN_TASK/_RUN_ID/_DB/_BOARD (flags first); an empty value or an unexpanded \
+            ${VAR}/$VAR counts as unset and is reported on stderr, with the scope and the board \
+            file in use. A board without a database is never created here: tools answer with the \
+            path and how to fix it.\n\nExamples:\n  hermes-kanban mcp --tools \
+            kanban_show,kanban_complete,kanban_block,kanban_heartbeat\n  hermes-kanban mcp --task \
+            \"$HERMES_KANBAN_TASK\" --run-id \"$HERMES_KANBAN_RUN_ID\" --db ~/.hermes/kanban.db"
     )]
     Mcp(serve::McpArgs),
     /// Run the HTTP server: MCP at /mcp (streamable HTTP), health at /healthz.
     #[command(
-        after_help = "Examples:\n  hermes-kanban serve\n  hermes-kanban serve --bind 0.0.0.0:9120 --token \"$(openssl rand -hex 16)\""
+        after_help = "Examples:\n  hermes-kanban serve\n  hermes-kanban serve --bind 0.0.0.0:9120 \
+            --token \"$(openssl rand -hex 16)\""
     )]
     Serve(serve::ServeArgs),
     /// Print shell completions.
-    #[command(
-        after_help = "Example: hermes-kanban completions bash > ~/.local/share/bash-completion/completions/hermes-kanban"
-    )]
+    #[command(after_help = "Example: hermes-kanban completions bash > \
+            ~/.local/share/bash-completion/completions/hermes-kanban")]
     Completions(info::CompletionsArgs),
 }
 
@@ -307,7 +352,8 @@ impl Ctx {
             .open_board(self.board.as_deref(), OpenMode::Create)?;
         if created {
             eprintln!(
-                "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+                "hermes-kanban: created a new board database at {} (board '{}'); if you meant \
+                another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
                 b.paths().db.display(),
                 b.slug()
             );

@@ -17,7 +17,10 @@ pub enum NotifyCmd {
     /// Post a test message to each configured webhook and report its answer (exit 1 if any
     /// failed).
     #[command(
-        after_help = "Webhooks are configured in $HERMES_HOME/config.yaml under kanban.notify.webhooks (url, format: slack|discord|json, events, tenant, assignee, name); serve and daemon deliver them.\n\nExamples:\n  hermes-kanban notify test\n  hermes-kanban notify test --hook team-slack --json"
+        after_help = "Webhooks are configured in $HERMES_HOME/config.yaml under \
+            kanban.notify.webhooks (url, format: slack|discord|json, events, tenant, assignee, \
+            name); serve and daemon deliver them.\n\nExamples:\n  hermes-kanban notify test\n  \
+            hermes-kanban notify test --hook team-slack --json"
     )]
     Test(NotifyTestArgs),
 }
@@ -44,7 +47,8 @@ fn test(ctx: &Ctx, a: &NotifyTestArgs) -> Result<(), CliError> {
     let path = crate::dispatch::config::config_path(&ctx.env);
     if cfg.webhooks.is_empty() {
         return Err(CliError::Failed(format!(
-            "no webhooks configured: add a list under kanban.notify.webhooks in {} (e.g. `- url: https://hooks.slack.com/services/…` with `format: slack`)",
+            "no webhooks configured: add a list under kanban.notify.webhooks in {} (e.g. `- url: \
+            https://hooks.slack.com/services/…` with `format: slack`)",
             path.display()
         )));
     }

@@ -99,7 +99,8 @@ fn mcp_env(ctx: &Ctx, a: &McpArgs) -> Result<(crate::kernel::Env, Option<String>
 pub struct ServeArgs {
     /// Address to listen on, `HOST:PORT` (an IP or a host name such as `localhost:9120`);
     /// anything but loopback requires --token.
-    #[arg(long, default_value = "127.0.0.1:9120", value_name = "HOST:PORT", value_hint = clap::ValueHint::Hostname)]
+    #[arg(long, default_value = "127.0.0.1:9120", value_name = "HOST:PORT",
+        value_hint = clap::ValueHint::Hostname)]
     pub bind: String,
     /// Admin bearer token (also $HERMES_KANBAN_TOKEN); required beyond loopback.
     #[arg(long, env = "HERMES_KANBAN_TOKEN", hide_env_values = true)]
@@ -206,7 +207,8 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
                 Some(Ok(t)) if env.get("HERMES_PROFILE").is_none() => {
                     if let Some(assignee) = t.assignee {
                         eprintln!(
-                            "hermes-kanban mcp: HERMES_PROFILE is unset; authoring as the task's assignee {assignee}"
+                            "hermes-kanban mcp: HERMES_PROFILE is unset; authoring as the task's \
+                            assignee {assignee}"
                         );
                         env = env.with("HERMES_PROFILE", assignee);
                     }
@@ -215,7 +217,8 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
             }
         }
         crate::mcp::Scope::Orchestrator { .. } => eprintln!(
-            "hermes-kanban mcp: orchestrator scope (no --task / HERMES_KANBAN_TASK) on board '{slug}' ({})",
+            "hermes-kanban mcp: orchestrator scope (no --task / HERMES_KANBAN_TASK) on board \
+            '{slug}' ({})",
             db.display()
         ),
     }
@@ -343,7 +346,8 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         let dispatcher = run_dispatcher.then(|| {
             let (home, flag) = (home.clone(), stop_flag.clone());
             eprintln!(
-                "hermes-kanban: dispatcher ticking on every board change, at least every {interval}s"
+                "hermes-kanban: dispatcher ticking on every board change, at least every \
+                {interval}s"
             );
             tokio::task::spawn_blocking(move || {
                 crate::dispatch::run_loop(
@@ -378,7 +382,8 @@ fn open_served_board(home: &crate::kernel::Kanban, board: Option<&str>) -> Resul
     if created {
         let b = b.lock();
         eprintln!(
-            "hermes-kanban: created a new board database at {} (board '{}'); if you meant another board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
+            "hermes-kanban: created a new board database at {} (board '{}'); if you meant another \
+            board, set HERMES_HOME, --board SLUG or HERMES_KANBAN_DB",
             b.paths().db.display(),
             b.slug()
         );

@@ -61,13 +61,15 @@ pub struct CreateArgs {
     #[arg(long = "skill", value_name = "NAME")]
     pub skills: Vec<String>,
     /// Failures before the breaker blocks the task (≥ 1).
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1000), allow_negative_numbers = true)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1000),
+        allow_negative_numbers = true)]
     pub max_retries: Option<i64>,
     /// Run the worker in goal mode.
     #[arg(long)]
     pub goal: bool,
     /// Turn budget in goal mode.
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10000), allow_negative_numbers = true)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=10000),
+        allow_negative_numbers = true)]
     pub goal_max_turns: Option<i64>,
     /// Model the worker runs with (`hermes -m MODEL`); default: the profile's.
     #[arg(long, value_name = "MODEL")]
@@ -120,7 +122,8 @@ fn parse_workspace(
     };
     if path == Some("") {
         return Err(CliError::Usage(format!(
-            "invalid --workspace {s:?}: {kind}: needs a path after the colon (e.g. {kind}:/srv/repo)",
+            "invalid --workspace {s:?}: {kind}: needs a path after the colon (e.g. \
+            {kind}:/srv/repo)",
             kind = kind.as_str()
         )));
     }
@@ -136,7 +139,8 @@ fn check_branch(branch: Option<&str>, kind: WorkspaceKind) -> Result<(), CliErro
     let b = b.trim();
     if b.is_empty() || b.starts_with('-') || b.chars().any(char::is_whitespace) {
         return Err(CliError::Usage(format!(
-            "invalid --branch {b:?}: a branch name must be non-empty, not start with '-' and contain no whitespace"
+            "invalid --branch {b:?}: a branch name must be non-empty, not start with '-' and \
+            contain no whitespace"
         )));
     }
     if kind != WorkspaceKind::Worktree {
@@ -227,7 +231,9 @@ pub(crate) fn create(ctx: &Ctx, a: &CreateArgs) -> Result<(), CliError> {
             && !crate::dispatch::locks::dispatcher_running(&ctx.env)
         {
             eprintln!(
-                "warning: no dispatcher is running, so {} will wait in ready. Start one with `hermes-kanban daemon` (or `serve`), or run `hermes-kanban dispatch` for a single pass.",
+                "warning: no dispatcher is running, so {} will wait in ready. Start one with \
+                `hermes-kanban daemon` (or `serve`), or run `hermes-kanban dispatch` for a single \
+                pass.",
                 t.id
             );
         }
@@ -281,7 +287,8 @@ pub(crate) fn swarm(ctx: &Ctx, a: &SwarmArgs) -> Result<(), CliError> {
         };
         if p.is_empty() || t.is_empty() {
             return Err(CliError::Usage(format!(
-                "invalid --worker {w:?}: both PROFILE and TITLE are required (PROFILE:TITLE[:SKILL,SKILL])"
+                "invalid --worker {w:?}: both PROFILE and TITLE are required \
+                (PROFILE:TITLE[:SKILL,SKILL])"
             )));
         }
         let skills = parts
@@ -454,7 +461,8 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
             let plural = if others == 1 { "" } else { "s" };
             writeln!(
                 out,
-                "Board: {} ({others} other board{plural} — switch with `hermes-kanban boards switch <slug>`)",
+                "Board: {} ({others} other board{plural} — switch with `hermes-kanban boards \
+                switch <slug>`)",
                 b.slug()
             )?;
         }
@@ -882,7 +890,9 @@ pub(crate) fn archive(ctx: &Ctx, a: &ArchiveArgs) -> Result<(), CliError> {
         Some(rm) if a.ids.is_empty() => (&[], rm.clone()),
         Some(_) => {
             return Err(CliError::Usage(
-                "archive: give either ids to archive or --rm with ids to delete, not both (e.g. `archive --rm t_1 t_2` or `archive t_1 t_2 --rm`)".into(),
+                "archive: give either ids to archive or --rm with ids to delete, not both (e.g. \
+                `archive --rm t_1 t_2` or `archive t_1 t_2 --rm`)"
+                    .into(),
             ));
         }
     };

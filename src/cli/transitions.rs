@@ -111,7 +111,9 @@ pub struct CompleteArgs {
 pub(crate) fn complete(ctx: &Ctx, a: &CompleteArgs) -> Result<(), CliError> {
     if a.ids.len() > 1 && (a.summary.is_some() || a.metadata.is_some()) {
         return Err(CliError::Usage(
-            "--summary / --metadata are per-task hand-offs and can't be used with several ids; complete each task on its own (bulk complete without them is allowed)".into(),
+            "--summary / --metadata are per-task hand-offs and can't be used with several ids; \
+            complete each task on its own (bulk complete without them is allowed)"
+                .into(),
         ));
     }
     let metadata = parse_metadata(a.metadata.as_deref())?;
@@ -387,7 +389,10 @@ pub(crate) fn promote(ctx: &Ctx, a: &PromoteArgs) -> Result<(), CliError> {
         }
         // As in Hermes, `promoted` is true for a dry run that would succeed (`dry_run` says
         // nothing was written).
-        results.push(json!({"task_id": id, "promoted": error.is_none(), "dry_run": a.dry_run, "forced": a.force, "reason": reason, "error": error}));
+        results.push(
+            json!({"task_id": id, "promoted": error.is_none(), "dry_run": a.dry_run,
+                "forced": a.force, "reason": reason, "error": error}),
+        );
     }
     if a.json {
         if results.len() == 1 {

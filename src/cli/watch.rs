@@ -101,7 +101,8 @@ pub struct WatchArgs {
     pub tenant: Option<String>,
     /// Only these event kinds (comma-separated), e.g. `completed,blocked,gave_up`; an
     /// unknown kind is an error listing the valid ones.
-    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = kind_values(), hide_possible_values = true)]
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = kind_values(),
+        hide_possible_values = true)]
     pub kinds: Vec<String>,
     /// Poll interval in seconds.
     #[arg(long, default_value_t = 0.5)]

@@ -260,7 +260,8 @@ impl KanbanConfig {
             let (names, ok) = dispatch_profiles(v);
             if !ok {
                 warn.push(format!(
-                    "{origin}: kanban.dispatch_profiles = {} names no valid profile; this home claims no cards (omit the key to allow any profile)",
+                    "{origin}: kanban.dispatch_profiles = {} names no valid profile; this home \
+                    claims no cards (omit the key to allow any profile)",
                     serde_yaml::to_string(v).unwrap_or_default().trim()
                 ));
             }

@@ -95,7 +95,8 @@ pub fn run_loop(
     run_loop_with(&kb, board.as_deref(), interval, &stop, &opts, |slug, r| {
         if r.did_work() {
             tracing::info!(
-                "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, blocked {}",
+                "dispatch {slug}: spawned {}, promoted {}, reclaimed {}, crashed {}, timed out {}, \
+                blocked {}",
                 r.spawned.len(),
                 r.promoted,
                 r.reclaimed,

@@ -1,10 +1,10 @@
 //! File locks of the dispatcher (flock, no SQL): the per-board tick lock `<db>.dispatch.lock`
 //! (one tick per board at a time, REF §9.1 step 0; a second concurrent tick reports
-//! `skipped_locked` and writes nothing) and the presence lock `<kanban home>/kanban/.dispatcher.lock`
-//! that every long-lived dispatcher host (`daemon`, `serve`) holds shared for its lifetime, so
-//! `create` can tell cheaply whether anything will pick new work up. Locks are released when
-//! the holder exits, however it exits; files are opened close-on-exec, so spawned workers never
-//! inherit them.
+//! `skipped_locked` and writes nothing) and the presence lock
+//! `<kanban home>/kanban/.dispatcher.lock` that every long-lived dispatcher host (`daemon`,
+//! `serve`) holds shared for its lifetime, so `create` can tell cheaply whether anything will pick
+//! new work up. Locks are released when the holder exits, however it exits; files are opened
+//! close-on-exec, so spawned workers never inherit them.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};

@@ -57,7 +57,9 @@ pub fn unspawnable_warning(env: &Env, assignee: &str) -> Option<String> {
         .reason(&root, assignee)
         .unwrap_or_default();
     Some(format!(
-        "assignee '{assignee}' has no profile ({why}) and no kanban.worker_command.{assignee} in config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a worker command, or assign one of the profiles `hermes-kanban assignees` lists"
+        "assignee '{assignee}' has no profile ({why}) and no kanban.worker_command.{assignee} in \
+        config.yaml, so a dispatcher cannot start a worker for it; create the profile, configure a \
+        worker command, or assign one of the profiles `hermes-kanban assignees` lists"
     ))
 }
 

@@ -66,10 +66,15 @@ pub fn resolve_program(spec: &str, env: &Env) -> Result<PathBuf, String> {
 pub fn hermes_bin(env: &Env) -> Result<PathBuf, String> {
     match env.get("HERMES_BIN") {
         Some(b) => resolve_program(b, env).map_err(|e| {
-            format!("HERMES_BIN={b}: {e} (point it at the hermes executable, or configure kanban.worker_command)")
+            format!(
+                "HERMES_BIN={b}: {e} (point it at the hermes executable, or configure \
+                kanban.worker_command)"
+            )
         }),
         None => resolve_program("hermes", env).map_err(|_| {
-            "`hermes` executable not found on PATH (install hermes-agent, set HERMES_BIN to its path, or configure kanban.worker_command)".to_string()
+            "`hermes` executable not found on PATH (install hermes-agent, set HERMES_BIN to its \
+            path, or configure kanban.worker_command)"
+                .to_string()
         }),
     }
 }
@@ -557,7 +562,11 @@ mod tests {
     #[test]
     fn flags_are_read_off_argparse_help() {
         // Hermes 0.19.0's `hermes --help` usage block.
-        let v019 = "usage: hermes [-h] [--version] [-z PROMPT] [--usage-file PATH] [-m MODEL]\n              [--provider PROVIDER] [-t TOOLSETS] [--resume SESSION]\n              [--accept-hooks] [--skills SKILLS] [--yolo] [--pass-session-id]\n              [--ignore-user-config] [--ignore-rules] [--safe-mode] [--tui]\n              [--cli] [--dev]\n";
+        let v019 = "usage: hermes [-h] [--version] [-z PROMPT] [--usage-file PATH] [-m \
+            MODEL]\n              [--provider PROVIDER] [-t TOOLSETS] [--resume \
+            SESSION]\n              [--accept-hooks] [--skills SKILLS] [--yolo] \
+            [--pass-session-id]\n              [--ignore-user-config] [--ignore-rules] \
+            [--safe-mode] [--tui]\n              [--cli] [--dev]\n";
         assert_eq!(HermesFlags::from_help(v019), Some(HermesFlags::V0_19));
         let newer = format!("{v019} [--reasoning LEVEL]");
         assert!(HermesFlags::from_help(&newer).unwrap().reasoning);

@@ -319,7 +319,8 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
                 && matches!(child.try_wait(), Ok(None))
             {
                 say(&format!(
-                    "run {} was closed ({}) while the worker ran: terminating the worker's process group",
+                    "run {} was closed ({}) while the worker ran: terminating the worker's process \
+                    group",
                     spec.run_id,
                     run.outcome.as_deref().unwrap_or("no outcome")
                 ));

@@ -132,9 +132,13 @@ fn worktree(board: &Board, task: &Task, given: Option<&str>) -> Result<Workspace
         Some(p) => PathBuf::from(p),
         None => {
             let meta = read_board_meta(board.env(), board.slug());
-            let w = meta.default_workdir.filter(|w| Path::new(w).is_absolute()).ok_or(
-                "worktree workspace without a path and the board has no default_workdir; use --workspace worktree:<repo path> or `boards set-default-workdir`",
-            )?;
+            let w = meta
+                .default_workdir
+                .filter(|w| Path::new(w).is_absolute())
+                .ok_or(
+                    "worktree workspace without a path and the board has no default_workdir; \
+                    use --workspace worktree:<repo path> or `boards set-default-workdir`",
+                )?;
             PathBuf::from(w)
         }
     };

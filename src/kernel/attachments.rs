@@ -47,7 +47,8 @@ pub fn attachment_name(raw: &str) -> Result<String> {
         return Err(KernelError::invalid(
             "filename",
             format!(
-                "{:?} is not a plain file name: use 1-200 characters (at most 240 bytes) without '/', '\\', control characters or a leading '.'",
+                "{:?} is not a plain file name: use 1-200 characters (at most 240 bytes) without \
+                '/', '\\', control characters or a leading '.'",
                 v::truncate(t, 80)
             ),
         ));
@@ -123,11 +124,22 @@ impl Board {
         let res = self.write(|c| {
             load_task(c, &task_id)?;
             let id = c.insert_id(
-                "INSERT INTO task_attachments (task_id, filename, stored_path, content_type, size, uploaded_by, created_at)
+                "INSERT INTO task_attachments (task_id, filename, stored_path, content_type, size, \
+                uploaded_by, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                args![task_id, final_name, stored, content_type, bytes.len() as i64, uploaded_by, now],
+                args![task_id, final_name, stored, content_type, bytes.len() as i64, uploaded_by,
+                    now],
             )?;
-            add_event(c, &task_id, None, "attached", obj! {"filename" => final_name, "size" => bytes.len(), "by" => uploaded_by}, now)?;
+            add_event(
+                c,
+                &task_id,
+                None,
+                "attached",
+                obj! {
+                    "filename" => final_name, "size" => bytes.len(), "by" => uploaded_by,
+                },
+                now,
+            )?;
             Ok(id)
         });
         match res {
@@ -143,7 +155,8 @@ impl Board {
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
         Tx::sqlite(&self.conn).rows(
             &format!(
-                "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY created_at, id"
+                "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY \
+                created_at, id"
             ),
             args![task_id],
         )

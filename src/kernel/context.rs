@@ -112,12 +112,18 @@ impl TaskDetail {
             "latest_summary": self.latest_summary,
             "parents": self.parents,
             "children": self.children,
-            "comments": self.comments.iter().map(|c| json!({"author": c.author, "body": c.body, "created_at": c.created_at})).collect::<Vec<_>>(),
-            "events": self.events.iter().map(|e| json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id})).collect::<Vec<_>>(),
+            "comments": self.comments.iter().map(|c| json!({
+                "author": c.author, "body": c.body, "created_at": c.created_at,
+            })).collect::<Vec<_>>(),
+            "events": self.events.iter().map(|e| json!({
+                "kind": e.kind, "payload": e.payload, "created_at": e.created_at,
+                "run_id": e.run_id,
+            })).collect::<Vec<_>>(),
             "runs": self.runs.iter().map(|r| json!({
                 "id": r.id, "profile": r.profile, "step_key": r.step_key, "status": r.status,
-                "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata,
-                "worker_pid": r.worker_pid, "started_at": r.started_at, "ended_at": r.ended_at,
+                "outcome": r.outcome, "summary": r.summary, "error": r.error,
+                "metadata": r.metadata, "worker_pid": r.worker_pid, "started_at": r.started_at,
+                "ended_at": r.ended_at,
             })).collect::<Vec<_>>(),
         })
     }
@@ -147,7 +153,11 @@ impl Board {
             let t = load_task(c, task_id)?;
             let mut out = String::new();
             let _ = writeln!(out, "# Kanban task {}: {}\n", t.id, t.title);
-            let _ = writeln!(out, "Assignee: {}", t.assignee.as_deref().unwrap_or("(unassigned)"));
+            let _ = writeln!(
+                out,
+                "Assignee: {}",
+                t.assignee.as_deref().unwrap_or("(unassigned)")
+            );
             let _ = writeln!(out, "Status:   {}", t.status);
             if let Some(tn) = &t.tenant {
                 let _ = writeln!(out, "Tenant:   {tn}");
@@ -172,12 +182,21 @@ impl Board {
             let atts = self.list_attachments(task_id)?;
             if !atts.is_empty() {
                 let mut s = String::from(
-                    "## Attachments\nFiles attached to this task; read them from the paths below.\n",
+                    "## Attachments\nFiles attached to this task; read them from the paths \
+                    below.\n",
                 );
                 for a in &atts {
                     // Hermes' line: "- `name`[, type][, N KB] → `path`" (size rounded up).
-                    let ctype = a.content_type.as_deref().map(|t| format!(", {t}")).unwrap_or_default();
-                    let size = if a.size > 0 { format!(", {} KB", ((a.size + 1023) / 1024).max(1)) } else { String::new() };
+                    let ctype = a
+                        .content_type
+                        .as_deref()
+                        .map(|t| format!(", {t}"))
+                        .unwrap_or_default();
+                    let size = if a.size > 0 {
+                        format!(", {} KB", ((a.size + 1023) / 1024).max(1))
+                    } else {
+                        String::new()
+                    };
                     let _ = writeln!(s, "- `{}`{ctype}{size} → `{}`", a.filename, a.stored_path);
                 }
                 sections.push(s.trim_end().to_string());
@@ -191,7 +210,10 @@ impl Board {
                 let mut s = String::from("## Prior attempts on this task\n");
                 let skip = closed.len().saturating_sub(ATTEMPTS_SHOWN);
                 if skip > 0 {
-                    let _ = writeln!(s, "({skip} earlier attempts omitted; the newest {ATTEMPTS_SHOWN} follow)");
+                    let _ = writeln!(
+                        s,
+                        "({skip} earlier attempts omitted; the newest {ATTEMPTS_SHOWN} follow)"
+                    );
                 }
                 for (i, r) in closed.iter().enumerate().skip(skip) {
                     // As Hermes: stamped with the attempt's start, a blank line after each.
@@ -233,7 +255,9 @@ impl Board {
             }
             if !parent_parts.is_empty() {
                 sections.push(format!(
-                    "## Parent task results\n_Hand-offs recorded when each parent finished (age in brackets); they are snapshots — re-check anything that may have changed since._\n{}",
+                    "## Parent task results\n_Hand-offs recorded when each parent finished (age in \
+                    brackets); they are snapshots — re-check anything that may have changed \
+                    since._\n{}",
                     parent_parts.join("\n\n")
                 ));
             }
@@ -253,7 +277,12 @@ impl Board {
                             .map(|x| super::validate::first_line(x, 200))
                             .filter(|x| !x.is_empty())
                             .unwrap_or_else(|| "(no summary)".into());
-                        let _ = writeln!(s, "- {id} — {title} ({}, {}): {line}", local_ts(when), relative_age(when, now));
+                        let _ = writeln!(
+                            s,
+                            "- {id} — {title} ({}, {}): {line}",
+                            local_ts(when),
+                            relative_age(when, now)
+                        );
                     }
                     sections.push(s.trim_end().to_string());
                 }

@@ -33,7 +33,8 @@ pub enum KernelError {
 
     /// The caller's run is no longer the task's current run (a reclaimed worker).
     #[error(
-        "stale run: task {task_id} is now on run {current}, not run {expected}; this worker was reclaimed and must stop"
+        "stale run: task {task_id} is now on run {current}, not run {expected}; this worker was \
+        reclaimed and must stop"
     )]
     StaleRun {
         /// Task addressed.
@@ -68,7 +69,9 @@ pub enum KernelError {
 
     /// `complete` named created cards that do not exist or were not created by this task.
     #[error(
-        "completion of {task_id} blocked: created_cards {phantom:?} do not exist or were not created by this task; the task is unchanged — retry with the ids kanban_create returned, or with no created_cards"
+        "completion of {task_id} blocked: created_cards {phantom:?} do not exist or were not \
+        created by this task; the task is unchanged — retry with the ids kanban_create returned, \
+        or with no created_cards"
     )]
     HallucinatedCards {
         /// Task being completed.
@@ -81,7 +84,8 @@ pub enum KernelError {
 
     /// A board slug that does not match `^[a-z0-9][a-z0-9_-]{0,63}$`.
     #[error(
-        "invalid board slug {0:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+        "invalid board slug {0:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a \
+        letter or digit"
     )]
     InvalidSlug(String),
 
@@ -91,7 +95,9 @@ pub enum KernelError {
 
     /// The board has no database file yet, and this caller must not create one.
     #[error(
-        "board '{slug}' has no database at {}; nothing was created. Point at the right board with HERMES_HOME (the Hermes home holding kanban.db), --board SLUG or HERMES_KANBAN_DB, or create it with `hermes-kanban init`",
+        "board '{slug}' has no database at {}; nothing was created. Point at the right board with \
+        HERMES_HOME (the Hermes home holding kanban.db), --board SLUG or HERMES_KANBAN_DB, or \
+        create it with `hermes-kanban init`",
         path.display()
     )]
     NoDatabase {
@@ -104,7 +110,9 @@ pub enum KernelError {
     /// A worker's own task is not on the board this process resolved (it is pointed at
     /// another board than the dispatcher that spawned it).
     #[error(
-        "your task {task_id} is not on board '{slug}' ({}); this process is pointed at the wrong board: pass the worker's HERMES_HOME or HERMES_KANBAN_DB (for `hermes-kanban mcp`: --db PATH / --board SLUG)",
+        "your task {task_id} is not on board '{slug}' ({}); this process is pointed at the wrong \
+        board: pass the worker's HERMES_HOME or HERMES_KANBAN_DB (for `hermes-kanban mcp`: --db \
+        PATH / --board SLUG)",
         path.display()
     )]
     NotOnBoard {
@@ -121,7 +129,8 @@ pub enum KernelError {
     BoardRefused(String),
 
     /// The file at the DB path is not an SQLite database.
-    #[error("{}: not an SQLite database ({detail}); nothing was changed — move it aside or point HERMES_KANBAN_DB elsewhere", path.display())]
+    #[error("{}: not an SQLite database ({detail}); nothing was changed — move it aside or point \
+        HERMES_KANBAN_DB elsewhere", path.display())]
     NotADatabase {
         /// The DB path.
         path: PathBuf,
@@ -130,7 +139,8 @@ pub enum KernelError {
     },
 
     /// The database is damaged.
-    #[error("{}: database is corrupt ({detail}); nothing was changed — restore a backup or run `sqlite3 {} .recover`", path.display(), path.display())]
+    #[error("{}: database is corrupt ({detail}); nothing was changed — restore a backup or run \
+        `sqlite3 {} .recover`", path.display(), path.display())]
     Corrupt {
         /// The DB path.
         path: PathBuf,
@@ -140,7 +150,8 @@ pub enum KernelError {
 
     /// Another writer held the database longer than the busy timeout.
     #[error(
-        "database is busy: another process held the write lock past the busy timeout (HERMES_KANBAN_BUSY_TIMEOUT_MS); retry"
+        "database is busy: another process held the write lock past the busy timeout \
+        (HERMES_KANBAN_BUSY_TIMEOUT_MS); retry"
     )]
     Busy,
 
@@ -160,7 +171,10 @@ pub enum KernelError {
 
     /// A delegated child (`HERMES_DELEGATED_CHILD_CONTEXT`) tried to change a fenced board.
     #[error(
-        "{}: refused — this process runs in a delegated child context (HERMES_DELEGATED_CHILD_CONTEXT={marker}) and delegated children cannot mutate Kanban tasks or boards; hand the change back to the worker that owns the task (it can), or unset HERMES_DELEGATED_CHILD_CONTEXT if this is not a worker's subprocess", path.display()
+        "{}: refused — this process runs in a delegated child context \
+        (HERMES_DELEGATED_CHILD_CONTEXT={marker}) and delegated children cannot mutate Kanban \
+        tasks or boards; hand the change back to the worker that owns the task (it can), or unset \
+        HERMES_DELEGATED_CHILD_CONTEXT if this is not a worker's subprocess", path.display()
     )]
     Fenced {
         /// The board DB or kanban root the mutation addressed.

@@ -76,9 +76,9 @@ pub struct EventFilter {
 
 impl Board {
     /// Events of one task, oldest first (`created_at`, then id — Hermes' order); `limit` keeps
-    /// the newest N. The order matches `idx_events_task(task_id, created_at)` (insertion order last), so
-    /// the newest N are read straight off the index instead of sorting every event of the task
-    /// (a worker that heartbeats for hours has thousands).
+    /// the newest N. The order matches `idx_events_task(task_id, created_at)` (insertion order
+    /// last), so the newest N are read straight off the index instead of sorting every event of the
+    /// task (a worker that heartbeats for hours has thousands).
     pub fn list_events(&self, task_id: &str, limit: Option<usize>) -> Result<Vec<Event>> {
         // Without a limit the inner LIMIT is left out (PostgreSQL refuses a negative one).
         static ALL: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -33,8 +33,8 @@ pub fn strictly_inside(root: &Path, p: &Path) -> bool {
 
 impl Board {
     /// Remove scratch dirs whose clean-up is due (archived tasks; done tasks whose children
-    /// are finished and whose runs' processes are settled), events older than `event_days` of done/archived
-    /// tasks, and log files older than `log_days`.
+    /// are finished and whose runs' processes are settled), events older than `event_days` of
+    /// done/archived tasks, and log files older than `log_days`.
     pub fn gc(&self, event_days: i64, log_days: i64) -> Result<GcReport> {
         if !(0..=RETENTION_MAX_DAYS).contains(&event_days)
             || !(0..=RETENTION_MAX_DAYS).contains(&log_days)
@@ -51,7 +51,8 @@ impl Board {
                 "SELECT id, workspace_kind, workspace_path FROM tasks t
                  WHERE workspace_kind='scratch' AND (status='archived' OR (status='done'
                    AND NOT EXISTS (SELECT 1 FROM task_links l JOIN tasks k ON k.id = l.child_id
-                                   WHERE l.parent_id = t.id AND k.status NOT IN ('done', 'archived'))
+                                   WHERE l.parent_id = t.id AND k.status NOT IN ('done', \
+                                   'archived'))
                    AND NOT EXISTS (SELECT 1 FROM kanban_worker_procs p
                                    WHERE p.task_id = t.id AND p.settled_at IS NULL)))",
                 args![],

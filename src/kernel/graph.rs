@@ -119,12 +119,16 @@ impl Board {
             }
             let cycle = c.exists(
                 "WITH RECURSIVE down(id) AS (
-                     SELECT CAST(?1 AS TEXT) UNION SELECT l.child_id FROM task_links l JOIN down d ON l.parent_id = d.id)
+                     SELECT CAST(?1 AS TEXT) UNION SELECT l.child_id FROM task_links l JOIN down d \
+                     ON l.parent_id = d.id)
                  SELECT 1 FROM down WHERE id = ?2",
                 args![child, parent],
             )?;
             if cycle {
-                return Err(KernelError::Cycle { parent: parent.clone(), child: child.clone() });
+                return Err(KernelError::Cycle {
+                    parent: parent.clone(),
+                    child: child.clone(),
+                });
             }
             c.exec(
                 "INSERT INTO task_links (parent_id, child_id) VALUES (?1, ?2)",
@@ -147,7 +151,14 @@ impl Board {
                     )?;
                 }
             }
-            add_event(c, &child, None, "linked", obj! {"parent" => parent, "child" => child}, now)?;
+            add_event(
+                c,
+                &child,
+                None,
+                "linked",
+                obj! {"parent" => parent, "child" => child},
+                now,
+            )?;
             super::notify::inherit_subs_tx(c, &child, std::slice::from_ref(&parent), now)?;
             Ok(())
         })

@@ -278,10 +278,13 @@ fn refuse_url(from: &str, url: &str) -> KernelError {
     };
     let message = match scheme.as_deref() {
         Some("postgres") | Some("postgresql") => format!(
-            "{shown} (from {from}) is a PostgreSQL URL, but this hermes-kanban is not built with PostgreSQL support yet; {fix} to use the SQLite boards under HERMES_HOME"
+            "{shown} (from {from}) is a PostgreSQL URL, but this hermes-kanban is not built with \
+            PostgreSQL support yet; {fix} to use the SQLite boards under HERMES_HOME"
         ),
         _ => format!(
-            "{shown} (from {from}) is not a database URL this build can open: only postgres://… is recognised (and not built with PostgreSQL support yet); {fix} to use the SQLite boards under HERMES_HOME"
+            "{shown} (from {from}) is not a database URL this build can open: only postgres://… is \
+            recognised (and not built with PostgreSQL support yet); {fix} to use the SQLite boards \
+            under HERMES_HOME"
         ),
     };
     KernelError::Invalid {

@@ -13,11 +13,20 @@ impl Board {
     pub fn check_invariants(&self) -> Result<Vec<String>> {
         self.read(|c| {
             let mut out = Vec::new();
-            type Row = (String, String, Option<i64>, Option<String>, i64, Option<i64>);
+            type Row = (
+                String,
+                String,
+                Option<i64>,
+                Option<String>,
+                i64,
+                Option<i64>,
+            );
             let rows: Vec<Row> = c.rows(
                 "SELECT t.id, t.status, t.current_run_id, t.claim_lock,
-                        (SELECT count(*) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS NULL),
-                        (SELECT max(r.id) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS NULL)
+                        (SELECT count(*) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS \
+                        NULL),
+                        (SELECT max(r.id) FROM task_runs r WHERE r.task_id=t.id AND r.ended_at IS \
+                        NULL)
                  FROM tasks t",
                 args![],
             )?;
@@ -30,8 +39,12 @@ impl Board {
                         "{id}: current_run_id={c} but the open run is {}",
                         open_id.unwrap_or_default()
                     )),
-                    (Some(c), 0) => out.push(format!("{id}: current_run_id={c} but no run is open")),
-                    (None, n) if n > 0 => out.push(format!("{id}: {n} open run(s) but current_run_id is NULL")),
+                    (Some(c), 0) => {
+                        out.push(format!("{id}: current_run_id={c} but no run is open"))
+                    }
+                    (None, n) if n > 0 => {
+                        out.push(format!("{id}: {n} open run(s) but current_run_id is NULL"))
+                    }
                     _ => {}
                 }
                 if open > 0 && status != "running" {
@@ -44,7 +57,10 @@ impl Board {
                     out.push(format!("{id}: running without a claim lock"));
                 }
                 if status != "running" && lock.is_some() {
-                    out.push(format!("{id}: status '{status}' still holds claim {}", lock.unwrap_or_default()));
+                    out.push(format!(
+                        "{id}: status '{status}' still holds claim {}",
+                        lock.unwrap_or_default()
+                    ));
                 }
             }
             let orphans: i64 = c.one(

@@ -67,10 +67,19 @@ fn validate_key(k: &SubKey) -> Result<SubKey> {
 
 fn cursor(c: &Tx, k: &SubKey) -> Result<i64> {
     c.row::<i64>(
-        "SELECT last_event_id FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
+        "SELECT last_event_id FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND \
+        chat_id=?3 AND thread_id=?4",
         args![k.task_id, k.platform, k.chat_id, k.thread_id],
     )?
-    .ok_or_else(|| KernelError::invalid("subscription", format!("no subscription {}:{}:{} on {}", k.platform, k.chat_id, k.thread_id, k.task_id)))
+    .ok_or_else(|| {
+        KernelError::invalid(
+            "subscription",
+            format!(
+                "no subscription {}:{}:{} on {}",
+                k.platform, k.chat_id, k.thread_id, k.task_id
+            ),
+        )
+    })
 }
 
 impl Board {
@@ -91,22 +100,33 @@ impl Board {
             c.exec(
                 // A new subscription starts at the task's latest event (UP §10, as Hermes 0.19.1+):
                 // a notifier must not replay history to a chat that just subscribed.
-                "INSERT INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, notifier_profile, created_at, last_event_id)
+                "INSERT INTO kanban_notify_subs (task_id, platform, chat_id, thread_id, user_id, \
+                notifier_profile, created_at, last_event_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
                          COALESCE((SELECT max(id) FROM task_events WHERE task_id=?1), 0))
                  ON CONFLICT DO NOTHING",
-                args![k.task_id, k.platform, k.chat_id, k.thread_id, user_id, owner, now],
+                args![
+                    k.task_id,
+                    k.platform,
+                    k.chat_id,
+                    k.thread_id,
+                    user_id,
+                    owner,
+                    now
+                ],
             )?;
             if owner.is_some() {
                 c.exec(
                     "UPDATE kanban_notify_subs SET notifier_profile=?5
-                     WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND (notifier_profile IS NULL OR notifier_profile='')",
+                     WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND \
+                     (notifier_profile IS NULL OR notifier_profile='')",
                     args![k.task_id, k.platform, k.chat_id, k.thread_id, owner],
                 )?;
             }
             c.one::<NotifySub>(
                 &format!(
-                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4"
+                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 \
+                    AND chat_id=?3 AND thread_id=?4"
                 ),
                 args![k.task_id, k.platform, k.chat_id, k.thread_id],
             )
@@ -118,7 +138,8 @@ impl Board {
         self.read(|c| match task_id {
             Some(t) => c.rows::<NotifySub>(
                 &format!(
-                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 ORDER BY created_at, _seq_"
+                    "SELECT {SUB_COLUMNS} FROM kanban_notify_subs WHERE task_id=?1 ORDER BY \
+                    created_at, _seq_"
                 ),
                 args![t],
             ),
@@ -134,7 +155,8 @@ impl Board {
         let k = validate_key(key)?;
         self.write(|c| {
             let n = c.exec(
-                "DELETE FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4",
+                "DELETE FROM kanban_notify_subs WHERE task_id=?1 AND platform=?2 AND chat_id=?3 \
+                AND thread_id=?4",
                 args![k.task_id, k.platform, k.chat_id, k.thread_id],
             )?;
             Ok(n > 0)
@@ -152,7 +174,8 @@ impl Board {
         let k = validate_key(key)?;
         self.write(|c| {
             let from = cursor(c, &k)?;
-            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id=?1 AND id>?2");
+            let mut sql =
+                format!("SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id=?1 AND id>?2");
             // Kinds are bound as parameters, never spliced into the SQL text.
             let mut args: Vec<Arg> = vec![Arg::Text(k.task_id.clone()), Arg::Int(from)];
             if !kinds.is_empty() {
@@ -167,13 +190,18 @@ impl Board {
             };
             let n = c.exec(
                 "UPDATE kanban_notify_subs SET last_event_id=?5
-                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
+                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND \
+                 last_event_id=?6",
                 args![k.task_id, k.platform, k.chat_id, k.thread_id, last, from],
             )?;
             if n != 1 {
                 return Ok(None);
             }
-            Ok(Some(ClaimedEvents { from, to: last, events }))
+            Ok(Some(ClaimedEvents {
+                from,
+                to: last,
+                events,
+            }))
         })
     }
 
@@ -184,8 +212,16 @@ impl Board {
         self.write(|c| {
             let n = c.exec(
                 "UPDATE kanban_notify_subs SET last_event_id=?5
-                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND last_event_id=?6",
-                args![k.task_id, k.platform, k.chat_id, k.thread_id, claimed.from, claimed.to],
+                 WHERE task_id=?1 AND platform=?2 AND chat_id=?3 AND thread_id=?4 AND \
+                 last_event_id=?6",
+                args![
+                    k.task_id,
+                    k.platform,
+                    k.chat_id,
+                    k.thread_id,
+                    claimed.from,
+                    claimed.to
+                ],
             )?;
             Ok(n == 1)
         })

@@ -156,7 +156,8 @@ pub(crate) fn claim_is_live(c: &Tx, t: &Task) -> Result<bool> {
     let start: Option<i64> = match t.current_run_id {
         Some(run) => c
             .row::<Option<i64>>(
-                "SELECT supervisor_start FROM kanban_worker_procs WHERE run_id=?1 AND supervisor_pid=?2",
+                "SELECT supervisor_start FROM kanban_worker_procs WHERE run_id=?1 AND \
+                supervisor_pid=?2",
                 args![run, pid],
             )?
             .flatten(),
@@ -202,7 +203,8 @@ fn synth_run_as(
 ) -> Result<i64> {
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
     c.insert_id(
-        "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, summary, metadata)
+        "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, \
+        summary, metadata)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8) RETURNING id",
         args![t.id, profile, t.current_step_key, status, now, outcome.as_str(), summary, meta],
     )
@@ -225,7 +227,8 @@ fn prior_reviewer(c: &Tx, task_id: &str) -> Result<Option<String>> {
         None => Err(KernelError::refused(
             task_id,
             "request review for",
-            "re-review has no recorded reviewer (the latest changes_requested event is missing or malformed); pass --reviewer",
+            "re-review has no recorded reviewer (the latest changes_requested event is missing or \
+            malformed); pass --reviewer",
         )),
     }
 }
@@ -396,7 +399,8 @@ impl Board {
                     &task_id,
                     "request changes for",
                     format!(
-                        "task is not in an active review run (status '{}'); request changes only while reviewing a task the dispatcher claimed from review",
+                        "task is not in an active review run (status '{}'); request changes only \
+                        while reviewing a task the dispatcher claimed from review",
                         t.status
                     ),
                 )
@@ -410,28 +414,47 @@ impl Board {
                 return Err(KernelError::StaleRun {
                     task_id: task_id.clone(),
                     expected: e,
-                    current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+                    current: t
+                        .current_run_id
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "none".into()),
                 });
             }
             if !run_is_review_lane(c, &t)? {
                 return Err(KernelError::refused(
                     &task_id,
                     "request changes for",
-                    "the active run was not claimed from review; request changes only while reviewing",
+                    "the active run was not claimed from review; request changes only while \
+                    reviewing",
                 ));
             }
             let Some(handoff) = latest_event_payload(c, &task_id, "review_requested", None)? else {
-                return Err(KernelError::refused(&task_id, "request changes for", "no prior review_requested event"));
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request changes for",
+                    "no prior \
+                    review_requested event",
+                ));
             };
             let Some(implementer) = nonblank(handoff.get("implementer")) else {
                 return Err(KernelError::refused(
                     &task_id,
                     "request changes for",
-                    "the review hand-off records no implementer; reassign the task and reopen it instead",
+                    "the review hand-off records no implementer; reassign the task and reopen it \
+                    instead",
                 ));
             };
-            let reviewer = t.assignee.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
-            let status = if parents_satisfied_tx(c, &task_id)? { Status::Ready } else { Status::Todo };
+            let reviewer = t
+                .assignee
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase);
+            let status = if parents_satisfied_tx(c, &task_id)? {
+                Status::Ready
+            } else {
+                Status::Todo
+            };
             let n = c.exec(
                 leave_running!(
                     "status=?1, assignee=?2",
@@ -440,18 +463,40 @@ impl Board {
                 args![status.as_str(), implementer, task_id, t.current_run_id],
             )?;
             if n != 1 {
-                return Err(KernelError::refused(&task_id, "request changes for", "the task changed underneath; retry"));
+                return Err(KernelError::refused(
+                    &task_id,
+                    "request changes for",
+                    "the task changed underneath; retry",
+                ));
             }
-            let run_id = end_run(c, &t, RunOutcome::ChangesRequested, status.as_str(), Some(&reason), None, None, now)?;
+            let run_id = end_run(
+                c,
+                &t,
+                RunOutcome::ChangesRequested,
+                status.as_str(),
+                Some(&reason),
+                None,
+                None,
+                now,
+            )?;
             add_event(
                 c,
                 &task_id,
                 run_id,
                 "changes_requested",
-                obj! {"reason" => reason, "implementer" => implementer, "reviewer" => reviewer, "status" => status.as_str()},
+                obj! {
+                    "reason" => reason, "implementer" => implementer, "reviewer" => reviewer,
+                    "status" => status.as_str(),
+                },
                 now,
             )?;
-            Ok(ChangesRequested { task_id: task_id.clone(), run_id, implementer, reviewer, status })
+            Ok(ChangesRequested {
+                task_id: task_id.clone(),
+                run_id,
+                implementer,
+                reviewer,
+                status,
+            })
         })
     }
 

@@ -31,7 +31,8 @@ pub(crate) fn end_run(
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
     let n = c.exec(
         concat!(
-            "UPDATE task_runs SET status=?1, outcome=?2, summary=?3, error=?4, metadata=?5, ended_at=?6, ",
+            "UPDATE task_runs SET status=?1, outcome=?2, summary=?3, error=?4, metadata=?5, \
+            ended_at=?6, ",
             leave_running!(),
             " WHERE id=?7 AND ended_at IS NULL"
         ),
@@ -57,7 +58,8 @@ pub(crate) fn synth_run(
 ) -> Result<i64> {
     let meta = metadata.map(|m| Value::Object(m.clone()).to_string());
     c.insert_id(
-        "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, summary, metadata, error)
+        "INSERT INTO task_runs (task_id, profile, step_key, status, started_at, ended_at, outcome, \
+        summary, metadata, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?4, ?6, ?7, ?8) RETURNING id",
         args![t.id, t.assignee, t.current_step_key, outcome.as_str(), now, summary, meta, error],
     )
@@ -108,7 +110,8 @@ impl Board {
     pub fn latest_summary(&self, task_id: &str) -> Result<Option<String>> {
         self.read(|c| {
             c.row::<String>(
-                "SELECT summary FROM task_runs WHERE task_id=?1 AND summary IS NOT NULL AND trim(summary) != ''
+                "SELECT summary FROM task_runs WHERE task_id=?1 AND summary IS NOT NULL AND \
+                trim(summary) != ''
                  ORDER BY COALESCE(ended_at, started_at) DESC, id DESC LIMIT 1",
                 args![task_id],
             )
@@ -128,7 +131,8 @@ impl Board {
                     "SELECT task_id, summary FROM (
                        SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                               ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-                       FROM task_runs WHERE task_id IN ({}) AND summary IS NOT NULL AND trim(summary) != '') latest
+                       FROM task_runs WHERE task_id IN ({}) AND summary IS NOT NULL AND \
+                       trim(summary) != '') latest
                      WHERE rn = 1",
                     marks.join(",")
                 );

@@ -47,7 +47,8 @@ impl Board {
                     _ => (None, None, None, None),
                 };
                 c.exec(
-                    "INSERT INTO tasks (id, title, assignee, status, priority, created_by, created_at,
+                    "INSERT INTO tasks (id, title, assignee, status, priority, created_by, \
+                    created_at,
                             started_at, completed_at, workspace_kind, claim_lock, claim_expires)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'seed', ?6, ?7, ?8, 'scratch', ?9, ?10)",
                     args![
@@ -63,7 +64,14 @@ impl Board {
                         expires
                     ],
                 )?;
-                add_event(c, &id, None, "created", obj! {"assignee" => t.assignee}, created)?;
+                add_event(
+                    c,
+                    &id,
+                    None,
+                    "created",
+                    obj! {"assignee" => t.assignee},
+                    created,
+                )?;
                 if t.status == Status::Blocked {
                     // A human's block, as `block` records it: sticky for every reader
                     // (Hermes' readiness recompute leaves it alone too).
@@ -72,7 +80,10 @@ impl Board {
                         &id,
                         None,
                         "blocked",
-                        obj! {"reason" => "seeded", "kind" => serde_json::Value::Null, "recurrences" => 1},
+                        obj! {
+                            "reason" => "seeded", "kind" => serde_json::Value::Null,
+                            "recurrences" => 1,
+                        },
                         created,
                     )?;
                 }

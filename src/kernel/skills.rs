@@ -149,7 +149,9 @@ impl WorkerSkills {
             "hermes will skip it"
         };
         Some(format!(
-            "task {task_id}: skill(s) {} not found for profile {profile} in {}: {effect}; install with `hermes-kanban skills install --profile {profile}` (kanban-worker, kanban-orchestrator) or `hermes -p {profile} skills install …`",
+            "task {task_id}: skill(s) {} not found for profile {profile} in {}: {effect}; install \
+            with `hermes-kanban skills install --profile {profile}` (kanban-worker, \
+            kanban-orchestrator) or `hermes -p {profile} skills install …`",
             self.missing.join(", "),
             dir.display(),
         ))

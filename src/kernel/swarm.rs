@@ -169,7 +169,8 @@ impl Board {
         let root_new = NewTask {
             title: format!("Swarm: {goal_title}"),
             body: Some(format!(
-                "{goal}\n\nThis card is the swarm's blackboard: workers post findings as comments prefixed `{}` with a JSON object {{\"key\": …, \"value\": …}}.",
+                "{goal}\n\nThis card is the swarm's blackboard: workers post findings as comments \
+                prefixed `{}` with a JSON object {{\"key\": …, \"value\": …}}.",
                 BLACKBOARD_PREFIX.trim_end()
             )),
             assignee: Some(spec.created_by.clone()),
@@ -195,7 +196,10 @@ impl Board {
         }
         let mut verifier_p = self.prepare_task(NewTask {
             title: format!("Verify: {goal_title}"),
-            body: Some(format!("Check the workers' findings for the swarm goal below against each other and the sources; record what holds and what does not.\n\n{goal}")),
+            body: Some(format!(
+                "Check the workers' findings for the swarm goal below against each \
+                other and the sources; record what holds and what does not.\n\n{goal}"
+            )),
             assignee: Some(spec.verifier.clone()),
             created_by: Some(spec.created_by.clone()),
             tenant: spec.tenant.clone(),
@@ -205,7 +209,10 @@ impl Board {
         })?;
         let mut synth_p = self.prepare_task(NewTask {
             title: format!("Synthesize: {goal_title}"),
-            body: Some(format!("Write the final answer to the swarm goal below from the verified findings.\n\n{goal}")),
+            body: Some(format!(
+                "Write the final answer to the swarm goal below from the verified \
+                findings.\n\n{goal}"
+            )),
             assignee: Some(spec.synthesizer.clone()),
             created_by: Some(spec.created_by.clone()),
             tenant: spec.tenant.clone(),
@@ -218,7 +225,11 @@ impl Board {
             let root = insert_task_tx(c, &root_p, now)?;
             if root.existing {
                 return topology_from_comments(c, &root.task.id)?.ok_or_else(|| {
-                    KernelError::refused(&root.task.id, "reuse swarm", "the idempotency key matches a task that is not a swarm root")
+                    KernelError::refused(
+                        &root.task.id,
+                        "reuse swarm",
+                        "the idempotency key matches a task that is not a swarm root",
+                    )
                 });
             }
             let root_id = root.task.id.clone();
@@ -227,7 +238,11 @@ impl Board {
             for (mut p, w) in worker_ps.clone().into_iter().zip(&spec.workers) {
                 p.parents = vec![root_id.clone()];
                 p.body = Some(format!(
-                    "{goal}\n\nYour part: {}\n\n## Swarm protocol\nYou are one of {} parallel workers. Card {root_id} is the shared blackboard: read its comments before you start, and post each finding there as a comment `{}{{\"key\": \"<short key>\", \"value\": <JSON>}}`. Finish your own card with kanban_complete; a verifier checks all workers' results next.",
+                    "{goal}\n\nYour part: {}\n\n## Swarm protocol\nYou are one of {} parallel \
+                    workers. Card {root_id} is the shared blackboard: read its comments before you \
+                    start, and post each finding there as a comment `{}{{\"key\": \"<short key>\", \
+                    \"value\": <JSON>}}`. Finish your own card with kanban_complete; a verifier \
+                    checks all workers' results next.",
                     w.title,
                     spec.workers.len(),
                     BLACKBOARD_PREFIX
@@ -238,9 +253,22 @@ impl Board {
             let verifier_id = insert_task_tx(c, &verifier_p, now)?.task.id;
             synth_p.parents = vec![verifier_id.clone()];
             let synthesizer_id = insert_task_tx(c, &synth_p, now)?.task.id;
-            let topo = json!({"key": "topology", "value": {"goal": goal, "worker_ids": worker_ids, "verifier_id": verifier_id, "synthesizer_id": synthesizer_id}});
-            add_comment_tx(c, &root_id, &spec.created_by, &format!("{BLACKBOARD_PREFIX}{topo}"), now)?;
-            Ok(Swarm { root_id, worker_ids, verifier_id, synthesizer_id, existing: false })
+            let topo = json!({"key": "topology", "value": {"goal": goal, "worker_ids": worker_ids,
+                "verifier_id": verifier_id, "synthesizer_id": synthesizer_id}});
+            add_comment_tx(
+                c,
+                &root_id,
+                &spec.created_by,
+                &format!("{BLACKBOARD_PREFIX}{topo}"),
+                now,
+            )?;
+            Ok(Swarm {
+                root_id,
+                worker_ids,
+                verifier_id,
+                synthesizer_id,
+                existing: false,
+            })
         })
     }
 }

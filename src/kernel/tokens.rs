@@ -46,11 +46,15 @@ impl Board {
                 return Err(KernelError::StaleRun {
                     task_id: task_id.to_string(),
                     expected: run_id,
-                    current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+                    current: t
+                        .current_run_id
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "none".into()),
                 });
             }
             c.exec(
-                "INSERT INTO kanban_run_tokens (token_hash, task_id, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO kanban_run_tokens (token_hash, task_id, run_id, created_at) VALUES \
+                (?1, ?2, ?3, ?4)",
                 args![hash, task_id, run_id, now],
             )?;
             Ok(())

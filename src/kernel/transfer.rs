@@ -267,7 +267,8 @@ fn member_parts(p: &Path) -> Result<Vec<String>> {
             Component::CurDir => {}
             _ => {
                 return Err(KernelError::BoardRefused(format!(
-                    "archive member {} escapes the archive (absolute path or '..'); refusing the import",
+                    "archive member {} escapes the archive (absolute path or '..'); refusing the \
+                    import",
                     p.display()
                 )));
             }
@@ -311,7 +312,8 @@ fn extract(archive: &Path, dest: &Path) -> Result<String> {
             fs::write(&target, buf).map_err(|e| KernelError::io(&target, e))?;
         } else {
             return Err(KernelError::BoardRefused(format!(
-                "archive member {} is not a regular file or directory (links and devices are refused)",
+                "archive member {} is not a regular file or directory (links and devices are \
+                refused)",
                 path.display()
             )));
         }
@@ -451,7 +453,8 @@ fn read_manifest(extracted: &Path) -> Result<Value> {
         Some(v) if v <= ARCHIVE_FORMAT_VERSION => {}
         v => {
             return Err(KernelError::BoardRefused(format!(
-                "archive format version {v:?} is newer than this hermes-kanban understands (max {ARCHIVE_FORMAT_VERSION}); update and retry"
+                "archive format version {v:?} is newer than this hermes-kanban understands (max \
+                {ARCHIVE_FORMAT_VERSION}); update and retry"
             )));
         }
     }
@@ -513,7 +516,8 @@ fn land_rows(
     }
     if !parked.is_empty() {
         warnings.push(format!(
-            "{} task(s) moved to triage: their workspace was a directory or git worktree on the exporting machine; point it somewhere on this one",
+            "{} task(s) moved to triage: their workspace was a directory or git worktree on the \
+            exporting machine; point it somewhere on this one",
             parked.len()
         ));
     }

@@ -80,7 +80,8 @@ fn check_target(to: Status) -> Result<()> {
     match to {
         Status::Running => Err(KernelError::invalid(
             "status",
-            "cannot be set to 'running' directly; a task runs when a worker claims it (nudge the dispatcher instead)",
+            "cannot be set to 'running' directly; a task runs when a worker claims it (nudge the \
+            dispatcher instead)",
         )),
         _ => Ok(()),
     }
@@ -270,7 +271,8 @@ impl Board {
             return Err(KernelError::invalid(
                 "status",
                 format!(
-                    "'{to}' cannot be set directly; only todo, triage and ready can (complete, block, schedule or archive the task instead)"
+                    "'{to}' cannot be set directly; only todo, triage and ready can (complete, \
+                    block, schedule or archive the task instead)"
                 ),
             ));
         }
@@ -490,8 +492,8 @@ mod seam_tests {
     fn leave_running_clears_every_claim_column_under_the_callers_guard() {
         assert_eq!(
             leave_running!("status='ready'", "id=?1 AND status='running'"),
-            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, worker_pid=NULL, \
-             worker_started_at=NULL WHERE id=?1 AND status='running'"
+            "UPDATE tasks SET status='ready', claim_lock=NULL, claim_expires=NULL, \
+            worker_pid=NULL, worker_started_at=NULL WHERE id=?1 AND status='running'"
         );
         assert!(leave_running!().contains("worker_started_at=NULL"));
     }

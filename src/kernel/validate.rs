@@ -202,7 +202,8 @@ pub fn profile_name(field: &'static str, s: Option<&str>) -> Result<Option<Strin
         return Err(KernelError::invalid(
             field,
             format!(
-                "{t:?} is not a profile name: use 1-64 of a-z, 0-9, '_', '-', '.', '@', not starting with '.' or '-'"
+                "{t:?} is not a profile name: use 1-64 of a-z, 0-9, '_', '-', '.', '@', not \
+                starting with '.' or '-'"
             ),
         ));
     }
@@ -273,7 +274,9 @@ pub fn metadata(v: Option<&Value>) -> Result<Option<Map<String, Value>>> {
             _ => {
                 return Err(KernelError::invalid(
                     "metadata",
-                    "is a string that does not hold a JSON object; send an object like {\"changed_files\": [...]} (a string is accepted only when it holds a JSON object)",
+                    "is a string that does not hold a JSON object; send an object like \
+                    {\"changed_files\": [...]} (a string is accepted only when it holds a JSON \
+                    object)",
                 ));
             }
         },

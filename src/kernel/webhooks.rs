@@ -193,11 +193,13 @@ impl Board {
         self.write(|c| {
             match outcome {
                 Ok(()) => c.exec(
-                    "UPDATE kanban_webhook_cursors SET delivered=delivered+1, updated_at=?2 WHERE hook=?1",
+                    "UPDATE kanban_webhook_cursors SET delivered=delivered+1, updated_at=?2 WHERE \
+                    hook=?1",
                     args![hook, now],
                 )?,
                 Err(msg) => c.exec(
-                    "UPDATE kanban_webhook_cursors SET failed=failed+1, last_error=?2, last_error_at=?3,
+                    "UPDATE kanban_webhook_cursors SET failed=failed+1, last_error=?2, \
+                    last_error_at=?3,
                             updated_at=?3 WHERE hook=?1",
                     args![hook, super::validate::truncate(msg, 500), now],
                 )?,

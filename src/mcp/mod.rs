@@ -1,10 +1,10 @@
 //! The MCP server: the `kanban_*` tools over stdio (`hermes-kanban mcp`) and streamable HTTP
-//! (`/mcp` in `serve`; the tools themselves are in [`tools`], one file each). Owns scoping — a worker sees only its lifecycle tools and may mutate
-//! only its own task; an orchestrator also gets `kanban_list` and `kanban_unblock` — the
-//! instructions and prompts, and the mapping of kernel errors to `isError` tool results. Boards come from
-//! the [`Kanban`] home it is given (existing boards only: the server never creates a board). Tool
-//! schemas are listed in their portable form ([`portable`]). Every tool body is a kernel call;
-//! no rule is re-implemented here.
+//! (`/mcp` in `serve`; the tools themselves are in [`tools`], one file each). Owns scoping — a
+//! worker sees only its lifecycle tools and may mutate only its own task; an orchestrator also gets
+//! `kanban_list` and `kanban_unblock` — the instructions and prompts, and the mapping of kernel
+//! errors to `isError` tool results. Boards come from the [`Kanban`] home it is given (existing
+//! boards only: the server never creates a board). Tool schemas are listed in their portable form
+//! ([`portable`]). Every tool body is a kernel call; no rule is re-implemented here.
 
 pub mod portable;
 mod stdio;

@@ -120,7 +120,8 @@ where
                         Value::Null,
                         -32600,
                         format!(
-                            "Invalid request: message longer than {MAX_LINE_BYTES} bytes; attachments are limited to 25 MiB"
+                            "Invalid request: message longer than {MAX_LINE_BYTES} bytes; \
+                            attachments are limited to 25 MiB"
                         ),
                     );
                     continue;

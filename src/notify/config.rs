@@ -260,7 +260,8 @@ impl NotifyConfig {
                         Ok(hook) => {
                             if !names.insert(hook.name.clone()) {
                                 errs.push(format!(
-                                    "kanban.notify.webhooks[{i}].name: {:?} is used by an earlier hook; names must be unique (each has its own delivery cursor)",
+                                    "kanban.notify.webhooks[{i}].name: {:?} is used by an earlier \
+                                    hook; names must be unique (each has its own delivery cursor)",
                                     hook.name
                                 ));
                             }
@@ -422,7 +423,10 @@ mod tests {
     #[test]
     fn defaults_and_filters() {
         let c = NotifyConfig::parse(
-            "kanban:\n  notify:\n    backoff_seconds: 0.1\n    webhooks:\n      - url: http://127.0.0.1:9/x\n      - name: s\n        url: https://hooks.slack.com/x\n        format: Slack\n        events: [completed]\n        tenant: acme\n        assignee: Coder\n",
+            "kanban:\n  notify:\n    backoff_seconds: 0.1\n    webhooks:\n      - url: \
+            http://127.0.0.1:9/x\n      - name: s\n        url: https://hooks.slack.com/x\n        \
+            format: Slack\n        events: [completed]\n        tenant: acme\n        assignee: \
+            Coder\n",
         )
         .unwrap();
         assert_eq!(c.webhooks.len(), 2);
@@ -458,7 +462,8 @@ mod tests {
     #[test]
     fn mistakes_name_their_key() {
         let errs = NotifyConfig::parse(
-            "kanban:\n  notify:\n    retries: 3\n    webhooks:\n      - url: ftp://x\n        format: slak\n        events: [complted]\n        evnets: []\n      - format: json\n",
+            "kanban:\n  notify:\n    retries: 3\n    webhooks:\n      - url: ftp://x\n        \
+            format: slak\n        events: [complted]\n        evnets: []\n      - format: json\n",
         )
         .unwrap_err();
         let all = errs.join("\n");
@@ -473,7 +478,8 @@ mod tests {
             assert!(all.contains(needle), "{needle:?} not in:\n{all}");
         }
         let dup = NotifyConfig::parse(
-            "kanban:\n  notify:\n    webhooks:\n      - {name: a, url: 'http://x'}\n      - {name: a, url: 'http://y'}\n",
+            "kanban:\n  notify:\n    webhooks:\n      - {name: a, url: 'http://x'}\n      - {name: \
+            a, url: 'http://y'}\n",
         )
         .unwrap_err();
         assert!(

@@ -146,7 +146,8 @@ async fn mcp_scope(st: AuthState, mut req: Request, next: Next, closing: bool) -
         None if peer_loopback && st.admin.is_none() => Scope::Orchestrator { profile: None },
         None => {
             return unauthorized(if st.admin.is_some() {
-                "authorization required: this server has a token; send `Authorization: Bearer <token>` (the serve --token value, or a worker's run token)"
+                "authorization required: this server has a token; send `Authorization: Bearer \
+                <token>` (the serve --token value, or a worker's run token)"
             } else {
                 "authorization required: send `Authorization: Bearer <token>`"
             });
@@ -233,7 +234,8 @@ pub async fn bind(cfg: &ServeConfig) -> anyhow::Result<tokio::net::TcpListener> 
             .is_none_or(|t| t.trim().is_empty())
     {
         anyhow::bail!(
-            "refusing to bind {} without a token: pass --token <secret> (or HERMES_KANBAN_TOKEN) when listening beyond loopback",
+            "refusing to bind {} without a token: pass --token <secret> (or HERMES_KANBAN_TOKEN) \
+            when listening beyond loopback",
             cfg.bind
         );
     }
@@ -270,7 +272,8 @@ pub async fn serve_on(
     let app = router(home, &cfg, ct.clone());
     let addr = listener.local_addr()?;
     eprintln!(
-        "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at http://{addr}/mcp)"
+        "hermes-kanban serving on http://{addr} (dashboard at http://{addr}/, MCP at \
+        http://{addr}/mcp)"
     );
     axum::serve(
         accept_nodelay(listener),

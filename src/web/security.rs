@@ -32,8 +32,10 @@ use axum::response::{IntoResponse, Response};
 pub const SESSION_COOKIE: &str = "hk_session";
 
 /// Content-Security-Policy of every page and API response.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' \
+    data:; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors \
+    'none'";
 
 /// The guard's configuration.
 #[derive(Debug, Clone)]
@@ -181,10 +183,12 @@ fn origin_authority(origin: &str) -> Option<String> {
 }
 
 fn login_page() -> Response {
-    let html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>hermes-kanban — sign in</title></head>\
+    let html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>hermes-kanban — sign \
+        in</title></head>\
         <body><h1>hermes-kanban</h1><p>This board requires the server's token \
         (<code>serve --token</code> / <code>HERMES_KANBAN_TOKEN</code>).</p>\
-        <form method=\"get\" action=\"/\"><label>Token <input name=\"token\" type=\"password\" autofocus></label> \
+        <form method=\"get\" action=\"/\"><label>Token <input name=\"token\" type=\"password\" \
+        autofocus></label> \
         <button type=\"submit\">Open the board</button></form></body></html>";
     (
         StatusCode::UNAUTHORIZED,
@@ -253,15 +257,16 @@ fn check_host(sec: &Security, req: &Request) -> Result<String, Box<Response>> {
         return Err(Box::new(deny(
             StatusCode::FORBIDDEN,
             &format!(
-                "host not allowed: {host:?} (DNS-rebinding protection); start serve with --allowed-host <name> to accept it"
+                "host not allowed: {host:?} (DNS-rebinding protection); start serve with \
+                --allowed-host <name> to accept it"
             ),
         )));
     }
     Ok(host)
 }
 
-/// Step 2: a browser's Origin must name an allowed host, and a mutating request (but `/mcp`) must be
-/// same-origin by Origin and by `Sec-Fetch-Site`. Returns the refusal, if any.
+/// Step 2: a browser's Origin must name an allowed host, and a mutating request (but `/mcp`) must
+/// be same-origin by Origin and by `Sec-Fetch-Site`. Returns the refusal, if any.
 fn check_origin(sec: &Security, req: &Request, host: &str, is_mcp: bool) -> Option<Response> {
     let origin = req
         .headers()

@@ -41,7 +41,8 @@ fn cursor_from(headers: &HeaderMap, q: &HashMap<String, String>) -> Result<Optio
             .map(Some)
             .ok_or_else(|| {
                 ApiError::bad(format!(
-                    "invalid since / Last-Event-ID: {s:?} is not an event id (a non-negative integer)"
+                    "invalid since / Last-Event-ID: {s:?} is not an event id (a non-negative \
+                    integer)"
                 ))
             }),
     }

@@ -1,5 +1,6 @@
 //! Shared state of the REST API and the live stream: the environment, the [`Kanban`] home
-//! whose board handles it shares (with MCP and the dispatcher in `serve`), the dispatcher hook, and the API's error and JSON-input
+//! whose board handles it shares (with MCP and the dispatcher in `serve`), the dispatcher hook,
+//! and the API's error and JSON-input
 //! types. Kernel calls are synchronous, so every handler runs them on the blocking pool.
 
 use std::sync::Arc;

@@ -169,7 +169,9 @@ pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
                     // The breaker tripped: say the way out (it stays blocked until a human acts).
                     let label = if setup {
                         format!(
-                            "Fix what kept the worker from starting (the error above: create profile '{p}', point HERMES_BIN at hermes, or add kanban.worker_command.{p} to config.yaml), then unblock to retry",
+                            "Fix what kept the worker from starting (the error above: create \
+                            profile '{p}', point HERMES_BIN at hermes, or add \
+                            kanban.worker_command.{p} to config.yaml), then unblock to retry",
                             p = t.assignee.as_deref().unwrap_or("?")
                         )
                     } else {
@@ -196,7 +198,8 @@ pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
             last_seen_at: runs.last().and_then(|r| r.ended_at),
             count: t.consecutive_failures,
             run_id: runs.last().map(|r| r.id),
-            data: json!({"consecutive_failures": t.consecutive_failures, "threshold": cfg.failure_threshold}),
+            data: json!({"consecutive_failures": t.consecutive_failures,
+                "threshold": cfg.failure_threshold}),
         });
     }
     None
@@ -344,8 +347,15 @@ pub(super) fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
                 kind: "block_unblock_cycling",
                 severity: Severity::Warning,
                 title: format!("Blocked again after unblock {cycles} times"),
-                detail: "the task keeps getting blocked for the same reason after being unblocked; fix the cause or rewrite the task".into(),
-                actions: vec![hint("Read the thread", format!("hermes-kanban show {id}"), true)],
+                detail:
+                    "the task keeps getting blocked for the same reason after being unblocked; \
+                    fix the cause or rewrite the task"
+                        .into(),
+                actions: vec![hint(
+                    "Read the thread",
+                    format!("hermes-kanban show {id}"),
+                    true,
+                )],
                 first_seen_at: first,
                 last_seen_at: last,
                 count: cycles,
@@ -394,7 +404,8 @@ pub(super) fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
                 severity: sev,
                 title: format!("Ready for {}m and never picked up", age / 60),
                 detail: format!(
-                    "assigned to {} but not claimed; is a dispatcher running, and does the profile exist?",
+                    "assigned to {} but not claimed; is a dispatcher running, and does the profile \
+                    exist?",
                     t.assignee.as_deref().unwrap_or("?")
                 ),
                 actions: vec![
@@ -478,7 +489,10 @@ pub(super) fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
             severity: Severity::Warning,
             title: format!("No profile or worker_command for '{a}'"),
             detail: format!(
-                "the dispatcher cannot start a worker for '{a}': there is no profile of that name and no kanban.worker_command.{a} in config.yaml, so the task will wait here; create the profile, configure a worker command, or reassign it to one of the profiles `hermes-kanban assignees` lists"
+                "the dispatcher cannot start a worker for '{a}': there is no profile of that name \
+                and no kanban.worker_command.{a} in config.yaml, so the task will wait here; \
+                create the profile, configure a worker command, or reassign it to one of the \
+                profiles `hermes-kanban assignees` lists"
             ),
             actions: vec![
                 hint(

@@ -39,9 +39,18 @@ fn reject_unready(c: &Tx, task_id: &str, now: i64) -> Result<KernelError> {
 /// Open the run of a claim and point the task at it. Returns the run id.
 fn open_run(c: &Tx, t: &Task, lock: &str, expires: i64, now: i64) -> Result<i64> {
     let run_id = c.insert_id(
-        "INSERT INTO task_runs (task_id, profile, step_key, status, claim_lock, claim_expires, max_runtime_seconds, started_at)
+        "INSERT INTO task_runs (task_id, profile, step_key, status, claim_lock, claim_expires, \
+        max_runtime_seconds, started_at)
          VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7) RETURNING id",
-        args![t.id, t.assignee, t.current_step_key, lock, expires, t.max_runtime_seconds, now],
+        args![
+            t.id,
+            t.assignee,
+            t.current_step_key,
+            lock,
+            expires,
+            t.max_runtime_seconds,
+            now
+        ],
     )?;
     c.exec(
         "UPDATE tasks SET current_run_id=?1 WHERE id=?2",
@@ -90,7 +99,8 @@ pub(crate) fn claim_tx(
     let expires = now + ttl;
     let n = c.exec(
         "UPDATE tasks SET status='running', claim_lock=?1, claim_expires=?2,
-                started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, last_heartbeat_at=NULL
+                started_at=COALESCE(started_at, ?3), worker_pid=NULL, worker_started_at=NULL, \
+                last_heartbeat_at=NULL
          WHERE id=?4 AND status=?5 AND claim_lock IS NULL",
         args![lock, expires, now, task_id, from.as_str()],
     )?;
@@ -143,7 +153,8 @@ pub(crate) fn reclaim_tx(
     let n = c.exec(
         leave_running!(
             "status=?3, last_heartbeat_at=NULL, consecutive_failures=0, last_failure_error=NULL",
-            "id=?1 AND claim_lock IS NOT DISTINCT FROM ?2 AND status IN ('running','ready','blocked')"
+            "id=?1 AND claim_lock IS NOT DISTINCT FROM ?2 AND status IN \
+            ('running','ready','blocked')"
         ),
         args![t.id, t.claim_lock, if lane { "review" } else { "ready" }],
     )?;
@@ -154,7 +165,10 @@ pub(crate) fn reclaim_tx(
             "the claim changed underneath; retry",
         ));
     }
-    let mut payload = obj! {"manual" => true, "reason" => reason, "prev_lock" => t.claim_lock, "prev_pid" => t.worker_pid};
+    let mut payload = obj! {
+        "manual" => true, "reason" => reason, "prev_lock" => t.claim_lock,
+        "prev_pid" => t.worker_pid,
+    };
     if lane {
         payload.insert("retry_status".into(), json!("review"));
     }
@@ -217,7 +231,8 @@ impl Board {
             let t = c.lock_task(task_id)?;
             let expires = now + ttl;
             let n = c.exec(
-                "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND claim_lock=?3",
+                "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND \
+                claim_lock=?3",
                 args![expires, task_id, claimer],
             )?;
             if n != 1 {
@@ -225,7 +240,8 @@ impl Board {
                     task_id,
                     "extend the claim of",
                     format!(
-                        "status={} lock={}; only the claim holder can extend a running task's claim",
+                        "status={} lock={}; only the claim holder can extend a running task's \
+                        claim",
                         t.status,
                         t.claim_lock.as_deref().unwrap_or("(none)")
                     ),
@@ -274,7 +290,10 @@ impl Board {
                 return Err(KernelError::refused(
                     task_id,
                     "heartbeat",
-                    format!("status is '{}'; heartbeats are only for running tasks", t.status),
+                    format!(
+                        "status is '{}'; heartbeats are only for running tasks",
+                        t.status
+                    ),
                 ));
             }
             stale_guard(&t, expected_run_id)?;
@@ -284,7 +303,8 @@ impl Board {
                         task_id,
                         "extend the claim of",
                         format!(
-                            "status={} lock={}; only the claim holder can extend a running task's claim",
+                            "status={} lock={}; only the claim holder can extend a running task's \
+                            claim",
                             t.status,
                             t.claim_lock.as_deref().unwrap_or("(none)")
                         ),
@@ -293,12 +313,14 @@ impl Board {
                 Some(_) => {
                     let expires = now + ttl;
                     c.exec(
-                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND current_run_id IS NOT DISTINCT FROM ?3",
+                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND \
+                        current_run_id IS NOT DISTINCT FROM ?3",
                         args![expires, task_id, t.current_run_id],
                     )?;
                     if let Some(rid) = t.current_run_id {
                         c.exec(
-                            "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS NULL",
+                            "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS \
+                            NULL",
                             args![expires, rid],
                         )?;
                     }
@@ -307,11 +329,15 @@ impl Board {
                 None => None,
             };
             c.exec(
-                "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND current_run_id IS NOT DISTINCT FROM ?3",
+                "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND \
+                current_run_id IS NOT DISTINCT FROM ?3",
                 args![now, task_id, t.current_run_id],
             )?;
             if let Some(rid) = t.current_run_id {
-                c.exec("UPDATE task_runs SET last_heartbeat_at=?1 WHERE id=?2", args![now, rid])?;
+                c.exec(
+                    "UPDATE task_runs SET last_heartbeat_at=?1 WHERE id=?2",
+                    args![now, rid],
+                )?;
             }
             let payload = match &note {
                 Some(n) => obj! {"note" => n},
@@ -357,7 +383,8 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.exec(
-                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND \
+                status='running' AND current_run_id=?3",
                 args![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -365,11 +392,24 @@ impl Board {
                 return Err(KernelError::StaleRun {
                     task_id: task_id.to_string(),
                     expected: run_id,
-                    current: t.current_run_id.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
+                    current: t
+                        .current_run_id
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "none".into()),
                 });
             }
-            c.exec("UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2", args![pid, run_id])?;
-            add_event(c, task_id, Some(run_id), "spawned", obj! {"pid" => pid}, now)?;
+            c.exec(
+                "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
+                args![pid, run_id],
+            )?;
+            add_event(
+                c,
+                task_id,
+                Some(run_id),
+                "spawned",
+                obj! {"pid" => pid},
+                now,
+            )?;
             Ok(())
         })
     }

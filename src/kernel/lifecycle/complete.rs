@@ -153,7 +153,8 @@ fn flag_phantom_refs(c: &Tx, h: &Handoff, run_id: Option<i64>, now: i64) -> Resu
 fn close_done(c: &Tx, t: &Task, h: &Handoff, from_review: bool, now: i64) -> Result<Option<i64>> {
     let n = c.exec(
         leave_running!(
-            "status='done', block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), completed_at=?2,
+            "status='done', block_kind=NULL, block_recurrences=0, result=COALESCE(?1, result), \
+            completed_at=?2,
                 consecutive_failures=0, last_failure_error=NULL",
             "id=?3 AND status=?4 AND current_run_id IS NOT DISTINCT FROM ?5"
         ),
@@ -263,7 +264,10 @@ fn complete_tx(c: &Tx, req: &Completion, h: &Handoff, now: i64) -> Result<Out> {
             task_id,
             None,
             "completion_blocked_hallucination",
-            obj! {"phantom_cards" => phantom, "verified_cards" => verified, "summary_preview" => preview},
+            obj! {
+                "phantom_cards" => phantom, "verified_cards" => verified,
+                "summary_preview" => preview,
+            },
             now,
         )?;
         return Ok(Out::Phantom(phantom, verified));
@@ -282,8 +286,10 @@ fn complete_tx(c: &Tx, req: &Completion, h: &Handoff, now: i64) -> Result<Out> {
             None,
             "completion_blocked_empty_result",
             obj! {
-                "result_preview" => h.result.as_deref().map(|r| v::first_line(r, 200)).filter(|s| !s.is_empty()),
-                "summary_preview" => h.summary.as_deref().map(|s| v::first_line(s, 200)).filter(|s| !s.is_empty()),
+                "result_preview" => h.result.as_deref().map(|r| v::first_line(r, 200))
+                    .filter(|s| !s.is_empty()),
+                "summary_preview" => h.summary.as_deref().map(|s| v::first_line(s, 200))
+                    .filter(|s| !s.is_empty()),
             },
             now,
         )?;
@@ -324,7 +330,8 @@ impl Board {
                 "complete",
                 format!(
                     "completion blocked: {task_id} has no result or summary evidence. Pass \
-                     --result/--summary describing what was done (an empty completion is not evidence)."
+                     --result/--summary describing what was done (an empty completion is not \
+                     evidence)."
                 ),
             )),
         }

@@ -32,7 +32,10 @@ impl Board {
                 return Err(KernelError::refused(
                     &task_id,
                     "block",
-                    format!("status is '{}'; only running or ready tasks can be blocked", t.status),
+                    format!(
+                        "status is '{}'; only running or ready tasks can be blocked",
+                        t.status
+                    ),
                 ));
             }
             stale_guard(&t, req.expected_run_id)?;
@@ -43,7 +46,11 @@ impl Board {
             let (status, recurrences, event) = if req.kind == Some(BlockKind::Dependency) {
                 (Status::Todo, t.block_recurrences, "dependency_wait")
             } else {
-                let rec = if t.block_kind.as_deref() == kind_str { t.block_recurrences + 1 } else { 1 };
+                let rec = if t.block_kind.as_deref() == kind_str {
+                    t.block_recurrences + 1
+                } else {
+                    1
+                };
                 if rec >= BLOCK_RECURRENCE_LIMIT {
                     (Status::Triage, rec, "block_loop_detected")
                 } else {
@@ -55,23 +62,60 @@ impl Board {
                     "status=?1, block_kind=?2, block_recurrences=?3",
                     "id=?4 AND status=?5 AND current_run_id IS NOT DISTINCT FROM ?6"
                 ),
-                args![status.as_str(), kind_str, recurrences, task_id, t.status.as_str(), t.current_run_id],
+                args![
+                    status.as_str(),
+                    kind_str,
+                    recurrences,
+                    task_id,
+                    t.status.as_str(),
+                    t.current_run_id
+                ],
             )?;
             if n != 1 {
-                return Err(KernelError::refused(&task_id, "block", "the task changed underneath; retry"));
+                return Err(KernelError::refused(
+                    &task_id,
+                    "block",
+                    "the task changed underneath; retry",
+                ));
             }
-            let run_id = match end_run(c, &t, RunOutcome::Blocked, "blocked", reason.as_deref(), None, None, now)? {
+            let run_id = match end_run(
+                c,
+                &t,
+                RunOutcome::Blocked,
+                "blocked",
+                reason.as_deref(),
+                None,
+                None,
+                now,
+            )? {
                 Some(r) => Some(r),
-                None if reason.is_some() => Some(synth_run(c, &t, RunOutcome::Blocked, reason.as_deref(), None, None, now)?),
+                None if reason.is_some() => Some(synth_run(
+                    c,
+                    &t,
+                    RunOutcome::Blocked,
+                    reason.as_deref(),
+                    None,
+                    None,
+                    now,
+                )?),
                 None => None,
             };
             let payload = match event {
                 "dependency_wait" => obj! {"reason" => reason, "kind" => kind_str},
-                "block_loop_detected" => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences, "limit" => BLOCK_RECURRENCE_LIMIT},
+                "block_loop_detected" => obj! {
+                    "reason" => reason, "kind" => kind_str, "recurrences" => recurrences,
+                    "limit" => BLOCK_RECURRENCE_LIMIT,
+                },
                 _ => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences},
             };
             add_event(c, &task_id, run_id, event, payload, now)?;
-            Ok(Blocked { task_id: task_id.clone(), run_id, status, block_kind: req.kind, recurrences })
+            Ok(Blocked {
+                task_id: task_id.clone(),
+                run_id,
+                status,
+                block_kind: req.kind,
+                recurrences,
+            })
         })
     }
 
@@ -166,11 +210,18 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = c.lock_task(task_id)?;
-            if !matches!(t.status, Status::Todo | Status::Ready | Status::Running | Status::Blocked) {
+            if !matches!(
+                t.status,
+                Status::Todo | Status::Ready | Status::Running | Status::Blocked
+            ) {
                 return Err(KernelError::refused(
                     task_id,
                     "schedule",
-                    format!("status is '{}'; only todo, ready, running or blocked tasks can be scheduled", t.status),
+                    format!(
+                        "status is '{}'; only todo, ready, running or blocked tasks can be \
+                        scheduled",
+                        t.status
+                    ),
                 ));
             }
             stale_guard(&t, expected_run_id)?;
@@ -182,14 +233,42 @@ impl Board {
                 args![task_id, t.status.as_str()],
             )?;
             if n != 1 {
-                return Err(KernelError::refused(task_id, "schedule", "the task changed underneath; retry"));
+                return Err(KernelError::refused(
+                    task_id,
+                    "schedule",
+                    "the task changed underneath; retry",
+                ));
             }
-            let run_id = match end_run(c, &t, RunOutcome::Scheduled, "scheduled", reason.as_deref(), None, None, now)? {
+            let run_id = match end_run(
+                c,
+                &t,
+                RunOutcome::Scheduled,
+                "scheduled",
+                reason.as_deref(),
+                None,
+                None,
+                now,
+            )? {
                 Some(r) => Some(r),
-                None if reason.is_some() => Some(synth_run(c, &t, RunOutcome::Scheduled, reason.as_deref(), None, None, now)?),
+                None if reason.is_some() => Some(synth_run(
+                    c,
+                    &t,
+                    RunOutcome::Scheduled,
+                    reason.as_deref(),
+                    None,
+                    None,
+                    now,
+                )?),
                 None => None,
             };
-            add_event(c, task_id, run_id, "scheduled", obj! {"reason" => reason}, now)?;
+            add_event(
+                c,
+                task_id,
+                run_id,
+                "scheduled",
+                obj! {"reason" => reason},
+                now,
+            )?;
             Ok(())
         })
     }

@@ -16,9 +16,10 @@ use crate::{args, obj};
 fn blocker_regex() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(
-            r"(?i)(quota|rate[ _-]?limit|\b429\b|\b403\b|authenticat|authori[sz]|unauthori[sz]ed|forbidden|billing|subscription|access denied|permission denied|invalid api key)",
-        )
+        Regex::new(concat!(
+            r"(?i)(quota|rate[ _-]?limit|\b429\b|\b403\b|authenticat|authori[sz]|unauthori[sz]ed|",
+            r"forbidden|billing|subscription|access denied|permission denied|invalid api key)",
+        ))
         .expect("static regex")
     })
 }

@@ -46,7 +46,10 @@ pub const GUARD_ACTIVE_PR: &str = "active_pr";
 
 const PROTOCOL_VIOLATION_ERROR: &str =
     "protocol violation: the worker exited cleanly without calling kanban_complete or kanban_block";
-const PROTOCOL_VIOLATION_HINT: &str = "protocol violation: the previous attempt exited cleanly without calling kanban_complete or kanban_block. Check what is already done in the workspace, finish the task, then call kanban_complete with a summary (or kanban_block when you are stuck).";
+const PROTOCOL_VIOLATION_HINT: &str = "protocol violation: the previous attempt exited cleanly \
+    without calling kanban_complete or kanban_block. Check what is already done in the workspace, \
+    finish the task, then call kanban_complete with a summary (or kanban_block when you are \
+    stuck).";
 
 /// How a worker process ended, as its supervisor (or a tick) saw it (REF §8.3 classes plus
 /// ours: `timed_out` and `spawn_failed`).

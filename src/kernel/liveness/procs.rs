@@ -35,7 +35,8 @@ pub struct RunProcess {
     pub reported_at: Option<i64>,
 }
 
-pub(super) const PROC_COLUMNS: &str = "run_id, task_id, host, supervisor_pid, supervisor_start, worker_pid, \
+pub(super) const PROC_COLUMNS: &str = "run_id, task_id, host, supervisor_pid, supervisor_start, \
+    worker_pid, \
     worker_start, registered_at, exited_at, exit_class, exit_code, exit_signal, exit_detail, \
     settled_at, settled_by, settled_outcome, tripped, reported_at";
 
@@ -114,7 +115,8 @@ pub(super) fn mark_settled(
     // next tick to report it.
     let reported = (by == SettledBy::Tick).then_some(now);
     c.exec(
-        "UPDATE kanban_worker_procs SET settled_at=?1, settled_by=?2, settled_outcome=?3, tripped=?4,
+        "UPDATE kanban_worker_procs SET settled_at=?1, settled_by=?2, settled_outcome=?3, \
+        tripped=?4,
                 reported_at=?5 WHERE run_id=?6 AND settled_at IS NULL",
         args![now, by.as_str(), outcome, tripped as i64, reported, run_id],
     )?;
@@ -141,11 +143,20 @@ pub(super) fn store_exit(
         "INSERT INTO kanban_worker_procs (run_id, task_id, registered_at, exited_at, exit_class,
                 exit_code, exit_signal, exit_detail)
          VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT(run_id) DO UPDATE SET exited_at=excluded.exited_at, exit_class=excluded.exit_class,
+         ON CONFLICT(run_id) DO UPDATE SET exited_at=excluded.exited_at, \
+         exit_class=excluded.exit_class,
                 exit_code=excluded.exit_code, exit_signal=excluded.exit_signal,
                 exit_detail=excluded.exit_detail
          WHERE kanban_worker_procs.settled_at IS NULL",
-        args![run_id, task_id, now, e.class.as_str(), e.code, e.signal, detail],
+        args![
+            run_id,
+            task_id,
+            now,
+            e.class.as_str(),
+            e.code,
+            e.signal,
+            detail
+        ],
     )?;
     Ok(())
 }
@@ -167,7 +178,8 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let n = c.exec(
-                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND status='running' AND current_run_id=?3",
+                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND \
+                status='running' AND current_run_id=?3",
                 args![pid, task_id, run_id],
             )?;
             if n != 1 {
@@ -186,9 +198,11 @@ impl Board {
                 args![pid, run_id],
             )?;
             c.exec(
-                "INSERT INTO kanban_worker_procs (run_id, task_id, host, supervisor_pid, supervisor_start, registered_at)
+                "INSERT INTO kanban_worker_procs (run_id, task_id, host, supervisor_pid, \
+                supervisor_start, registered_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(run_id) DO UPDATE SET host=excluded.host, supervisor_pid=excluded.supervisor_pid,
+                 ON CONFLICT(run_id) DO UPDATE SET host=excluded.host, \
+                 supervisor_pid=excluded.supervisor_pid,
                         supervisor_start=excluded.supervisor_start",
                 args![run_id, task_id, host, pid, start_time, now],
             )?;

@@ -241,7 +241,8 @@ impl Applying<'_> {
             exit.class == ExitClass::NonzeroExit && exit.code == Some(TERMINAL_PROVIDER_EXIT_CODE);
         let error = if terminal {
             format!(
-                "{}: a terminal provider error (the provider rejected this profile's credential or model); fix the configuration, then unblock",
+                "{}: a terminal provider error (the provider rejected this profile's credential or \
+                model); fix the configuration, then unblock",
                 self.error
             )
         } else {
@@ -371,7 +372,8 @@ impl Board {
             )?;
             for r in &rows {
                 c.exec(
-                    "UPDATE kanban_worker_procs SET reported_at=?1 WHERE run_id=?2 AND reported_at IS NULL",
+                    "UPDATE kanban_worker_procs SET reported_at=?1 WHERE run_id=?2 AND reported_at \
+                    IS NULL",
                     args![now, r.run_id],
                 )?;
             }

@@ -26,7 +26,8 @@ fn claim_cas_expired(
 ) -> Result<bool> {
     let n = c.exec(
         "UPDATE tasks SET claim_expires=?1
-         WHERE id=?2 AND status='running' AND claim_lock IS NOT DISTINCT FROM ?3 AND claim_expires < ?4",
+         WHERE id=?2 AND status='running' AND claim_lock IS NOT DISTINCT FROM ?3 AND claim_expires \
+         < ?4",
         args![new_expires, task_id, lock, now],
     )?;
     Ok(n == 1)
@@ -130,7 +131,8 @@ impl Board {
             let n = c.exec(
                 leave_running!(
                     "status=?4, last_heartbeat_at=NULL",
-                    "id=?1 AND status='running' AND claim_lock IS NOT DISTINCT FROM ?2 AND claim_expires < ?3"
+                    "id=?1 AND status='running' AND claim_lock IS NOT DISTINCT FROM ?2 AND \
+                    claim_expires < ?3"
                 ),
                 args![task_id, lock, now, if lane { "review" } else { "ready" }],
             )?;
@@ -178,7 +180,8 @@ impl Board {
             let n = c.exec(
                 leave_running!(
                     "status=?4, last_heartbeat_at=NULL",
-                    "id=?1 AND status='running' AND current_run_id=?2 AND claim_lock IS NOT DISTINCT FROM ?3"
+                    "id=?1 AND status='running' AND current_run_id=?2 AND claim_lock IS NOT \
+                    DISTINCT FROM ?3"
                 ),
                 args![task_id, run_id, lock, if lane { "review" } else { "ready" }],
             )?;
@@ -186,12 +189,19 @@ impl Board {
                 return Ok(false);
             }
             let meta = Some(&termination).filter(|m| !m.is_empty());
-            let rid = end_run(c, &t, RunOutcome::Stale, "stale", None, Some(error), meta, now)?;
+            let rid = end_run(
+                c,
+                &t,
+                RunOutcome::Stale,
+                "stale",
+                None,
+                Some(error),
+                meta,
+                now,
+            )?;
             close_proc(c, Some(run_id), "stale", now)?;
-            let mut payload = mark_retry(
-                obj! {"error" => error, "worker_pid" => t.worker_pid},
-                lane,
-            );
+            let mut payload =
+                mark_retry(obj! {"error" => error, "worker_pid" => t.worker_pid}, lane);
             payload.extend(termination);
             add_event(c, task_id, rid, "stale", payload, now)?;
             Ok(true)

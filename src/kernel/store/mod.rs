@@ -69,7 +69,9 @@ pub trait Param {
 #[doc(hidden)]
 macro_rules! args {
     () => { &[] as &[&dyn $crate::kernel::store::Param] };
-    ($($a:expr),+ $(,)?) => { &[$(&$a as &dyn $crate::kernel::store::Param),+] as &[&dyn $crate::kernel::store::Param] };
+    ($($a:expr),+ $(,)?) => {
+        &[$(&$a as &dyn $crate::kernel::store::Param),+] as &[&dyn $crate::kernel::store::Param]
+    };
 }
 
 /// Borrow a list of owned arguments as a parameter slice.

@@ -56,7 +56,11 @@ impl Board {
                 return Err(KernelError::refused(
                     task_id,
                     "delete",
-                    format!("status is '{}'; archive it first (only archived tasks can be removed with --rm)", t.status),
+                    format!(
+                        "status is '{}'; archive it first (only archived tasks can be removed \
+                        with --rm)",
+                        t.status
+                    ),
                 ));
             }
             delete_rows(c, task_id)

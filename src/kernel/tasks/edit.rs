@@ -28,7 +28,8 @@ impl Board {
         self.write(|c| {
             c.lock_task(task_id)?;
             c.exec(
-                "UPDATE tasks SET workspace_path=?1, branch_name=COALESCE(?2, branch_name) WHERE id=?3",
+                "UPDATE tasks SET workspace_path=?1, branch_name=COALESCE(?2, branch_name) WHERE \
+                id=?3",
                 args![path, branch, task_id],
             )?;
             load_task(c, task_id)
@@ -48,7 +49,8 @@ impl Board {
                     task_id,
                     "assign",
                     format!(
-                        "it is running (claimed by {}); reclaim it first or use `reassign --reclaim`",
+                        "it is running (claimed by {}); reclaim it first or use `reassign \
+                        --reclaim`",
                         t.claim_lock.as_deref().unwrap_or("?")
                     ),
                 ));
@@ -163,7 +165,8 @@ impl Board {
                 return Ok(t);
             }
             let n = c.exec(
-                "UPDATE tasks SET reasoning_effort=?1 WHERE id=?2 AND reasoning_effort IS NOT DISTINCT FROM ?3",
+                "UPDATE tasks SET reasoning_effort=?1 WHERE id=?2 AND reasoning_effort IS NOT \
+                DISTINCT FROM ?3",
                 args![level, task_id, t.reasoning_effort],
             )?;
             if n != 1 {
@@ -395,7 +398,10 @@ fn edit_result_tx(
         task_id,
         Some(run_id),
         "edited",
-        obj! {"fields" => fields, "result_len" => result.chars().count(), "summary" => v::first_line(&run_summary, 400)},
+        obj! {
+            "fields" => fields, "result_len" => result.chars().count(),
+            "summary" => v::first_line(&run_summary, 400),
+        },
         now,
     )?;
     Ok(())

@@ -182,7 +182,8 @@ fn list_where(f: &ListFilter) -> Result<(String, Vec<Value>)> {
         args.push(json!(k.rowid));
         let (p, c, r) = (n + 1, n + 2, n + 3);
         clauses.push(format!(
-            "(priority < ?{p} OR (priority = ?{p} AND (created_at > ?{c} OR (created_at = ?{c} AND _seq_ > ?{r}))))"
+            "(priority < ?{p} OR (priority = ?{p} AND (created_at > ?{c} OR (created_at = ?{c} AND \
+            _seq_ > ?{r}))))"
         ));
     }
     let where_sql = if clauses.is_empty() {

@@ -1,4 +1,5 @@
-//! `kanban_attach` — its parameters and its body: attach a file to your task (base64 content, 25 MiB at most, plain file name).
+//! `kanban_attach` — its parameters and its body: attach a file to your task (base64 content, 25
+//! MiB at most, plain file name).
 
 use super::*;
 
@@ -46,7 +47,8 @@ impl KanbanMcp {
         cleaned.retain(|b| !b.is_ascii_whitespace());
         if cleaned.len() > max_encoded {
             return fail(
-                "kanban_attach: content is larger than 25 MiB; attach a smaller file or link to it in a comment",
+                "kanban_attach: content is larger than 25 MiB; attach a smaller file or link to it \
+                in a comment",
             );
         }
         let bytes = match base64::engine::general_purpose::STANDARD.decode(&cleaned) {

@@ -1,4 +1,5 @@
-//! `kanban_attach_url` — its parameters and its body: download an http/https URL server-side and attach it to your task (25 MiB at most).
+//! `kanban_attach_url` — its parameters and its body: download an http/https URL server-side and
+//! attach it to your task (25 MiB at most).
 
 use super::*;
 
@@ -66,7 +67,8 @@ impl KanbanMcp {
                     "Attached {} ({} bytes, attachment {}) from {url} to {id} on board {board}.",
                     a.filename, a.size, a.id
                 ),
-                json!({"ok": true, "task_id": id, "attachment_id": a.id, "filename": a.filename, "size": a.size, "content_type": a.content_type, "url": url}),
+                json!({"ok": true, "task_id": id, "attachment_id": a.id, "filename": a.filename,
+                    "size": a.size, "content_type": a.content_type, "url": url}),
             ),
             Err(e) => e,
         }

@@ -1,4 +1,5 @@
-//! `kanban_attachments` — its parameters and its body: list a task's attachments with their absolute stored paths.
+//! `kanban_attachments` — its parameters and its body: list a task's attachments with their
+//! absolute stored paths.
 
 use super::*;
 
@@ -52,8 +53,9 @@ impl KanbanMcp {
                     &board,
                     text,
                     json!({"ok": true, "task_id": id, "attachments": list.iter().map(|a| json!({
-                        "id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                        "uploaded_by": a.uploaded_by, "stored_path": a.stored_path, "created_at": a.created_at,
+                        "id": a.id, "filename": a.filename, "content_type": a.content_type,
+                        "size": a.size, "uploaded_by": a.uploaded_by,
+                        "stored_path": a.stored_path, "created_at": a.created_at,
                     })).collect::<Vec<_>>()}),
                 )
             }

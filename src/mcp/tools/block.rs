@@ -1,4 +1,5 @@
-//! `kanban_block` — its parameters and its body: stop and ask a human: block the task with a reason answerable in one reply.
+//! `kanban_block` — its parameters and its body: stop and ask a human: block the task with a
+//! reason answerable in one reply.
 
 use super::*;
 
@@ -81,7 +82,8 @@ impl KanbanMcp {
                         .map_or("blocked".to_string(), |k| k.to_string()),
                     x.status
                 ),
-                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "block_kind": x.block_kind}),
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status,
+                    "block_kind": x.block_kind}),
             ),
             Err(e) => e,
         }

@@ -1,4 +1,6 @@
-//! `kanban_complete` — its parameters and its body: finish your task with a hand-off: `summary` (1-3 sentences: what was done, where, what is left) and `metadata` (a JSON object of facts such as changed_files, tests, decisions).
+//! `kanban_complete` — its parameters and its body: finish your task with a hand-off: `summary`
+//! (1-3 sentences: what was done, where, what is left) and `metadata` (a JSON object of facts such
+//! as changed_files, tests, decisions).
 
 use super::*;
 
@@ -9,13 +11,15 @@ pub struct CompleteParams {
     pub task_id: Option<String>,
     /// 1-3 sentence hand-off for the next agent: what was done, where, what is left.
     pub summary: Option<String>,
-    /// Machine-readable hand-off facts as a JSON object, e.g. {"changed_files": [...], "tests": {"ran": 12}}.
+    #[doc = " Machine-readable hand-off facts as a JSON object, e.g. {\"changed_files\": [...], \
+             \"tests\": {\"ran\": 12}}."]
     #[serde(default)]
     #[schemars(schema_with = "object_schema")]
     pub metadata: Option<Value>,
     /// Short legacy result text (use summary when you can).
     pub result: Option<String>,
-    /// Ids of tasks you created with kanban_create in this run (verified; phantom ids refuse the completion).
+    #[doc = " Ids of tasks you created with kanban_create in this run (verified; phantom ids \
+             refuse the completion)."]
     pub created_cards: Option<StringList>,
     /// Absolute paths of deliverable files; recorded in metadata.artifacts.
     pub artifacts: Option<StringList>,
@@ -82,7 +86,8 @@ impl KanbanMcp {
             Ok((c, board)) => reply(
                 &board,
                 format!(
-                    "Completed {} (run {}) on board {board}; children waiting on it start with your hand-off.",
+                    "Completed {} (run {}) on board {board}; children waiting on it start with \
+                    your hand-off.",
                     c.task_id,
                     c.run_id.map_or("-".into(), |r| r.to_string())
                 ),

@@ -1,4 +1,5 @@
-//! `kanban_create` — its parameters and its body: create a task for another profile instead of doing follow-up work yourself.
+//! `kanban_create` — its parameters and its body: create a task for another profile instead of
+//! doing follow-up work yourself.
 
 use super::*;
 
@@ -160,7 +161,8 @@ impl KanbanMcp {
                     c.task.status,
                     c.task.assignee.as_deref().unwrap_or("none")
                 ),
-                json!({"ok": true, "task_id": c.task.id, "status": c.task.status, "subscribed": false}),
+                json!({"ok": true, "task_id": c.task.id, "status": c.task.status,
+                    "subscribed": false}),
             ),
             Err(e) => e,
         }

@@ -1,4 +1,5 @@
-//! `kanban_heartbeat` — its parameters and its body: say you are alive during long work (builds, test runs, downloads): extends your claim and records a heartbeat with an optional note.
+//! `kanban_heartbeat` — its parameters and its body: say you are alive during long work (builds,
+//! test runs, downloads): extends your claim and records a heartbeat with an optional note.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! `kanban_link` — its parameters and its body: make `child_id` wait for `parent_id` (cycles and self-links are refused).
+//! `kanban_link` — its parameters and its body: make `child_id` wait for `parent_id` (cycles and
+//! self-links are refused).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! `kanban_list` — its parameters and its body: list tasks on the board (orchestrators only), highest priority first.
+//! `kanban_list` — its parameters and its body: list tasks on the board (orchestrators only),
+//! highest priority first.
 
 use super::*;
 
@@ -263,7 +264,8 @@ impl KanbanMcp {
                 Some(k) => Some(k),
                 None => {
                     return fail(
-                        "kanban_list: invalid cursor: pass the next_cursor of a previous kanban_list result unchanged (or omit it for the first page)",
+                        "kanban_list: invalid cursor: pass the next_cursor of a previous \
+                        kanban_list result unchanged (or omit it for the first page)",
                     );
                 }
             },

@@ -177,7 +177,8 @@ impl KanbanMcp {
             && own != task_id
         {
             return Err(Box::new(fail(format!(
-                "{tool}: worker is scoped to task {own}; refusing to mutate {task_id} (comment on it or create a follow-up instead)"
+                "{tool}: worker is scoped to task {own}; refusing to mutate {task_id} (comment on \
+                it or create a follow-up instead)"
             ))));
         }
         Ok(())

@@ -1,4 +1,5 @@
-//! `kanban_request_changes` — its parameters and its body: as the reviewer of a task claimed from `review`: send it back to its implementer with what must change.
+//! `kanban_request_changes` — its parameters and its body: as the reviewer of a task claimed from
+//! `review`: send it back to its implementer with what must change.
 
 use super::*;
 
@@ -53,7 +54,8 @@ impl KanbanMcp {
                     "Changes requested on {} (board {board}): back to {} in {}; end your turn.",
                     x.task_id, x.implementer, x.status
                 ),
-                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status, "implementer": x.implementer, "reviewer": x.reviewer}),
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": x.status,
+                    "implementer": x.implementer, "reviewer": x.reviewer}),
             ),
             Err(e) => e,
         }

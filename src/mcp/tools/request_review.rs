@@ -1,4 +1,6 @@
-//! `kanban_request_review` — its parameters and its body: hand your task to a reviewer: it moves to `review`, your run ends, and the reviewer (a profile; default: the one who last requested changes) is started on it.
+//! `kanban_request_review` — its parameters and its body: hand your task to a reviewer: it moves
+//! to `review`, your run ends, and the reviewer (a profile; default: the one who last requested
+//! changes) is started on it.
 
 use super::*;
 
@@ -47,7 +49,8 @@ impl KanbanMcp {
         }
         if p.summary.trim().is_empty() {
             return fail(
-                "kanban_request_review: summary is required; describe what was implemented and how it was verified so the reviewer has context",
+                "kanban_request_review: summary is required; describe what was implemented and how \
+                it was verified so the reviewer has context",
             );
         }
         let mut metadata = match object_arg("kanban_request_review", p.metadata) {
@@ -82,7 +85,8 @@ impl KanbanMcp {
                 .contains_key(&r)
         {
             return fail(format!(
-                "kanban_request_review: reviewer {r:?} is not a profile on this machine ({}); name an installed profile",
+                "kanban_request_review: reviewer {r:?} is not a profile on this machine ({}); name \
+                an installed profile",
                 crate::kernel::profile_state(&root, &r)
                     .reason(&root, &r)
                     .unwrap_or_default()
@@ -99,7 +103,8 @@ impl KanbanMcp {
                     x.task_id,
                     x.reviewer.as_deref().unwrap_or("unchanged")
                 ),
-                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": "review", "reviewer": x.reviewer, "implementer": x.implementer}),
+                json!({"ok": true, "task_id": x.task_id, "run_id": x.run_id, "status": "review",
+                    "reviewer": x.reviewer, "implementer": x.implementer}),
             ),
             Err(e) => e,
         }

@@ -1,4 +1,5 @@
-//! `kanban_schedule` — its parameters and its body: park your task in `scheduled` and end your run: it is not dispatched again until someone unblocks it.
+//! `kanban_schedule` — its parameters and its body: park your task in `scheduled` and end your
+//! run: it is not dispatched again until someone unblocks it.
 
 use super::*;
 
@@ -51,7 +52,8 @@ impl KanbanMcp {
                     return Err(KernelError::refused(
                         &tid,
                         "schedule",
-                        "goal-mode tasks cannot be scheduled: block it with a real outside blocker, or complete it",
+                        "goal-mode tasks cannot be scheduled: block it with a real outside \
+                        blocker, or complete it",
                     ));
                 }
                 b.schedule_task(&tid, reason.as_deref(), expected, Some(&author))?;
@@ -62,7 +64,8 @@ impl KanbanMcp {
             Ok((t, board)) => reply(
                 &board,
                 format!(
-                    "Scheduled {} on board {board}: it stays parked until someone unblocks it; end your turn.",
+                    "Scheduled {} on board {board}: it stays parked until someone unblocks it; end \
+                    your turn.",
                     t.id
                 ),
                 json!({"ok": true, "task_id": t.id, "status": t.status}),

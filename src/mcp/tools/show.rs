@@ -1,4 +1,6 @@
-//! `kanban_show` — its parameters and its body: read a task: `worker_context` — the markdown to orient with (body, attachments, parent hand-offs, prior attempts, comment thread) — plus its fields, parents, children, runs and last 50 events.
+//! `kanban_show` — its parameters and its body: read a task: `worker_context` — the markdown to
+//! orient with (body, attachments, parent hand-offs, prior attempts, comment thread) — plus its
+//! fields, parents, children, runs and last 50 events.
 
 use super::*;
 
@@ -40,18 +42,26 @@ fn show_reply(b: &Board, id: &str) -> Result<(String, Value), KernelError> {
         "task": lean(json!({
             "id": t.id, "title": t.title, "assignee": t.assignee, "status": t.status,
             "tenant": t.tenant, "priority": t.priority, "workspace_kind": t.workspace_kind,
-            "workspace_path": t.workspace_path, "created_by": t.created_by, "created_at": t.created_at,
-            "started_at": t.started_at, "completed_at": t.completed_at, "result": t.result,
+            "workspace_path": t.workspace_path, "created_by": t.created_by,
+            "created_at": t.created_at, "started_at": t.started_at,
+            "completed_at": t.completed_at, "result": t.result,
             "current_run_id": t.current_run_id, "model_override": t.model_override,
             "provider_override": t.provider_override, "reasoning_effort": t.reasoning_effort,
             "completion_contract": t.completion_contract,
             "block_kind": t.block_kind, "last_failure_error": t.last_failure_error,
         })),
         "parents": parents,
-        "unsatisfied_parents": b.unsatisfied_parents(id)?.into_iter().map(|(id, s)| json!({"id": id, "status": s})).collect::<Vec<_>>(),
+        "unsatisfied_parents": b.unsatisfied_parents(id)?.into_iter()
+            .map(|(id, s)| json!({"id": id, "status": s})).collect::<Vec<_>>(),
         "children": children,
-        "events": events.iter().map(|e| lean(json!({"kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id}))).collect::<Vec<_>>(),
-        "runs": runs.iter().map(|r| lean(json!({"id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome, "summary": r.summary, "error": r.error, "metadata": r.metadata, "started_at": r.started_at, "ended_at": r.ended_at}))).collect::<Vec<_>>(),
+        "events": events.iter().map(|e| lean(json!({
+            "kind": e.kind, "payload": e.payload, "created_at": e.created_at, "run_id": e.run_id,
+        }))).collect::<Vec<_>>(),
+        "runs": runs.iter().map(|r| lean(json!({
+            "id": r.id, "profile": r.profile, "status": r.status, "outcome": r.outcome,
+            "summary": r.summary, "error": r.error, "metadata": r.metadata,
+            "started_at": r.started_at, "ended_at": r.ended_at,
+        }))).collect::<Vec<_>>(),
         "worker_context": context,
     });
     Ok((text, v))

@@ -1,4 +1,5 @@
-//! `kanban_unblock` — its parameters and its body: unblock a blocked or scheduled task (orchestrators only): it goes to ready, or to todo while a parent is unfinished.
+//! `kanban_unblock` — its parameters and its body: unblock a blocked or scheduled task
+//! (orchestrators only): it goes to ready, or to todo while a parent is unfinished.
 
 use super::*;
 

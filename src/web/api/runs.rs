@@ -137,7 +137,8 @@ pub(super) async fn dispatch(State(st): State<Arc<WebState>>, Query(q): Q) -> Ap
     let Some(hook) = st.dispatch.clone() else {
         return Err(ApiError::status(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no dispatcher is attached to this server; run `hermes-kanban dispatch` (one tick) or `hermes-kanban daemon`",
+            "no dispatcher is attached to this server; run `hermes-kanban dispatch` (one tick) or \
+            `hermes-kanban daemon`",
         ));
     };
     let req = DispatchRequest {

@@ -146,7 +146,8 @@ pub(super) async fn create_task(
             out["warning"] = json!(w);
         } else if no_dispatcher && c.task.status == Status::Ready && c.task.assignee.is_some() {
             out["warning"] = json!(
-                "no dispatcher is running in this server: the task will wait in ready until `hermes-kanban dispatch` or a daemon picks it up"
+                "no dispatcher is running in this server: the task will wait in ready until \
+                `hermes-kanban dispatch` or a daemon picks it up"
             );
         }
         Ok(Json(out))
@@ -159,7 +160,8 @@ pub(super) fn parse_status(raw: &str) -> Result<Status, ApiError> {
     let s = raw.trim();
     if s == "running" {
         return Err(ApiError::bad(
-            "Cannot set status to 'running' directly; a task runs when a worker claims it (nudge the dispatcher instead)",
+            "Cannot set status to 'running' directly; a task runs when a worker claims it (nudge \
+            the dispatcher instead)",
         ));
     }
     match s.parse::<Status>() {
@@ -219,7 +221,8 @@ pub(super) fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
                 .map(|k| {
                     k.parse::<crate::kernel::BlockKind>().map_err(|_| {
                         ApiError::bad(format!(
-                            "block_kind: {k:?} is not one of dependency, needs_input, capability, transient"
+                            "block_kind: {k:?} is not one of dependency, needs_input, capability, \
+                            transient"
                         ))
                     })
                 })

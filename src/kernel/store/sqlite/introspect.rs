@@ -8,7 +8,8 @@ use crate::kernel::store::Tx;
 /// Names of all user tables, sorted (for schema comparisons and invariant checks).
 pub(crate) fn table_names(c: &Tx) -> Result<Vec<String>> {
     let mut st = c.sqlite_conn().prepare(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY \
+        name",
     )?;
     let v = st
         .query_map([], |r| r.get(0))?

@@ -169,7 +169,8 @@ pub(crate) fn heal_upstream_columns(conn: &Connection) -> Result<()> {
             c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
             if table == "kanban_notify_subs" && col == "delivery_mode" {
                 c.execute_batch(
-                    "UPDATE kanban_notify_subs SET delivery_mode = 'notify+wake' WHERE platform != 'tui'",
+                    "UPDATE kanban_notify_subs SET delivery_mode = 'notify+wake' WHERE platform != \
+                    'tui'",
                 )?;
             }
         }

@@ -417,7 +417,8 @@ fn announce_wait(w: &Wait, now: std::time::Instant) {
     };
     let left = w.deadline.saturating_duration_since(now).as_secs_f64();
     eprintln!(
-        "hermes-kanban: waiting {:.0}s for the write lock on {db}: {who}; giving up in {left:.0}s (HERMES_KANBAN_BUSY_TIMEOUT_MS={})",
+        "hermes-kanban: waiting {:.0}s for the write lock on {db}: {who}; giving up in {left:.0}s \
+        (HERMES_KANBAN_BUSY_TIMEOUT_MS={})",
         now.duration_since(w.since).as_secs_f64(),
         BUSY_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed)
     );
@@ -495,8 +496,8 @@ impl Drop for OpGuard {
 /// Run `body` inside `BEGIN IMMEDIATE … COMMIT`. BEGIN and COMMIT are retried on a busy
 /// database with jitter until the operation's busy deadline; the body is never replayed. Any
 /// error rolls back. Called while a write transaction is already open on `conn` (a compound
-/// kernel operation such as [`crate::kernel::Board::patch_task`] calling single-step operations), the
-/// body runs in a SAVEPOINT of the outer transaction: its error undoes only its own writes and
+/// kernel operation such as [`crate::kernel::Board::patch_task`] calling single-step operations),
+/// the body runs in a SAVEPOINT of the outer transaction: its error undoes only its own writes and
 /// is passed up, so the outer operation (which returns it) rolls back as a whole.
 pub(crate) fn write_txn<T>(
     conn: &Connection,
