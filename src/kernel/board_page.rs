@@ -51,7 +51,8 @@ impl ColumnCursor {
             KernelError::invalid(
                 "cursor",
                 format!(
-                    "{:?} is not a cursor from a previous page (pass next_cursor unchanged, or leave cursor out for the first page)",
+                    "{:?} is not a cursor from a previous page (pass next_cursor unchanged, or \
+                        leave cursor out for the first page)",
                     super::validate::truncate(s, 80)
                 ),
             )
@@ -151,7 +152,8 @@ fn page_ids(
         args.push(Arg::Int(cur.created_at));
         args.push(Arg::Text(cur.id.clone()));
         page_filter.push_str(&format!(
-            " AND (COALESCE(completed_at, created_at, 0), COALESCE(created_at, 0), id) < (?{}, ?{}, ?{})",
+            " AND (COALESCE(completed_at, created_at, 0), COALESCE(created_at, 0), id) < (?{}, \
+                ?{}, ?{})",
             n + 1,
             n + 2,
             n + 3

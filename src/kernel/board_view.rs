@@ -246,7 +246,8 @@ fn count_map(rows: Vec<(String, i64)>) -> HashMap<String, i64> {
 fn distinct(c: &Tx, col: &str) -> Result<Vec<String>> {
     c.rows(
         &format!(
-            "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL AND {col} != '' ORDER BY {col}"
+            "SELECT DISTINCT {col} FROM tasks WHERE status != 'archived' AND {col} IS NOT NULL \
+                AND {col} != '' ORDER BY {col}"
         ),
         args![],
     )
@@ -337,17 +338,27 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
     let skip = skip_excluded(q);
     let parents = count_map(chunked(
         c,
-        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id GROUP BY l.child_id",
-        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id \
+            GROUP BY l.child_id",
+        "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id \
+            WHERE l.child_id IN ({marks}) GROUP BY l.child_id",
         scope,
         pair,
     )?);
     let children: HashMap<String, (i64, i64)> = chunked(
         c,
-        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
-        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 \
+            ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id GROUP BY l.parent_id",
+        "SELECT l.parent_id, count(*), sum(CASE WHEN ch.status IN ('done', 'archived') THEN 1 \
+            ELSE 0 END) FROM task_links l JOIN tasks ch ON ch.id = l.child_id \
+            WHERE l.parent_id IN ({marks}) GROUP BY l.parent_id",
         scope,
-        |r| Ok((r.get::<String>(0)?, (r.get::<i64>(1)?, r.get::<Option<i64>>(2)?.unwrap_or(0)))),
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                (r.get::<i64>(1)?, r.get::<Option<i64>>(2)?.unwrap_or(0)),
+            ))
+        },
     )?
     .into_iter()
     .collect();
@@ -370,7 +381,8 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
         "SELECT task_id, summary FROM (
            SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                   ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
-           FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) != '') WHERE rn = 1",
+           FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) \
+           != '') WHERE rn = 1",
         scope,
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?
@@ -387,10 +399,12 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
         Some(count_map(chunked(
             c,
             &format!(
-                "SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN ({status_kinds}) GROUP BY task_id"
+                "SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN \
+                    ({status_kinds}) GROUP BY task_id"
             ),
             &format!(
-                "SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({status_kinds}) GROUP BY task_id"
+                "SELECT task_id, max(created_at) FROM task_events WHERE task_id IN ({{marks}}) \
+                    AND kind IN ({status_kinds}) GROUP BY task_id"
             ),
             scope,
             pair,
@@ -477,13 +491,15 @@ fn diagnosis_input(
             "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
         );
         let ev_in = format!(
-            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN ({kinds}) ORDER BY id"
+            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN \
+                ({kinds}) ORDER BY id"
         );
         let run_all = format!(
             "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
         );
         let run_in = format!(
-            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY started_at, id"
+            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY \
+                started_at, id"
         );
         let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
         let scan_all = candidates.len() > 2 * CHUNK;

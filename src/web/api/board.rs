@@ -195,8 +195,9 @@ pub const COLUMNS: &[Status] = &[
 /// (default 200; `0` = all), newest first, and carry `total` and `next_cursor`; without it
 /// (Hermes' endpoint) every column is complete unless `done_limit` is given.
 /// With `ids`, `{cards, missing, …}` for those tasks only (the dashboard's incremental
-/// refresh; compact adds `column_totals{done, archived}`); with `column` (and `cursor` from `next_cursor`), `{name, tasks, total,
-/// next_cursor, now}`: the next page of that column ("load more").
+/// refresh; compact adds `column_totals{done, archived}`); with `column` (and `cursor` from
+/// `next_cursor`), `{name, tasks, total, next_cursor, now}`: the next page of that column
+/// ("load more").
 pub(super) async fn board(State(st): State<Arc<WebState>>, Query(q): Q) -> Response {
     match board_inner(st, q).await {
         Ok(r) => r,
@@ -230,31 +231,31 @@ pub(super) async fn board_inner(
         }
     };
     // "Load more": one page of a capped column.
-    let page: Option<(Status, Option<ColumnCursor>)> = if q.contains_key("column")
-        || q.contains_key("cursor")
-    {
-        if ids.is_some() {
-            return Err(ApiError::bad(
-                "invalid column: ids and column/cursor cannot be combined (ask for one page or for some cards)",
-            ));
-        }
-        let name = q.get("column").map(|s| s.trim()).unwrap_or("done");
-        let status = match name.parse::<Status>() {
-            Ok(s) if CAPPED_COLUMNS.contains(&s) => s,
-            _ => {
-                return Err(ApiError::bad(format!(
-                    "invalid column: {name:?} is not paged (use done or archived)"
-                )));
+    let page: Option<(Status, Option<ColumnCursor>)> =
+        if q.contains_key("column") || q.contains_key("cursor") {
+            if ids.is_some() {
+                return Err(ApiError::bad(
+                    "invalid column: ids and column/cursor cannot be combined (ask for one page or \
+                    for some cards)",
+                ));
             }
+            let name = q.get("column").map(|s| s.trim()).unwrap_or("done");
+            let status = match name.parse::<Status>() {
+                Ok(s) if CAPPED_COLUMNS.contains(&s) => s,
+                _ => {
+                    return Err(ApiError::bad(format!(
+                        "invalid column: {name:?} is not paged (use done or archived)"
+                    )));
+                }
+            };
+            let cursor = match q.get("cursor").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+                Some(c) => Some(ColumnCursor::parse(c)?),
+                None => None,
+            };
+            Some((status, cursor))
+        } else {
+            None
         };
-        let cursor = match q.get("cursor").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            Some(c) => Some(ColumnCursor::parse(c)?),
-            None => None,
-        };
-        Some((status, cursor))
-    } else {
-        None
-    };
     // The dashboard's compact board caps Done/Archived by default; Hermes' full board does not.
     let limit: Option<usize> = match done_limit {
         Some(0) => None,

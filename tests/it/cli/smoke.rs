@@ -65,10 +65,19 @@ fn stdio_mcp_holds_one_connection_to_its_board() {
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     for msg in [
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#.to_string(),
+        concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":"#,
+            r#"{"protocolVersion":"2025-06-18","capabilities":{},"#,
+            r#""clientInfo":{"name":"t","version":"0"}}}"#
+        )
+        .to_string(),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
         format!(
-            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
+            concat!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","#,
+                r#""params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
+            ),
+            id = id
         ),
     ] {
         writeln!(stdin, "{msg}").unwrap();

@@ -541,7 +541,8 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: \
+            close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -612,7 +613,11 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
         "POST",
         "/mcp",
         &mcp_headers,
-        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":"#,
+            r#"{"protocolVersion":"2025-06-18","capabilities":{},"#,
+            r#""clientInfo":{"name":"t","version":"0"}}}"#
+        ),
     );
     let session = init
         .lines()
@@ -637,7 +642,11 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
         "/mcp",
         &with_session,
         &format!(
-            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"kanban_show","arguments":{{"task_id":"{a}"}}}}}}"#
+            concat!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","#,
+                r#""params":{{"name":"kanban_show","arguments":{{"task_id":"{a}"}}}}}}"#
+            ),
+            a = a
         ),
     );
     assert!(
@@ -653,7 +662,8 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
     assert_eq!(
         db_connections(s.id(), &db),
         1,
-        "serve must hold one connection to {} shared by MCP, REST, the dispatcher and the webhook thread",
+        "serve must hold one connection to {} shared by MCP, REST, the dispatcher and the \
+            webhook thread",
         db.display()
     );
     stop(s);
