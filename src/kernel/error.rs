@@ -242,6 +242,20 @@ impl KernelError {
     }
 }
 
+impl KernelError {
+    /// A caller that named run `expected` of `task_id`, whose current run is `current`
+    /// (`None`: no run open) — the one way a stale worker's call is refused.
+    pub fn stale_run(task_id: &str, expected: i64, current: Option<i64>) -> KernelError {
+        KernelError::StaleRun {
+            task_id: task_id.to_string(),
+            expected,
+            current: current
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "none".into()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for KernelError {
     fn from(e: serde_json::Error) -> Self {
         KernelError::Storage(format!("json: {e}"))

@@ -294,14 +294,7 @@ impl Board {
             if let Some(e) = req.expected_run_id
                 && t.current_run_id != Some(e)
             {
-                return Err(KernelError::StaleRun {
-                    task_id: task_id.clone(),
-                    expected: e,
-                    current: t
-                        .current_run_id
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                });
+                return Err(KernelError::stale_run(&task_id, e, t.current_run_id));
             }
             if !parents_satisfied_tx(c, &task_id)? {
                 return Err(KernelError::refused(
@@ -411,14 +404,7 @@ impl Board {
             if let Some(e) = expected_run_id
                 && t.current_run_id != Some(e)
             {
-                return Err(KernelError::StaleRun {
-                    task_id: task_id.clone(),
-                    expected: e,
-                    current: t
-                        .current_run_id
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                });
+                return Err(KernelError::stale_run(&task_id, e, t.current_run_id));
             }
             if !run_is_review_lane(c, &t)? {
                 return Err(KernelError::refused(

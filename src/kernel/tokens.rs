@@ -43,14 +43,7 @@ impl Board {
         self.write(|c| {
             let t = c.lock_task(task_id)?;
             if t.status != Status::Running || t.current_run_id != Some(run_id) {
-                return Err(KernelError::StaleRun {
-                    task_id: task_id.to_string(),
-                    expected: run_id,
-                    current: t
-                        .current_run_id
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                });
+                return Err(KernelError::stale_run(task_id, run_id, t.current_run_id));
             }
             c.exec(
                 "INSERT INTO kanban_run_tokens (token_hash, task_id, run_id, created_at) VALUES \

@@ -382,26 +382,7 @@ impl Board {
         let pid = v::in_range("pid", pid, 1..=i32::MAX as i64)?;
         let now = self.now();
         self.write(|c| {
-            let n = c.exec(
-                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND \
-                status='running' AND current_run_id=?3",
-                args![pid, task_id, run_id],
-            )?;
-            if n != 1 {
-                let t = load_task(c, task_id)?;
-                return Err(KernelError::StaleRun {
-                    task_id: task_id.to_string(),
-                    expected: run_id,
-                    current: t
-                        .current_run_id
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                });
-            }
-            c.exec(
-                "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
-                args![pid, run_id],
-            )?;
+            pin_worker_pid_tx(c, task_id, run_id, pid)?;
             add_event(
                 c,
                 task_id,
@@ -413,4 +394,24 @@ impl Board {
             Ok(())
         })
     }
+}
+
+/// Write `pid` as the worker of `task_id`'s open run `run_id` — on the task and the run, with
+/// Hermes' fingerprint cleared (so Hermes never judges our pid by its own) — or refuse with
+/// [`KernelError::StaleRun`] when that run is no longer the task's open run.
+pub(crate) fn pin_worker_pid_tx(c: &Tx, task_id: &str, run_id: i64, pid: i64) -> Result<()> {
+    let n = c.exec(
+        "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND \
+        status='running' AND current_run_id=?3",
+        args![pid, task_id, run_id],
+    )?;
+    if n != 1 {
+        let t = load_task(c, task_id)?;
+        return Err(KernelError::stale_run(task_id, run_id, t.current_run_id));
+    }
+    c.exec(
+        "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
+        args![pid, run_id],
+    )?;
+    Ok(())
 }

@@ -10,7 +10,7 @@ mod claim;
 mod complete;
 mod park;
 
-pub(crate) use claim::{claim_tx, reclaim_tx};
+pub(crate) use claim::{claim_tx, pin_worker_pid_tx, reclaim_tx};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -106,14 +106,7 @@ fn stale_guard(t: &Task, expected: Option<i64>) -> Result<()> {
     if let Some(e) = expected
         && t.current_run_id != Some(e)
     {
-        return Err(KernelError::StaleRun {
-            task_id: t.id.clone(),
-            expected: e,
-            current: t
-                .current_run_id
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "none".into()),
-        });
+        return Err(KernelError::stale_run(&t.id, e, t.current_run_id));
     }
     Ok(())
 }

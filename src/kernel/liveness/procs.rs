@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{ExitClass, SettledBy, WorkerExit};
-use crate::kernel::board::{Board, add_event, hostname, load_task};
-use crate::kernel::error::{KernelError, Result};
+use crate::kernel::board::{Board, add_event, hostname};
+use crate::kernel::error::Result;
 use crate::kernel::store::{FromRow, Row, Tx};
 use crate::kernel::validate as v;
 use crate::{args, obj};
@@ -164,8 +164,8 @@ pub(super) fn store_exit(
 impl Board {
     /// Record the supervisor the dispatcher spawned for `run_id`: the task's and run's
     /// `worker_pid`, a `kanban_worker_procs` row (host, pid, `/proc` start time) and the
-    /// `spawned {pid}` event — refused with [`KernelError::StaleRun`] if the run is no longer
-    /// the task's open run.
+    /// `spawned {pid}` event — refused with [`crate::kernel::KernelError::StaleRun`] if the
+    /// run is no longer the task's open run.
     pub fn register_supervisor(
         &self,
         task_id: &str,
@@ -177,26 +177,7 @@ impl Board {
         let host = hostname();
         let now = self.now();
         self.write(|c| {
-            let n = c.exec(
-                "UPDATE tasks SET worker_pid=?1, worker_started_at=NULL WHERE id=?2 AND \
-                status='running' AND current_run_id=?3",
-                args![pid, task_id, run_id],
-            )?;
-            if n != 1 {
-                let t = load_task(c, task_id)?;
-                return Err(KernelError::StaleRun {
-                    task_id: task_id.to_string(),
-                    expected: run_id,
-                    current: t
-                        .current_run_id
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "none".into()),
-                });
-            }
-            c.exec(
-                "UPDATE task_runs SET worker_pid=?1, worker_started_at=NULL WHERE id=?2",
-                args![pid, run_id],
-            )?;
+            crate::kernel::lifecycle::pin_worker_pid_tx(c, task_id, run_id, pid)?;
             c.exec(
                 "INSERT INTO kanban_worker_procs (run_id, task_id, host, supervisor_pid, \
                 supervisor_start, registered_at)
