@@ -429,6 +429,9 @@ impl Fixture {
             .expect("child events")
             .iter()
             .filter_map(|e| e["kind"].as_str())
+            // `serve`'s dispatcher ticks on every change: it may already have looked at the
+            // promoted child and noted that no profile `reviewer` exists.
+            .filter(|k| *k != "skipped_nonspawnable")
             .collect();
         assert_eq!(
             ckinds,
