@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::locks::{self, TryLock};
 use super::{
     DispatchResult, HostState, TickOptions, launch, terminate_run, worker_alive, workspace,
 };
-use crate::kernel::{Board, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy, WorkerExit};
+use crate::kernel::{
+    Board, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy, TickLockTry, WorkerExit,
+};
 use crate::process::lock_is_host_local;
 
 /// Run one tick on `board` (REF §9.1). A concurrent tick on the same board makes this one
@@ -28,15 +29,15 @@ pub fn dispatch_once(
     if opts.dry_run {
         return launch::dry_run(board, opts);
     }
-    let _lock = match locks::try_tick_lock(&board.paths().db) {
-        TryLock::Held(l) => Some(l),
-        TryLock::Busy => {
+    let _lock = match board.try_tick_lock() {
+        TickLockTry::Held(l) => Some(l),
+        TickLockTry::Busy => {
             return Ok(DispatchResult {
                 skipped_locked: true,
                 ..Default::default()
             });
         }
-        TryLock::Unavailable(e) => {
+        TickLockTry::Unavailable(e) => {
             tracing::warn!("tick lock unavailable ({e}); dispatching without it");
             None
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::kernel::{Board, Status, Task, WorkspaceKind, read_board_meta, strictly_inside};
+use crate::kernel::{Board, Status, Task, WorkspaceKind, strictly_inside};
 
 /// A resolved workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +131,7 @@ fn worktree(board: &Board, task: &Task, given: Option<&str>) -> Result<Workspace
     let anchor = match given {
         Some(p) => PathBuf::from(p),
         None => {
-            let meta = read_board_meta(board.env(), board.slug());
+            let meta = board.board_meta();
             let w = meta
                 .default_workdir
                 .filter(|w| Path::new(w).is_absolute())

@@ -152,7 +152,7 @@ impl Board {
             ),
         };
         Board {
-            store: Store::Postgres(conn),
+            store: Store::Postgres(Box::new(conn)),
             journal,
             paths,
             env: env.clone(),
@@ -183,6 +183,27 @@ impl Board {
             Some(c) => tick_lock::try_pg(c.target(), c.schema()),
             None => tick_lock::try_file(&self.paths.db),
         }
+    }
+
+    /// This board's metadata: `board.json` on SQLite, its registry row on PostgreSQL
+    /// (synthesized defaults when there is none or it cannot be read).
+    pub fn board_meta(&self) -> super::paths::BoardMeta {
+        if self.is_postgres() {
+            let text: Option<String> = self
+                .tx()
+                .row(
+                    "SELECT meta FROM hermes_kanban.boards WHERE schema_name = current_schema()",
+                    args![],
+                )
+                .ok()
+                .flatten();
+            let mut m = text
+                .and_then(|t| serde_json::from_str::<super::paths::BoardMeta>(&t).ok())
+                .unwrap_or_else(|| super::paths::BoardMeta::synthesized(self.slug()));
+            m.slug = self.slug().to_string();
+            return m;
+        }
+        super::paths::read_board_meta(&self.env, self.slug())
     }
 
     /// Open a DB file directly (sidecar directories next to it), with the process environment.

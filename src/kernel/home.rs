@@ -147,7 +147,10 @@ impl Kanban {
             None => Ok(Kanban::sqlite(env.clone())),
             Some((from, url)) if pg::is_postgres_url(&url) => {
                 let target = PgTarget::parse(env, url.trim(), from)?;
-                Ok(Kanban::postgres(env.clone(), target))
+                // Every process this home starts (workers, supervisors) inherits the URL in
+                // its environment — never in argv — whichever source named it.
+                let env = env.clone().with(DATABASE_URL_VAR, url.trim());
+                Ok(Kanban::postgres(env, target))
             }
             Some((from, url)) => Err(refuse_url(from, url.trim())),
         }
@@ -176,8 +179,27 @@ impl Kanban {
         self.inner.pg.as_ref().map(|p| p.target.url())
     }
 
-    /// Run `f` on the registry's connection (re-opened when closed).
-    fn registry<T>(&self, f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>) -> Result<T> {
+    /// Run `f` on the registry's connection (re-opened when closed). The driver blocks on its
+    /// own runtime, which must not happen on an async worker thread: inside a tokio context
+    /// (`serve` resolving `?board=` in a handler) the call runs on a scoped thread of its own.
+    fn registry<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T> + Send,
+    ) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|s| {
+                s.spawn(|| self.registry_here(f))
+                    .join()
+                    .unwrap_or_else(|_| Err(KernelError::Storage("registry call panicked".into())))
+            });
+        }
+        self.registry_here(f)
+    }
+
+    fn registry_here<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>,
+    ) -> Result<T> {
         let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
         let mut slot = pgh.registry.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
@@ -192,6 +214,26 @@ impl Kanban {
             return Ok(true);
         }
         self.registry(|c, shown| Ok(pg::registry::get(c, shown, slug)?.is_some()))
+    }
+
+    /// Where board `slug` keeps its data, for messages and `db_path` fields: the SQLite file,
+    /// or the PostgreSQL URL (without its password) and schema.
+    pub fn location(&self, slug: &str) -> PathBuf {
+        match self.inner.pg {
+            Some(_) => self.pg_location(slug),
+            None => self.paths(slug).db,
+        }
+    }
+
+    /// Apply `patch` to a board's metadata (the dashboard's board settings).
+    pub fn update(&self, raw_slug: &str, patch: super::BoardPatch, now: i64) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return super::update_board(&self.inner.env, raw_slug, patch, now);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        let meta = super::board_view::apply_board_patch(self.meta(&slug)?, patch, now)?;
+        self.put_meta(&meta, now)?;
+        Ok(meta)
     }
 
     fn pg_location(&self, slug: &str) -> PathBuf {
@@ -264,7 +306,7 @@ impl Kanban {
             return list_boards(&self.inner.env, include_archived);
         }
         let current = self.resolve(None)?;
-        let mut metas = self.registry(|c, shown| pg::registry::list(c, shown))?;
+        let mut metas = self.registry(pg::registry::list)?;
         let default = match metas.iter().position(|m| m.slug == DEFAULT_BOARD) {
             Some(i) => metas.remove(i),
             None => BoardMeta::synthesized(DEFAULT_BOARD),
@@ -659,7 +701,7 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_url_is_refused_in_one_line_without_its_password() {
+    fn a_postgres_url_picks_postgres_and_other_urls_are_refused_without_passwords() {
         let (d, env) = home();
         for (url, env) in [
             (Some("postgres://kb:s3cret@db.example/kanban"), env.clone()),
@@ -667,28 +709,30 @@ mod tests {
                 None,
                 env.clone().with(
                     DATABASE_URL_VAR,
-                    "postgresql://kb:s3cret@db.example/kanban?sslmode=require",
+                    "postgresql://kb:s3cret@db.example/kanban?sslmode=disable",
                 ),
             ),
         ] {
-            let e = Kanban::open(&env, url).unwrap_err().to_string();
-            assert!(e.contains("not built with PostgreSQL support yet"), "{e}");
-            assert!(
-                !e.contains("s3cret") && e.contains("kb:***@db.example"),
-                "{e}"
-            );
-            assert!(!e.contains('\n'), "{e}");
+            // Opening connects nothing: the backend is chosen, the URL kept for children.
+            let k = Kanban::open(&env, url).unwrap();
+            let Backend::Postgres { url: shown } = k.backend() else {
+                panic!("{:?}", k.backend())
+            };
+            assert!(shown.contains("kb:***@db.example") && !shown.contains("s3cret"));
+            assert!(k.env().get(DATABASE_URL_VAR).unwrap().contains("s3cret"));
+            assert!(!format!("{k:?}").contains("s3cret"));
         }
         std::fs::write(
             d.path().join("config.yaml"),
-            "kanban:\n  database_url: 'host=db password=s3cret dbname=k'\n",
+            "kanban:\n  database_url: 'mysql://u:s3cret@db/k'\n",
         )
         .unwrap();
         let e = Kanban::open(&env, None).unwrap_err().to_string();
         assert!(
-            e.contains("kanban.database_url") && !e.contains("s3cret"),
+            e.contains("kanban.database_url") && e.contains("mysql") && !e.contains("s3cret"),
             "{e}"
         );
+        assert!(!e.contains('\n'), "{e}");
         // Nothing set: the SQLite home.
         std::fs::write(d.path().join("config.yaml"), "kanban:\n  max_spawn: 2\n").unwrap();
         let k = Kanban::open(&env, None).unwrap();

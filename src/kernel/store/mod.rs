@@ -42,7 +42,7 @@ enum Conn<'c> {
 /// A board's open store.
 pub(crate) enum Store {
     Sqlite(sqlite::Conn),
-    Postgres(postgres::PgConn),
+    Postgres(Box<postgres::PgConn>),
 }
 
 impl Store {
@@ -67,14 +67,6 @@ impl Store {
         match self {
             Store::Sqlite(c) => Tx::sqlite(c),
             Store::Postgres(c) => Tx::pg(c),
-        }
-    }
-
-    /// The SQLite connection, for the file-level work only SQLite has.
-    pub(crate) fn sqlite(&self) -> Option<&sqlite::Conn> {
-        match self {
-            Store::Sqlite(c) => Some(c),
-            Store::Postgres(_) => None,
         }
     }
 
