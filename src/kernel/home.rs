@@ -85,6 +85,8 @@ struct Inner {
     boards: Mutex<HashMap<String, Cached>>,
     /// The PostgreSQL target and the registry's connection (opened on first use).
     pg: Option<PgHome>,
+    /// Set when the chosen database URL could not be used ([`From<Env>`] keeps the error here).
+    refused: Option<String>,
 }
 
 struct PgHome {
@@ -108,12 +110,28 @@ impl std::fmt::Debug for Kanban {
     }
 }
 
-/// The SQLite boards of `env` (no database URL consulted): what tests and embedders that
-/// build a router or loop from an [`Env`] get.
+/// The home `env` names (its `HERMES_KANBAN_DATABASE_URL` / `kanban.database_url`, else the
+/// SQLite boards): what embedders that build a router or loop from an [`Env`] get. A URL that
+/// cannot be used is kept as the answer of every board operation, never a SQLite fallback.
 impl From<Env> for Kanban {
     fn from(env: Env) -> Kanban {
-        Kanban::sqlite(env)
+        match Kanban::open(&env, None) {
+            Ok(k) => k,
+            Err(e) => Kanban::refused(env, e.to_string()),
+        }
     }
+}
+
+/// The database URL `env` (or the `--database-url` flag) chooses, with where it came from.
+pub(crate) fn chosen_url(env: &Env, flag: Option<&str>) -> Option<(&'static str, String)> {
+    flag.map(|u| ("--database-url", u.to_string()))
+        .filter(|(_, u)| !u.trim().is_empty())
+        .or_else(|| {
+            env.get(DATABASE_URL_VAR)
+                .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
+                .map(|u| (DATABASE_URL_VAR, u.to_string()))
+        })
+        .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)))
 }
 
 impl From<&Kanban> for Kanban {
@@ -134,16 +152,7 @@ impl Kanban {
     /// `postgres://` URL is refused (this build has no PostgreSQL backend yet); the message
     /// never shows the URL's password.
     pub fn open(env: &Env, database_url: Option<&str>) -> Result<Kanban> {
-        let chosen = database_url
-            .map(|u| ("--database-url", u.to_string()))
-            .filter(|(_, u)| !u.trim().is_empty())
-            .or_else(|| {
-                env.get(DATABASE_URL_VAR)
-                    .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
-                    .map(|u| (DATABASE_URL_VAR, u.to_string()))
-            })
-            .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)));
-        match chosen {
+        match chosen_url(env, database_url) {
             None => Ok(Kanban::sqlite(env.clone())),
             Some((from, url)) if pg::is_postgres_url(&url) => {
                 let target = PgTarget::parse(env, url.trim(), from)?;
@@ -165,6 +174,7 @@ impl Kanban {
                     url: target.shown().to_string(),
                 },
                 boards: Mutex::new(HashMap::new()),
+                refused: None,
                 pg: Some(PgHome {
                     target: Arc::new(target),
                     registry: Mutex::new(None),
@@ -254,6 +264,34 @@ impl Kanban {
                 backend: Backend::Sqlite { home },
                 boards: Mutex::new(HashMap::new()),
                 pg: None,
+                refused: None,
+            }),
+        }
+    }
+
+    /// A home whose database URL could not be used: every board operation answers `why`
+    /// (never a silent fallback to the SQLite boards).
+    fn refused(env: Env, why: String) -> Kanban {
+        let k = Kanban::sqlite(env);
+        let inner = Inner {
+            env: k.inner.env.clone(),
+            backend: k.inner.backend.clone(),
+            boards: Mutex::new(HashMap::new()),
+            pg: None,
+            refused: Some(why),
+        };
+        Kanban {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The refusal of a home built from an unusable URL.
+    fn usable(&self) -> Result<()> {
+        match &self.inner.refused {
+            None => Ok(()),
+            Some(why) => Err(KernelError::Invalid {
+                field: "database_url",
+                message: why.clone(),
             }),
         }
     }
@@ -271,6 +309,7 @@ impl Kanban {
     /// Resolve a board: `slug` (validated, must exist), else `HERMES_KANBAN_BOARD`, the
     /// `current` pointer, `default`.
     pub fn resolve(&self, slug: Option<&str>) -> Result<String> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return resolve_board(&self.inner.env, slug);
         }
@@ -302,6 +341,7 @@ impl Kanban {
 
     /// The boards, `default` first (archived ones only with `include_archived`).
     pub fn list(&self, include_archived: bool) -> Result<Vec<BoardEntry>> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return list_boards(&self.inner.env, include_archived);
         }
@@ -327,6 +367,7 @@ impl Kanban {
     /// open); on PostgreSQL its registry row and migrated schema. `false` when it already
     /// existed.
     pub fn create(&self, raw_slug: &str, opts: NewBoard, now: i64) -> Result<(BoardMeta, bool)> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return create_board(&self.inner.env, raw_slug, opts, now);
         }
@@ -377,6 +418,7 @@ impl Kanban {
     /// `archived_<slug>_<epoch>` (or drops it). Clears the `current` pointer if it named this
     /// board and forgets the cached handle. Returns where the board went (`None`: deleted).
     pub fn remove(&self, raw_slug: &str, hard: bool, now: i64) -> Result<Option<PathBuf>> {
+        self.usable()?;
         let slug = normalize_slug(raw_slug)?;
         if self.inner.pg.is_none() {
             let out = remove_board(&self.inner.env, &slug, hard, now);
@@ -404,6 +446,7 @@ impl Kanban {
 
     /// Make `slug` this home's current board (the host-local `<R>/kanban/current` pointer).
     pub fn switch(&self, raw_slug: &str) -> Result<String> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return switch_board(&self.inner.env, raw_slug);
         }
@@ -480,7 +523,7 @@ impl Kanban {
                 path: paths.db,
             });
         }
-        Ok((Board::open_paths(&self.inner.env, paths)?, !existed))
+        Ok((Board::open_sqlite(&self.inner.env, paths)?, !existed))
     }
 
     /// Open a PostgreSQL board: its registry row names the schema (migrated up on open);
