@@ -159,16 +159,53 @@ pub fn export_board(
     now: i64,
 ) -> Result<ExportReport> {
     let slug = normalize_slug(raw_slug)?;
-    if !board_exists(env, &slug) {
-        return Err(KernelError::BoardNotFound(slug));
+    let paths = exportable_board(env, &slug)?;
+    let (archive, out_dir) = archive_path(output);
+    fs::create_dir_all(&out_dir).map_err(|e| KernelError::io(&out_dir, e))?;
+
+    let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
+    let staged = tmp.path().join(&slug);
+    fs::create_dir_all(&staged).map_err(|e| KernelError::io(&staged, e))?;
+    let includes = (include_attachments, include_logs);
+    let manifest = stage_export(env, &slug, &paths, &staged, includes, now)?;
+
+    // Write next to the destination, rename when complete.
+    let part = out_dir.join(format!(
+        ".{}.part",
+        archive
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "board.tar.gz".into())
+    ));
+    write_tar_gz(&part, &slug, &staged)?;
+    fs::rename(&part, &archive).map_err(|e| KernelError::io(&archive, e))?;
+    let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    Ok(ExportReport {
+        board: slug,
+        archive: fs::canonicalize(&archive).unwrap_or(archive),
+        size,
+        counts: manifest["counts"].as_object().cloned().unwrap_or_default(),
+    })
+}
+
+/// The paths of a board that can be exported: it exists and has a database file.
+fn exportable_board(env: &Env, slug: &str) -> Result<BoardPaths> {
+    if !board_exists(env, slug) {
+        return Err(KernelError::BoardNotFound(slug.to_string()));
     }
-    let paths = BoardPaths::resolve(env, &slug);
+    let paths = BoardPaths::resolve(env, slug);
     if !paths.db.is_file() {
         return Err(KernelError::BoardRefused(format!(
             "board '{slug}' has no database at {} yet; nothing to export",
             paths.db.display()
         )));
     }
+    Ok(paths)
+}
+
+/// The archive `output` names (`.tar.gz` appended unless it ends in `.tar.gz` or `.tgz`, which
+/// becomes `.tar.gz`) and the directory it lands in.
+fn archive_path(output: &Path) -> (PathBuf, PathBuf) {
     let out_text = output.to_string_lossy();
     let base = out_text
         .strip_suffix(".tar.gz")
@@ -180,18 +217,27 @@ pub fn export_board(
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    fs::create_dir_all(&out_dir).map_err(|e| KernelError::io(&out_dir, e))?;
+    (archive, out_dir)
+}
 
-    let tmp = tempfile::tempdir().map_err(|e| KernelError::io(std::env::temp_dir(), e))?;
-    let staged = tmp.path().join(&slug);
-    fs::create_dir_all(&staged).map_err(|e| KernelError::io(&staged, e))?;
+/// Fill the staging directory: the scrubbed database snapshot, `board.json` without the
+/// machine-local fields, the attachment and log files asked for (`includes`: attachments,
+/// logs) and `manifest.json`, which is returned.
+fn stage_export(
+    env: &Env,
+    slug: &str,
+    paths: &BoardPaths,
+    staged: &Path,
+    (include_attachments, include_logs): (bool, bool),
+    now: i64,
+) -> Result<Value> {
     let snap_path = staged.join("kanban.db");
     // A consistent copy taken while writers continue, scrubbed before it is archived.
     let counts_db = store::snapshot(&paths.db, &snap_path, |c| {
         scrub_local_state(c, now)?;
         count_rows(c)
     })?;
-    let meta = read_board_meta(env, &slug);
+    let meta = read_board_meta(env, slug);
     let mut board_json = serde_json::to_value(&meta)?;
     if let Some(o) = board_json.as_object_mut() {
         o.remove("db_path");
@@ -212,11 +258,16 @@ pub fn export_board(
     let mut counts = counts_db;
     counts.insert("attachment_files".into(), json!(attachment_files));
     counts.insert("log_files".into(), json!(log_files));
+    let board_name = if meta.name.trim().is_empty() {
+        slug.to_string()
+    } else {
+        meta.name.clone()
+    };
     let manifest = json!({
         "format": ARCHIVE_FORMAT,
         "format_version": ARCHIVE_FORMAT_VERSION,
         "board": slug,
-        "board_name": if meta.name.trim().is_empty() { slug.clone() } else { meta.name.clone() },
+        "board_name": board_name,
         "exported_at": now,
         "hermes_version": null,
         "exporter": concat!("hermes-kanban ", env!("CARGO_PKG_VERSION")),
@@ -224,24 +275,7 @@ pub fn export_board(
         "counts": counts,
     });
     write_json(&staged.join("manifest.json"), &manifest)?;
-
-    // Write next to the destination, rename when complete.
-    let part = out_dir.join(format!(
-        ".{}.part",
-        archive
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "board.tar.gz".into())
-    ));
-    write_tar_gz(&part, &slug, &staged)?;
-    fs::rename(&part, &archive).map_err(|e| KernelError::io(&archive, e))?;
-    let size = fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
-    Ok(ExportReport {
-        board: slug,
-        archive: fs::canonicalize(&archive).unwrap_or(archive),
-        size,
-        counts: manifest["counts"].as_object().cloned().unwrap_or_default(),
-    })
+    Ok(manifest)
 }
 
 /// Write `staged` as the single top-level directory `slug` of a deterministic `.tar.gz`.
@@ -371,6 +405,43 @@ pub fn import_board(
         .unwrap_or_else(|| root.clone());
     let requested = normalize_slug(&requested_raw)?;
     let target = available_slug(env, &requested);
+    let meta = imported_meta(&extracted, &manifest, &target, now);
+
+    let paths = BoardPaths::resolve(&env.clone().without("HERMES_KANBAN_DB"), &target);
+    land_files(&paths, &staged_db, &extracted)?;
+    write_board_meta(env, &meta)?;
+    let landed = land_board(env, &paths, &target, now)?;
+    if activate {
+        switch_board(env, &target)?;
+    }
+    Ok(ImportReport {
+        renamed: target != requested,
+        board: target,
+        requested_board: requested,
+        name: meta.name,
+        path: paths.dir.clone(),
+        db_path: paths.db.clone(),
+        source: json!({
+            "board": manifest["board"],
+            "exported_at": manifest["exported_at"],
+            "hermes_version": manifest["hermes_version"],
+        }),
+        counts: landed.counts,
+        attachments_restored: landed.restored,
+        tasks_parked: landed.parked,
+        warnings: landed.warnings,
+        activated: activate,
+    })
+}
+
+/// The new board's metadata: name, description, icon and colour from the archive's
+/// `board.json` (the name else the manifest's `board_name`, else the slug), created now.
+fn imported_meta(
+    extracted: &Path,
+    manifest: &Value,
+    target: &str,
+    now: i64,
+) -> super::paths::BoardMeta {
     let staged_meta: Value = fs::read_to_string(extracted.join("board.json"))
         .ok()
         .and_then(|t| serde_json::from_str(t.trim_start_matches('\u{feff}')).ok())
@@ -384,52 +455,50 @@ pub fn import_board(
     };
     let name = text("name")
         .or_else(|| manifest["board_name"].as_str().map(str::to_string))
-        .unwrap_or_else(|| target.clone());
+        .unwrap_or_else(|| target.to_string());
+    let mut meta = super::paths::BoardMeta::synthesized(target);
+    meta.name = name;
+    meta.description = text("description");
+    meta.icon = text("icon");
+    meta.color = text("color");
+    meta.created_at = Some(now);
+    meta
+}
 
-    let paths = BoardPaths::resolve(&env.clone().without("HERMES_KANBAN_DB"), &target);
+/// Copy the archive's database, attachments and logs into the new board's directory.
+fn land_files(paths: &BoardPaths, staged_db: &Path, extracted: &Path) -> Result<()> {
     fs::create_dir_all(&paths.dir).map_err(|e| KernelError::io(&paths.dir, e))?;
-    fs::copy(&staged_db, &paths.db).map_err(|e| KernelError::io(&paths.db, e))?;
+    fs::copy(staged_db, &paths.db).map_err(|e| KernelError::io(&paths.db, e))?;
     for tree in ["attachments", "logs"] {
         let src = extracted.join(tree);
         if src.is_dir() {
             copy_regular_files(&src, &paths.dir.join(tree))?;
         }
     }
-    let mut meta = super::paths::BoardMeta::synthesized(&target);
-    meta.name = name.clone();
-    meta.description = text("description");
-    meta.icon = text("icon");
-    meta.color = text("color");
-    meta.created_at = Some(now);
-    write_board_meta(env, &meta)?;
+    Ok(())
+}
 
+/// What fixing up a landed board's rows did.
+struct Landed {
+    restored: i64,
+    parked: i64,
+    warnings: Vec<String>,
+    counts: serde_json::Map<String, Value>,
+}
+
+/// Open the landed board, fix its rows up in one write (`land_rows`) and count them.
+fn land_board(env: &Env, paths: &BoardPaths, target: &str, now: i64) -> Result<Landed> {
     let env_b = env.clone().without("HERMES_KANBAN_DB");
     let board = Board::open_paths(&env_b, paths.clone())?;
     let attachments_dir = paths.attachments.clone();
     let (restored, parked, warnings) =
-        board.write(|c| land_rows(c, &attachments_dir, &target, now))?;
+        board.write(|c| land_rows(c, &attachments_dir, target, now))?;
     let counts = board.read(count_rows)?;
-    drop(board);
-    if activate {
-        switch_board(env, &target)?;
-    }
-    Ok(ImportReport {
-        renamed: target != requested,
-        board: target,
-        requested_board: requested,
-        name,
-        path: paths.dir.clone(),
-        db_path: paths.db.clone(),
-        source: json!({
-            "board": manifest["board"],
-            "exported_at": manifest["exported_at"],
-            "hermes_version": manifest["hermes_version"],
-        }),
-        counts,
-        attachments_restored: restored,
-        tasks_parked: parked,
+    Ok(Landed {
+        restored,
+        parked,
         warnings,
-        activated: activate,
+        counts,
     })
 }
 
