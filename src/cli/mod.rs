@@ -444,8 +444,8 @@ fn restore_sigpipe() {
     }
 }
 
-/// Parse argv and run; returns the process exit code. Longer than most functions: the verb
-/// table (one match arm per verb) is the dispatch, and splitting it would only scatter it.
+/// Parse argv and run; returns the process exit code. Most of it is the verb table (one match
+/// arm per verb): it is the dispatch, and splitting it would only scatter it.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_) | Command::Mcp(_)) {
@@ -521,7 +521,12 @@ pub fn main() -> i32 {
         Command::Daemon(a) => dispatch::daemon(&ctx, a),
         Command::Supervise(_) => Ok(()),
     };
-    // A worker's own task missing: name the board and DB this process looked at.
+    exit_code(&ctx, res)
+}
+
+/// The exit code of a verb's result, with its message on stderr (a worker's own task missing
+/// names the board and DB this process looked at).
+fn exit_code(ctx: &Ctx, res: Result<(), CliError>) -> i32 {
     let res = match res {
         Err(CliError::Kernel(KernelError::TaskNotFound(t)))
             if ctx.env.get("HERMES_KANBAN_TASK") == Some(t.as_str()) =>
