@@ -191,12 +191,19 @@ fn apply_journal_policy(
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     let mode = mode.to_ascii_lowercase();
     if mode == "memory" {
-        let reason = "the board has no database file yet (reading creates none)";
-        return Ok(journal_info("none", setting, reason.into()));
+        return Ok(JournalInfo {
+            mode: "none".into(),
+            setting: setting.map(str::to_string),
+            reason: "the board has no database file yet (reading creates none)".into(),
+        });
     }
     let fresh: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
     let fresh = fresh == 0;
-    let info = |mode: &str, reason: String| journal_info(mode, setting, reason);
+    let info = |mode: &str, reason: String| JournalInfo {
+        mode: mode.to_string(),
+        setting: setting.map(str::to_string),
+        reason,
+    };
     if mode == "wal" {
         let reason = if setting == Some("delete") {
             "the file is already in WAL mode; database.journal_mode: delete cannot apply to a \
@@ -214,54 +221,26 @@ fn apply_journal_policy(
         None => fresh,
     };
     if !want_wal {
-        return stay_out_of_wal(conn, &mode, setting, fresh);
-    }
-    enter_wal(conn, busy_timeout_ms, setting)
-}
-
-/// What [`apply_journal_policy`] reports: the mode, the configured setting and why.
-fn journal_info(mode: &str, setting: Option<&str>, reason: String) -> JournalInfo {
-    JournalInfo {
-        mode: mode.to_string(),
-        setting: setting.map(str::to_string),
-        reason,
-    }
-}
-
-/// A non-WAL file that stays out of WAL: a new (empty) one is put in DELETE, one with content
-/// keeps its `mode`.
-fn stay_out_of_wal(
-    conn: &Connection,
-    mode: &str,
-    setting: Option<&str>,
-    fresh: bool,
-) -> Result<JournalInfo> {
-    let info = |mode: &str, reason: String| journal_info(mode, setting, reason);
-    let reason = match (setting, fresh) {
-        (Some(_), true) => "new board; database.journal_mode: delete in config.yaml".to_string(),
-        (Some(_), false) => {
-            format!("the file is in {mode} mode; database.journal_mode: delete in config.yaml")
+        let reason = match (setting, fresh) {
+            (Some(_), true) => {
+                "new board; database.journal_mode: delete in config.yaml".to_string()
+            }
+            (Some(_), false) => {
+                format!("the file is in {mode} mode; database.journal_mode: delete in config.yaml")
+            }
+            (None, _) => format!(
+                "the file is in {mode} mode (kept: a board Hermes chose not to run in WAL is never \
+                 switched; set database.journal_mode: wal in config.yaml to switch it)"
+            ),
+        };
+        if fresh && mode != "delete" {
+            conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| {
+                r.get::<_, String>(0)
+            })?;
+            return Ok(info("delete", reason));
         }
-        (None, _) => format!(
-            "the file is in {mode} mode (kept: a board Hermes chose not to run in WAL is never \
-             switched; set database.journal_mode: wal in config.yaml to switch it)"
-        ),
-    };
-    if fresh && mode != "delete" {
-        conn.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get::<_, String>(0))?;
-        return Ok(info("delete", reason));
+        return Ok(info(&mode, reason));
     }
-    Ok(info(mode, reason))
-}
-
-/// Switch the file to WAL, retrying a busy switch until the busy timeout, and fall back to
-/// DELETE where the file system cannot do WAL (locking protocol, not authorized).
-fn enter_wal(
-    conn: &Connection,
-    busy_timeout_ms: i64,
-    setting: Option<&str>,
-) -> Result<JournalInfo> {
-    let info = |mode: &str, reason: String| journal_info(mode, setting, reason);
     // Entering WAL needs an exclusive lock that SQLite does not wait for (no busy handler when
     // upgrading from a read), so concurrent first opens retry until the busy timeout.
     let deadline = std::time::Instant::now() + Duration::from_millis(busy_timeout_ms.max(0) as u64);
