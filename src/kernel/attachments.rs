@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::board::{Board, add_event, load_task};
 use super::error::{KernelError, Result};
-use super::store::{FromRow, Row, Tx};
+use super::store::{FromRow, Row};
 use super::types::{Attachment, lenient_i64, lenient_text};
 use super::validate as v;
 use crate::{args, obj};
@@ -153,7 +153,7 @@ impl Board {
 
     /// Attachments of a task, oldest first.
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
-        Tx::sqlite(&self.conn).rows(
+        self.tx().rows(
             &format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY \
                 created_at, id"
@@ -164,7 +164,7 @@ impl Board {
 
     /// One attachment by id.
     pub fn get_attachment(&self, id: i64) -> Result<Attachment> {
-        Tx::sqlite(&self.conn)
+        self.tx()
             .row(
                 &format!("SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"),
                 args![id],
