@@ -22,16 +22,37 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use crate::kernel::{CappedTask, GuardedTask, SpawnedTask};
 use crate::kernel::{
-    Env, Settlement, SpawnOutcome, SpawnPolicy, default_claimer, hermes_root, profile_exists,
-    profile_state,
+    Board, Env, Settlement, SharedBoard, SpawnOutcome, SpawnPolicy, default_claimer, hermes_root,
+    profile_exists, profile_state,
 };
+pub use crate::kernel::{CappedTask, GuardedTask, SpawnedTask};
 use config::{KanbanConfig, WorkerCommands};
 pub(crate) use host::loop_boards;
 pub use host::{HostState, run_loop, run_loop_with};
 pub use procs::{terminate_run, terminate_task, worker_alive};
 pub use tick::dispatch_once;
+
+/// A board a tick works on, taken for one kernel call at a time: a plain [`Board`] (one-shot
+/// `dispatch`) or a [`SharedBoard`] (`daemon`/`serve`, where MCP and REST share the handle and
+/// must not wait behind a whole tick — process waits, `hermes --help` probes and supervisor
+/// starts run with the board released).
+pub trait TickBoard {
+    /// Run `f` with the board held.
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R;
+}
+
+impl TickBoard for Board {
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R {
+        f(self)
+    }
+}
+
+impl TickBoard for SharedBoard {
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R {
+        f(&self.lock())
+    }
+}
 
 /// The assignees a tick can spawn on this machine: `default`, every profile on disk and every
 /// `kanban.worker_command` entry (the same test the tick applies before spawning).

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::board::Board;
-use super::error::KernelError;
+use super::env::Env;
+use super::error::{KernelError, Result};
 use super::lifecycle::Claim;
 use super::paths::hermes_root;
 use super::tasks::profile_exists;
@@ -158,6 +158,9 @@ pub trait SpawnActions {
     fn guarded(&mut self, _task_id: &str, _reason: &str) {}
     /// Claim the task (from `lane`) for `assignee` and launch its worker.
     fn spawn(&mut self, task_id: &str, assignee: &str, lane: Lane) -> Attempt;
+    /// The respawn guard's verdict on a task (REF §8.9, [`Board::respawn_guard`](crate::kernel::Board::respawn_guard)) — read
+    /// through the actions, so the tick takes its board for that one read only.
+    fn respawn_guard(&mut self, task_id: &str, cooldown: i64) -> Result<Option<&'static str>>;
     /// A kernel call of the policy itself failed for one task (the task is skipped).
     fn warn(&mut self, task_id: &str, what: &str, e: &KernelError);
 }
@@ -216,19 +219,19 @@ impl SpawnPolicy {
         }
     }
 
-    fn root(&self, board: &Board) -> PathBuf {
-        self.hermes_root
-            .clone()
-            .unwrap_or_else(|| hermes_root(board.env()))
+    /// Where this policy looks for profiles: its `hermes_root`, else the board env's.
+    pub fn root(&self, env: &Env) -> PathBuf {
+        self.hermes_root.clone().unwrap_or_else(|| hermes_root(env))
     }
 
     /// Run the policy over `queue` (REF §9.1 steps 7–8): the ready lane by priority under the
     /// budget, one slot held back while review work waits under a finite budget, then the
     /// review lane (no default assignee, guard or per-profile cap). Every side effect goes
-    /// through `act`; the respawn guard is read from `board`.
+    /// through `act`, the respawn guard's reads too; profiles are looked up under `root`
+    /// ([`SpawnPolicy::root`]).
     pub fn run(
         &self,
-        board: &Board,
+        root: PathBuf,
         queue: SpawnQueue,
         act: &mut dyn SpawnActions,
     ) -> SpawnOutcome {
@@ -247,9 +250,8 @@ impl SpawnPolicy {
         };
         let mut run = PolicyRun {
             policy: self,
-            board,
             act,
-            spawnable: Spawnable::new(self, self.root(board)),
+            spawnable: Spawnable::new(self, root),
             per_profile: queue.per_profile,
             out: SpawnOutcome::default(),
         };
@@ -281,7 +283,6 @@ enum Flow {
 /// One run of the policy: its running counts (kept up to date as it spawns) and its outcome.
 struct PolicyRun<'p, 'a> {
     policy: &'p SpawnPolicy,
-    board: &'p Board,
     act: &'a mut dyn SpawnActions,
     spawnable: Spawnable<'p>,
     per_profile: HashMap<String, usize>,
@@ -373,7 +374,7 @@ impl PolicyRun<'_, '_> {
         let Some(cooldown) = self.policy.respawn_cooldown_seconds else {
             return false;
         };
-        match self.board.respawn_guard(id, cooldown) {
+        match self.act.respawn_guard(id, cooldown) {
             Ok(None) => false,
             Ok(Some(reason)) => {
                 self.act.guarded(id, reason);

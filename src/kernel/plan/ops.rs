@@ -18,9 +18,12 @@ use crate::kernel::types::{Status, lenient_i64};
 use crate::kernel::validate as v;
 
 /// The dry run's actions: every step succeeds, nothing is written.
-struct Preview;
+struct Preview<'b>(&'b Board);
 
-impl SpawnActions for Preview {
+impl SpawnActions for Preview<'_> {
+    fn respawn_guard(&mut self, task_id: &str, cooldown: i64) -> Result<Option<&'static str>> {
+        self.0.respawn_guard(task_id, cooldown)
+    }
     fn assign_default(&mut self, _: &str, _: &str) -> bool {
         true
     }
@@ -182,7 +185,7 @@ impl Board {
             Ok((expired, promotable, queue))
         })?;
         let running = queue.running;
-        let spawn = policy.run(self, queue, &mut Preview);
+        let spawn = policy.run(policy.root(self.env()), queue, &mut Preview(self));
         Ok(DispatchPlan {
             expired_claims,
             promotable,
