@@ -1,8 +1,8 @@
 //! Expired claims and silent runs (REF §8.1, §8.2): renewing a live worker's claim before it
-//! expires, extending an expired claim held by a live, heartbeating worker, deferring a reclaim when the old worker survived termination, releasing
-//! an expired claim, and releasing a run that went without a heartbeat. Each is a CAS on the
-//! lock (and the expiry or run) the tick judged, so a claim that moved on meanwhile is left
-//! alone. No failure is counted.
+//! expires, extending an expired claim held by a live, heartbeating worker, deferring a reclaim
+//! when the old worker survived termination, releasing an expired claim, and releasing a run
+//! that went without a heartbeat. Each is a CAS on the lock (and the expiry or run) the tick
+//! judged, so a claim that moved on meanwhile is left alone. No failure is counted.
 
 use serde_json::{Map, Value};
 

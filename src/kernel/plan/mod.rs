@@ -158,8 +158,9 @@ pub trait SpawnActions {
     fn guarded(&mut self, _task_id: &str, _reason: &str) {}
     /// Claim the task (from `lane`) for `assignee` and launch its worker.
     fn spawn(&mut self, task_id: &str, assignee: &str, lane: Lane) -> Attempt;
-    /// The respawn guard's verdict on a task (REF §8.9, [`Board::respawn_guard`](crate::kernel::Board::respawn_guard)) — read
-    /// through the actions, so the tick takes its board for that one read only.
+    /// The respawn guard's verdict on a task (REF §8.9,
+    /// [`Board::respawn_guard`](crate::kernel::Board::respawn_guard)) — read through the
+    /// actions, so the tick takes its board for that one read only.
     fn respawn_guard(&mut self, task_id: &str, cooldown: i64) -> Result<Option<&'static str>>;
     /// A kernel call of the policy itself failed for one task (the task is skipped).
     fn warn(&mut self, task_id: &str, what: &str, e: &KernelError);
