@@ -96,7 +96,7 @@ fn spawn_one<B: TickBoard + ?Sized>(
         board.with(|b| b.claim_under_caps(task_id, lane, opts.ttl_seconds, &opts.claimer, a.caps));
     let claim = match claimed {
         Ok(CapClaim::Claimed(c)) => c,
-        Ok(CapClaim::AtCap { .. }) => return Attempt::AtCap,
+        Ok(CapClaim::AtCap { .. } | CapClaim::HostAtCap { .. }) => return Attempt::AtCap,
         Ok(CapClaim::ProfileAtCap { running }) => return Attempt::ProfileAtCap(running),
         Err(KernelError::Refused { .. }) => return Attempt::NotSpawned,
         Err(e) => {

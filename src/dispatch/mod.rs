@@ -95,6 +95,8 @@ pub struct TickOptions {
     pub max_in_progress: Option<usize>,
     /// Per-assignee cap on running tasks.
     pub max_in_progress_per_profile: Option<usize>,
+    /// Cap on running tasks claimed by this host (the host part of `claimer`).
+    pub max_in_progress_per_host: Option<usize>,
     /// Circuit-breaker limit when a task has no `max_retries` (default 2).
     pub failure_limit: i64,
     /// Release runs without a heartbeat after this long (0 disables; CLI `dispatch` uses 0).
@@ -135,6 +137,7 @@ impl TickOptions {
             max_spawn: cfg.max_spawn,
             max_in_progress: cfg.max_in_progress,
             max_in_progress_per_profile: cfg.max_in_progress_per_profile,
+            max_in_progress_per_host: cfg.max_in_progress_per_host,
             failure_limit: crate::kernel::DEFAULT_FAILURE_LIMIT,
             stale_timeout_seconds: 0,
             heartbeat_stale_seconds: crate::kernel::HEARTBEAT_STALE_SECONDS,
@@ -159,6 +162,8 @@ impl TickOptions {
             max_spawn: self.max_spawn,
             max_in_progress: self.max_in_progress,
             max_in_progress_per_profile: self.max_in_progress_per_profile,
+            max_in_progress_per_host: self.max_in_progress_per_host,
+            host: crate::kernel::claim_host(&self.claimer).map(str::to_string),
             default_assignee: self.default_assignee.clone(),
             hermes_root: None,
             respawn_cooldown_seconds: Some(self.rate_limit_cooldown_seconds),

@@ -34,6 +34,11 @@ pub struct SpawnPolicy {
     pub max_in_progress: Option<usize>,
     /// Per-assignee cap on running tasks (ready lane).
     pub max_in_progress_per_profile: Option<usize>,
+    /// Cap on the running tasks whose claim belongs to `host` (both lanes).
+    pub max_in_progress_per_host: Option<usize>,
+    /// The host this policy spawns for (the host part of its claim lock); `None`: no per-host
+    /// count.
+    pub host: Option<String>,
     /// Profile for unassigned ready tasks.
     pub default_assignee: Option<String>,
     /// Where profiles live (default: the shared Hermes root of the board's env).
@@ -92,6 +97,8 @@ pub struct SpawnQueue {
     pub running: usize,
     /// Running tasks per assignee.
     pub per_profile: HashMap<String, usize>,
+    /// Running tasks whose claim belongs to the policy's host.
+    pub host_running: usize,
     pub ready: Vec<Queued>,
     pub review: Vec<Queued>,
 }
@@ -173,6 +180,8 @@ pub struct SpawnCaps {
     pub max_running: Option<usize>,
     /// No ready-lane claim while the task's assignee runs this many.
     pub per_profile: Option<usize>,
+    /// No claim while the claiming host (the host part of the claim lock) runs this many.
+    pub per_host: Option<usize>,
 }
 
 /// The result of [`Board::claim_under_caps`].
@@ -187,18 +196,27 @@ pub enum CapClaim {
     ProfileAtCap {
         running: usize,
     },
+    /// The claiming host runs `running` tasks, at `max_in_progress_per_host`; nothing was
+    /// written.
+    HostAtCap {
+        running: usize,
+    },
 }
 
 impl SpawnPolicy {
-    /// How many tasks may still be spawned with `running` running; `None` when
-    /// `max_in_progress` is reached (do nothing).
-    pub fn budget(&self, running: usize) -> Option<usize> {
+    /// How many tasks may still be spawned with `running` running on the board and
+    /// `host_running` on this host; `None` when `max_in_progress` or the per-host cap is
+    /// reached (do nothing).
+    pub fn budget(&self, running: usize, host_running: usize) -> Option<usize> {
         if let Some(cap) = self.max_in_progress
             && running >= cap
         {
             return None;
         }
         let mut budget = usize::MAX;
+        if let Some(cap) = self.max_in_progress_per_host {
+            budget = cap.checked_sub(host_running).filter(|b| *b > 0)?;
+        }
         if let Some(cap) = self.max_in_progress {
             budget = budget.min(cap - running);
         }
@@ -217,6 +235,7 @@ impl SpawnPolicy {
         SpawnCaps {
             max_running,
             per_profile: self.max_in_progress_per_profile,
+            per_host: self.max_in_progress_per_host,
         }
     }
 
@@ -236,7 +255,8 @@ impl SpawnPolicy {
         queue: SpawnQueue,
         act: &mut dyn SpawnActions,
     ) -> SpawnOutcome {
-        let Some(budget) = self.budget(queue.running).filter(|b| *b > 0) else {
+        let budget = self.budget(queue.running, queue.host_running);
+        let Some(budget) = budget.filter(|b| *b > 0) else {
             return SpawnOutcome::default();
         };
         let review = if self.no_review_lane {
@@ -449,12 +469,21 @@ mod tests {
             max_in_progress: Some(5),
             ..Default::default()
         };
-        assert_eq!(p.budget(0), Some(3));
-        assert_eq!(p.budget(2), Some(1));
-        assert_eq!(p.budget(3), Some(0));
-        assert_eq!(p.budget(5), None);
+        assert_eq!(p.budget(0, 0), Some(3));
+        assert_eq!(p.budget(2, 0), Some(1));
+        assert_eq!(p.budget(3, 0), Some(0));
+        assert_eq!(p.budget(5, 0), None);
         assert_eq!(p.caps().max_running, Some(3));
-        assert_eq!(SpawnPolicy::default().budget(100), Some(usize::MAX));
+        assert_eq!(SpawnPolicy::default().budget(100, 100), Some(usize::MAX));
+        let h = SpawnPolicy {
+            max_in_progress: Some(5),
+            max_in_progress_per_host: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(h.budget(1, 0), Some(2), "the host cap is the smaller");
+        assert_eq!(h.budget(4, 1), Some(1), "the board cap is the smaller");
+        assert_eq!(h.budget(2, 2), None, "this host is full");
+        assert_eq!(h.caps().per_host, Some(2));
         assert_eq!(SpawnPolicy::default().caps(), SpawnCaps::default());
     }
 
