@@ -104,7 +104,8 @@ fn host_running_tx(c: &Tx, host: Option<&str>) -> Result<usize> {
     };
     let prefix = format!("{h}:");
     let n: i64 = c.one(
-        "SELECT count(*) FROM tasks WHERE status='running' AND substr(claim_lock, 1, length(?1))         = ?1",
+        "SELECT count(*) FROM tasks
+         WHERE status='running' AND substr(claim_lock, 1, length(?1)) = ?1",
         args![prefix],
     )?;
     Ok(usize::try_from(n).unwrap_or(0))
