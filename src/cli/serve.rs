@@ -428,14 +428,13 @@ fn dispatch_hook(home: crate::kernel::Kanban) -> crate::web::DispatchHook {
         let (handle, _) = home
             .board_or_create(Some(&req.board))
             .map_err(|e| e.to_string())?;
-        let board = handle.lock();
         let (cfg, _) = KanbanConfig::load(env);
         let mut opts = TickOptions::from_config(env, &cfg);
         opts.dry_run = req.dry_run;
         opts.failure_limit = cfg.failure_limit;
         opts.max_spawn = Some(req.max);
         let r =
-            dispatch_once(&board, &opts, &mut HostState::default()).map_err(|e| e.to_string())?;
+            dispatch_once(&handle, &opts, &mut HostState::default()).map_err(|e| e.to_string())?;
         Ok(r.to_json())
     })
 }

@@ -47,17 +47,16 @@ impl std::fmt::Debug for Board {
     }
 }
 
-/// `hostname:pid` of this process — the default claim lock (REF §3.4).
+/// `<host>:<pid>` of this process — the default claim lock (REF §3.4), where the host is
+/// [`host_id`](super::hosts::host_id) (`HERMES_KANBAN_HOST_ID`, else the hostname).
 pub fn default_claimer() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }
 
-/// This machine's host name (used for host-local claim checks).
+/// This host's identity on a shared board (`HERMES_KANBAN_HOST_ID`, else the hostname): the
+/// host part of its claims and of its process rows.
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    super::hosts::host_id().to_string()
 }
 
 fn system_clock() -> Clock {

@@ -20,6 +20,7 @@ pub mod fence;
 mod gc;
 mod graph;
 mod home;
+mod hosts;
 mod invariants;
 mod lifecycle;
 mod liveness;
@@ -63,6 +64,10 @@ pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use home::{Backend, DATABASE_URL_VAR, Kanban, SharedBoard, redact_url};
+pub use hosts::{
+    HOST_ID_VAR, HostLease, HostTick, claim_host, host_id, lease_is_live, lock_is_host_local,
+    machine_hostname,
+};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,

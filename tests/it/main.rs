@@ -6,6 +6,7 @@
 //! Run one area or test with a filter: `cargo test --test it kernel::transitions`,
 //! `cargo test --test it compat::interop -- --nocapture`.
 
+#[macro_use]
 mod helpers;
 
 /// The kernel through its Rust API (`hermes_kanban::kernel::Board`), on temp boards.
@@ -50,6 +51,13 @@ mod dispatch {
 mod compat {
     mod hermes_compat;
     mod interop;
+}
+
+/// One board on PostgreSQL and across hosts (issue 15): PostgreSQL-only scenarios (they
+/// return early without `HK_TEST_DATABASE_URL`) and the three-host drain (both backends).
+mod pg {
+    mod connection_loss;
+    mod multihost;
 }
 
 /// Issue 12's defects across the front doors.

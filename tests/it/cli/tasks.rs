@@ -2682,9 +2682,7 @@ fn boards_export_and_import_move_a_board_without_its_live_state() {
     ])
     .ok();
     // A live worker: claim, supervisor row, run token.
-    let env = hermes_kanban::kernel::Env::empty()
-        .with("HOME", cli.dir.path().to_string_lossy())
-        .with("HERMES_HOME", cli.home().to_string_lossy());
+    let env = cli.env();
     let b = hermes_kanban::kernel::Board::open(&env, Some("research")).unwrap();
     let claim = b.claim_task_as(&live, Some(600), "otherhost:77").unwrap();
     b.mint_run_token(&live, claim.run_id).unwrap();

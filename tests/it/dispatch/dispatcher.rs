@@ -1714,11 +1714,13 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let full = SpawnCaps {
         max_running: Some(1),
         per_profile: None,
+        per_host: None,
     };
     assert!(matches!(at(full), CapClaim::AtCap { running: 1 }));
     let profile_full = SpawnCaps {
         max_running: Some(5),
         per_profile: Some(1),
+        per_host: None,
     };
     assert!(matches!(
         at(profile_full),
@@ -1728,6 +1730,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let free = SpawnCaps {
         max_running: Some(2),
         per_profile: Some(2),
+        per_host: None,
     };
     assert!(matches!(at(free), CapClaim::Claimed(_)));
     assert_eq!(lab.task(&next).status, Status::Running);

@@ -42,14 +42,22 @@ struct Fx {
     dir: TempDir,
     env: Env,
     board: Board,
+    /// The fixture's PostgreSQL database (dropped last), `None` on SQLite.
+    _pg: Option<crate::helpers::TestDb>,
 }
 
 impl Fx {
     fn new() -> Fx {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = crate::helpers::board::home_env(dir.path());
+        let pg = crate::helpers::TestDb::for_fixture();
+        let env = crate::helpers::board::fixture_env(dir.path(), pg.as_ref());
         let board = Board::open(&env, None).expect("open board");
-        Fx { dir, env, board }
+        Fx {
+            dir,
+            env,
+            board,
+            _pg: pg,
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {

@@ -65,6 +65,12 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../../../migrations/sqlite/0008_recent_work_index.sql"),
         probe: Some("idx_runs_profile_completed"),
     },
+    // Host leases and attachment blobs (many hosts on one board); idempotent.
+    Migration {
+        number: 9,
+        sql: include_str!("../../../../migrations/sqlite/0009_hosts_and_blobs.sql"),
+        probe: Some("kanban_attachment_blobs"),
+    },
 ];
 
 const fn highest_migration() -> i64 {
