@@ -208,14 +208,9 @@ fn a_password_in_the_url_reaches_no_argv_event_log_or_error_and_workers_reach_th
     let refused = cli.run(&["show", "t_nope"]);
     refused.code(1);
     seen.push(("a refusal", refused.stderr.clone()));
-    let gone = with_password(
-        &url.replace(&format!(":{SECRET}@"), "@")
-            .rsplit_once('/')
-            .unwrap()
-            .0
-            .to_string(),
-        SECRET,
-    ) + "/no_such_database_here";
+    let plain = url.replace(&format!(":{SECRET}@"), "@");
+    let server = plain.rsplit_once('/').unwrap().0;
+    let gone = with_password(server, SECRET) + "/no_such_database_here";
     let unreachable = cli.run_env(&["list"], &[("HERMES_KANBAN_DATABASE_URL", gone.as_str())]);
     unreachable.code(1);
     assert_eq!(
