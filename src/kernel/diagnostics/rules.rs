@@ -144,55 +144,63 @@ fn active_exempt(t: &Task) -> bool {
     matches!(t.status, Status::Done | Status::Archived | Status::Running)
 }
 
+/// A finding raised by the newest `event` not since cleared, naming its payload's `key`
+/// (also the finding's `data`); `make` words it from that value.
+fn event_finding(
+    f: &Facts<'_>,
+    event: &str,
+    key: &str,
+    make: impl FnOnce(&Value) -> Diagnostic,
+) -> Option<Diagnostic> {
+    let (e, value) = unresolved_payload(f.events, event, key)?;
+    let mut data = serde_json::Map::new();
+    data.insert(key.to_string(), value.clone());
+    Some(make(&value).at(e).data(Value::Object(data)))
+}
+
 /// A refused completion that named cards this task did not create, not since cleared.
 pub(super) fn hallucinated_cards(f: &Facts<'_>) -> Option<Diagnostic> {
-    let (e, phantom) = unresolved_payload(
-        f.events,
-        "completion_blocked_hallucination",
-        "phantom_cards",
-    )?;
-    let detail = format!(
-        "kanban_complete was refused: created_cards {phantom} were not created by this task"
-    );
-    let title = "Completion named cards that do not exist".to_string();
     let show = hint(
         "Inspect the task",
         format!("hermes-kanban show {}", f.id),
         true,
     );
-    Some(
-        Diagnostic::new("hallucinated_cards", Severity::Error, title, detail)
-            .actions(vec![show])
-            .at(e)
-            .data(json!({"phantom_cards": phantom})),
+    event_finding(
+        f,
+        "completion_blocked_hallucination",
+        "phantom_cards",
+        |cards| {
+            let title = "Completion named cards that do not exist".to_string();
+            let detail = format!(
+                "kanban_complete was refused: created_cards {cards} were not created by this task"
+            );
+            Diagnostic::new("hallucinated_cards", Severity::Error, title, detail)
+                .actions(vec![show])
+        },
     )
 }
 
 /// A hand-off that mentions task ids not on this board, not since cleared.
 pub(super) fn phantom_refs(f: &Facts<'_>) -> Option<Diagnostic> {
-    let (e, refs) = unresolved_payload(
-        f.events,
+    let cmd = format!("hermes-kanban edit {} --result '…'", f.id);
+    let fix = hint("Fix the hand-off", cmd, true);
+    event_finding(
+        f,
         "suspected_hallucinated_references",
         "phantom_refs",
-    )?;
-    let detail = format!("the completion summary references {refs}, which are not on this board");
-    let title = "Hand-off mentions tasks that do not exist".to_string();
-    let fix = hint(
-        "Fix the hand-off",
-        format!("hermes-kanban edit {} --result '…'", f.id),
-        true,
-    );
-    Some(
-        Diagnostic::new("prose_phantom_refs", Severity::Warning, title, detail)
-            .actions(vec![fix])
-            .at(e)
-            .data(json!({"phantom_refs": refs})),
+        |refs| {
+            let title = "Hand-off mentions tasks that do not exist".to_string();
+            let detail =
+                format!("the completion summary references {refs}, which are not on this board");
+            Diagnostic::new("prose_phantom_refs", Severity::Warning, title, detail)
+                .actions(vec![fix])
+        },
     )
 }
 
 /// The failure counter at or past the threshold (not while running or finished).
 pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts { t, runs, cfg, .. } = *f;
+    let (t, runs, cfg) = (f.t, f.runs, f.cfg);
     let n = t.consecutive_failures;
     if active_exempt(t) || n < cfg.failure_threshold.max(1) {
         return None;
@@ -226,13 +234,7 @@ pub(super) fn repeated_failures(f: &Facts<'_>) -> Option<Diagnostic> {
 /// What [`repeated_failures`] suggests: the log (or the runs), the way out of a tripped
 /// breaker (fix the setup or the failure, then unblock), reassign, unblock.
 fn failure_actions(f: &Facts<'_>, last_err: &str) -> Vec<Action> {
-    let Facts {
-        t,
-        events,
-        runs,
-        id,
-        ..
-    } = *f;
+    let (t, events, runs, id) = (f.t, f.events, f.runs, f.id);
     let setup = last_err.is_empty()
         || spawn_setup_error(last_err)
         || runs.last().and_then(|r| r.outcome.as_deref()) == Some("spawn_failed");
@@ -263,14 +265,7 @@ fn failure_actions(f: &Facts<'_>, last_err: &str) -> Vec<Action> {
 
 /// A streak of crashed runs since the last completed or reclaimed one.
 pub(super) fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        t,
-        events,
-        runs,
-        cfg,
-        id,
-        ..
-    } = *f;
+    let (t, events, runs, cfg, id) = (f.t, f.events, f.runs, f.cfg, f.id);
     if active_exempt(t) {
         return None;
     }
@@ -315,14 +310,7 @@ pub(super) fn repeated_crashes(f: &Facts<'_>) -> Option<Diagnostic> {
 
 /// Blocked for longer than `blocked_stale_hours` with no comment or unblock since.
 pub(super) fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        t,
-        events,
-        cfg,
-        now,
-        id,
-        ..
-    } = *f;
+    let (t, events, cfg, now, id) = (f.t, f.events, f.cfg, f.now, f.id);
     if t.status != Status::Blocked {
         return None;
     }
@@ -358,13 +346,7 @@ pub(super) fn stuck_in_blocked(f: &Facts<'_>) -> Option<Diagnostic> {
 
 /// Blocked again after an unblock, `block_cycle_threshold` times within the window.
 pub(super) fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        events,
-        cfg,
-        now,
-        id,
-        ..
-    } = *f;
+    let (events, cfg, now, id) = (f.events, f.cfg, f.now, f.id);
     let window_start = now - cfg.block_cycle_window_seconds;
     let mut cycles = 0i64;
     let mut seen_unblock = false;
@@ -401,14 +383,7 @@ pub(super) fn block_cycling(f: &Facts<'_>) -> Option<Diagnostic> {
 
 /// Assigned, ready and unclaimed for longer than `stranded_threshold_seconds`.
 pub(super) fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        t,
-        events,
-        cfg,
-        now,
-        id,
-        ..
-    } = *f;
+    let (t, events, cfg, now, id) = (f.t, f.events, f.cfg, f.now, f.id);
     if t.status != Status::Ready || t.claim_lock.is_some() {
         return None;
     }
@@ -455,9 +430,7 @@ pub(super) fn stranded_in_ready(f: &Facts<'_>) -> Option<Diagnostic> {
 
 /// Skills the task's worker would ask for that its profile lacks.
 pub(super) fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        t, cfg, now, id, ..
-    } = *f;
+    let (t, cfg, now, id) = (f.t, f.cfg, f.now, f.id);
     let (Some(sc), Some(who)) = (&cfg.skills, t.assignee.as_deref()) else {
         return None;
     };
@@ -495,9 +468,7 @@ pub(super) fn missing_skill(f: &Facts<'_>) -> Option<Diagnostic> {
 
 /// A ready or waiting task whose assignee no profile or worker command can run.
 pub(super) fn unspawnable_assignee(f: &Facts<'_>) -> Option<Diagnostic> {
-    let Facts {
-        t, cfg, now, id, ..
-    } = *f;
+    let (t, cfg, now, id) = (f.t, f.cfg, f.now, f.id);
     let (Some(spawnable), Some(a)) = (&cfg.spawnable, t.assignee.as_deref()) else {
         return None;
     };
