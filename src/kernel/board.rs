@@ -83,7 +83,12 @@ impl Board {
 
     /// Open the board (as [`Board::open`]) with an explicit [`OpenMode`]; also says whether
     /// this call created the DB file.
+    /// A database URL in `env` (`HERMES_KANBAN_DATABASE_URL`, `kanban.database_url`) opens
+    /// the board on that database, as [`super::Kanban::open`] does.
     pub fn open_mode(env: &Env, board: Option<&str>, mode: OpenMode) -> Result<(Board, bool)> {
+        if super::home::chosen_url(env, None).is_some() {
+            return super::Kanban::open(env, None)?.open_board(board, mode);
+        }
         let slug = resolve_board(env, board)?;
         let paths = BoardPaths::resolve(env, &slug);
         let existed = paths.db.exists();
@@ -93,7 +98,7 @@ impl Board {
                 path: paths.db,
             });
         }
-        Ok((Board::open_paths(env, paths)?, !existed))
+        Ok((Board::open_sqlite(env, paths)?, !existed))
     }
 
     /// An empty board in memory with the paths of `paths` (nothing on disk is created or
@@ -114,8 +119,20 @@ impl Board {
         })
     }
 
-    /// Open a board at explicit paths.
+    /// Open a board at explicit paths. With a database URL in `env` the board `paths.slug`
+    /// of that database is opened (created when missing) with these host-local paths.
     pub fn open_paths(env: &Env, paths: BoardPaths) -> Result<Board> {
+        if super::home::chosen_url(env, None).is_some() {
+            let home = super::Kanban::open(env, None)?;
+            let (mut b, _) = home.open_board(Some(&paths.slug), OpenMode::Create)?;
+            b.paths = paths;
+            return Ok(b);
+        }
+        Board::open_sqlite(env, paths)
+    }
+
+    /// Open the SQLite board at `paths` (no database URL consulted).
+    pub(crate) fn open_sqlite(env: &Env, paths: BoardPaths) -> Result<Board> {
         let busy = env
             .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
             .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
@@ -151,7 +168,7 @@ impl Board {
             ),
         };
         Board {
-            store: Store::Postgres(conn),
+            store: Store::Postgres(Box::new(conn)),
             journal,
             paths,
             env: env.clone(),
@@ -182,6 +199,27 @@ impl Board {
             Some(c) => tick_lock::try_pg(c.target(), c.schema()),
             None => tick_lock::try_file(&self.paths.db),
         }
+    }
+
+    /// This board's metadata: `board.json` on SQLite, its registry row on PostgreSQL
+    /// (synthesized defaults when there is none or it cannot be read).
+    pub fn board_meta(&self) -> super::paths::BoardMeta {
+        if self.is_postgres() {
+            let text: Option<String> = self
+                .tx()
+                .row(
+                    "SELECT meta FROM hermes_kanban.boards WHERE schema_name = current_schema()",
+                    args![],
+                )
+                .ok()
+                .flatten();
+            let mut m = text
+                .and_then(|t| serde_json::from_str::<super::paths::BoardMeta>(&t).ok())
+                .unwrap_or_else(|| super::paths::BoardMeta::synthesized(self.slug()));
+            m.slug = self.slug().to_string();
+            return m;
+        }
+        super::paths::read_board_meta(&self.env, self.slug())
     }
 
     /// Open a DB file directly (sidecar directories next to it), with the process environment.

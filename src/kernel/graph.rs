@@ -60,7 +60,7 @@ const PROMOTABLE: &str = "SELECT t.id FROM tasks t WHERE t.status = 'todo' AND N
 /// through the primary-key index and then the table; the covering index of migration 0003 makes
 /// the probe index-only (2-3x faster at 100k tasks). It is named explicitly, with the plain
 /// query as the fallback should the index be missing. `INDEXED BY` is a SQLite planner hint
-/// ([`Tx::sqlite_hint`]): PostgreSQL runs the plain query.
+/// (`sqlite_hint` on the transaction): PostgreSQL runs the plain query.
 pub(crate) fn promotable_ids(c: &Tx) -> Result<Vec<String>> {
     static HINTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static PLAIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();

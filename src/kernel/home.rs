@@ -85,6 +85,8 @@ struct Inner {
     boards: Mutex<HashMap<String, Cached>>,
     /// The PostgreSQL target and the registry's connection (opened on first use).
     pg: Option<PgHome>,
+    /// Set when the chosen database URL could not be used ([`From<Env>`] keeps the error here).
+    refused: Option<String>,
 }
 
 struct PgHome {
@@ -108,12 +110,28 @@ impl std::fmt::Debug for Kanban {
     }
 }
 
-/// The SQLite boards of `env` (no database URL consulted): what tests and embedders that
-/// build a router or loop from an [`Env`] get.
+/// The home `env` names (its `HERMES_KANBAN_DATABASE_URL` / `kanban.database_url`, else the
+/// SQLite boards): what embedders that build a router or loop from an [`Env`] get. A URL that
+/// cannot be used is kept as the answer of every board operation, never a SQLite fallback.
 impl From<Env> for Kanban {
     fn from(env: Env) -> Kanban {
-        Kanban::sqlite(env)
+        match Kanban::open(&env, None) {
+            Ok(k) => k,
+            Err(e) => Kanban::refused(env, e.to_string()),
+        }
     }
+}
+
+/// The database URL `env` (or the `--database-url` flag) chooses, with where it came from.
+pub(crate) fn chosen_url(env: &Env, flag: Option<&str>) -> Option<(&'static str, String)> {
+    flag.map(|u| ("--database-url", u.to_string()))
+        .filter(|(_, u)| !u.trim().is_empty())
+        .or_else(|| {
+            env.get(DATABASE_URL_VAR)
+                .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
+                .map(|u| (DATABASE_URL_VAR, u.to_string()))
+        })
+        .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)))
 }
 
 impl From<&Kanban> for Kanban {
@@ -134,20 +152,14 @@ impl Kanban {
     /// `postgres://` URL is refused (this build has no PostgreSQL backend yet); the message
     /// never shows the URL's password.
     pub fn open(env: &Env, database_url: Option<&str>) -> Result<Kanban> {
-        let chosen = database_url
-            .map(|u| ("--database-url", u.to_string()))
-            .filter(|(_, u)| !u.trim().is_empty())
-            .or_else(|| {
-                env.get(DATABASE_URL_VAR)
-                    .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
-                    .map(|u| (DATABASE_URL_VAR, u.to_string()))
-            })
-            .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)));
-        match chosen {
+        match chosen_url(env, database_url) {
             None => Ok(Kanban::sqlite(env.clone())),
             Some((from, url)) if pg::is_postgres_url(&url) => {
                 let target = PgTarget::parse(env, url.trim(), from)?;
-                Ok(Kanban::postgres(env.clone(), target))
+                // Every process this home starts (workers, supervisors) inherits the URL in
+                // its environment — never in argv — whichever source named it.
+                let env = env.clone().with(DATABASE_URL_VAR, url.trim());
+                Ok(Kanban::postgres(env, target))
             }
             Some((from, url)) => Err(refuse_url(from, url.trim())),
         }
@@ -162,6 +174,7 @@ impl Kanban {
                     url: target.shown().to_string(),
                 },
                 boards: Mutex::new(HashMap::new()),
+                refused: None,
                 pg: Some(PgHome {
                     target: Arc::new(target),
                     registry: Mutex::new(None),
@@ -176,8 +189,27 @@ impl Kanban {
         self.inner.pg.as_ref().map(|p| p.target.url())
     }
 
-    /// Run `f` on the registry's connection (re-opened when closed).
-    fn registry<T>(&self, f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>) -> Result<T> {
+    /// Run `f` on the registry's connection (re-opened when closed). The driver blocks on its
+    /// own runtime, which must not happen on an async worker thread: inside a tokio context
+    /// (`serve` resolving `?board=` in a handler) the call runs on a scoped thread of its own.
+    fn registry<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T> + Send,
+    ) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|s| {
+                s.spawn(|| self.registry_here(f))
+                    .join()
+                    .unwrap_or_else(|_| Err(KernelError::Storage("registry call panicked".into())))
+            });
+        }
+        self.registry_here(f)
+    }
+
+    fn registry_here<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>,
+    ) -> Result<T> {
         let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
         let mut slot = pgh.registry.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
@@ -192,6 +224,26 @@ impl Kanban {
             return Ok(true);
         }
         self.registry(|c, shown| Ok(pg::registry::get(c, shown, slug)?.is_some()))
+    }
+
+    /// Where board `slug` keeps its data, for messages and `db_path` fields: the SQLite file,
+    /// or the PostgreSQL URL (without its password) and schema.
+    pub fn location(&self, slug: &str) -> PathBuf {
+        match self.inner.pg {
+            Some(_) => self.pg_location(slug),
+            None => self.paths(slug).db,
+        }
+    }
+
+    /// Apply `patch` to a board's metadata (the dashboard's board settings).
+    pub fn update(&self, raw_slug: &str, patch: super::BoardPatch, now: i64) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return super::update_board(&self.inner.env, raw_slug, patch, now);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        let meta = super::board_view::apply_board_patch(self.meta(&slug)?, patch, now)?;
+        self.put_meta(&meta, now)?;
+        Ok(meta)
     }
 
     fn pg_location(&self, slug: &str) -> PathBuf {
@@ -212,6 +264,34 @@ impl Kanban {
                 backend: Backend::Sqlite { home },
                 boards: Mutex::new(HashMap::new()),
                 pg: None,
+                refused: None,
+            }),
+        }
+    }
+
+    /// A home whose database URL could not be used: every board operation answers `why`
+    /// (never a silent fallback to the SQLite boards).
+    fn refused(env: Env, why: String) -> Kanban {
+        let k = Kanban::sqlite(env);
+        let inner = Inner {
+            env: k.inner.env.clone(),
+            backend: k.inner.backend.clone(),
+            boards: Mutex::new(HashMap::new()),
+            pg: None,
+            refused: Some(why),
+        };
+        Kanban {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The refusal of a home built from an unusable URL.
+    fn usable(&self) -> Result<()> {
+        match &self.inner.refused {
+            None => Ok(()),
+            Some(why) => Err(KernelError::Invalid {
+                field: "database_url",
+                message: why.clone(),
             }),
         }
     }
@@ -229,6 +309,7 @@ impl Kanban {
     /// Resolve a board: `slug` (validated, must exist), else `HERMES_KANBAN_BOARD`, the
     /// `current` pointer, `default`.
     pub fn resolve(&self, slug: Option<&str>) -> Result<String> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return resolve_board(&self.inner.env, slug);
         }
@@ -260,11 +341,12 @@ impl Kanban {
 
     /// The boards, `default` first (archived ones only with `include_archived`).
     pub fn list(&self, include_archived: bool) -> Result<Vec<BoardEntry>> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return list_boards(&self.inner.env, include_archived);
         }
         let current = self.resolve(None)?;
-        let mut metas = self.registry(|c, shown| pg::registry::list(c, shown))?;
+        let mut metas = self.registry(pg::registry::list)?;
         let default = match metas.iter().position(|m| m.slug == DEFAULT_BOARD) {
             Some(i) => metas.remove(i),
             None => BoardMeta::synthesized(DEFAULT_BOARD),
@@ -285,6 +367,7 @@ impl Kanban {
     /// open); on PostgreSQL its registry row and migrated schema. `false` when it already
     /// existed.
     pub fn create(&self, raw_slug: &str, opts: NewBoard, now: i64) -> Result<(BoardMeta, bool)> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return create_board(&self.inner.env, raw_slug, opts, now);
         }
@@ -335,6 +418,7 @@ impl Kanban {
     /// `archived_<slug>_<epoch>` (or drops it). Clears the `current` pointer if it named this
     /// board and forgets the cached handle. Returns where the board went (`None`: deleted).
     pub fn remove(&self, raw_slug: &str, hard: bool, now: i64) -> Result<Option<PathBuf>> {
+        self.usable()?;
         let slug = normalize_slug(raw_slug)?;
         if self.inner.pg.is_none() {
             let out = remove_board(&self.inner.env, &slug, hard, now);
@@ -362,6 +446,7 @@ impl Kanban {
 
     /// Make `slug` this home's current board (the host-local `<R>/kanban/current` pointer).
     pub fn switch(&self, raw_slug: &str) -> Result<String> {
+        self.usable()?;
         if self.inner.pg.is_none() {
             return switch_board(&self.inner.env, raw_slug);
         }
@@ -438,7 +523,7 @@ impl Kanban {
                 path: paths.db,
             });
         }
-        Ok((Board::open_paths(&self.inner.env, paths)?, !existed))
+        Ok((Board::open_sqlite(&self.inner.env, paths)?, !existed))
     }
 
     /// Open a PostgreSQL board: its registry row names the schema (migrated up on open);
@@ -659,7 +744,7 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_url_is_refused_in_one_line_without_its_password() {
+    fn a_postgres_url_picks_postgres_and_other_urls_are_refused_without_passwords() {
         let (d, env) = home();
         for (url, env) in [
             (Some("postgres://kb:s3cret@db.example/kanban"), env.clone()),
@@ -667,28 +752,30 @@ mod tests {
                 None,
                 env.clone().with(
                     DATABASE_URL_VAR,
-                    "postgresql://kb:s3cret@db.example/kanban?sslmode=require",
+                    "postgresql://kb:s3cret@db.example/kanban?sslmode=disable",
                 ),
             ),
         ] {
-            let e = Kanban::open(&env, url).unwrap_err().to_string();
-            assert!(e.contains("not built with PostgreSQL support yet"), "{e}");
-            assert!(
-                !e.contains("s3cret") && e.contains("kb:***@db.example"),
-                "{e}"
-            );
-            assert!(!e.contains('\n'), "{e}");
+            // Opening connects nothing: the backend is chosen, the URL kept for children.
+            let k = Kanban::open(&env, url).unwrap();
+            let Backend::Postgres { url: shown } = k.backend() else {
+                panic!("{:?}", k.backend())
+            };
+            assert!(shown.contains("kb:***@db.example") && !shown.contains("s3cret"));
+            assert!(k.env().get(DATABASE_URL_VAR).unwrap().contains("s3cret"));
+            assert!(!format!("{k:?}").contains("s3cret"));
         }
         std::fs::write(
             d.path().join("config.yaml"),
-            "kanban:\n  database_url: 'host=db password=s3cret dbname=k'\n",
+            "kanban:\n  database_url: 'mysql://u:s3cret@db/k'\n",
         )
         .unwrap();
         let e = Kanban::open(&env, None).unwrap_err().to_string();
         assert!(
-            e.contains("kanban.database_url") && !e.contains("s3cret"),
+            e.contains("kanban.database_url") && e.contains("mysql") && !e.contains("s3cret"),
             "{e}"
         );
+        assert!(!e.contains('\n'), "{e}");
         // Nothing set: the SQLite home.
         std::fs::write(d.path().join("config.yaml"), "kanban:\n  max_spawn: 2\n").unwrap();
         let k = Kanban::open(&env, None).unwrap();

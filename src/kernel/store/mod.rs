@@ -2,7 +2,9 @@
 //! kernel's transaction type ([`Tx`]), its parameters ([`Param`], [`Val`], [`args!`]), its row
 //! mapping ([`Row`], [`FromCol`], [`FromRow`]), and the few steps where backends truly differ,
 //! as named methods: [`Tx::lock_task`] (read a task under the write lock), [`Tx::lock_board`]
-//! (graph edits, caps) and [`Tx::insert_id`] (`INSERT … RETURNING id`).
+//! (graph edits, caps), [`Tx::claim_next`] (the ordered pick of the next ready tasks),
+//! [`Tx::sqlite_hint`] (planner hints only SQLite has) and [`Tx::insert_id`]
+//! (`INSERT … RETURNING id`).
 //!
 //! SQL stays as text next to the rule it guards, written once in the dialect SQLite ≥ 3.35 and
 //! PostgreSQL both accept: `?N` placeholders (rewritten to `$N` at the edge for PostgreSQL),
@@ -42,7 +44,7 @@ enum Conn<'c> {
 /// A board's open store.
 pub(crate) enum Store {
     Sqlite(sqlite::Conn),
-    Postgres(postgres::PgConn),
+    Postgres(Box<postgres::PgConn>),
 }
 
 impl Store {
@@ -67,14 +69,6 @@ impl Store {
         match self {
             Store::Sqlite(c) => Tx::sqlite(c),
             Store::Postgres(c) => Tx::pg(c),
-        }
-    }
-
-    /// The SQLite connection, for the file-level work only SQLite has.
-    pub(crate) fn sqlite(&self) -> Option<&sqlite::Conn> {
-        match self {
-            Store::Sqlite(c) => Some(c),
-            Store::Postgres(_) => None,
         }
     }
 
@@ -323,6 +317,24 @@ impl<'c> Tx<'c> {
                 Ok(())
             }
         }
+    }
+
+    /// The ids of the next ready, unclaimed tasks in Hermes' claim order (priority, then age,
+    /// then insertion), at most `limit`, optionally only those assigned to `assignee`, locked
+    /// for this transaction: SQLite reads them under the write lock `BEGIN IMMEDIATE` already
+    /// holds; PostgreSQL takes them `FOR UPDATE SKIP LOCKED`, so concurrent claimers on many
+    /// hosts each get different tasks instead of queueing on the same row. The caller claims
+    /// each id (the claim CAS still guards it).
+    pub fn claim_next(&self, assignee: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        const SQL: &str = "SELECT id FROM tasks WHERE status='ready' AND claim_lock IS NULL \
+             AND (?1 IS NULL OR assignee = ?1) \
+             ORDER BY priority DESC, created_at ASC, _seq_ ASC LIMIT ?2";
+        static PG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = match self.conn {
+            Conn::Sqlite(_) => SQL,
+            Conn::Pg(_) => PG.get_or_init(|| format!("{SQL} FOR UPDATE SKIP LOCKED")),
+        };
+        self.rows(sql, args![assignee, limit as i64])
     }
 
     /// Every user table of the store, sorted by name, with its columns in declaration order

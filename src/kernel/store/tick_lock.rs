@@ -17,7 +17,7 @@ pub struct TickLock {
 
 enum Held {
     File(#[allow(dead_code)] Flock<File>),
-    Pg(#[allow(dead_code)] super::postgres::lock::TickLock),
+    Pg(#[allow(dead_code)] Box<super::postgres::lock::TickLock>),
 }
 
 impl std::fmt::Debug for TickLock {
@@ -75,8 +75,28 @@ pub(crate) fn try_file(db: &Path) -> TickLockTry {
 /// The advisory lock of a PostgreSQL board.
 pub(crate) fn try_pg(target: &super::postgres::PgTarget, schema: &str) -> TickLockTry {
     match super::postgres::lock::try_tick_lock(target, schema) {
-        Ok(Some(l)) => TickLockTry::Held(TickLock { _held: Held::Pg(l) }),
+        Ok(Some(l)) => TickLockTry::Held(TickLock {
+            _held: Held::Pg(Box::new(l)),
+        }),
         Ok(None) => TickLockTry::Busy,
         Err(e) => TickLockTry::Unavailable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_tick_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("kanban.db");
+        let TickLockTry::Held(first) = try_file(&db) else {
+            panic!("first lock")
+        };
+        assert!(dir.path().join("kanban.db.dispatch.lock").exists());
+        assert!(matches!(try_file(&db), TickLockTry::Busy));
+        drop(first);
+        assert!(matches!(try_file(&db), TickLockTry::Held(_)));
     }
 }
