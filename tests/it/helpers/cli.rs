@@ -146,7 +146,7 @@ impl Cli {
 
     /// Open the board with the kernel (for invariant checks) — only between CLI runs.
     pub fn board(&self) -> hermes_kanban::kernel::Board {
-        hermes_kanban::kernel::Board::open(&self.env(), None).expect("open board")
+        super::board::open_board(&self.env(), None)
     }
 
     /// Assert the kernel invariants on the default board.
