@@ -43,6 +43,25 @@ pub fn open_board(env: &Env, slug: Option<&str>) -> Board {
         .unwrap_or_else(|e| panic!("open board {slug:?}: {e}"))
 }
 
+/// Whether the board `slug` of the home `env` describes has a database (on SQLite its file
+/// exists; on PostgreSQL its schema is there) — without creating anything.
+pub fn board_exists(env: &Env, slug: &str) -> bool {
+    let home = Kanban::open(env, None).unwrap_or_else(|e| panic!("open the home: {e}"));
+    let listed = home
+        .list(true)
+        .unwrap_or_else(|e| panic!("list the boards: {e}"))
+        .iter()
+        .any(|b| b.meta.slug == slug);
+    if !listed {
+        return false;
+    }
+    match home.open_board(Some(slug), OpenMode::Existing) {
+        Ok(_) => true,
+        Err(hermes_kanban::kernel::KernelError::NoDatabase { .. }) => false,
+        Err(e) => panic!("board_exists({slug}): {e}"),
+    }
+}
+
 /// A temp home and, on PostgreSQL, the fixture's own database: what a fixture that is not
 /// one of the helpers' (an area's own `Fx`) holds to follow the backend switch. Its `Drop`
 /// runs the invariant check on every board, then drops the database.

@@ -1203,6 +1203,7 @@ async fn list_filters_limits_and_promotes() {
 /// list down), and with a promotion due it writes (waits for the lock, then promotes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_takes_the_write_lock_only_when_a_promotion_is_due() {
+    sqlite_only!("holds SQLite's write lock from a second connection");
     let fx = Fx::new();
     let a = fx.task("a");
     let b = fx.task("b");
