@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::kernel::{Board, BoardMeta, BoardPaths, Status, Task, WorkspaceKind, strictly_inside};
+use crate::kernel::{Board, BoardPaths, Env, Kanban, Status, Task, WorkspaceKind, strictly_inside};
 
 /// A resolved workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +24,9 @@ pub struct Workspace {
 
 /// Resolve (and create) the workspace of `task`. The error text becomes the `spawn_failed`
 /// error (prefixed `workspace: `).
-/// Needs no board handle (only its paths and metadata, `Board::board_meta`, read while the
-/// board was held), so a tick resolves workspaces — git worktree commands included — with the
-/// board released.
-pub fn resolve(paths: &BoardPaths, meta: &BoardMeta, task: &Task) -> Result<Workspace, String> {
+/// Needs no board handle (only its environment and paths), so a tick resolves workspaces — git
+/// worktree commands included — with the board released.
+pub fn resolve(env: &Env, paths: &BoardPaths, task: &Task) -> Result<Workspace, String> {
     let kind: WorkspaceKind = task
         .workspace_kind
         .parse()
@@ -67,7 +66,7 @@ pub fn resolve(paths: &BoardPaths, meta: &BoardMeta, task: &Task) -> Result<Work
                 branch: None,
             })
         }
-        WorkspaceKind::Worktree => worktree(meta, task, given),
+        WorkspaceKind::Worktree => worktree(env, &paths.slug, task, given),
     }
 }
 
@@ -130,11 +129,14 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn worktree(meta: &BoardMeta, task: &Task, given: Option<&str>) -> Result<Workspace, String> {
+fn worktree(env: &Env, slug: &str, task: &Task, given: Option<&str>) -> Result<Workspace, String> {
     let anchor = match given {
         Some(p) => PathBuf::from(p),
         None => {
-            let meta = meta.clone();
+            // board.json on SQLite, the registry row on PostgreSQL.
+            let meta = Kanban::from(env.clone())
+                .meta(slug)
+                .map_err(|e| e.to_string())?;
             let w = meta
                 .default_workdir
                 .filter(|w| Path::new(w).is_absolute())

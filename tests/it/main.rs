@@ -57,6 +57,7 @@ mod compat {
 /// One board on PostgreSQL and across hosts (issue 15): PostgreSQL-only scenarios (they
 /// return early without `HK_TEST_DATABASE_URL`) and the three-host drain (both backends).
 mod pg {
+    mod backend;
     mod connection_loss;
     mod multihost;
 }

@@ -67,10 +67,16 @@ impl std::fmt::Debug for PgConn {
 
 /// Open a client with the session settings of `target` and `search_path` = `schema`.
 pub(crate) fn connect(target: &PgTarget, schema: Option<&str>) -> Result<Client> {
-    let mut client = target
-        .config
-        .connect(NoTls)
-        .map_err(|e| map_err(&e, &target.shown))?;
+    // Whatever stops a connect (refused, timed out, authentication, no such database) is the
+    // one-line "cannot reach" error naming the URL without its password.
+    let mut client =
+        target
+            .config
+            .connect(NoTls)
+            .map_err(|e| match map_err(&e, &target.shown) {
+                u @ KernelError::Unavailable { .. } => u,
+                other => unavailable(&target.shown, &other.to_string()),
+            })?;
     let mut setup = format!(
         "SET lock_timeout = {}; SET statement_timeout = {}; \
          SET idle_in_transaction_session_timeout = 600000; SET client_min_messages = warning;",
