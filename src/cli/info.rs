@@ -126,12 +126,17 @@ pub(crate) fn log(ctx: &Ctx, a: &LogArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let path = b.paths().log_file(&a.id);
-    let mut f = std::fs::File::open(&path).map_err(|_| {
-        CliError::Failed(format!(
+    let mut f = std::fs::File::open(&path).map_err(|_| match b.run_host(&a.id) {
+        Ok(Some(h)) if !h.this_host => CliError::Failed(format!(
+            "the worker log of {} is on host {} (its last run ran there; logs and workspaces \
+            stay on the host that ran the worker): run `hermes-kanban log {}` on that host",
+            a.id, h.host, a.id
+        )),
+        _ => CliError::Failed(format!(
             "no worker log for {} at {} (the task has not been spawned yet)",
             a.id,
             path.display()
-        ))
+        )),
     })?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let io = |e: std::io::Error| CliError::Failed(format!("{}: {e}", path.display()));
@@ -484,9 +489,31 @@ pub struct DiagnosticsArgs {
     /// with --json).
     #[arg(long)]
     pub journal: bool,
+    /// Report only the dispatcher hosts of this board and whether each is live
+    /// (`{"hosts": [{host_id, pid, version, started_at, last_tick_at, interval_seconds, live,
+    /// age_seconds, this_host}]}` with --json). A host is live while its last tick is within
+    /// three of its intervals.
+    #[arg(long, conflicts_with = "journal")]
+    pub hosts: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One line per dispatcher host: id, live or gone, last tick age, pid, version.
+fn print_hosts(hosts: &[crate::kernel::HostLease]) {
+    for h in hosts {
+        println!(
+            "Host {}{}: {} — last tick {}s ago (every {}s), pid {}, hermes-kanban {}",
+            h.host_id,
+            if h.this_host { " (this host)" } else { "" },
+            if h.live { "live" } else { "not live" },
+            h.age_seconds,
+            h.interval_seconds,
+            h.pid,
+            h.version
+        );
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -506,6 +533,17 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
         }
         return Ok(());
     }
+    let hosts = b.hosts()?;
+    if a.hosts {
+        if a.json {
+            print_json(&serde_json::json!({"hosts": hosts}));
+        } else if hosts.is_empty() {
+            println!("No dispatcher host has ticked this board.");
+        } else {
+            print_hosts(&hosts);
+        }
+        return Ok(());
+    }
     let cfg = DiagnosticsConfig {
         spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
         skills: Some(crate::kernel::SkillCheck {
@@ -521,6 +559,7 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
         return Ok(());
     }
     println!("Journal mode: {} — {}", j.mode, j.reason);
+    print_hosts(&hosts);
     if rows.is_empty() {
         println!("No problems found.");
     }
