@@ -43,6 +43,7 @@ mod web {
 /// The dispatcher and daemon against real (fake-script) workers; webhook notifications.
 mod dispatch {
     mod dispatcher;
+    mod hosts;
     mod notify;
 }
 
