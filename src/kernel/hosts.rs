@@ -107,7 +107,9 @@ pub fn lease_is_live(age: i64, interval: i64) -> bool {
 }
 
 /// Which host holds a task's worker log and workspace: the claim host of its latest claimed
-/// run (logs and workspaces stay on the host that ran the worker).
+/// run (logs and workspaces stay on the host that ran the worker). A closed run's claim is
+/// cleared, so the host is read from the run's `claimed` event (`{lock}`), which every claim
+/// records.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunHost {
     pub host: String,
@@ -118,13 +120,17 @@ pub struct RunHost {
 impl Board {
     /// The host of `task_id`'s latest claimed run, if any run was claimed.
     pub fn run_host(&self, task_id: &str) -> Result<Option<RunHost>> {
-        let lock: Option<String> = self.read(|c| {
+        let payload: Option<Option<String>> = self.read(|c| {
             c.row(
-                "SELECT claim_lock FROM task_runs WHERE task_id=?1 AND claim_lock IS NOT NULL
-                 ORDER BY started_at DESC, id DESC LIMIT 1",
+                "SELECT payload FROM task_events WHERE task_id=?1 AND kind='claimed'
+                 ORDER BY id DESC LIMIT 1",
                 args![task_id],
             )
         })?;
+        let lock = payload
+            .flatten()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+            .and_then(|v| v.get("lock")?.as_str().map(str::to_string));
         Ok(lock.as_deref().and_then(claim_host).map(|h| RunHost {
             this_host: h == host_id(),
             host: h.to_string(),
