@@ -405,7 +405,8 @@ fn a_tick_releases_another_hosts_claim_only_by_expiry() {
 }
 
 /// A live worker of this host gets its claim renewed once less than half a TTL is left
-/// (before it expires, without an event); an unexpired claim of another host is left as is.
+/// (before it expires, without an event), and extended (event `claim_extended`) if it expired
+/// between ticks; an unexpired claim of another host is left as is, an expired one released.
 #[test]
 fn a_tick_renews_its_own_live_claims_before_they_expire() {
     let tb = TestBoard::new();
@@ -451,6 +452,24 @@ fn a_tick_renews_its_own_live_claims_before_they_expire() {
         f.claim_expires,
         Some(tb.now() - 35 + 60),
         "another host's claim moved"
+    );
+    // Expired anyway (no tick for a while): extended, with a `claim_extended` event.
+    tb.advance(61);
+    let r = dispatch_once(b, &o, &mut HostState::default()).unwrap();
+    assert_eq!(r.reclaimed, 1, "only the other host's expired claim: {r:?}");
+    let t = b.get_task(&own).unwrap();
+    assert_eq!(t.claim_expires, Some(tb.now() + 60));
+    assert_eq!(t.current_run_id, Some(c.run_id));
+    let kinds: Vec<String> = b
+        .list_events(&own, None)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("claim_extended"),
+        "{kinds:?}"
     );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
