@@ -8,10 +8,7 @@ use serde_json::json;
 
 use super::output::print_json;
 use super::{CliError, Ctx};
-use crate::kernel::{
-    Board, ListFilter, NewBoard, export_board, import_board, read_board_meta, remove_board,
-    rename_board, set_default_workdir, switch_board,
-};
+use crate::kernel::{KernelError, ListFilter, NewBoard, OpenMode, export_board, import_board};
 
 /// Board verbs.
 #[derive(Debug, Subcommand)]
@@ -162,13 +159,13 @@ pub enum BoardsCmd {
 }
 
 fn counts(ctx: &Ctx, slug: &str) -> Result<BTreeMap<String, i64>, CliError> {
-    let paths = ctx.home.paths(slug);
     let mut m = BTreeMap::new();
-    if !paths.db.exists() {
-        // Listing boards reads: a board without a database yet counts 0 and is not created.
-        return Ok(m);
-    }
-    let b = Board::open_paths(&ctx.env, paths)?;
+    // Listing boards reads: a board without a database yet counts 0 and is not created.
+    let b = match ctx.home.open_board(Some(slug), OpenMode::Existing) {
+        Ok((b, _)) => b,
+        Err(KernelError::NoDatabase { .. }) => return Ok(m),
+        Err(e) => return Err(e.into()),
+    };
     for t in b.list_tasks(&ListFilter {
         include_archived: true,
         ..Default::default()
@@ -188,6 +185,18 @@ fn count_text(c: &BTreeMap<String, i64>) -> String {
     format!("{total} ({})", counts.join(", "))
 }
 
+/// Board archives are Hermes' SQLite format: refused on a PostgreSQL home, with the tool that
+/// does the job there.
+fn sqlite_only(ctx: &Ctx, verb: &str) -> Result<(), CliError> {
+    match ctx.home.database_url() {
+        None => Ok(()),
+        Some(_) => Err(CliError::Failed(format!(
+            "`{verb}` works on SQLite boards (Hermes' archive format); this home is on PostgreSQL \
+            — back a board up with `pg_dump --schema=board_<slug>` instead"
+        ))),
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -199,7 +208,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             let boards = ctx.home.list(*all)?;
             let mut rows = Vec::new();
             for b in &boards {
-                if !b.db_path.exists() {
+                if ctx.home.database_url().is_none() && !b.db_path.exists() {
                     eprintln!(
                         "hermes-kanban: board '{}' has no database at {} yet (nothing was \
                         created); create it with `hermes-kanban init`, or set HERMES_HOME / \
@@ -257,36 +266,37 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
                 },
                 now(),
             )?;
-            let b = Board::open_paths(env, ctx.home.paths(&meta.slug))?;
+            let (b, _) = ctx.home.open_board(Some(&meta.slug), OpenMode::Create)?;
             if created {
                 println!("Created board {} ({})", meta.slug, meta.name);
             } else {
                 println!("Board {} already exists ({})", meta.slug, meta.name);
             }
-            println!("DB: {}", b.paths().db.display());
+            println!("DB: {}", b.location());
             if *switch {
-                switch_board(env, &meta.slug)?;
+                ctx.home.switch(&meta.slug)?;
                 println!("Switched to {}", meta.slug);
             }
         }
-        BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => match remove_board(
-            env,
-            slug,
-            *delete || matches!(cmd, BoardsCmd::Delete { .. }),
-            now(),
-        )? {
-            Some(dest) => println!("Archived board {slug} to {}", dest.display()),
-            None => println!("Deleted board {slug}"),
-        },
+        BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => {
+            match ctx.home.remove(
+                slug,
+                *delete || matches!(cmd, BoardsCmd::Delete { .. }),
+                now(),
+            )? {
+                Some(dest) => println!("Archived board {slug} to {}", dest.display()),
+                None => println!("Deleted board {slug}"),
+            }
+        }
         BoardsCmd::Switch { slug } => {
-            let s = switch_board(env, slug)?;
+            let s = ctx.home.switch(slug)?;
             println!("Current board: {s}");
         }
         BoardsCmd::Show { json } => {
             let slug = ctx.home.resolve(None)?;
-            let meta = read_board_meta(env, &slug);
+            let meta = ctx.home.meta(&slug)?;
             let c = counts(ctx, &slug)?;
-            let db = ctx.home.paths(&slug).db;
+            let db = ctx.home.location(&slug);
             if *json {
                 let mut m = serde_json::to_value(&meta).unwrap_or_default();
                 m["db_path"] = json!(db);
@@ -303,7 +313,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             }
         }
         BoardsCmd::Rename { slug, name } => {
-            let m = rename_board(env, slug, name, now())?;
+            let m = ctx.home.rename(slug, name, now())?;
             println!("Renamed {} to {}", m.slug, m.name);
         }
         BoardsCmd::Export {
@@ -320,6 +330,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             let out = output
                 .clone()
                 .unwrap_or_else(|| std::path::PathBuf::from(format!("{slug}.tar.gz")));
+            sqlite_only(ctx, "boards export")?;
             let r = export_board(env, &slug, &out, !no_attachments, *include_logs, now())?;
             if *json {
                 print_json(&r);
@@ -339,6 +350,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             switch,
             json,
         } => {
+            sqlite_only(ctx, "boards import")?;
             let r = import_board(env, archive, as_slug.as_deref(), *switch, now())?;
             if *json {
                 print_json(&r);
@@ -363,7 +375,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             }
         }
         BoardsCmd::SetDefaultWorkdir { slug, path } => {
-            let m = set_default_workdir(env, slug, path.as_deref(), now())?;
+            let m = ctx.home.set_default_workdir(slug, path.as_deref(), now())?;
             match &m.default_workdir {
                 Some(p) => println!("Default workdir of {} is {p}", m.slug),
                 None => println!("Cleared the default workdir of {}", m.slug),

@@ -460,6 +460,9 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // The home's environment carries the chosen database URL, so processes started from it
+    // (workers, supervisors, `mcp`) reach the same board.
+    let env = home.env().clone();
     let ctx = Ctx {
         env,
         home,

@@ -9,8 +9,7 @@ use super::output::{self, dim, local_ts, print_json};
 use super::{CliError, Ctx, each_id};
 use crate::kernel::{
     DiagnosticsConfig, InitialStatus, KernelError, ListFilter, NewTask, RunStateField, Severity,
-    Status, SwarmSpec, SwarmWorker, TaskSort, WorkspaceKind, list_boards, relative_age,
-    sorted_json,
+    Status, SwarmSpec, SwarmWorker, TaskSort, WorkspaceKind, relative_age, sorted_json,
 };
 
 /// `create` arguments (REF §15.2).
@@ -455,7 +454,7 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
             output::write_tasks_json(&mut out, &tasks)?;
             return out.flush();
         }
-        let boards = list_boards(&ctx.env, false).map(|v| v.len()).unwrap_or(1);
+        let boards = ctx.home.list(false).map(|v| v.len()).unwrap_or(1);
         if boards > 1 {
             let others = boards - 1;
             let plural = if others == 1 { "" } else { "s" };

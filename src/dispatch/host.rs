@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::KanbanConfig;
 use super::locks::{self, TryLock};
 use super::{DispatchResult, TickOptions, dispatch_once};
-use crate::kernel::{Env, HostTick, Kanban, SharedBoard, host_id, list_boards, resolve_board};
+use crate::kernel::{HostTick, Kanban, SharedBoard, host_id};
 
 /// How often a waiting host probes its boards for changes.
 pub const WATCH_PERIOD: Duration = Duration::from_millis(250);
@@ -52,16 +52,17 @@ impl HostState {
 
 /// The boards a loop dispatches: the given one; else the one pinned by `HERMES_KANBAN_DB` /
 /// `HERMES_KANBAN_BOARD`; else every non-archived board (re-listed each tick, as the gateway).
-pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
+pub(crate) fn loop_boards(home: &Kanban, board: Option<&str>) -> Vec<String> {
     if let Some(b) = board {
         return vec![b.to_string()];
     }
-    if env.get("HERMES_KANBAN_DB").is_some() || env.get("HERMES_KANBAN_BOARD").is_some() {
-        return resolve_board(env, None)
-            .map(|b| vec![b])
-            .unwrap_or_default();
+    let env = home.env();
+    if (env.get("HERMES_KANBAN_DB").is_some() && home.database_url().is_none())
+        || env.get("HERMES_KANBAN_BOARD").is_some()
+    {
+        return home.resolve(None).map(|b| vec![b]).unwrap_or_default();
     }
-    match list_boards(env, false) {
+    match home.list(false) {
         Ok(list) => list.into_iter().map(|b| b.meta.slug).collect(),
         Err(e) => {
             tracing::warn!("dispatch: cannot list boards: {e}");
@@ -140,7 +141,7 @@ pub fn run_loop_with(
         let slugs = match due.take() {
             Some(changed) => changed,
             None => {
-                boards.retain(&loop_boards(env, board));
+                boards.retain(&loop_boards(home, board));
                 last_full = started;
                 boards.slugs()
             }

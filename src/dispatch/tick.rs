@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::locks::{self, TryLock};
 use super::{
     DispatchResult, HostState, TickBoard, TickOptions, launch, terminate_run, worker_alive,
     workspace,
 };
-use crate::kernel::{Board, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy, WorkerExit};
+use crate::kernel::{
+    Board, RECLAIM_DEFER_SECONDS, RunningTask, SettledBy, TickLockTry, WorkerExit,
+};
 use crate::process::lock_is_host_local;
 
 /// Run one tick on `board` (REF §9.1). A concurrent tick on the same board makes this one
@@ -32,16 +33,15 @@ pub fn dispatch_once<B: TickBoard + ?Sized>(
     if opts.dry_run {
         return board.with(|b| launch::dry_run(b, opts));
     }
-    let db = board.with(|b| b.paths().db.clone());
-    let _lock = match locks::try_tick_lock(&db) {
-        TryLock::Held(l) => Some(l),
-        TryLock::Busy => {
+    let _lock = match board.with(Board::try_tick_lock) {
+        TickLockTry::Held(l) => Some(l),
+        TickLockTry::Busy => {
             return Ok(DispatchResult {
                 skipped_locked: true,
                 ..Default::default()
             });
         }
-        TryLock::Unavailable(e) => {
+        TickLockTry::Unavailable(e) => {
             tracing::warn!("tick lock unavailable ({e}); dispatching without it");
             None
         }

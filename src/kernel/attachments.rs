@@ -215,7 +215,7 @@ impl Board {
 
     /// Attachments of a task, oldest first.
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
-        Tx::sqlite(&self.conn).rows(
+        self.tx().rows(
             &format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY \
                 created_at, id"
@@ -226,7 +226,7 @@ impl Board {
 
     /// One attachment by id.
     pub fn get_attachment(&self, id: i64) -> Result<Attachment> {
-        Tx::sqlite(&self.conn)
+        self.tx()
             .row(
                 &format!("SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"),
                 args![id],
@@ -242,9 +242,13 @@ impl Board {
     }
 
     /// Whether this board keeps new attachments' content in the database (so any host can
-    /// serve it) rather than as files under its attachment root: on SQLite only with
-    /// `kanban.attachments: database` in `$HERMES_HOME/config.yaml` (default `files`).
+    /// serve it) rather than as files under its attachment root: always on PostgreSQL; on
+    /// SQLite only with `kanban.attachments: database` in `$HERMES_HOME/config.yaml` (default
+    /// `files`).
     pub fn attachments_in_db(&self) -> bool {
+        if self.is_postgres() {
+            return true;
+        }
         let path = super::paths::hermes_root(self.env()).join("config.yaml");
         let Ok(text) = std::fs::read_to_string(path) else {
             return false;

@@ -96,6 +96,7 @@ pub use skills::{
     KANBAN_WORKER_SKILL, WorkerSkills, profile_has_skill, profile_home, skill_dirs, worker_skills,
 };
 pub use store::sqlite::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
+pub use store::tick_lock::{TickLock, TickLockTry};
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES, PageKey,

@@ -201,6 +201,33 @@ impl Board {
         self.write(|c| claim_tx(c, task_id, Status::Ready, &lock, ttl, now))?
     }
 
+    /// Claim up to `limit` of the next ready tasks (optionally only `assignee`'s) for `lock`, in
+    /// one transaction, in claim order ([`Tx::claim_next`]: on PostgreSQL rows another claimer
+    /// holds are skipped, not waited for). A task whose parents turn out unfinished is moved
+    /// back to `todo` as in [`Board::claim_task`] and skipped. Returns the claims made (empty:
+    /// nothing ready).
+    pub fn claim_next(
+        &self,
+        assignee: Option<&str>,
+        limit: usize,
+        ttl: Option<i64>,
+        lock: &str,
+    ) -> Result<Vec<Claim>> {
+        let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
+        let lock = v::short_name("claim_lock", Some(lock))?
+            .ok_or_else(|| KernelError::invalid("claim_lock", "must not be empty"))?;
+        let now = self.now();
+        self.write(|c| {
+            let mut out = Vec::new();
+            for id in c.claim_next(assignee, limit)? {
+                if let Ok(claim) = claim_tx(c, &id, Status::Ready, &lock, ttl, now)? {
+                    out.push(claim);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Claim a `review` task (dispatcher review queue): no parent check; event `claimed` with
     /// `source_status: review`.
     pub fn claim_review_task(&self, task_id: &str, ttl: Option<i64>) -> Result<Claim> {
