@@ -131,7 +131,7 @@ pub fn run_loop_with(
     };
     let mut host = HostState::default();
     let mut boards = HostBoards::default();
-    let lease = HostLeaseWriter::new(interval);
+    let mut lease = HostLeaseWriter::new(interval);
     // A full round (every board, re-listed) starts the host and follows every `interval`; in
     // between, only the boards whose change marker moved are ticked.
     let mut due: Option<Vec<String>> = None;
@@ -167,10 +167,12 @@ pub fn run_loop_with(
 
 /// This host's lease row on every board it ticks (`kanban_hosts`: host id, pid, version, start,
 /// last tick, interval), written after each tick so `diagnostics` and the dashboard can tell
-/// the live hosts from the gone ones.
+/// the live hosts from the gone ones — at most once a second per board, so change-driven
+/// ticks on a busy board do not add a commit each.
 struct HostLeaseWriter {
     started_at: i64,
     interval_seconds: i64,
+    written: HashMap<String, Instant>,
 }
 
 impl HostLeaseWriter {
@@ -178,10 +180,20 @@ impl HostLeaseWriter {
         HostLeaseWriter {
             started_at: chrono::Utc::now().timestamp(),
             interval_seconds: (interval.as_secs_f64().ceil() as i64).max(1),
+            written: HashMap::new(),
         }
     }
 
-    fn write(&self, board: &SharedBoard, slug: &str) {
+    fn write(&mut self, board: &SharedBoard, slug: &str) {
+        let now = Instant::now();
+        if self
+            .written
+            .get(slug)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.written.insert(slug.to_string(), now);
         let tick = HostTick {
             host_id: host_id(),
             pid: i64::from(std::process::id()),

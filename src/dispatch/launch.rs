@@ -147,9 +147,12 @@ fn launch<B: TickBoard + ?Sized>(
     run_id: i64,
     lock: &str,
 ) -> Result<(spawn::StartedSupervisor, String), String> {
-    let (task, env, paths) = board.with(|b| {
+    let (task, env, paths, workdir) = board.with(|b| {
         let t = b.get_task(task_id).map_err(|e| e.to_string());
-        t.map(|t| (t, b.env().clone(), b.paths().clone()))
+        t.map(|t| {
+            let workdir = b.board_meta().default_workdir;
+            (t, b.env().clone(), b.paths().clone(), workdir)
+        })
     })?;
     let root = hermes_root(&env);
     if !opts.worker_command.by_assignee.contains_key(assignee)
@@ -157,7 +160,8 @@ fn launch<B: TickBoard + ?Sized>(
     {
         return Err(format!("unknown profile {assignee:?}: {why}"));
     }
-    let ws = workspace::resolve(&env, &paths, &task).map_err(|e| format!("workspace: {e}"))?;
+    let ws = workspace::resolve(&paths, workdir.as_deref(), &task)
+        .map_err(|e| format!("workspace: {e}"))?;
     let ws_text = ws.path.to_string_lossy().into_owned();
     let token = board.with(|b| {
         b.set_workspace(task_id, &ws_text, ws.branch.as_deref())

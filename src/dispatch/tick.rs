@@ -33,7 +33,7 @@ pub fn dispatch_once<B: TickBoard + ?Sized>(
     if opts.dry_run {
         return board.with(|b| launch::dry_run(b, opts));
     }
-    let _lock = match board.with(|b| b.try_tick_lock()) {
+    let _lock = match board.with(Board::try_tick_lock) {
         TickLockTry::Held(l) => Some(l),
         TickLockTry::Busy => {
             return Ok(DispatchResult {

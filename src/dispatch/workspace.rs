@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::kernel::{Board, BoardPaths, Env, Kanban, Status, Task, WorkspaceKind, strictly_inside};
+use crate::kernel::{Board, BoardPaths, Status, Task, WorkspaceKind, strictly_inside};
 
 /// A resolved workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +24,13 @@ pub struct Workspace {
 
 /// Resolve (and create) the workspace of `task`. The error text becomes the `spawn_failed`
 /// error (prefixed `workspace: `).
-/// Needs no board handle (only its environment and paths), so a tick resolves workspaces — git
-/// worktree commands included — with the board released.
-pub fn resolve(env: &Env, paths: &BoardPaths, task: &Task) -> Result<Workspace, String> {
+/// Needs no board handle (only its paths and its `default_workdir`, read beforehand), so a tick
+/// resolves workspaces — git worktree commands included — with the board released.
+pub fn resolve(
+    paths: &BoardPaths,
+    default_workdir: Option<&str>,
+    task: &Task,
+) -> Result<Workspace, String> {
     let kind: WorkspaceKind = task
         .workspace_kind
         .parse()
@@ -66,7 +70,7 @@ pub fn resolve(env: &Env, paths: &BoardPaths, task: &Task) -> Result<Workspace, 
                 branch: None,
             })
         }
-        WorkspaceKind::Worktree => worktree(env, &paths.slug, task, given),
+        WorkspaceKind::Worktree => worktree(default_workdir, task, given),
     }
 }
 
@@ -129,16 +133,15 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn worktree(env: &Env, slug: &str, task: &Task, given: Option<&str>) -> Result<Workspace, String> {
+fn worktree(
+    default_workdir: Option<&str>,
+    task: &Task,
+    given: Option<&str>,
+) -> Result<Workspace, String> {
     let anchor = match given {
         Some(p) => PathBuf::from(p),
         None => {
-            // board.json on SQLite, the registry row on PostgreSQL.
-            let meta = Kanban::from(env.clone())
-                .meta(slug)
-                .map_err(|e| e.to_string())?;
-            let w = meta
-                .default_workdir
+            let w = default_workdir
                 .filter(|w| Path::new(w).is_absolute())
                 .ok_or(
                     "worktree workspace without a path and the board has no default_workdir; \

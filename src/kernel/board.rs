@@ -420,6 +420,11 @@ fn snapshot_value(v: Val<'_>) -> String {
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
 pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
+    // No stored id holds a NUL (ids are validated at creation), and PostgreSQL refuses one in
+    // a parameter: such an id is an unknown task on every backend.
+    if id.contains('\0') {
+        return Err(KernelError::TaskNotFound(super::validate::truncate(id, 80)));
+    }
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"));
     c.row::<Task>(sql, args![id])?

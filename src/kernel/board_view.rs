@@ -332,7 +332,7 @@ fn latest_summaries(
            SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                   ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
            FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) \
-           != '') WHERE rn = 1",
+           != '') sub WHERE rn = 1",
         scope,
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;

@@ -2,7 +2,8 @@
 //! the hostname), the host part of a claim lock ([`claim_host`]; a claim `<host>:<pid>` belongs
 //! to `<host>`, and only that host judges its processes), and the host lease table
 //! (`kanban_hosts`, migration 0009): every dispatcher tick upserts its row
-//! ([`Board::record_host_tick`]), and [`Board::hosts`] lists them with whether each is live.
+//! ([`Board::record_host_tick`]), and [`Board::hosts`] lists them with whether each is live;
+//! which host holds a task's log and workspace ([`Board::run_host`]).
 
 use std::sync::OnceLock;
 
@@ -105,7 +106,37 @@ pub fn lease_is_live(age: i64, interval: i64) -> bool {
     age <= (interval.max(1) * HOST_LIVE_INTERVALS).max(3)
 }
 
+/// Which host holds a task's worker log and workspace: the claim host of its latest claimed
+/// run (logs and workspaces stay on the host that ran the worker). A closed run's claim is
+/// cleared, so the host is read from the run's `claimed` event (`{lock}`), which every claim
+/// records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunHost {
+    pub host: String,
+    /// Whether that is this host (the log can be read here).
+    pub this_host: bool,
+}
+
 impl Board {
+    /// The host of `task_id`'s latest claimed run, if any run was claimed.
+    pub fn run_host(&self, task_id: &str) -> Result<Option<RunHost>> {
+        let payload: Option<Option<String>> = self.read(|c| {
+            c.row(
+                "SELECT payload FROM task_events WHERE task_id=?1 AND kind='claimed'
+                 ORDER BY id DESC LIMIT 1",
+                args![task_id],
+            )
+        })?;
+        let lock = payload
+            .flatten()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+            .and_then(|v| v.get("lock")?.as_str().map(str::to_string));
+        Ok(lock.as_deref().and_then(claim_host).map(|h| RunHost {
+            this_host: h == host_id(),
+            host: h.to_string(),
+        }))
+    }
+
     /// Upsert this host's lease row: a tick happened now. No event is recorded (a lease write
     /// is not a change a dispatcher acts on, so it does not wake the other hosts).
     pub fn record_host_tick(&self, t: &HostTick<'_>) -> Result<()> {

@@ -65,8 +65,8 @@ pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use home::{Backend, DATABASE_URL_VAR, Kanban, SharedBoard, redact_url};
 pub use hosts::{
-    HOST_ID_VAR, HostLease, HostTick, claim_host, host_id, lease_is_live, lock_is_host_local,
-    machine_hostname,
+    HOST_ID_VAR, HostLease, HostTick, RunHost, claim_host, host_id, lease_is_live,
+    lock_is_host_local, machine_hostname,
 };
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,

@@ -38,12 +38,14 @@ mod mcp {
 /// The REST API and dashboard server on 127.0.0.1.
 mod web {
     mod api;
+    mod attachments_db;
     mod worker_rule;
 }
 
 /// The dispatcher and daemon against real (fake-script) workers; webhook notifications.
 mod dispatch {
     mod dispatcher;
+    mod hosts;
     mod notify;
 }
 

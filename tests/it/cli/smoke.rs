@@ -13,6 +13,7 @@ fn version_and_help() {
 
 #[test]
 fn an_unreachable_postgres_url_fails_in_one_line_and_never_falls_back_to_sqlite() {
+    sqlite_only!("checks which URL setting wins; the fixture's own URL would outrank config.yaml");
     let cli = Cli::new();
     // Port 1 on loopback: nothing listens there, the connect is refused at once.
     let url = "postgres://kanban:hunter2@127.0.0.1:1/kanban";

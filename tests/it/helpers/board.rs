@@ -28,6 +28,40 @@ pub fn fixture_env(dir: &Path, db: Option<&TestDb>) -> Env {
     with_db(home_env(dir), db)
 }
 
+/// The home handle a front door opens for `env` (its database URL, else its files).
+pub fn home(env: &Env) -> Kanban {
+    Kanban::open(env, None).unwrap_or_else(|e| panic!("open the home: {e}"))
+}
+
+/// Open (creating when missing) the board `slug` of the home `env` describes — in its
+/// database when `env` names one, else under its files — the way a front door does
+/// (`Kanban::open`).
+pub fn open_board(env: &Env, slug: Option<&str>) -> Board {
+    Kanban::open(env, None)
+        .and_then(|home| home.open_board(slug, OpenMode::Create))
+        .map(|(board, _)| board)
+        .unwrap_or_else(|e| panic!("open board {slug:?}: {e}"))
+}
+
+/// Whether the board `slug` of the home `env` describes has a database (on SQLite its file
+/// exists; on PostgreSQL its schema is there) — without creating anything.
+pub fn board_exists(env: &Env, slug: &str) -> bool {
+    let home = Kanban::open(env, None).unwrap_or_else(|e| panic!("open the home: {e}"));
+    let listed = home
+        .list(true)
+        .unwrap_or_else(|e| panic!("list the boards: {e}"))
+        .iter()
+        .any(|b| b.meta.slug == slug);
+    if !listed {
+        return false;
+    }
+    match home.open_board(Some(slug), OpenMode::Existing) {
+        Ok(_) => true,
+        Err(hermes_kanban::kernel::KernelError::NoDatabase { .. }) => false,
+        Err(e) => panic!("board_exists({slug}): {e}"),
+    }
+}
+
 /// A temp home and, on PostgreSQL, the fixture's own database: what a fixture that is not
 /// one of the helpers' (an area's own `Fx`) holds to follow the backend switch. Its `Drop`
 /// runs the invariant check on every board, then drops the database.
@@ -73,7 +107,7 @@ impl TestBoard {
         let dir = tempfile::tempdir().expect("tempdir");
         let pg = TestDb::for_fixture();
         let env = fixture_env(dir.path(), pg.as_ref());
-        let mut board = Board::open(&env, None).expect("open board");
+        let mut board = open_board(&env, None);
         let clock = Arc::new(AtomicI64::new(1_800_000_000));
         let c = clock.clone();
         board.set_clock(Arc::new(move || c.load(Ordering::SeqCst)));

@@ -144,9 +144,14 @@ impl Cli {
             .to_string()
     }
 
+    /// Whether the board `slug` has a database, on either backend (nothing is created).
+    pub fn has_board(&self, slug: &str) -> bool {
+        super::board::board_exists(&self.env(), slug)
+    }
+
     /// Open the board with the kernel (for invariant checks) — only between CLI runs.
     pub fn board(&self) -> hermes_kanban::kernel::Board {
-        hermes_kanban::kernel::Board::open(&self.env(), None).expect("open board")
+        super::board::open_board(&self.env(), None)
     }
 
     /// Assert the kernel invariants on the default board.

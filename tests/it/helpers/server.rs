@@ -51,9 +51,10 @@ pub async fn start_with(cfg: ServeConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let pg = TestDb::for_fixture();
     let env = super::board::fixture_env(dir.path(), pg.as_ref());
-    Board::open(&env, None).unwrap();
+    super::board::open_board(&env, None);
     let ct = CancellationToken::new();
-    let app = hermes_kanban::web::router(env.clone(), &cfg, ct.clone());
+    let home = hermes_kanban::kernel::Kanban::open(&env, None).expect("open the home");
+    let app = hermes_kanban::web::router(home, &cfg, ct.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = ct.clone();
@@ -91,7 +92,7 @@ impl Server {
 
     /// The default board, opened by the kernel.
     pub fn board(&self) -> Board {
-        Board::open(&self.env, None).unwrap()
+        super::board::open_board(&self.env, None)
     }
 
     /// Create a task assigned to `worker`.

@@ -23,7 +23,7 @@ fn open(home: &Path, url: Option<&str>) -> Board {
     if let Some(url) = url {
         env = env.with(DATABASE_URL_VAR, url);
     }
-    Board::open(&env, None).expect("open board")
+    crate::helpers::board::open_board(&env, None)
 }
 
 /// Child-process entry: claims every ready task it can and writes the ids it won to

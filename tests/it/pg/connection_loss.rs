@@ -40,7 +40,7 @@ fn pg(verb: &str) -> (bool, String) {
 }
 
 /// A child that is killed when the test ends.
-struct Proc(Child, &'static str);
+struct Proc(Child);
 
 impl Proc {
     fn alive(&mut self) -> bool {
@@ -134,7 +134,8 @@ fn daemon_and_serve_survive_a_postgres_restart_without_losing_or_doubling_a_clai
              [--provider PROVIDER] [--accept-hooks] [--skills SKILLS] [--cli]'; exit 0; fi\n\
              T=\"$HERMES_KANBAN_TASK\"\ntouch \"{lab}/$T.started\"\n\
              while [ ! -f \"{lab}/release\" ]; do sleep 0.1; done\n\
-             {HK} complete \"$T\" --summary \"after the restart\" && touch \"{lab}/$T.done\"\n",
+             {HK} complete \"$T\" --summary \"after the restart\" 2> \"{lab}/$T.err\" && \
+             touch \"{lab}/$T.done\"\n",
             lab = lab.display()
         ),
     )
@@ -152,7 +153,7 @@ fn daemon_and_serve_survive_a_postgres_restart_without_losing_or_doubling_a_clai
         .stderr(std::fs::File::create(lab.join("daemon.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut daemon = Proc(daemon, "daemon");
+    let mut daemon = Proc(daemon);
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -165,7 +166,7 @@ fn daemon_and_serve_survive_a_postgres_restart_without_losing_or_doubling_a_clai
         .stderr(std::fs::File::create(lab.join("serve.log")).unwrap())
         .spawn()
         .unwrap();
-    let mut serve = Proc(serve, "serve");
+    let mut serve = Proc(serve);
     wait_until("serve to answer", Duration::from_secs(60), || {
         http(&addr, "GET", "/api/board", None).filter(|(s, _)| *s == 200)
     });
@@ -224,7 +225,8 @@ fn daemon_and_serve_survive_a_postgres_restart_without_losing_or_doubling_a_clai
         assert_eq!(runs[0].outcome.as_deref(), Some("completed"), "{t}");
         assert!(
             lab.join(format!("{t}.done")).exists(),
-            "{t}: worker's complete failed"
+            "{t}: the worker's complete failed: {}",
+            std::fs::read_to_string(lab.join(format!("{t}.err"))).unwrap_or_default()
         );
     }
     // serve still reads the board it recovered to.

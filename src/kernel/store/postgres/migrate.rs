@@ -18,11 +18,19 @@ pub(crate) struct Migration {
 
 /// Every PostgreSQL migration, in order. A new file gets a line here (0002: the host lease
 /// table of multi-host dispatch).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../../../../migrations/postgres/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../../../../migrations/postgres/0001_init.sql"),
+    },
+    // Host leases and attachment blobs (host15).
+    Migration {
+        version: 2,
+        name: "0002_hosts",
+        sql: include_str!("../../../../migrations/postgres/0002_hosts.sql"),
+    },
+];
 
 /// The advisory lock key (class, object) every schema change takes.
 const MIGRATE_LOCK: (i32, i32) = (0x4b42, 1);
