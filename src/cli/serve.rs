@@ -173,7 +173,7 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
     // is created by nobody: said here, and every tool call answers with the same advice.
     let slug = probe.resolve(board.as_deref())?;
-    let db = probe.paths(&slug).db;
+    let db = probe.location(&slug);
     let opened = match probe.board(Some(&slug)) {
         Ok(b) => Some(b),
         Err(e @ KernelError::NoDatabase { .. }) => {

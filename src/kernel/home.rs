@@ -94,6 +94,17 @@ struct PgHome {
     registry: Mutex<Option<postgres::Client>>,
 }
 
+impl Drop for PgHome {
+    fn drop(&mut self) {
+        let c = self
+            .registry
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        pg::drop_client(c);
+    }
+}
+
 /// The home handle: backend, board registry, and the cache of open boards. Cheap to clone
 /// (clones share the cache).
 #[derive(Clone)]

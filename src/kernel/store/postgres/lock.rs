@@ -12,7 +12,13 @@ const TICK_CLASS: i32 = 0x4b43;
 
 /// A held tick lock.
 pub(crate) struct TickLock {
-    _client: Client,
+    client: Option<Client>,
+}
+
+impl Drop for TickLock {
+    fn drop(&mut self) {
+        super::drop_client(self.client.take());
+    }
 }
 
 /// Try the tick lock of `schema` without waiting: `None` when another session holds it.
@@ -25,5 +31,7 @@ pub(crate) fn try_tick_lock(target: &PgTarget, schema: &str) -> Result<Option<Ti
         )
         .map_err(|e| map_err(&e, &target.shown))?
         .get(0);
-    Ok(got.then_some(TickLock { _client: client }))
+    Ok(got.then_some(TickLock {
+        client: Some(client),
+    }))
 }

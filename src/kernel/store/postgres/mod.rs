@@ -304,6 +304,23 @@ impl PgConn {
     }
 }
 
+/// Close `client` off any async runtime: the driver's drop blocks on its own runtime, which
+/// panics on a thread that drives one (a stdio MCP server dropping its home at exit).
+pub(crate) fn drop_client(client: Option<Client>) {
+    let Some(c) = client else { return };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = std::thread::spawn(move || drop(c)).join();
+    } else {
+        drop(c);
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        drop_client(self.client.get_mut().take());
+    }
+}
+
 /// Tracks the transaction depth; a body that panics leaves the session rolled back.
 struct Depth<'a> {
     conn: &'a PgConn,
