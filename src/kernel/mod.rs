@@ -22,6 +22,7 @@ mod graph;
 mod home;
 mod invariants;
 mod lifecycle;
+mod listing;
 mod liveness;
 mod notify;
 mod paths;
@@ -67,6 +68,7 @@ pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,
 };
+pub use listing::{TaskDict, TaskLine};
 pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
     HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,
