@@ -13,10 +13,10 @@ use super::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, 
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{BoardMeta, board_exists, normalize_slug, read_board_meta, write_board_meta};
-use super::store::{Arg, FromRow, Row, SEQ, Tx, arg_refs};
+use super::store::{Arg, FromRow, Row, Tx, arg_refs};
 use super::types::{
     EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, TASK_COLUMNS, Task, json_column, lenient_i64,
-    lenient_text,
+    lenient_text, status_cell, text_key,
 };
 use crate::args;
 
@@ -101,6 +101,20 @@ pub struct BoardView {
     /// Highest event id at the time of the read (a live stream resumes from here).
     pub latest_event_id: i64,
     /// The board clock's "now".
+    pub now: i64,
+}
+
+/// The board-wide facts of a view, everything but its cards (what
+/// [`Board::board_view_each`] returns after streaming the cards).
+#[derive(Debug, Clone)]
+pub struct BoardFacts {
+    /// Distinct tenants of non-archived tasks, sorted.
+    pub tenants: Vec<String>,
+    /// Distinct assignees of non-archived tasks, sorted.
+    pub assignees: Vec<String>,
+    /// Highest event id at the time of the read (a live stream resumes from here).
+    pub latest_event_id: i64,
+    /// The "now" the cards were built at.
     pub now: i64,
 }
 
@@ -283,16 +297,11 @@ fn may_need_diagnosis(t: &Task, flagged: &HashSet<String>, crashed: &HashSet<Str
         || crashed.contains(&t.id)
 }
 
-/// The view's tasks in list order (priority desc, then oldest first).
-fn view_task_list(c: &Tx, q: &BoardViewQuery) -> Result<Vec<Task>> {
-    let Some(ids) = &q.ids else {
-        let (where_sql, args) = view_filter(q);
-        return view_tasks(
-            c,
-            &format!("{where_sql} ORDER BY priority DESC, created_at ASC, {SEQ} ASC"),
-            &args,
-        );
-    };
+/// The list order of a view (priority desc, then oldest first, then insertion order).
+const VIEW_ORDER: &str = "ORDER BY priority DESC, created_at ASC, _seq_ ASC";
+
+/// The tasks of an `ids` view in list order (priority desc, then oldest first).
+fn view_task_list(c: &Tx, q: &BoardViewQuery, ids: &[String]) -> Result<Vec<Task>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let (mut where_sql, mut args) = view_filter(q);
@@ -444,10 +453,47 @@ impl DiagnosisInput {
     }
 }
 
+/// The ids of the view's tasks a diagnostics rule could fire for ([`may_need_diagnosis`]):
+/// from the tasks in hand, or — for a whole-board view, whose full rows are streamed once
+/// afterwards — from a narrow scan of the three columns the test reads.
+fn candidates(
+    c: &Tx,
+    q: &BoardViewQuery,
+    tasks: Option<&[Task]>,
+    flagged: &HashSet<String>,
+    crashed: &HashSet<String>,
+) -> Result<Vec<String>> {
+    if let Some(tasks) = tasks {
+        return Ok(tasks
+            .iter()
+            .filter(|t| may_need_diagnosis(t, flagged, crashed))
+            .map(|t| t.id.clone())
+            .collect());
+    }
+    let (where_sql, args) = view_filter(q);
+    let mut out = Vec::new();
+    c.each(
+        &format!("SELECT id, status, consecutive_failures FROM tasks {where_sql}"),
+        &arg_refs(&args),
+        |r| {
+            let id = text_key(r, 0)?;
+            let rule_states = matches!(status_cell(r, 1), Status::Blocked | Status::Ready);
+            let failing = lenient_i64(r, 2).unwrap_or(0) > 0;
+            if rule_states || failing || flagged.contains(&id) || crashed.contains(&id) {
+                out.push(id);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
 /// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
+/// `tasks` are the view's tasks when it holds them (an `ids` view); `None` for a whole-board
+/// view.
 fn diagnosis_input(
     c: &Tx,
-    tasks: &[Task],
+    tasks: Option<&[Task]>,
     scope: Option<&[String]>,
     q: &BoardViewQuery,
 ) -> Result<DiagnosisInput> {
@@ -472,11 +518,7 @@ fn diagnosis_input(
     )?
     .into_iter()
     .collect();
-    let candidates: Vec<String> = tasks
-        .iter()
-        .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
-        .map(|t| t.id.clone())
-        .collect();
+    let candidates = candidates(c, q, tasks, &flagged, &crashed)?;
     let mut events: HashMap<String, Vec<Event>> = HashMap::new();
     let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
     if !candidates.is_empty() {
@@ -531,53 +573,109 @@ fn diagnosis_input(
     })
 }
 
+/// Build one card from its task row and the view's figures.
+fn card(
+    t: Task,
+    f: &Figures,
+    diag: &DiagnosisInput,
+    cfg: &DiagnosticsConfig,
+    now: i64,
+) -> BoardCard {
+    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
+    BoardCard {
+        latest_summary: f.summaries.get(&t.id).cloned(),
+        parents: f.parents.get(&t.id).copied().unwrap_or(0),
+        children: n_children,
+        children_done: done,
+        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
+        diagnostics: diag.findings(&t, cfg, now),
+        status_since: f.since.as_ref().map(|m| {
+            m.get(&t.id)
+                .copied()
+                .unwrap_or(t.created_at)
+                .max(t.created_at)
+        }),
+        task: t,
+    }
+}
+
+/// The body of [`Board::board_view_each`] inside the caller's read transaction: the figures
+/// and the diagnostics input first (grouped queries over the view's scope), then the cards one
+/// at a time in list order. A whole-board view streams its task rows straight from the query,
+/// so no more than one full task row is held at a time; an `ids` view reads its few rows
+/// first.
+pub(crate) fn view_each_tx(
+    c: &Tx,
+    q: &BoardViewQuery,
+    cfg: &DiagnosticsConfig,
+    now: i64,
+    sink: &mut dyn FnMut(BoardCard) -> Result<()>,
+) -> Result<BoardFacts> {
+    let latest_event_id: i64 = c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
+    let tasks = match &q.ids {
+        Some(ids) => Some(view_task_list(c, q, ids)?),
+        None => None,
+    };
+    let scoped: Option<Vec<String>> = tasks
+        .as_ref()
+        .map(|ts| ts.iter().map(|t| t.id.clone()).collect());
+    let scope = scoped.as_deref();
+    let f = figures(c, scope, q)?;
+    let diag = diagnosis_input(c, tasks.as_deref(), scope, q)?;
+    match tasks {
+        Some(tasks) => {
+            for t in tasks {
+                sink(card(t, &f, &diag, cfg, now))?;
+            }
+        }
+        None => {
+            let (where_sql, args) = view_filter(q);
+            c.each(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql} {VIEW_ORDER}"),
+                &arg_refs(&args),
+                |r| sink(card(Task::from_row(r)?, &f, &diag, cfg, now)),
+            )?;
+        }
+    }
+    Ok(BoardFacts {
+        tenants: distinct(c, "tenant")?,
+        assignees: distinct(c, "assignee")?,
+        latest_event_id,
+        now,
+    })
+}
+
 impl Board {
     /// The dashboard's board: every task the query covers (priority desc, oldest first) with
     /// its parent/child/comment counts, child progress, latest run summary and diagnostics,
     /// plus the distinct tenants and assignees and the latest event id — read in one
     /// transaction with grouped queries (a constant number of statements for a full board).
     pub fn board_view(&self, q: &BoardViewQuery, cfg: &DiagnosticsConfig) -> Result<BoardView> {
-        let now = self.now();
-        self.read(|c| {
-            let latest_event_id: i64 =
-                c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
-            let tasks = view_task_list(c, q)?;
-            let scoped: Option<Vec<String>> = q
-                .ids
-                .as_ref()
-                .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
-            let scope = scoped.as_deref();
-            let f = figures(c, scope, q)?;
-            let diag = diagnosis_input(c, &tasks, scope, q)?;
-            let cards = tasks
-                .into_iter()
-                .map(|t| {
-                    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
-                    BoardCard {
-                        latest_summary: f.summaries.get(&t.id).cloned(),
-                        parents: f.parents.get(&t.id).copied().unwrap_or(0),
-                        children: n_children,
-                        children_done: done,
-                        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
-                        diagnostics: diag.findings(&t, cfg, now),
-                        status_since: f.since.as_ref().map(|m| {
-                            m.get(&t.id)
-                                .copied()
-                                .unwrap_or(t.created_at)
-                                .max(t.created_at)
-                        }),
-                        task: t,
-                    }
-                })
-                .collect();
-            Ok(BoardView {
-                cards,
-                tenants: distinct(c, "tenant")?,
-                assignees: distinct(c, "assignee")?,
-                latest_event_id,
-                now,
-            })
+        let mut cards = Vec::new();
+        let facts = self.board_view_each(q, cfg, self.now(), |c| {
+            cards.push(c);
+            Ok(())
+        })?;
+        Ok(BoardView {
+            cards,
+            tenants: facts.tenants,
+            assignees: facts.assignees,
+            latest_event_id: facts.latest_event_id,
+            now: facts.now,
         })
+    }
+
+    /// [`Board::board_view`] handing each card to `sink` as it is built (in list order, at
+    /// `now`) instead of collecting them: a caller that encodes the cards as they come holds
+    /// its output, never every task row of a large board at once.
+    pub fn board_view_each(
+        &self,
+        q: &BoardViewQuery,
+        cfg: &DiagnosticsConfig,
+        now: i64,
+        mut sink: impl FnMut(BoardCard) -> Result<()>,
+    ) -> Result<BoardFacts> {
+        self.read(|c| view_each_tx(c, q, cfg, now, &mut sink))
     }
 
     /// Open runs that have a worker pid, on running tasks whose current run they are, oldest

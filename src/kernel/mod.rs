@@ -51,7 +51,7 @@ pub use board_page::{
     CAPPED_COLUMNS, CappedBoard, ColumnCursor, ColumnPage, DEFAULT_COLUMN_LIMIT, MAX_COLUMN_LIMIT,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
+    ActiveWorker, BoardCard, BoardFacts, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
     check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
