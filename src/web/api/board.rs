@@ -34,29 +34,61 @@ pub(super) struct Progress {
     total: i64,
 }
 
-/// The columns of a compact card: what the dashboard shows, searches and edits.
+/// A compact card (`?compact=1`, what the dashboard loads): the columns the page shows,
+/// searches and edits, with `body` and `result` trimmed to 300 characters (`body_truncated`,
+/// `result_truncated`) and `warnings` without the `diagnostics` list. Unset values are left
+/// out (no `null`, `false` or zero counts: the page reads a missing key as unset) and so is
+/// `age` (the page computes ages from the timestamps), which halves a large board's bytes.
 #[derive(Serialize)]
-pub(super) struct CompactTask<'a> {
+pub(super) struct CompactCard<'a> {
     id: &'a str,
     title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     body_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     assignee: Option<&'a str>,
     status: Status,
     priority: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tenant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     created_by: Option<&'a str>,
     created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     completed_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     result_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     claim_lock: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     worker_pid: Option<i64>,
+    #[serde(skip_serializing_if = "is_zero")]
     consecutive_failures: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     current_run_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_counts: Option<LinkCounts>,
+    #[serde(skip_serializing_if = "is_zero")]
+    comment_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<Progress>,
+    /// When the task entered its current status (Unix seconds; with `?status_since=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Warnings>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Cut `s` to at most `max` characters (on a char boundary); whether it was cut.
@@ -70,24 +102,13 @@ pub(super) fn trim_to(s: Option<&str>, max: usize) -> (Option<&str>, bool) {
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-// Built and serialized on the spot; boxing would cost an allocation per card.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum CardTask<'a> {
-    Full(&'a Task),
-    Compact(CompactTask<'a>),
-}
-
 /// A board card (REF §17.2): every task column plus `age`, `latest_summary` (≤200-char
 /// preview), `link_counts`, `comment_count`, `progress` and, when present, `diagnostics` and
-/// `warnings`. The compact form (`?compact=1`, what the dashboard loads) keeps the columns
-/// the page uses, trims `body` and `result` to 300 characters (`body_truncated`) and sends
-/// `warnings` without the `diagnostics` list.
+/// `warnings`.
 #[derive(Serialize)]
-pub(super) struct CardOut<'a> {
+pub(super) struct FullCard<'a> {
     #[serde(flatten)]
-    task: CardTask<'a>,
+    task: &'a Task,
     age: Age,
     latest_summary: Option<String>,
     link_counts: LinkCounts,
@@ -102,52 +123,72 @@ pub(super) struct CardOut<'a> {
     warnings: Option<Warnings>,
 }
 
+/// A card in either form.
+#[derive(Serialize)]
+#[serde(untagged)]
+// Built and serialized on the spot; boxing would cost an allocation per card.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum CardOut<'a> {
+    Full(FullCard<'a>),
+    Compact(CompactCard<'a>),
+}
+
 pub(super) fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
     let t = &c.task;
-    let task = if compact {
-        let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
-        let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
-        CardTask::Compact(CompactTask {
-            id: &t.id,
-            title: &t.title,
-            body,
-            body_truncated,
-            assignee: t.assignee.as_deref(),
-            status: t.status,
-            priority: t.priority,
-            tenant: t.tenant.as_deref(),
-            created_by: t.created_by.as_deref(),
-            created_at: t.created_at,
-            started_at: t.started_at,
-            completed_at: t.completed_at,
-            result,
-            result_truncated,
-            claim_lock: t.claim_lock.as_deref(),
-            worker_pid: t.worker_pid,
-            consecutive_failures: t.consecutive_failures,
-            current_run_id: t.current_run_id,
-        })
-    } else {
-        CardTask::Full(t)
-    };
-    CardOut {
-        task,
-        age: age(t, now),
-        latest_summary: c.latest_summary.as_deref().map(|s| preview(s, 200)),
-        link_counts: LinkCounts {
+    let latest_summary = c.latest_summary.as_deref().map(|s| preview(s, 200));
+    let progress = (c.children > 0).then_some(Progress {
+        done: c.children_done,
+        total: c.children,
+    });
+    let warnings = (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics));
+    if !compact {
+        return CardOut::Full(FullCard {
+            task: t,
+            age: age(t, now),
+            latest_summary,
+            link_counts: LinkCounts {
+                parents: c.parents,
+                children: c.children,
+            },
+            comment_count: c.comment_count,
+            status_since: c.status_since,
+            progress,
+            diagnostics: &c.diagnostics,
+            warnings,
+        });
+    }
+    // Compact cards carry the badge summary only; the drawer loads the findings.
+    let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
+    let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
+    CardOut::Compact(CompactCard {
+        id: &t.id,
+        title: &t.title,
+        body,
+        body_truncated,
+        assignee: t.assignee.as_deref(),
+        status: t.status,
+        priority: t.priority,
+        tenant: t.tenant.as_deref(),
+        created_by: t.created_by.as_deref(),
+        created_at: t.created_at,
+        started_at: t.started_at,
+        completed_at: t.completed_at,
+        result,
+        result_truncated,
+        claim_lock: t.claim_lock.as_deref(),
+        worker_pid: t.worker_pid,
+        consecutive_failures: t.consecutive_failures,
+        current_run_id: t.current_run_id,
+        latest_summary,
+        link_counts: (c.parents > 0 || c.children > 0).then_some(LinkCounts {
             parents: c.parents,
             children: c.children,
-        },
-        comment_count: c.comment_count,
-        status_since: c.status_since,
-        progress: (c.children > 0).then_some(Progress {
-            done: c.children_done,
-            total: c.children,
         }),
-        // Compact cards carry the badge summary only; the drawer loads the findings.
-        diagnostics: if compact { &[] } else { &c.diagnostics },
-        warnings: (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics)),
-    }
+        comment_count: c.comment_count,
+        progress,
+        status_since: c.status_since,
+        warnings,
+    })
 }
 
 #[derive(Serialize)]
