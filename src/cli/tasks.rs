@@ -50,9 +50,10 @@ pub struct ReassignArgs {
 
 pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    let was_running = b.get_task(&a.id)?.status == Status::Running;
+    let cur = b.get_task(&a.id)?;
+    // The kernel's one "has a worker" rule decides what the reclaim stops and reports.
+    let reclaimed = a.reclaim && cur.has_worker();
     let term = if a.reclaim {
-        let cur = b.get_task(&a.id)?;
         crate::dispatch::terminate_task(&b, &cur).to_map()
     } else {
         serde_json::Map::new()
@@ -64,11 +65,7 @@ pub(crate) fn reassign(ctx: &Ctx, a: &ReassignArgs) -> Result<(), CliError> {
         a.reason.as_deref(),
         term,
     )?;
-    let suffix = if was_running && a.reclaim {
-        " (claim reclaimed)"
-    } else {
-        ""
-    };
+    let suffix = if reclaimed { " (claim reclaimed)" } else { "" };
     println!(
         "Reassigned {} to {}{suffix}",
         t.id,
