@@ -1132,7 +1132,9 @@
     if (log) {
       body.appendChild(section('Worker log',
         log.exists ? h('pre', { class: 'block log', text: (log.truncated ? '… (last ' + log.content.length + ' bytes of ' + log.size_bytes + ')\n' : '') + log.content })
-          : h('span', { class: 'meta', text: 'No log yet (' + log.path + ')' })));
+          : h('span', { class: 'meta', text: log.host && !log.host.this_host
+            ? 'The log is on host ' + log.host.host + ' (its last run ran there)'
+            : 'No log yet (' + log.path + ')' })));
     }
   }
   $('#drawer-close').addEventListener('click', closeDrawer);
@@ -1293,6 +1295,22 @@
       await refreshIds(ids);
     } catch (err) { fail(err); }
   });
+
+  // Dispatcher hosts: which are live and when each last ticked (GET /api/hosts).
+  async function loadHosts() {
+    const el = $('#hosts');
+    try {
+      const r = await api('GET', '/hosts');
+      const hosts = (r && r.hosts) || [];
+      const live = hosts.filter((x) => x.live).length;
+      el.className = 'live ' + (live === hosts.length ? 'on' : 'off') + (hosts.length ? '' : ' hidden');
+      el.textContent = live + '/' + hosts.length + (hosts.length === 1 ? ' host' : ' hosts');
+      el.title = hosts.map((x) => x.host_id + (x.this_host ? ' (serving this page)' : '') + ': '
+        + (x.live ? 'live' : 'not live') + ', last tick ' + x.age_seconds + 's ago').join('\n');
+    } catch (_) { el.classList.add('hidden'); }
+  }
+  loadHosts();
+  setInterval(() => { if (!document.hidden) loadHosts(); }, 10000);
 
   // Keep relative ages fresh without re-fetching.
   setInterval(() => { for (const c of cols.values()) c.refreshVisible(); }, 30000);

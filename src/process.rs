@@ -144,11 +144,9 @@ pub fn signal_group_only(pgid: i64, sig: Signal) {
     }
 }
 
-/// Whether a claim lock (`host:pid`) was taken on this machine.
-pub fn lock_is_host_local(lock: &str) -> bool {
-    lock.rsplit_once(':')
-        .is_some_and(|(host, _)| host == crate::kernel::hostname())
-}
+/// Whether a claim lock (`host:pid`) was taken by this host (`HERMES_KANBAN_HOST_ID`, else the
+/// hostname): only then are its pids ours to check or signal.
+pub use crate::kernel::lock_is_host_local;
 
 /// What terminating a worker did (recorded in `reclaimed` event payloads).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

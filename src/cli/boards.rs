@@ -8,10 +8,7 @@ use serde_json::json;
 
 use super::output::print_json;
 use super::{CliError, Ctx};
-use crate::kernel::{
-    Board, ListFilter, NewBoard, export_board, import_board, read_board_meta, remove_board,
-    rename_board, set_default_workdir, switch_board,
-};
+use crate::kernel::{KernelError, ListFilter, NewBoard, OpenMode, export_board, import_board};
 
 /// Board verbs.
 #[derive(Debug, Subcommand)]
@@ -162,13 +159,13 @@ pub enum BoardsCmd {
 }
 
 fn counts(ctx: &Ctx, slug: &str) -> Result<BTreeMap<String, i64>, CliError> {
-    let paths = ctx.home.paths(slug);
     let mut m = BTreeMap::new();
-    if !paths.db.exists() {
-        // Listing boards reads: a board without a database yet counts 0 and is not created.
-        return Ok(m);
-    }
-    let b = Board::open_paths(&ctx.env, paths)?;
+    // Listing boards reads: a board without a database yet counts 0 and is not created.
+    let b = match ctx.home.open_board(Some(slug), OpenMode::Existing) {
+        Ok((b, _)) => b,
+        Err(KernelError::NoDatabase { .. }) => return Ok(m),
+        Err(e) => return Err(e.into()),
+    };
     for t in b.list_tasks(&ListFilter {
         include_archived: true,
         ..Default::default()
@@ -188,12 +185,23 @@ fn count_text(c: &BTreeMap<String, i64>) -> String {
     format!("{total} ({})", counts.join(", "))
 }
 
+/// Board archives are Hermes' SQLite format: refused on a PostgreSQL home, with the tool that
+/// does the job there.
+fn sqlite_only(ctx: &Ctx, verb: &str) -> Result<(), CliError> {
+    match ctx.home.database_url() {
+        None => Ok(()),
+        Some(_) => Err(CliError::Failed(format!(
+            "`{verb}` works on SQLite boards (Hermes' archive format); this home is on PostgreSQL \
+            — back a board up with `pg_dump --schema=board_<slug>` instead"
+        ))),
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
-    let env = &ctx.env;
     match cmd {
         BoardsCmd::List { json, all } => list(ctx, *json, *all)?,
         BoardsCmd::Create {
@@ -214,22 +222,23 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             };
             create(ctx, slug, new, *switch)?;
         }
-        BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => match remove_board(
-            env,
-            slug,
-            *delete || matches!(cmd, BoardsCmd::Delete { .. }),
-            now(),
-        )? {
-            Some(dest) => println!("Archived board {slug} to {}", dest.display()),
-            None => println!("Deleted board {slug}"),
-        },
+        BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => {
+            match ctx.home.remove(
+                slug,
+                *delete || matches!(cmd, BoardsCmd::Delete { .. }),
+                now(),
+            )? {
+                Some(dest) => println!("Archived board {slug} to {}", dest.display()),
+                None => println!("Deleted board {slug}"),
+            }
+        }
         BoardsCmd::Switch { slug } => {
-            let s = switch_board(env, slug)?;
+            let s = ctx.home.switch(slug)?;
             println!("Current board: {s}");
         }
         BoardsCmd::Show { json } => show(ctx, *json)?,
         BoardsCmd::Rename { slug, name } => {
-            let m = rename_board(env, slug, name, now())?;
+            let m = ctx.home.rename(slug, name, now())?;
             println!("Renamed {} to {}", m.slug, m.name);
         }
         BoardsCmd::Export {
@@ -255,7 +264,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             json,
         } => import(ctx, archive, as_slug.as_deref(), *switch, *json)?,
         BoardsCmd::SetDefaultWorkdir { slug, path } => {
-            let m = set_default_workdir(env, slug, path.as_deref(), now())?;
+            let m = ctx.home.set_default_workdir(slug, path.as_deref(), now())?;
             match &m.default_workdir {
                 Some(p) => println!("Default workdir of {} is {p}", m.slug),
                 None => println!("Cleared the default workdir of {}", m.slug),
@@ -271,7 +280,7 @@ fn list(ctx: &Ctx, json: bool, all: bool) -> Result<(), CliError> {
     let boards = ctx.home.list(all)?;
     let mut rows = Vec::new();
     for b in &boards {
-        if !b.db_path.exists() {
+        if ctx.home.database_url().is_none() && !b.db_path.exists() {
             eprintln!(
                 "hermes-kanban: board '{}' has no database at {} yet (nothing was \
                 created); create it with `hermes-kanban init`, or set HERMES_HOME / \
@@ -313,17 +322,16 @@ fn list(ctx: &Ctx, json: bool, all: bool) -> Result<(), CliError> {
 
 /// `boards create`: create the board (idempotent), open its database and optionally switch.
 fn create(ctx: &Ctx, slug: &str, new: NewBoard, switch: bool) -> Result<(), CliError> {
-    let env = &ctx.env;
     let (meta, created) = ctx.home.create(slug, new, now())?;
-    let b = Board::open_paths(env, ctx.home.paths(&meta.slug))?;
+    let (b, _) = ctx.home.open_board(Some(&meta.slug), OpenMode::Create)?;
     if created {
         println!("Created board {} ({})", meta.slug, meta.name);
     } else {
         println!("Board {} already exists ({})", meta.slug, meta.name);
     }
-    println!("DB: {}", b.paths().db.display());
+    println!("DB: {}", b.location());
     if switch {
-        switch_board(env, &meta.slug)?;
+        ctx.home.switch(&meta.slug)?;
         println!("Switched to {}", meta.slug);
     }
     Ok(())
@@ -332,9 +340,9 @@ fn create(ctx: &Ctx, slug: &str, new: NewBoard, switch: bool) -> Result<(), CliE
 /// `boards show`: the current board's name, description, database and task counts.
 fn show(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     let slug = ctx.home.resolve(None)?;
-    let meta = read_board_meta(&ctx.env, &slug);
+    let meta = ctx.home.meta(&slug)?;
     let c = counts(ctx, &slug)?;
-    let db = ctx.home.paths(&slug).db;
+    let db = ctx.home.location(&slug);
     if json {
         let mut m = serde_json::to_value(&meta).unwrap_or_default();
         m["db_path"] = json!(db);
@@ -361,6 +369,7 @@ fn export(
     include_logs: bool,
     json: bool,
 ) -> Result<(), CliError> {
+    sqlite_only(ctx, "boards export")?;
     let r = export_board(&ctx.env, slug, out, attachments, include_logs, now())?;
     if json {
         print_json(&r);
@@ -385,6 +394,7 @@ fn import(
     switch: bool,
     json: bool,
 ) -> Result<(), CliError> {
+    sqlite_only(ctx, "boards import")?;
     let r = import_board(&ctx.env, archive, as_slug, switch, now())?;
     if json {
         print_json(&r);

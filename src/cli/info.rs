@@ -77,9 +77,31 @@ pub struct DiagnosticsArgs {
     /// with --json).
     #[arg(long)]
     pub journal: bool,
+    /// Report only the dispatcher hosts of this board and whether each is live
+    /// (`{"hosts": [{host_id, pid, version, started_at, last_tick_at, interval_seconds, live,
+    /// age_seconds, this_host}]}` with --json). A host is live while its last tick is within
+    /// three of its intervals.
+    #[arg(long, conflicts_with = "journal")]
+    pub hosts: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One line per dispatcher host: id, live or gone, last tick age, pid, version.
+fn print_hosts(hosts: &[crate::kernel::HostLease]) {
+    for h in hosts {
+        println!(
+            "Host {}{}: {} — last tick {}s ago (every {}s), pid {}, hermes-kanban {}",
+            h.host_id,
+            if h.this_host { " (this host)" } else { "" },
+            if h.live { "live" } else { "not live" },
+            h.age_seconds,
+            h.interval_seconds,
+            h.pid,
+            h.version
+        );
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -99,6 +121,17 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
         }
         return Ok(());
     }
+    let hosts = b.hosts()?;
+    if a.hosts {
+        if a.json {
+            print_json(&serde_json::json!({"hosts": hosts}));
+        } else if hosts.is_empty() {
+            println!("No dispatcher host has ticked this board.");
+        } else {
+            print_hosts(&hosts);
+        }
+        return Ok(());
+    }
     let cfg = DiagnosticsConfig {
         spawnable: Some(crate::dispatch::spawnable_assignees(&ctx.env)),
         skills: Some(crate::kernel::SkillCheck {
@@ -114,6 +147,7 @@ pub(crate) fn diagnostics(ctx: &Ctx, a: &DiagnosticsArgs) -> Result<(), CliError
         return Ok(());
     }
     println!("Journal mode: {} — {}", j.mode, j.reason);
+    print_hosts(&hosts);
     if rows.is_empty() {
         println!("No problems found.");
     }

@@ -8,7 +8,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(), CliError> {
     let (b, _) = ctx
         .home
         .open_board(ctx.board.as_deref(), crate::kernel::OpenMode::Create)?;
-    println!("Kanban DB initialized at {}", b.paths().db.display());
+    println!("Kanban DB initialized at {}", b.location());
     let mut profiles = on_disk_profiles(&hermes_root(&ctx.env));
     // `default` first, then the others by name (directory order is arbitrary).
     profiles[1..].sort();

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::output;
 use super::{CliError, Ctx};
-use crate::kernel::{KernelError, ListFilter, Status, TaskSort, list_boards};
+use crate::kernel::{KernelError, ListFilter, Status, TaskSort};
 
 /// `list` sort orders.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,7 +133,7 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
             output::write_tasks_json(&mut out, &dicts)?;
             return out.flush();
         }
-        let boards = list_boards(&ctx.env, false).map(|v| v.len()).unwrap_or(1);
+        let boards = ctx.home.list(false).map(|v| v.len()).unwrap_or(1);
         if boards > 1 {
             let others = boards - 1;
             let plural = if others == 1 { "" } else { "s" };

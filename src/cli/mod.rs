@@ -280,8 +280,11 @@ pub enum Command {
     #[command(
         after_help = "Without --board it dispatches every board. Settings come from the kanban: \
             section of $HERMES_HOME/config.yaml (max_spawn, max_in_progress, \
-            max_in_progress_per_profile, default_assignee, failure_limit, \
-            dispatch_stale_timeout_seconds, worker_command).\n\nExamples:\n  hermes-kanban \
+            max_in_progress_per_profile, max_in_progress_per_host, default_assignee, \
+            failure_limit, dispatch_stale_timeout_seconds, worker_command). Several hosts may \
+            dispatch one board: each claims as HERMES_KANBAN_HOST_ID (else its hostname), judges \
+            only its own workers, and takes over another host's tasks once their claims expire \
+            (keep --interval under half the claim TTL).\n\nExamples:\n  hermes-kanban \
             daemon\n  hermes-kanban --board research daemon --interval 10 --max 2 -v"
     )]
     Daemon(dispatch::DaemonArgs),
@@ -462,6 +465,9 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // The home's environment carries the chosen database URL, so processes started from it
+    // (workers, supervisors, `mcp`) reach the same board.
+    let env = home.env().clone();
     let ctx = Ctx {
         env,
         home,

@@ -169,11 +169,11 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     let (mut env, board) = mcp_env(ctx, a)?;
     // The flags changed the environment: the home is reopened on it (same backend). This one
     // only checks; it is dropped before the server's own home opens the board again.
-    let probe = Kanban::sqlite(env.clone());
+    let probe = Kanban::open(&env, None)?;
     // Fail fast (before the client connects) on a bad board or an unreadable DB; a missing DB
     // is created by nobody: said here, and every tool call answers with the same advice.
     let slug = probe.resolve(board.as_deref())?;
-    let db = probe.paths(&slug).db;
+    let db = probe.location(&slug);
     let opened = match probe.board(Some(&slug)) {
         Ok(b) => Some(b),
         Err(e @ KernelError::NoDatabase { .. }) => {
@@ -224,7 +224,7 @@ pub(crate) fn mcp(ctx: &Ctx, a: &McpArgs) -> Result<(), CliError> {
     }
     drop((opened, probe));
     // HERMES_PROFILE may have been filled in above: the server's home carries the final env.
-    let home = Kanban::sqlite(env);
+    let home = Kanban::open(&env, None)?;
     let state = McpState::new(home, board, only, true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -428,14 +428,13 @@ fn dispatch_hook(home: crate::kernel::Kanban) -> crate::web::DispatchHook {
         let (handle, _) = home
             .board_or_create(Some(&req.board))
             .map_err(|e| e.to_string())?;
-        let board = handle.lock();
         let (cfg, _) = KanbanConfig::load(env);
         let mut opts = TickOptions::from_config(env, &cfg);
         opts.dry_run = req.dry_run;
         opts.failure_limit = cfg.failure_limit;
         opts.max_spawn = Some(req.max);
         let r =
-            dispatch_once(&board, &opts, &mut HostState::default()).map_err(|e| e.to_string())?;
+            dispatch_once(&handle, &opts, &mut HostState::default()).map_err(|e| e.to_string())?;
         Ok(r.to_json())
     })
 }

@@ -296,12 +296,17 @@ pub(crate) fn log(ctx: &Ctx, a: &LogArgs) -> Result<(), CliError> {
     let b = ctx.open_read()?;
     b.get_task(&a.id)?;
     let path = b.paths().log_file(&a.id);
-    let mut f = std::fs::File::open(&path).map_err(|_| {
-        CliError::Failed(format!(
+    let mut f = std::fs::File::open(&path).map_err(|_| match b.run_host(&a.id) {
+        Ok(Some(h)) if !h.this_host => CliError::Failed(format!(
+            "the worker log of {} is on host {} (its last run ran there; logs and workspaces \
+            stay on the host that ran the worker): run `hermes-kanban log {}` on that host",
+            a.id, h.host, a.id
+        )),
+        _ => CliError::Failed(format!(
             "no worker log for {} at {} (the task has not been spawned yet)",
             a.id,
             path.display()
-        ))
+        )),
     })?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let io = |e: std::io::Error| CliError::Failed(format!("{}: {e}", path.display()));

@@ -56,10 +56,25 @@ pub struct HeartbeatArgs {
     pub note: Option<String>,
 }
 
+/// A worker's heartbeat on its own task (`HERMES_KANBAN_TASK`) also extends its claim by the
+/// TTL — proven by `HERMES_KANBAN_RUN_ID`, or by `HERMES_KANBAN_CLAIM_LOCK` — so a long job is
+/// never reclaimed by another host while it heartbeats.
 pub(crate) fn heartbeat(ctx: &Ctx, a: &HeartbeatArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    b.heartbeat_worker(&a.id, a.note.as_deref(), ctx.expected_run_id(&a.id))?;
-    println!("Heartbeat recorded for {}", a.id);
+    let own = ctx.env.get("HERMES_KANBAN_TASK") == Some(a.id.as_str());
+    let lock = own
+        .then(|| ctx.env.get("HERMES_KANBAN_CLAIM_LOCK"))
+        .flatten();
+    let expires =
+        b.heartbeat_and_extend(&a.id, a.note.as_deref(), ctx.expected_run_id(&a.id), lock)?;
+    match expires {
+        Some(e) => println!(
+            "Heartbeat recorded for {}; claim extended for {}s",
+            a.id,
+            e - b.now()
+        ),
+        None => println!("Heartbeat recorded for {}", a.id),
+    }
     Ok(())
 }
 

@@ -22,6 +22,9 @@
 //! reach the MCP server (`hermes-kanban mcp`) can serve a profile. An assignee named explicitly
 //! in the map is spawnable even without a `profiles/<name>/` directory.
 //!
+//! `max_in_progress` caps the running tasks of the whole board, across every host that
+//! dispatches it; `max_in_progress_per_host` (ours) caps those this host claimed.
+//!
 //! `dispatch_profiles` (Hermes ~0.22) is this home's claim allowlist on a board shared by
 //! several homes: a list or a comma-separated string; absent = any spawnable assignee; present
 //! but empty (or naming nothing valid) = claim nothing (fails closed).
@@ -70,6 +73,9 @@ pub struct KanbanConfig {
     pub max_in_progress: Option<usize>,
     /// `max_in_progress_per_profile` (unset).
     pub max_in_progress_per_profile: Option<usize>,
+    /// `max_in_progress_per_host` (unset): running tasks claimed by this host
+    /// (`HERMES_KANBAN_HOST_ID`, else the hostname), on top of the board-wide cap.
+    pub max_in_progress_per_host: Option<usize>,
     /// `default_assignee` (unset).
     pub default_assignee: Option<String>,
     /// `worker_log_rotate_bytes` (2 MiB).
@@ -96,6 +102,7 @@ impl Default for KanbanConfig {
             max_spawn: None,
             max_in_progress: None,
             max_in_progress_per_profile: None,
+            max_in_progress_per_host: None,
             default_assignee: None,
             worker_log_rotate_bytes: DEFAULT_LOG_ROTATE_BYTES,
             worker_log_backup_count: 1,
@@ -205,6 +212,10 @@ impl KanbanConfig {
             (
                 "max_in_progress_per_profile",
                 &mut cfg.max_in_progress_per_profile,
+            ),
+            (
+                "max_in_progress_per_host",
+                &mut cfg.max_in_progress_per_host,
             ),
         ] {
             match k.get(key) {

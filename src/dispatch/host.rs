@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::config::KanbanConfig;
 use super::locks::{self, TryLock};
 use super::{DispatchResult, TickOptions, dispatch_once};
-use crate::kernel::{Env, Kanban, SharedBoard, list_boards, resolve_board};
+use crate::kernel::{HostTick, Kanban, SharedBoard, host_id};
 
 /// How often a waiting host probes its boards for changes.
 pub const WATCH_PERIOD: Duration = Duration::from_millis(250);
@@ -52,16 +52,17 @@ impl HostState {
 
 /// The boards a loop dispatches: the given one; else the one pinned by `HERMES_KANBAN_DB` /
 /// `HERMES_KANBAN_BOARD`; else every non-archived board (re-listed each tick, as the gateway).
-pub(crate) fn loop_boards(env: &Env, board: Option<&str>) -> Vec<String> {
+pub(crate) fn loop_boards(home: &Kanban, board: Option<&str>) -> Vec<String> {
     if let Some(b) = board {
         return vec![b.to_string()];
     }
-    if env.get("HERMES_KANBAN_DB").is_some() || env.get("HERMES_KANBAN_BOARD").is_some() {
-        return resolve_board(env, None)
-            .map(|b| vec![b])
-            .unwrap_or_default();
+    let env = home.env();
+    if (env.get("HERMES_KANBAN_DB").is_some() && home.database_url().is_none())
+        || env.get("HERMES_KANBAN_BOARD").is_some()
+    {
+        return home.resolve(None).map(|b| vec![b]).unwrap_or_default();
     }
-    match list_boards(env, false) {
+    match home.list(false) {
         Ok(list) => list.into_iter().map(|b| b.meta.slug).collect(),
         Err(e) => {
             tracing::warn!("dispatch: cannot list boards: {e}");
@@ -110,7 +111,8 @@ pub fn run_loop(
 
 /// [`run_loop`] with explicit tick options and a callback after every board's tick. Boards
 /// come from `home`'s shared handles (in `serve`, the ones MCP and the REST API use); a tick
-/// holds its board for the length of the tick.
+/// takes its board one step at a time ([`super::TickBoard`]), and records this host's lease
+/// on it after every tick.
 pub fn run_loop_with(
     home: &Kanban,
     board: Option<&str>,
@@ -129,6 +131,7 @@ pub fn run_loop_with(
     };
     let mut host = HostState::default();
     let mut boards = HostBoards::default();
+    let mut lease = HostLeaseWriter::new(interval);
     // A full round (every board, re-listed) starts the host and follows every `interval`; in
     // between, only the boards whose change marker moved are ticked.
     let mut due: Option<Vec<String>> = None;
@@ -138,7 +141,7 @@ pub fn run_loop_with(
         let slugs = match due.take() {
             Some(changed) => changed,
             None => {
-                boards.retain(&loop_boards(env, board));
+                boards.retain(&loop_boards(home, board));
                 last_full = started;
                 boards.slugs()
             }
@@ -150,16 +153,58 @@ pub fn run_loop_with(
             let Some(shared) = boards.open(home, &slug) else {
                 continue;
             };
-            let b = shared.lock();
-            match dispatch_once(&b, opts, &mut host) {
+            match dispatch_once(&shared, opts, &mut host) {
                 Ok(r) => on_tick(&slug, &r),
                 Err(e) => tracing::warn!("dispatch: board {slug}: {e}"),
             }
+            lease.write(&shared, &slug);
         }
         let floor = started + next_tick_floor(started.elapsed());
         due = wait_for_work(&mut boards, &mut host, stop, floor, last_full + interval);
     }
     Ok(())
+}
+
+/// This host's lease row on every board it ticks (`kanban_hosts`: host id, pid, version, start,
+/// last tick, interval), written after each tick so `diagnostics` and the dashboard can tell
+/// the live hosts from the gone ones — at most once a second per board, so change-driven
+/// ticks on a busy board do not add a commit each.
+struct HostLeaseWriter {
+    started_at: i64,
+    interval_seconds: i64,
+    written: HashMap<String, Instant>,
+}
+
+impl HostLeaseWriter {
+    fn new(interval: Duration) -> Self {
+        HostLeaseWriter {
+            started_at: chrono::Utc::now().timestamp(),
+            interval_seconds: (interval.as_secs_f64().ceil() as i64).max(1),
+            written: HashMap::new(),
+        }
+    }
+
+    fn write(&mut self, board: &SharedBoard, slug: &str) {
+        let now = Instant::now();
+        if self
+            .written
+            .get(slug)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.written.insert(slug.to_string(), now);
+        let tick = HostTick {
+            host_id: host_id(),
+            pid: i64::from(std::process::id()),
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: self.started_at,
+            interval_seconds: self.interval_seconds,
+        };
+        if let Err(e) = board.lock().record_host_tick(&tick) {
+            tracing::warn!("dispatch: board {slug}: recording this host's lease: {e}");
+        }
+    }
 }
 
 /// The earliest a change may trigger the next tick, `busy` after the last round started: at

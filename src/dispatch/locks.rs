@@ -1,10 +1,9 @@
-//! File locks of the dispatcher (flock, no SQL): the per-board tick lock `<db>.dispatch.lock`
-//! (one tick per board at a time, REF §9.1 step 0; a second concurrent tick reports
-//! `skipped_locked` and writes nothing) and the presence lock
+//! File locks of the dispatcher (flock, no SQL): the presence lock
 //! `<kanban home>/kanban/.dispatcher.lock` that every long-lived dispatcher host (`daemon`,
 //! `serve`) holds shared for its lifetime, so `create` can tell cheaply whether anything will pick
-//! new work up. Locks are released when the holder exits, however it exits; files are opened
-//! close-on-exec, so spawned workers never inherit them.
+//! new work up (the per-board tick lock is the kernel's seam method `Board::try_tick_lock`).
+//! Locks are released when the holder exits, however it exits; files are opened close-on-exec,
+//! so spawned workers never inherit them.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -67,18 +66,6 @@ fn try_lock(path: &Path, arg: FlockArg) -> TryLock {
     }
 }
 
-/// `<db>.dispatch.lock`.
-pub fn tick_lock_path(db: &Path) -> PathBuf {
-    let mut s = db.as_os_str().to_os_string();
-    s.push(".dispatch.lock");
-    PathBuf::from(s)
-}
-
-/// Try the board's tick lock without waiting.
-pub fn try_tick_lock(db: &Path) -> TryLock {
-    try_lock(&tick_lock_path(db), FlockArg::LockExclusiveNonblock)
-}
-
 /// `<kanban home>/kanban/.dispatcher.lock`.
 pub fn presence_path(env: &Env) -> PathBuf {
     kanban_home(env).join("kanban").join(".dispatcher.lock")
@@ -109,19 +96,6 @@ pub fn dispatcher_running(env: &Env) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tick_lock_is_exclusive_and_released_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("kanban.db");
-        let TryLock::Held(first) = try_tick_lock(&db) else {
-            panic!("first lock")
-        };
-        assert_eq!(first.path(), dir.path().join("kanban.db.dispatch.lock"));
-        assert!(matches!(try_tick_lock(&db), TryLock::Busy));
-        drop(first);
-        assert!(matches!(try_tick_lock(&db), TryLock::Held(_)));
-    }
 
     #[test]
     fn presence_is_seen_while_held() {

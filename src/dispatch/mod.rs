@@ -22,16 +22,37 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use crate::kernel::{CappedTask, GuardedTask, SpawnedTask};
 use crate::kernel::{
-    Env, Settlement, SpawnOutcome, SpawnPolicy, default_claimer, hermes_root, profile_exists,
-    profile_state,
+    Board, Env, Settlement, SharedBoard, SpawnOutcome, SpawnPolicy, default_claimer, hermes_root,
+    profile_exists, profile_state,
 };
+pub use crate::kernel::{CappedTask, GuardedTask, SpawnedTask};
 use config::{KanbanConfig, WorkerCommands};
 pub(crate) use host::loop_boards;
 pub use host::{HostState, run_loop, run_loop_with};
 pub use procs::{terminate_run, terminate_task, worker_alive};
 pub use tick::dispatch_once;
+
+/// A board a tick works on, taken for one kernel call at a time: a plain [`Board`] (one-shot
+/// `dispatch`) or a [`SharedBoard`] (`daemon`/`serve`, where MCP and REST share the handle and
+/// must not wait behind a whole tick — process waits, `hermes --help` probes and supervisor
+/// starts run with the board released).
+pub trait TickBoard {
+    /// Run `f` with the board held.
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R;
+}
+
+impl TickBoard for Board {
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R {
+        f(self)
+    }
+}
+
+impl TickBoard for SharedBoard {
+    fn with<R>(&self, f: impl FnOnce(&Board) -> R) -> R {
+        f(&self.lock())
+    }
+}
 
 /// The assignees a tick can spawn on this machine: `default`, every profile on disk and every
 /// `kanban.worker_command` entry (the same test the tick applies before spawning).
@@ -74,6 +95,8 @@ pub struct TickOptions {
     pub max_in_progress: Option<usize>,
     /// Per-assignee cap on running tasks.
     pub max_in_progress_per_profile: Option<usize>,
+    /// Cap on running tasks claimed by this host (the host part of `claimer`).
+    pub max_in_progress_per_host: Option<usize>,
     /// Circuit-breaker limit when a task has no `max_retries` (default 2).
     pub failure_limit: i64,
     /// Release runs without a heartbeat after this long (0 disables; CLI `dispatch` uses 0).
@@ -114,6 +137,7 @@ impl TickOptions {
             max_spawn: cfg.max_spawn,
             max_in_progress: cfg.max_in_progress,
             max_in_progress_per_profile: cfg.max_in_progress_per_profile,
+            max_in_progress_per_host: cfg.max_in_progress_per_host,
             failure_limit: crate::kernel::DEFAULT_FAILURE_LIMIT,
             stale_timeout_seconds: 0,
             heartbeat_stale_seconds: crate::kernel::HEARTBEAT_STALE_SECONDS,
@@ -138,6 +162,8 @@ impl TickOptions {
             max_spawn: self.max_spawn,
             max_in_progress: self.max_in_progress,
             max_in_progress_per_profile: self.max_in_progress_per_profile,
+            max_in_progress_per_host: self.max_in_progress_per_host,
+            host: crate::kernel::claim_host(&self.claimer).map(str::to_string),
             default_assignee: self.default_assignee.clone(),
             hermes_root: None,
             respawn_cooldown_seconds: Some(self.rate_limit_cooldown_seconds),

@@ -88,7 +88,13 @@ fn with_retry<T>(mut f: impl FnMut() -> crate::kernel::Result<T>) -> crate::kern
 /// The supervised run's board, through the home of `env`. A named board is only normalised,
 /// not required to be listed: the run must settle even if its board was archived meanwhile.
 fn open_board(env: &Env, slug: Option<&str>) -> crate::kernel::Result<Board> {
-    let home = Kanban::sqlite(env.clone());
+    // The URL comes in the environment (HERMES_KANBAN_DATABASE_URL), never in argv.
+    let home = Kanban::open(env, None)?;
+    if home.database_url().is_some() {
+        return home
+            .open_board(slug, crate::kernel::OpenMode::Existing)
+            .map(|(b, _)| b);
+    }
     let slug = match slug {
         Some(s) => crate::kernel::normalize_slug(s)?,
         None => home.resolve(None)?,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::kernel::{Board, Status, Task, WorkspaceKind, read_board_meta, strictly_inside};
+use crate::kernel::{Board, BoardPaths, Status, Task, WorkspaceKind, strictly_inside};
 
 /// A resolved workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,13 @@ pub struct Workspace {
 
 /// Resolve (and create) the workspace of `task`. The error text becomes the `spawn_failed`
 /// error (prefixed `workspace: `).
-pub fn resolve(board: &Board, task: &Task) -> Result<Workspace, String> {
+/// Needs no board handle (only its paths and its `default_workdir`, read beforehand), so a tick
+/// resolves workspaces — git worktree commands included — with the board released.
+pub fn resolve(
+    paths: &BoardPaths,
+    default_workdir: Option<&str>,
+    task: &Task,
+) -> Result<Workspace, String> {
     let kind: WorkspaceKind = task
         .workspace_kind
         .parse()
@@ -45,7 +51,7 @@ pub fn resolve(board: &Board, task: &Task) -> Result<Workspace, String> {
         WorkspaceKind::Scratch => {
             let path = given
                 .map(PathBuf::from)
-                .unwrap_or_else(|| board.paths().workspaces.join(&task.id));
+                .unwrap_or_else(|| paths.workspaces.join(&task.id));
             mkdir(&path)?;
             Ok(Workspace {
                 kind,
@@ -64,7 +70,7 @@ pub fn resolve(board: &Board, task: &Task) -> Result<Workspace, String> {
                 branch: None,
             })
         }
-        WorkspaceKind::Worktree => worktree(board, task, given),
+        WorkspaceKind::Worktree => worktree(default_workdir, task, given),
     }
 }
 
@@ -127,13 +133,15 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn worktree(board: &Board, task: &Task, given: Option<&str>) -> Result<Workspace, String> {
+fn worktree(
+    default_workdir: Option<&str>,
+    task: &Task,
+    given: Option<&str>,
+) -> Result<Workspace, String> {
     let anchor = match given {
         Some(p) => PathBuf::from(p),
         None => {
-            let meta = read_board_meta(board.env(), board.slug());
-            let w = meta
-                .default_workdir
+            let w = default_workdir
                 .filter(|w| Path::new(w).is_absolute())
                 .ok_or(
                     "worktree workspace without a path and the board has no default_workdir; \

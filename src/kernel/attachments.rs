@@ -1,7 +1,12 @@
 //! Attachments: the one write path for files attached to a task (safe leaf names, collision
-//! suffixes, 25 MiB cap, blob under the board's attachment root, row + `attached` event), plus
-//! list, lookup and removal (row + blob, `attachment_removed` event). Blobs are never read or
-//! deleted outside the board's attachment root.
+//! suffixes, 25 MiB cap, row + `attached` event), plus list, lookup, reading the content and
+//! removal (row + blob, `attachment_removed` event). Where the content lives is the kernel's
+//! choice per board ([`Board::attachments_in_db`]): a file under the board's attachment root
+//! (SQLite's default), or a row of `kanban_attachment_blobs` (migration 0009; the attachment's
+//! `stored_path` is then `db:<id>`) so that every host sharing the board can serve it — always
+//! on a server database, and on SQLite with `kanban.attachments: database` in config.yaml.
+//! Each attachment is read from where it was stored, whatever the setting says now. File blobs
+//! are never read or deleted outside the board's attachment root.
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +61,46 @@ pub fn attachment_name(raw: &str) -> Result<String> {
     Ok(t.to_string())
 }
 
+/// The `stored_path` prefix of an attachment whose content is a `kanban_attachment_blobs` row.
+pub(crate) const DB_PREFIX: &str = "db:";
+
+/// The row of a new attachment.
+struct NewAttachment<'a> {
+    task_id: &'a str,
+    filename: &'a str,
+    content_type: Option<&'a str>,
+    uploaded_by: Option<&'a str>,
+    size: usize,
+}
+
+/// Insert an attachment row (`stored_path` as given) and its `attached` event; its id.
+fn insert_attachment(c: &Tx, a: &NewAttachment<'_>, stored: &str, now: i64) -> Result<i64> {
+    load_task(c, a.task_id)?;
+    let id = c.insert_id(
+        "INSERT INTO task_attachments (task_id, filename, stored_path, content_type, size, \
+        uploaded_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        args![
+            a.task_id,
+            a.filename,
+            stored,
+            a.content_type,
+            a.size as i64,
+            a.uploaded_by,
+            now
+        ],
+    )?;
+    add_event(
+        c,
+        a.task_id,
+        None,
+        "attached",
+        obj! {"filename" => a.filename, "size" => a.size, "by" => a.uploaded_by},
+        now,
+    )?;
+    Ok(id)
+}
+
 fn with_suffix(name: &str, n: usize) -> String {
     match name.rfind('.') {
         Some(i) if i > 0 => format!("{} ({n}){}", &name[..i], &name[i..]),
@@ -91,6 +136,37 @@ impl Board {
         self.get_task(&task_id)?;
         // Fenced before the blob is written, so a refused upload leaves no file behind.
         super::fence::check(self.env(), &self.paths().db)?;
+        if self.attachments_in_db() {
+            let names = self.list_attachments(&task_id)?;
+            let taken = |n: &str| names.iter().any(|a| a.filename == n);
+            let final_name = (0..10_000)
+                .map(|n| match n {
+                    0 => name.clone(),
+                    n => with_suffix(&name, n),
+                })
+                .find(|n| !taken(n))
+                .unwrap_or_else(|| with_suffix(&name, 10_000));
+            let meta = NewAttachment {
+                task_id: &task_id,
+                filename: &final_name,
+                content_type: content_type.as_deref(),
+                uploaded_by: uploaded_by.as_deref(),
+                size: bytes.len(),
+            };
+            let id = self.write(|c| {
+                let id = insert_attachment(c, &meta, "db:", self.now())?;
+                c.exec(
+                    "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
+                    args![format!("{DB_PREFIX}{id}"), id],
+                )?;
+                c.exec(
+                    "INSERT INTO kanban_attachment_blobs (attachment_id, content) VALUES (?1, ?2)",
+                    args![id, bytes],
+                )?;
+                Ok(id)
+            })?;
+            return self.get_attachment(id);
+        }
         let dir = self.paths().attachments.join(&task_id);
         std::fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
         // Reserve a unique file name with create_new so concurrent uploads never overwrite.
@@ -119,29 +195,15 @@ impl Board {
                 Err(e) => return Err(KernelError::io(&p, e)),
             }
         };
-        let now = self.now();
         let stored = path.to_string_lossy().into_owned();
-        let res = self.write(|c| {
-            load_task(c, &task_id)?;
-            let id = c.insert_id(
-                "INSERT INTO task_attachments (task_id, filename, stored_path, content_type, size, \
-                uploaded_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                args![task_id, final_name, stored, content_type, bytes.len() as i64, uploaded_by,
-                    now],
-            )?;
-            add_event(
-                c,
-                &task_id,
-                None,
-                "attached",
-                obj! {
-                    "filename" => final_name, "size" => bytes.len(), "by" => uploaded_by,
-                },
-                now,
-            )?;
-            Ok(id)
-        });
+        let meta = NewAttachment {
+            task_id: &task_id,
+            filename: &final_name,
+            content_type: content_type.as_deref(),
+            uploaded_by: uploaded_by.as_deref(),
+            size: bytes.len(),
+        };
+        let res = self.write(|c| insert_attachment(c, &meta, &stored, self.now()));
         match res {
             Ok(id) => self.get_attachment(id),
             Err(e) => {
@@ -153,7 +215,7 @@ impl Board {
 
     /// Attachments of a task, oldest first.
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
-        Tx::sqlite(&self.conn).rows(
+        self.tx().rows(
             &format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY \
                 created_at, id"
@@ -164,7 +226,7 @@ impl Board {
 
     /// One attachment by id.
     pub fn get_attachment(&self, id: i64) -> Result<Attachment> {
-        Tx::sqlite(&self.conn)
+        self.tx()
             .row(
                 &format!("SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"),
                 args![id],
@@ -179,11 +241,55 @@ impl Board {
         p.starts_with(&root).then_some(p)
     }
 
-    /// Delete an attachment row and its blob (the blob only if inside the attachment root).
+    /// Whether this board keeps new attachments' content in the database (so any host can
+    /// serve it) rather than as files under its attachment root: always on PostgreSQL; on
+    /// SQLite only with `kanban.attachments: database` in `$HERMES_HOME/config.yaml` (default
+    /// `files`).
+    pub fn attachments_in_db(&self) -> bool {
+        if self.is_postgres() {
+            return true;
+        }
+        let path = super::paths::hermes_root(self.env()).join("config.yaml");
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+        doc.get("kanban")
+            .and_then(|k| k.get("attachments"))
+            .and_then(serde_yaml::Value::as_str)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("database"))
+    }
+
+    /// The content of an attachment, from wherever it was stored: its database row, or its
+    /// file inside this board's attachment root. `None` when the content is gone (a missing
+    /// file, a path outside the root).
+    pub fn attachment_content(&self, a: &Attachment) -> Result<Option<Vec<u8>>> {
+        if a.stored_path.starts_with(DB_PREFIX) {
+            return self.read(|c| {
+                c.row(
+                    "SELECT content FROM kanban_attachment_blobs WHERE attachment_id=?1",
+                    args![a.id],
+                )
+            });
+        }
+        let Some(p) = self.attachment_blob_path(a) else {
+            return Ok(None);
+        };
+        std::fs::read(&p)
+            .map(Some)
+            .map_err(|e| KernelError::io(&p, e))
+    }
+
+    /// Delete an attachment row and its blob (its database row in the same transaction; a file
+    /// only if inside the attachment root).
     pub fn remove_attachment(&self, id: i64) -> Result<Attachment> {
         let a = self.get_attachment(id)?;
         let now = self.now();
         self.write(|c| {
+            c.exec(
+                "DELETE FROM kanban_attachment_blobs WHERE attachment_id=?1",
+                args![id],
+            )?;
             let n = c.exec("DELETE FROM task_attachments WHERE id=?1", args![id])?;
             if n != 1 {
                 return Err(KernelError::AttachmentNotFound(id));

@@ -1,7 +1,8 @@
 //! [`Board`]: an open handle on one board's database — the entry point of every kernel call.
-//! It owns the connection, the board's paths, the clock and the claimer identity, and how a
-//! board is opened ([`OpenMode`]: existing only, or create); the operations themselves live in
-//! the sibling modules as `impl Board` blocks.
+//! It owns the store (a SQLite connection or a PostgreSQL one), the board's paths (host-local:
+//! logs, workspaces, attachments), the clock and the claimer identity, and how a board is
+//! opened ([`OpenMode`]: existing only, or create); the operations themselves live in the
+//! sibling modules as `impl Board` blocks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{BoardPaths, resolve_board};
 use super::store::sqlite as db;
-use super::store::{Tx, Val};
+use super::store::tick_lock::{self, TickLockTry};
+use super::store::{Store, Tx, Val};
 use super::types::{TASK_COLUMNS, Task, payload_text};
 use crate::args;
 
@@ -28,7 +30,7 @@ pub const BLOCK_RECURRENCE_LIMIT: i64 = 2;
 
 /// An open board.
 pub struct Board {
-    pub(crate) conn: super::store::sqlite::Conn,
+    pub(crate) store: Store,
     journal: db::JournalInfo,
     paths: BoardPaths,
     env: Env,
@@ -45,17 +47,16 @@ impl std::fmt::Debug for Board {
     }
 }
 
-/// `hostname:pid` of this process — the default claim lock (REF §3.4).
+/// `<host>:<pid>` of this process — the default claim lock (REF §3.4), where the host is
+/// [`host_id`](super::hosts::host_id) (`HERMES_KANBAN_HOST_ID`, else the hostname).
 pub fn default_claimer() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }
 
-/// This machine's host name (used for host-local claim checks).
+/// This host's identity on a shared board (`HERMES_KANBAN_HOST_ID`, else the hostname): the
+/// host part of its claims and of its process rows.
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    super::hosts::host_id().to_string()
 }
 
 fn system_clock() -> Clock {
@@ -82,7 +83,12 @@ impl Board {
 
     /// Open the board (as [`Board::open`]) with an explicit [`OpenMode`]; also says whether
     /// this call created the DB file.
+    /// A database URL in `env` (`HERMES_KANBAN_DATABASE_URL`, `kanban.database_url`) opens
+    /// the board on that database, as [`super::Kanban::open`] does.
     pub fn open_mode(env: &Env, board: Option<&str>, mode: OpenMode) -> Result<(Board, bool)> {
+        if super::home::chosen_url(env, None).is_some() {
+            return super::Kanban::open(env, None)?.open_board(board, mode);
+        }
         let slug = resolve_board(env, board)?;
         let paths = BoardPaths::resolve(env, &slug);
         let existed = paths.db.exists();
@@ -92,7 +98,7 @@ impl Board {
                 path: paths.db,
             });
         }
-        Ok((Board::open_paths(env, paths)?, !existed))
+        Ok((Board::open_sqlite(env, paths)?, !existed))
     }
 
     /// An empty board in memory with the paths of `paths` (nothing on disk is created or
@@ -104,7 +110,7 @@ impl Board {
         let sync = db::synchronous_level(env.get("HERMES_KANBAN_SYNCHRONOUS"));
         let (conn, journal) = db::open_memory(busy, sync)?;
         Ok(Board {
-            conn,
+            store: Store::Sqlite(conn),
             journal,
             paths,
             env: env.clone(),
@@ -113,8 +119,20 @@ impl Board {
         })
     }
 
-    /// Open a board at explicit paths.
+    /// Open a board at explicit paths. With a database URL in `env` the board `paths.slug`
+    /// of that database is opened (created when missing) with these host-local paths.
     pub fn open_paths(env: &Env, paths: BoardPaths) -> Result<Board> {
+        if super::home::chosen_url(env, None).is_some() {
+            let home = super::Kanban::open(env, None)?;
+            let (mut b, _) = home.open_board(Some(&paths.slug), OpenMode::Create)?;
+            b.paths = paths;
+            return Ok(b);
+        }
+        Board::open_sqlite(env, paths)
+    }
+
+    /// Open the SQLite board at `paths` (no database URL consulted).
+    pub(crate) fn open_sqlite(env: &Env, paths: BoardPaths) -> Result<Board> {
         let busy = env
             .positive_i64("HERMES_KANBAN_BUSY_TIMEOUT_MS")
             .unwrap_or(db::DEFAULT_BUSY_TIMEOUT_MS);
@@ -125,13 +143,83 @@ impl Board {
             .and_then(|t| db::journal_setting(&t));
         let (conn, journal) = db::open(&paths.db, busy, sync, setting.as_deref())?;
         Ok(Board {
-            conn,
+            store: Store::Sqlite(conn),
             journal,
             paths,
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
         })
+    }
+
+    /// A board on PostgreSQL (its schema already migrated) with host-local `paths`.
+    pub(crate) fn from_pg(
+        env: &Env,
+        paths: BoardPaths,
+        conn: super::store::postgres::PgConn,
+    ) -> Board {
+        let journal = db::JournalInfo {
+            mode: "postgresql".into(),
+            setting: None,
+            reason: format!(
+                "the board lives on PostgreSQL ({}, schema {}); journal modes are SQLite's",
+                conn.target().shown(),
+                conn.schema()
+            ),
+        };
+        Board {
+            store: Store::Postgres(Box::new(conn)),
+            journal,
+            paths,
+            env: env.clone(),
+            clock: system_clock(),
+            claimer: default_claimer(),
+        }
+    }
+
+    /// Where the board's data lives, for messages: the SQLite file, or the PostgreSQL URL
+    /// (without its password) and schema.
+    pub fn location(&self) -> String {
+        match self.store.pg() {
+            Some(c) => format!("{} (schema {})", c.target().shown(), c.schema()),
+            None => self.paths.db.display().to_string(),
+        }
+    }
+
+    /// Whether the board lives on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.store.pg().is_some()
+    }
+
+    /// Try the dispatcher's tick lock of this board without waiting (one tick per board at a
+    /// time, across processes and hosts): SQLite flocks `<db>.dispatch.lock`, PostgreSQL takes
+    /// a session advisory lock on a dedicated connection. Released when the lock drops.
+    pub fn try_tick_lock(&self) -> TickLockTry {
+        match self.store.pg() {
+            Some(c) => tick_lock::try_pg(c.target(), c.schema()),
+            None => tick_lock::try_file(&self.paths.db),
+        }
+    }
+
+    /// This board's metadata: `board.json` on SQLite, its registry row on PostgreSQL
+    /// (synthesized defaults when there is none or it cannot be read).
+    pub fn board_meta(&self) -> super::paths::BoardMeta {
+        if self.is_postgres() {
+            let text: Option<String> = self
+                .tx()
+                .row(
+                    "SELECT meta FROM hermes_kanban.boards WHERE schema_name = current_schema()",
+                    args![],
+                )
+                .ok()
+                .flatten();
+            let mut m = text
+                .and_then(|t| serde_json::from_str::<super::paths::BoardMeta>(&t).ok())
+                .unwrap_or_else(|| super::paths::BoardMeta::synthesized(self.slug()));
+            m.slug = self.slug().to_string();
+            return m;
+        }
+        super::paths::read_board_meta(&self.env, self.slug())
     }
 
     /// Open a DB file directly (sidecar directories next to it), with the process environment.
@@ -186,28 +274,68 @@ impl Board {
             .unwrap_or(DEFAULT_CLAIM_TTL_SECONDS)
     }
 
-    /// Schema version recorded in `PRAGMA user_version`.
+    /// Schema version: SQLite's `PRAGMA user_version`; on PostgreSQL the newest migration
+    /// recorded in the board schema's `schema_migrations` (the numbers of
+    /// `migrations/postgres/`, not SQLite's).
     pub fn schema_version(&self) -> Result<i64> {
-        db::user_version(&self.conn)
+        match &self.store {
+            Store::Sqlite(c) => db::user_version(c),
+            Store::Postgres(_) => self.store.tx().one(
+                "SELECT COALESCE(max(version), 0) FROM schema_migrations",
+                args![],
+            ),
+        }
     }
 
-    /// `PRAGMA integrity_check` (`"ok"` when healthy).
+    /// `PRAGMA integrity_check` (`"ok"` when healthy). On PostgreSQL the server owns page
+    /// integrity: `"ok"` once the board's schema answers a query (run `amcheck` for more).
     pub fn integrity_check(&self) -> Result<String> {
-        db::integrity_check(&Tx::sqlite(&self.conn)).map_err(|e| db::locate(e, &self.paths.db))
+        match &self.store {
+            Store::Sqlite(c) => {
+                db::integrity_check(&Tx::sqlite(c)).map_err(|e| db::locate(e, &self.paths.db))
+            }
+            Store::Postgres(_) => {
+                self.store
+                    .tx()
+                    .one::<i64>("SELECT count(*) FROM tasks", args![])?;
+                Ok("ok".into())
+            }
+        }
     }
 
     /// Names of all user tables, sorted.
     pub fn table_names(&self) -> Result<Vec<String>> {
-        db::table_names(&Tx::sqlite(&self.conn))
+        match &self.store {
+            Store::Sqlite(c) => db::table_names(&Tx::sqlite(c)),
+            Store::Postgres(_) => Ok(self
+                .store
+                .tx()
+                .tables()?
+                .into_iter()
+                .map(|t| t.name)
+                .collect()),
+        }
     }
 
     /// Column names of `table` in declaration order (empty if the table is absent). `table`
     /// must be one of [`Board::table_names`].
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>> {
-        if !self.table_names()?.iter().any(|t| t == table) {
-            return Ok(vec![]);
+        match &self.store {
+            Store::Sqlite(c) => {
+                if !self.table_names()?.iter().any(|t| t == table) {
+                    return Ok(vec![]);
+                }
+                db::column_names(&Tx::sqlite(c), table)
+            }
+            Store::Postgres(_) => Ok(self
+                .store
+                .tx()
+                .tables()?
+                .into_iter()
+                .find(|t| t.name == table)
+                .map(|t| t.columns)
+                .unwrap_or_default()),
         }
-        db::column_names(&Tx::sqlite(&self.conn), table)
     }
 
     /// Every row of every table, one line per row, in an order that does not depend on the
@@ -257,13 +385,20 @@ impl Board {
 
     pub(crate) fn write<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         super::fence::check(&self.env, &self.paths.db)?;
-        db::write_txn(&self.conn, |c| body(&Tx::sqlite(c)))
+        self.store
+            .write(body)
             .map_err(|e| db::locate(e, &self.paths.db))
     }
 
     pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        db::read_txn(&self.conn, |c| body(&Tx::sqlite(c)))
+        self.store
+            .read(body)
             .map_err(|e| db::locate(e, &self.paths.db))
+    }
+
+    /// Statements outside a transaction (single reads that need no snapshot).
+    pub(crate) fn tx(&self) -> Tx<'_> {
+        self.store.tx()
     }
 }
 
@@ -285,6 +420,11 @@ fn snapshot_value(v: Val<'_>) -> String {
 
 /// Fetch one task or [`KernelError::TaskNotFound`].
 pub(crate) fn load_task(c: &Tx, id: &str) -> Result<Task> {
+    // No stored id holds a NUL (ids are validated at creation), and PostgreSQL refuses one in
+    // a parameter: such an id is an unknown task on every backend.
+    if id.contains('\0') {
+        return Err(KernelError::TaskNotFound(super::validate::truncate(id, 80)));
+    }
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id=?1"));
     c.row::<Task>(sql, args![id])?

@@ -20,6 +20,7 @@ use super::store::{Arg, FromRow, Row, Tx, arg_refs};
 use super::types::{Status, TASK_COLUMNS, Task};
 use crate::args;
 use diagnosis::{DiagnosisInput, diagnosis_input};
+pub(crate) use meta::apply_board_patch;
 pub use meta::{BoardPatch, check_workdir, update_board};
 pub use workers::ActiveWorker;
 
@@ -340,7 +341,7 @@ fn latest_summaries(
            SELECT task_id, summary, row_number() OVER (PARTITION BY task_id
                   ORDER BY COALESCE(ended_at, started_at) DESC, id DESC) AS rn
            FROM task_runs WHERE task_id IN ({marks}) AND summary IS NOT NULL AND trim(summary) \
-           != '') WHERE rn = 1",
+           != '') sub WHERE rn = 1",
         scope,
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
@@ -366,11 +367,12 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
         .join(",");
     // The whole board: one table scan (NOT INDEXED: walking idx_events_task and looking
     // up each row's kind was twice as slow at 100k events).
+    let hint = c.sqlite_hint("NOT INDEXED");
     let since = if status_since {
         Some(count_map(chunked(
             c,
             &format!(
-                "SELECT task_id, max(created_at) FROM task_events NOT INDEXED WHERE kind IN \
+                "SELECT task_id, max(created_at) FROM task_events {hint} WHERE kind IN \
                     ({status_kinds}) GROUP BY task_id"
             ),
             &format!(

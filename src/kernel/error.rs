@@ -155,6 +155,19 @@ pub enum KernelError {
     )]
     Busy,
 
+    /// The database server cannot be reached (refused, timed out, or the connection was lost
+    /// and could not be re-opened). Never a fallback to another store.
+    #[error(
+        "cannot reach the PostgreSQL database at {url}: {detail}; check that the server runs and \
+        the URL (--database-url, HERMES_KANBAN_DATABASE_URL or kanban.database_url) is right"
+    )]
+    Unavailable {
+        /// The database URL without its password.
+        url: String,
+        /// What the driver said (one line).
+        detail: String,
+    },
+
     /// No attachment with that id.
     #[error("no such attachment: {0}; list the task's attachments to find its id")]
     AttachmentNotFound(i64),
@@ -211,6 +224,7 @@ impl KernelError {
             KernelError::NotADatabase { .. }
             | KernelError::Corrupt { .. }
             | KernelError::Io { .. }
+            | KernelError::Unavailable { .. }
             | KernelError::Storage(_) => "storage",
         }
     }

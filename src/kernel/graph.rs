@@ -59,13 +59,19 @@ const PROMOTABLE: &str = "SELECT t.id FROM tasks t WHERE t.status = 'todo' AND N
 /// The ids [`recompute_ready_tx`] would promote. Without statistics SQLite probes each parent
 /// through the primary-key index and then the table; the covering index of migration 0003 makes
 /// the probe index-only (2-3x faster at 100k tasks). It is named explicitly, with the plain
-/// query as the fallback should the index be missing. `INDEXED BY` is a SQLite planner hint:
-/// another backend runs the plain query (its store strips the hint, or the fallback applies).
+/// query as the fallback should the index be missing. `INDEXED BY` is a SQLite planner hint
+/// (`sqlite_hint` on the transaction): PostgreSQL runs the plain query.
 pub(crate) fn promotable_ids(c: &Tx) -> Result<Vec<String>> {
     static HINTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static PLAIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let hinted =
-        HINTED.get_or_init(|| PROMOTABLE.replace("{hint}", "INDEXED BY idx_tasks_id_status"));
+    let hint = c.sqlite_hint("INDEXED BY idx_tasks_id_status");
+    if hint.is_empty() {
+        return c.rows::<String>(
+            PLAIN.get_or_init(|| PROMOTABLE.replace("{hint}", "")),
+            args![],
+        );
+    }
+    let hinted = HINTED.get_or_init(|| PROMOTABLE.replace("{hint}", hint));
     match c.rows::<String>(hinted, args![]) {
         Ok(ids) => Ok(ids),
         Err(_) => c.rows::<String>(

@@ -1,8 +1,11 @@
 //! [`Kanban`]: the home handle — the one object a front door holds. It chooses the backend
-//! (today the SQLite boards under the kanban home; a `postgres://` URL is recognised and
-//! refused until that backend exists), resolves and lists boards, and caches one open handle
-//! per board ([`SharedBoard`]) so a process holds one connection per board: in `serve` the MCP
-//! server, the REST API, the dispatcher and the webhook threads share one `Kanban`.
+//! (the SQLite boards under the kanban home, or a PostgreSQL database named by a
+//! `postgres://` URL: one schema per board and a registry, see [`super::store::postgres`]),
+//! resolves, lists, creates and removes boards, and caches one open handle per board
+//! ([`SharedBoard`]) so a process holds one connection per board: in `serve` the MCP server,
+//! the REST API, the dispatcher and the webhook threads share one `Kanban`. Board paths (logs,
+//! workspaces, attachments, the `current` pointer) stay host-local under the kanban home on
+//! either backend.
 //!
 //! Opening keeps [`OpenMode`]'s rule: nothing creates a board silently. [`Kanban::board`]
 //! opens an existing database only; [`Kanban::board_or_create`] creates one and says so.
@@ -20,9 +23,11 @@ use super::board::{Board, OpenMode};
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{
-    BoardEntry, BoardMeta, BoardPaths, NewBoard, create_board, hermes_root, kanban_home,
-    list_boards, resolve_board,
+    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, create_board, hermes_root,
+    kanban_home, list_boards, normalize_slug, read_board_meta, remove_board, rename_board,
+    resolve_board, set_default_workdir, switch_board,
 };
+use super::store::postgres::{self as pg, PgConn, PgTarget};
 
 /// The environment variable naming the database URL (`--database-url` outranks it,
 /// `kanban.database_url` in config.yaml comes after it).
@@ -61,6 +66,11 @@ pub enum Backend {
         /// The kanban home `<R>`.
         home: PathBuf,
     },
+    /// One PostgreSQL database: a schema per board and the `hermes_kanban.boards` registry.
+    Postgres {
+        /// The database URL without its password.
+        url: String,
+    },
 }
 
 struct Cached {
@@ -73,6 +83,26 @@ struct Inner {
     env: Env,
     backend: Backend,
     boards: Mutex<HashMap<String, Cached>>,
+    /// The PostgreSQL target and the registry's connection (opened on first use).
+    pg: Option<PgHome>,
+    /// Set when the chosen database URL could not be used ([`From<Env>`] keeps the error here).
+    refused: Option<String>,
+}
+
+struct PgHome {
+    target: Arc<PgTarget>,
+    registry: Mutex<Option<postgres::Client>>,
+}
+
+impl Drop for PgHome {
+    fn drop(&mut self) {
+        let c = self
+            .registry
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        pg::drop_client(c);
+    }
 }
 
 /// The home handle: backend, board registry, and the cache of open boards. Cheap to clone
@@ -91,12 +121,28 @@ impl std::fmt::Debug for Kanban {
     }
 }
 
-/// The SQLite boards of `env` (no database URL consulted): what tests and embedders that
-/// build a router or loop from an [`Env`] get.
+/// The home `env` names (its `HERMES_KANBAN_DATABASE_URL` / `kanban.database_url`, else the
+/// SQLite boards): what embedders that build a router or loop from an [`Env`] get. A URL that
+/// cannot be used is kept as the answer of every board operation, never a SQLite fallback.
 impl From<Env> for Kanban {
     fn from(env: Env) -> Kanban {
-        Kanban::sqlite(env)
+        match Kanban::open(&env, None) {
+            Ok(k) => k,
+            Err(e) => Kanban::refused(env, e.to_string()),
+        }
     }
+}
+
+/// The database URL `env` (or the `--database-url` flag) chooses, with where it came from.
+pub(crate) fn chosen_url(env: &Env, flag: Option<&str>) -> Option<(&'static str, String)> {
+    flag.map(|u| ("--database-url", u.to_string()))
+        .filter(|(_, u)| !u.trim().is_empty())
+        .or_else(|| {
+            env.get(DATABASE_URL_VAR)
+                .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
+                .map(|u| (DATABASE_URL_VAR, u.to_string()))
+        })
+        .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)))
 }
 
 impl From<&Kanban> for Kanban {
@@ -117,19 +163,107 @@ impl Kanban {
     /// `postgres://` URL is refused (this build has no PostgreSQL backend yet); the message
     /// never shows the URL's password.
     pub fn open(env: &Env, database_url: Option<&str>) -> Result<Kanban> {
-        let chosen = database_url
-            .map(|u| ("--database-url", u.to_string()))
-            .filter(|(_, u)| !u.trim().is_empty())
-            .or_else(|| {
-                env.get(DATABASE_URL_VAR)
-                    .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
-                    .map(|u| (DATABASE_URL_VAR, u.to_string()))
-            })
-            .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)));
-        match chosen {
+        match chosen_url(env, database_url) {
             None => Ok(Kanban::sqlite(env.clone())),
+            Some((from, url)) if pg::is_postgres_url(&url) => {
+                let target = PgTarget::parse(env, url.trim(), from)?;
+                // Every process this home starts (workers, supervisors) inherits the URL in
+                // its environment — never in argv — whichever source named it.
+                let env = env.clone().with(DATABASE_URL_VAR, url.trim());
+                Ok(Kanban::postgres(env, target))
+            }
             Some((from, url)) => Err(refuse_url(from, url.trim())),
         }
+    }
+
+    /// The boards of one PostgreSQL database (nothing is connected until a board is used).
+    pub(crate) fn postgres(env: Env, target: PgTarget) -> Kanban {
+        Kanban {
+            inner: Arc::new(Inner {
+                env,
+                backend: Backend::Postgres {
+                    url: target.shown().to_string(),
+                },
+                boards: Mutex::new(HashMap::new()),
+                refused: None,
+                pg: Some(PgHome {
+                    target: Arc::new(target),
+                    registry: Mutex::new(None),
+                }),
+            }),
+        }
+    }
+
+    /// The database URL as given (it may hold a password) when this home is on PostgreSQL:
+    /// what the dispatcher passes to its workers and supervisors in the environment.
+    pub fn database_url(&self) -> Option<&str> {
+        self.inner.pg.as_ref().map(|p| p.target.url())
+    }
+
+    /// Run `f` on the registry's connection (re-opened when closed). The driver blocks on its
+    /// own runtime, which must not happen on an async worker thread: inside a tokio context
+    /// (`serve` resolving `?board=` in a handler) the call runs on a scoped thread of its own.
+    fn registry<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T> + Send,
+    ) -> Result<T> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|s| {
+                s.spawn(|| self.registry_here(f))
+                    .join()
+                    .unwrap_or_else(|_| Err(KernelError::Storage("registry call panicked".into())))
+            });
+        }
+        self.registry_here(f)
+    }
+
+    fn registry_here<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>,
+    ) -> Result<T> {
+        let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
+        let mut slot = pgh.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            *slot = Some(pg::connect(&pgh.target, None)?);
+        }
+        f(slot.as_mut().expect("connected above"), pgh.target.shown())
+    }
+
+    /// Whether board `slug` exists on PostgreSQL (`default` always does).
+    fn pg_exists(&self, slug: &str) -> Result<bool> {
+        if slug == DEFAULT_BOARD {
+            return Ok(true);
+        }
+        self.registry(|c, shown| Ok(pg::registry::get(c, shown, slug)?.is_some()))
+    }
+
+    /// Where board `slug` keeps its data, for messages and `db_path` fields: the SQLite file,
+    /// or the PostgreSQL URL (without its password) and schema.
+    pub fn location(&self, slug: &str) -> PathBuf {
+        match self.inner.pg {
+            Some(_) => self.pg_location(slug),
+            None => self.paths(slug).db,
+        }
+    }
+
+    /// Apply `patch` to a board's metadata (the dashboard's board settings).
+    pub fn update(&self, raw_slug: &str, patch: super::BoardPatch, now: i64) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return super::update_board(&self.inner.env, raw_slug, patch, now);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        let meta = super::board_view::apply_board_patch(self.meta(&slug)?, patch, now)?;
+        self.put_meta(&meta, now)?;
+        Ok(meta)
+    }
+
+    fn pg_location(&self, slug: &str) -> PathBuf {
+        let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
+        PathBuf::from(format!(
+            "{} (schema {})",
+            pgh.target.shown(),
+            pg::registry::schema_for(slug)
+        ))
     }
 
     /// The SQLite boards under the kanban home of `env` (the path form; no URL consulted).
@@ -140,6 +274,35 @@ impl Kanban {
                 env,
                 backend: Backend::Sqlite { home },
                 boards: Mutex::new(HashMap::new()),
+                pg: None,
+                refused: None,
+            }),
+        }
+    }
+
+    /// A home whose database URL could not be used: every board operation answers `why`
+    /// (never a silent fallback to the SQLite boards).
+    fn refused(env: Env, why: String) -> Kanban {
+        let k = Kanban::sqlite(env);
+        let inner = Inner {
+            env: k.inner.env.clone(),
+            backend: k.inner.backend.clone(),
+            boards: Mutex::new(HashMap::new()),
+            pg: None,
+            refused: Some(why),
+        };
+        Kanban {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The refusal of a home built from an unusable URL.
+    fn usable(&self) -> Result<()> {
+        match &self.inner.refused {
+            None => Ok(()),
+            Some(why) => Err(KernelError::Invalid {
+                field: "database_url",
+                message: why.clone(),
             }),
         }
     }
@@ -157,7 +320,29 @@ impl Kanban {
     /// Resolve a board: `slug` (validated, must exist), else `HERMES_KANBAN_BOARD`, the
     /// `current` pointer, `default`.
     pub fn resolve(&self, slug: Option<&str>) -> Result<String> {
-        resolve_board(&self.inner.env, slug)
+        self.usable()?;
+        if self.inner.pg.is_none() {
+            return resolve_board(&self.inner.env, slug);
+        }
+        if let Some(raw) = slug {
+            let slug = normalize_slug(raw)?;
+            if !self.pg_exists(&slug)? {
+                return Err(KernelError::BoardNotFound(slug));
+            }
+            return Ok(slug);
+        }
+        let env = &self.inner.env;
+        let candidates = [
+            env.get("HERMES_KANBAN_BOARD")
+                .and_then(|r| normalize_slug(r).ok()),
+            super::paths::current_slug(env),
+        ];
+        for slug in candidates.into_iter().flatten() {
+            if self.pg_exists(&slug)? {
+                return Ok(slug);
+            }
+        }
+        Ok(DEFAULT_BOARD.to_string())
     }
 
     /// Every path of the board `slug` (already resolved).
@@ -167,13 +352,155 @@ impl Kanban {
 
     /// The boards, `default` first (archived ones only with `include_archived`).
     pub fn list(&self, include_archived: bool) -> Result<Vec<BoardEntry>> {
-        list_boards(&self.inner.env, include_archived)
+        self.usable()?;
+        if self.inner.pg.is_none() {
+            return list_boards(&self.inner.env, include_archived);
+        }
+        let current = self.resolve(None)?;
+        let mut metas = self.registry(pg::registry::list)?;
+        let default = match metas.iter().position(|m| m.slug == DEFAULT_BOARD) {
+            Some(i) => metas.remove(i),
+            None => BoardMeta::synthesized(DEFAULT_BOARD),
+        };
+        metas.sort_by_key(|m| m.slug.to_lowercase());
+        Ok(std::iter::once(default)
+            .chain(metas)
+            .filter(|m| include_archived || !m.archived)
+            .map(|meta| BoardEntry {
+                db_path: self.pg_location(&meta.slug),
+                is_current: meta.slug == current,
+                meta,
+            })
+            .collect())
     }
 
-    /// Create a board's directory and `board.json` (not its database); `false` when it
-    /// already existed.
+    /// Create a board: on SQLite its directory and `board.json` (the database comes on first
+    /// open); on PostgreSQL its registry row and migrated schema. `false` when it already
+    /// existed.
     pub fn create(&self, raw_slug: &str, opts: NewBoard, now: i64) -> Result<(BoardMeta, bool)> {
-        create_board(&self.inner.env, raw_slug, opts, now)
+        self.usable()?;
+        if self.inner.pg.is_none() {
+            return create_board(&self.inner.env, raw_slug, opts, now);
+        }
+        let slug = normalize_slug(raw_slug)?;
+        if let Some(w) = &opts.default_workdir {
+            super::paths::validate_workdir_path(w)?;
+        }
+        super::fence::check(&self.inner.env, &kanban_home(&self.inner.env))?;
+        if let Some((_, meta)) = self.registry(|c, shown| pg::registry::get(c, shown, &slug))? {
+            return Ok((meta, false));
+        }
+        let mut meta = BoardMeta::synthesized(&slug);
+        if let Some(n) = opts.name.filter(|n| !n.trim().is_empty()) {
+            meta.name = n.trim().to_string();
+        }
+        meta.description = opts.description;
+        meta.icon = opts.icon;
+        meta.color = opts.color;
+        meta.default_workdir = opts.default_workdir;
+        meta.created_at = Some(now);
+        let created = self.registry(|c, shown| {
+            let created = pg::registry::insert_new(c, shown, &meta, now)?;
+            pg::migrate::migrate(c, &pg::registry::schema_for(&slug), shown, now)?;
+            Ok(created)
+        })?;
+        Ok((self.meta(&slug)?, created))
+    }
+
+    /// A board's metadata (`board.json` on SQLite, the registry row on PostgreSQL; synthesized
+    /// defaults when there is none).
+    pub fn meta(&self, slug: &str) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return Ok(read_board_meta(&self.inner.env, slug));
+        }
+        Ok(self
+            .registry(|c, shown| pg::registry::get(c, shown, slug))?
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| BoardMeta::synthesized(slug)))
+    }
+
+    fn put_meta(&self, meta: &BoardMeta, now: i64) -> Result<()> {
+        super::fence::check(&self.inner.env, &kanban_home(&self.inner.env))?;
+        self.registry(|c, shown| pg::registry::put(c, shown, meta, now).map(|_| ()))
+    }
+
+    /// Remove a board (`default` cannot be): archive or, with `hard`, delete. SQLite moves its
+    /// directory to `boards/_archived/<slug>-<epoch>`; PostgreSQL renames its schema to
+    /// `archived_<slug>_<epoch>` (or drops it). Clears the `current` pointer if it named this
+    /// board and forgets the cached handle. Returns where the board went (`None`: deleted).
+    pub fn remove(&self, raw_slug: &str, hard: bool, now: i64) -> Result<Option<PathBuf>> {
+        self.usable()?;
+        let slug = normalize_slug(raw_slug)?;
+        if self.inner.pg.is_none() {
+            let out = remove_board(&self.inner.env, &slug, hard, now);
+            self.evict(&slug);
+            return out;
+        }
+        if slug == DEFAULT_BOARD {
+            return Err(KernelError::BoardRefused(
+                "the default board cannot be removed".into(),
+            ));
+        }
+        super::fence::check(&self.inner.env, &kanban_home(&self.inner.env))?;
+        let out = self.registry(|c, shown| pg::registry::remove(c, shown, &slug, hard, now))?;
+        self.evict(&slug);
+        super::paths::write_current(&self.inner.env, None, &slug)?;
+        match out {
+            pg::registry::Removed::NotFound => Err(KernelError::BoardNotFound(slug)),
+            pg::registry::Removed::Deleted => Ok(None),
+            pg::registry::Removed::Archived(schema) => Ok(Some(PathBuf::from(format!(
+                "{} (schema {schema})",
+                self.inner.pg.as_ref().expect("pg").target.shown()
+            )))),
+        }
+    }
+
+    /// Make `slug` this home's current board (the host-local `<R>/kanban/current` pointer).
+    pub fn switch(&self, raw_slug: &str) -> Result<String> {
+        self.usable()?;
+        if self.inner.pg.is_none() {
+            return switch_board(&self.inner.env, raw_slug);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        super::paths::write_current(&self.inner.env, Some(&slug), "")?;
+        Ok(slug)
+    }
+
+    /// Change a board's display name.
+    pub fn rename(&self, raw_slug: &str, name: &str, now: i64) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return rename_board(&self.inner.env, raw_slug, name, now);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        if name.trim().is_empty() {
+            return Err(KernelError::invalid("name", "board name must not be blank"));
+        }
+        let mut meta = self.meta(&slug)?;
+        meta.name = name.trim().to_string();
+        meta.created_at.get_or_insert(now);
+        self.put_meta(&meta, now)?;
+        Ok(meta)
+    }
+
+    /// Set (or with `None`, clear) a board's default workdir; the path must be absolute.
+    pub fn set_default_workdir(
+        &self,
+        raw_slug: &str,
+        path: Option<&str>,
+        now: i64,
+    ) -> Result<BoardMeta> {
+        if self.inner.pg.is_none() {
+            return set_default_workdir(&self.inner.env, raw_slug, path, now);
+        }
+        let slug = self.resolve(Some(raw_slug))?;
+        if let Some(p) = path {
+            super::paths::validate_workdir_path(p)?;
+        }
+        let mut meta = self.meta(&slug)?;
+        meta.default_workdir = path.map(str::to_string);
+        meta.created_at.get_or_insert(now);
+        self.put_meta(&meta, now)?;
+        Ok(meta)
     }
 
     /// The shared handle of an existing board (`None`: the default chain). A board without a
@@ -196,6 +523,9 @@ impl Kanban {
     }
 
     fn open_resolved(&self, slug: &str, mode: OpenMode) -> Result<(Board, bool)> {
+        if let Some(pgh) = &self.inner.pg {
+            return self.open_pg(pgh, slug, mode);
+        }
         let paths = self.paths(slug);
         let existed = paths.db.exists();
         if !existed && mode == OpenMode::Existing {
@@ -204,7 +534,41 @@ impl Kanban {
                 path: paths.db,
             });
         }
-        Ok((Board::open_paths(&self.inner.env, paths)?, !existed))
+        Ok((Board::open_sqlite(&self.inner.env, paths)?, !existed))
+    }
+
+    /// Open a PostgreSQL board: its registry row names the schema (migrated up on open);
+    /// `default` without a row is created in `Create` mode, else [`KernelError::NoDatabase`].
+    fn open_pg(&self, pgh: &PgHome, slug: &str, mode: OpenMode) -> Result<(Board, bool)> {
+        let now = chrono::Utc::now().timestamp();
+        let (schema, created) = self.registry(|c, shown| {
+            if let Some((schema, _)) = pg::registry::get(c, shown, slug)? {
+                pg::migrate::migrate(c, &schema, shown, now)?;
+                return Ok((Some(schema), false));
+            }
+            if mode == OpenMode::Existing {
+                return Ok((None, false));
+            }
+            super::fence::check(&self.inner.env, &kanban_home(&self.inner.env))?;
+            let mut meta = BoardMeta::synthesized(slug);
+            meta.created_at = Some(now);
+            let created = pg::registry::insert_new(c, shown, &meta, now)?;
+            let (schema, _) = pg::registry::get(c, shown, slug)?
+                .ok_or_else(|| KernelError::Storage(format!("board {slug} vanished")))?;
+            pg::migrate::migrate(c, &schema, shown, now)?;
+            Ok((Some(schema), created))
+        })?;
+        let Some(schema) = schema else {
+            return Err(KernelError::NoDatabase {
+                slug: slug.to_string(),
+                path: self.pg_location(slug),
+            });
+        };
+        let conn = PgConn::open(pgh.target.clone(), &schema)?;
+        Ok((
+            Board::from_pg(&self.inner.env, self.paths(slug), conn),
+            created,
+        ))
     }
 
     fn cached(&self, slug: Option<&str>, mode: OpenMode) -> Result<(SharedBoard, bool)> {
@@ -213,6 +577,10 @@ impl Kanban {
         // The map lock is held while opening so two threads never open the same board twice.
         let mut map = self.inner.boards.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(&slug) {
+            // A PostgreSQL board has no file: its handle lives until `remove` evicts it.
+            if self.inner.pg.is_some() {
+                return Ok((c.handle.clone(), false));
+            }
             let now = file_id(&db);
             if now.is_some() && now == c.file {
                 return Ok((c.handle.clone(), false));
@@ -276,17 +644,14 @@ fn refuse_url(from: &str, url: &str) -> KernelError {
     } else {
         format!("unset {from}")
     };
-    let message = match scheme.as_deref() {
-        Some("postgres") | Some("postgresql") => format!(
-            "{shown} (from {from}) is a PostgreSQL URL, but this hermes-kanban is not built with \
-            PostgreSQL support yet; {fix} to use the SQLite boards under HERMES_HOME"
-        ),
-        _ => format!(
-            "{shown} (from {from}) is not a database URL this build can open: only postgres://… is \
-            recognised (and not built with PostgreSQL support yet); {fix} to use the SQLite boards \
-            under HERMES_HOME"
-        ),
-    };
+    let message = format!(
+        "{shown} (from {from}) is not a database URL this build can open{}: only \
+        postgres://USER[:PASS]@HOST:PORT/DB (or postgresql://…) is; {fix} to use the SQLite boards \
+        under HERMES_HOME",
+        scheme
+            .map(|s| format!(" (scheme {s:?})"))
+            .unwrap_or_default()
+    );
     KernelError::Invalid {
         field: "database_url",
         message: message.replace(['\n', '\r'], " "),
@@ -322,129 +687,4 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn home() -> (tempfile::TempDir, Env) {
-        let dir = tempfile::tempdir().unwrap();
-        let env = Env::empty()
-            .with("HERMES_HOME", dir.path().to_string_lossy())
-            .with("HOME", dir.path().to_string_lossy());
-        (dir, env)
-    }
-
-    #[test]
-    fn board_twice_is_one_handle_and_one_connection() {
-        let (_d, env) = home();
-        let k = Kanban::open(&env, None).unwrap();
-        let (a, created) = k.board_or_create(None).unwrap();
-        assert!(created);
-        let b = k.board(Some("default")).unwrap();
-        assert!(a.same(&b), "the second lookup must reuse the open board");
-        let clone = k.clone();
-        assert!(
-            clone.board(None).unwrap().same(&a),
-            "clones share the cache"
-        );
-        assert_eq!(k.open_boards(), vec!["default".to_string()]);
-        // A write through one is visible through the other: the same connection.
-        let new = crate::kernel::NewTask {
-            title: "x".into(),
-            ..Default::default()
-        };
-        let id = a.lock().create_task(new).unwrap().task.id;
-        assert_eq!(b.lock().get_task(&id).unwrap().title, "x");
-    }
-
-    #[test]
-    fn a_missing_database_is_never_created_by_board() {
-        let (d, env) = home();
-        let k = Kanban::sqlite(env);
-        let e = k.board(None).unwrap_err();
-        assert!(matches!(e, KernelError::NoDatabase { .. }), "{e}");
-        assert!(!d.path().join("kanban.db").exists());
-        assert!(k.open_boards().is_empty());
-        let e = k.board(Some("nope")).unwrap_err();
-        assert!(matches!(e, KernelError::BoardNotFound(_)), "{e}");
-    }
-
-    #[test]
-    fn a_replaced_database_file_is_reopened() {
-        let (d, env) = home();
-        let k = Kanban::sqlite(env);
-        let (a, _) = k.board_or_create(None).unwrap();
-        let db = d.path().join("kanban.db");
-        drop(a);
-        std::fs::rename(&db, d.path().join("old.db")).unwrap();
-        for ext in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(d.path().join(format!("kanban.db{ext}")));
-        }
-        let e = k.board(None).unwrap_err();
-        assert!(matches!(e, KernelError::NoDatabase { .. }), "{e}");
-        let (b, created) = k.board_or_create(None).unwrap();
-        assert!(
-            created,
-            "the removed file is recreated, not the old handle reused"
-        );
-        assert!(b.lock().list_tasks(&Default::default()).unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_postgres_url_is_refused_in_one_line_without_its_password() {
-        let (d, env) = home();
-        for (url, env) in [
-            (Some("postgres://kb:s3cret@db.example/kanban"), env.clone()),
-            (
-                None,
-                env.clone().with(
-                    DATABASE_URL_VAR,
-                    "postgresql://kb:s3cret@db.example/kanban?sslmode=require",
-                ),
-            ),
-        ] {
-            let e = Kanban::open(&env, url).unwrap_err().to_string();
-            assert!(e.contains("not built with PostgreSQL support yet"), "{e}");
-            assert!(
-                !e.contains("s3cret") && e.contains("kb:***@db.example"),
-                "{e}"
-            );
-            assert!(!e.contains('\n'), "{e}");
-        }
-        std::fs::write(
-            d.path().join("config.yaml"),
-            "kanban:\n  database_url: 'host=db password=s3cret dbname=k'\n",
-        )
-        .unwrap();
-        let e = Kanban::open(&env, None).unwrap_err().to_string();
-        assert!(
-            e.contains("kanban.database_url") && !e.contains("s3cret"),
-            "{e}"
-        );
-        // Nothing set: the SQLite home.
-        std::fs::write(d.path().join("config.yaml"), "kanban:\n  max_spawn: 2\n").unwrap();
-        let k = Kanban::open(&env, None).unwrap();
-        assert_eq!(
-            k.backend(),
-            &Backend::Sqlite {
-                home: d.path().to_path_buf()
-            }
-        );
-    }
-
-    #[test]
-    fn redaction_hides_every_password_form() {
-        assert_eq!(
-            redact_url("postgres://u:p@h:5432/d"),
-            "postgres://u:***@h:5432/d"
-        );
-        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(
-            redact_url("postgres://h/d?user=u&password=p&x=1"),
-            "postgres://h/d?user=u&password=***&x=1"
-        );
-        assert_eq!(
-            redact_url("host=h password=p db=d"),
-            "host=h password=*** db=d"
-        );
-    }
-}
+mod tests;

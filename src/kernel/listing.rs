@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::board::Board;
 use super::error::Result;
-use super::store::{FromRow, Row, Tx, arg_refs};
+use super::store::{FromRow, Row, arg_refs};
 use super::tasks::{ListFilter, list_tail};
 use super::types::{Status, lenient_i64, lenient_text, skills_cell, status_cell, text_key};
 
@@ -108,7 +108,7 @@ impl Board {
     fn list_columns<T: FromRow>(&self, columns: &str, f: &ListFilter) -> Result<Vec<T>> {
         let (tail, args) = list_tail(f)?;
         let sql = format!("SELECT {columns} FROM tasks {tail}");
-        Tx::sqlite(&self.conn).rows(&sql, &arg_refs(&args))
+        self.tx().rows(&sql, &arg_refs(&args))
     }
 }
 

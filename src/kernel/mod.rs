@@ -20,6 +20,7 @@ pub mod fence;
 mod gc;
 mod graph;
 mod home;
+mod hosts;
 mod invariants;
 mod lifecycle;
 mod listing;
@@ -64,6 +65,10 @@ pub use error::{KernelError, Result};
 pub use events::{EventFilter, KNOWN_EVENT_KINDS};
 pub use gc::{GcReport, strictly_inside};
 pub use home::{Backend, DATABASE_URL_VAR, Kanban, SharedBoard, redact_url};
+pub use hosts::{
+    HOST_ID_VAR, HostLease, HostTick, RunHost, claim_host, host_id, lease_is_live,
+    lock_is_host_local, machine_hostname,
+};
 pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,
@@ -93,6 +98,7 @@ pub use skills::{
     KANBAN_WORKER_SKILL, WorkerSkills, profile_has_skill, profile_home, skill_dirs, worker_skills,
 };
 pub use store::sqlite::{DEFAULT_BUSY_TIMEOUT_MS, JournalInfo, SCHEMA_VERSION};
+pub use store::tick_lock::{TickLock, TickLockTry};
 pub use swarm::{BLACKBOARD_PREFIX, Swarm, SwarmSpec, SwarmWorker};
 pub use tasks::{
     AssigneeInfo, Created, InitialStatus, ListFilter, NewTask, PROFILE_IDENTITY_FILES, PageKey,

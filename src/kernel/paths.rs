@@ -167,6 +167,36 @@ impl BoardPaths {
     }
 }
 
+/// The slug `<R>/kanban/current` names, if any (not checked against the boards).
+pub(crate) fn current_slug(env: &Env) -> Option<String> {
+    let text = fs::read_to_string(current_pointer(env)).ok()?;
+    normalize_slug(text.trim()).ok()
+}
+
+/// Point `<R>/kanban/current` at `slug` (`None`: remove the pointer when it names `clear`).
+pub(crate) fn write_current(env: &Env, slug: Option<&str>, clear: &str) -> Result<()> {
+    super::fence::check(env, &kanban_home(env))?;
+    let ptr = current_pointer(env);
+    match slug {
+        Some(slug) => {
+            if let Some(parent) = ptr.parent() {
+                fs::create_dir_all(parent).map_err(|e| KernelError::io(parent, e))?;
+            }
+            fs::write(&ptr, format!("{slug}\n")).map_err(|e| KernelError::io(&ptr, e))
+        }
+        None => {
+            if fs::read_to_string(&ptr).is_ok_and(|t| t.trim() == clear) {
+                let _ = fs::remove_file(&ptr);
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn validate_workdir_path(w: &str) -> Result<()> {
+    validate_workdir(w)
+}
+
 fn current_pointer(env: &Env) -> PathBuf {
     kanban_home(env).join("kanban").join("current")
 }

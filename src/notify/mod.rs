@@ -274,7 +274,7 @@ pub fn start(
     let mut threads = Vec::new();
     // Each hook's cursor starts now on every board, so the first events after start-up are
     // delivered even before the thread's first poll.
-    for slug in crate::dispatch::loop_boards(env, board) {
+    for slug in crate::dispatch::loop_boards(home, board) {
         if let Ok((b, _)) = home.board_or_create(Some(&slug)) {
             for h in &cfg.webhooks {
                 if let Err(e) = b.lock().webhook_cursor_start(&h.name) {
@@ -307,7 +307,7 @@ fn hook_loop(
     stop: &AtomicBool,
 ) {
     while !stop.load(Ordering::SeqCst) {
-        for slug in crate::dispatch::loop_boards(home.env(), board) {
+        for slug in crate::dispatch::loop_boards(home, board) {
             if stop.load(Ordering::SeqCst) {
                 return;
             }

@@ -6,6 +6,7 @@
 //! Run one area or test with a filter: `cargo test --test it kernel::transitions`,
 //! `cargo test --test it compat::interop -- --nocapture`.
 
+#[macro_use]
 mod helpers;
 
 /// The kernel through its Rust API (`hermes_kanban::kernel::Board`), on temp boards.
@@ -37,12 +38,14 @@ mod mcp {
 /// The REST API and dashboard server on 127.0.0.1.
 mod web {
     mod api;
+    mod attachments_db;
     mod worker_rule;
 }
 
 /// The dispatcher and daemon against real (fake-script) workers; webhook notifications.
 mod dispatch {
     mod dispatcher;
+    mod hosts;
     mod notify;
 }
 
@@ -51,6 +54,14 @@ mod dispatch {
 mod compat {
     mod hermes_compat;
     mod interop;
+}
+
+/// One board on PostgreSQL and across hosts (issue 15): PostgreSQL-only scenarios (they
+/// return early without `HK_TEST_DATABASE_URL`) and the three-host drain (both backends).
+mod pg {
+    mod backend;
+    mod connection_loss;
+    mod multihost;
 }
 
 /// Issue 12's defects across the front doors.

@@ -30,7 +30,18 @@ pub fn update_board(env: &Env, raw_slug: &str, patch: BoardPatch, now: i64) -> R
     if !board_exists(env, &slug) {
         return Err(KernelError::BoardNotFound(slug));
     }
-    let mut meta = read_board_meta(env, &slug);
+    let meta = apply_board_patch(read_board_meta(env, &slug), patch, now)?;
+    write_board_meta(env, &meta)?;
+    Ok(meta)
+}
+
+/// `patch` applied to `meta` (validated; nothing is written): the one rule for board
+/// metadata edits on either backend (`Kanban::update`).
+pub(crate) fn apply_board_patch(
+    mut meta: BoardMeta,
+    patch: BoardPatch,
+    now: i64,
+) -> Result<BoardMeta> {
     if let Some(n) = patch.name {
         let n = validate::required_text("name", &n, 200)?;
         meta.name = n;
@@ -55,7 +66,6 @@ pub fn update_board(env: &Env, raw_slug: &str, patch: BoardPatch, now: i64) -> R
         meta.default_workdir = w;
     }
     meta.created_at.get_or_insert(now);
-    write_board_meta(env, &meta)?;
     Ok(meta)
 }
 

@@ -201,6 +201,33 @@ impl Board {
         self.write(|c| claim_tx(c, task_id, Status::Ready, &lock, ttl, now))?
     }
 
+    /// Claim up to `limit` of the next ready tasks (optionally only `assignee`'s) for `lock`, in
+    /// one transaction, in claim order ([`Tx::claim_next`]: on PostgreSQL rows another claimer
+    /// holds are skipped, not waited for). A task whose parents turn out unfinished is moved
+    /// back to `todo` as in [`Board::claim_task`] and skipped. Returns the claims made (empty:
+    /// nothing ready).
+    pub fn claim_next(
+        &self,
+        assignee: Option<&str>,
+        limit: usize,
+        ttl: Option<i64>,
+        lock: &str,
+    ) -> Result<Vec<Claim>> {
+        let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
+        let lock = v::short_name("claim_lock", Some(lock))?
+            .ok_or_else(|| KernelError::invalid("claim_lock", "must not be empty"))?;
+        let now = self.now();
+        self.write(|c| {
+            let mut out = Vec::new();
+            for id in c.claim_next(assignee, limit)? {
+                if let Ok(claim) = claim_tx(c, &id, Status::Ready, &lock, ttl, now)? {
+                    out.push(claim);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Claim a `review` task (dispatcher review queue): no parent check; event `claimed` with
     /// `source_status: review`.
     pub fn claim_review_task(&self, task_id: &str, ttl: Option<i64>) -> Result<Claim> {
@@ -258,7 +285,8 @@ impl Board {
     }
 
     /// Record a worker heartbeat on a running task (task + open run `last_heartbeat_at`),
-    /// event `heartbeat {note?}`. With `expected_run_id`, refused if the run changed.
+    /// event `heartbeat {note?}`. With `expected_run_id`, refused if the run changed — and,
+    /// being the run's own worker, its claim is extended by the default TTL as well.
     pub fn heartbeat_worker(
         &self,
         task_id: &str,
@@ -269,11 +297,15 @@ impl Board {
             .map(drop)
     }
 
-    /// [`Board::heartbeat_worker`] and, when `claimer` is given, the claim extension of
-    /// [`Board::heartbeat_claim`] (default TTL), in one transaction: a stale run, a wrong
-    /// claimer or a bad note refuses the whole heartbeat, so a reclaimed worker can neither
-    /// extend its successor's claim nor leave half a heartbeat behind. Returns the new claim
-    /// expiry when the claim was extended.
+    /// [`Board::heartbeat_worker`] and the claim extension of [`Board::heartbeat_claim`]
+    /// (`claim_expires = now +` the default TTL) for a caller who proves the claim: `claimer`
+    /// is its lock, or `expected_run_id` is its open run (a worker's `HERMES_KANBAN_RUN_ID`, a
+    /// remote worker's run token) — one transaction: a stale run, a wrong claimer or a bad
+    /// note refuses the whole heartbeat, so a reclaimed worker can neither extend its
+    /// successor's claim nor leave half a heartbeat behind. A heartbeat that proves neither
+    /// (an operator's) only records the heartbeat. Returns the new claim expiry when the claim
+    /// was extended. This is what keeps a long job's claim from expiring — and so from being
+    /// reclaimed by another host — while it heartbeats.
     pub fn heartbeat_and_extend(
         &self,
         task_id: &str,
@@ -297,7 +329,7 @@ impl Board {
                 ));
             }
             stale_guard(&t, expected_run_id)?;
-            let expires = match claimer {
+            let extend = match claimer {
                 Some(l) if t.claim_lock.as_deref() != Some(l) => {
                     return Err(KernelError::refused(
                         task_id,
@@ -310,23 +342,26 @@ impl Board {
                         ),
                     ));
                 }
-                Some(_) => {
-                    let expires = now + ttl;
-                    c.exec(
-                        "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND \
+                Some(_) => true,
+                None => expected_run_id.is_some(),
+            };
+            let expires = if extend {
+                let expires = now + ttl;
+                c.exec(
+                    "UPDATE tasks SET claim_expires=?1 WHERE id=?2 AND status='running' AND \
                         current_run_id IS NOT DISTINCT FROM ?3",
-                        args![expires, task_id, t.current_run_id],
-                    )?;
-                    if let Some(rid) = t.current_run_id {
-                        c.exec(
-                            "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS \
+                    args![expires, task_id, t.current_run_id],
+                )?;
+                if let Some(rid) = t.current_run_id {
+                    c.exec(
+                        "UPDATE task_runs SET claim_expires=?1 WHERE id=?2 AND ended_at IS \
                             NULL",
-                            args![expires, rid],
-                        )?;
-                    }
-                    Some(expires)
+                        args![expires, rid],
+                    )?;
                 }
-                None => None,
+                Some(expires)
+            } else {
+                None
             };
             c.exec(
                 "UPDATE tasks SET last_heartbeat_at=?1 WHERE id=?2 AND status='running' AND \

@@ -352,15 +352,18 @@ impl Board {
         })
     }
 
-    /// Settlements made by supervisors since the last tick reported them, marked reported here
-    /// (each is returned once, to one tick).
+    /// Settlements made by this host's supervisors since the last tick reported them, marked
+    /// reported here (each is returned once, to one tick of the host that spawned the run).
     pub fn take_supervisor_settlements(&self) -> Result<Vec<SettledReport>> {
         let now = self.now();
+        let host = crate::kernel::hostname();
         self.write(|c| {
             let rows = c.map(
                 "SELECT task_id, run_id, settled_outcome, tripped FROM kanban_worker_procs
-                 WHERE reported_at IS NULL AND settled_at IS NOT NULL ORDER BY settled_at, run_id",
-                args![],
+                 WHERE reported_at IS NULL AND settled_at IS NOT NULL
+                   AND (host = ?1 OR host IS NULL)
+                 ORDER BY settled_at, run_id",
+                args![host],
                 |r| {
                     Ok(SettledReport {
                         task_id: r.get(0)?,

@@ -1,8 +1,8 @@
-//! Expired claims and silent runs (REF §8.1, §8.2): extending an expired claim held by a live,
-//! heartbeating worker, deferring a reclaim when the old worker survived termination, releasing
-//! an expired claim, and releasing a run that went without a heartbeat. Each is a CAS on the
-//! lock (and the expiry or run) the tick judged, so a claim that moved on meanwhile is left
-//! alone. No failure is counted.
+//! Expired claims and silent runs (REF §8.1, §8.2): renewing a live worker's claim before it
+//! expires, extending an expired claim held by a live, heartbeating worker, deferring a reclaim
+//! when the old worker survived termination, releasing an expired claim, and releasing a run
+//! that went without a heartbeat. Each is a CAS on the lock (and the expiry or run) the tick
+//! judged, so a claim that moved on meanwhile is left alone. No failure is counted.
 
 use serde_json::{Map, Value};
 
@@ -73,6 +73,29 @@ impl Board {
                 now,
             )?;
             Ok(Some(expires))
+        })
+    }
+
+    /// Renew a live claim of this host's worker before it expires: `claim_expires = now + ttl`
+    /// on the task and its open run, CAS on the lock and on the claim not having expired yet
+    /// (an expired one goes through [`Board::extend_expired_claim`] or is released). No event:
+    /// a renewal is the host's lease on its own worker, taken every half TTL. False when the
+    /// claim changed meanwhile.
+    pub fn renew_claim(&self, task_id: &str, lock: &str, ttl: i64) -> Result<bool> {
+        let ttl = v::in_range("ttl", ttl, v::TTL_RANGE)?;
+        let now = self.now();
+        self.write(|c| {
+            let t = c.lock_task(task_id)?;
+            let expires = now + ttl;
+            let n = c.exec(
+                "UPDATE tasks SET claim_expires=?1
+                 WHERE id=?2 AND status='running' AND claim_lock=?3 AND claim_expires >= ?4",
+                args![expires, task_id, lock, now],
+            )?;
+            if n == 1 {
+                extend_open_run(c, t.current_run_id, expires)?;
+            }
+            Ok(n == 1)
         })
     }
 

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::board::Board;
-use super::error::KernelError;
+use super::env::Env;
+use super::error::{KernelError, Result};
 use super::lifecycle::Claim;
 use super::paths::hermes_root;
 use super::tasks::profile_exists;
@@ -34,6 +34,11 @@ pub struct SpawnPolicy {
     pub max_in_progress: Option<usize>,
     /// Per-assignee cap on running tasks (ready lane).
     pub max_in_progress_per_profile: Option<usize>,
+    /// Cap on the running tasks whose claim belongs to `host` (both lanes).
+    pub max_in_progress_per_host: Option<usize>,
+    /// The host this policy spawns for (the host part of its claim lock); `None`: no per-host
+    /// count.
+    pub host: Option<String>,
     /// Profile for unassigned ready tasks.
     pub default_assignee: Option<String>,
     /// Where profiles live (default: the shared Hermes root of the board's env).
@@ -92,6 +97,8 @@ pub struct SpawnQueue {
     pub running: usize,
     /// Running tasks per assignee.
     pub per_profile: HashMap<String, usize>,
+    /// Running tasks whose claim belongs to the policy's host.
+    pub host_running: usize,
     pub ready: Vec<Queued>,
     pub review: Vec<Queued>,
 }
@@ -158,6 +165,10 @@ pub trait SpawnActions {
     fn guarded(&mut self, _task_id: &str, _reason: &str) {}
     /// Claim the task (from `lane`) for `assignee` and launch its worker.
     fn spawn(&mut self, task_id: &str, assignee: &str, lane: Lane) -> Attempt;
+    /// The respawn guard's verdict on a task (REF §8.9,
+    /// [`Board::respawn_guard`](crate::kernel::Board::respawn_guard)) — read through the
+    /// actions, so the tick takes its board for that one read only.
+    fn respawn_guard(&mut self, task_id: &str, cooldown: i64) -> Result<Option<&'static str>>;
     /// A kernel call of the policy itself failed for one task (the task is skipped).
     fn warn(&mut self, task_id: &str, what: &str, e: &KernelError);
 }
@@ -169,6 +180,8 @@ pub struct SpawnCaps {
     pub max_running: Option<usize>,
     /// No ready-lane claim while the task's assignee runs this many.
     pub per_profile: Option<usize>,
+    /// No claim while the claiming host (the host part of the claim lock) runs this many.
+    pub per_host: Option<usize>,
 }
 
 /// The result of [`Board::claim_under_caps`].
@@ -183,18 +196,27 @@ pub enum CapClaim {
     ProfileAtCap {
         running: usize,
     },
+    /// The claiming host runs `running` tasks, at `max_in_progress_per_host`; nothing was
+    /// written.
+    HostAtCap {
+        running: usize,
+    },
 }
 
 impl SpawnPolicy {
-    /// How many tasks may still be spawned with `running` running; `None` when
-    /// `max_in_progress` is reached (do nothing).
-    pub fn budget(&self, running: usize) -> Option<usize> {
+    /// How many tasks may still be spawned with `running` running on the board and
+    /// `host_running` on this host; `None` when `max_in_progress` or the per-host cap is
+    /// reached (do nothing).
+    pub fn budget(&self, running: usize, host_running: usize) -> Option<usize> {
         if let Some(cap) = self.max_in_progress
             && running >= cap
         {
             return None;
         }
         let mut budget = usize::MAX;
+        if let Some(cap) = self.max_in_progress_per_host {
+            budget = cap.checked_sub(host_running).filter(|b| *b > 0)?;
+        }
         if let Some(cap) = self.max_in_progress {
             budget = budget.min(cap - running);
         }
@@ -213,26 +235,28 @@ impl SpawnPolicy {
         SpawnCaps {
             max_running,
             per_profile: self.max_in_progress_per_profile,
+            per_host: self.max_in_progress_per_host,
         }
     }
 
-    fn root(&self, board: &Board) -> PathBuf {
-        self.hermes_root
-            .clone()
-            .unwrap_or_else(|| hermes_root(board.env()))
+    /// Where this policy looks for profiles: its `hermes_root`, else the board env's.
+    pub fn root(&self, env: &Env) -> PathBuf {
+        self.hermes_root.clone().unwrap_or_else(|| hermes_root(env))
     }
 
     /// Run the policy over `queue` (REF §9.1 steps 7–8): the ready lane by priority under the
     /// budget, one slot held back while review work waits under a finite budget, then the
     /// review lane (no default assignee, guard or per-profile cap). Every side effect goes
-    /// through `act`; the respawn guard is read from `board`.
+    /// through `act`, the respawn guard's reads too; profiles are looked up under `root`
+    /// ([`SpawnPolicy::root`]).
     pub fn run(
         &self,
-        board: &Board,
+        root: PathBuf,
         queue: SpawnQueue,
         act: &mut dyn SpawnActions,
     ) -> SpawnOutcome {
-        let Some(budget) = self.budget(queue.running).filter(|b| *b > 0) else {
+        let budget = self.budget(queue.running, queue.host_running);
+        let Some(budget) = budget.filter(|b| *b > 0) else {
             return SpawnOutcome::default();
         };
         let review = if self.no_review_lane {
@@ -247,9 +271,8 @@ impl SpawnPolicy {
         };
         let mut run = PolicyRun {
             policy: self,
-            board,
             act,
-            spawnable: Spawnable::new(self, self.root(board)),
+            spawnable: Spawnable::new(self, root),
             per_profile: queue.per_profile,
             out: SpawnOutcome::default(),
         };
@@ -281,7 +304,6 @@ enum Flow {
 /// One run of the policy: its running counts (kept up to date as it spawns) and its outcome.
 struct PolicyRun<'p, 'a> {
     policy: &'p SpawnPolicy,
-    board: &'p Board,
     act: &'a mut dyn SpawnActions,
     spawnable: Spawnable<'p>,
     per_profile: HashMap<String, usize>,
@@ -373,7 +395,7 @@ impl PolicyRun<'_, '_> {
         let Some(cooldown) = self.policy.respawn_cooldown_seconds else {
             return false;
         };
-        match self.board.respawn_guard(id, cooldown) {
+        match self.act.respawn_guard(id, cooldown) {
             Ok(None) => false,
             Ok(Some(reason)) => {
                 self.act.guarded(id, reason);
@@ -447,12 +469,21 @@ mod tests {
             max_in_progress: Some(5),
             ..Default::default()
         };
-        assert_eq!(p.budget(0), Some(3));
-        assert_eq!(p.budget(2), Some(1));
-        assert_eq!(p.budget(3), Some(0));
-        assert_eq!(p.budget(5), None);
+        assert_eq!(p.budget(0, 0), Some(3));
+        assert_eq!(p.budget(2, 0), Some(1));
+        assert_eq!(p.budget(3, 0), Some(0));
+        assert_eq!(p.budget(5, 0), None);
         assert_eq!(p.caps().max_running, Some(3));
-        assert_eq!(SpawnPolicy::default().budget(100), Some(usize::MAX));
+        assert_eq!(SpawnPolicy::default().budget(100, 100), Some(usize::MAX));
+        let h = SpawnPolicy {
+            max_in_progress: Some(5),
+            max_in_progress_per_host: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(h.budget(1, 0), Some(2), "the host cap is the smaller");
+        assert_eq!(h.budget(4, 1), Some(1), "the board cap is the smaller");
+        assert_eq!(h.budget(2, 2), None, "this host is full");
+        assert_eq!(h.caps().per_host, Some(2));
         assert_eq!(SpawnPolicy::default().caps(), SpawnCaps::default());
     }
 

@@ -18,9 +18,12 @@ use crate::kernel::types::{Status, lenient_i64};
 use crate::kernel::validate as v;
 
 /// The dry run's actions: every step succeeds, nothing is written.
-struct Preview;
+struct Preview<'b>(&'b Board);
 
-impl SpawnActions for Preview {
+impl SpawnActions for Preview<'_> {
+    fn respawn_guard(&mut self, task_id: &str, cooldown: i64) -> Result<Option<&'static str>> {
+        self.0.respawn_guard(task_id, cooldown)
+    }
     fn assign_default(&mut self, _: &str, _: &str) -> bool {
         true
     }
@@ -94,6 +97,20 @@ fn running_counts_tx(c: &Tx) -> Result<(usize, HashMap<String, usize>)> {
     Ok((total, per))
 }
 
+/// Running tasks whose claim lock is `<host>:<pid>` — this host's share of the board.
+fn host_running_tx(c: &Tx, host: Option<&str>) -> Result<usize> {
+    let Some(h) = host else {
+        return Ok(0);
+    };
+    let prefix = format!("{h}:");
+    let n: i64 = c.one(
+        "SELECT count(*) FROM tasks
+         WHERE status='running' AND substr(claim_lock, 1, length(?1)) = ?1",
+        args![prefix],
+    )?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
 /// How many ids one `IN (…)` list binds (well under every backend's parameter limit).
 const IN_CHUNK: usize = 500;
 
@@ -129,10 +146,15 @@ fn add_promotable_tx(
 /// The queue `policy` decides over; the queues are not read when it would spawn nothing.
 fn spawn_queue_tx(c: &Tx, policy: &SpawnPolicy, promotable: &[String]) -> Result<SpawnQueue> {
     let (running, per_profile) = running_counts_tx(c)?;
-    if policy.budget(running).is_none_or(|b| b == 0) {
+    let host_running = match policy.max_in_progress_per_host {
+        Some(_) => host_running_tx(c, policy.host.as_deref())?,
+        None => 0,
+    };
+    if policy.budget(running, host_running).is_none_or(|b| b == 0) {
         return Ok(SpawnQueue {
             running,
             per_profile,
+            host_running,
             ..Default::default()
         });
     }
@@ -149,6 +171,7 @@ fn spawn_queue_tx(c: &Tx, policy: &SpawnPolicy, promotable: &[String]) -> Result
     Ok(SpawnQueue {
         running,
         per_profile,
+        host_running,
         ready: strip(ready),
         review: strip(review),
     })
@@ -182,7 +205,7 @@ impl Board {
             Ok((expired, promotable, queue))
         })?;
         let running = queue.running;
-        let spawn = policy.run(self, queue, &mut Preview);
+        let spawn = policy.run(policy.root(self.env()), queue, &mut Preview(self));
         Ok(DispatchPlan {
             expired_claims,
             promotable,
@@ -193,8 +216,9 @@ impl Board {
 
     /// Claim a task for a spawn (from `lane`; as `claim_task_as` / `claim_review_task_as`),
     /// first re-checking `caps` under the board lock in the same transaction: a board at
-    /// `max_running`, or a ready task whose assignee is at its per-profile cap, is not claimed
-    /// and nothing is written. So the caps hold across hosts, not only under one tick's flock.
+    /// `max_running`, a claiming host (the host part of `lock`) at its `per_host` cap, or a
+    /// ready task whose assignee is at its per-profile cap, is not claimed and nothing is
+    /// written. So the caps hold across hosts, not only under one tick's flock.
     pub fn claim_under_caps(
         &self,
         task_id: &str,
@@ -215,6 +239,12 @@ impl Board {
             let (running, per) = running_counts_tx(c)?;
             if caps.max_running.is_some_and(|cap| running >= cap) {
                 return Ok(Ok(CapClaim::AtCap { running }));
+            }
+            if let Some(cap) = caps.per_host {
+                let mine = host_running_tx(c, crate::kernel::claim_host(&lock))?;
+                if mine >= cap {
+                    return Ok(Ok(CapClaim::HostAtCap { running: mine }));
+                }
             }
             if lane == Lane::Ready
                 && let Some(cap) = caps.per_profile

@@ -2,7 +2,9 @@
 //! kernel's transaction type ([`Tx`]), its parameters ([`Param`], [`Val`], [`args!`]), its row
 //! mapping ([`Row`], [`FromCol`], [`FromRow`]), and the few steps where backends truly differ,
 //! as named methods: [`Tx::lock_task`] (read a task under the write lock), [`Tx::lock_board`]
-//! (graph edits, caps) and [`Tx::insert_id`] (`INSERT … RETURNING id`).
+//! (graph edits, caps), [`Tx::claim_next`] (the ordered pick of the next ready tasks),
+//! [`Tx::sqlite_hint`] (planner hints only SQLite has) and [`Tx::insert_id`]
+//! (`INSERT … RETURNING id`).
 //!
 //! SQL stays as text next to the rule it guards, written once in the dialect SQLite ≥ 3.35 and
 //! PostgreSQL both accept: `?N` placeholders (rewritten to `$N` at the edge for PostgreSQL),
@@ -10,15 +12,22 @@
 //! order, the final tie-break of Hermes' orders, is spelled [`SEQ`] (`_seq_` in SQL text): the
 //! implicit `rowid` on SQLite, an explicit `seq` column elsewhere.
 //!
-//! The SQLite backend (connection, pragmas, busy handling, `BEGIN IMMEDIATE`, migrations)
-//! lives in [`sqlite`].
+//! The backends: SQLite (connection, pragmas, busy handling, `BEGIN IMMEDIATE`, migrations)
+//! in [`sqlite`], PostgreSQL (one schema per board, READ COMMITTED plus explicit locks) in
+//! [`postgres`]. A board holds a [`Store`]; [`Tx`] and [`Row`] wrap either backend's connection
+//! and row, so no kernel module outside `store/` knows which one it runs on.
 
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod sqlite_vfs;
+pub(crate) mod tick_lock;
+mod values;
 
 use std::borrow::Cow;
 
 use super::error::{KernelError, Result};
+pub use values::Cells;
+use values::{Val0, bind};
 
 /// The portable name of a table's insertion order in SQL text (`ORDER BY created_at, _seq_`).
 pub(crate) const SEQ: &str = "_seq_";
@@ -26,7 +35,53 @@ pub(crate) const SEQ: &str = "_seq_";
 /// One transaction (or, inside another, a savepoint) on a board's store. Every kernel
 /// operation body receives one from [`super::Board::write`] / [`super::Board::read`].
 pub struct Tx<'c> {
-    conn: &'c rusqlite::Connection,
+    conn: Conn<'c>,
+}
+
+#[derive(Clone, Copy)]
+enum Conn<'c> {
+    Sqlite(&'c rusqlite::Connection),
+    Pg(&'c postgres::PgConn),
+}
+
+/// A board's open store.
+pub(crate) enum Store {
+    Sqlite(sqlite::Conn),
+    Postgres(Box<postgres::PgConn>),
+}
+
+impl Store {
+    /// Run `body` as one write transaction (a savepoint inside another).
+    pub(crate) fn write<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        match self {
+            Store::Sqlite(c) => sqlite::write_txn(c, |c| body(&Tx::sqlite(c))),
+            Store::Postgres(c) => c.write_txn(|| body(&Tx::pg(c))),
+        }
+    }
+
+    /// Run `body` over one read snapshot.
+    pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        match self {
+            Store::Sqlite(c) => sqlite::read_txn(c, |c| body(&Tx::sqlite(c))),
+            Store::Postgres(c) => c.read_txn(|| body(&Tx::pg(c))),
+        }
+    }
+
+    /// Statements outside a transaction (each on its own).
+    pub(crate) fn tx(&self) -> Tx<'_> {
+        match self {
+            Store::Sqlite(c) => Tx::sqlite(c),
+            Store::Postgres(c) => Tx::pg(c),
+        }
+    }
+
+    /// The PostgreSQL connection.
+    pub(crate) fn pg(&self) -> Option<&postgres::PgConn> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(c) => Some(c),
+        }
+    }
 }
 
 /// One table as [`Tx::tables`] describes it.
@@ -81,7 +136,12 @@ pub(crate) fn arg_refs<P: Param>(v: &[P]) -> Vec<&dyn Param> {
 
 /// One result row.
 pub struct Row<'r> {
-    inner: &'r rusqlite::Row<'r>,
+    inner: RowInner<'r>,
+}
+
+enum RowInner<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Pg(&'r ::postgres::Row),
 }
 
 /// A value that can be read from one column.
@@ -96,14 +156,41 @@ pub trait FromRow: Sized {
 
 impl<'c> Tx<'c> {
     pub(crate) fn sqlite(conn: &'c rusqlite::Connection) -> Tx<'c> {
-        Tx { conn }
+        Tx {
+            conn: Conn::Sqlite(conn),
+        }
+    }
+
+    pub(crate) fn pg(conn: &'c postgres::PgConn) -> Tx<'c> {
+        Tx {
+            conn: Conn::Pg(conn),
+        }
+    }
+
+    /// Whether this transaction runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Pg(_))
+    }
+
+    /// A SQLite planner hint (`INDEXED BY …`, `NOT INDEXED`) as it belongs in this backend's
+    /// SQL text: itself on SQLite, nothing elsewhere (PostgreSQL has no hints).
+    pub fn sqlite_hint<'h>(&self, hint: &'h str) -> &'h str {
+        match self.conn {
+            Conn::Sqlite(_) => hint,
+            Conn::Pg(_) => "",
+        }
     }
 
     /// Run a statement; returns the number of rows changed.
     pub fn exec(&self, sql: &str, args: &[&dyn Param]) -> Result<usize> {
-        let sql = portable(sql);
-        let mut st = self.conn.prepare_cached(&sql)?;
-        Ok(st.execute(bind(args))?)
+        match self.conn {
+            Conn::Sqlite(c) => {
+                let sql = portable(sql);
+                let mut st = c.prepare_cached(&sql)?;
+                Ok(st.execute(bind(args))?)
+            }
+            Conn::Pg(c) => c.execute(sql, args),
+        }
     }
 
     /// Run an `INSERT … RETURNING id` and return the id.
@@ -117,12 +204,24 @@ impl<'c> Tx<'c> {
 
     /// The first row, if any.
     pub fn row<T: FromRow>(&self, sql: &str, args: &[&dyn Param]) -> Result<Option<T>> {
-        let sql = portable(sql);
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(bind(args))?;
-        match rows.next()? {
-            Some(r) => Ok(Some(T::from_row(&Row { inner: r })?)),
-            None => Ok(None),
+        match self.conn {
+            Conn::Sqlite(c) => {
+                let sql = portable(sql);
+                let mut st = c.prepare_cached(&sql)?;
+                let mut rows = st.query(bind(args))?;
+                match rows.next()? {
+                    Some(r) => Ok(Some(T::from_row(&Row {
+                        inner: RowInner::Sqlite(r),
+                    })?)),
+                    None => Ok(None),
+                }
+            }
+            Conn::Pg(c) => match c.query(sql, args)?.first() {
+                Some(r) => Ok(Some(T::from_row(&Row {
+                    inner: RowInner::Pg(r),
+                })?)),
+                None => Ok(None),
+            },
         }
     }
 
@@ -159,11 +258,25 @@ impl<'c> Tx<'c> {
         args: &[&dyn Param],
         mut f: impl FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<()> {
-        let sql = portable(sql);
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let mut rows = st.query(bind(args))?;
-        while let Some(r) = rows.next()? {
-            f(&Row { inner: r })?;
+        match self.conn {
+            Conn::Sqlite(c) => {
+                let sql = portable(sql);
+                let mut st = c.prepare_cached(&sql)?;
+                let mut rows = st.query(bind(args))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row {
+                        inner: RowInner::Sqlite(r),
+                    })?;
+                }
+            }
+            // The rows arrive whole, so `f` may run further statements on this transaction.
+            Conn::Pg(c) => {
+                for r in &c.query(sql, args)? {
+                    f(&Row {
+                        inner: RowInner::Pg(r),
+                    })?;
+                }
+            }
         }
         Ok(())
     }
@@ -177,14 +290,54 @@ impl<'c> Tx<'c> {
     /// SQLite: a plain read (`BEGIN IMMEDIATE` already holds the board's write lock);
     /// elsewhere `SELECT … FOR UPDATE`.
     pub fn lock_task(&self, id: &str) -> Result<super::types::Task> {
-        super::board::load_task(self, id)
+        match self.conn {
+            Conn::Sqlite(_) => super::board::load_task(self, id),
+            Conn::Pg(_) => {
+                static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                let sql = SQL.get_or_init(|| {
+                    format!(
+                        "SELECT {} FROM tasks WHERE id=?1 FOR UPDATE",
+                        super::types::TASK_COLUMNS
+                    )
+                });
+                self.row::<super::types::Task>(sql, args![id])?
+                    .ok_or_else(|| KernelError::TaskNotFound(super::validate::truncate(id, 80)))
+            }
+        }
     }
 
     /// Serialise this transaction against every other board-wide edit (links and the cycle
     /// check, ready recomputation, `max_in_progress`). SQLite: a no-op (one writer at a time);
-    /// elsewhere a per-board transaction-scoped advisory lock.
+    /// PostgreSQL: the board's transaction-scoped advisory lock (released at COMMIT/ROLLBACK).
     pub fn lock_board(&self) -> Result<()> {
-        Ok(())
+        match self.conn {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Pg(_) => {
+                self.exec(
+                    "SELECT pg_advisory_xact_lock(19268, hashtext(current_schema()))",
+                    args![],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The ids of the next ready, unclaimed tasks in Hermes' claim order (priority, then age,
+    /// then insertion), at most `limit`, optionally only those assigned to `assignee`, locked
+    /// for this transaction: SQLite reads them under the write lock `BEGIN IMMEDIATE` already
+    /// holds; PostgreSQL takes them `FOR UPDATE SKIP LOCKED`, so concurrent claimers on many
+    /// hosts each get different tasks instead of queueing on the same row. The caller claims
+    /// each id (the claim CAS still guards it).
+    pub fn claim_next(&self, assignee: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        const SQL: &str = "SELECT id FROM tasks WHERE status='ready' AND claim_lock IS NULL \
+             AND (?1 IS NULL OR assignee = ?1) \
+             ORDER BY priority DESC, created_at ASC, _seq_ ASC LIMIT ?2";
+        static PG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = match self.conn {
+            Conn::Sqlite(_) => SQL,
+            Conn::Pg(_) => PG.get_or_init(|| format!("{SQL} FOR UPDATE SKIP LOCKED")),
+        };
+        self.rows(sql, args![assignee, limit as i64])
     }
 
     /// Every user table of the store, sorted by name, with its columns in declaration order
@@ -192,6 +345,9 @@ impl<'c> Tx<'c> {
     /// the whole store backend-neutrally ([`super::Board::snapshot`]). SQLite: `sqlite_master`
     /// and `pragma_table_info`; elsewhere the catalog (`information_schema`).
     pub fn tables(&self) -> Result<Vec<TableShape>> {
+        if self.is_postgres() {
+            return self.pg_tables();
+        }
         let names: Vec<String> = self.rows(
             "SELECT name FROM sqlite_master \
              WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -219,9 +375,54 @@ impl<'c> Tx<'c> {
             .collect()
     }
 
-    /// The backend's connection, for store-internal code (pragmas, migrations, introspection).
-    pub(crate) fn sqlite_conn(&self) -> &rusqlite::Connection {
-        self.conn
+    /// PostgreSQL's answer to [`Tx::tables`], from the catalog of the board's schema (without
+    /// the `_seq_` column, so shapes match SQLite's).
+    fn pg_tables(&self) -> Result<Vec<TableShape>> {
+        let cols: Vec<(String, String)> = self.rows(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name <> '_seq_' \
+             ORDER BY table_name, ordinal_position",
+            args![],
+        )?;
+        let keys: Vec<(String, String)> = self.rows(
+            "SELECT k.table_name::text, k.column_name::text \
+             FROM information_schema.table_constraints c \
+             JOIN information_schema.key_column_usage k \
+               ON k.constraint_schema = c.constraint_schema \
+              AND k.constraint_name = c.constraint_name \
+             WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = current_schema() \
+             ORDER BY k.table_name, k.ordinal_position",
+            args![],
+        )?;
+        let mut out: Vec<TableShape> = Vec::new();
+        for (t, c) in cols {
+            match out.last_mut() {
+                Some(s) if s.name == t => s.columns.push(c),
+                _ => out.push(TableShape {
+                    key: keys
+                        .iter()
+                        .filter(|(kt, _)| *kt == t)
+                        .map(|(_, k)| k.clone())
+                        .collect(),
+                    name: t,
+                    columns: vec![c],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The SQLite connection, for store-internal code (pragmas, migrations, introspection);
+    /// a storage error on another backend.
+    pub(crate) fn sqlite_conn(&self) -> Result<&rusqlite::Connection> {
+        match self.conn {
+            Conn::Sqlite(c) => Ok(c),
+            Conn::Pg(_) => Err(KernelError::Storage(
+                "this operation reads SQLite's own catalogue and is not available on a \
+                 PostgreSQL board"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -231,281 +432,5 @@ fn portable(sql: &str) -> Cow<'_, str> {
         Cow::Owned(sql.replace(SEQ, "rowid"))
     } else {
         Cow::Borrowed(sql)
-    }
-}
-
-// ----- rows -----
-
-/// Raw cell access shared by [`Row`] and (while modules move over) rusqlite's row, so the
-/// lenient readers in `types.rs` serve both.
-pub trait Cells {
-    fn cell(&self, i: usize) -> Option<Val<'_>>;
-}
-
-impl Cells for Row<'_> {
-    fn cell(&self, i: usize) -> Option<Val<'_>> {
-        self.val(i).ok()
-    }
-}
-
-impl Cells for rusqlite::Row<'_> {
-    fn cell(&self, i: usize) -> Option<Val<'_>> {
-        sqlite_val(self.get_ref(i).ok()?).into()
-    }
-}
-
-fn sqlite_val(v: rusqlite::types::ValueRef<'_>) -> Val<'_> {
-    use rusqlite::types::ValueRef;
-    match v {
-        ValueRef::Null => Val::Null,
-        ValueRef::Integer(n) => Val::Int(n),
-        ValueRef::Real(f) => Val::Real(f),
-        ValueRef::Text(t) => match std::str::from_utf8(t) {
-            Ok(s) => Val::Text(s),
-            Err(_) => Val::Blob(t),
-        },
-        ValueRef::Blob(b) => Val::Blob(b),
-    }
-}
-
-impl<'r> Row<'r> {
-    /// The raw value of column `i`.
-    pub fn val(&self, i: usize) -> Result<Val<'_>> {
-        Ok(sqlite_val(self.inner.get_ref(i)?))
-    }
-
-    /// Column `i` as `T`.
-    pub fn get<T: FromCol>(&self, i: usize) -> Result<T> {
-        let v = self.val(i)?;
-        T::from_col(v).map_err(|why| KernelError::Storage(format!("column {i}: {why}")))
-    }
-}
-
-fn kind(v: Val<'_>) -> &'static str {
-    match v {
-        Val::Null => "NULL",
-        Val::Int(_) => "an integer",
-        Val::Real(_) => "a real",
-        Val::Text(_) => "text",
-        Val::Blob(_) => "a blob",
-    }
-}
-
-impl FromCol for i64 {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        match v {
-            Val::Int(n) => Ok(n),
-            o => Err(format!("expected an integer, found {}", kind(o))),
-        }
-    }
-}
-impl FromCol for i32 {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        let n = i64::from_col(v)?;
-        i32::try_from(n).map_err(|_| format!("{n} is out of range"))
-    }
-}
-impl FromCol for u32 {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        let n = i64::from_col(v)?;
-        u32::try_from(n).map_err(|_| format!("{n} is out of range"))
-    }
-}
-impl FromCol for usize {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        let n = i64::from_col(v)?;
-        usize::try_from(n).map_err(|_| format!("{n} is out of range"))
-    }
-}
-impl FromCol for f64 {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        match v {
-            Val::Real(f) => Ok(f),
-            Val::Int(n) => Ok(n as f64),
-            o => Err(format!("expected a real, found {}", kind(o))),
-        }
-    }
-}
-impl FromCol for bool {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        Ok(i64::from_col(v)? != 0)
-    }
-}
-impl FromCol for String {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        match v {
-            Val::Text(s) => Ok(s.to_string()),
-            o => Err(format!("expected text, found {}", kind(o))),
-        }
-    }
-}
-impl FromCol for Vec<u8> {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        match v {
-            Val::Blob(b) => Ok(b.to_vec()),
-            Val::Text(s) => Ok(s.as_bytes().to_vec()),
-            o => Err(format!("expected a blob, found {}", kind(o))),
-        }
-    }
-}
-impl FromCol for Arg {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        Ok(match v {
-            Val::Null => Arg::Null,
-            Val::Int(n) => Arg::Int(n),
-            Val::Real(f) => Arg::Real(f),
-            Val::Text(s) => Arg::Text(s.to_string()),
-            Val::Blob(b) => Arg::Blob(b.to_vec()),
-        })
-    }
-}
-impl<T: FromCol> FromCol for Option<T> {
-    fn from_col(v: Val<'_>) -> std::result::Result<Self, String> {
-        match v {
-            Val::Null => Ok(None),
-            o => T::from_col(o).map(Some),
-        }
-    }
-}
-
-/// A row whose columns are not read (existence checks).
-struct Val0;
-impl FromRow for Val0 {
-    fn from_row(_: &Row<'_>) -> Result<Self> {
-        Ok(Val0)
-    }
-}
-
-macro_rules! scalar_from_row {
-    ($($t:ty),*) => { $(
-        impl FromRow for $t {
-            fn from_row(r: &Row<'_>) -> Result<Self> { r.get(0) }
-        }
-    )* };
-}
-scalar_from_row!(i64, i32, u32, usize, f64, bool, String, Vec<u8>, Arg);
-impl<T: FromCol> FromRow for Option<T> {
-    fn from_row(r: &Row<'_>) -> Result<Self> {
-        r.get(0)
-    }
-}
-
-macro_rules! tuple_from_row {
-    ($($n:tt $t:ident),+) => {
-        impl<$($t: FromCol),+> FromRow for ($($t,)+) {
-            fn from_row(r: &Row<'_>) -> Result<Self> { Ok(($(r.get::<$t>($n)?,)+)) }
-        }
-    };
-}
-tuple_from_row!(0 A);
-tuple_from_row!(0 A, 1 B);
-tuple_from_row!(0 A, 1 B, 2 C);
-tuple_from_row!(0 A, 1 B, 2 C, 3 D);
-tuple_from_row!(0 A, 1 B, 2 C, 3 D, 4 E);
-tuple_from_row!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F);
-tuple_from_row!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G);
-tuple_from_row!(0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H);
-
-// ----- parameters -----
-
-impl Param for Val<'_> {
-    fn val(&self) -> Val<'_> {
-        *self
-    }
-}
-impl Param for Arg {
-    fn val(&self) -> Val<'_> {
-        match self {
-            Arg::Null => Val::Null,
-            Arg::Int(n) => Val::Int(*n),
-            Arg::Real(f) => Val::Real(*f),
-            Arg::Text(s) => Val::Text(s),
-            Arg::Blob(b) => Val::Blob(b),
-        }
-    }
-}
-macro_rules! int_param {
-    ($($t:ty),*) => { $(
-        impl Param for $t {
-            fn val(&self) -> Val<'_> { Val::Int(*self as i64) }
-        }
-    )* };
-}
-int_param!(i64, i32, u32, u16, u8, usize);
-impl Param for bool {
-    fn val(&self) -> Val<'_> {
-        Val::Int(*self as i64)
-    }
-}
-impl Param for f64 {
-    fn val(&self) -> Val<'_> {
-        Val::Real(*self)
-    }
-}
-impl Param for str {
-    fn val(&self) -> Val<'_> {
-        Val::Text(self)
-    }
-}
-impl Param for String {
-    fn val(&self) -> Val<'_> {
-        Val::Text(self)
-    }
-}
-impl Param for [u8] {
-    fn val(&self) -> Val<'_> {
-        Val::Blob(self)
-    }
-}
-impl Param for Vec<u8> {
-    fn val(&self) -> Val<'_> {
-        Val::Blob(self)
-    }
-}
-impl<T: Param + ?Sized> Param for &T {
-    fn val(&self) -> Val<'_> {
-        (**self).val()
-    }
-}
-impl<T: Param> Param for Option<T> {
-    fn val(&self) -> Val<'_> {
-        match self {
-            Some(v) => v.val(),
-            None => Val::Null,
-        }
-    }
-}
-impl Param for serde_json::Value {
-    fn val(&self) -> Val<'_> {
-        match self {
-            serde_json::Value::Null => Val::Null,
-            serde_json::Value::Bool(b) => Val::Int(*b as i64),
-            serde_json::Value::Number(n) => match n.as_i64() {
-                Some(i) => Val::Int(i),
-                None => Val::Real(n.as_f64().unwrap_or(0.0)),
-            },
-            serde_json::Value::String(s) => Val::Text(s),
-            // Arrays and objects bind as their JSON text; callers serialise them first.
-            _ => Val::Null,
-        }
-    }
-}
-
-// ----- SQLite binding -----
-
-fn bind<'a>(args: &'a [&'a dyn Param]) -> impl rusqlite::Params + 'a {
-    rusqlite::params_from_iter(args.iter().map(|p| p.val()))
-}
-
-impl rusqlite::ToSql for Val<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(ToSqlOutput::Borrowed(match *self {
-            Val::Null => ValueRef::Null,
-            Val::Int(n) => ValueRef::Integer(n),
-            Val::Real(f) => ValueRef::Real(f),
-            Val::Text(s) => ValueRef::Text(s.as_bytes()),
-            Val::Blob(b) => ValueRef::Blob(b),
-        }))
     }
 }

@@ -83,6 +83,11 @@ impl Board {
                 args![task_id],
             )?;
             c.exec(
+                "DELETE FROM kanban_attachment_blobs WHERE attachment_id IN
+                    (SELECT id FROM task_attachments WHERE task_id=?1)",
+                args![task_id],
+            )?;
+            c.exec(
                 "DELETE FROM task_attachments WHERE task_id=?1",
                 args![task_id],
             )?;

@@ -11,13 +11,12 @@ use crate::args;
 use crate::kernel::board::{Board, load_task};
 use crate::kernel::error::{KernelError, Result};
 use crate::kernel::paths::hermes_root;
-use crate::kernel::store::Tx;
 use crate::kernel::types::Task;
 
 impl Board {
     /// Fetch one task.
     pub fn get_task(&self, task_id: &str) -> Result<Task> {
-        load_task(&Tx::sqlite(&self.conn), task_id.trim())
+        load_task(&self.tx(), task_id.trim())
     }
 
     /// Fetch several tasks by id (missing ids are skipped), in the order given.
@@ -35,7 +34,7 @@ impl Board {
 
     /// The default-order position of a task, to page after it ([`ListFilter::after`]).
     pub fn page_key(&self, task_id: &str) -> Result<PageKey> {
-        Tx::sqlite(&self.conn)
+        self.tx()
             .row::<(i64, i64, i64)>(
                 "SELECT priority, created_at, _seq_ FROM tasks WHERE id = ?1",
                 args![task_id],
@@ -53,7 +52,7 @@ impl Board {
     /// Hermes' "listing promotes" behaviour call it first).
     pub fn list_tasks(&self, f: &ListFilter) -> Result<Vec<Task>> {
         let (tail, args) = list_tail(f)?;
-        query_tasks(&Tx::sqlite(&self.conn), &tail, &args)
+        query_tasks(&self.tx(), &tail, &args)
     }
 
     /// Counts by status and assignee (archived excluded) and the age of the oldest ready task.

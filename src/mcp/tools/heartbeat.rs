@@ -45,14 +45,8 @@ impl KanbanMcp {
         let tid = id.clone();
         let r = self
             .on_board(&scope, &p.board, move |b| {
-                // Extend the claim with the dispatcher's lock (or, over HTTP, the run's own lock,
-                // which the run token proves the caller holds). One transaction: a stale run
-                // refuses before the successor's claim is touched.
-                let lock = match lock {
-                    Some(l) => Some(l),
-                    None if expected.is_some() => b.get_task(&tid)?.claim_lock,
-                    None => None,
-                };
+                // The kernel extends the claim for the dispatcher's lock or, over HTTP, for the
+                // run the token proves; one transaction, a stale run refuses first.
                 b.heartbeat_and_extend(&tid, note.as_deref(), expected, lock.as_deref())
             })
             .await;

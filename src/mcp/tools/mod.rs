@@ -264,9 +264,10 @@ impl KanbanMcp {
                 Err(e) => Err(fail(format!("{e} (board {slug})"))),
             })
         };
-        let r = if state.stdio_scope.is_some() {
+        let r = if state.stdio_scope.is_some() && state.home.database_url().is_none() {
             // stdio serves one client on a current-thread runtime: run inline and skip the
-            // thread hand-offs (they dominated latency).
+            // thread hand-offs (they dominated latency). Not on PostgreSQL, whose driver blocks
+            // on its own runtime and must not run on this one.
             state.with_board(board.as_deref(), g)
         } else {
             tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), g))

@@ -126,8 +126,9 @@ pub(super) fn parse_aid(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no such attachment: {raw}")))
 }
 
-/// `GET /attachments/{id}`: the blob as a download (`application/octet-stream`,
-/// `Content-Disposition: attachment`), only if it lies inside the board's attachment root.
+/// `GET /attachments/{id}`: the content as a download (`application/octet-stream`,
+/// `Content-Disposition: attachment`) from the database, or from its file only if that lies
+/// inside the board's attachment root.
 pub(super) async fn download_attachment(
     State(st): State<Arc<WebState>>,
     Path(aid): Path<String>,
@@ -137,17 +138,14 @@ pub(super) async fn download_attachment(
     let (a, data) = st
         .on(board_param(&q).as_deref(), move |b| {
             let a = b.get_attachment(aid)?;
-            let Some(p) = b.attachment_blob_path(&a) else {
+            let Some(data) = b
+                .attachment_content(&a)
+                .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            else {
                 return Err(ApiError::not_found(format!(
                     "attachment {aid}: its file is missing or outside this board's attachment root"
                 )));
             };
-            let data = std::fs::read(&p).map_err(|e| {
-                ApiError::status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{}: {e}", p.display()),
-                )
-            })?;
             Ok((a, data))
         })
         .await?;

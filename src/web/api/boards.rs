@@ -12,10 +12,7 @@ use serde_json::{Value, json};
 use super::super::state::{ApiError, ApiResult, Fields, WebState};
 use super::json::*;
 use super::{Q, flag};
-use crate::kernel::{
-    BoardPatch, NewBoard, check_workdir, create_board, list_boards, remove_board, resolve_board,
-    switch_board, update_board,
-};
+use crate::kernel::{BoardPatch, NewBoard, check_workdir};
 
 pub(super) fn workspace_kind_of(dir: Option<&str>) -> &'static str {
     match dir {
@@ -31,8 +28,8 @@ pub(super) fn workspace_kind_of(dir: Option<&str>) -> &'static str {
 
 pub(super) async fn boards(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
     let include_archived = flag(&q, "include_archived")?;
-    let env = st.env.clone();
-    let list = tokio::task::spawn_blocking(move || list_boards(&env, include_archived))
+    let home = st.home.clone();
+    let list = tokio::task::spawn_blocking(move || home.list(include_archived))
         .await
         .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let current = st.resolve(None)?;
@@ -81,16 +78,20 @@ pub(super) async fn new_board(State(st): State<Arc<WebState>>, body: Bytes) -> A
         default_workdir: workdir,
     };
     let switch = f.bool("switch", false)?;
-    let env = st.env.clone();
+    let home = st.home.clone();
     let now = chrono::Utc::now().timestamp();
-    let (meta, created) = create_board(&env, &slug, opts, now)?;
+    let (meta, created) = blocking(move || home.create(&slug, opts, now)).await?;
     if !created {
-        return Err(ApiError::conflict(format!("board '{slug}' already exists")));
+        return Err(ApiError::conflict(format!(
+            "board '{}' already exists",
+            meta.slug
+        )));
     }
     if switch {
-        switch_board(&env, &slug)?;
+        let (home, slug) = (st.home.clone(), meta.slug.clone());
+        blocking(move || home.switch(&slug)).await?;
     }
-    let current = resolve_board(&env, None)?;
+    let current = st.resolve(None)?;
     Ok(Json(json!({"board": meta, "current": current})))
 }
 
@@ -115,7 +116,9 @@ pub(super) async fn patch_board(
         color: opt("color")?,
         default_workdir: opt("default_workdir")?,
     };
-    let meta = update_board(&st.env, &slug, patch, chrono::Utc::now().timestamp())?;
+    let home = st.home.clone();
+    let now = chrono::Utc::now().timestamp();
+    let meta = blocking(move || home.update(&slug, patch, now)).await?;
     Ok(Json(json!({"board": meta})))
 }
 
@@ -126,19 +129,30 @@ pub(super) async fn delete_board(
 ) -> ApiResult {
     let hard = flag(&q, "delete")?;
     let norm = crate::kernel::normalize_slug(&slug)?;
-    let env = st.env.clone();
-    let dest = remove_board(&env, &norm, hard, chrono::Utc::now().timestamp())?;
+    let (home, n) = (st.home.clone(), norm.clone());
+    let now = chrono::Utc::now().timestamp();
+    let dest = blocking(move || home.remove(&n, hard, now)).await?;
     st.evict(&norm);
     let result = match dest {
         Some(p) => json!({"slug": norm, "archived": true, "archived_to": p}),
         None => json!({"slug": norm, "deleted": true}),
     };
     Ok(Json(
-        json!({"result": result, "current": resolve_board(&env, None)?}),
+        json!({"result": result, "current": st.resolve(None)?}),
     ))
 }
 
 pub(super) async fn switch(State(st): State<Arc<WebState>>, Path(slug): Path<String>) -> ApiResult {
-    let cur = switch_board(&st.env, &slug)?;
+    let home = st.home.clone();
+    let cur = blocking(move || home.switch(&slug)).await?;
     Ok(Json(json!({"current": cur})))
+}
+
+/// A registry call on the blocking pool (PostgreSQL's driver must not run on a runtime thread).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::kernel::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??)
 }

@@ -63,6 +63,7 @@ pub fn routes() -> Router<Arc<WebState>> {
         )
         .route("/links", post(add_link).delete(remove_link))
         .route("/diagnostics", get(diagnostics))
+        .route("/hosts", get(hosts))
         .route("/workers/active", get(active_workers))
         .route("/runs/{run_id}", get(get_run))
         .route("/runs/{run_id}/terminate", post(terminate_run))

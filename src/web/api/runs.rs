@@ -1,5 +1,6 @@
-//! Board-wide read endpoints and run control: diagnostics, active workers, one run, terminating
-//! a run, stats, assignees, and `POST /dispatch` (the attached dispatcher's hook).
+//! Board-wide read endpoints and run control: diagnostics, dispatcher hosts, active workers,
+//! one run, terminating a run, stats, assignees, and `POST /dispatch` (the attached
+//! dispatcher's hook).
 
 use std::sync::Arc;
 
@@ -40,7 +41,19 @@ pub(super) async fn diagnostics(State(st): State<Arc<WebState>>, Query(q): Q) ->
                 })
             })
             .collect();
-        Ok(Json(json!({"count": list.len(), "diagnostics": list})))
+        let hosts = b.hosts()?;
+        Ok(Json(
+            json!({"count": list.len(), "diagnostics": list, "hosts": hosts}),
+        ))
+    })
+    .await
+}
+
+/// `GET /hosts`: the dispatcher hosts of the board (lease rows) and whether each is live.
+pub(super) async fn hosts(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
+    st.on(board_param(&q).as_deref(), move |b| {
+        let hosts = b.hosts()?;
+        Ok(Json(json!({"hosts": hosts, "checked_at": b.now()})))
     })
     .await
 }

@@ -422,10 +422,12 @@ pub(super) async fn task_log(
         b.get_task(&id)?;
         let path = b.paths().log_file(&id);
         let shown = path.to_string_lossy().into_owned();
+        // Logs stay on the host that ran the worker: say which one.
+        let host = b.run_host(&id)?;
         let Ok(mut f) = std::fs::File::open(&path) else {
             return Ok(Json(json!({
                 "task_id": id, "path": shown, "exists": false, "size_bytes": 0,
-                "content": "", "truncated": false,
+                "content": "", "truncated": false, "host": host,
             })));
         };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -440,7 +442,7 @@ pub(super) async fn task_log(
         f.take(tail).read_to_end(&mut buf).map_err(io)?;
         Ok(Json(json!({
             "task_id": id, "path": shown, "exists": true, "size_bytes": len,
-            "content": String::from_utf8_lossy(&buf), "truncated": truncated,
+            "content": String::from_utf8_lossy(&buf), "truncated": truncated, "host": host,
         })))
     })
     .await

@@ -12,9 +12,11 @@ fn version_and_help() {
 }
 
 #[test]
-fn a_postgres_database_url_is_refused_in_one_line_and_creates_nothing() {
+fn an_unreachable_postgres_url_fails_in_one_line_and_never_falls_back_to_sqlite() {
+    sqlite_only!("checks which URL setting wins; the fixture's own URL would outrank config.yaml");
     let cli = Cli::new();
-    let url = "postgres://kanban:hunter2@db.example:5432/kanban";
+    // Port 1 on loopback: nothing listens there, the connect is refused at once.
+    let url = "postgres://kanban:hunter2@127.0.0.1:1/kanban";
     for r in [
         cli.run(&["--database-url", url, "create", "x"]),
         cli.run_env(&["list"], &[("HERMES_KANBAN_DATABASE_URL", url)]),
@@ -22,7 +24,7 @@ fn a_postgres_database_url_is_refused_in_one_line_and_creates_nothing() {
     ] {
         r.code(1);
         assert!(
-            r.stderr.contains("not built with PostgreSQL support yet"),
+            r.stderr.contains("cannot reach the PostgreSQL database"),
             "{}",
             r.stderr
         );
@@ -31,10 +33,13 @@ fn a_postgres_database_url_is_refused_in_one_line_and_creates_nothing() {
             "password printed: {}",
             r.stderr
         );
-        assert!(r.stderr.contains("kanban:***@db.example"), "{}", r.stderr);
+        assert!(r.stderr.contains("kanban:***@127.0.0.1:1"), "{}", r.stderr);
         assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     }
-    assert!(!cli.db().exists(), "nothing may be created");
+    assert!(
+        !cli.db().exists(),
+        "nothing may be created (no SQLite fallback)"
+    );
     // kanban.database_url in config.yaml is read too; unset, the SQLite home works.
     std::fs::create_dir_all(cli.home()).unwrap();
     std::fs::write(

@@ -610,14 +610,17 @@ $HK complete "$T" --summary "finished after a long time""#,
     let live = lab.create("long but alive", &[]);
     lab.dispatch_env(&hermes, &[], &ttl);
     lab.pids.push(lab.pid_of(&live));
-    // Tick until the expired claim gets extended (never reclaimed).
-    lab.until("claim_extended", |b| {
+    // Tick past several TTLs: the live worker keeps its claim — its heartbeats extend it, the
+    // tick renews it (or extends it once expired) — and it is never reclaimed. (The expired
+    // claim's `claim_extended` path on its own: `dispatch::hosts`.)
+    let first = lab.task(&live).claim_expires.unwrap();
+    lab.until("the claim to outlive three TTLs", |b| {
         let r = lab.dispatch_env(&hermes, &["--max", "0"], &ttl);
         assert_eq!(r["reclaimed"], 0, "{r}");
-        b.list_events(&live, None)
+        b.get_task(&live)
             .unwrap()
-            .iter()
-            .any(|e| e.kind == "claim_extended")
+            .claim_expires
+            .is_some_and(|e| e > first + 3)
     });
     assert_eq!(lab.task(&live).status, Status::Running);
     std::fs::write(lab.dir().join("release"), "").unwrap();
@@ -1714,11 +1717,13 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let full = SpawnCaps {
         max_running: Some(1),
         per_profile: None,
+        per_host: None,
     };
     assert!(matches!(at(full), CapClaim::AtCap { running: 1 }));
     let profile_full = SpawnCaps {
         max_running: Some(5),
         per_profile: Some(1),
+        per_host: None,
     };
     assert!(matches!(
         at(profile_full),
@@ -1728,6 +1733,7 @@ fn spawn_claims_recheck_the_caps_in_their_own_transaction() {
     let free = SpawnCaps {
         max_running: Some(2),
         per_profile: Some(2),
+        per_host: None,
     };
     assert!(matches!(at(free), CapClaim::Claimed(_)));
     assert_eq!(lab.task(&next).status, Status::Running);

@@ -1,11 +1,14 @@
 //! The CLI fixture: [`Cli`] runs the real `hermes-kanban` binary on a temp HERMES_HOME and
 //! inspects exit code, stdout and stderr ([`Run`]); its teardown runs the invariant checker on
-//! every board of the home.
+//! every board of the home. On PostgreSQL every child gets the fixture's database in
+//! `HERMES_KANBAN_DATABASE_URL` (see [`super::backend`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
+
+use super::backend::{DATABASE_URL_VAR, TestDb};
 
 /// A temp HERMES_HOME and a way to run the binary in it.
 pub struct Cli {
@@ -13,6 +16,8 @@ pub struct Cli {
     pub extra_env: Vec<(String, String)>,
     /// Whether the teardown checks the invariants (see [`Cli::skip_invariant_check`]).
     check_on_drop: bool,
+    /// The fixture's PostgreSQL database (dropped last), `None` on SQLite.
+    pub pg: Option<TestDb>,
 }
 
 /// The result of one run.
@@ -55,6 +60,7 @@ impl Cli {
             dir: tempfile::tempdir().expect("tempdir"),
             extra_env: vec![],
             check_on_drop: true,
+            pg: TestDb::for_fixture(),
         }
     }
 
@@ -67,7 +73,7 @@ impl Cli {
     /// The kernel's view of this home: `HOME`, `HERMES_HOME` and [`Cli::extra_env`], as the
     /// binary sees them.
     pub fn env(&self) -> hermes_kanban::kernel::Env {
-        let mut env = super::board::home_env(self.dir.path());
+        let mut env = super::board::fixture_env(self.dir.path(), self.pg.as_ref());
         for (k, v) in &self.extra_env {
             env = env.with(k, v);
         }
@@ -79,7 +85,7 @@ impl Cli {
         self.dir.path().join("hermes")
     }
 
-    /// The default board's DB.
+    /// The default board's DB file (SQLite; on PostgreSQL the board lives in [`Cli::pg`]).
     pub fn db(&self) -> PathBuf {
         self.home().join("kanban.db")
     }
@@ -95,6 +101,9 @@ impl Cli {
             .env("NO_COLOR", "1")
             .env("TZ", "UTC")
             .stdin(Stdio::null());
+        if let Some(db) = &self.pg {
+            c.env(DATABASE_URL_VAR, &db.url);
+        }
         for (k, v) in &self.extra_env {
             c.env(k, v);
         }
@@ -135,10 +144,14 @@ impl Cli {
             .to_string()
     }
 
+    /// Whether the board `slug` has a database, on either backend (nothing is created).
+    pub fn has_board(&self, slug: &str) -> bool {
+        super::board::board_exists(&self.env(), slug)
+    }
+
     /// Open the board with the kernel (for invariant checks) — only between CLI runs.
     pub fn board(&self) -> hermes_kanban::kernel::Board {
-        hermes_kanban::kernel::Board::open(&super::board::home_env(self.dir.path()), None)
-            .expect("open board")
+        super::board::open_board(&self.env(), None)
     }
 
     /// Assert the kernel invariants on the default board.

@@ -1,6 +1,7 @@
 //! The REST fixture: [`Server`], the real router (`hermes_kanban::web::router`) served on
 //! 127.0.0.1:0 over a temp home, with an HTTP client and JSON call helpers. Dropping it stops
-//! the server and runs the invariant checker on every board of the home.
+//! the server and runs the invariant checker on every board of the home. On PostgreSQL the
+//! home's boards live in the fixture's own database (see [`super::backend`]).
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::TestDb;
+
 /// A served router on a temp home.
 pub struct Server {
     pub addr: SocketAddr,
@@ -18,6 +21,8 @@ pub struct Server {
     pub env: Env,
     pub ct: CancellationToken,
     pub http: Client,
+    /// The fixture's PostgreSQL database (dropped last), `None` on SQLite.
+    pub pg: Option<TestDb>,
 }
 
 impl Drop for Server {
@@ -44,10 +49,12 @@ pub fn config(token: Option<&str>, dispatch: Option<DispatchHook>) -> ServeConfi
 /// Serve `cfg` on a fresh temp home with its default board created.
 pub async fn start_with(cfg: ServeConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let env = super::board::home_env(dir.path());
-    Board::open(&env, None).unwrap();
+    let pg = TestDb::for_fixture();
+    let env = super::board::fixture_env(dir.path(), pg.as_ref());
+    super::board::open_board(&env, None);
     let ct = CancellationToken::new();
-    let app = hermes_kanban::web::router(env.clone(), &cfg, ct.clone());
+    let home = hermes_kanban::kernel::Kanban::open(&env, None).expect("open the home");
+    let app = hermes_kanban::web::router(home, &cfg, ct.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = ct.clone();
@@ -69,6 +76,7 @@ pub async fn start_with(cfg: ServeConfig) -> Server {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        pg,
     }
 }
 
@@ -84,7 +92,7 @@ impl Server {
 
     /// The default board, opened by the kernel.
     pub fn board(&self) -> Board {
-        Board::open(&self.env, None).unwrap()
+        super::board::open_board(&self.env, None)
     }
 
     /// Create a task assigned to `worker`.

@@ -513,6 +513,7 @@ fn context_prior_attempt_fields_are_capped_at_4_kib() {
 
 #[test]
 fn context_parent_results_show_done_and_handed_off_archived_parents() {
+    sqlite_only!("writes the board as Hermes 0.19.0 does, through its SQLite file");
     let tb = TestBoard::new();
     let b = &tb.board;
     let p_done = tb.task("done parent");
@@ -1814,6 +1815,7 @@ fn latest_summaries_and_run_filters() {
 
 #[test]
 fn edit_completed_result_updates_or_synthesizes_the_handoff() {
+    sqlite_only!("writes the board as Hermes 0.19.0 does, through its SQLite file");
     let tb = TestBoard::new();
     let b = &tb.board;
     // A claimed-and-completed task: the newest completed run is updated.

@@ -2052,6 +2052,7 @@ fn review_rounds_route_between_implementer_and_reviewer() {
 /// judges our worker as a legacy row (existence only, never signalled).
 #[test]
 fn writing_a_worker_pid_clears_hermes_fingerprint() {
+    sqlite_only!("stamps Hermes' fingerprint columns through the SQLite file");
     let tb = TestBoard::new();
     let b = &tb.board;
     let id = tb.task("fingerprinted");

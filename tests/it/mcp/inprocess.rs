@@ -42,14 +42,22 @@ struct Fx {
     dir: TempDir,
     env: Env,
     board: Board,
+    /// The fixture's PostgreSQL database (dropped last), `None` on SQLite.
+    _pg: Option<crate::helpers::TestDb>,
 }
 
 impl Fx {
     fn new() -> Fx {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = crate::helpers::board::home_env(dir.path());
-        let board = Board::open(&env, None).expect("open board");
-        Fx { dir, env, board }
+        let pg = crate::helpers::TestDb::for_fixture();
+        let env = crate::helpers::board::fixture_env(dir.path(), pg.as_ref());
+        let board = crate::helpers::board::open_board(&env, None);
+        Fx {
+            dir,
+            env,
+            board,
+            _pg: pg,
+        }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -141,7 +149,7 @@ fn server_task(
 
 async fn connect(env: Env, only: Option<&[&str]>) -> Session {
     let only = only.map(|o| o.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
-    let state = McpState::new(env, None, only, true);
+    let state = McpState::new(crate::helpers::board::home(&env), None, only, true);
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     let server = server_task(state, server_io);
     let client = TestClient.serve(client_io).await.expect("client handshake");
@@ -419,7 +427,12 @@ async fn a_discovery_first_client_gets_the_same_scope() {
     // The 2026-07-28 lifecycle (server/discover, no initialize) must scope the same way.
     let fx = Fx::new();
     let (id, run) = fx.running("discover");
-    let state = McpState::new(fx.worker_env(&id, run), None, None, true);
+    let state = McpState::new(
+        crate::helpers::board::home(&fx.worker_env(&id, run)),
+        None,
+        None,
+        true,
+    );
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     let server = server_task(state, server_io);
     let client = TestClient
@@ -1190,6 +1203,7 @@ async fn list_filters_limits_and_promotes() {
 /// list down), and with a promotion due it writes (waits for the lock, then promotes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn list_takes_the_write_lock_only_when_a_promotion_is_due() {
+    sqlite_only!("holds SQLite's write lock from a second connection");
     let fx = Fx::new();
     let a = fx.task("a");
     let b = fx.task("b");
@@ -2115,7 +2129,7 @@ async fn raw_connect(
     tokio::io::ReadHalf<tokio::io::DuplexStream>,
     tokio::io::WriteHalf<tokio::io::DuplexStream>,
 > {
-    let state = McpState::new(env, None, None, true);
+    let state = McpState::new(crate::helpers::board::home(&env), None, None, true);
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     let _server = server_task(state, server_io);
     let (r, w) = tokio::io::split(client_io);
@@ -2720,7 +2734,7 @@ async fn start_http(env: Env, admin: Option<&str>, peer: Option<SocketAddr>) -> 
         dispatch: None,
     };
     let ct = CancellationToken::new();
-    let app = router(env, &cfg, ct.clone());
+    let app = router(crate::helpers::board::home(&env), &cfg, ct.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = ct.clone();

@@ -7,7 +7,7 @@ use crate::kernel::store::Tx;
 
 /// Names of all user tables, sorted (for schema comparisons and invariant checks).
 pub(crate) fn table_names(c: &Tx) -> Result<Vec<String>> {
-    let mut st = c.sqlite_conn().prepare(
+    let mut st = c.sqlite_conn()?.prepare(
         "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY \
         name",
     )?;
@@ -19,7 +19,7 @@ pub(crate) fn table_names(c: &Tx) -> Result<Vec<String>> {
 
 /// Whether a table named `table` exists.
 pub(crate) fn has_table(c: &Tx, table: &str) -> Result<bool> {
-    let n: i64 = c.sqlite_conn().query_row(
+    let n: i64 = c.sqlite_conn()?.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
         [table],
         |r| r.get(0),
@@ -31,7 +31,7 @@ pub(crate) fn has_table(c: &Tx, table: &str) -> Result<bool> {
 /// `table` is a table name the caller controls, never user input.
 pub(crate) fn column_names(c: &Tx, table: &str) -> Result<Vec<String>> {
     let mut st = c
-        .sqlite_conn()
+        .sqlite_conn()?
         .prepare(&format!("PRAGMA table_info({table})"))?;
     let v = st
         .query_map([], |r| r.get::<_, String>(1))?
@@ -51,7 +51,7 @@ pub(crate) fn count_rows(c: &Tx, table: &str) -> Result<i64> {
 
 /// `PRAGMA integrity_check` result (`"ok"` when healthy).
 pub(crate) fn integrity_check(c: &Tx) -> Result<String> {
-    let mut st = c.sqlite_conn().prepare("PRAGMA integrity_check")?;
+    let mut st = c.sqlite_conn()?.prepare("PRAGMA integrity_check")?;
     let rows = st
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

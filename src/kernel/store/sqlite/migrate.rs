@@ -65,6 +65,12 @@ const OURS: &[Migration] = &[
         sql: include_str!("../../../../migrations/sqlite/0008_recent_work_index.sql"),
         probe: Some("idx_runs_profile_completed"),
     },
+    // Host leases and attachment blobs (many hosts on one board); idempotent.
+    Migration {
+        number: 9,
+        sql: include_str!("../../../../migrations/sqlite/0009_hosts_and_blobs.sql"),
+        probe: Some("kanban_attachment_blobs"),
+    },
 ];
 
 const fn highest_migration() -> i64 {
@@ -465,12 +471,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kanban.db");
         let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
-        // A DB a newer binary (version 9) left without 0005.
-        c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=9;")
+        // A DB a newer binary (version 99) left without 0005.
+        c.execute_batch("DROP TABLE kanban_webhook_cursors; PRAGMA user_version=99;")
             .unwrap();
         drop(c);
         let (c, _) = open(&path, 5_000, "FULL", None).unwrap();
-        assert_eq!(user_version(&c).unwrap(), 9);
+        assert_eq!(user_version(&c).unwrap(), 99);
         let n: i64 = c
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name='kanban_webhook_cursors'",
