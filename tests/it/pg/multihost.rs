@@ -427,11 +427,11 @@ fn three_hosts_drain_chains_and_fan_outs_and_survive_one_killed() {
             let lock = p["lock"].as_str().expect("a claimed event names its lock");
             run_host.insert(run, lock_host(lock).to_string());
         }
-        if e.kind == "claimed" || e.kind == "claim_extended" {
-            if let Some(x) = p["expires"].as_i64() {
-                let slot = run_expires.entry(run).or_insert(x);
-                *slot = (*slot).max(x);
-            }
+        if (e.kind == "claimed" || e.kind == "claim_extended")
+            && let Some(x) = p["expires"].as_i64()
+        {
+            let slot = run_expires.entry(run).or_insert(x);
+            *slot = (*slot).max(x);
         }
     }
     let host_of = |r: &Run| run_host.get(&r.id).map(String::as_str).unwrap_or("?");
