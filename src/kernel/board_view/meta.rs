@@ -35,8 +35,8 @@ pub fn update_board(env: &Env, raw_slug: &str, patch: BoardPatch, now: i64) -> R
     Ok(meta)
 }
 
-/// `patch` applied to `meta` (validated; nothing is written): `update_board` for `board.json`,
-/// the PostgreSQL registry for a board there.
+/// `patch` applied to `meta` (validated; nothing is written): the one rule for board
+/// metadata edits on either backend (`Kanban::update`).
 pub(crate) fn apply_board_patch(
     mut meta: BoardMeta,
     patch: BoardPatch,

@@ -15,8 +15,10 @@
 //!   (`prepare_typed`). Columns read back as the [`Val`]s SQLite would give.
 //! * **Transactions.** READ COMMITTED writes (`BEGIN … COMMIT`, nested calls as savepoints, the
 //!   body never replayed) with the seam's explicit locks: `lock_task` is `SELECT … FOR UPDATE`,
-//!   `lock_board` a per-board `pg_advisory_xact_lock`. Reads run in one REPEATABLE READ
-//!   snapshot. Every session sets `search_path` to its board, `lock_timeout` (the busy timeout)
+//!   `lock_board` a per-board `pg_advisory_xact_lock`. Writes to one board are serialised by a
+//!   per-board writer lock taken at BEGIN ([`PgConn::write_txn`] says why: id-ordered event
+//!   cursors); boards are independent, and reads run in one REPEATABLE READ snapshot without
+//!   waiting. Every session sets `search_path` to its board, `lock_timeout` (the busy timeout)
 //!   and `statement_timeout`.
 //! * **Errors.** Lock timeouts, deadlocks, serialization failures and cancelled statements are
 //!   [`KernelError::Busy`]; a lost or refused connection is [`KernelError::Unavailable`]
@@ -237,8 +239,19 @@ impl PgConn {
 
     /// Run `body` in a READ COMMITTED transaction (a savepoint when one is open). Any error
     /// rolls back; the body is never replayed.
+    ///
+    /// Every write transaction first takes the board's writer lock (a transaction-scoped
+    /// advisory lock), so writes to one board commit one at a time, in the order their ids were
+    /// drawn. The kernel's readers follow id-ordered cursors over `task_events` (SSE, notify
+    /// subscriptions, webhooks, the dispatcher's change marker): with concurrent writers a
+    /// reader could see id 145 committed before 144 and move past 144 for good. It also keeps
+    /// every read-then-write rule as safe as on SQLite's single writer. Readers never wait.
     pub(crate) fn write_txn<T>(&self, body: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.txn("BEGIN", "SAVEPOINT nested_op", body)
+        self.txn(
+            "BEGIN; SELECT pg_advisory_xact_lock(19269, hashtext(current_schema()))",
+            "SAVEPOINT nested_op",
+            body,
+        )
     }
 
     /// Run `body` in one REPEATABLE READ snapshot (inside a transaction: in that one).
@@ -251,7 +264,13 @@ impl PgConn {
 
     fn txn<T>(&self, begin: &str, nested: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         let outer = self.depth.get() == 0;
-        self.batch(if outer { begin } else { nested })?;
+        if let Err(e) = self.batch(if outer { begin } else { nested }) {
+            // BEGIN may have run before the lock wait failed: leave no transaction open.
+            if outer {
+                let _ = self.client_raw_batch("ROLLBACK");
+            }
+            return Err(e);
+        }
         let guard = Depth::enter(self);
         let out = body();
         let finish = match (&out, outer) {
