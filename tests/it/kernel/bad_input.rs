@@ -1881,7 +1881,8 @@ fn attachments_reject_hostile_names_sizes_and_ids() {
     run_cases(&fx, cs);
     // The fixture's own attachment is untouched.
     let a = fx.board().get_attachment(fx.attachment).unwrap();
-    assert_eq!(std::fs::read(&a.stored_path).unwrap(), b"spec");
+    let content = fx.board().attachment_content(&a).unwrap();
+    assert_eq!(content.as_deref(), Some(&b"spec"[..]));
 }
 
 // ----------------------------------------------------------------------------------------------
