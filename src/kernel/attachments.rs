@@ -153,7 +153,7 @@ impl Board {
 
     /// Attachments of a task, oldest first.
     pub fn list_attachments(&self, task_id: &str) -> Result<Vec<Attachment>> {
-        Tx::sqlite(&self.conn).rows(
+        Tx::sqlite(self.read_conn()).rows(
             &format!(
                 "SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE task_id=?1 ORDER BY \
                 created_at, id"
@@ -164,7 +164,7 @@ impl Board {
 
     /// One attachment by id.
     pub fn get_attachment(&self, id: i64) -> Result<Attachment> {
-        Tx::sqlite(&self.conn)
+        Tx::sqlite(self.read_conn())
             .row(
                 &format!("SELECT {ATTACHMENT_COLUMNS} FROM task_attachments WHERE id=?1"),
                 args![id],

@@ -34,6 +34,8 @@ pub struct Board {
     env: Env,
     clock: Clock,
     claimer: String,
+    /// Group commit, when this board is shared by a long-lived host (`store/group.rs`).
+    pub(crate) group: Option<super::store::group::Member>,
 }
 
 impl std::fmt::Debug for Board {
@@ -110,6 +112,7 @@ impl Board {
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
+            group: None,
         })
     }
 
@@ -131,6 +134,7 @@ impl Board {
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
+            group: None,
         })
     }
 
@@ -257,13 +261,25 @@ impl Board {
 
     pub(crate) fn write<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         super::fence::check(&self.env, &self.paths.db)?;
-        db::write_txn(&self.conn, |c| body(&Tx::sqlite(c)))
-            .map_err(|e| db::locate(e, &self.paths.db))
+        match &self.group {
+            Some(g) => g.write(&self.conn, |c| body(&Tx::sqlite(c))),
+            None => db::write_txn(&self.conn, |c| body(&Tx::sqlite(c))),
+        }
+        .map_err(|e| db::locate(e, &self.paths.db))
     }
 
     pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        db::read_txn(&self.conn, |c| body(&Tx::sqlite(c)))
+        db::read_txn(self.read_conn(), |c| body(&Tx::sqlite(c)))
             .map_err(|e| db::locate(e, &self.paths.db))
+    }
+
+    /// The connection plain reads use: the board's, or — while a group commit is open that
+    /// this call has not written to — the read connection, so reads see only committed state.
+    pub(crate) fn read_conn(&self) -> &db::Conn {
+        match &self.group {
+            Some(g) => g.reader(&self.conn),
+            None => &self.conn,
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::board::{Board, OpenMode};
 use super::env::Env;
@@ -23,34 +23,11 @@ use super::paths::{
     BoardEntry, BoardMeta, BoardPaths, NewBoard, create_board, hermes_root, kanban_home,
     list_boards, resolve_board,
 };
+pub use super::store::group::SharedBoard;
 
 /// The environment variable naming the database URL (`--database-url` outranks it,
 /// `kanban.database_url` in config.yaml comes after it).
 pub const DATABASE_URL_VAR: &str = "HERMES_KANBAN_DATABASE_URL";
-
-/// An open board shared by the threads of one process. Lock it for the length of one kernel
-/// call (or one dispatcher tick); never across a network round trip.
-#[derive(Clone)]
-pub struct SharedBoard(Arc<Mutex<Board>>);
-
-impl SharedBoard {
-    /// The board, for one call. A panic in an earlier holder does not poison it: every kernel
-    /// call is one transaction, so a half-done call left nothing behind.
-    pub fn lock(&self) -> MutexGuard<'_, Board> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether two handles are the same open board (the same connection).
-    pub fn same(&self, other: &SharedBoard) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl std::fmt::Debug for SharedBoard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedBoard").finish_non_exhaustive()
-    }
-}
 
 /// Which storage a [`Kanban`] talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +198,7 @@ impl Kanban {
             map.remove(&slug);
         }
         let (board, created) = self.open_resolved(&slug, mode)?;
-        let handle = SharedBoard(Arc::new(Mutex::new(board)));
+        let handle = SharedBoard::new(board);
         map.insert(
             slug,
             Cached {

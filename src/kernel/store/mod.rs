@@ -13,6 +13,7 @@
 //! The SQLite backend (connection, pragmas, busy handling, `BEGIN IMMEDIATE`, migrations)
 //! lives in [`sqlite`].
 
+pub(crate) mod group;
 pub(crate) mod sqlite;
 mod sqlite_vfs;
 

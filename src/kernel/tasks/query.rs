@@ -17,7 +17,7 @@ use crate::kernel::types::Task;
 impl Board {
     /// Fetch one task.
     pub fn get_task(&self, task_id: &str) -> Result<Task> {
-        load_task(&Tx::sqlite(&self.conn), task_id.trim())
+        load_task(&Tx::sqlite(self.read_conn()), task_id.trim())
     }
 
     /// Fetch several tasks by id (missing ids are skipped), in the order given.
@@ -35,7 +35,7 @@ impl Board {
 
     /// The default-order position of a task, to page after it ([`ListFilter::after`]).
     pub fn page_key(&self, task_id: &str) -> Result<PageKey> {
-        Tx::sqlite(&self.conn)
+        Tx::sqlite(self.read_conn())
             .row::<(i64, i64, i64)>(
                 "SELECT priority, created_at, _seq_ FROM tasks WHERE id = ?1",
                 args![task_id],
@@ -59,7 +59,7 @@ impl Board {
             .map(|n| format!(" LIMIT {}", n.min(i64::MAX as usize)))
             .unwrap_or_default();
         query_tasks(
-            &Tx::sqlite(&self.conn),
+            &Tx::sqlite(self.read_conn()),
             &format!("{where_sql} ORDER BY {}{limit}", list_order(f.sort)),
             &args,
         )
