@@ -20,7 +20,8 @@
 //! Holders of [`SharedBoard::lock`] (the dispatcher's tick, admin paths) are not grouped:
 //! each of their writes commits before it returns, taking any open group with it.
 //! One-shot processes (CLI verbs) hold an owned [`Board`] and keep the plain
-//! `BEGIN IMMEDIATE … COMMIT` path. `HERMES_KANBAN_GROUP_COMMIT=0` turns grouping off.
+//! `BEGIN IMMEDIATE … COMMIT` path, and so does a board in a rollback journal (DELETE mode).
+//! `HERMES_KANBAN_GROUP_COMMIT=0` turns grouping off.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -377,10 +378,13 @@ fn grouping_enabled(board: &Board) -> bool {
 }
 
 impl SharedBoard {
-    /// Share `board`; a SQLite board with a file gets group commit (and its read connection).
+    /// Share `board`; a SQLite board in WAL mode gets group commit (and its read connection).
     pub(crate) fn new(mut board: Board) -> SharedBoard {
         let mut group = None;
-        if board.group.is_none() && board.journal().mode != "none" && grouping_enabled(&board) {
+        // WAL only: there the read connection never waits for the group's writer. (In a
+        // rollback journal a writer that spills its cache takes the exclusive lock mid-group,
+        // and a read on the second connection would then wait for this very thread.)
+        if board.group.is_none() && board.journal().mode == "wal" && grouping_enabled(&board) {
             match db::open_reader(&board.paths().db) {
                 Ok(read) => {
                     let g = Arc::new(Group::new());
@@ -446,8 +450,8 @@ impl SharedBoard {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    /// What group commit has done on this handle (`None`: not grouped — PostgreSQL, an
-    /// in-memory board, or `HERMES_KANBAN_GROUP_COMMIT=0`).
+    /// What group commit has done on this handle (`None`: not grouped — PostgreSQL, a board
+    /// not in WAL mode, or `HERMES_KANBAN_GROUP_COMMIT=0`).
     pub fn group_stats(&self) -> Option<GroupStats> {
         self.0.group.as_ref().map(|g| g.stats())
     }
@@ -461,7 +465,8 @@ impl std::fmt::Debug for SharedBoard {
 
 impl Board {
     /// What group commit has done on this board's shared handle (`None` when the board is not
-    /// grouped: a one-shot process, PostgreSQL, `HERMES_KANBAN_GROUP_COMMIT=0`).
+    /// grouped: a one-shot process, PostgreSQL, a board not in WAL mode,
+    /// `HERMES_KANBAN_GROUP_COMMIT=0`).
     pub fn group_commit_stats(&self) -> Option<GroupStats> {
         self.group.as_ref().map(|m| m.group.stats())
     }
