@@ -13,8 +13,9 @@
 //! unchanged: a call returns only after the commit that contains its writes; a failed commit
 //! fails every member of the group.
 //!
-//! While a group is open, plain reads go through a second, read-only connection
-//! ([`Board::read_conn`]) and so never see uncommitted writes; a call that has written reads
+//! While a group is open, plain reads go through a second, read-only connection (opened the
+//! first time a read meets an open group; [`Board::read_conn`]) and so never see uncommitted
+//! writes; a call that has written reads
 //! its own writes on the board's connection (they commit, or fail, together).
 //!
 //! Holders of [`SharedBoard::lock`] (the dispatcher's tick, admin paths) are not grouped:
@@ -223,7 +224,11 @@ impl Group {
 /// connection and the state of the call holding the connection.
 pub(crate) struct Member {
     group: Arc<Group>,
-    read: Conn,
+    /// The board's file, for the read connection.
+    path: std::path::PathBuf,
+    /// The read connection, opened the first time a read meets an open group (`None`: it
+    /// could not be opened; such a read commits the group first).
+    read: std::cell::OnceCell<Option<Conn>>,
     /// Depth of `Board::write` calls on the stack (> 0 at release: a write panicked).
     depth: Cell<u32>,
     /// The holder came through [`SharedBoard::call`]: its writes join the group.
@@ -251,13 +256,18 @@ impl Member {
 
     /// Join (or open) the group; the commit comes later, when the connection is let go.
     fn join<T>(&self, conn: &Conn, body: impl FnOnce(&Conn) -> Result<T>) -> Result<T> {
-        if conn.is_autocommit() {
+        let opened = conn.is_autocommit();
+        if opened {
             db::begin_immediate(conn)?;
             self.group.open();
         }
         let out = self.savepoint(conn, body);
         if out.is_ok() {
             self.group.joined(Some(&mut self.tickets.borrow_mut()));
+        } else if opened {
+            // A refusal that opened the group leaves it empty: end it now (a rollback, no
+            // fsync) rather than hold the write lock for nothing.
+            let _ = self.group.commit(conn);
         }
         out
     }
@@ -300,10 +310,28 @@ impl Member {
     /// The connection plain reads use: the read connection while a group is open that this
     /// call has not written to, else the board's.
     pub(crate) fn reader<'c>(&'c self, conn: &'c Conn) -> &'c Conn {
-        if conn.is_autocommit() || self.depth.get() > 0 || !self.tickets.borrow().is_empty() {
-            conn
-        } else {
-            &self.read
+        // (The board's connection may be in a plain read transaction: no group then.)
+        let open = self.group.state().open.is_some();
+        if !open || self.depth.get() > 0 || !self.tickets.borrow().is_empty() {
+            return conn;
+        }
+        let read = self.read.get_or_init(|| match db::open_reader(&self.path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    "no read connection on {} ({e}): reads commit the open group first",
+                    self.path.display()
+                );
+                None
+            }
+        });
+        match read {
+            Some(r) => r,
+            None => {
+                // Its members wait for this commit anyway; an error reaches them.
+                let _ = self.group.commit(conn);
+                conn
+            }
         }
     }
 
@@ -378,30 +406,23 @@ fn grouping_enabled(board: &Board) -> bool {
 }
 
 impl SharedBoard {
-    /// Share `board`; a SQLite board in WAL mode gets group commit (and its read connection).
+    /// Share `board`; a SQLite board in WAL mode gets group commit.
     pub(crate) fn new(mut board: Board) -> SharedBoard {
         let mut group = None;
         // WAL only: there the read connection never waits for the group's writer. (In a
         // rollback journal a writer that spills its cache takes the exclusive lock mid-group,
         // and a read on the second connection would then wait for this very thread.)
         if board.group.is_none() && board.journal().mode == "wal" && grouping_enabled(&board) {
-            match db::open_reader(&board.paths().db) {
-                Ok(read) => {
-                    let g = Arc::new(Group::new());
-                    board.group = Some(Member {
-                        group: g.clone(),
-                        read,
-                        depth: Cell::new(0),
-                        grouping: Cell::new(false),
-                        tickets: RefCell::new(Vec::new()),
-                    });
-                    group = Some(g);
-                }
-                Err(e) => tracing::warn!(
-                    "group commit off for {}: no read connection ({e})",
-                    board.paths().db.display()
-                ),
-            }
+            let g = Arc::new(Group::new());
+            board.group = Some(Member {
+                group: g.clone(),
+                path: board.paths().db.clone(),
+                read: std::cell::OnceCell::new(),
+                depth: Cell::new(0),
+                grouping: Cell::new(false),
+                tickets: RefCell::new(Vec::new()),
+            });
+            group = Some(g);
         }
         SharedBoard(Arc::new(Shared {
             board: Mutex::new(board),
