@@ -22,7 +22,9 @@
 //! each of their writes commits before it returns, taking any open group with it.
 //! One-shot processes (CLI verbs) hold an owned [`Board`] and keep the plain
 //! `BEGIN IMMEDIATE … COMMIT` path, and so does a board in a rollback journal (DELETE mode).
-//! `HERMES_KANBAN_GROUP_COMMIT=0` turns grouping off.
+//! `HERMES_KANBAN_GROUP_COMMIT=0` turns grouping off; `HERMES_KANBAN_GROUP_COMMIT_DELAY_MS`
+//! (default 0, at most 1000) keeps each group open at least that long so more writers join it
+//! (fewer fsyncs, more latency per write): the last member to wait commits it when it expires.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -59,6 +61,9 @@ pub struct GroupStats {
 pub(crate) struct Group {
     /// Threads waiting for the board's connection mutex.
     queued: AtomicUsize,
+    /// `HERMES_KANBAN_GROUP_COMMIT_DELAY_MS`: a group stays open at least this long so more
+    /// writers can join (0, the default: commit as soon as nobody waits).
+    delay: Duration,
     state: Mutex<State>,
     settled: Condvar,
     writes: AtomicU64,
@@ -85,9 +90,10 @@ struct State {
 }
 
 impl Group {
-    fn new() -> Group {
+    fn new(delay: Duration) -> Group {
         Group {
             queued: AtomicUsize::new(0),
+            delay,
             state: Mutex::new(State::default()),
             settled: Condvar::new(),
             writes: AtomicU64::new(0),
@@ -126,10 +132,12 @@ impl Group {
     /// Whether the holder letting go of the connection should commit the open group.
     fn due(&self) -> bool {
         let st = self.state();
+        let age = st.opened.map(|t| t.elapsed()).unwrap_or_default();
         st.open.is_some()
+            && age >= self.delay
             && (self.queued.load(Ordering::SeqCst) == 0
                 || st.members >= MAX_MEMBERS
-                || st.opened.is_some_and(|t| t.elapsed() >= MAX_OPEN))
+                || age >= MAX_OPEN.max(self.delay))
     }
 
     /// Commit the open group (the caller holds the board's connection).
@@ -174,15 +182,15 @@ impl Group {
         self.settled.notify_all();
     }
 
-    /// Wait until generation `generation` is settled; its error if its commit failed. `nudge` takes
-    /// and lets go of the connection (whoever lets go with nobody queued commits), in case a
-    /// wake-up was missed.
+    /// Wait until generation `generation` is settled; its error if its commit failed. `nudge`
+    /// takes and lets go of the connection (whoever lets go with nobody queued commits), in case
+    /// a wake-up was missed or a commit delay has passed with nobody left to commit.
     fn wait(&self, generation: u64, nudge: impl Fn()) -> Result<()> {
         let mut st = self.state();
         while st.settled < generation {
             let (s, timeout) = self
                 .settled
-                .wait_timeout(st, RECHECK)
+                .wait_timeout(st, RECHECK.min(self.delay.max(Duration::from_millis(1))))
                 .unwrap_or_else(|p| p.into_inner());
             st = s;
             if timeout.timed_out() && st.settled < generation {
@@ -413,7 +421,13 @@ impl SharedBoard {
         // rollback journal a writer that spills its cache takes the exclusive lock mid-group,
         // and a read on the second connection would then wait for this very thread.)
         if board.group.is_none() && board.journal().mode == "wal" && grouping_enabled(&board) {
-            let g = Arc::new(Group::new());
+            let delay = board
+                .env()
+                .positive_i64("HERMES_KANBAN_GROUP_COMMIT_DELAY_MS")
+                .map_or(Duration::ZERO, |ms| {
+                    Duration::from_millis(ms.min(1000) as u64)
+                });
+            let g = Arc::new(Group::new(delay));
             board.group = Some(Member {
                 group: g.clone(),
                 path: board.paths().db.clone(),

@@ -1,6 +1,6 @@
 //! Group commit in `serve` through the real binary: concurrent REST writers share commits, a
 //! refused call changes nothing while its neighbours' writes all land, and `kill -9` right after
-//! acknowledged writes loses none of them.
+//! acknowledged writes (with a commit delay, so groups stay open) loses none of them.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Read, Write};
@@ -15,9 +15,10 @@ use hermes_kanban::kernel::Board;
 
 /// `serve --no-dispatch` on a free loopback port; its port, read from its stderr (which then
 /// keeps draining on a thread).
-fn serve(cli: &Cli) -> (Child, u16) {
+fn serve(cli: &Cli, env: &[(&str, &str)]) -> (Child, u16) {
     let mut child = cli
         .cmd(&["serve", "--no-dispatch", "--bind", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,7 +81,7 @@ fn stop(mut child: Child) {
 fn concurrent_rest_writers_share_commits_and_a_refusal_changes_only_itself() {
     let cli = Cli::new();
     let ids: Vec<String> = (0..8).map(|i| cli.create(&format!("w{i}"), &[])).collect();
-    let (child, port) = serve(&cli);
+    let (child, port) = serve(&cli, &[]);
     let writers: Vec<_> = ids
         .iter()
         .cloned()
@@ -149,7 +150,9 @@ fn concurrent_rest_writers_share_commits_and_a_refusal_changes_only_itself() {
 fn kill_9_right_after_acknowledged_writes_loses_none_of_them() {
     let cli = Cli::new();
     let ids: Vec<String> = (0..4).map(|i| cli.create(&format!("k{i}"), &[])).collect();
-    let (mut child, port) = serve(&cli);
+    // Each group stays open 50 ms: an acknowledgement sent before its commit would be lost.
+    let (mut child, port) = serve(&cli, &[("HERMES_KANBAN_GROUP_COMMIT_DELAY_MS", "50")]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let acked = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let killed = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..8)
@@ -159,7 +162,17 @@ fn kill_9_right_after_acknowledged_writes_loses_none_of_them() {
                 for i in 0.. {
                     let body = format!("w{w}-{i}");
                     match comment(port, &id, &body) {
-                        Some(200) => acked.lock().unwrap().push((id.clone(), body)),
+                        Some(200) => {
+                            let mut a = acked.lock().unwrap();
+                            a.push((id.clone(), body));
+                            // The 150th acknowledgement: SIGKILL at once, while the other
+                            // writers' calls are in flight (no shutdown path runs).
+                            if a.len() == 150 {
+                                killed.store(true, Ordering::SeqCst);
+                                let _ =
+                                    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                            }
+                        }
                         Some(s) if !killed.load(Ordering::SeqCst) => panic!("HTTP {s}"),
                         _ => return,
                     }
@@ -167,15 +180,9 @@ fn kill_9_right_after_acknowledged_writes_loses_none_of_them() {
             })
         })
         .collect();
-    wait_until(
-        "writers to be acknowledged",
-        Duration::from_secs(120),
-        || (acked.lock().unwrap().len() >= 150).then_some(()),
-    );
-    // Writes are still in flight: SIGKILL now, no shutdown path runs.
-    killed.store(true, Ordering::SeqCst);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    wait_until("serve to be killed", Duration::from_secs(120), || {
+        child.try_wait().unwrap().map(|_| ())
+    });
     for w in writers {
         w.join().unwrap();
     }
