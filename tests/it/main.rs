@@ -38,6 +38,7 @@ mod mcp {
 mod web {
     mod api;
     mod group_commit;
+    mod worker_rule;
 }
 
 /// The dispatcher and daemon against real (fake-script) workers; webhook notifications.
