@@ -36,6 +36,8 @@ pub struct Board {
     env: Env,
     clock: Clock,
     claimer: String,
+    /// Group commit, when this board is shared by a long-lived host (`store/group.rs`).
+    pub(crate) group: Option<super::store::group::Member>,
 }
 
 impl std::fmt::Debug for Board {
@@ -116,6 +118,7 @@ impl Board {
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
+            group: None,
         })
     }
 
@@ -149,6 +152,7 @@ impl Board {
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
+            group: None,
         })
     }
 
@@ -174,6 +178,8 @@ impl Board {
             env: env.clone(),
             clock: system_clock(),
             claimer: default_claimer(),
+            // PostgreSQL has real concurrent transactions: no group commit.
+            group: None,
         }
     }
 
@@ -385,20 +391,29 @@ impl Board {
 
     pub(crate) fn write<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         super::fence::check(&self.env, &self.paths.db)?;
-        self.store
-            .write(body)
-            .map_err(|e| db::locate(e, &self.paths.db))
+        match (&self.group, &self.store) {
+            (Some(g), Store::Sqlite(c)) => g.write(c, |c| body(&Tx::sqlite(c))),
+            _ => self.store.write(body),
+        }
+        .map_err(|e| db::locate(e, &self.paths.db))
     }
 
     pub(crate) fn read<T>(&self, body: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        self.store
-            .read(body)
-            .map_err(|e| db::locate(e, &self.paths.db))
+        match (&self.group, &self.store) {
+            (Some(g), Store::Sqlite(c)) => db::read_txn(g.reader(c), |c| body(&Tx::sqlite(c))),
+            _ => self.store.read(body),
+        }
+        .map_err(|e| db::locate(e, &self.paths.db))
     }
 
-    /// Statements outside a transaction (single reads that need no snapshot).
+    /// Statements outside a transaction (single reads that need no snapshot). While a group
+    /// commit is open that this call has not written to, the read connection: plain reads see
+    /// only committed state.
     pub(crate) fn tx(&self) -> Tx<'_> {
-        self.store.tx()
+        match (&self.group, &self.store) {
+            (Some(g), Store::Sqlite(c)) => Tx::sqlite(g.reader(c)),
+            _ => self.store.tx(),
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::board::{Board, OpenMode};
 use super::env::Env;
@@ -27,35 +27,12 @@ use super::paths::{
     kanban_home, list_boards, normalize_slug, read_board_meta, remove_board, rename_board,
     resolve_board, set_default_workdir, switch_board,
 };
+pub use super::store::group::SharedBoard;
 use super::store::postgres::{self as pg, PgConn, PgTarget};
 
 /// The environment variable naming the database URL (`--database-url` outranks it,
 /// `kanban.database_url` in config.yaml comes after it).
 pub const DATABASE_URL_VAR: &str = "HERMES_KANBAN_DATABASE_URL";
-
-/// An open board shared by the threads of one process. Lock it for the length of one kernel
-/// call (or one dispatcher tick); never across a network round trip.
-#[derive(Clone)]
-pub struct SharedBoard(Arc<Mutex<Board>>);
-
-impl SharedBoard {
-    /// The board, for one call. A panic in an earlier holder does not poison it: every kernel
-    /// call is one transaction, so a half-done call left nothing behind.
-    pub fn lock(&self) -> MutexGuard<'_, Board> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether two handles are the same open board (the same connection).
-    pub fn same(&self, other: &SharedBoard) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl std::fmt::Debug for SharedBoard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedBoard").finish_non_exhaustive()
-    }
-}
 
 /// Which storage a [`Kanban`] talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -589,7 +566,7 @@ impl Kanban {
             map.remove(&slug);
         }
         let (board, created) = self.open_resolved(&slug, mode)?;
-        let handle = SharedBoard(Arc::new(Mutex::new(board)));
+        let handle = SharedBoard::new(board);
         map.insert(
             slug,
             Cached {

@@ -147,8 +147,8 @@ impl McpState {
         f: impl FnOnce(&Board) -> Result<T, KernelError>,
     ) -> Result<T, KernelError> {
         let handle = self.home.board(slug.or(self.board.as_deref()))?;
-        let board = handle.lock();
-        f(&board)
+        // Writes are group-committed with concurrent calls' (returns once on disk).
+        handle.call(f)
     }
 
     /// Find which board a run token belongs to (tokens are random; every board is checked).

@@ -179,9 +179,8 @@ impl WebState {
     {
         let st = self.clone();
         tokio::task::spawn_blocking(move || {
-            let h = st.handle(&slug)?;
-            let b = h.lock();
-            f(&b)
+            // One kernel call, its writes group-committed with those of concurrent calls.
+            st.handle(&slug)?.call(f)
         })
         .await
         .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -39,6 +39,7 @@ mod mcp {
 mod web {
     mod api;
     mod attachments_db;
+    mod group_commit;
     mod worker_rule;
 }
 

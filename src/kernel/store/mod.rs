@@ -17,6 +17,7 @@
 //! [`postgres`]. A board holds a [`Store`]; [`Tx`] and [`Row`] wrap either backend's connection
 //! and row, so no kernel module outside `store/` knows which one it runs on.
 
+pub(crate) mod group;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 mod sqlite_vfs;

@@ -125,7 +125,12 @@ pub(super) async fn terminate_run(
 
 pub(super) async fn stats(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
     st.on(board_param(&q).as_deref(), move |b| {
-        Ok(Json(serde_json::to_value(b.stats()?).unwrap_or_default()))
+        let mut v = serde_json::to_value(b.stats()?).unwrap_or_default();
+        // serve's group commit on this board: writes made durable and the commits they took.
+        if let (Some(g), Some(m)) = (b.group_commit_stats(), v.as_object_mut()) {
+            m.insert("group_commit".into(), json!(g));
+        }
+        Ok(Json(v))
     })
     .await
 }

@@ -241,6 +241,54 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+// ----- group commit (`store/group.rs`): the group's transaction and its read connection -----
+
+/// Open the group's transaction (`BEGIN IMMEDIATE`), retried on busy as [`write_txn`] does.
+pub(crate) fn begin_immediate(conn: &Connection) -> Result<()> {
+    let _op = OpGuard::enter(conn);
+    retry_busy(|| exec_cached(conn, "BEGIN IMMEDIATE"))
+}
+
+/// Commit the group's transaction (retried on busy); on failure it is rolled back, so the
+/// connection is back in autocommit either way. With nothing to keep, roll back instead (no
+/// journal write, no fsync).
+pub(crate) fn commit(conn: &Connection, keep: bool) -> Result<()> {
+    if conn.is_autocommit() {
+        return Err(KernelError::Storage(
+            "the group's transaction was rolled back before its commit".into(),
+        ));
+    }
+    if !keep {
+        return Ok(conn.execute_batch("ROLLBACK")?);
+    }
+    let _op = OpGuard::enter(conn);
+    let r = retry_busy(|| exec_cached(conn, "COMMIT"));
+    if r.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    r
+}
+
+/// A second connection on an existing board file that only reads (`query_only`): while a
+/// group's transaction is open on the board's connection, plain reads go here and see only
+/// committed state.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = match super::sqlite_vfs::name() {
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+        None => Connection::open_with_flags(path, flags),
+    }
+    .map_err(|e| locate(e.into(), path))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    conn.busy_handler(Some(fair_busy_handler))?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    conn.execute_batch("PRAGMA query_only=ON; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;")?;
+    Ok(conn)
+}
+
 /// SQLite's errors in the kernel's terms: busy/locked → `Busy` (retried by callers), not a
 /// database / corrupt → the typed variants (their path is filled in by [`locate`]).
 impl From<rusqlite::Error> for KernelError {
