@@ -13,7 +13,7 @@
 //! - `seed-tick HOME N`: a board of N tasks with the dispatcher benchmark's status mix.
 //! - `tick HOME K`: open that board, one warm-up tick, then K ticks, K dry-run ticks → ms lists.
 //! - `loop OP K`: for instruction counts under callgrind: a fresh board seeded with `SEED_N`
-//!   (400) ready tasks (claimed first for `complete`), then K operations OP (create, claim,
+//!   (200) ready tasks (claimed first for `complete`), then K operations OP (create, claim,
 //!   complete, show). The script runs K=0 and K>0 and divides the difference by K.
 
 use std::path::Path;
@@ -23,7 +23,7 @@ use hermes_kanban::dispatch::config::KanbanConfig;
 use hermes_kanban::dispatch::{HostState, TickOptions, dispatch_once};
 use hermes_kanban::kernel::{Board, BoardPaths, Completion, Env, NewTask, SeedTask, Status};
 
-const SEED_N: usize = 400;
+const SEED_N: usize = 200;
 
 fn env_for(home: &Path) -> Env {
     let sync = std::env::var("HERMES_KANBAN_SYNCHRONOUS").unwrap_or_else(|_| "FULL".into());
