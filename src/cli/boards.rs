@@ -195,48 +195,7 @@ fn now() -> i64 {
 pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
     let env = &ctx.env;
     match cmd {
-        BoardsCmd::List { json, all } => {
-            let boards = ctx.home.list(*all)?;
-            let mut rows = Vec::new();
-            for b in &boards {
-                if !b.db_path.exists() {
-                    eprintln!(
-                        "hermes-kanban: board '{}' has no database at {} yet (nothing was \
-                        created); create it with `hermes-kanban init`, or set HERMES_HOME / \
-                        HERMES_KANBAN_DB if your board lives elsewhere",
-                        b.meta.slug,
-                        b.db_path.display()
-                    );
-                }
-                let c = counts(ctx, &b.meta.slug)?;
-                let total: i64 = c.values().sum();
-                rows.push((b, c, total));
-            }
-            if *json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|(b, c, total)| {
-                        let mut m = serde_json::to_value(b).unwrap_or_default();
-                        m["counts"] = json!(c);
-                        m["total"] = json!(total);
-                        m
-                    })
-                    .collect();
-                print_json(&v);
-            } else {
-                println!("  {:<24} {:<28} COUNTS", "SLUG", "NAME");
-                for (b, c, _) in &rows {
-                    let mark = if b.is_current { "●" } else { " " };
-                    println!(
-                        "{mark} {:<24} {:<28} {}",
-                        b.meta.slug,
-                        b.meta.name,
-                        count_text(c)
-                    );
-                }
-                println!("Current board: {}", ctx.home.resolve(None)?);
-            }
-        }
+        BoardsCmd::List { json, all } => list(ctx, *json, *all)?,
         BoardsCmd::Create {
             slug,
             name,
@@ -246,28 +205,14 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             switch,
             default_workdir,
         } => {
-            let (meta, created) = ctx.home.create(
-                slug,
-                NewBoard {
-                    name: name.clone(),
-                    description: description.clone(),
-                    icon: icon.clone(),
-                    color: color.clone(),
-                    default_workdir: default_workdir.clone(),
-                },
-                now(),
-            )?;
-            let b = Board::open_paths(env, ctx.home.paths(&meta.slug))?;
-            if created {
-                println!("Created board {} ({})", meta.slug, meta.name);
-            } else {
-                println!("Board {} already exists ({})", meta.slug, meta.name);
-            }
-            println!("DB: {}", b.paths().db.display());
-            if *switch {
-                switch_board(env, &meta.slug)?;
-                println!("Switched to {}", meta.slug);
-            }
+            let new = NewBoard {
+                name: name.clone(),
+                description: description.clone(),
+                icon: icon.clone(),
+                color: color.clone(),
+                default_workdir: default_workdir.clone(),
+            };
+            create(ctx, slug, new, *switch)?;
         }
         BoardsCmd::Rm { slug, delete } | BoardsCmd::Delete { slug, delete } => match remove_board(
             env,
@@ -282,26 +227,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             let s = switch_board(env, slug)?;
             println!("Current board: {s}");
         }
-        BoardsCmd::Show { json } => {
-            let slug = ctx.home.resolve(None)?;
-            let meta = read_board_meta(env, &slug);
-            let c = counts(ctx, &slug)?;
-            let db = ctx.home.paths(&slug).db;
-            if *json {
-                let mut m = serde_json::to_value(&meta).unwrap_or_default();
-                m["db_path"] = json!(db);
-                m["counts"] = json!(c);
-                m["total"] = json!(c.values().sum::<i64>());
-                print_json(&m);
-            } else {
-                println!("Board: {} ({})", meta.slug, meta.name);
-                if let Some(d) = &meta.description {
-                    println!("Description: {d}");
-                }
-                println!("DB: {}", db.display());
-                println!("Tasks: {}", count_text(&c));
-            }
-        }
+        BoardsCmd::Show { json } => show(ctx, *json)?,
         BoardsCmd::Rename { slug, name } => {
             let m = rename_board(env, slug, name, now())?;
             println!("Renamed {} to {}", m.slug, m.name);
@@ -320,48 +246,14 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
             let out = output
                 .clone()
                 .unwrap_or_else(|| std::path::PathBuf::from(format!("{slug}.tar.gz")));
-            let r = export_board(env, &slug, &out, !no_attachments, *include_logs, now())?;
-            if *json {
-                print_json(&r);
-            } else {
-                let n = |k: &str| r.counts.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
-                println!("Exported board {} to {}", r.board, r.archive.display());
-                println!("  Size:        {} bytes", r.size);
-                println!("  Tasks:       {}", n("tasks"));
-                println!("  Comments:    {}", n("task_comments"));
-                println!("  Attachments: {}", n("attachment_files"));
-                println!("Import it with `hermes-kanban boards import <archive>`.");
-            }
+            export(ctx, &slug, &out, !no_attachments, *include_logs, *json)?;
         }
         BoardsCmd::Import {
             archive,
             as_slug,
             switch,
             json,
-        } => {
-            let r = import_board(env, archive, as_slug.as_deref(), *switch, now())?;
-            if *json {
-                print_json(&r);
-            } else {
-                println!("Imported board {} ({}).", r.board, r.name);
-                if r.renamed {
-                    println!("  Renamed from {}: that slug was taken.", r.requested_board);
-                }
-                let tasks = r.counts.get("tasks").and_then(|v| v.as_i64()).unwrap_or(0);
-                println!("  Path:  {}\n  Tasks: {tasks}", r.path.display());
-                for w in &r.warnings {
-                    println!("  Note:  {w}");
-                }
-                if r.activated {
-                    println!("  Active board is now {}.", r.board);
-                } else {
-                    println!(
-                        "  Switch to it with `hermes-kanban boards switch {}`.",
-                        r.board
-                    );
-                }
-            }
-        }
+        } => import(ctx, archive, as_slug.as_deref(), *switch, *json)?,
         BoardsCmd::SetDefaultWorkdir { slug, path } => {
             let m = set_default_workdir(env, slug, path.as_deref(), now())?;
             match &m.default_workdir {
@@ -369,6 +261,151 @@ pub(crate) fn run(ctx: &Ctx, cmd: &BoardsCmd) -> Result<(), CliError> {
                 None => println!("Cleared the default workdir of {}", m.slug),
             }
         }
+    }
+    Ok(())
+}
+
+/// `boards list`: every board with its task counts (a board without a database yet is named on
+/// stderr and counts 0; nothing is created).
+fn list(ctx: &Ctx, json: bool, all: bool) -> Result<(), CliError> {
+    let boards = ctx.home.list(all)?;
+    let mut rows = Vec::new();
+    for b in &boards {
+        if !b.db_path.exists() {
+            eprintln!(
+                "hermes-kanban: board '{}' has no database at {} yet (nothing was \
+                created); create it with `hermes-kanban init`, or set HERMES_HOME / \
+                HERMES_KANBAN_DB if your board lives elsewhere",
+                b.meta.slug,
+                b.db_path.display()
+            );
+        }
+        let c = counts(ctx, &b.meta.slug)?;
+        let total: i64 = c.values().sum();
+        rows.push((b, c, total));
+    }
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(b, c, total)| {
+                let mut m = serde_json::to_value(b).unwrap_or_default();
+                m["counts"] = json!(c);
+                m["total"] = json!(total);
+                m
+            })
+            .collect();
+        print_json(&v);
+    } else {
+        println!("  {:<24} {:<28} COUNTS", "SLUG", "NAME");
+        for (b, c, _) in &rows {
+            let mark = if b.is_current { "●" } else { " " };
+            println!(
+                "{mark} {:<24} {:<28} {}",
+                b.meta.slug,
+                b.meta.name,
+                count_text(c)
+            );
+        }
+        println!("Current board: {}", ctx.home.resolve(None)?);
+    }
+    Ok(())
+}
+
+/// `boards create`: create the board (idempotent), open its database and optionally switch.
+fn create(ctx: &Ctx, slug: &str, new: NewBoard, switch: bool) -> Result<(), CliError> {
+    let env = &ctx.env;
+    let (meta, created) = ctx.home.create(slug, new, now())?;
+    let b = Board::open_paths(env, ctx.home.paths(&meta.slug))?;
+    if created {
+        println!("Created board {} ({})", meta.slug, meta.name);
+    } else {
+        println!("Board {} already exists ({})", meta.slug, meta.name);
+    }
+    println!("DB: {}", b.paths().db.display());
+    if switch {
+        switch_board(env, &meta.slug)?;
+        println!("Switched to {}", meta.slug);
+    }
+    Ok(())
+}
+
+/// `boards show`: the current board's name, description, database and task counts.
+fn show(ctx: &Ctx, json: bool) -> Result<(), CliError> {
+    let slug = ctx.home.resolve(None)?;
+    let meta = read_board_meta(&ctx.env, &slug);
+    let c = counts(ctx, &slug)?;
+    let db = ctx.home.paths(&slug).db;
+    if json {
+        let mut m = serde_json::to_value(&meta).unwrap_or_default();
+        m["db_path"] = json!(db);
+        m["counts"] = json!(c);
+        m["total"] = json!(c.values().sum::<i64>());
+        print_json(&m);
+    } else {
+        println!("Board: {} ({})", meta.slug, meta.name);
+        if let Some(d) = &meta.description {
+            println!("Description: {d}");
+        }
+        println!("DB: {}", db.display());
+        println!("Tasks: {}", count_text(&c));
+    }
+    Ok(())
+}
+
+/// `boards export`: write the archive and report its size and what it holds.
+fn export(
+    ctx: &Ctx,
+    slug: &str,
+    out: &std::path::Path,
+    attachments: bool,
+    include_logs: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let r = export_board(&ctx.env, slug, out, attachments, include_logs, now())?;
+    if json {
+        print_json(&r);
+    } else {
+        let n = |k: &str| r.counts.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+        println!("Exported board {} to {}", r.board, r.archive.display());
+        println!("  Size:        {} bytes", r.size);
+        println!("  Tasks:       {}", n("tasks"));
+        println!("  Comments:    {}", n("task_comments"));
+        println!("  Attachments: {}", n("attachment_files"));
+        println!("Import it with `hermes-kanban boards import <archive>`.");
+    }
+    Ok(())
+}
+
+/// `boards import`: land the archive as a new board and say where, under which slug, and what
+/// was parked.
+fn import(
+    ctx: &Ctx,
+    archive: &std::path::Path,
+    as_slug: Option<&str>,
+    switch: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let r = import_board(&ctx.env, archive, as_slug, switch, now())?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    println!("Imported board {} ({}).", r.board, r.name);
+    if r.renamed {
+        println!("  Renamed from {}: that slug was taken.", r.requested_board);
+    }
+    let tasks = r.counts.get("tasks").and_then(|v| v.as_i64()).unwrap_or(0);
+    println!("  Path:  {}\n  Tasks: {tasks}", r.path.display());
+    for w in &r.warnings {
+        println!("  Note:  {w}");
+    }
+    if r.activated {
+        println!("  Active board is now {}.", r.board);
+    } else {
+        println!(
+            "  Switch to it with `hermes-kanban boards switch {}`.",
+            r.board
+        );
     }
     Ok(())
 }

@@ -3,12 +3,17 @@
 //! Exit codes: 0 success; 1 refused or failed (unknown task, refused transition, bad JSON);
 //! 2 usage error. Data goes to stdout, messages to stderr.
 
+mod attach;
 mod boards;
+mod create;
 mod dispatch;
 mod info;
 mod init;
+mod list;
 mod notify;
 mod serve;
+mod setup;
+mod show;
 mod tasks;
 mod transitions;
 mod watch;
@@ -73,24 +78,24 @@ pub enum Command {
             hermes-kanban create \"Build API\" --assignee coder --parent t_1a2b3c4d --max-runtime \
             2h --json"
     )]
-    Create(tasks::CreateArgs),
+    Create(create::CreateArgs),
     /// Create a swarm: parallel workers, a verifier and a synthesizer around a blackboard card.
     #[command(
         after_help = "Example: hermes-kanban swarm \"Plan failover\" --worker \
             researcher:Research-NA --worker researcher:Research-EU --verifier reviewer \
             --synthesizer writer"
     )]
-    Swarm(tasks::SwarmArgs),
+    Swarm(create::SwarmArgs),
     /// List tasks (recomputes readiness first).
     #[command(
         visible_alias = "ls",
         after_help = "Examples:\n  hermes-kanban list\n  hermes-kanban list --status blocked \
             --assignee coder --json"
     )]
-    List(tasks::ListArgs),
+    List(list::ListArgs),
     /// Show a task: fields, parents, children, comments, events and runs.
     #[command(after_help = "Example: hermes-kanban show t_1a2b3c4d --json")]
-    Show(tasks::ShowArgs),
+    Show(show::ShowArgs),
     /// Assign a task to a profile (`none` unassigns). Refused while it runs.
     #[command(after_help = "Example: hermes-kanban assign t_1a2b3c4d reviewer")]
     Assign(tasks::AssignArgs),
@@ -193,10 +198,10 @@ pub enum Command {
     Stats(info::JsonArgs),
     /// Attempts (runs) of a task.
     #[command(after_help = "Example: hermes-kanban runs t_1a2b3c4d --json")]
-    Runs(info::RunsArgs),
+    Runs(show::RunsArgs),
     /// Print a task's worker log.
     #[command(after_help = "Example: hermes-kanban log t_1a2b3c4d --tail 4096")]
-    Log(info::LogArgs),
+    Log(show::LogArgs),
     /// Record a worker heartbeat on a running task.
     #[command(after_help = "Example: hermes-kanban heartbeat t_1a2b3c4d --note \"halfway\"")]
     Heartbeat(transitions::HeartbeatArgs),
@@ -205,7 +210,7 @@ pub enum Command {
     Assignees(info::JsonArgs),
     /// Print the context a worker sees for a task.
     #[command(after_help = "Example: hermes-kanban context t_1a2b3c4d")]
-    Context(info::IdArg),
+    Context(show::IdArg),
     /// Remove old events, logs and archived scratch workspaces.
     #[command(after_help = "Example: hermes-kanban gc --event-retention-days 14")]
     Gc(info::GcArgs),
@@ -219,29 +224,29 @@ pub enum Command {
         after_help = "Example: hermes-kanban notify-subscribe t_1a2b3c4d --platform telegram \
             --chat-id 123"
     )]
-    NotifySubscribe(info::NotifySubArgs),
+    NotifySubscribe(notify::NotifySubArgs),
     /// List notification subscriptions.
     #[command(
         name = "notify-list",
         after_help = "Example: hermes-kanban notify-list --json"
     )]
-    NotifyList(info::NotifyListArgs),
+    NotifyList(notify::NotifyListArgs),
     /// Remove a notification subscription.
     #[command(
         name = "notify-unsubscribe",
         after_help = "Example: hermes-kanban notify-unsubscribe t_1a2b3c4d --platform telegram \
             --chat-id 123"
     )]
-    NotifyUnsubscribe(info::NotifyUnsubArgs),
+    NotifyUnsubscribe(notify::NotifyUnsubArgs),
     /// Attach a file to a task (25 MiB cap).
     #[command(after_help = "Example: hermes-kanban attach t_1a2b3c4d ./report.pdf")]
-    Attach(info::AttachArgs),
+    Attach(attach::AttachArgs),
     /// List a task's attachments.
     #[command(after_help = "Example: hermes-kanban attachments t_1a2b3c4d --json")]
-    Attachments(info::IdJsonArgs),
+    Attachments(attach::IdJsonArgs),
     /// Delete an attachment (row and file).
     #[command(name = "attach-rm", after_help = "Example: hermes-kanban attach-rm 7")]
-    AttachRm(info::AttachRmArgs),
+    AttachRm(attach::AttachRmArgs),
     /// Find tasks that need an operator: repeated failures, stuck blocks, stranded work.
     #[command(
         visible_alias = "diag",
@@ -286,7 +291,7 @@ pub enum Command {
     /// Install the kanban-worker and kanban-orchestrator skills into $HERMES_HOME/skills or a
     /// profile's.
     #[command(subcommand, after_help = "Example: hermes-kanban skills install")]
-    Skills(info::SkillsCmd),
+    Skills(setup::SkillsCmd),
     /// Serve the kanban_* MCP tools over stdio (for an agent's MCP client config).
     #[command(
         after_help = "The worker identity comes from --task/--run-id/--db/--board or \
@@ -307,7 +312,7 @@ pub enum Command {
     /// Print shell completions.
     #[command(after_help = "Example: hermes-kanban completions bash > \
             ~/.local/share/bash-completion/completions/hermes-kanban")]
-    Completions(info::CompletionsArgs),
+    Completions(setup::CompletionsArgs),
 }
 
 /// `--json` only.
@@ -439,8 +444,8 @@ fn restore_sigpipe() {
     }
 }
 
-/// Parse argv and run; returns the process exit code. Longer than most functions: the verb
-/// table (one match arm per verb) is the dispatch, and splitting it would only scatter it.
+/// Parse argv and run; returns the process exit code. Most of it is the verb table (one match
+/// arm per verb): it is the dispatch, and splitting it would only scatter it.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_) | Command::Mcp(_)) {
@@ -468,10 +473,10 @@ pub fn main() -> i32 {
     let res = match &cli.command {
         Command::Init => init::run(&ctx),
         Command::Boards(c) => boards::run(&ctx, c),
-        Command::Create(a) => tasks::create(&ctx, a),
-        Command::Swarm(a) => tasks::swarm(&ctx, a),
-        Command::List(a) => tasks::list(&ctx, a),
-        Command::Show(a) => tasks::show(&ctx, a),
+        Command::Create(a) => create::create(&ctx, a),
+        Command::Swarm(a) => create::swarm(&ctx, a),
+        Command::List(a) => list::list(&ctx, a),
+        Command::Show(a) => show::show(&ctx, a),
         Command::Assign(a) => tasks::assign(&ctx, a),
         Command::Reassign(a) => tasks::reassign(&ctx, a),
         Command::SetModel(a) => tasks::set_model(&ctx, a),
@@ -493,30 +498,35 @@ pub fn main() -> i32 {
         Command::Tail(a) => watch::tail(&ctx, a),
         Command::Watch(a) => watch::watch(&ctx, a),
         Command::Stats(a) => info::stats(&ctx, a),
-        Command::Runs(a) => info::runs(&ctx, a),
-        Command::Log(a) => info::log(&ctx, a),
+        Command::Runs(a) => show::runs(&ctx, a),
+        Command::Log(a) => show::log(&ctx, a),
         Command::Heartbeat(a) => transitions::heartbeat(&ctx, a),
         Command::Assignees(a) => info::assignees(&ctx, a),
-        Command::Context(a) => info::context(&ctx, a),
+        Command::Context(a) => show::context(&ctx, a),
         Command::Gc(a) => info::gc(&ctx, a),
         Command::Notify(c) => notify::run(&ctx, c),
-        Command::NotifySubscribe(a) => info::notify_subscribe(&ctx, a),
-        Command::NotifyList(a) => info::notify_list(&ctx, a),
-        Command::NotifyUnsubscribe(a) => info::notify_unsubscribe(&ctx, a),
-        Command::Attach(a) => info::attach(&ctx, a),
-        Command::Attachments(a) => info::attachments(&ctx, a),
-        Command::AttachRm(a) => info::attach_rm(&ctx, a),
+        Command::NotifySubscribe(a) => notify::notify_subscribe(&ctx, a),
+        Command::NotifyList(a) => notify::notify_list(&ctx, a),
+        Command::NotifyUnsubscribe(a) => notify::notify_unsubscribe(&ctx, a),
+        Command::Attach(a) => attach::attach(&ctx, a),
+        Command::Attachments(a) => attach::attachments(&ctx, a),
+        Command::AttachRm(a) => attach::attach_rm(&ctx, a),
         Command::Diagnostics(a) => info::diagnostics(&ctx, a),
         Command::Repair(a) => info::repair(&ctx, a),
-        Command::Skills(c) => info::skills(&ctx, c),
-        Command::Completions(a) => info::completions(a),
+        Command::Skills(c) => setup::skills(&ctx, c),
+        Command::Completions(a) => setup::completions(a),
         Command::Mcp(a) => serve::mcp(&ctx, a),
         Command::Serve(a) => serve::serve(&ctx, a),
         Command::Dispatch(a) => dispatch::dispatch(&ctx, a),
         Command::Daemon(a) => dispatch::daemon(&ctx, a),
         Command::Supervise(_) => Ok(()),
     };
-    // A worker's own task missing: name the board and DB this process looked at.
+    exit_code(&ctx, res)
+}
+
+/// The exit code of a verb's result, with its message on stderr (a worker's own task missing
+/// names the board and DB this process looked at).
+fn exit_code(ctx: &Ctx, res: Result<(), CliError>) -> i32 {
     let res = match res {
         Err(CliError::Kernel(KernelError::TaskNotFound(t)))
             if ctx.env.get("HERMES_KANBAN_TASK") == Some(t.as_str()) =>

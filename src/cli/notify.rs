@@ -1,6 +1,8 @@
-//! `notify test`: post a test message to each webhook of `kanban.notify.webhooks` and report
-//! each hook's answer (and its delivery counters on the board). Delivery itself runs inside
-//! `serve` and `daemon` (`crate::notify`).
+//! Notification verbs. `notify test`: post a test message to each webhook of
+//! `kanban.notify.webhooks` and report each hook's answer (and its delivery counters on the
+//! board); delivery itself runs inside `serve` and `daemon` (`crate::notify`).
+//! `notify-subscribe` / `notify-list` / `notify-unsubscribe`: Hermes gateway subscriptions to
+//! a task's terminal events (Hermes' gateway delivers them).
 
 use std::time::Instant;
 
@@ -9,7 +11,8 @@ use serde_json::json;
 
 use super::output::print_json;
 use super::{CliError, Ctx};
-use crate::notify::{NotifyConfig, payload, post, test_event};
+use crate::kernel::{SubKey, WebhookCursor};
+use crate::notify::{NotifyConfig, PostOutcome, Webhook, payload, post, test_event};
 
 /// `notify` verbs.
 #[derive(Debug, Subcommand)]
@@ -52,20 +55,7 @@ fn test(ctx: &Ctx, a: &NotifyTestArgs) -> Result<(), CliError> {
             path.display()
         )));
     }
-    let hooks: Vec<_> = cfg
-        .webhooks
-        .iter()
-        .filter(|h| a.hook.as_deref().is_none_or(|n| n == h.name))
-        .collect();
-    if hooks.is_empty() {
-        let names: Vec<&str> = cfg.webhooks.iter().map(|h| h.name.as_str()).collect();
-        return Err(CliError::Usage(format!(
-            "--hook {:?}: no such hook in {}; configured: {}",
-            a.hook.as_deref().unwrap_or(""),
-            path.display(),
-            names.join(", ")
-        )));
-    }
+    let hooks = selected_hooks(&cfg, a.hook.as_deref(), &path)?;
     let board = ctx.open_read().ok();
     let slug = board
         .as_ref()
@@ -90,22 +80,7 @@ fn test(ctx: &Ctx, a: &NotifyTestArgs) -> Result<(), CliError> {
         }
         let cur = cursors.iter().find(|c| c.hook == h.name);
         if !a.json {
-            match (&out.error, out.status) {
-                (None, Some(code)) => println!("ok      {}  HTTP {code} in {ms} ms", h.name),
-                (Some(e), _) => println!("FAILED  {}  {e}", h.name),
-                (None, None) => println!("ok      {}", h.name),
-            }
-            if let Some(c) = cur {
-                println!(
-                    "        on board {slug}: {} delivered, {} given up{}",
-                    c.delivered,
-                    c.failed,
-                    c.last_error
-                        .as_deref()
-                        .map(|e| format!("; last error: {e}"))
-                        .unwrap_or_default()
-                );
-            }
+            print_answer(h, &out, ms, cur, &slug);
         }
         rows.push(json!({
             "hook": h.name,
@@ -129,4 +104,172 @@ fn test(ctx: &Ctx, a: &NotifyTestArgs) -> Result<(), CliError> {
         return Err(CliError::Partial);
     }
     Ok(())
+}
+
+/// The hooks `notify test` posts to: all, or the one `--hook` names (a usage error naming
+/// the configured hooks when none has that name).
+fn selected_hooks<'a>(
+    cfg: &'a NotifyConfig,
+    only: Option<&str>,
+    path: &std::path::Path,
+) -> Result<Vec<&'a Webhook>, CliError> {
+    let hooks: Vec<_> = cfg
+        .webhooks
+        .iter()
+        .filter(|h| only.is_none_or(|n| n == h.name))
+        .collect();
+    if hooks.is_empty() {
+        let names: Vec<&str> = cfg.webhooks.iter().map(|h| h.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "--hook {:?}: no such hook in {}; configured: {}",
+            only.unwrap_or(""),
+            path.display(),
+            names.join(", ")
+        )));
+    }
+    Ok(hooks)
+}
+
+/// One hook's answer as text, with its delivery counters on the board when it has a cursor.
+fn print_answer(h: &Webhook, out: &PostOutcome, ms: u64, cur: Option<&WebhookCursor>, slug: &str) {
+    match (&out.error, out.status) {
+        (None, Some(code)) => println!("ok      {}  HTTP {code} in {ms} ms", h.name),
+        (Some(e), _) => println!("FAILED  {}  {e}", h.name),
+        (None, None) => println!("ok      {}", h.name),
+    }
+    if let Some(c) = cur {
+        println!(
+            "        on board {slug}: {} delivered, {} given up{}",
+            c.delivered,
+            c.failed,
+            c.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// `notify-subscribe` arguments.
+#[derive(Debug, Args)]
+pub struct NotifySubArgs {
+    /// Task id.
+    pub id: String,
+    /// Platform (telegram, discord, slack, tui, …).
+    #[arg(long, required = true)]
+    pub platform: String,
+    /// Chat id.
+    #[arg(long, required = true)]
+    pub chat_id: String,
+    /// Thread id.
+    #[arg(long)]
+    pub thread_id: Option<String>,
+    /// User id.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Profile whose gateway delivers (default: you).
+    #[arg(long)]
+    pub notifier_profile: Option<String>,
+}
+
+pub(crate) fn notify_subscribe(ctx: &Ctx, a: &NotifySubArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let key = SubKey {
+        task_id: a.id.clone(),
+        platform: a.platform.clone(),
+        chat_id: a.chat_id.clone(),
+        thread_id: a.thread_id.clone().unwrap_or_default(),
+    };
+    let owner = a.notifier_profile.clone().unwrap_or_else(|| ctx.author());
+    let s = b.add_notify_sub(&key, a.user_id.as_deref(), Some(&owner))?;
+    let thread = if s.thread_id.is_empty() {
+        String::new()
+    } else {
+        format!(":{}", s.thread_id)
+    };
+    println!(
+        "Subscribed {}:{}{thread} to {}",
+        s.platform, s.chat_id, s.task_id
+    );
+    eprintln!(
+        "note: {} messages are delivered by Hermes' gateway (profile {}), not by hermes-kanban; \
+        for webhooks we deliver (Slack, Discord, JSON), configure kanban.notify.webhooks in {}",
+        s.platform,
+        s.notifier_profile.as_deref().unwrap_or("default"),
+        crate::dispatch::config::config_path(&ctx.env).display()
+    );
+    Ok(())
+}
+
+/// `notify-list` arguments.
+#[derive(Debug, Args)]
+pub struct NotifyListArgs {
+    /// Only this task.
+    pub id: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn notify_list(ctx: &Ctx, a: &NotifyListArgs) -> Result<(), CliError> {
+    let b = ctx.open_read()?;
+    let subs = b.list_notify_subs(a.id.as_deref())?;
+    if a.json {
+        print_json(&subs);
+        return Ok(());
+    }
+    if subs.is_empty() {
+        println!("(no subscriptions)");
+    }
+    for s in &subs {
+        println!(
+            "{}  {}:{}{}  owner={}  cursor={}",
+            s.task_id,
+            s.platform,
+            s.chat_id,
+            if s.thread_id.is_empty() {
+                String::new()
+            } else {
+                format!(":{}", s.thread_id)
+            },
+            s.notifier_profile.as_deref().unwrap_or("-"),
+            s.last_event_id
+        );
+    }
+    Ok(())
+}
+
+/// `notify-unsubscribe` arguments.
+#[derive(Debug, Args)]
+pub struct NotifyUnsubArgs {
+    /// Task id.
+    pub id: String,
+    /// Platform.
+    #[arg(long, required = true)]
+    pub platform: String,
+    /// Chat id.
+    #[arg(long, required = true)]
+    pub chat_id: String,
+    /// Thread id.
+    #[arg(long)]
+    pub thread_id: Option<String>,
+}
+
+pub(crate) fn notify_unsubscribe(ctx: &Ctx, a: &NotifyUnsubArgs) -> Result<(), CliError> {
+    let b = ctx.open()?;
+    let key = SubKey {
+        task_id: a.id.clone(),
+        platform: a.platform.clone(),
+        chat_id: a.chat_id.clone(),
+        thread_id: a.thread_id.clone().unwrap_or_default(),
+    };
+    if b.remove_notify_sub(&key)? {
+        println!("Unsubscribed {}:{} from {}", a.platform, a.chat_id, a.id);
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "no subscription {}:{} on {}; see `hermes-kanban notify-list {}`",
+            a.platform, a.chat_id, a.id, a.id
+        )))
+    }
 }

@@ -300,20 +300,7 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
         tools,
         dispatch: (!a.no_dispatch).then(|| dispatch_hook(home.clone())),
     };
-    let env = ctx.env.clone();
-    let interval = match a.interval {
-        Some(i) if i.is_finite() && i > 0.0 => i.max(0.2),
-        Some(i) => {
-            return Err(CliError::Usage(format!(
-                "--interval {i}: give a positive number of seconds"
-            )));
-        }
-        None => {
-            crate::dispatch::config::KanbanConfig::load(&env)
-                .0
-                .dispatch_interval_seconds
-        }
-    };
+    let interval = dispatch_interval(ctx, a)?;
     let board = ctx.board.clone();
     let run_dispatcher = !a.no_dispatch;
     // Webhooks: checked before anything listens, so a bad `kanban.notify` stops start-up.
@@ -326,53 +313,82 @@ pub(crate) fn serve(ctx: &Ctx, a: &ServeArgs) -> Result<(), CliError> {
             notifier.hooks()
         );
     }
-    let served = runtime()?.block_on(async move {
-        let ct = tokio_util::sync::CancellationToken::new();
-        let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop = ct.clone();
-        let flag = stop_flag.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            eprintln!(
-                "hermes-kanban: shutting down (workers keep running; the next host adopts them)"
-            );
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            stop.cancel();
-        });
-        // Bind first: a busy port or a refused address fails before the dispatcher starts.
-        let listener = crate::web::bind(&cfg)
-            .await
-            .map_err(|e| CliError::Failed(e.to_string()))?;
-        let dispatcher = run_dispatcher.then(|| {
-            let (home, flag) = (home.clone(), stop_flag.clone());
-            eprintln!(
-                "hermes-kanban: dispatcher ticking on every board change, at least every \
-                {interval}s"
-            );
-            tokio::task::spawn_blocking(move || {
-                crate::dispatch::run_loop(
-                    home,
-                    board,
-                    std::time::Duration::from_secs_f64(interval),
-                    flag,
-                )
-            })
-        });
-        let served = crate::web::serve_on(home, cfg, listener, ct)
-            .await
-            .map_err(|e| CliError::Failed(e.to_string()));
-        stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(d) = dispatcher {
-            match d.await {
-                Ok(Err(e)) => eprintln!("hermes-kanban: dispatcher stopped: {e}"),
-                Err(e) => eprintln!("hermes-kanban: dispatcher task failed: {e}"),
-                Ok(Ok(())) => {}
-            }
-        }
-        served
-    });
+    let served = runtime()?.block_on(run_server(
+        home,
+        cfg,
+        board,
+        run_dispatcher.then_some(interval),
+    ));
     notify_stop.store(true, std::sync::atomic::Ordering::SeqCst);
     notifier.join();
+    served
+}
+
+/// `serve --interval`, else `kanban.dispatch_interval_seconds` (at least 0.2 s).
+fn dispatch_interval(ctx: &Ctx, a: &ServeArgs) -> Result<f64, CliError> {
+    Ok(match a.interval {
+        Some(i) if i.is_finite() && i > 0.0 => i.max(0.2),
+        Some(i) => {
+            return Err(CliError::Usage(format!(
+                "--interval {i}: give a positive number of seconds"
+            )));
+        }
+        None => {
+            crate::dispatch::config::KanbanConfig::load(&ctx.env)
+                .0
+                .dispatch_interval_seconds
+        }
+    })
+}
+
+/// Listen, run the dispatcher loop beside the server (every `dispatch_every` seconds at most,
+/// when given) and stop both on SIGINT/SIGTERM; the dispatcher's end is reported on stderr.
+async fn run_server(
+    home: crate::kernel::Kanban,
+    cfg: ServeConfig,
+    board: Option<String>,
+    dispatch_every: Option<f64>,
+) -> Result<(), CliError> {
+    let ct = tokio_util::sync::CancellationToken::new();
+    let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = ct.clone();
+    let flag = stop_flag.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("hermes-kanban: shutting down (workers keep running; the next host adopts them)");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop.cancel();
+    });
+    // Bind first: a busy port or a refused address fails before the dispatcher starts.
+    let listener = crate::web::bind(&cfg)
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let dispatcher = dispatch_every.map(|interval| {
+        let (home, flag) = (home.clone(), stop_flag.clone());
+        eprintln!(
+            "hermes-kanban: dispatcher ticking on every board change, at least every \
+            {interval}s"
+        );
+        tokio::task::spawn_blocking(move || {
+            crate::dispatch::run_loop(
+                home,
+                board,
+                std::time::Duration::from_secs_f64(interval),
+                flag,
+            )
+        })
+    });
+    let served = crate::web::serve_on(home, cfg, listener, ct)
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()));
+    stop_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(d) = dispatcher {
+        match d.await {
+            Ok(Err(e)) => eprintln!("hermes-kanban: dispatcher stopped: {e}"),
+            Err(e) => eprintln!("hermes-kanban: dispatcher task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     served
 }
 

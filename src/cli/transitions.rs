@@ -180,7 +180,7 @@ pub(crate) fn edit(ctx: &Ctx, a: &EditArgs) -> Result<(), CliError> {
     let metadata = parse_metadata(a.metadata.as_deref())?;
     let body = match &a.body_file {
         None => a.body.clone(),
-        Some(p) => Some(super::tasks::read_body_file(p)?),
+        Some(p) => Some(super::create::read_body_file(p)?),
     };
     let b = ctx.open()?;
     let patch = TaskPatch {

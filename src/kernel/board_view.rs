@@ -1,24 +1,27 @@
 //! What the dashboard needs from the kernel beyond the CLI's calls: the whole-board view (cards
 //! with their link, comment, child-progress, latest-summary and diagnostics figures, gathered in
-//! a handful of grouped queries so a 10,000-task board loads in one request), the active-worker
-//! listing, and board metadata edits. A read model only: status moves live in
-//! `transitions.rs`.
+//! a handful of grouped queries so a 10,000-task board loads in one request; this file: the
+//! query, its filters and chunked reads, the figures, the cards), what its diagnostics read
+//! ([`diagnosis`]), the active-worker listing ([`workers`]) and board metadata edits
+//! ([`meta`]). A read model only: status moves live in `transitions.rs`.
 
-use std::collections::{HashMap, HashSet};
+mod diagnosis;
+mod meta;
+mod workers;
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::board::Board;
-use super::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, diagnose};
-use super::env::Env;
-use super::error::{KernelError, Result};
-use super::paths::{BoardMeta, board_exists, normalize_slug, read_board_meta, write_board_meta};
-use super::store::{Arg, FromRow, Row, SEQ, Tx, arg_refs};
-use super::types::{
-    EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, TASK_COLUMNS, Task, json_column, lenient_i64,
-    lenient_text,
-};
+use super::diagnostics::{Diagnostic, DiagnosticsConfig};
+use super::error::Result;
+use super::store::{Arg, Row, SEQ, Tx, arg_refs};
+use super::types::{Status, TASK_COLUMNS, Task};
 use crate::args;
+use diagnosis::diagnosis_input;
+pub use meta::{BoardPatch, check_workdir, update_board};
+pub use workers::ActiveWorker;
 
 /// Which tasks a [`Board::board_view`] covers.
 #[derive(Debug, Clone, Default)]
@@ -104,35 +107,8 @@ pub struct BoardView {
     pub now: i64,
 }
 
-/// One open run with a live worker pid on a running task (`GET /workers/active`).
-#[derive(Debug, Clone, Serialize)]
-pub struct ActiveWorker {
-    /// The run.
-    pub run: Run,
-    /// Its task's title.
-    pub task_title: String,
-    /// Its task's status.
-    pub task_status: Status,
-    /// Its task's assignee.
-    pub task_assignee: Option<String>,
-}
-
-/// Changes for [`update_board`] (`None` = leave; `Some(None)` = clear).
-#[derive(Debug, Clone, Default)]
-pub struct BoardPatch {
-    /// Display name (must not be blank).
-    pub name: Option<String>,
-    /// Free text.
-    pub description: Option<Option<String>>,
-    /// Emoji or short icon text.
-    pub icon: Option<Option<String>>,
-    /// CSS colour.
-    pub color: Option<Option<String>>,
-    /// Default workdir: an existing absolute directory.
-    pub default_workdir: Option<Option<String>>,
-}
-
-const CHUNK: usize = 500;
+/// Ids per `IN (…)` list.
+pub(super) const CHUNK: usize = 500;
 
 /// `(sql fragment, args)` of the task filter of a view.
 fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
@@ -169,7 +145,7 @@ fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
 
 /// Run `in_sql` (whose `{marks}` becomes `?1,…,?n`) over `ids` in chunks, or `all_sql` once
 /// when `ids` is `None`, mapping every row with `row`.
-fn chunked<T>(
+pub(super) fn chunked<T>(
     c: &Tx,
     all_sql: &str,
     in_sql: &str,
@@ -183,7 +159,7 @@ fn chunked<T>(
 
 /// [`chunked`], handing each row to `sink` instead of collecting them (a whole-board scan
 /// that keeps a few rows must not hold all of them at once).
-fn chunked_each<T>(
+pub(super) fn chunked_each<T>(
     c: &Tx,
     all_sql: &str,
     in_sql: &str,
@@ -221,7 +197,7 @@ fn status_list(statuses: &[Status]) -> String {
 
 /// ` AND task_id NOT IN (…)` for whole-board scans of runs and events when the view leaves
 /// some statuses out (the capped board), so their rows are not read at all; else empty.
-fn skip_excluded(q: &BoardViewQuery) -> String {
+pub(super) fn skip_excluded(q: &BoardViewQuery) -> String {
     if q.exclude_statuses.is_empty() {
         return String::new();
     }
@@ -251,36 +227,6 @@ fn distinct(c: &Tx, col: &str) -> Result<Vec<String>> {
         ),
         args![],
     )
-}
-
-/// An event row for the diagnostics rules: the payload is parsed only for the kinds whose
-/// payload a rule reads (the rest are matched by kind and time alone).
-fn diag_event(r: &Row) -> Result<Event> {
-    let kind = lenient_text(r, 3).unwrap_or_default();
-    let payload = match kind.as_str() {
-        "completion_blocked_hallucination"
-        | "suspected_hallucinated_references"
-        | "blocked"
-        | "gave_up" => json_column(lenient_text(r, 4)),
-        _ => None,
-    };
-    Ok(Event {
-        id: r.get(0)?,
-        task_id: lenient_text(r, 1).unwrap_or_default(),
-        run_id: lenient_i64(r, 2),
-        kind,
-        payload,
-        created_at: lenient_i64(r, 5).unwrap_or(0),
-    })
-}
-
-/// Whether a diagnostics rule could fire for `t` (the engine's rules only look at tasks in
-/// these states or with these histories); the others skip loading their events and runs.
-fn may_need_diagnosis(t: &Task, flagged: &HashSet<String>, crashed: &HashSet<String>) -> bool {
-    matches!(t.status, Status::Blocked | Status::Ready)
-        || t.consecutive_failures > 0
-        || flagged.contains(&t.id)
-        || crashed.contains(&t.id)
 }
 
 /// The view's tasks in list order (priority desc, then oldest first).
@@ -332,10 +278,11 @@ fn pair(r: &Row) -> Result<(String, i64)> {
     Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
 }
 
-/// Read [`Figures`] for `scope` (`None`: the whole board), one grouped query each.
-fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figures> {
-    let status_since = q.status_since;
-    let skip = skip_excluded(q);
+/// Per task: its parents (edges to existing tasks), and its children with how many of them are
+/// done or archived.
+type LinkCounts = (HashMap<String, i64>, HashMap<String, (i64, i64)>);
+
+fn link_counts(c: &Tx, scope: Option<&[String]>) -> Result<LinkCounts> {
     let parents = count_map(chunked(
         c,
         "SELECT l.child_id, count(*) FROM task_links l JOIN tasks p ON p.id = l.parent_id \
@@ -362,14 +309,16 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
     )?
     .into_iter()
     .collect();
-    let comments = count_map(chunked(
-        c,
-        "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
-        "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
-        scope,
-        pair,
-    )?);
-    let summaries: HashMap<String, String> = chunked(
+    Ok((parents, children))
+}
+
+/// Each task's newest non-empty run summary; `skip` leaves excluded statuses' runs unread.
+fn latest_summaries(
+    c: &Tx,
+    scope: Option<&[String]>,
+    skip: &str,
+) -> Result<HashMap<String, String>> {
+    let rows = chunked(
         c,
         &format!(
             "SELECT task_id, summary FROM (
@@ -385,9 +334,22 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
            != '') WHERE rn = 1",
         scope,
         |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
-    )?
-    .into_iter()
-    .collect();
+    )?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Read [`Figures`] for `scope` (`None`: the whole board), one grouped query each.
+fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figures> {
+    let status_since = q.status_since;
+    let (parents, children) = link_counts(c, scope)?;
+    let comments = count_map(chunked(
+        c,
+        "SELECT task_id, count(*) FROM task_comments GROUP BY task_id",
+        "SELECT task_id, count(*) FROM task_comments WHERE task_id IN ({marks}) GROUP BY task_id",
+        scope,
+        pair,
+    )?);
+    let summaries = latest_summaries(c, scope, &skip_excluded(q))?;
     let status_kinds = STATUS_EVENT_KINDS
         .iter()
         .map(|k| format!("'{k}'"))
@@ -418,116 +380,6 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
         comments,
         summaries,
         since,
-    })
-}
-
-/// What the diagnostics engine reads for the tasks a rule could fire for.
-struct DiagnosisInput {
-    flagged: HashSet<String>,
-    crashed: HashSet<String>,
-    events: HashMap<String, Vec<Event>>,
-    runs: HashMap<String, Vec<Run>>,
-}
-
-impl DiagnosisInput {
-    fn findings(&self, t: &Task, cfg: &DiagnosticsConfig, now: i64) -> Vec<Diagnostic> {
-        match (self.events.get(&t.id), self.runs.get(&t.id)) {
-            (None, None) if !may_need_diagnosis(t, &self.flagged, &self.crashed) => vec![],
-            (ev, rn) => diagnose(
-                t,
-                ev.map(Vec::as_slice).unwrap_or(&[]),
-                rn.map(Vec::as_slice).unwrap_or(&[]),
-                cfg,
-                now,
-            ),
-        }
-    }
-}
-
-/// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
-fn diagnosis_input(
-    c: &Tx,
-    tasks: &[Task],
-    scope: Option<&[String]>,
-    q: &BoardViewQuery,
-) -> Result<DiagnosisInput> {
-    let skip = skip_excluded(q);
-    let flagged: HashSet<String> = chunked(
-        c,
-        "SELECT DISTINCT task_id FROM task_events WHERE kind IN
-           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-        "SELECT DISTINCT task_id FROM task_events WHERE task_id IN ({marks}) AND kind IN
-           ('completion_blocked_hallucination', 'suspected_hallucinated_references', 'unblocked')",
-        scope,
-        |r| r.get::<String>(0),
-    )?
-    .into_iter()
-    .collect();
-    let crashed: HashSet<String> = chunked(
-        c,
-        "SELECT DISTINCT task_id FROM task_runs WHERE outcome = 'crashed'",
-        "SELECT DISTINCT task_id FROM task_runs WHERE task_id IN ({marks}) AND outcome = 'crashed'",
-        scope,
-        |r| r.get::<String>(0),
-    )?
-    .into_iter()
-    .collect();
-    let candidates: Vec<String> = tasks
-        .iter()
-        .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
-        .map(|t| t.id.clone())
-        .collect();
-    let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-    let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
-    if !candidates.is_empty() {
-        // Only the kinds the rules read (no heartbeats, claims, spawns…). A large
-        // candidate set is cheaper to serve with one scan than with many IN lists.
-        let kinds = DIAGNOSTIC_EVENT_KINDS
-            .iter()
-            .map(|k| format!("'{k}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let ev_all = format!(
-            "SELECT {EVENT_COLUMNS} FROM task_events WHERE kind IN ({kinds}){skip} ORDER BY id"
-        );
-        let ev_in = format!(
-            "SELECT {EVENT_COLUMNS} FROM task_events WHERE task_id IN ({{marks}}) AND kind IN \
-                ({kinds}) ORDER BY id"
-        );
-        let run_all = format!(
-            "SELECT {RUN_COLUMNS} FROM task_runs WHERE 1 = 1{skip} ORDER BY started_at, id"
-        );
-        let run_in = format!(
-            "SELECT {RUN_COLUMNS} FROM task_runs WHERE task_id IN ({{marks}}) ORDER BY \
-                started_at, id"
-        );
-        let wanted: HashSet<&str> = candidates.iter().map(String::as_str).collect();
-        let scan_all = candidates.len() > 2 * CHUNK;
-        let scope = (!scan_all).then_some(candidates.as_slice());
-        // Rows stream through a filter: only the candidates' rows are kept.
-        chunked_each(c, &ev_all, &ev_in, scope, diag_event, |e| {
-            if wanted.contains(e.task_id.as_str()) {
-                events.entry(e.task_id.clone()).or_default().push(e);
-            }
-        })?;
-        chunked_each(
-            c,
-            &run_all,
-            &run_in,
-            scope,
-            <Run as FromRow>::from_row,
-            |r| {
-                if wanted.contains(r.task_id.as_str()) {
-                    runs.entry(r.task_id.clone()).or_default().push(r);
-                }
-            },
-        )?;
-    }
-    Ok(DiagnosisInput {
-        flagged,
-        crashed,
-        events,
-        runs,
     })
 }
 
@@ -579,90 +431,4 @@ impl Board {
             })
         })
     }
-
-    /// Open runs that have a worker pid, on running tasks whose current run they are, oldest
-    /// first.
-    pub fn active_workers(&self) -> Result<Vec<ActiveWorker>> {
-        self.read(|c| {
-            let cols: Vec<String> = RUN_COLUMNS
-                .split(',')
-                .map(|s| format!("r.{}", s.trim()))
-                .collect();
-            let n = cols.len();
-            c.map(
-                &format!(
-                    "SELECT {}, t.title, t.status, t.assignee FROM task_runs r
-                     JOIN tasks t ON t.current_run_id = r.id
-                     WHERE t.status = 'running' AND r.ended_at IS NULL AND r.worker_pid IS NOT NULL
-                     ORDER BY r.started_at, r.id",
-                    cols.join(", ")
-                ),
-                args![],
-                |r| {
-                    Ok(ActiveWorker {
-                        run: <Run as FromRow>::from_row(r)?,
-                        task_title: lenient_text(r, n).unwrap_or_default(),
-                        task_status: lenient_text(r, n + 1)
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(Status::Running),
-                        task_assignee: lenient_text(r, n + 2),
-                    })
-                },
-            )
-        })
-    }
-}
-
-/// Edit a board's `board.json` (name, description, icon, colour, default workdir); unknown
-/// keys are kept. The default workdir must be an existing absolute directory.
-pub fn update_board(env: &Env, raw_slug: &str, patch: BoardPatch, now: i64) -> Result<BoardMeta> {
-    let slug = normalize_slug(raw_slug)?;
-    if !board_exists(env, &slug) {
-        return Err(KernelError::BoardNotFound(slug));
-    }
-    let mut meta = read_board_meta(env, &slug);
-    if let Some(n) = patch.name {
-        let n = super::validate::required_text("name", &n, 200)?;
-        meta.name = n;
-    }
-    let clean = |field: &'static str, v: Option<String>| -> Result<Option<String>> {
-        super::validate::optional_text(field, v.as_deref(), 4096)
-    };
-    if let Some(d) = patch.description {
-        meta.description = clean("description", d)?;
-    }
-    if let Some(i) = patch.icon {
-        meta.icon = clean("icon", i)?;
-    }
-    if let Some(c) = patch.color {
-        meta.color = clean("color", c)?;
-    }
-    if let Some(w) = patch.default_workdir {
-        let w = clean("default_workdir", w)?;
-        if let Some(p) = &w {
-            check_workdir(p)?;
-        }
-        meta.default_workdir = w;
-    }
-    meta.created_at.get_or_insert(now);
-    write_board_meta(env, &meta)?;
-    Ok(meta)
-}
-
-/// A board default workdir must be an absolute path to an existing directory.
-pub fn check_workdir(p: &str) -> Result<()> {
-    let path = std::path::Path::new(p);
-    if !path.is_absolute() {
-        return Err(KernelError::invalid(
-            "default_workdir",
-            format!("{p:?} is not an absolute path"),
-        ));
-    }
-    if !path.is_dir() {
-        return Err(KernelError::invalid(
-            "default_workdir",
-            format!("{p:?} is not an existing directory"),
-        ));
-    }
-    Ok(())
 }

@@ -14,7 +14,7 @@ use super::board::{Board, load_task};
 use super::comments::list_comments_tx;
 use super::error::Result;
 use super::graph::{children_of, parents_of};
-use super::types::{Comment, Event, RUN_COLUMNS, Run, Status, Task};
+use super::types::{Attachment, Comment, Event, RUN_COLUMNS, Run, Status, Task};
 
 const BODY_CAP: usize = 8 * 1024;
 const FIELD_CAP: usize = 4 * 1024;
@@ -146,167 +146,22 @@ impl Board {
         })
     }
 
-    /// The worker's orientation markdown for a task (REF §12), ending in one newline.
+    /// The worker's orientation markdown for a task (REF §12), ending in one newline: the
+    /// header, then each non-empty section with a blank line before it.
     pub fn build_worker_context(&self, task_id: &str) -> Result<String> {
         let now = self.now();
         self.read(|c| {
             let t = load_task(c, task_id)?;
-            let mut out = String::new();
-            let _ = writeln!(out, "# Kanban task {}: {}\n", t.id, t.title);
-            let _ = writeln!(
-                out,
-                "Assignee: {}",
-                t.assignee.as_deref().unwrap_or("(unassigned)")
-            );
-            let _ = writeln!(out, "Status:   {}", t.status);
-            if let Some(tn) = &t.tenant {
-                let _ = writeln!(out, "Tenant:   {tn}");
-            }
-            let _ = writeln!(
-                out,
-                "Workspace: {} @ {}",
-                t.workspace_kind,
-                t.workspace_path.as_deref().unwrap_or("(unresolved)")
-            );
-            if let Some(m) = t.max_runtime_seconds {
-                let _ = writeln!(out, "Max runtime: {m}s");
-                let _ = writeln!(out, "Terminal timeout: {}s", (m - 30).max(1));
-            }
-            if let Some(b) = &t.branch_name {
-                let _ = writeln!(out, "Branch:   {b}");
-            }
-            let mut sections: Vec<String> = Vec::new();
-            if let Some(body) = t.body.as_deref().filter(|b| !b.trim().is_empty()) {
-                sections.push(format!("## Body\n{}", cap(body.trim_end(), BODY_CAP)));
-            }
-            let atts = self.list_attachments(task_id)?;
-            if !atts.is_empty() {
-                let mut s = String::from(
-                    "## Attachments\nFiles attached to this task; read them from the paths \
-                    below.\n",
-                );
-                for a in &atts {
-                    // Hermes' line: "- `name`[, type][, N KB] → `path`" (size rounded up).
-                    let ctype = a
-                        .content_type
-                        .as_deref()
-                        .map(|t| format!(", {t}"))
-                        .unwrap_or_default();
-                    let size = if a.size > 0 {
-                        format!(", {} KB", ((a.size + 1023) / 1024).max(1))
-                    } else {
-                        String::new()
-                    };
-                    let _ = writeln!(s, "- `{}`{ctype}{size} → `{}`", a.filename, a.stored_path);
-                }
-                sections.push(s.trim_end().to_string());
-            }
-            let closed: Vec<Run> = self
-                .list_runs(task_id, None)?
-                .into_iter()
-                .filter(|r| r.ended_at.is_some())
-                .collect();
-            if !closed.is_empty() {
-                let mut s = String::from("## Prior attempts on this task\n");
-                let skip = closed.len().saturating_sub(ATTEMPTS_SHOWN);
-                if skip > 0 {
-                    let _ = writeln!(
-                        s,
-                        "({skip} earlier attempts omitted; the newest {ATTEMPTS_SHOWN} follow)"
-                    );
-                }
-                for (i, r) in closed.iter().enumerate().skip(skip) {
-                    // As Hermes: stamped with the attempt's start, a blank line after each.
-                    let when = r.started_at;
-                    let _ = writeln!(
-                        s,
-                        "{}### Attempt {} — {} ({}, {}, {})",
-                        if i > skip { "\n" } else { "" },
-                        i + 1,
-                        r.outcome.as_deref().unwrap_or(&r.status),
-                        r.profile.as_deref().unwrap_or("(unknown)"),
-                        local_ts(when),
-                        relative_age(when, now)
-                    );
-                    if let Some(sm) = r.summary.as_deref().filter(|x| !x.trim().is_empty()) {
-                        let _ = writeln!(s, "{}", cap(sm.trim(), FIELD_CAP));
-                    }
-                    if let Some(e) = r.error.as_deref().filter(|x| !x.trim().is_empty()) {
-                        let _ = writeln!(s, "_error_: {}", cap(e.trim(), FIELD_CAP));
-                    }
-                    if let Some(m) = r.metadata.as_ref().filter(|m| !m.is_null()) {
-                        let _ = writeln!(s, "_metadata_: `{}`", cap(&sorted_json(m), FIELD_CAP));
-                    }
-                }
-                sections.push(s.trim_end().to_string());
-            }
-            let mut parent_parts = Vec::new();
-            for p in parent_handoffs_tx(c, task_id)? {
-                let mut s = match p.completed_at {
-                    Some(w) => format!("### {} (completed {})\n", p.id, relative_age(w, now)),
-                    None => format!("### {}\n", p.id),
-                };
-                let summary = p.summary.as_deref().unwrap_or("(no result recorded)");
-                let _ = writeln!(s, "{}", cap(summary.trim(), FIELD_CAP));
-                if let Some(m) = &p.metadata {
-                    let _ = writeln!(s, "_metadata_: `{}`", cap(&sorted_json(m), FIELD_CAP));
-                }
-                parent_parts.push(s.trim_end().to_string());
-            }
-            if !parent_parts.is_empty() {
-                sections.push(format!(
-                    "## Parent task results\n_Hand-offs recorded when each parent finished (age in \
-                    brackets); they are snapshots — re-check anything that may have changed \
-                    since._\n{}",
-                    parent_parts.join("\n\n")
-                ));
-            }
-            if let Some(a) = &t.assignee {
-                let rows: Vec<(String, String, i64, Option<String>)> = c.rows(
-                    "SELECT r.task_id, t.title, COALESCE(r.ended_at, r.started_at), r.summary
-                     FROM task_runs r JOIN tasks t ON t.id = r.task_id
-                     WHERE r.profile=?1 AND r.outcome='completed' AND r.task_id != ?2
-                     ORDER BY COALESCE(r.ended_at, r.started_at) DESC, r.id DESC LIMIT ?3",
-                    args![a, task_id, RECENT_WORK as i64],
-                )?;
-                if !rows.is_empty() {
-                    let mut s = format!("## Recent work by @{a}\n");
-                    for (id, title, when, summary) in rows {
-                        let line = summary
-                            .as_deref()
-                            .map(|x| super::validate::first_line(x, 200))
-                            .filter(|x| !x.is_empty())
-                            .unwrap_or_else(|| "(no summary)".into());
-                        let _ = writeln!(
-                            s,
-                            "- {id} — {title} ({}, {}): {line}",
-                            local_ts(when),
-                            relative_age(when, now)
-                        );
-                    }
-                    sections.push(s.trim_end().to_string());
-                }
-            }
-            let comments = list_comments_tx(c, task_id)?;
-            if !comments.is_empty() {
-                let mut s = String::from("## Comment thread\n");
-                let skip = comments.len().saturating_sub(COMMENTS_SHOWN);
-                if skip > 0 {
-                    let _ = writeln!(s, "({skip} older comments omitted)");
-                }
-                for cm in comments.iter().skip(skip) {
-                    let _ = writeln!(
-                        s,
-                        "comment from worker `{}` at {}, {}:\n{}\n",
-                        cm.author.replace('`', ""),
-                        local_ts(cm.created_at),
-                        relative_age(cm.created_at, now),
-                        cap(cm.body.trim(), COMMENT_CAP)
-                    );
-                }
-                sections.push(s.trim_end().to_string());
-            }
-            for s in sections {
+            let mut out = context_header(&t);
+            let sections = [
+                body_section(&t),
+                attachments_section(&self.list_attachments(task_id)?),
+                attempts_section(&self.list_runs(task_id, None)?, now),
+                parents_section(&parent_handoffs_tx(c, task_id)?, now),
+                recent_work_section(c, &t, now)?,
+                comments_section(&list_comments_tx(c, task_id)?, now),
+            ];
+            for s in sections.into_iter().flatten() {
                 out.push('\n');
                 out.push_str(&s);
                 out.push('\n');
@@ -314,6 +169,187 @@ impl Board {
             Ok(out)
         })
     }
+}
+
+/// The context's title and the task's fields (tenant, max runtime and branch only when set).
+fn context_header(t: &Task) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Kanban task {}: {}\n", t.id, t.title);
+    let _ = writeln!(
+        out,
+        "Assignee: {}",
+        t.assignee.as_deref().unwrap_or("(unassigned)")
+    );
+    let _ = writeln!(out, "Status:   {}", t.status);
+    if let Some(tn) = &t.tenant {
+        let _ = writeln!(out, "Tenant:   {tn}");
+    }
+    let _ = writeln!(
+        out,
+        "Workspace: {} @ {}",
+        t.workspace_kind,
+        t.workspace_path.as_deref().unwrap_or("(unresolved)")
+    );
+    if let Some(m) = t.max_runtime_seconds {
+        let _ = writeln!(out, "Max runtime: {m}s");
+        let _ = writeln!(out, "Terminal timeout: {}s", (m - 30).max(1));
+    }
+    if let Some(b) = &t.branch_name {
+        let _ = writeln!(out, "Branch:   {b}");
+    }
+    out
+}
+
+/// `## Body`: the task's body, capped, when it has one.
+fn body_section(t: &Task) -> Option<String> {
+    let body = t.body.as_deref().filter(|b| !b.trim().is_empty())?;
+    Some(format!("## Body\n{}", cap(body.trim_end(), BODY_CAP)))
+}
+
+/// `## Attachments`: one line per file with its type, size and stored path.
+fn attachments_section(atts: &[Attachment]) -> Option<String> {
+    if atts.is_empty() {
+        return None;
+    }
+    let mut s = String::from(
+        "## Attachments\nFiles attached to this task; read them from the paths below.\n",
+    );
+    for a in atts {
+        // Hermes' line: "- `name`[, type][, N KB] → `path`" (size rounded up).
+        let ctype = a
+            .content_type
+            .as_deref()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default();
+        let size = if a.size > 0 {
+            format!(", {} KB", ((a.size + 1023) / 1024).max(1))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "- `{}`{ctype}{size} → `{}`", a.filename, a.stored_path);
+    }
+    Some(s.trim_end().to_string())
+}
+
+/// `## Prior attempts on this task`: the newest closed runs with their summary, error and
+/// metadata.
+fn attempts_section(runs: &[Run], now: i64) -> Option<String> {
+    let closed: Vec<&Run> = runs.iter().filter(|r| r.ended_at.is_some()).collect();
+    if closed.is_empty() {
+        return None;
+    }
+    let mut s = String::from("## Prior attempts on this task\n");
+    let skip = closed.len().saturating_sub(ATTEMPTS_SHOWN);
+    if skip > 0 {
+        let _ = writeln!(
+            s,
+            "({skip} earlier attempts omitted; the newest {ATTEMPTS_SHOWN} follow)"
+        );
+    }
+    for (i, r) in closed.iter().enumerate().skip(skip) {
+        // As Hermes: stamped with the attempt's start, a blank line after each.
+        let when = r.started_at;
+        let _ = writeln!(
+            s,
+            "{}### Attempt {} — {} ({}, {}, {})",
+            if i > skip { "\n" } else { "" },
+            i + 1,
+            r.outcome.as_deref().unwrap_or(&r.status),
+            r.profile.as_deref().unwrap_or("(unknown)"),
+            local_ts(when),
+            relative_age(when, now)
+        );
+        if let Some(sm) = r.summary.as_deref().filter(|x| !x.trim().is_empty()) {
+            let _ = writeln!(s, "{}", cap(sm.trim(), FIELD_CAP));
+        }
+        if let Some(e) = r.error.as_deref().filter(|x| !x.trim().is_empty()) {
+            let _ = writeln!(s, "_error_: {}", cap(e.trim(), FIELD_CAP));
+        }
+        if let Some(m) = r.metadata.as_ref().filter(|m| !m.is_null()) {
+            let _ = writeln!(s, "_metadata_: `{}`", cap(&sorted_json(m), FIELD_CAP));
+        }
+    }
+    Some(s.trim_end().to_string())
+}
+
+/// `## Parent task results`: each shown parent's hand-off with its age.
+fn parents_section(handoffs: &[ParentHandoff], now: i64) -> Option<String> {
+    if handoffs.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for p in handoffs {
+        let mut s = match p.completed_at {
+            Some(w) => format!("### {} (completed {})\n", p.id, relative_age(w, now)),
+            None => format!("### {}\n", p.id),
+        };
+        let summary = p.summary.as_deref().unwrap_or("(no result recorded)");
+        let _ = writeln!(s, "{}", cap(summary.trim(), FIELD_CAP));
+        if let Some(m) = &p.metadata {
+            let _ = writeln!(s, "_metadata_: `{}`", cap(&sorted_json(m), FIELD_CAP));
+        }
+        parts.push(s.trim_end().to_string());
+    }
+    Some(format!(
+        "## Parent task results\n_Hand-offs recorded when each parent finished (age in \
+        brackets); they are snapshots — re-check anything that may have changed since._\n{}",
+        parts.join("\n\n")
+    ))
+}
+
+/// `## Recent work by @assignee`: the assignee's latest completed runs on other tasks.
+fn recent_work_section(c: &Tx, t: &Task, now: i64) -> Result<Option<String>> {
+    let Some(a) = &t.assignee else {
+        return Ok(None);
+    };
+    let rows: Vec<(String, String, i64, Option<String>)> = c.rows(
+        "SELECT r.task_id, t.title, COALESCE(r.ended_at, r.started_at), r.summary
+         FROM task_runs r JOIN tasks t ON t.id = r.task_id
+         WHERE r.profile=?1 AND r.outcome='completed' AND r.task_id != ?2
+         ORDER BY COALESCE(r.ended_at, r.started_at) DESC, r.id DESC LIMIT ?3",
+        args![a, &t.id, RECENT_WORK as i64],
+    )?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut s = format!("## Recent work by @{a}\n");
+    for (id, title, when, summary) in rows {
+        let line = summary
+            .as_deref()
+            .map(|x| super::validate::first_line(x, 200))
+            .filter(|x| !x.is_empty())
+            .unwrap_or_else(|| "(no summary)".into());
+        let _ = writeln!(
+            s,
+            "- {id} — {title} ({}, {}): {line}",
+            local_ts(when),
+            relative_age(when, now)
+        );
+    }
+    Ok(Some(s.trim_end().to_string()))
+}
+
+/// `## Comment thread`: the newest comments, each capped, authors without backticks.
+fn comments_section(comments: &[Comment], now: i64) -> Option<String> {
+    if comments.is_empty() {
+        return None;
+    }
+    let mut s = String::from("## Comment thread\n");
+    let skip = comments.len().saturating_sub(COMMENTS_SHOWN);
+    if skip > 0 {
+        let _ = writeln!(s, "({skip} older comments omitted)");
+    }
+    for cm in comments.iter().skip(skip) {
+        let _ = writeln!(
+            s,
+            "comment from worker `{}` at {}, {}:\n{}\n",
+            cm.author.replace('`', ""),
+            local_ts(cm.created_at),
+            relative_age(cm.created_at, now),
+            cap(cm.body.trim(), COMMENT_CAP)
+        );
+    }
+    Some(s.trim_end().to_string())
 }
 
 /// A parent's hand-off as its child's worker sees it (the "Parent task results" of the worker

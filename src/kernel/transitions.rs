@@ -449,6 +449,14 @@ mod seam_tests {
         ("tokens.rs", include_str!("tokens.rs")),
         ("webhooks.rs", include_str!("webhooks.rs")),
         ("board_view.rs", include_str!("board_view.rs")),
+        (
+            "board_view/diagnosis.rs",
+            include_str!("board_view/diagnosis.rs"),
+        ),
+        (
+            "board_view/workers.rs",
+            include_str!("board_view/workers.rs"),
+        ),
     ];
 
     #[test]

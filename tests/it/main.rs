@@ -37,6 +37,7 @@ mod mcp {
 /// The REST API and dashboard server on 127.0.0.1.
 mod web {
     mod api;
+    mod worker_rule;
 }
 
 /// The dispatcher and daemon against real (fake-script) workers; webhook notifications.

@@ -12,7 +12,7 @@ mod rules;
 
 use super::board::{Board, DEFAULT_FAILURE_LIMIT};
 use super::error::Result;
-use super::store::{FromRow, arg_refs};
+use super::store::{FromRow, Tx, arg_refs};
 use super::tasks::query_tasks;
 use super::types::{EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task};
 use rules::*;
@@ -220,27 +220,12 @@ impl Board {
                 Some(_) => "WHERE task_id = ?1",
                 None => "WHERE task_id IN (SELECT id FROM tasks WHERE status != 'archived')",
             };
-            let mut events: HashMap<String, Vec<Event>> = HashMap::new();
-            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
             let arg: Vec<&str> = task_id.into_iter().collect();
-            c.each(
-                &format!("SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id"),
-                &arg_refs(&arg),
-                |r| {
-                    let e = <Event as FromRow>::from_row(r)?;
-                    events.entry(e.task_id.clone()).or_default().push(e);
-                    Ok(())
-                },
-            )?;
-            c.each(
-                &format!("SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id"),
-                &arg_refs(&arg),
-                |r| {
-                    let run = <Run as FromRow>::from_row(r)?;
-                    runs.entry(run.task_id.clone()).or_default().push(run);
-                    Ok(())
-                },
-            )?;
+            let sql = format!("SELECT {EVENT_COLUMNS} FROM task_events {scope} ORDER BY id");
+            let mut events = by_task(c, &sql, &arg, |e: &Event| &e.task_id)?;
+            let sql =
+                format!("SELECT {RUN_COLUMNS} FROM task_runs {scope} ORDER BY started_at, id");
+            let mut runs = by_task(c, &sql, &arg, |r: &Run| &r.task_id)?;
             let mut out = Vec::new();
             for t in tasks {
                 let ev = events.remove(&t.id).unwrap_or_default();
@@ -260,4 +245,20 @@ impl Board {
             Ok(out)
         })
     }
+}
+
+/// The rows `sql` reads (in its order), grouped by their task (`task`).
+fn by_task<T: FromRow>(
+    c: &Tx,
+    sql: &str,
+    args: &[&str],
+    task: impl Fn(&T) -> &String,
+) -> Result<HashMap<String, Vec<T>>> {
+    let mut out: HashMap<String, Vec<T>> = HashMap::new();
+    c.each(sql, &arg_refs(args), |r| {
+        let row = T::from_row(r)?;
+        out.entry(task(&row).clone()).or_default().push(row);
+        Ok(())
+    })?;
+    Ok(out)
 }

@@ -36,32 +36,23 @@ impl Board {
         })
     }
 
-    /// Set or clear (`None`) the assignee. Refused while the task is running with a claim
-    /// (reassign with reclaim instead). Assigning a different profile resets the failure
-    /// counter. A no-op when unchanged.
+    /// Set or clear (`None`) the assignee. Refused while a worker may be attached
+    /// ([`Task::has_worker`]: reassign with reclaim instead). Assigning a different profile
+    /// resets the failure counter. A no-op when unchanged.
     pub fn assign_task(&self, task_id: &str, assignee: Option<&str>) -> Result<Task> {
         let assignee = v::profile_name("assignee", assignee)?;
         let now = self.now();
         self.write(|c| {
             let t = c.lock_task(task_id)?;
-            if t.status == Status::Running && t.claim_lock.is_some() {
-                return Err(KernelError::refused(
-                    task_id,
-                    "assign",
-                    format!(
-                        "it is running (claimed by {}); reclaim it first or use `reassign \
-                        --reclaim`",
-                        t.claim_lock.as_deref().unwrap_or("?")
-                    ),
-                ));
-            }
+            refuse_with_worker(&t, "assign")?;
             assign_tx(c, &t, assignee.as_deref(), None, now)?;
             load_task(c, task_id)
         })
     }
 
-    /// Reassign; when the task is running, `reclaim_first` reclaims it in the same transaction
-    /// (otherwise refused). `termination` is the caller's report of stopping the worker.
+    /// Reassign; when a worker may be attached ([`Task::has_worker`]), `reclaim_first`
+    /// reclaims the task in the same transaction (otherwise refused, as [`Board::assign_task`]
+    /// refuses). `termination` is the caller's report of stopping the worker.
     pub fn reassign_task(
         &self,
         task_id: &str,
@@ -75,15 +66,9 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = c.lock_task(task_id)?;
-            let running = t.status == Status::Running || t.claim_lock.is_some();
-            if running && !reclaim_first {
-                return Err(KernelError::refused(
-                    task_id,
-                    "reassign",
-                    "it is still running; pass --reclaim to release the claim first",
-                ));
-            }
-            if running {
+            if !reclaim_first {
+                refuse_with_worker(&t, "reassign")?;
+            } else if t.has_worker() {
                 reclaim_tx(c, &t, reason.as_deref(), termination.clone(), now)?;
             }
             let t = c.lock_task(task_id)?;
@@ -112,41 +97,25 @@ impl Board {
         }
         let now = self.now();
         self.write(|c| {
-            let t = c.lock_task(task_id)?;
-            if t.status == Status::Archived {
-                return Err(KernelError::refused(task_id, "set-model", "it is archived"));
-            }
-            if t.model_override == model && t.provider_override == provider {
-                return Ok(t);
-            }
-            let n = c.exec(
-                "UPDATE tasks SET model_override=?1, provider_override=?2
-                 WHERE id=?3 AND model_override IS NOT DISTINCT FROM ?4
-                   AND provider_override IS NOT DISTINCT FROM ?5",
-                args![
-                    model,
-                    provider,
-                    task_id,
-                    t.model_override,
-                    t.provider_override
-                ],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    task_id,
-                    "set-model",
-                    "it changed concurrently; try again",
-                ));
-            }
-            add_event(
-                c,
-                task_id,
-                None,
-                "model_override_set",
-                obj! {"model" => model, "provider" => provider},
-                now,
-            )?;
-            load_task(c, task_id)
+            let payload = obj! {"model" => model, "provider" => provider};
+            set_override_tx(c, task_id, "model_override_set", payload, now, |t| {
+                if t.model_override == model && t.provider_override == provider {
+                    return Ok(None);
+                }
+                c.exec(
+                    "UPDATE tasks SET model_override=?1, provider_override=?2
+                     WHERE id=?3 AND model_override IS NOT DISTINCT FROM ?4
+                       AND provider_override IS NOT DISTINCT FROM ?5",
+                    args![
+                        model,
+                        provider,
+                        task_id,
+                        t.model_override,
+                        t.provider_override
+                    ],
+                )
+                .map(Some)
+            })
         })
     }
 
@@ -157,56 +126,28 @@ impl Board {
         let level = v::reasoning_effort("reasoning_effort", level)?;
         let now = self.now();
         self.write(|c| {
-            let t = c.lock_task(task_id)?;
-            if t.status == Status::Archived {
-                return Err(KernelError::refused(task_id, "set-model", "it is archived"));
-            }
-            if t.reasoning_effort == level {
-                return Ok(t);
-            }
-            let n = c.exec(
-                "UPDATE tasks SET reasoning_effort=?1 WHERE id=?2 AND reasoning_effort IS NOT \
-                DISTINCT FROM ?3",
-                args![level, task_id, t.reasoning_effort],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    task_id,
-                    "set-model",
-                    "it changed concurrently; try again",
-                ));
-            }
-            add_event(
-                c,
-                task_id,
-                None,
-                "reasoning_effort_set",
-                obj! {"reasoning_effort" => level},
-                now,
-            )?;
-            load_task(c, task_id)
+            let payload = obj! {"reasoning_effort" => level};
+            set_override_tx(c, task_id, "reasoning_effort_set", payload, now, |t| {
+                if t.reasoning_effort == level {
+                    return Ok(None);
+                }
+                c.exec(
+                    "UPDATE tasks SET reasoning_effort=?1 WHERE id=?2 AND reasoning_effort IS NOT \
+                    DISTINCT FROM ?3",
+                    args![level, task_id, t.reasoning_effort],
+                )
+                .map(Some)
+            })
         })
     }
 
     /// Edit title, body, priority or tenant. Events: `edited {fields}` for text fields,
     /// `reprioritized {priority}` for priority.
     pub fn update_task(&self, task_id: &str, patch: TaskPatch) -> Result<Task> {
-        let title = patch.title.as_deref().map(v::title).transpose()?;
-        let body = match &patch.body {
-            None => None,
-            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
-        };
-        let tenant = match &patch.tenant {
-            None => None,
-            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
-        };
-        let priority = patch
-            .priority
-            .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
-            .transpose()?;
+        let fields = Fields::check(&patch)?;
         let now = self.now();
         self.write(|c| {
-            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
+            update_tx(c, task_id, &fields, now)?;
             load_task(c, task_id)
         })
     }
@@ -239,19 +180,7 @@ impl Board {
         patch: TaskPatch,
         result: Option<ResultEdit<'_>>,
     ) -> Result<Task> {
-        let title = patch.title.as_deref().map(v::title).transpose()?;
-        let body = match &patch.body {
-            None => None,
-            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
-        };
-        let tenant = match &patch.tenant {
-            None => None,
-            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
-        };
-        let priority = patch
-            .priority
-            .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
-            .transpose()?;
+        let fields = Fields::check(&patch)?;
         let result = match result {
             None => None,
             Some(r) => Some((
@@ -260,12 +189,7 @@ impl Board {
                 v::metadata(r.metadata)?,
             )),
         };
-        if title.is_none()
-            && body.is_none()
-            && tenant.is_none()
-            && priority.is_none()
-            && result.is_none()
-        {
+        if fields.is_empty() && result.is_none() {
             return Err(KernelError::invalid(
                 "edit",
                 "nothing to change: give a title, body, priority or result",
@@ -273,7 +197,7 @@ impl Board {
         }
         let now = self.now();
         self.write(|c| {
-            update_tx(c, task_id, &title, &body, &tenant, priority, now)?;
+            update_tx(c, task_id, &fields, now)?;
             if let Some((result, summary, metadata)) = &result {
                 edit_result_tx(c, task_id, result, summary, metadata, now)?;
             }
@@ -282,15 +206,103 @@ impl Board {
     }
 }
 
-fn update_tx(
+/// A [`TaskPatch`]'s fields, checked (`None` = leave; `Some(None)` = clear).
+struct Fields {
+    title: Option<String>,
+    body: Option<Option<String>>,
+    tenant: Option<Option<String>>,
+    priority: Option<i64>,
+}
+
+impl Fields {
+    /// Check every field of `patch` (sizes, names, the priority range) before any write.
+    fn check(patch: &TaskPatch) -> Result<Fields> {
+        let body = match &patch.body {
+            None => None,
+            Some(b) => Some(v::optional_text("body", b.as_deref(), v::BODY_MAX_BYTES)?),
+        };
+        let tenant = match &patch.tenant {
+            None => None,
+            Some(t) => Some(v::short_name("tenant", t.as_deref())?),
+        };
+        Ok(Fields {
+            title: patch.title.as_deref().map(v::title).transpose()?,
+            body,
+            tenant,
+            priority: patch
+                .priority
+                .map(|p| v::in_range("priority", p, v::PRIORITY_RANGE))
+                .transpose()?,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.body.is_none()
+            && self.tenant.is_none()
+            && self.priority.is_none()
+    }
+}
+
+/// The refusal [`Board::assign_task`] and [`Board::reassign_task`] (without a reclaim) give
+/// while a worker may be attached to `t` ([`Task::has_worker`], the one rule).
+fn refuse_with_worker(t: &Task, verb: &'static str) -> Result<()> {
+    if !t.has_worker() {
+        return Ok(());
+    }
+    let lock = t.claim_lock.as_deref().unwrap_or("?");
+    let held = match t.status {
+        Status::Running => format!("it is still running (claimed by {lock})"),
+        other => format!("it is {other} but still claimed by {lock}"),
+    };
+    Err(KernelError::refused(
+        &t.id,
+        verb,
+        format!(
+            "{held}; reclaim it first or use `reassign --reclaim` to release the claim (REST: \
+            `reclaim_first`)"
+        ),
+    ))
+}
+
+/// The shared step of `set-model` and the reasoning override: refuse an archived task, let
+/// `update` write its CAS-guarded UPDATE (`None`: nothing to change), refuse a lost race,
+/// then record `kind` with `payload`. Returns the task as it is now.
+fn set_override_tx(
     c: &Tx,
     task_id: &str,
-    title: &Option<String>,
-    body: &Option<Option<String>>,
-    tenant: &Option<Option<String>>,
-    priority: Option<i64>,
+    kind: &str,
+    payload: Map<String, Value>,
     now: i64,
-) -> Result<()> {
+    update: impl FnOnce(&Task) -> Result<Option<usize>>,
+) -> Result<Task> {
+    let t = c.lock_task(task_id)?;
+    if t.status == Status::Archived {
+        return Err(KernelError::refused(task_id, "set-model", "it is archived"));
+    }
+    match update(&t)? {
+        None => return Ok(t),
+        Some(1) => {}
+        Some(_) => {
+            return Err(KernelError::refused(
+                task_id,
+                "set-model",
+                "it changed concurrently; try again",
+            ));
+        }
+    }
+    add_event(c, task_id, None, kind, payload, now)?;
+    load_task(c, task_id)
+}
+
+fn update_tx(c: &Tx, task_id: &str, f: &Fields, now: i64) -> Result<()> {
+    let Fields {
+        title,
+        body,
+        tenant,
+        priority,
+    } = f;
+    let priority = *priority;
     let t = c.lock_task(task_id)?;
     let mut fields: Vec<&str> = Vec::new();
     if let Some(title) = &title

@@ -209,53 +209,68 @@ fn json_response(body: Body) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// `?ids=a,b`: the cards to refresh (each a task id; at most 2000).
+fn parse_ids(q: &HashMap<String, String>) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(s) = q.get("ids") else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for id in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        out.push(v::task_id("ids", id)?);
+    }
+    if out.len() > 2000 {
+        return Err(ApiError::bad("invalid ids: at most 2000 ids per request"));
+    }
+    Ok(Some(out))
+}
+
+/// `?column=&cursor=` ("load more"): which capped column, from where.
+type PageAsk = (Status, Option<ColumnCursor>);
+
+fn parse_page(q: &HashMap<String, String>, with_ids: bool) -> Result<Option<PageAsk>, ApiError> {
+    if !q.contains_key("column") && !q.contains_key("cursor") {
+        return Ok(None);
+    }
+    if with_ids {
+        return Err(ApiError::bad(
+            "invalid column: ids and column/cursor cannot be combined (ask for one page or for \
+            some cards)",
+        ));
+    }
+    let name = q.get("column").map(|s| s.trim()).unwrap_or("done");
+    let status = match name.parse::<Status>() {
+        Ok(s) if CAPPED_COLUMNS.contains(&s) => s,
+        _ => {
+            return Err(ApiError::bad(format!(
+                "invalid column: {name:?} is not paged (use done or archived)"
+            )));
+        }
+    };
+    let cursor = match q.get("cursor").map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        Some(c) => Some(ColumnCursor::parse(c)?),
+        None => None,
+    };
+    Ok(Some((status, cursor)))
+}
+
+/// A non-empty query parameter.
+fn param(q: &HashMap<String, String>, k: &str) -> Option<String> {
+    q.get(k).filter(|s| !s.is_empty()).cloned()
+}
+
+fn err500(e: serde_json::Error) -> ApiError {
+    ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
 pub(super) async fn board_inner(
     st: Arc<WebState>,
     q: HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let include_archived = flag(&q, "include_archived")?;
     let compact = flag(&q, "compact")?;
-    let status_since = flag(&q, "status_since")?;
     let done_limit = int_param(&q, "done_limit", 0..=MAX_COLUMN_LIMIT as i64)?;
-    let ids: Option<Vec<String>> = match q.get("ids") {
-        None => None,
-        Some(s) => {
-            let mut out = Vec::new();
-            for id in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-                out.push(v::task_id("ids", id)?);
-            }
-            if out.len() > 2000 {
-                return Err(ApiError::bad("invalid ids: at most 2000 ids per request"));
-            }
-            Some(out)
-        }
-    };
-    // "Load more": one page of a capped column.
-    let page: Option<(Status, Option<ColumnCursor>)> =
-        if q.contains_key("column") || q.contains_key("cursor") {
-            if ids.is_some() {
-                return Err(ApiError::bad(
-                    "invalid column: ids and column/cursor cannot be combined (ask for one page or \
-                    for some cards)",
-                ));
-            }
-            let name = q.get("column").map(|s| s.trim()).unwrap_or("done");
-            let status = match name.parse::<Status>() {
-                Ok(s) if CAPPED_COLUMNS.contains(&s) => s,
-                _ => {
-                    return Err(ApiError::bad(format!(
-                        "invalid column: {name:?} is not paged (use done or archived)"
-                    )));
-                }
-            };
-            let cursor = match q.get("cursor").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-                Some(c) => Some(ColumnCursor::parse(c)?),
-                None => None,
-            };
-            Some((status, cursor))
-        } else {
-            None
-        };
+    let ids = parse_ids(&q)?;
+    let page = parse_page(&q, ids.is_some())?;
     // The dashboard's compact board caps Done/Archived by default; Hermes' full board does not.
     let limit: Option<usize> = match done_limit {
         Some(0) => None,
@@ -264,30 +279,73 @@ pub(super) async fn board_inner(
         None => None,
     };
     let query = BoardViewQuery {
-        tenant: q.get("tenant").filter(|s| !s.is_empty()).cloned(),
+        tenant: param(&q, "tenant"),
         include_archived,
-        workflow_template_id: q
-            .get("workflow_template_id")
-            .filter(|s| !s.is_empty())
-            .cloned(),
-        current_step_key: q.get("current_step_key").filter(|s| !s.is_empty()).cloned(),
+        workflow_template_id: param(&q, "workflow_template_id"),
+        current_step_key: param(&q, "current_step_key"),
         ids: ids.clone(),
-        status_since,
+        status_since: flag(&q, "status_since")?,
         exclude_statuses: Vec::new(),
     };
-    let cfg = st.diagnostics.clone();
-    let board = board_param(&q);
-    let err500 =
-        |e: serde_json::Error| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-
+    let ask = Ask {
+        st,
+        board: board_param(&q),
+        query,
+        compact,
+    };
     if let Some((status, cursor)) = page {
-        let limit = limit.unwrap_or(MAX_COLUMN_LIMIT);
-        let (p, now) = st
-            .on(board.as_deref(), move |b| {
-                Ok((
-                    b.column_page(&query, status, cursor.as_ref(), limit, &cfg)?,
-                    b.now(),
-                ))
+        return ask
+            .column_page(status, cursor, limit.unwrap_or(MAX_COLUMN_LIMIT))
+            .await;
+    }
+    if let Some(ids) = ids {
+        return ask.cards(ids).await;
+    }
+    let cfg = ask.cfg();
+    let Ask {
+        st, board, query, ..
+    } = ask;
+    let (view, pages) = st
+        .on(board.as_deref(), move |b| match limit {
+            Some(limit) => {
+                let capped = b.board_view_capped(&query, limit, &cfg)?;
+                Ok((capped.view, capped.pages))
+            }
+            None => Ok((b.board_view(&query, &cfg)?, Vec::new())),
+        })
+        .await?;
+    let body = BoardBody::new(view, pages, include_archived, compact);
+    Ok(json_response(Body::from_stream(
+        futures_util::stream::iter(body.map(Ok::<Bytes, std::io::Error>)),
+    )))
+}
+
+/// One `GET /board` request, parsed: which board, which tasks, which form.
+struct Ask {
+    st: Arc<WebState>,
+    board: Option<String>,
+    query: BoardViewQuery,
+    compact: bool,
+}
+
+impl Ask {
+    fn cfg(&self) -> crate::kernel::DiagnosticsConfig {
+        self.st.diagnostics.clone()
+    }
+
+    /// `{name, tasks, total, next_cursor, now}`: one page of a capped column.
+    async fn column_page(
+        self,
+        status: Status,
+        cursor: Option<ColumnCursor>,
+        limit: usize,
+    ) -> Result<Response, ApiError> {
+        let (cfg, query, compact) = (self.cfg(), self.query, self.compact);
+        let (p, now) = self
+            .st
+            .on(self.board.as_deref(), move |b| {
+                let p = b.column_page(&query, status, cursor.as_ref(), limit, &cfg)?;
+                Ok((p, b.now()))
             })
             .await?;
         let body = serde_json::to_vec(&PageOut {
@@ -298,18 +356,20 @@ pub(super) async fn board_inner(
             now,
         })
         .map_err(err500)?;
-        return Ok(json_response(Body::from(body)));
+        Ok(json_response(Body::from(body)))
     }
 
-    if let Some(ids) = ids {
-        let (view, totals) = st
-            .on(board.as_deref(), move |b| {
-                let mut query = query;
+    /// `{cards, missing, …}` for the tasks `ids` names and their parents (a child's change
+    /// moves its parents' progress), with `column_totals` in the compact form.
+    async fn cards(self, ids: Vec<String>) -> Result<Response, ApiError> {
+        let (cfg, mut query, compact) = (self.cfg(), self.query, self.compact);
+        let (view, totals) = self
+            .st
+            .on(self.board.as_deref(), move |b| {
                 let totals = match compact {
                     true => Some(b.column_totals(&query)?),
                     false => None,
                 };
-                // A child's change moves its parents' progress: refresh them too.
                 if let Some(ids) = &mut query.ids {
                     let mut extra: Vec<String> = Vec::new();
                     for id in ids.iter() {
@@ -341,22 +401,8 @@ pub(super) async fn board_inner(
             now,
         })
         .map_err(err500)?;
-        return Ok(json_response(Body::from(body)));
+        Ok(json_response(Body::from(body)))
     }
-
-    let (view, pages) = st
-        .on(board.as_deref(), move |b| match limit {
-            Some(limit) => {
-                let capped = b.board_view_capped(&query, limit, &cfg)?;
-                Ok((capped.view, capped.pages))
-            }
-            None => Ok((b.board_view(&query, &cfg)?, Vec::new())),
-        })
-        .await?;
-    let body = BoardBody::new(view, pages, include_archived, compact);
-    Ok(json_response(Body::from_stream(
-        futures_util::stream::iter(body.map(Ok::<Bytes, std::io::Error>)),
-    )))
 }
 
 /// One column of the board body: its name, its cards (indexes into [`BoardBody::cards`]) and,

@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::super::state::{ApiError, ApiResult, DispatchRequest, Fields, WebState};
-use super::tasks::terminate_for;
+use super::super::state::{ApiError, ApiResult, DispatchRequest, WebState};
+use super::tasks::{reason_body, stop_and_reclaim};
 use super::{Q, board_param, flag, int_param};
 use crate::kernel::Severity;
 
@@ -89,9 +89,7 @@ pub(super) async fn terminate_run(
     Query(q): Q,
     body: Bytes,
 ) -> ApiResult {
-    let f = Fields::parse(&body)?;
-    f.only(&["reason"])?;
-    let reason = f.str("reason")?;
+    let reason = reason_body(&body)?;
     st.on(board_param(&q).as_deref(), move |b| {
         let run = b.get_run(run_id)?;
         let t = b.get_task(&run.task_id)?;
@@ -105,12 +103,8 @@ pub(super) async fn terminate_run(
                     .unwrap_or_else(|| "none".into())
             )));
         }
-        let term = terminate_for(b, &t);
-        b.reclaim_task(
-            &t.id,
-            Some(reason.as_deref().unwrap_or("terminated from the dashboard")),
-            term,
-        )?;
+        let reason = reason.as_deref().unwrap_or("terminated from the dashboard");
+        stop_and_reclaim(b, &t, Some(reason))?;
         Ok(Json(json!({"ok": true, "task_id": t.id, "run_id": run_id})))
     })
     .await

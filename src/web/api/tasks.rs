@@ -236,10 +236,25 @@ pub(super) fn parse_change(f: &Fields) -> Result<TaskChange, ApiError> {
 }
 
 /// Stop a claimed task's worker (supervisor and worker process groups, pid-reuse guarded,
-/// the configured kill grace): the dispatcher's one stop-a-worker. Its report goes into the
-/// `reclaimed` event.
+/// the configured kill grace): the dispatcher's one stop-a-worker, which signals nothing for a
+/// task without a worker ([`Task::has_worker`]). Its report goes into the `reclaimed` event.
 pub(super) fn terminate_for(b: &Board, t: &Task) -> Map<String, Value> {
     crate::dispatch::terminate_task(b, t).to_map()
+}
+
+/// Stop `t`'s worker and reclaim the task with `reason` (`POST /tasks/{id}/reclaim` and
+/// `POST /runs/{id}/terminate`); the kernel refuses a task without a worker.
+pub(super) fn stop_and_reclaim(b: &Board, t: &Task, reason: Option<&str>) -> Result<(), ApiError> {
+    let term = terminate_for(b, t);
+    b.reclaim_task(&t.id, reason, term)?;
+    Ok(())
+}
+
+/// The body of an endpoint that takes only an optional `reason`.
+pub(super) fn reason_body(body: &Bytes) -> Result<Option<String>, ApiError> {
+    let f = Fields::parse(body)?;
+    f.only(&["reason"])?;
+    f.str("reason")
 }
 
 pub(super) fn apply(b: &Board, id: &str, ch: &TaskChange) -> Result<Task, ApiError> {
@@ -358,18 +373,9 @@ pub(super) async fn reclaim(
     Query(q): Q,
     body: Bytes,
 ) -> ApiResult {
-    let f = Fields::parse(&body)?;
-    f.only(&["reason"])?;
-    let reason = f.str("reason")?;
+    let reason = reason_body(&body)?;
     st.on(board_param(&q).as_deref(), move |b| {
-        let t = b.get_task(&id)?;
-        // Only a running (claimed) task has a worker to stop; the kernel refuses the rest.
-        let term = if t.has_worker() {
-            terminate_for(b, &t)
-        } else {
-            Map::new()
-        };
-        b.reclaim_task(&id, reason.as_deref(), term)?;
+        stop_and_reclaim(b, &b.get_task(&id)?, reason.as_deref())?;
         Ok(Json(json!({"ok": true, "task_id": id})))
     })
     .await
@@ -387,12 +393,10 @@ pub(super) async fn reassign(
     let reclaim_first = f.bool("reclaim_first", false)?;
     let reason = f.str("reason")?;
     st.on(board_param(&q).as_deref(), move |b| {
-        let t = b.get_task(&id)?;
-        let running = t.has_worker();
-        let term = if running && reclaim_first {
-            terminate_for(b, &t)
-        } else {
-            Map::new()
+        // Whether there is a worker to stop is the kernel's rule (`terminate_for` asks it).
+        let term = match reclaim_first {
+            true => terminate_for(b, &b.get_task(&id)?),
+            false => Map::new(),
         };
         let t = b.reassign_task(
             &id,

@@ -403,20 +403,48 @@ impl Lab {
         p
     }
 
-    /// Wait until `<lab>/<name>` exists (deadline 120 s: a Hermes process start can take a few
-    /// seconds on a busy 2-core machine).
+    /// Wait until `<lab>/<name>` exists (deadline 300 s: a worker runs two Hermes CLI
+    /// processes, and a Hermes start takes tens of seconds on a 2-core machine under load). On
+    /// a time-out the message carries what the lab's files say so far.
     fn wait_file(&self, name: &str) -> String {
         let p = self.path().join(name);
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while !p.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {}",
-                p.display()
-            );
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {}\n{}",
+                    p.display(),
+                    self.lab_files()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         std::fs::read_to_string(&p).unwrap_or_default()
+    }
+
+    /// The lab's small text files (worker output, heartbeats, argv, env), for a failure message.
+    fn lab_files(&self) -> String {
+        let mut out = String::new();
+        let mut names: Vec<_> = std::fs::read_dir(self.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        names.sort();
+        for f in names {
+            let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if ["out", "hb", "argv", "log"].contains(&ext) {
+                let text = std::fs::read_to_string(&f).unwrap_or_default();
+                let tail: String = text
+                    .chars()
+                    .rev()
+                    .take(2000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                out.push_str(&format!("--- {}\n{tail}\n", f.display()));
+            }
+        }
+        out
     }
 }
 

@@ -633,3 +633,275 @@ fn capped_done_pages_newest_first_with_totals_and_a_cursor() {
         "done_limit"
     );
 }
+
+/// Every rule of the diagnostics engine words its finding the same way: kind, severity, title,
+/// detail, actions, first/last seen, count, run and data, for a board where each fires.
+#[test]
+fn each_diagnostics_rule_words_its_finding() {
+    use hermes_kanban::kernel::{
+        Action, BlockKind, BlockRequest, Diagnostic, FailureReport, RunOutcome, Severity,
+    };
+    use serde_json::json;
+    let tb = TestBoard::new();
+    let b = &tb.board;
+    let t0 = tb.now();
+    let hint = |label: &str, cmd: String| Action {
+        kind: "cli_hint",
+        label: label.into(),
+        payload: json!({"command": cmd}),
+        suggested: true,
+    };
+    let on = |kind: &'static str, label: &str, id: &str, suggested: bool| Action {
+        kind,
+        label: label.into(),
+        payload: json!({"task_id": id}),
+        suggested,
+    };
+    // A refused completion naming a card that does not exist.
+    let halluc = tb.task("halluc");
+    b.claim_task(&halluc, None).unwrap();
+    b.complete_task(Completion {
+        task_id: halluc.clone(),
+        summary: Some("made cards".into()),
+        created_cards: vec!["t_deadbeef".into()],
+        ..Default::default()
+    })
+    .unwrap_err();
+    // A hand-off naming a task that is not on the board.
+    let refs = tb.task("refs");
+    b.complete_task(Completion {
+        task_id: refs.clone(),
+        summary: Some("builds on t_0badf00d".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    // Two crashed runs (retries left, so the task goes back to ready).
+    let crashy = b
+        .create_task(NewTask {
+            title: "crashy".into(),
+            assignee: Some("worker".into()),
+            max_retries: Some(10),
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id;
+    for n in 1..=2 {
+        b.claim_task(&crashy, None).unwrap();
+        let mut r = FailureReport::new(&crashy, RunOutcome::Crashed, format!("boom {n}"));
+        r.release_claim = true;
+        r.end_run = true;
+        b.record_task_failure(&r).unwrap();
+    }
+    // Blocked and unblocked four times, then left alone in blocked.
+    let cycling = tb.task("cycling");
+    let block = |id: &str, reason: &str, kind: Option<BlockKind>| {
+        b.block_task(BlockRequest {
+            task_id: id.into(),
+            reason: Some(reason.into()),
+            kind,
+            ..Default::default()
+        })
+        .unwrap();
+    };
+    // Each time another kind: a same-kind re-block would route the task to triage.
+    let kinds = [
+        Some(BlockKind::NeedsInput),
+        Some(BlockKind::Capability),
+        Some(BlockKind::Transient),
+        None,
+    ];
+    for (n, kind) in kinds.into_iter().enumerate() {
+        block(&cycling, &format!("reason {n}"), kind);
+        b.unblock_task(&cycling, None, None).unwrap();
+    }
+    let stuck = tb.task("stuck");
+    block(&stuck, "which database?", Some(BlockKind::NeedsInput));
+    let stranded = tb.task("stranded");
+    tb.advance(90_000);
+    let now = tb.now();
+
+    // The findings of one kind on one task (a ready task is also stranded by now).
+    let found = |cfg: &DiagnosticsConfig, id: &str, kind: &str| -> Vec<Diagnostic> {
+        b.diagnostics(Some(id), Severity::Warning, cfg)
+            .unwrap()
+            .into_iter()
+            .flat_map(|t| t.diagnostics)
+            .filter(|d| d.kind == kind)
+            .collect()
+    };
+    let event = |id: &str, kind: &str| {
+        let evs = b.list_events(id, None).unwrap();
+        evs.into_iter().rev().find(|e| e.kind == kind).unwrap()
+    };
+    let cfg = DiagnosticsConfig::default();
+
+    let e = event(&halluc, "completion_blocked_hallucination");
+    let cards = e.payload.as_ref().unwrap()["phantom_cards"].clone();
+    assert_eq!(cards, json!(["t_deadbeef"]));
+    assert_eq!(
+        found(&cfg, &halluc, "hallucinated_cards"),
+        vec![Diagnostic {
+            kind: "hallucinated_cards",
+            severity: Severity::Error,
+            title: "Completion named cards that do not exist".into(),
+            detail: format!(
+                "kanban_complete was refused: created_cards {cards} were not created by this task"
+            ),
+            actions: vec![hint(
+                "Inspect the task",
+                format!("hermes-kanban show {halluc}")
+            )],
+            first_seen_at: Some(e.created_at),
+            last_seen_at: Some(e.created_at),
+            count: 1,
+            run_id: e.run_id,
+            data: json!({"phantom_cards": cards}),
+        }]
+    );
+
+    let e = event(&refs, "suspected_hallucinated_references");
+    let named = e.payload.as_ref().unwrap()["phantom_refs"].clone();
+    assert_eq!(named, json!(["t_0badf00d"]));
+    assert_eq!(
+        found(&cfg, &refs, "prose_phantom_refs"),
+        vec![Diagnostic {
+            kind: "prose_phantom_refs",
+            severity: Severity::Warning,
+            title: "Hand-off mentions tasks that do not exist".into(),
+            detail: format!(
+                "the completion summary references {named}, which are not on this board"
+            ),
+            actions: vec![hint(
+                "Fix the hand-off",
+                format!("hermes-kanban edit {refs} --result '…'")
+            )],
+            first_seen_at: Some(e.created_at),
+            last_seen_at: Some(e.created_at),
+            count: 1,
+            run_id: e.run_id,
+            data: json!({"phantom_refs": named}),
+        }]
+    );
+
+    let runs = b.list_runs(&crashy, None).unwrap();
+    let (first, last) = (&runs[0], &runs[1]);
+    let why = hint(
+        "See why each attempt failed (no worker was started, so there is no log)",
+        format!("hermes-kanban runs {crashy}"),
+    );
+    assert_eq!(
+        found(&cfg, &crashy, "repeated_failures"),
+        vec![Diagnostic {
+            kind: "repeated_failures",
+            severity: Severity::Error,
+            title: "Failed 2 times in a row".into(),
+            detail: "last error: boom 2".into(),
+            actions: vec![
+                why.clone(),
+                on("reassign", "Reassign to another profile", &crashy, false),
+                on("unblock", "Unblock and retry", &crashy, false),
+            ],
+            first_seen_at: None,
+            last_seen_at: last.ended_at,
+            count: 2,
+            run_id: Some(last.id),
+            data: json!({"consecutive_failures": 2, "threshold": cfg.failure_threshold}),
+        }]
+    );
+    // With the failure rule out of reach, the crash streak speaks instead.
+    let lenient = DiagnosticsConfig {
+        failure_threshold: 100,
+        ..DiagnosticsConfig::default()
+    };
+    assert_eq!(
+        found(&lenient, &crashy, "repeated_crashes"),
+        vec![Diagnostic {
+            kind: "repeated_crashes",
+            severity: Severity::Error,
+            title: "Agent crash x2: boom 2".into(),
+            detail: "the last 2 attempts crashed; newest error: boom 2".into(),
+            actions: vec![why],
+            first_seen_at: first.ended_at,
+            last_seen_at: last.ended_at,
+            count: 2,
+            run_id: Some(last.id),
+            data: json!({"crashes": 2}),
+        }]
+    );
+
+    // Cycling: the window is a day, so the four cycles of t0 are out of it by now.
+    assert!(
+        found(&cfg, &cycling, "block_unblock_cycling").is_empty(),
+        "outside the window"
+    );
+    assert!(
+        found(&cfg, &crashy, "repeated_crashes").is_empty(),
+        "told by the failures"
+    );
+    let wide = DiagnosticsConfig {
+        block_cycle_window_seconds: 200_000,
+        ..DiagnosticsConfig::default()
+    };
+    assert_eq!(
+        found(&wide, &cycling, "block_unblock_cycling"),
+        vec![Diagnostic {
+            kind: "block_unblock_cycling",
+            severity: Severity::Warning,
+            title: "Blocked again after unblock 3 times".into(),
+            detail: "the task keeps getting blocked for the same reason after being unblocked; \
+                fix the cause or rewrite the task"
+                .into(),
+            actions: vec![hint(
+                "Read the thread",
+                format!("hermes-kanban show {cycling}")
+            )],
+            first_seen_at: Some(t0),
+            last_seen_at: Some(t0),
+            count: 3,
+            run_id: None,
+            data: json!({"cycles": 3}),
+        }]
+    );
+
+    let e = event(&stuck, "blocked");
+    assert_eq!(
+        found(&cfg, &stuck, "stuck_in_blocked"),
+        vec![Diagnostic {
+            kind: "stuck_in_blocked",
+            severity: Severity::Warning,
+            title: "Blocked for 25h with no reply".into(),
+            detail: "reason: which database?".into(),
+            actions: vec![
+                on("comment", "Answer in a comment", &stuck, true),
+                on("unblock", "Unblock", &stuck, false),
+            ],
+            first_seen_at: Some(e.created_at),
+            last_seen_at: Some(e.created_at),
+            count: 1,
+            run_id: e.run_id,
+            data: json!({"age_seconds": 90_000}),
+        }]
+    );
+
+    assert_eq!(
+        found(&cfg, &stranded, "stranded_in_ready"),
+        vec![Diagnostic {
+            kind: "stranded_in_ready",
+            severity: Severity::Critical,
+            title: "Ready for 1500m and never picked up".into(),
+            detail: "assigned to worker but not claimed; is a dispatcher running, and does the \
+                profile exist?"
+                .into(),
+            actions: vec![
+                hint("Run one dispatcher tick", "hermes-kanban dispatch".into()),
+                on("reassign", "Reassign", &stranded, false),
+            ],
+            first_seen_at: Some(t0),
+            last_seen_at: Some(now),
+            count: 1,
+            run_id: None,
+            data: json!({"age_seconds": 90_000}),
+        }]
+    );
+}
