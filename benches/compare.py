@@ -8,7 +8,8 @@ figure alternates the two sides (and which goes first) so machine noise hits bot
 
 - kernel ops/s: create / claim / complete / show through the kernel in-process
   (`compare_ops kernel N`, a fresh board per sample);
-- CLI latency: create / show / list (1,000 tasks) / complete, fresh processes on ONE board;
+- CLI latency: create / show / list (1,000 tasks) / complete, fresh processes, each side on
+  its own board of 1,000 tasks (seeded alike by its own compare_ops);
 - the dispatcher tick and dry-run tick on a 10,000-task board (each side seeds its own);
 
 and the figures that do not depend on the machine's load:
@@ -17,8 +18,8 @@ and the figures that do not depend on the machine's load:
   operation (`compare_ops loop OP K` minus `loop OP 0`, divided by K) and per tick;
 - fsyncs per CLI write process (strace -f -c -e trace=fsync,fdatasync).
 
-A timed row's noise is half the interquartile range of the paired per-round ratios (floor
-2 %); an instruction row's the larger difference between two runs of the same binary (floor
+A timed row's noise is half the range of the paired per-round ratios (floor 2 %; an A/A run
+of one binary against itself showed the interquartile range too narrow on a loaded machine); an instruction row's the larger difference between two runs of the same binary (floor
 0.5 %); an fsync row compares the medians (the WAL's auto-checkpoints make a few
 processes sync more). A regression is HEAD slower (or costlier) by more than the noise.
 Markdown on stdout, progress on stderr; with $BENCH_TARGETS a Targets row is appended there.
@@ -36,13 +37,6 @@ import time
 
 def log(*a):
     print("[compare]", *a, file=sys.stderr, flush=True)
-
-
-def q(xs, p):
-    s = sorted(xs)
-    k = (len(s) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 class Side:
@@ -108,7 +102,7 @@ def timed_row(group, name, unit, b, h, higher_better):
     mb, mh = statistics.median(b), statistics.median(h)
     slow = [(x / y) if higher_better else (y / x) for x, y in zip(b, h)]
     s = statistics.median(slow)
-    noise = max(0.02, (q(slow, 0.75) - q(slow, 0.25)) / 2 / s)
+    noise = max(0.02, (max(slow) - min(slow)) / 2 / s)
     fmt = "{:.0f}" if unit == "ops/s" else "{:.1f}"
     ROWS.append((group, name, unit, fmt.format(mb), fmt.format(mh), mh / mb, noise,
                  verdict(s, noise)))
@@ -140,12 +134,14 @@ def kernel(sides, rounds, n):
 # ----- CLI -------------------------------------------------------------------------------------
 
 class CliBoard:
-    """One board (seeded by HEAD's compare_ops: 1,000 tasks + ready tasks to finish)."""
+    """A side's board (seeded by its own compare_ops: 1,000 tasks + ready tasks to finish).
+    One per side, not one shared: a binary that checkpoints and removes the WAL on close (as
+    builds before issue 14 do) would make the other side's next process re-create it."""
 
-    def __init__(self, root, head, extra):
-        self.dir = os.path.join(root, "cli")
+    def __init__(self, root, side, extra):
+        self.dir = os.path.join(root, "cli-" + side.label)
         os.makedirs(os.path.join(self.dir, "hermes"), exist_ok=True)
-        v = ops_json(head, ["seed-cli", self.dir, "1000", str(extra)],
+        v = ops_json(side, ["seed-cli", self.dir, "1000", str(extra)],
                      base_env(self.dir, {"HERMES_KANBAN_SYNCHRONOUS": "OFF"}))
         self.shown, self.ready = v["show"], list(v["complete"])
         self.env = base_env(self.dir)
@@ -165,12 +161,14 @@ def cli_plan(board, verb, i):
     return ["complete", t, "--summary", "done"], t
 
 
-def cli(sides, board, runs):
+def cli(sides, boards, runs):
     log(f"CLI latency: {runs} alternating runs per verb")
     for s in sides:  # warm the page cache and let each side's migration check settle
+        board = boards[s.label]
         run([s.hk, "show", board.shown], board.env, board.shown)
     for verb in ["create", "show", "list", "complete"]:
         def one(s, i):
+            board = boards[s.label]
             argv, expect = cli_plan(board, verb, i)
             return run([s.hk, *argv], board.env, expect)[0]
         got = pairs(sides, runs, one)
@@ -192,10 +190,11 @@ def fsyncs(argv, env):
     return n
 
 
-def fsync_rows(sides, board, runs):
+def fsync_rows(sides, boards, runs):
     log(f"fsyncs per CLI write: {runs} processes per verb and side")
     for verb in ["create", "comment", "complete", "claim"]:
         def one(s, i):
+            board = boards[s.label]
             if verb == "create":
                 argv = ["create", f"fsync probe {i}", "--assignee", "coder"]
             elif verb == "comment":
@@ -234,10 +233,11 @@ def instructions(argv, env, out_dir):
     return total
 
 
-def cg_cli(sides, board, root, reps):
+def cg_cli(sides, boards, root, reps):
     log(f"instructions per CLI process (callgrind, {reps} runs per verb and side)")
     for verb in ["create", "show", "list", "complete"]:
         def one(s, i):
+            board = boards[s.label]
             argv, _ = cli_plan(board, verb, 1000 + i)
             return instructions([s.hk, *argv], board.env, root)
         got = pairs(sides, reps, one)
@@ -310,17 +310,17 @@ def main():
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as root:
         if "kernel" in want:
             kernel(sides, a.rounds, a.kernel_ops)
-        board = None
+        boards = None
         if want & {"cli", "fsync", "callgrind"}:
-            board = CliBoard(root, sides[1], 2 * a.cli_runs + 4 * 12 + 8)
+            boards = {s.label: CliBoard(root, s, a.cli_runs + 2 * 12 + 4) for s in sides}
         if "cli" in want:
-            cli(sides, board, a.cli_runs)
+            cli(sides, boards, a.cli_runs)
         if "tick" in want:
             tick(sides, root, a.tick_size, 3, 3, "callgrind" in want)
         if "fsync" in want:
-            fsync_rows(sides, board, 12)
+            fsync_rows(sides, boards, 12)
         if "callgrind" in want:
-            cg_cli(sides, board, root, 2)
+            cg_cli(sides, boards, root, 2)
             cg_kernel(sides, root, a.cg_ops)
     load1 = os.getloadavg()[0]
     b, h = sides[0].label, sides[1].label
