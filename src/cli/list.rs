@@ -1,5 +1,6 @@
 //! `list`: the filters and sort orders, the readiness recompute before reading, and the
-//! buffered text or JSON listing (the line and JSON rendering live in `output.rs`).
+//! buffered text or JSON listing, each reading only the columns it prints (the kernel's
+//! `list_task_lines` / `list_task_dicts`; the line and JSON rendering live in `output.rs`).
 
 use std::io::Write as _;
 
@@ -94,7 +95,7 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
     } else {
         a.assignee.clone()
     };
-    let tasks = b.list_tasks(&ListFilter {
+    let filter = ListFilter {
         assignee,
         status: a.status,
         tenant: a.tenant.clone(),
@@ -116,14 +117,20 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
         },
         limit: None,
         after: None,
-    })?;
+    };
+    // Each form decodes only the columns it prints.
+    let (dicts, lines) = if a.json {
+        (b.list_task_dicts(&filter)?, Vec::new())
+    } else {
+        (Vec::new(), b.list_task_lines(&filter)?)
+    };
     // One locked, buffered stdout for the whole listing (a `println!` per line was a write
     // and, for the icon's colour, an isatty call per line).
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let written = (|| -> std::io::Result<()> {
         if a.json {
-            output::write_tasks_json(&mut out, &tasks)?;
+            output::write_tasks_json(&mut out, &dicts)?;
             return out.flush();
         }
         let boards = list_boards(&ctx.env, false).map(|v| v.len()).unwrap_or(1);
@@ -137,11 +144,11 @@ pub(crate) fn list(ctx: &Ctx, a: &ListArgs) -> Result<(), CliError> {
                 b.slug()
             )?;
         }
-        if tasks.is_empty() {
+        if lines.is_empty() {
             eprintln!("(no tasks)");
         }
         let color = output::color();
-        for t in &tasks {
+        for t in &lines {
             output::write_task_line(&mut out, t, color)?;
         }
         out.flush()

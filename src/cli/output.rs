@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 
 use serde::Serialize;
 
-use crate::kernel::{Status, Task};
+use crate::kernel::{Status, TaskDict, TaskLine};
 
 pub(crate) use crate::kernel::local_ts;
 
@@ -56,7 +56,7 @@ pub(crate) fn dim(s: &str) -> String {
 /// writes every line into one buffer.
 pub(crate) fn write_task_line(
     w: &mut impl std::io::Write,
-    t: &Task,
+    t: &TaskLine,
     color: bool,
 ) -> std::io::Result<()> {
     let (i, code) = icon_parts(t.status);
@@ -78,72 +78,14 @@ pub(crate) fn write_task_line(
     writeln!(w, "  {}", t.title)
 }
 
-/// The task dict of `hermes kanban … --json` (REF §15.3) as a typed, borrowed row: the same
-/// keys in the same order as [`Task::to_hermes_json`] (a test compares), serialised straight
-/// to the output without building a JSON tree per task.
-#[derive(Serialize)]
-pub(crate) struct HermesTask<'a> {
-    id: &'a str,
-    title: &'a str,
-    body: Option<&'a str>,
-    assignee: Option<&'a str>,
-    status: Status,
-    priority: i64,
-    tenant: Option<&'a str>,
-    workspace_kind: &'a str,
-    workspace_path: Option<&'a str>,
-    branch_name: Option<&'a str>,
-    project_id: Option<&'a str>,
-    created_by: Option<&'a str>,
-    created_at: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
-    result: Option<&'a str>,
-    skills: &'a [String],
-    max_retries: Option<i64>,
-    session_id: Option<&'a str>,
-    workflow_template_id: Option<&'a str>,
-    current_step_key: Option<&'a str>,
-}
-
-impl<'a> From<&'a Task> for HermesTask<'a> {
-    fn from(t: &'a Task) -> Self {
-        HermesTask {
-            id: &t.id,
-            title: &t.title,
-            body: t.body.as_deref(),
-            assignee: t.assignee.as_deref(),
-            status: t.status,
-            priority: t.priority,
-            tenant: t.tenant.as_deref(),
-            workspace_kind: &t.workspace_kind,
-            workspace_path: t.workspace_path.as_deref(),
-            branch_name: t.branch_name.as_deref(),
-            project_id: t.project_id.as_deref(),
-            created_by: t.created_by.as_deref(),
-            created_at: t.created_at,
-            started_at: t.started_at,
-            completed_at: t.completed_at,
-            result: t.result.as_deref(),
-            skills: &t.skills,
-            max_retries: t.max_retries,
-            session_id: t.session_id.as_deref(),
-            workflow_template_id: t.workflow_template_id.as_deref(),
-            current_step_key: t.current_step_key.as_deref(),
-        }
-    }
-}
-
 /// Write `tasks` as the pretty JSON array of task dicts `list --json` prints (byte for byte
-/// what pretty-printing their [`Task::to_hermes_json`] gives), newline included.
-pub(crate) fn write_tasks_json(w: &mut impl std::io::Write, tasks: &[Task]) -> std::io::Result<()> {
-    struct Rows<'a>(&'a [Task]);
-    impl Serialize for Rows<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(HermesTask::from))
-        }
-    }
-    serde_json::to_writer_pretty(&mut *w, &Rows(tasks))?;
+/// what pretty-printing their [`Task::to_hermes_json`](crate::kernel::Task::to_hermes_json)
+/// gives), newline included.
+pub(crate) fn write_tasks_json(
+    w: &mut impl std::io::Write,
+    tasks: &[TaskDict],
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *w, tasks)?;
     w.write_all(b"\n")
 }
 
@@ -251,20 +193,18 @@ pub(crate) fn any_string(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::{Board, ListFilter, NewTask};
 
-    /// A minimal task and one with every printed field set, from a real board.
-    fn tasks() -> (tempfile::TempDir, Vec<Task>) {
-        use crate::kernel::{Board, NewTask};
+    /// A real board with a minimal task and one with every printed field set.
+    fn board() -> (tempfile::TempDir, Board) {
         let dir = tempfile::tempdir().unwrap();
         let b = Board::open_file(&dir.path().join("kanban.db")).unwrap();
-        let bare = b
-            .create_task(NewTask {
-                title: "A \"quoted\" title ✓".into(),
-                ..Default::default()
-            })
-            .unwrap()
-            .task;
-        let mut full = b
+        b.create_task(NewTask {
+            title: "A \"quoted\" title ✓".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let full = b
             .create_task(NewTask {
                 title: "Full".into(),
                 body: Some("line 1\nline 2".into()),
@@ -279,23 +219,29 @@ mod tests {
             })
             .unwrap()
             .task;
-        full.started_at = Some(5);
-        full.completed_at = Some(9);
-        full.result = Some("done — ok".into());
-        full.workspace_path = Some("/tmp/w".into());
-        full.branch_name = Some("feat/x".into());
-        full.workflow_template_id = Some("wf".into());
-        full.current_step_key = Some("step".into());
-        (dir, vec![bare, full])
+        b.write(|c| {
+            c.exec(
+                "UPDATE tasks SET started_at=5, completed_at=9, result='done — ok', \
+                workspace_path='/tmp/w', branch_name='feat/x', workflow_template_id='wf', \
+                current_step_key='step' WHERE id=?1",
+                crate::args![full.id],
+            )
+        })
+        .unwrap();
+        (dir, b)
     }
 
-    /// `list --json` through the typed rows prints exactly what pretty-printing the
-    /// `to_hermes_json` values printed (same keys, same order, same text), unset fields too.
+    /// `list --json` through the narrow typed rows prints exactly what pretty-printing the
+    /// full tasks' `to_hermes_json` values printed (same keys, same order, same text), unset
+    /// fields too.
     #[test]
     fn typed_list_json_matches_the_value_form() {
-        let (_dir, tasks) = tasks();
+        let (_dir, b) = board();
+        let f = ListFilter::default();
         let mut typed = Vec::new();
-        write_tasks_json(&mut typed, &tasks).unwrap();
+        write_tasks_json(&mut typed, &b.list_task_dicts(&f).unwrap()).unwrap();
+        let tasks = b.list_tasks(&f).unwrap();
+        assert_eq!(tasks.len(), 2);
         let values: Vec<serde_json::Value> = tasks.iter().map(|t| t.to_hermes_json()).collect();
         let expected = serde_json::to_string_pretty(&values).unwrap() + "\n";
         assert_eq!(String::from_utf8(typed).unwrap(), expected);
@@ -304,13 +250,18 @@ mod tests {
         assert_eq!(empty, b"[]\n");
     }
 
-    /// The buffered list line is the documented layout, coloured only when asked.
+    /// The buffered list line, from the narrow rows, is the documented layout of the full
+    /// task's fields, coloured only when asked.
     #[test]
     fn buffered_line_matches_task_line() {
-        let (_dir, tasks) = tasks();
-        for t in &tasks {
+        let (_dir, b) = board();
+        let f = ListFilter::default();
+        let lines = b.list_task_lines(&f).unwrap();
+        let tasks = b.list_tasks(&f).unwrap();
+        assert_eq!(lines.len(), tasks.len());
+        for (line, t) in lines.iter().zip(&tasks) {
             let mut plain = Vec::new();
-            write_task_line(&mut plain, t, false).unwrap();
+            write_task_line(&mut plain, line, false).unwrap();
             let tenant = t
                 .tenant
                 .as_deref()
@@ -327,7 +278,7 @@ mod tests {
             );
             assert_eq!(String::from_utf8(plain).unwrap(), expected);
             let mut col = Vec::new();
-            write_task_line(&mut col, t, true).unwrap();
+            write_task_line(&mut col, line, true).unwrap();
             let col = String::from_utf8(col).unwrap();
             assert!(col.starts_with("\x1b["), "{col:?}");
             assert!(col.ends_with(&format!(" {}\n", t.title)));

@@ -23,19 +23,17 @@ pub struct ClaimArgs {
 
 pub(crate) fn claim(ctx: &Ctx, a: &ClaimArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    let c = b.claim_task(&a.id, a.ttl)?;
-    let t = b.get_task(&c.task_id)?;
+    let scratch = b.paths().workspaces.join(&a.id);
+    let scratch = scratch.to_string_lossy();
+    // One transaction: the claim and, for a scratch task, its workspace path (one fsync).
+    let (c, t) = b.claim_task_with_scratch(&a.id, a.ttl, &scratch)?;
     println!("Claimed {}", c.task_id);
     let ws = match (t.workspace_kind.parse::<WorkspaceKind>(), &t.workspace_path) {
-        (_, Some(p)) => p.clone(),
-        (Ok(WorkspaceKind::Scratch), None) => {
-            let p = b.paths().workspaces.join(&t.id);
-            std::fs::create_dir_all(&p)
-                .map_err(|e| CliError::Failed(format!("{}: {e}", p.display())))?;
-            let p = p.to_string_lossy().into_owned();
-            b.set_workspace(&t.id, &p, None)?;
-            p
+        (Ok(WorkspaceKind::Scratch), Some(p)) if *p == scratch => {
+            std::fs::create_dir_all(p).map_err(|e| CliError::Failed(format!("{p}: {e}")))?;
+            p.clone()
         }
+        (_, Some(p)) => p.clone(),
         _ => "(resolved by the dispatcher at spawn)".into(),
     };
     println!("Workspace: {ws}");

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::board::Board;
-use super::board_view::{BoardCard, BoardView, BoardViewQuery};
+use super::board_view::{BoardCard, BoardFacts, BoardView, BoardViewQuery, view_each_tx};
 use super::diagnostics::DiagnosticsConfig;
 use super::error::{KernelError, Result};
 use super::store::{Arg, Tx, arg_refs};
@@ -263,6 +263,31 @@ impl Board {
         limit: usize,
         cfg: &DiagnosticsConfig,
     ) -> Result<CappedBoard> {
+        let mut cards = Vec::new();
+        let (facts, pages) = self.board_view_capped_each(q, limit, cfg, self.now(), |c| {
+            cards.push(c);
+            Ok(())
+        })?;
+        let view = BoardView {
+            cards,
+            tenants: facts.tenants,
+            assignees: facts.assignees,
+            latest_event_id: facts.latest_event_id,
+            now: facts.now,
+        };
+        Ok(CappedBoard { view, pages })
+    }
+
+    /// [`Board::board_view_capped`] handing the uncapped columns' cards to `sink` as they are
+    /// built (as [`Board::board_view_each`]); the capped columns' pages are returned whole.
+    pub fn board_view_capped_each(
+        &self,
+        q: &BoardViewQuery,
+        limit: usize,
+        cfg: &DiagnosticsConfig,
+        now: i64,
+        mut sink: impl FnMut(BoardCard) -> Result<()>,
+    ) -> Result<(BoardFacts, Vec<ColumnPage>)> {
         check_limit(limit)?;
         if q.ids.is_some() {
             return Err(KernelError::invalid(
@@ -273,12 +298,12 @@ impl Board {
         self.read(|c| {
             let mut rest = q.clone();
             rest.exclude_statuses = CAPPED_COLUMNS.to_vec();
-            let view = self.board_view(&rest, cfg)?;
+            let facts = view_each_tx(c, &rest, cfg, now, &mut sink)?;
             let mut pages = vec![self.column_page_tx(c, q, Status::Done, None, limit, cfg)?];
             if q.include_archived {
                 pages.push(self.column_page_tx(c, q, Status::Archived, None, limit, cfg)?);
             }
-            Ok(CappedBoard { view, pages })
+            Ok((facts, pages))
         })
     }
 }

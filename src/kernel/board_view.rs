@@ -16,10 +16,10 @@ use serde::Serialize;
 use super::board::Board;
 use super::diagnostics::{Diagnostic, DiagnosticsConfig};
 use super::error::Result;
-use super::store::{Arg, Row, SEQ, Tx, arg_refs};
+use super::store::{Arg, FromRow, Row, Tx, arg_refs};
 use super::types::{Status, TASK_COLUMNS, Task};
 use crate::args;
-use diagnosis::diagnosis_input;
+use diagnosis::{DiagnosisInput, diagnosis_input};
 pub use meta::{BoardPatch, check_workdir, update_board};
 pub use workers::ActiveWorker;
 
@@ -107,11 +107,25 @@ pub struct BoardView {
     pub now: i64,
 }
 
+/// The board-wide facts of a view, everything but its cards (what
+/// [`Board::board_view_each`] returns after streaming the cards).
+#[derive(Debug, Clone)]
+pub struct BoardFacts {
+    /// Distinct tenants of non-archived tasks, sorted.
+    pub tenants: Vec<String>,
+    /// Distinct assignees of non-archived tasks, sorted.
+    pub assignees: Vec<String>,
+    /// Highest event id at the time of the read (a live stream resumes from here).
+    pub latest_event_id: i64,
+    /// The "now" the cards were built at.
+    pub now: i64,
+}
+
 /// Ids per `IN (…)` list.
 pub(super) const CHUNK: usize = 500;
 
 /// `(sql fragment, args)` of the task filter of a view.
-fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
+pub(super) fn view_filter(q: &BoardViewQuery) -> (String, Vec<Arg>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut args: Vec<Arg> = Vec::new();
     if q.ids.is_none() && !q.include_archived {
@@ -229,16 +243,11 @@ fn distinct(c: &Tx, col: &str) -> Result<Vec<String>> {
     )
 }
 
-/// The view's tasks in list order (priority desc, then oldest first).
-fn view_task_list(c: &Tx, q: &BoardViewQuery) -> Result<Vec<Task>> {
-    let Some(ids) = &q.ids else {
-        let (where_sql, args) = view_filter(q);
-        return view_tasks(
-            c,
-            &format!("{where_sql} ORDER BY priority DESC, created_at ASC, {SEQ} ASC"),
-            &args,
-        );
-    };
+/// The list order of a view (priority desc, then oldest first, then insertion order).
+const VIEW_ORDER: &str = "ORDER BY priority DESC, created_at ASC, _seq_ ASC";
+
+/// The tasks of an `ids` view in list order (priority desc, then oldest first).
+fn view_task_list(c: &Tx, q: &BoardViewQuery, ids: &[String]) -> Result<Vec<Task>> {
     let mut out = Vec::new();
     for chunk in ids.chunks(CHUNK) {
         let (mut where_sql, mut args) = view_filter(q);
@@ -383,52 +392,108 @@ fn figures(c: &Tx, scope: Option<&[String]>, q: &BoardViewQuery) -> Result<Figur
     })
 }
 
+/// Build one card from its task row and the view's figures.
+fn card(
+    t: Task,
+    f: &Figures,
+    diag: &DiagnosisInput,
+    cfg: &DiagnosticsConfig,
+    now: i64,
+) -> BoardCard {
+    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
+    BoardCard {
+        latest_summary: f.summaries.get(&t.id).cloned(),
+        parents: f.parents.get(&t.id).copied().unwrap_or(0),
+        children: n_children,
+        children_done: done,
+        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
+        diagnostics: diag.findings(&t, cfg, now),
+        status_since: f.since.as_ref().map(|m| {
+            m.get(&t.id)
+                .copied()
+                .unwrap_or(t.created_at)
+                .max(t.created_at)
+        }),
+        task: t,
+    }
+}
+
+/// The body of [`Board::board_view_each`] inside the caller's read transaction: the figures
+/// and the diagnostics input first (grouped queries over the view's scope), then the cards one
+/// at a time in list order. A whole-board view streams its task rows straight from the query,
+/// so no more than one full task row is held at a time; an `ids` view reads its few rows
+/// first.
+pub(crate) fn view_each_tx(
+    c: &Tx,
+    q: &BoardViewQuery,
+    cfg: &DiagnosticsConfig,
+    now: i64,
+    sink: &mut dyn FnMut(BoardCard) -> Result<()>,
+) -> Result<BoardFacts> {
+    let latest_event_id: i64 = c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
+    let tasks = match &q.ids {
+        Some(ids) => Some(view_task_list(c, q, ids)?),
+        None => None,
+    };
+    let scoped: Option<Vec<String>> = tasks
+        .as_ref()
+        .map(|ts| ts.iter().map(|t| t.id.clone()).collect());
+    let scope = scoped.as_deref();
+    let f = figures(c, scope, q)?;
+    let diag = diagnosis_input(c, tasks.as_deref(), scope, q)?;
+    match tasks {
+        Some(tasks) => {
+            for t in tasks {
+                sink(card(t, &f, &diag, cfg, now))?;
+            }
+        }
+        None => {
+            let (where_sql, args) = view_filter(q);
+            c.each(
+                &format!("SELECT {TASK_COLUMNS} FROM tasks {where_sql} {VIEW_ORDER}"),
+                &arg_refs(&args),
+                |r| sink(card(Task::from_row(r)?, &f, &diag, cfg, now)),
+            )?;
+        }
+    }
+    Ok(BoardFacts {
+        tenants: distinct(c, "tenant")?,
+        assignees: distinct(c, "assignee")?,
+        latest_event_id,
+        now,
+    })
+}
+
 impl Board {
     /// The dashboard's board: every task the query covers (priority desc, oldest first) with
     /// its parent/child/comment counts, child progress, latest run summary and diagnostics,
     /// plus the distinct tenants and assignees and the latest event id — read in one
     /// transaction with grouped queries (a constant number of statements for a full board).
     pub fn board_view(&self, q: &BoardViewQuery, cfg: &DiagnosticsConfig) -> Result<BoardView> {
-        let now = self.now();
-        self.read(|c| {
-            let latest_event_id: i64 =
-                c.one("SELECT COALESCE(max(id), 0) FROM task_events", args![])?;
-            let tasks = view_task_list(c, q)?;
-            let scoped: Option<Vec<String>> = q
-                .ids
-                .as_ref()
-                .map(|_| tasks.iter().map(|t| t.id.clone()).collect());
-            let scope = scoped.as_deref();
-            let f = figures(c, scope, q)?;
-            let diag = diagnosis_input(c, &tasks, scope, q)?;
-            let cards = tasks
-                .into_iter()
-                .map(|t| {
-                    let (n_children, done) = f.children.get(&t.id).copied().unwrap_or((0, 0));
-                    BoardCard {
-                        latest_summary: f.summaries.get(&t.id).cloned(),
-                        parents: f.parents.get(&t.id).copied().unwrap_or(0),
-                        children: n_children,
-                        children_done: done,
-                        comment_count: f.comments.get(&t.id).copied().unwrap_or(0),
-                        diagnostics: diag.findings(&t, cfg, now),
-                        status_since: f.since.as_ref().map(|m| {
-                            m.get(&t.id)
-                                .copied()
-                                .unwrap_or(t.created_at)
-                                .max(t.created_at)
-                        }),
-                        task: t,
-                    }
-                })
-                .collect();
-            Ok(BoardView {
-                cards,
-                tenants: distinct(c, "tenant")?,
-                assignees: distinct(c, "assignee")?,
-                latest_event_id,
-                now,
-            })
+        let mut cards = Vec::new();
+        let facts = self.board_view_each(q, cfg, self.now(), |c| {
+            cards.push(c);
+            Ok(())
+        })?;
+        Ok(BoardView {
+            cards,
+            tenants: facts.tenants,
+            assignees: facts.assignees,
+            latest_event_id: facts.latest_event_id,
+            now: facts.now,
         })
+    }
+
+    /// [`Board::board_view`] handing each card to `sink` as it is built (in list order, at
+    /// `now`) instead of collecting them: a caller that encodes the cards as they come holds
+    /// its output, never every task row of a large board at once.
+    pub fn board_view_each(
+        &self,
+        q: &BoardViewQuery,
+        cfg: &DiagnosticsConfig,
+        now: i64,
+        mut sink: impl FnMut(BoardCard) -> Result<()>,
+    ) -> Result<BoardFacts> {
+        self.read(|c| view_each_tx(c, q, cfg, now, &mut sink))
     }
 }

@@ -22,6 +22,7 @@ mod graph;
 mod home;
 mod invariants;
 mod lifecycle;
+mod listing;
 mod liveness;
 mod notify;
 mod paths;
@@ -50,7 +51,7 @@ pub use board_page::{
     CAPPED_COLUMNS, CappedBoard, ColumnCursor, ColumnPage, DEFAULT_COLUMN_LIMIT, MAX_COLUMN_LIMIT,
 };
 pub use board_view::{
-    ActiveWorker, BoardCard, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
+    ActiveWorker, BoardCard, BoardFacts, BoardPatch, BoardView, BoardViewQuery, STATUS_EVENT_KINDS,
     check_workdir, update_board,
 };
 pub use breaker::{FailureReport, FailureVerdict};
@@ -67,6 +68,7 @@ pub use lifecycle::{
     BlockRequest, Blocked, Claim, Completed, Completion, PromoteOptions, REVIEW_APPROVED_NOTE,
     Reclaimed,
 };
+pub use listing::{TaskDict, TaskLine};
 pub use liveness::{
     ExitClass, GUARD_ACTIVE_PR, GUARD_BLOCKER_AUTH, GUARD_RATE_LIMIT, GUARD_RECENT_SUCCESS,
     HEARTBEAT_STALE_SECONDS, PROTOCOL_VIOLATION_LIMIT, QueuedTask, RATE_LIMIT_EXIT_CODE,

@@ -220,13 +220,26 @@ pub(crate) fn lenient_text(row: &impl Cells, idx: usize) -> Option<String> {
     }
 }
 
+/// The `status` column (an unknown or missing status reads as `todo`).
+pub(crate) fn status_cell(row: &impl Cells, idx: usize) -> Status {
+    let text = lenient_text(row, idx).unwrap_or_default();
+    Status::from_str(&text).unwrap_or(Status::Todo)
+}
+
+/// The `skills` column: a JSON array of names; anything else reads as none.
+pub(crate) fn skills_cell(row: &impl Cells, idx: usize) -> Vec<String> {
+    lenient_text(row, idx)
+        .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
+        .unwrap_or_default()
+}
+
 /// Parse a JSON column into a value; malformed JSON is kept as a string.
 pub(crate) fn json_column(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
 /// The text primary key in column `i` (strict: a task row without a text id is a storage error).
-fn text_key(r: &impl Cells, i: usize) -> super::error::Result<String> {
+pub(crate) fn text_key(r: &impl Cells, i: usize) -> super::error::Result<String> {
     match r.cell(i) {
         Some(Val::Text(s)) => Ok(s.to_string()),
         _ => Err(KernelError::Storage(format!(
@@ -266,11 +279,8 @@ impl FromRow for Event {
 impl Task {
     /// Read a task whose [`TASK_COLUMNS`] start at column `o` (lenient but for the id).
     pub(crate) fn from_cells(r: &impl Cells, o: usize) -> super::error::Result<Task> {
-        let status_text = lenient_text(r, o + 4).unwrap_or_default();
-        let status = Status::from_str(&status_text).unwrap_or(Status::Todo);
-        let skills = lenient_text(r, o + 27)
-            .and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok())
-            .unwrap_or_default();
+        let status = status_cell(r, o + 4);
+        let skills = skills_cell(r, o + 27);
         Ok(Task {
             id: text_key(r, o)?,
             title: lenient_text(r, o + 1).unwrap_or_default(),

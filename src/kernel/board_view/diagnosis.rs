@@ -4,12 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{BoardViewQuery, CHUNK, chunked, chunked_each, skip_excluded};
+use super::{BoardViewQuery, CHUNK, chunked, chunked_each, skip_excluded, view_filter};
 use crate::kernel::diagnostics::{DIAGNOSTIC_EVENT_KINDS, Diagnostic, DiagnosticsConfig, diagnose};
 use crate::kernel::error::Result;
-use crate::kernel::store::{FromRow, Row, Tx};
+use crate::kernel::store::{FromRow, Row, Tx, arg_refs};
 use crate::kernel::types::{
     EVENT_COLUMNS, Event, RUN_COLUMNS, Run, Status, Task, json_column, lenient_i64, lenient_text,
+    status_cell, text_key,
 };
 
 /// An event row for the diagnostics rules: the payload is parsed only for the kinds whose
@@ -65,10 +66,47 @@ impl DiagnosisInput {
     }
 }
 
+/// The ids of the view's tasks a diagnostics rule could fire for ([`may_need_diagnosis`]):
+/// from the tasks in hand, or — for a whole-board view, whose full rows are streamed once
+/// afterwards — from a narrow scan of the three columns the test reads.
+fn candidates(
+    c: &Tx,
+    q: &BoardViewQuery,
+    tasks: Option<&[Task]>,
+    flagged: &HashSet<String>,
+    crashed: &HashSet<String>,
+) -> Result<Vec<String>> {
+    if let Some(tasks) = tasks {
+        return Ok(tasks
+            .iter()
+            .filter(|t| may_need_diagnosis(t, flagged, crashed))
+            .map(|t| t.id.clone())
+            .collect());
+    }
+    let (where_sql, args) = view_filter(q);
+    let mut out = Vec::new();
+    c.each(
+        &format!("SELECT id, status, consecutive_failures FROM tasks {where_sql}"),
+        &arg_refs(&args),
+        |r| {
+            let id = text_key(r, 0)?;
+            let rule_states = matches!(status_cell(r, 1), Status::Blocked | Status::Ready);
+            let failing = lenient_i64(r, 2).unwrap_or(0) > 0;
+            if rule_states || failing || flagged.contains(&id) || crashed.contains(&id) {
+                out.push(id);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
 /// Read [`DiagnosisInput`]: only tasks a rule could fire for need their events and runs.
+/// `tasks` are the view's tasks when it holds them (an `ids` view); `None` for a whole-board
+/// view.
 pub(super) fn diagnosis_input(
     c: &Tx,
-    tasks: &[Task],
+    tasks: Option<&[Task]>,
     scope: Option<&[String]>,
     q: &BoardViewQuery,
 ) -> Result<DiagnosisInput> {
@@ -92,11 +130,7 @@ pub(super) fn diagnosis_input(
     )?
     .into_iter()
     .collect();
-    let candidates: Vec<String> = tasks
-        .iter()
-        .filter(|t| may_need_diagnosis(t, &flagged, &crashed))
-        .map(|t| t.id.clone())
-        .collect();
+    let candidates = candidates(c, q, tasks, &flagged, &crashed)?;
     let (events, runs) = match candidates.is_empty() {
         true => Default::default(),
         false => candidate_history(c, &candidates, &skip_excluded(q))?,

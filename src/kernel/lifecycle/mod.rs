@@ -15,9 +15,11 @@ pub(crate) use claim::{claim_tx, pin_worker_pid_tx, reclaim_tx};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::board::{Board, load_task};
 use super::error::{KernelError, Result};
-use super::types::{BlockKind, Status, Task};
+use super::types::{BlockKind, Status, Task, WorkspaceKind};
 use super::validate as v;
+use crate::args;
 
 /// A successful claim.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +28,47 @@ pub struct Claim {
     pub run_id: i64,
     pub lock: String,
     pub expires: i64,
+}
+
+impl Board {
+    /// [`Board::claim_task`] for a caller that works in the task's workspace itself (the CLI's
+    /// `claim`): a scratch task with no workspace recorded gets `scratch_path` (absolute) as its
+    /// workspace in the claim's own transaction, so the claim is one commit (one fsync).
+    /// Returns the claim and the task as claimed; creating the directory is the caller's job.
+    pub fn claim_task_with_scratch(
+        &self,
+        task_id: &str,
+        ttl: Option<i64>,
+        scratch_path: &str,
+    ) -> Result<(Claim, Task)> {
+        let ttl = ttl_checked(ttl, self.default_claim_ttl())?;
+        let path = v::required_text("workspace_path", scratch_path, 4096)?;
+        if !std::path::Path::new(&path).is_absolute() {
+            return Err(KernelError::invalid(
+                "workspace_path",
+                format!("{path:?} is relative; give an absolute path"),
+            ));
+        }
+        let lock = v::short_name("claim_lock", Some(self.claimer()))?
+            .ok_or_else(|| KernelError::invalid("claim_lock", "must not be empty"))?;
+        let now = self.now();
+        self.write(|c| {
+            let claim = match claim_tx(c, task_id, Status::Ready, &lock, ttl, now)? {
+                Ok(claim) => claim,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let t = load_task(c, task_id)?;
+            let scratch = matches!(t.workspace_kind.parse(), Ok(WorkspaceKind::Scratch));
+            if !scratch || t.workspace_path.is_some() {
+                return Ok(Ok((claim, t)));
+            }
+            c.exec(
+                "UPDATE tasks SET workspace_path=?1 WHERE id=?2 AND workspace_path IS NULL",
+                args![path, task_id],
+            )?;
+            Ok(Ok((claim, load_task(c, task_id)?)))
+        })?
+    }
 }
 
 /// Arguments of `complete_task`.

@@ -24,6 +24,7 @@ pub(crate) use edit::assign_tx;
 pub use profiles::{
     PROFILE_IDENTITY_FILES, ProfileState, on_disk_profiles, profile_exists, profile_state,
 };
+pub(crate) use query::list_tail;
 
 /// What `create` should do with the new task's status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

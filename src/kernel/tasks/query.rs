@@ -52,17 +52,8 @@ impl Board {
     /// status filter asks for them. Does not run `recompute_ready` (front doors that want
     /// Hermes' "listing promotes" behaviour call it first).
     pub fn list_tasks(&self, f: &ListFilter) -> Result<Vec<Task>> {
-        let (where_sql, args) = list_where(f)?;
-        // SQLite's LIMIT is an i64; a larger usize would be a "datatype mismatch".
-        let limit = f
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as usize)))
-            .unwrap_or_default();
-        query_tasks(
-            &Tx::sqlite(&self.conn),
-            &format!("{where_sql} ORDER BY {}{limit}", list_order(f.sort)),
-            &args,
-        )
+        let (tail, args) = list_tail(f)?;
+        query_tasks(&Tx::sqlite(&self.conn), &tail, &args)
     }
 
     /// Counts by status and assignee (archived excluded) and the age of the oldest ready task.
@@ -139,6 +130,21 @@ impl Board {
         }
         Ok(map.into_values().collect())
     }
+}
+
+/// The `WHERE … ORDER BY … LIMIT …` tail of a list and its arguments (`list_tasks` and the
+/// CLI listing's narrower rows, `kernel::listing`).
+pub(crate) fn list_tail(f: &ListFilter) -> Result<(String, Vec<Value>)> {
+    let (where_sql, args) = list_where(f)?;
+    // SQLite's LIMIT is an i64; a larger usize would be a "datatype mismatch".
+    let limit = f
+        .limit
+        .map(|n| format!(" LIMIT {}", n.min(i64::MAX as usize)))
+        .unwrap_or_default();
+    Ok((
+        format!("{where_sql} ORDER BY {}{limit}", list_order(f.sort)),
+        args,
+    ))
 }
 
 /// The `WHERE` clause of a list (empty for no filter) and its arguments, `?N`-numbered.

@@ -1,7 +1,7 @@
 //! `GET /board` (the whole board, or `?ids=` for an incremental refresh) with its card and
 //! column shapes (full and `?compact=1`), and `GET /config`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use super::json::*;
 use super::{Q, board_param, flag, int_param};
 use crate::kernel::validate as v;
 use crate::kernel::{
-    BoardCard, BoardView, BoardViewQuery, CAPPED_COLUMNS, ColumnCursor, ColumnPage,
+    BoardCard, BoardFacts, BoardViewQuery, CAPPED_COLUMNS, ColumnCursor, ColumnPage,
     DEFAULT_COLUMN_LIMIT, Diagnostic, MAX_COLUMN_LIMIT, Status, Task,
 };
 
@@ -34,29 +34,61 @@ pub(super) struct Progress {
     total: i64,
 }
 
-/// The columns of a compact card: what the dashboard shows, searches and edits.
+/// A compact card (`?compact=1`, what the dashboard loads): the columns the page shows,
+/// searches and edits, with `body` and `result` trimmed to 300 characters (`body_truncated`,
+/// `result_truncated`) and `warnings` without the `diagnostics` list. Unset values are left
+/// out (no `null`, `false` or zero counts: the page reads a missing key as unset) and so is
+/// `age` (the page computes ages from the timestamps), which halves a large board's bytes.
 #[derive(Serialize)]
-pub(super) struct CompactTask<'a> {
+pub(super) struct CompactCard<'a> {
     id: &'a str,
     title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     body_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     assignee: Option<&'a str>,
     status: Status,
     priority: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tenant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     created_by: Option<&'a str>,
     created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     completed_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     result_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     claim_lock: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     worker_pid: Option<i64>,
+    #[serde(skip_serializing_if = "is_zero")]
     consecutive_failures: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     current_run_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latest_summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link_counts: Option<LinkCounts>,
+    #[serde(skip_serializing_if = "is_zero")]
+    comment_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<Progress>,
+    /// When the task entered its current status (Unix seconds; with `?status_since=1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<Warnings>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Cut `s` to at most `max` characters (on a char boundary); whether it was cut.
@@ -70,24 +102,13 @@ pub(super) fn trim_to(s: Option<&str>, max: usize) -> (Option<&str>, bool) {
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-// Built and serialized on the spot; boxing would cost an allocation per card.
-#[allow(clippy::large_enum_variant)]
-pub(super) enum CardTask<'a> {
-    Full(&'a Task),
-    Compact(CompactTask<'a>),
-}
-
 /// A board card (REF §17.2): every task column plus `age`, `latest_summary` (≤200-char
 /// preview), `link_counts`, `comment_count`, `progress` and, when present, `diagnostics` and
-/// `warnings`. The compact form (`?compact=1`, what the dashboard loads) keeps the columns
-/// the page uses, trims `body` and `result` to 300 characters (`body_truncated`) and sends
-/// `warnings` without the `diagnostics` list.
+/// `warnings`.
 #[derive(Serialize)]
-pub(super) struct CardOut<'a> {
+pub(super) struct FullCard<'a> {
     #[serde(flatten)]
-    task: CardTask<'a>,
+    task: &'a Task,
     age: Age,
     latest_summary: Option<String>,
     link_counts: LinkCounts,
@@ -102,52 +123,72 @@ pub(super) struct CardOut<'a> {
     warnings: Option<Warnings>,
 }
 
+/// A card in either form.
+#[derive(Serialize)]
+#[serde(untagged)]
+// Built and serialized on the spot; boxing would cost an allocation per card.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum CardOut<'a> {
+    Full(FullCard<'a>),
+    Compact(CompactCard<'a>),
+}
+
 pub(super) fn card_out(c: &BoardCard, now: i64, compact: bool) -> CardOut<'_> {
     let t = &c.task;
-    let task = if compact {
-        let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
-        let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
-        CardTask::Compact(CompactTask {
-            id: &t.id,
-            title: &t.title,
-            body,
-            body_truncated,
-            assignee: t.assignee.as_deref(),
-            status: t.status,
-            priority: t.priority,
-            tenant: t.tenant.as_deref(),
-            created_by: t.created_by.as_deref(),
-            created_at: t.created_at,
-            started_at: t.started_at,
-            completed_at: t.completed_at,
-            result,
-            result_truncated,
-            claim_lock: t.claim_lock.as_deref(),
-            worker_pid: t.worker_pid,
-            consecutive_failures: t.consecutive_failures,
-            current_run_id: t.current_run_id,
-        })
-    } else {
-        CardTask::Full(t)
-    };
-    CardOut {
-        task,
-        age: age(t, now),
-        latest_summary: c.latest_summary.as_deref().map(|s| preview(s, 200)),
-        link_counts: LinkCounts {
+    let latest_summary = c.latest_summary.as_deref().map(|s| preview(s, 200));
+    let progress = (c.children > 0).then_some(Progress {
+        done: c.children_done,
+        total: c.children,
+    });
+    let warnings = (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics));
+    if !compact {
+        return CardOut::Full(FullCard {
+            task: t,
+            age: age(t, now),
+            latest_summary,
+            link_counts: LinkCounts {
+                parents: c.parents,
+                children: c.children,
+            },
+            comment_count: c.comment_count,
+            status_since: c.status_since,
+            progress,
+            diagnostics: &c.diagnostics,
+            warnings,
+        });
+    }
+    // Compact cards carry the badge summary only; the drawer loads the findings.
+    let (body, body_truncated) = trim_to(t.body.as_deref(), 300);
+    let (result, result_truncated) = trim_to(t.result.as_deref(), 300);
+    CardOut::Compact(CompactCard {
+        id: &t.id,
+        title: &t.title,
+        body,
+        body_truncated,
+        assignee: t.assignee.as_deref(),
+        status: t.status,
+        priority: t.priority,
+        tenant: t.tenant.as_deref(),
+        created_by: t.created_by.as_deref(),
+        created_at: t.created_at,
+        started_at: t.started_at,
+        completed_at: t.completed_at,
+        result,
+        result_truncated,
+        claim_lock: t.claim_lock.as_deref(),
+        worker_pid: t.worker_pid,
+        consecutive_failures: t.consecutive_failures,
+        current_run_id: t.current_run_id,
+        latest_summary,
+        link_counts: (c.parents > 0 || c.children > 0).then_some(LinkCounts {
             parents: c.parents,
             children: c.children,
-        },
-        comment_count: c.comment_count,
-        status_since: c.status_since,
-        progress: (c.children > 0).then_some(Progress {
-            done: c.children_done,
-            total: c.children,
         }),
-        // Compact cards carry the badge summary only; the drawer loads the findings.
-        diagnostics: if compact { &[] } else { &c.diagnostics },
-        warnings: (!c.diagnostics.is_empty()).then(|| warnings(&c.diagnostics)),
-    }
+        comment_count: c.comment_count,
+        progress,
+        status_since: c.status_since,
+        warnings,
+    })
 }
 
 #[derive(Serialize)]
@@ -305,16 +346,24 @@ pub(super) async fn board_inner(
     let Ask {
         st, board, query, ..
     } = ask;
-    let (view, pages) = st
-        .on(board.as_deref(), move |b| match limit {
-            Some(limit) => {
-                let capped = b.board_view_capped(&query, limit, &cfg)?;
-                Ok((capped.view, capped.pages))
-            }
-            None => Ok((b.board_view(&query, &cfg)?, Vec::new())),
+    // Each card is encoded into its column as the kernel builds it and then dropped, so the
+    // answer is held as JSON bytes, never as every task row of the board at once.
+    let body = st
+        .on(board.as_deref(), move |b| {
+            let now = b.now();
+            let mut cols = ColumnsOut::new(include_archived, compact, now);
+            let (facts, pages) = match limit {
+                Some(limit) => {
+                    b.board_view_capped_each(&query, limit, &cfg, now, |c| cols.push(&c))?
+                }
+                None => (
+                    b.board_view_each(&query, &cfg, now, |c| cols.push(&c))?,
+                    Vec::new(),
+                ),
+            };
+            Ok(cols.finish(facts, pages)?)
         })
         .await?;
-    let body = BoardBody::new(view, pages, include_archived, compact);
     Ok(json_response(Body::from_stream(
         futures_util::stream::iter(body.map(Ok::<Bytes, std::io::Error>)),
     )))
@@ -405,147 +454,151 @@ impl Ask {
     }
 }
 
-/// One column of the board body: its name, its cards (indexes into [`BoardBody::cards`]) and,
-/// for a capped column, `(total, next_cursor)`.
-type ColumnPlan = (&'static str, Vec<usize>, Option<(i64, Option<String>)>);
+/// The board's columns being encoded: each column's cards as JSON, in pieces of about
+/// [`BoardBody::PIECE`] bytes, plus a capped column's `(total, next_cursor)`.
+struct ColumnsOut {
+    names: Vec<Status>,
+    /// Finished pieces of each column's `tasks` array (without the brackets).
+    pieces: Vec<Vec<Bytes>>,
+    /// The piece being filled, per column.
+    open: Vec<Vec<u8>>,
+    /// A card of the column has been written (the next needs a comma).
+    wrote: Vec<bool>,
+    pages: Vec<Option<(i64, Option<String>)>>,
+    compact: bool,
+    now: i64,
+    bytes: usize,
+}
 
-/// The board's JSON (`{columns, tenants, assignees, latest_event_id, now}`), produced in
-/// pieces of about [`BoardBody::PIECE`] bytes as the connection takes them, so a 100k-task
-/// answer never exists whole in memory (it was 46.8 MB as one string), and each card is freed
-/// once written, so the view shrinks as the answer goes out.
-struct BoardBody {
-    cards: Vec<Option<BoardCard>>,
-    tenants: Vec<String>,
-    assignees: Vec<String>,
+impl ColumnsOut {
+    fn new(include_archived: bool, compact: bool, now: i64) -> Self {
+        let mut names: Vec<Status> = COLUMNS.to_vec();
+        if include_archived {
+            names.push(Status::Archived);
+        }
+        let n = names.len();
+        ColumnsOut {
+            names,
+            pieces: vec![Vec::new(); n],
+            open: vec![Vec::new(); n],
+            wrote: vec![false; n],
+            pages: vec![None; n],
+            compact,
+            now,
+            bytes: 0,
+        }
+    }
+
+    /// Encode one card into its column (unknown statuses fall into todo, REF §17.2).
+    fn push(&mut self, c: &BoardCard) -> crate::kernel::Result<()> {
+        let idx = self
+            .names
+            .iter()
+            .position(|s| *s == c.task.status)
+            .unwrap_or(1);
+        let buf = &mut self.open[idx];
+        let before = buf.len();
+        if self.wrote[idx] {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut *buf, &card_out(c, self.now, self.compact))
+            .map_err(|e| crate::kernel::KernelError::Storage(format!("encoding a card: {e}")))?;
+        self.wrote[idx] = true;
+        self.bytes += buf.len() - before;
+        if buf.len() >= BoardBody::PIECE {
+            let full = std::mem::replace(buf, Vec::with_capacity(BoardBody::PIECE + 4096));
+            self.pieces[idx].push(Bytes::from(full));
+        }
+        Ok(())
+    }
+
+    /// The whole answer's pieces, in order: the columns (the capped ones from their pages)
+    /// and the board-wide facts.
+    fn finish(
+        mut self,
+        facts: BoardFacts,
+        pages: Vec<ColumnPage>,
+    ) -> crate::kernel::Result<BoardBody> {
+        for p in pages {
+            let Some(idx) = self.names.iter().position(|s| *s == p.status) else {
+                continue;
+            };
+            for c in &p.cards {
+                self.push(c)?;
+            }
+            self.pages[idx] = Some((p.total, p.next_cursor.as_ref().map(ColumnCursor::encode)));
+        }
+        let mut parts: VecDeque<Bytes> = VecDeque::new();
+        let mut head: Vec<u8> = b"{\"columns\":[".to_vec();
+        for (idx, name) in self.names.iter().enumerate() {
+            if idx > 0 {
+                head.push(b',');
+            }
+            write!(head, "{{\"name\":\"{}\",\"tasks\":[", name.as_str())
+                .map_err(|e| crate::kernel::KernelError::Storage(e.to_string()))?;
+            let mut pieces = std::mem::take(&mut self.pieces[idx]).into_iter();
+            match pieces.next() {
+                None => head.append(&mut self.open[idx]),
+                Some(first) => {
+                    parts.push_back(Bytes::from(std::mem::take(&mut head)));
+                    parts.push_back(first);
+                    parts.extend(pieces);
+                    head = std::mem::take(&mut self.open[idx]);
+                }
+            }
+            head.push(b']');
+            if let Some((total, cursor)) = &self.pages[idx] {
+                let cursor = serde_json::to_string(cursor)
+                    .map_err(|e| crate::kernel::KernelError::Storage(e.to_string()))?;
+                write!(head, ",\"total\":{total},\"next_cursor\":{cursor}")
+                    .map_err(|e| crate::kernel::KernelError::Storage(e.to_string()))?;
+            }
+            head.push(b'}');
+        }
+        let tail = serde_json::to_string(&Tail {
+            tenants: &facts.tenants,
+            assignees: &facts.assignees,
+            latest_event_id: facts.latest_event_id,
+            now: facts.now,
+        })
+        .map_err(|e| crate::kernel::KernelError::Storage(e.to_string()))?;
+        // `{"tenants":…}` continues the object: drop its opening brace.
+        head.extend_from_slice(b"],");
+        head.extend_from_slice(&tail.as_bytes()[1..]);
+        parts.push_back(Bytes::from(head));
+        Ok(BoardBody {
+            large: self.bytes > 1 << 20,
+            parts,
+        })
+    }
+}
+
+/// The board-wide facts that close the board's JSON.
+#[derive(Serialize)]
+struct Tail<'a> {
+    tenants: &'a [String],
+    assignees: &'a [String],
     latest_event_id: i64,
     now: i64,
-    compact: bool,
-    cols: Vec<ColumnPlan>,
-    col: usize,
-    card: usize,
-    /// A card of the current column has been written (the next needs a comma).
-    wrote: bool,
-    opened: bool,
-    started: bool,
-    finished: bool,
+}
+
+/// The board's JSON (`{columns, tenants, assignees, latest_event_id, now}`), already encoded,
+/// handed to the connection in pieces of about [`BoardBody::PIECE`] bytes as it takes them;
+/// each piece is freed once sent, so the answer shrinks as it goes out.
+struct BoardBody {
+    parts: VecDeque<Bytes>,
     large: bool,
 }
 
 impl BoardBody {
     const PIECE: usize = 64 * 1024;
-
-    fn new(view: BoardView, pages: Vec<ColumnPage>, include_archived: bool, compact: bool) -> Self {
-        let mut names: Vec<Status> = COLUMNS.to_vec();
-        if include_archived {
-            names.push(Status::Archived);
-        }
-        let mut cols: Vec<ColumnPlan> = names
-            .iter()
-            .map(|s| (s.as_str(), Vec::new(), None))
-            .collect();
-        let mut cards: Vec<Option<BoardCard>> = view.cards.into_iter().map(Some).collect();
-        for (i, c) in cards.iter().enumerate() {
-            let status = c.as_ref().map(|c| c.task.status);
-            // Unknown statuses fall into todo (REF §17.2).
-            let idx = names.iter().position(|s| Some(*s) == status).unwrap_or(1);
-            cols[idx].1.push(i);
-        }
-        for p in pages {
-            let Some(idx) = names.iter().position(|s| *s == p.status) else {
-                continue;
-            };
-            let start = cards.len();
-            cards.extend(p.cards.into_iter().map(Some));
-            cols[idx] = (
-                p.status.as_str(),
-                (start..cards.len()).collect(),
-                Some((p.total, p.next_cursor.as_ref().map(ColumnCursor::encode))),
-            );
-        }
-        BoardBody {
-            large: cards.len() > 2000,
-            cards,
-            tenants: view.tenants,
-            assignees: view.assignees,
-            latest_event_id: view.latest_event_id,
-            now: view.now,
-            compact,
-            cols,
-            col: 0,
-            card: 0,
-            wrote: false,
-            opened: false,
-            started: false,
-            finished: false,
-        }
-    }
-
-    fn write_piece(&mut self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-        let now = self.now;
-        if !self.started {
-            buf.extend_from_slice(b"{\"columns\":[");
-            self.started = true;
-        }
-        while buf.len() < Self::PIECE {
-            let Some((name, idx, page)) = self.cols.get(self.col) else {
-                buf.extend_from_slice(b"],\"tenants\":");
-                serde_json::to_writer(&mut *buf, &self.tenants)?;
-                buf.extend_from_slice(b",\"assignees\":");
-                serde_json::to_writer(&mut *buf, &self.assignees)?;
-                write!(
-                    buf,
-                    ",\"latest_event_id\":{},\"now\":{}}}",
-                    self.latest_event_id, now
-                )
-                .map_err(serde_json::Error::io)?;
-                self.finished = true;
-                return Ok(());
-            };
-            if !self.opened {
-                if self.col > 0 {
-                    buf.push(b',');
-                }
-                buf.extend_from_slice(b"{\"name\":");
-                serde_json::to_writer(&mut *buf, name)?;
-                buf.extend_from_slice(b",\"tasks\":[");
-                self.opened = true;
-            }
-            match idx.get(self.card) {
-                Some(&i) => {
-                    // Written once, then freed (each card sits in one column).
-                    if let Some(c) = self.cards[i].take() {
-                        if self.wrote {
-                            buf.push(b',');
-                        }
-                        serde_json::to_writer(&mut *buf, &card_out(&c, now, self.compact))?;
-                        self.wrote = true;
-                    }
-                    self.card += 1;
-                }
-                None => {
-                    buf.push(b']');
-                    if let Some((total, cursor)) = page {
-                        write!(buf, ",\"total\":{total},\"next_cursor\":")
-                            .map_err(serde_json::Error::io)?;
-                        serde_json::to_writer(&mut *buf, cursor)?;
-                    }
-                    buf.push(b'}');
-                    self.col += 1;
-                    self.card = 0;
-                    self.wrote = false;
-                    self.opened = false;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Drop for BoardBody {
     fn drop(&mut self) {
-        // Hand a large board's memory back once its cards are gone.
+        // Hand a large board's memory back once it is gone.
         if self.large {
-            self.cards = Vec::new();
+            self.parts = VecDeque::new();
             crate::alloc::release_free_memory();
         }
     }
@@ -555,15 +608,22 @@ impl Iterator for BoardBody {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        if self.finished {
-            return None;
+        let first = self.parts.pop_front()?;
+        if first.len() >= Self::PIECE {
+            return Some(first);
         }
+        // Coalesce small parts (column headers) with what follows into one piece.
         let mut buf = Vec::with_capacity(Self::PIECE + 4096);
-        if let Err(e) = self.write_piece(&mut buf) {
-            // Cannot happen for these types; end the body (the client sees truncated JSON).
-            tracing::error!("serializing the board: {e}");
-            self.finished = true;
-            return None;
+        buf.extend_from_slice(&first);
+        while buf.len() < Self::PIECE {
+            match self.parts.pop_front() {
+                Some(p) if buf.len() + p.len() <= 2 * Self::PIECE => buf.extend_from_slice(&p),
+                Some(p) => {
+                    self.parts.push_front(p);
+                    break;
+                }
+                None => break,
+            }
         }
         Some(Bytes::from(buf))
     }

@@ -316,6 +316,60 @@ fn claim_prints_workspace_honours_ttl_and_refuses_a_second_claim() {
     cli.assert_invariants();
 }
 
+/// The commit records (frames whose header carries the database size) in a WAL file, counting
+/// only frames of the WAL's current generation (their salts match the header's).
+fn wal_commits(wal: &std::path::Path) -> usize {
+    let bytes = std::fs::read(wal).unwrap_or_default();
+    if bytes.len() < 32 {
+        return 0;
+    }
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let page = be(8) as usize;
+    let (salt1, salt2) = (be(16), be(20));
+    let mut commits = 0;
+    let mut at = 32;
+    while at + 24 + page <= bytes.len() && be(at + 8) == salt1 && be(at + 12) == salt2 {
+        if be(at + 4) != 0 {
+            commits += 1;
+        }
+        at += 24 + page;
+    }
+    commits
+}
+
+/// `claim` of a scratch task is one transaction (one commit, so one fsync): the claim, its run,
+/// its event and the recorded workspace path land in a single WAL commit.
+#[test]
+fn claim_with_its_scratch_workspace_is_one_commit() {
+    let cli = Cli::new();
+    let id = cli.create("One commit", &[]);
+    // Start from an empty WAL: every commit record in it afterwards is the claim's.
+    let c = rusqlite::Connection::open(cli.db()).unwrap();
+    let (busy, _, _): (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(busy, 0, "nothing else holds the board");
+    drop(c);
+    let wal = cli.db().with_extension("db-wal");
+    assert_eq!(wal_commits(&wal), 0);
+
+    cli.run(&["claim", &id]).ok();
+    assert!(wal.exists(), "the claim's WAL is kept on close");
+    assert_eq!(
+        wal_commits(&wal),
+        1,
+        "claim + workspace path in one transaction"
+    );
+    let t = cli.board().get_task(&id).unwrap();
+    assert_eq!(t.status, Status::Running);
+    let ws = cli.home().join("kanban").join("workspaces").join(&id);
+    assert_eq!(t.workspace_path.as_deref(), Some(ws.to_str().unwrap()));
+    assert!(ws.is_dir(), "the scratch workspace is created");
+    cli.assert_invariants();
+}
+
 // ---------------------------------------------------------------------------------------------
 // heartbeat
 // ---------------------------------------------------------------------------------------------

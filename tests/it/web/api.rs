@@ -150,6 +150,98 @@ async fn board_shape_columns_cards_and_filters() {
     );
 }
 
+/// A board answer larger than one streamed piece (64 KiB) holds every card once, in its
+/// column, in the kernel's list order, with its text intact across piece boundaries — full
+/// and compact, capped and not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_streamed_in_many_pieces_holds_every_card_once_in_order() {
+    let s = start().await;
+    let b = s.board();
+    let long = "é".repeat(280) + "end";
+    let mut created = Vec::new();
+    for i in 0..360 {
+        let t = b
+            .create_task(NewTask {
+                title: format!("card {i} \"quoted\""),
+                body: Some(format!("{i}: {long}")),
+                priority: (i % 4) as i64,
+                triage: i % 9 == 0,
+                ..Default::default()
+            })
+            .unwrap()
+            .task;
+        created.push(t.id);
+    }
+    // Every fifth card done (triage cards cannot be claimed).
+    let to_finish = created
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 == 0 && i % 9 != 0);
+    for (_, id) in to_finish {
+        b.claim_task(id, None).unwrap();
+        b.complete_task(Completion {
+            task_id: id.clone(),
+            summary: Some("ok".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let view = b
+        .board_view(&Default::default(), &Default::default())
+        .unwrap();
+    let expected = |status: Status| -> Vec<String> {
+        view.cards
+            .iter()
+            .filter(|c| c.task.status == status)
+            .map(|c| c.task.id.clone())
+            .collect()
+    };
+    for path in [
+        "/api/board",
+        "/api/board?compact=1&done_limit=0",
+        "/api/board?compact=1",
+    ] {
+        let v = s.ok(Method::GET, path, None).await;
+        assert!(
+            v.to_string().len() > 3 * 64 * 1024,
+            "{path}: several pieces"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for col in v["columns"].as_array().unwrap() {
+            let name = col["name"].as_str().unwrap();
+            let status: Status = name.parse().unwrap();
+            let tasks = col["tasks"].as_array().unwrap();
+            let ids: Vec<String> = tasks
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string())
+                .collect();
+            for t in tasks {
+                assert!(
+                    seen.insert(t["id"].as_str().unwrap().to_string()),
+                    "{path}: twice"
+                );
+                let title = t["title"].as_str().unwrap();
+                let i = title.split(' ').nth(1).unwrap();
+                assert_eq!(title, format!("card {i} \"quoted\""));
+                let body = format!("{i}: {long}");
+                let body: String = match path.contains("compact") {
+                    true => body.chars().take(300).collect(),
+                    false => body,
+                };
+                assert_eq!(t["body"], json!(body), "{path}");
+            }
+            if status == Status::Done && path == "/api/board?compact=1" {
+                assert_eq!(col["total"], json!(64), "{path}");
+                assert_eq!(ids.len(), 64, "{path}: under the cap, the whole column");
+                continue;
+            }
+            assert_eq!(ids, expected(status), "{path}: column {name}");
+        }
+        assert_eq!(seen.len(), 360, "{path}");
+        assert_eq!(v["latest_event_id"], json!(view.latest_event_id), "{path}");
+    }
+}
+
 /// The dashboard's compact board caps Done and Archived at their newest 200 cards with a
 /// total and a cursor; following the cursor reaches every done card exactly once, newest
 /// first; the full board (Hermes' endpoint) stays complete.
