@@ -10,7 +10,13 @@
 //! Python processes, one `kanban_db.connect()` each, `claim_task` per task — on a board seeded
 //! the same way. Rounds alternate ours / Hermes'.
 //!
-//! Run: `cargo bench --bench claim_race -- [tasks] [rounds]` (default 1000 tasks, 3 rounds).
+//! With `--database-url URL` (a PostgreSQL database of its own) every round races on a SQLite
+//! file and on a new board of that database (issue 15: claims/s on each); the racers open the
+//! board as every front door does (`Kanban::open`), and the check reads the database through the
+//! kernel (`get_task`; no `integrity_check` there).
+//!
+//! Run: `cargo bench --bench claim_race -- [--database-url URL] [tasks] [rounds]` (default 1000
+//! tasks, 3 rounds).
 //! Prints a markdown table on stdout; target verdicts go to `$BENCH_TARGETS` when set.
 
 use std::collections::HashMap;
@@ -18,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hermes_kanban::kernel::{Board, BoardPaths, Env, KernelError, ListFilter, SeedTask, Status};
+use hermes_kanban::kernel::{
+    Board, BoardPaths, Env, Kanban, KernelError, ListFilter, NewBoard, OpenMode, SeedTask, Status,
+};
 
 const PROCS: usize = 8;
 
@@ -26,11 +34,70 @@ fn open(db: &Path) -> Board {
     Board::open_paths(&Env::empty(), BoardPaths::for_db_file(db)).expect("open board")
 }
 
+/// The board `slug` of the database at `url` (host-local paths under `dir`), created on first
+/// use.
+fn open_url(url: &str, slug: &str, dir: &Path) -> Board {
+    let env = Env::empty()
+        .with("HOME", dir.to_string_lossy())
+        .with("HERMES_HOME", dir.join("pg-home").to_string_lossy());
+    let k = Kanban::open(&env, Some(url)).unwrap_or_else(|e| panic!("--database-url: {e}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    k.create(slug, NewBoard::default(), now)
+        .unwrap_or_else(|e| panic!("board {slug}: {e}"));
+    k.open_board(Some(slug), OpenMode::Create)
+        .unwrap_or_else(|e| panic!("board {slug}: {e}"))
+        .0
+}
+
+/// Where a race runs: a SQLite file, or a board of a database URL.
+#[derive(Clone)]
+enum Target {
+    File(PathBuf),
+    Url {
+        url: String,
+        slug: String,
+        dir: PathBuf,
+    },
+}
+
+impl Target {
+    fn open(&self) -> Board {
+        match self {
+            Target::File(db) => open(db),
+            Target::Url { url, slug, dir } => open_url(url, slug, dir),
+        }
+    }
+
+    /// The environment a racer process finds its board by.
+    fn pass(&self, c: &mut Command) {
+        match self {
+            Target::File(db) => c.env("KANBAN_RACE_DB", db),
+            Target::Url { url, slug, dir } => c
+                .env("KANBAN_RACE_URL", url)
+                .env("KANBAN_RACE_SLUG", slug)
+                .env("KANBAN_RACE_DIR", dir),
+        };
+    }
+
+    fn from_env() -> Target {
+        match std::env::var("KANBAN_RACE_URL") {
+            Ok(url) => Target::Url {
+                url,
+                slug: std::env::var("KANBAN_RACE_SLUG").unwrap(),
+                dir: PathBuf::from(std::env::var("KANBAN_RACE_DIR").unwrap()),
+            },
+            Err(_) => Target::File(PathBuf::from(std::env::var("KANBAN_RACE_DB").unwrap())),
+        }
+    }
+}
+
 fn racer() {
-    let db = PathBuf::from(std::env::var("KANBAN_RACE_DB").unwrap());
     let out = PathBuf::from(std::env::var("KANBAN_RACE_OUT").unwrap());
     let go = PathBuf::from(std::env::var("KANBAN_RACE_GO").unwrap());
-    let mut board = open(&db);
+    let mut board = Target::from_env().open();
     board.set_claimer(format!("racer:{}", std::process::id()));
     let ids: Vec<String> = board
         .list_tasks(&ListFilter {
@@ -64,7 +131,10 @@ fn racer() {
 }
 
 fn seed(db: &Path, n: usize) {
-    let board = open(db);
+    seed_board(&open(db), n);
+}
+
+fn seed_board(board: &Board, n: usize) {
     let tasks: Vec<SeedTask> = (0..n)
         .map(|i| SeedTask {
             title: format!("race {i}"),
@@ -169,6 +239,38 @@ fn verify(db: &Path, wins: &[Win], n: usize, wall: f64, errors: usize) -> Outcom
     }
 }
 
+/// `verify` through the kernel, for a board that is not a SQLite file: a win holds when the
+/// task is running on that run under that lock.
+fn verify_kernel(board: &Board, wins: &[Win], n: usize, wall: f64, errors: usize) -> Outcome {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for (t, _, _) in wins {
+        *per.entry(t.as_str()).or_default() += 1;
+    }
+    let double = per.values().filter(|&&c| c > 1).count();
+    let lost = wins
+        .iter()
+        .filter(|(t, run, lock)| {
+            !board.get_task(t).is_ok_and(|x| {
+                x.status == Status::Running
+                    && x.claim_lock.as_deref() == Some(lock.as_str())
+                    && x.current_run_id == Some(*run)
+            })
+        })
+        .count();
+    eprintln!(
+        "  {} wins of {n}, {double} double, {lost} lost, {errors} errors, {wall:.2}s",
+        wins.len()
+    );
+    Outcome {
+        wall,
+        claimed: per.len(),
+        double,
+        lost,
+        errors,
+        corrupt: false,
+    }
+}
+
 fn wait_ready(outs: &[PathBuf]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !outs
@@ -181,17 +283,25 @@ fn wait_ready(outs: &[PathBuf]) {
 }
 
 fn race_ours(dir: &Path, n: usize) -> Outcome {
-    let db = dir.join("ours.db");
-    seed(&db, n);
-    let go = dir.join("ours.go");
-    let outs: Vec<PathBuf> = (0..PROCS).map(|i| dir.join(format!("ours.{i}"))).collect();
+    race_on(dir, &Target::File(dir.join("ours.db")), n)
+}
+
+fn race_on(dir: &Path, target: &Target, n: usize) -> Outcome {
+    seed_board(&target.open(), n);
+    let tag = if matches!(target, Target::File(_)) {
+        "ours"
+    } else {
+        "url"
+    };
+    let go = dir.join(format!("{tag}.go"));
+    let outs: Vec<PathBuf> = (0..PROCS).map(|i| dir.join(format!("{tag}.{i}"))).collect();
     let exe = std::env::current_exe().unwrap();
     let mut kids: Vec<_> = outs
         .iter()
         .map(|o| {
-            Command::new(&exe)
-                .env("CLAIM_RACER", "1")
-                .env("KANBAN_RACE_DB", &db)
+            let mut c = Command::new(&exe);
+            target.pass(&mut c);
+            c.env("CLAIM_RACER", "1")
                 .env("KANBAN_RACE_OUT", o)
                 .env("KANBAN_RACE_GO", &go)
                 .stdin(Stdio::null())
@@ -216,9 +326,13 @@ fn race_ours(dir: &Path, n: usize) -> Outcome {
             .parse::<usize>()
             .unwrap();
     }
-    let v = open(&db).check_invariants().unwrap();
+    let board = target.open();
+    let v = board.check_invariants().unwrap();
     assert!(v.is_empty(), "{v:?}");
-    verify(&db, &wins, n, wall, errors)
+    match target {
+        Target::File(db) => verify(db, &wins, n, wall, errors),
+        Target::Url { .. } => verify_kernel(&board, &wins, n, wall, errors),
+    }
 }
 
 /// Hermes' race; `patched` replaces its post-commit plain-file length check with a no-op (what
@@ -272,6 +386,58 @@ fn race_hermes(python: &str, dir: &Path, n: usize, patched: bool) -> Outcome {
     )
 }
 
+/// Each round races on a SQLite file and on a new board of the database at `url` (order
+/// alternating) → the backends table.
+fn backends(url: &str, n: usize, rounds: usize) {
+    let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into());
+    let (mut s, mut p) = (vec![], vec![]);
+    for r in 0..rounds {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let pg = Target::Url {
+            url: url.to_string(),
+            slug: format!("race-{}-{r}", std::process::id()),
+            dir: dir.path().to_path_buf(),
+        };
+        for first_sqlite in [r % 2 == 0, r % 2 != 0] {
+            if first_sqlite {
+                eprintln!("round {r}: SQLite");
+                s.push(race_ours(dir.path(), n));
+            } else {
+                eprintln!("round {r}: PostgreSQL");
+                p.push(race_on(dir.path(), &pg, n));
+            }
+        }
+    }
+    println!(
+        "| {PROCS} processes race for {n} ready tasks ({rounds} alternating rounds) \
+         | claims/s (median) | tasks claimed (min) | double claims | lost claims | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, v) in [("SQLite (one file)", &s), ("PostgreSQL (one board)", &p)] {
+        let rate = median(v.iter().map(|o| o.claimed as f64 / o.wall).collect());
+        println!(
+            "| {name} | {rate:.0} | {} | {} | {} | {} |",
+            v.iter().map(|o| o.claimed).min().unwrap_or(0),
+            v.iter().map(|o| o.double).sum::<usize>(),
+            v.iter().map(|o| o.lost).sum::<usize>(),
+            v.iter().map(|o| o.errors).sum::<usize>()
+        );
+    }
+    let bad = s
+        .iter()
+        .chain(&p)
+        .any(|o| o.double > 0 || o.lost > 0 || o.claimed != n);
+    target(&format!(
+        "| no double claim with {PROCS} competing processes on PostgreSQL | {} | {} |",
+        if bad {
+            "double, lost or missing claims (see the table)"
+        } else {
+            "0 double, 0 lost"
+        },
+        if bad { "**not met**" } else { "met" }
+    ));
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -294,12 +460,22 @@ fn main() {
         racer();
         return;
     }
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let url = all
+        .iter()
+        .position(|a| a == "--database-url")
+        .map(|i| all.get(i + 1).expect("--database-url takes a URL").clone());
+    let args: Vec<String> = all
+        .iter()
+        .filter(|a| !a.starts_with("--") && Some(*a) != url.as_ref())
+        .cloned()
         .collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    if let Some(url) = url {
+        backends(&url, n, rounds);
+        return;
+    }
     let python = std::env::var("HK_HERMES_PYTHON")
         .ok()
         .filter(|p| !p.is_empty());

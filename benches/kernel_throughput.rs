@@ -9,12 +9,17 @@
 //! `claim_task`, `complete_task` on one connection, as Hermes does) on its own DB file in the
 //! same directory; only the calls are timed, not the interpreter start.
 //!
-//! Run: `cargo bench --bench kernel_throughput -- [ops_per_round] [rounds]`
+//! With `--database-url URL` (a PostgreSQL database of its own: the bench writes to its default
+//! board) the rounds alternate the same kernel operations on a SQLite file and on that database
+//! instead (issue 15: kernel ops/s on PostgreSQL vs SQLite); the board on the URL is opened as
+//! every front door opens it, through `Kanban::open`.
+//!
+//! Run: `cargo bench --bench kernel_throughput -- [--database-url URL] [ops_per_round] [rounds]`
 //! Prints a markdown table on stdout; target verdicts go to `$BENCH_TARGETS` when set.
 
 use std::time::Instant;
 
-use hermes_kanban::kernel::{Board, BoardPaths, Completion, Env, NewTask};
+use hermes_kanban::kernel::{Board, BoardPaths, Completion, Env, Kanban, NewTask, OpenMode};
 use rusqlite::{Connection, params};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -123,15 +128,67 @@ fn target(row: &str) {
     }
 }
 
+/// The kernel on SQLite and on the database at `url`, rounds alternating → the backends table.
+fn backends(url: &str, dir: &std::path::Path, n: usize, rounds: usize) {
+    let sqlite = Board::open_paths(
+        &Env::empty(),
+        BoardPaths::for_db_file(&dir.join("kanban.db")),
+    )
+    .unwrap();
+    // Host-local paths (logs, workspaces) under the temp dir; the board itself on the URL.
+    let env = Env::empty()
+        .with("HOME", dir.to_string_lossy())
+        .with("HERMES_HOME", dir.join("pg-home").to_string_lossy());
+    let pg = Kanban::open(&env, Some(url))
+        .and_then(|k| k.open_board(None, OpenMode::Create))
+        .unwrap_or_else(|e| panic!("--database-url: {e}"))
+        .0;
+    let (mut s, mut p) = (vec![], vec![]);
+    for r in 0..rounds {
+        // Alternate which backend goes first.
+        let order: [(&Board, &mut Vec<_>); 2] = if r % 2 == 0 {
+            [(&sqlite, &mut s), (&pg, &mut p)]
+        } else {
+            [(&pg, &mut p), (&sqlite, &mut s)]
+        };
+        for (b, out) in order {
+            out.push(kernel_round(b, n, r));
+        }
+        eprintln!("round {r}: sqlite {:?} | postgres {:?}", s[r], p[r]);
+    }
+    println!(
+        "| kernel operation ({n} ops × {rounds} alternating rounds, medians) | SQLite ops/s \
+         | PostgreSQL ops/s | PostgreSQL / SQLite |"
+    );
+    println!("|---|---:|---:|---:|");
+    let pick = |v: &[(f64, f64, f64)], k: usize| -> f64 {
+        median(v.iter().map(|t| [t.0, t.1, t.2][k]).collect())
+    };
+    for (k, name) in ["create", "claim", "complete"].iter().enumerate() {
+        let (a, b) = (pick(&s, k), pick(&p, k));
+        println!("| {name} | {a:.0} | {b:.0} | {:.2} |", b / a);
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let url = all
+        .iter()
+        .position(|a| a == "--database-url")
+        .map(|i| all.get(i + 1).expect("--database-url takes a URL").clone());
+    let args: Vec<String> = all
+        .iter()
+        .filter(|a| !a.starts_with("--") && Some(*a) != url.as_ref())
+        .cloned()
         .collect();
     let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(2000);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "target".into()))
         .unwrap();
+    if let Some(url) = url {
+        backends(&url, dir.path(), n, rounds);
+        return;
+    }
     let db = dir.path().join("kanban.db");
     let sync = std::env::var("HERMES_KANBAN_SYNCHRONOUS")
         .unwrap_or_else(|_| "FULL".into())
