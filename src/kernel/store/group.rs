@@ -397,9 +397,9 @@ impl DerefMut for BoardGuard<'_> {
 impl Drop for BoardGuard<'_> {
     fn drop(&mut self) {
         if let Some(b) = self.board.take()
-            && let Some(m) = &b.group
+            && let (Some(m), super::Store::Sqlite(c)) = (&b.group, &b.store)
         {
-            m.release(&b.conn);
+            m.release(c);
         }
     }
 }
@@ -508,6 +508,16 @@ impl Board {
 }
 
 #[cfg(test)]
+impl Board {
+    fn sqlite_conn(&self) -> &Conn {
+        match &self.store {
+            super::Store::Sqlite(c) => c,
+            _ => panic!("not a SQLite board"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use crate::kernel::{Env, Kanban, KernelError, NewTask};
 
@@ -593,7 +603,10 @@ mod tests {
         // A grouped call writes; its group stays open while the connection is held.
         m.grouping.set(true);
         let c = g.add_comment(&id, "w", "pending").unwrap();
-        assert!(!g.conn.is_autocommit(), "the group's transaction is open");
+        assert!(
+            !g.sqlite_conn().is_autocommit(),
+            "the group's transaction is open"
+        );
         assert_eq!(
             g.list_comments(&id).unwrap().len(),
             1,
@@ -614,7 +627,7 @@ mod tests {
         }
         let g = b.lock();
         assert_eq!(g.list_comments(&id).unwrap()[0].id, c);
-        assert!(g.conn.is_autocommit());
+        assert!(g.sqlite_conn().is_autocommit());
     }
 
     #[test]
@@ -631,7 +644,7 @@ mod tests {
         // A `lock()` holder's write (the dispatcher's): committed before it returns.
         g.add_comment(&id, "d", "alone").unwrap();
         assert!(
-            g.conn.is_autocommit(),
+            g.sqlite_conn().is_autocommit(),
             "the group committed with the ungrouped write"
         );
         let group = b.0.group.clone().unwrap();
