@@ -1596,6 +1596,7 @@ fn a_dry_run_shows_what_the_tick_then_does() {
             .with("HERMES_HOME", lab.cli.home().to_string_lossy())
             .with("PATH", std::env::var("PATH").unwrap_or_default())
             .with("HERMES_BIN", hermes.to_string_lossy());
+        let env = crate::helpers::backend::with_db(env, lab.cli.pg.as_ref());
         let board = Board::open(&env, None).unwrap();
         let mut opts = in_process(board.env());
         tweak(&mut opts);

@@ -2133,7 +2133,7 @@ fn delete_task_cascades_and_recomputes() {
     assert!(b.list_notify_subs(None).unwrap().is_empty());
     // `archive --rm` keeps attachment rows and blobs, as Hermes does (REF §20).
     assert_eq!(b.list_attachments(&c).unwrap(), vec![kept.clone()]);
-    assert!(std::path::Path::new(&kept.stored_path).is_file());
+    assert!(content_kept(b, &kept));
 }
 
 /// Bulk seeding (benchmarks) writes what a real board would hold: an open current run and a
