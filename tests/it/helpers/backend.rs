@@ -110,7 +110,10 @@ fn psql() -> PathBuf {
 
 /// Run one SQL statement as the admin; panic with psql's error.
 pub fn admin_sql(sql: &str) -> String {
-    run_psql(admin_url().expect("admin_sql needs HK_TEST_DATABASE_URL"), sql)
+    run_psql(
+        admin_url().expect("admin_sql needs HK_TEST_DATABASE_URL"),
+        sql,
+    )
 }
 
 /// Run one SQL statement on the database `url` names; panic with psql's error.
@@ -227,7 +230,10 @@ pub fn template(tag: &str, fill: impl FnOnce(&str)) -> String {
     let name = format!("hk_tpl_{}_{tag}", std::process::id());
     admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     admin_sql(&format!("CREATE DATABASE {name}"));
-    fill(&url_with_db(admin_url().expect("template needs PostgreSQL"), &name));
+    fill(&url_with_db(
+        admin_url().expect("template needs PostgreSQL"),
+        &name,
+    ));
     name
 }
 

@@ -5,8 +5,8 @@
 //! database instead of the temp home's files.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hermes_kanban::kernel::{Board, BoardPaths, Env, Kanban, NewTask, OpenMode, list_boards};
 use tempfile::TempDir;

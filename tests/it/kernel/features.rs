@@ -1465,7 +1465,11 @@ fn attachments_add_list_get_remove() {
     );
     // Removal: row, blob and an event; the others stay.
     let blob = b.attachment_blob_path(&a2);
-    assert_eq!(blob.is_some(), !on_postgres(), "a file inside the root on SQLite only");
+    assert_eq!(
+        blob.is_some(),
+        !on_postgres(),
+        "a file inside the root on SQLite only"
+    );
     assert!(content_kept(b, &a2));
     let removed = b.remove_attachment(a2.id).unwrap();
     assert_eq!(removed.filename, "a (1).txt");
