@@ -142,7 +142,7 @@ pub struct Row<'r> {
 
 enum RowInner<'r> {
     Sqlite(&'r rusqlite::Row<'r>),
-    Pg(&'r ::postgres::Row),
+    Pg(&'r postgres::client::Row),
 }
 
 /// A value that can be read from one column.
