@@ -1,7 +1,7 @@
-//! Where a PostgreSQL home points: the parsed URL ([`PgTarget`]), its password (from the URL,
-//! `PGPASSWORD`, or a `.pgpass` file — `$PGPASSFILE`, else `~/.pgpass` — which
-//! `tokio-postgres` does not read itself), the shown (password-free) form every message uses, and the
-//! session settings each connection starts with.
+//! Where a PostgreSQL home points: the parsed URL ([`PgTarget`]), its password (from the
+//! URL, `PGPASSWORD`, or a `.pgpass` file — `$PGPASSFILE`, else `~/.pgpass` — which
+//! `tokio-postgres` does not read itself), the shown (password-free) form every message
+//! uses, and the session settings each connection starts with.
 
 use std::path::PathBuf;
 use std::str::FromStr;
