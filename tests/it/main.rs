@@ -62,6 +62,7 @@ mod compat {
 mod pg {
     mod backend;
     mod connection_loss;
+    mod events;
     mod multihost;
 }
 
