@@ -282,8 +282,9 @@ impl HostBoards {
     /// reopened when its DB file (SQLite) was replaced — with its change marker taken now,
     /// before the tick, so that any write during or after the tick triggers the next one.
     /// `None` (logged) when it cannot be opened, and when the file of an open handle is gone
-    /// (removed or its board renamed): the handle is dropped and the next full round re-lists the boards, so a
-    /// change round never recreates a board at a path that was just moved away.
+    /// (removed or its board renamed): the handle is dropped and the next full round re-lists
+    /// the boards, so a change round never recreates a board at a path that was just moved
+    /// away.
     pub fn open(&mut self, home: &Kanban, slug: &str) -> Option<SharedBoard> {
         // Only a board in a file can have its file replaced (one on PostgreSQL has none: its
         // handle stays open; the full rounds' re-listing drops a board removed from the registry).
