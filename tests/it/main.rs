@@ -55,6 +55,7 @@ mod dispatch {
 mod compat {
     mod hermes_compat;
     mod interop;
+    mod wal;
 }
 
 /// One board on PostgreSQL and across hosts (issue 15): PostgreSQL-only scenarios (they

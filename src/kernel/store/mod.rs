@@ -47,7 +47,7 @@ enum Conn<'c> {
 
 /// A board's open store.
 pub(crate) enum Store {
-    Sqlite(sqlite::Conn),
+    Sqlite(sqlite::BoardConn),
     Postgres(Box<postgres::PgConn>),
 }
 

@@ -2395,10 +2395,16 @@ fn notify_subscriptions_start_at_the_latest_event(v: Version) {
 /// per CLI write, no checkpoint or WAL re-creation per process). After our CLI writes the
 /// `-wal` file persists, the writes are in it and not yet in the main file, and Hermes' own
 /// `show` and `list` read them like any SQLite reader; Hermes' writes then land on the same
-/// board and we read them back; the board stays in WAL mode and healthy.
+/// board, which carries migration 0009's tables (`kanban_hosts`, `kanban_attachment_blobs`),
+/// and we read them back. Then enough of our writes to pass the auto-checkpoint size: the
+/// closing process truncates the WAL (bounded), Hermes reads every task and writes again, and
+/// we read that back; the board stays in WAL mode and healthy.
 fn our_kept_wal_is_read_by_hermes(v: Version) {
     let lab = Lab::new(v);
     lab.ours_ok(&["init"]);
+    let tables_0009 = "SELECT count(*) FROM sqlite_master WHERE type='table' \
+                       AND name IN ('kanban_hosts', 'kanban_attachment_blobs')";
+    assert_eq!(lab.sql(tables_0009).as_deref(), Some("2"), "0009's tables");
     let (a, _) = lab.ours_create("kept in the WAL", &["--assignee", "worker"]);
     lab.ours_ok(&["comment", &a, "written by us"]);
     let wal = lab.db().with_file_name("kanban.db-wal");
@@ -2435,7 +2441,32 @@ fn our_kept_wal_is_read_by_hermes(v: Version) {
     }
     assert!(ids_of(&lab.hermes_json(&["list", "--json"])).contains(&b));
     assert_eq!(lab.journal_mode(), "wal");
+    assert_eq!(
+        lab.sql(tables_0009).as_deref(),
+        Some("2"),
+        "0009's tables kept"
+    );
     lab.cross_check("kept WAL");
+    // A large WAL: ~20 pages per write, past 1000 frames; our closing process truncates it.
+    let body = "w".repeat(6000);
+    let mut last = String::new();
+    let (mut peak, mut prev, mut shrank) = (0, 0, false);
+    for i in 0..90 {
+        last = lab.ours_create(&format!("big {i}"), &["--body", &body]).0;
+        let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        shrank |= len < prev;
+        (peak, prev) = (peak.max(len), len);
+    }
+    assert!(shrank, "the WAL was never truncated (peak {peak} bytes)");
+    assert!(peak < 9_000_000, "the kept WAL grew to {peak} bytes");
+    let total = lab.sql("SELECT count(*) FROM tasks").unwrap_or_default();
+    assert_eq!(total, "93", "every task is in the board");
+    let shown = lab.hermes_json(&["show", &last, "--json"]);
+    assert_eq!(shown["task"]["title"], "big 89", "{shown}");
+    let (h2, _) = lab.hermes_create("by hermes after the truncation", &[]);
+    assert!(ids_of(&lab.ours_json(&["list", "--json"])).contains(&h2));
+    assert_eq!(lab.journal_mode(), "wal");
+    lab.integrity("kept WAL truncated");
 }
 
 /// Every scenario runs against both Hermes versions (parallel test threads keep the wall time

@@ -28,8 +28,60 @@ pub(crate) use journal::journal_setting;
 pub use migrate::SCHEMA_VERSION;
 pub(crate) use migrate::{heal_upstream_columns, migrate, user_version};
 
-/// The connection a SQLite board holds (the only driver type outside the store, by name).
+/// The SQLite connection type (the only driver type outside the store, by name).
 pub(crate) type Conn = Connection;
+
+/// The connection a SQLite board owns. It derefs to the rusqlite connection; dropping it
+/// bounds the WAL kept on close (see [`truncate_large_wal`]).
+pub(crate) struct BoardConn(Connection);
+
+impl std::ops::Deref for BoardConn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Drop for BoardConn {
+    fn drop(&mut self) {
+        truncate_large_wal(&self.0);
+    }
+}
+
+/// Closing with a WAL of at least this many frames checkpoints it and truncates it (the same
+/// size as `wal_autocheckpoint`).
+const WAL_TRUNCATE_FRAMES: u64 = 1000;
+
+/// On close, a WAL past [`WAL_TRUNCATE_FRAMES`] is checkpointed whole and truncated to zero
+/// bytes (`wal_checkpoint(TRUNCATE)`), best effort. Keeping the WAL on close (see [`open`])
+/// leaves its checkpoint progress in the shared-memory index only, which the next process to
+/// open the board alone rebuilds from scratch: past the auto-checkpoint size every later write
+/// then re-checkpointed the whole WAL (three fsyncs instead of one) and the WAL never restarted,
+/// so it grew without bound. Truncating here keeps the WAL bounded and the steady state at one
+/// fsync per write. It never waits: with another process reading or writing the board it gives
+/// up (that process's open index keeps the checkpoint progress, so nothing is redone).
+fn truncate_large_wal(conn: &Connection) {
+    let Some(path) = conn.path().filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let Ok(meta) = std::fs::metadata(format!("{path}-wal")) else {
+        return;
+    };
+    let page = conn
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .map_or(4096, |p| p.max(512) as u64);
+    // A WAL frame is a 24-byte header and one page; the WAL header is 32 bytes.
+    if !conn.is_autocommit() || meta.len() < 32 + WAL_TRUNCATE_FRAMES * (page + 24) {
+        return;
+    }
+    if conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+        return;
+    }
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    tracing::debug!(wal = %path, result = ?r, "closing checkpoint of a large WAL");
+}
 
 /// Default busy timeout (ms) when `HERMES_KANBAN_BUSY_TIMEOUT_MS` is unset.
 pub const DEFAULT_BUSY_TIMEOUT_MS: i64 = 120_000;
@@ -42,7 +94,7 @@ pub(crate) fn open(
     busy_timeout_ms: i64,
     synchronous: &str,
     journal_setting: Option<&str>,
-) -> Result<(Connection, JournalInfo)> {
+) -> Result<(BoardConn, JournalInfo)> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
@@ -66,8 +118,8 @@ pub(crate) fn open(
     // into the DB and deleting it: a short-lived CLI write then costs one fsync (its commit)
     // instead of five (a fresh WAL's header and directory sync, the checkpoint's two syncs).
     // Nothing is less durable (committed frames are synced in the WAL, which every reader,
-    // Hermes included, reads), and `wal_autocheckpoint` still bounds the WAL. No effect on a
-    // board in DELETE mode.
+    // Hermes included, reads). `wal_autocheckpoint` alone does not bound a WAL kept this way;
+    // [`BoardConn`]'s drop does ([`truncate_large_wal`]). No effect on a board in DELETE mode.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,
@@ -75,7 +127,7 @@ pub(crate) fn open(
     .map_err(|e| locate(e.into(), path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
     heal_upstream_columns(&conn).map_err(|e| locate(e, path))?;
-    Ok((conn, journal))
+    Ok((BoardConn(conn), journal))
 }
 
 /// An empty, migrated in-memory database: what a reading verb shows for a board that has no
@@ -83,12 +135,12 @@ pub(crate) fn open(
 pub(crate) fn open_memory(
     busy_timeout_ms: i64,
     synchronous: &str,
-) -> Result<(Connection, JournalInfo)> {
+) -> Result<(BoardConn, JournalInfo)> {
     let mut conn = Connection::open_in_memory()?;
     let journal = configure(&mut conn, busy_timeout_ms, synchronous, None)?;
     migrate(&conn)?;
     heal_upstream_columns(&conn)?;
-    Ok((conn, journal))
+    Ok((BoardConn(conn), journal))
 }
 
 /// Attach the DB path to path-less storage errors.
