@@ -68,18 +68,7 @@ struct Inner {
 
 struct PgHome {
     target: Arc<PgTarget>,
-    registry: Mutex<Option<postgres::Client>>,
-}
-
-impl Drop for PgHome {
-    fn drop(&mut self) {
-        let c = self
-            .registry
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        pg::drop_client(c);
-    }
+    registry: Mutex<Option<pg::Client>>,
 }
 
 /// The home handle: backend, board registry, and the cache of open boards. Cheap to clone
@@ -177,33 +166,15 @@ impl Kanban {
         self.inner.pg.as_ref().map(|p| p.target.url())
     }
 
-    /// Run `f` on the registry's connection (re-opened when closed). The driver blocks on its
-    /// own runtime, which must not happen on an async worker thread: inside a tokio context
-    /// (`serve` resolving `?board=` in a handler) the call runs on a scoped thread of its own.
-    fn registry<T: Send>(
-        &self,
-        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T> + Send,
-    ) -> Result<T> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return std::thread::scope(|s| {
-                s.spawn(|| self.registry_here(f))
-                    .join()
-                    .unwrap_or_else(|_| Err(KernelError::Storage("registry call panicked".into())))
-            });
-        }
-        self.registry_here(f)
-    }
-
-    fn registry_here<T>(
-        &self,
-        f: impl FnOnce(&mut postgres::Client, &str) -> Result<T>,
-    ) -> Result<T> {
+    /// Run `f` on the registry's connection (re-opened when closed). Like every board call it
+    /// waits on the network: front doors make it off their async workers.
+    fn registry<T>(&self, f: impl FnOnce(&pg::Client, &str) -> Result<T>) -> Result<T> {
         let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
         let mut slot = pgh.registry.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_none_or(|c| c.is_closed()) {
             *slot = Some(pg::connect(&pgh.target, None)?);
         }
-        f(slot.as_mut().expect("connected above"), pgh.target.shown())
+        f(slot.as_ref().expect("connected above"), pgh.target.shown())
     }
 
     /// Whether board `slug` exists on PostgreSQL (`default` always does).

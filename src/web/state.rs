@@ -80,6 +80,8 @@ impl From<KernelError> for ApiError {
             (_, "not_found") => StatusCode::NOT_FOUND,
             (_, "invalid") => StatusCode::BAD_REQUEST,
             (_, "refused") | (_, "conflict") => StatusCode::CONFLICT,
+            // The database server is down or unreachable: retryable, not a server bug.
+            (KernelError::Unavailable { .. }, _) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
@@ -91,7 +93,12 @@ impl From<KernelError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"detail": self.detail}))).into_response()
+        let body = axum::Json(json!({"detail": self.detail}));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // The reconnect back-off's scale: a client may retry after a few seconds.
+            return (self.status, [(axum::http::header::RETRY_AFTER, "5")], body).into_response();
+        }
+        (self.status, body).into_response()
     }
 }
 

@@ -40,6 +40,7 @@ mod web {
     mod api;
     mod attachments_db;
     mod group_commit;
+    mod unavailable;
     mod worker_rule;
 }
 

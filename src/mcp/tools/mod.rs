@@ -146,7 +146,17 @@ fn object_arg(
 }
 
 fn kernel(e: KernelError) -> CallToolResult {
-    fail(e)
+    fail(described(&e))
+}
+
+/// A kernel error's message; a transient one (the database busy or unreachable) says that
+/// the same call can be retried, so an agent tries again rather than gives up.
+fn described(e: &KernelError) -> String {
+    match e {
+        KernelError::Unavailable { .. } => format!("{e}; the call can be retried"),
+        KernelError::Busy => format!("{e} (the call can be retried)"),
+        e => e.to_string(),
+    }
 }
 
 impl KanbanMcp {
@@ -258,16 +268,16 @@ impl KanbanMcp {
                     Err(kernel(KernelError::NotOnBoard {
                         task_id: t,
                         slug,
-                        path: b.paths().db.clone(),
+                        path: b.location().into(),
                     }))
                 }
-                Err(e) => Err(fail(format!("{e} (board {slug})"))),
+                Err(e) => Err(fail(format!("{} (board {slug})", described(&e)))),
             })
         };
         let r = if state.stdio_scope.is_some() && state.home.database_url().is_none() {
             // stdio serves one client on a current-thread runtime: run inline and skip the
-            // thread hand-offs (they dominated latency). Not on PostgreSQL, whose driver blocks
-            // on its own runtime and must not run on this one.
+            // thread hand-offs (they dominated latency). Not on PostgreSQL: every statement
+            // waits on the network, which must not stall the runtime's one thread.
             state.with_board(board.as_deref(), g)
         } else {
             tokio::task::spawn_blocking(move || state.with_board(board.as_deref(), g))

@@ -341,6 +341,7 @@ fn wal_commits(wal: &std::path::Path) -> usize {
 /// its event and the recorded workspace path land in a single WAL commit.
 #[test]
 fn claim_with_its_scratch_workspace_is_one_commit() {
+    sqlite_only!("counts commit records in the board's WAL file");
     let cli = Cli::new();
     let id = cli.create("One commit", &[]);
     // Start from an empty WAL: every commit record in it afterwards is the claim's.
@@ -1818,6 +1819,16 @@ fn notify_subscriptions_round_trip() {
 // attach / attachments / attach-rm
 // ---------------------------------------------------------------------------------------------
 
+/// The content of task `id`'s attachment `name`, read as a front door reads it: its file on
+/// SQLite, its database row on PostgreSQL (`None`: no such attachment or no content).
+fn attachment_text(cli: &Cli, id: &str, name: &str) -> Option<String> {
+    let board = hermes_kanban::kernel::Board::open(&cli.env(), None).unwrap();
+    let a = board.list_attachments(id).unwrap();
+    let a = a.into_iter().find(|a| a.filename == name)?;
+    let bytes = board.attachment_content(&a).unwrap()?;
+    Some(String::from_utf8(bytes).unwrap())
+}
+
 #[test]
 fn attach_list_and_remove() {
     let cli = Cli::new();
@@ -1833,9 +1844,16 @@ fn attach_list_and_remove() {
         "{out}"
     );
     assert_eq!(
-        std::fs::read_to_string(store.join("report.txt")).unwrap(),
-        "hello\n"
+        attachment_text(&cli, &id, "report.txt").as_deref(),
+        Some("hello\n")
     );
+    if !crate::helpers::on_postgres() {
+        // SQLite keeps the content as a file under the attachment root (PostgreSQL: a row).
+        assert_eq!(
+            std::fs::read_to_string(store.join("report.txt")).unwrap(),
+            "hello\n"
+        );
+    }
     cli.run(&[
         "attach",
         &id,
@@ -1904,6 +1922,7 @@ fn attach_list_and_remove() {
         format!("Removed attachment {notes_id} (notes.md) from {id}\n")
     );
     assert!(!store.join("notes.md").exists());
+    assert_eq!(attachment_text(&cli, &id, "notes.md"), None);
     assert_eq!(
         cli.run(&["attachments", &id, "--json"])
             .json()

@@ -93,12 +93,26 @@ fn stdio_mcp_holds_one_connection_to_its_board() {
         assert!(out.read_line(&mut shown).unwrap() > 0, "mcp closed stdout");
     }
     assert!(shown.contains("Held once"), "{shown}");
-    let db = cli.db().canonicalize().unwrap();
-    let held = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|p| *p == db)
-        .count();
+    let db = cli.db();
+    // On PostgreSQL a connection is a session on the fixture's database (the server is its
+    // only client now; psql's own session is not counted); on SQLite a descriptor of the file.
+    let held = match &cli.pg {
+        Some(pg) => pg
+            .sql(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .parse::<usize>()
+            .unwrap(),
+        None => {
+            let db = db.canonicalize().unwrap();
+            std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+                .unwrap()
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|p| *p == db)
+                .count()
+        }
+    };
     drop(stdin);
     let _ = child.wait();
     assert_eq!(

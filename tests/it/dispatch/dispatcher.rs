@@ -1044,6 +1044,7 @@ fn the_in_process_host_settles_crashes_and_stale_runs() {
         .with("HERMES_HOME", lab.cli.home().to_string_lossy())
         .with("PATH", std::env::var("PATH").unwrap_or_default())
         .with("HERMES_KANBAN_CRASH_GRACE_SECONDS", "0");
+    let env = crate::helpers::backend::with_db(env, lab.cli.pg.as_ref());
     let board = Board::open(
         &env.clone().with("HERMES_BIN", crash.to_string_lossy()),
         None,
@@ -1534,10 +1535,19 @@ $HK complete "$T" --summary "released" || true"#,
         .id;
     // The parent is finished by a writer that does not promote (a hand edit): only a tick's
     // recompute promotes the child.
-    rusqlite::Connection::open(lab.cli.db())
-        .unwrap()
-        .execute("UPDATE tasks SET status='done' WHERE id=?1", [&parent])
-        .unwrap();
+    match &lab.cli.pg {
+        Some(db) => {
+            db.sql(&format!(
+                "UPDATE board_default.tasks SET status='done' WHERE id='{parent}'"
+            ));
+        }
+        None => {
+            rusqlite::Connection::open(lab.cli.db())
+                .unwrap()
+                .execute("UPDATE tasks SET status='done' WHERE id=?1", [&parent])
+                .unwrap();
+        }
+    }
     assert_eq!(b.get_task(&child).unwrap().status, Status::Todo);
     (lab, hermes)
 }
@@ -1586,6 +1596,7 @@ fn a_dry_run_shows_what_the_tick_then_does() {
             .with("HERMES_HOME", lab.cli.home().to_string_lossy())
             .with("PATH", std::env::var("PATH").unwrap_or_default())
             .with("HERMES_BIN", hermes.to_string_lossy());
+        let env = crate::helpers::backend::with_db(env, lab.cli.pg.as_ref());
         let board = Board::open(&env, None).unwrap();
         let mut opts = in_process(board.env());
         tweak(&mut opts);

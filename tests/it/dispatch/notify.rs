@@ -659,8 +659,20 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
     // The dispatcher has ticked several times by now (every 0.2 s).
     std::thread::sleep(Duration::from_millis(600));
     let db = cli.home().join("kanban.db");
+    // On PostgreSQL the connections are the database's sessions (serve is its only client now;
+    // psql's own session is not counted).
+    let held = match &cli.pg {
+        Some(pg) => pg
+            .sql(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .parse::<usize>()
+            .unwrap(),
+        None => db_connections(s.id(), &db),
+    };
     assert_eq!(
-        db_connections(s.id(), &db),
+        held,
         1,
         "serve must hold one connection to {} shared by MCP, REST, the dispatcher and the \
             webhook thread",

@@ -11,7 +11,10 @@
 //! only make sense on PostgreSQL (`tests/it/pg/`) start with [`postgres_only!`].
 //!
 //! Databases are created and dropped with `psql` (the client of the same Debian package as
-//! the server scripts/pg runs), so the fixtures need nothing from the crate under test.
+//! the server scripts/pg runs). Migrating a board's schema costs far more than copying a
+//! database, so a fixture that opens the default board at once ([`super::TestBoard`]) copies
+//! a template that already holds it ([`template`]: migrated once per test process with
+//! `CREATE DATABASE … TEMPLATE`); the others start from an empty database, as a user does.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -107,7 +110,14 @@ fn psql() -> PathBuf {
 
 /// Run one SQL statement as the admin; panic with psql's error.
 pub fn admin_sql(sql: &str) -> String {
-    let url = admin_url().expect("admin_sql needs HK_TEST_DATABASE_URL");
+    run_psql(
+        admin_url().expect("admin_sql needs HK_TEST_DATABASE_URL"),
+        sql,
+    )
+}
+
+/// Run one SQL statement on the database `url` names; panic with psql's error.
+fn run_psql(url: &str, sql: &str) -> String {
     let out = Command::new(psql())
         .args([
             url,
@@ -156,17 +166,36 @@ impl TestDb {
         admin_url().map(|_| TestDb::create())
     }
 
-    /// Create a new database (on PostgreSQL only).
+    /// A copy of the template database `template` when the suite runs on PostgreSQL.
+    pub fn from_template(template: impl FnOnce() -> &'static str) -> Option<TestDb> {
+        admin_url().map(|_| TestDb::create_as(Some(template())))
+    }
+
+    /// Create a new, empty database (on PostgreSQL only).
     pub fn create() -> TestDb {
+        TestDb::create_as(None)
+    }
+
+    /// Create a new database: empty, or a copy of `template`.
+    fn create_as(template: Option<&str>) -> TestDb {
         static N: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "hk_t_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        admin_sql(&format!("CREATE DATABASE {name}"));
+        match template {
+            Some(t) => admin_sql(&format!("CREATE DATABASE {name} TEMPLATE {t}")),
+            None => admin_sql(&format!("CREATE DATABASE {name}")),
+        };
         let url = url_with_db(admin_url().unwrap(), &name);
         TestDb { name, url }
+    }
+
+    /// Run one SQL statement in this database as the admin (a hand edit no front door makes);
+    /// the board's tables are in its schema, e.g. `board_default.tasks`.
+    pub fn sql(&self, sql: &str) -> String {
+        run_psql(&self.url, sql)
     }
 
     /// `env` pointed at this database.
@@ -188,6 +217,37 @@ impl Drop for TestDb {
             .is_ok_and(|s| s.success());
         if !ok && !std::thread::panicking() {
             eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// The template database `hk_tpl_<pid>_<tag>` of this test process, made once by `fill` (given
+/// its URL; it must close every connection it opens, or no copy can be made), and its name.
+/// Templates and test databases that earlier, killed test processes left behind are dropped
+/// first; a template outlives its process until the next run or `scripts/pg stop`.
+pub fn template(tag: &str, fill: impl FnOnce(&str)) -> String {
+    drop_leftovers();
+    let name = format!("hk_tpl_{}_{tag}", std::process::id());
+    admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    admin_sql(&format!("CREATE DATABASE {name}"));
+    fill(&url_with_db(
+        admin_url().expect("template needs PostgreSQL"),
+        &name,
+    ));
+    name
+}
+
+/// Drop the `hk_t_<pid>_*` / `hk_tpl_<pid>_*` databases whose test process no longer runs.
+fn drop_leftovers() {
+    let names = admin_sql(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'hk\\_t\\_%' \
+         OR datname LIKE 'hk\\_tpl\\_%'",
+    );
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if pid.is_some() && !alive {
+            admin_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }

@@ -5,13 +5,13 @@
 //! database instead of the temp home's files.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hermes_kanban::kernel::{Board, BoardPaths, Env, Kanban, NewTask, OpenMode, list_boards};
 use tempfile::TempDir;
 
-use super::backend::{DATABASE_URL_VAR, TestDb, with_db};
+use super::backend::{DATABASE_URL_VAR, TestDb, template, with_db};
 
 /// The environment of a temp home rooted at `dir`: `HOME=dir`, `HERMES_HOME=dir/hermes` (what
 /// every fixture and the binary under test see). On PostgreSQL a fixture adds its database
@@ -41,6 +41,20 @@ pub fn open_board(env: &Env, slug: Option<&str>) -> Board {
         .and_then(|home| home.open_board(slug, OpenMode::Create))
         .map(|(board, _)| board)
         .unwrap_or_else(|e| panic!("open board {slug:?}: {e}"))
+}
+
+/// The template database holding what [`open_board`] creates for the default board of an
+/// empty database (the registry and the migrated `board_default` schema), made once per test
+/// process (see [`super::backend::template`]).
+fn default_board_template() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        template("default_board", |url| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let env = home_env(dir.path()).with(DATABASE_URL_VAR, url);
+            drop(open_board(&env, None));
+        })
+    })
 }
 
 /// Whether the board `slug` of the home `env` describes has a database (on SQLite its file
@@ -105,7 +119,8 @@ pub struct TestBoard {
 impl TestBoard {
     pub fn new() -> TestBoard {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pg = TestDb::for_fixture();
+        // It opens (creates) the default board at once: copy a database that holds it.
+        let pg = TestDb::from_template(default_board_template);
         let env = fixture_env(dir.path(), pg.as_ref());
         let mut board = open_board(&env, None);
         let clock = Arc::new(AtomicI64::new(1_800_000_000));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
-use crate::helpers::{TestBoard, assert_invariants};
+use crate::helpers::{TestBoard, assert_invariants, on_postgres};
 use hermes_kanban::kernel::*;
 use serde_json::{Map, Value, json};
 
@@ -353,7 +353,12 @@ fn context_sections_come_in_order_and_empty_ones_are_omitted() {
     );
     // Hermes' line format: no content type or size when there is none.
     assert_eq!(lines[3], format!("- `empty.bin` → `{}`", empty.stored_path));
-    assert!(std::path::Path::new(&att.stored_path).is_absolute());
+    // The line names where the content is: an absolute file path, or its row on PostgreSQL.
+    if on_postgres() {
+        assert_eq!(att.stored_path, format!("db:{}", att.id));
+    } else {
+        assert!(std::path::Path::new(&att.stored_path).is_absolute());
+    }
     let attempts = section(&c, "## Prior attempts on this task");
     assert!(
         attempts.contains("### Attempt 1 — reclaimed (worker, ")
@@ -1387,6 +1392,28 @@ fn two_connections_racing_on_one_subscription_never_share_events() {
 // Attachments (REF §20)
 // ----------------------------------------------------------------------------------------------
 
+/// Assert attachment `a` holds `bytes` where its backend keeps them: the file `file` under the
+/// board's attachment root on SQLite; on PostgreSQL a database row (`stored_path` `db:<id>`,
+/// so every host can serve it; there is no file).
+fn assert_stored(b: &Board, a: &Attachment, file: &std::path::Path, bytes: &[u8]) {
+    if on_postgres() {
+        assert_eq!(a.stored_path, format!("db:{}", a.id));
+    } else {
+        assert_eq!(std::path::PathBuf::from(&a.stored_path), file);
+        assert_eq!(std::fs::read(&a.stored_path).unwrap(), bytes);
+    }
+    assert_eq!(b.attachment_content(a).unwrap().as_deref(), Some(bytes));
+}
+
+/// Whether attachment `a`'s content is still stored (its file, or its database row).
+fn content_kept(b: &Board, a: &Attachment) -> bool {
+    let kept = b.attachment_content(a).unwrap().is_some();
+    if !on_postgres() {
+        assert_eq!(kept, std::path::Path::new(&a.stored_path).is_file());
+    }
+    kept
+}
+
 #[test]
 fn attachments_add_list_get_remove() {
     let tb = TestBoard::new();
@@ -1402,11 +1429,7 @@ fn attachments_add_list_get_remove() {
     assert_eq!(a1.content_type.as_deref(), Some("text/plain"));
     assert_eq!(a1.uploaded_by.as_deref(), Some("alice"));
     assert_eq!(a1.created_at, tb.now());
-    assert_eq!(
-        std::path::PathBuf::from(&a1.stored_path),
-        root.join(&t).join("a.txt")
-    );
-    assert_eq!(std::fs::read(&a1.stored_path).unwrap(), b"hello");
+    assert_stored(b, &a1, &root.join(&t).join("a.txt"), b"hello");
     let a2 = b.add_attachment(&t, "a.txt", b"again", None, None).unwrap();
     let a3 = b.add_attachment(&t, "a.txt", b"third", None, None).unwrap();
     let r1 = b.add_attachment(&t, "README", b"r", None, None).unwrap();
@@ -1415,11 +1438,7 @@ fn attachments_add_list_get_remove() {
         [&a2, &a3, &r1, &r2].map(|a| a.filename.as_str()),
         ["a (1).txt", "a (2).txt", "README", "README (1)"]
     );
-    assert_eq!(
-        std::path::PathBuf::from(&a2.stored_path),
-        root.join(&t).join("a (1).txt")
-    );
-    assert_eq!(std::fs::read(&a2.stored_path).unwrap(), b"again");
+    assert_stored(b, &a2, &root.join(&t).join("a (1).txt"), b"again");
     assert_eq!(
         b.list_attachments(&t)
             .unwrap()
@@ -1445,11 +1464,17 @@ fn attachments_add_list_get_remove() {
         Some(json!({"filename": "a (1).txt", "size": 5, "by": null}))
     );
     // Removal: row, blob and an event; the others stay.
-    let blob = b.attachment_blob_path(&a2).expect("inside the root");
-    assert!(blob.is_file());
+    let blob = b.attachment_blob_path(&a2);
+    assert_eq!(
+        blob.is_some(),
+        !on_postgres(),
+        "a file inside the root on SQLite only"
+    );
+    assert!(content_kept(b, &a2));
     let removed = b.remove_attachment(a2.id).unwrap();
     assert_eq!(removed.filename, "a (1).txt");
-    assert!(!blob.exists());
+    assert!(!content_kept(b, &a2));
+    assert!(blob.is_none_or(|p| !p.exists()));
     assert!(matches!(
         b.get_attachment(a2.id),
         Err(KernelError::AttachmentNotFound(id)) if id == a2.id
@@ -1462,7 +1487,7 @@ fn attachments_add_list_get_remove() {
     assert_eq!(e.kind, "attachment_removed");
     assert_eq!(e.payload, Some(json!({"filename": "a (1).txt"})));
     assert_eq!(b.list_attachments(&t).unwrap().len(), 4);
-    assert!(std::path::Path::new(&a1.stored_path).is_file());
+    assert!(content_kept(b, &a1));
     // The freed name is reused.
     let again = b.add_attachment(&t, "a.txt", b"x", None, None).unwrap();
     assert_eq!(again.filename, "a (1).txt");
@@ -1470,6 +1495,7 @@ fn attachments_add_list_get_remove() {
 
 #[test]
 fn attachment_blob_path_refuses_paths_outside_the_root() {
+    sqlite_only!("attachments are files under the root on SQLite only; rows on PostgreSQL");
     let tb = TestBoard::new();
     let b = &tb.board;
     let t = tb.task("t");
@@ -2053,7 +2079,7 @@ fn delete_task_cascades_and_recomputes() {
         Err(KernelError::TaskNotFound(_))
     ));
     assert_eq!(b.snapshot().unwrap(), before);
-    assert!(std::path::Path::new(&att.stored_path).is_file());
+    assert!(content_kept(b, &att));
     let promoted = b.delete_task(&p).unwrap();
     assert_eq!(promoted, vec![c.clone()]);
     assert!(matches!(b.get_task(&p), Err(KernelError::TaskNotFound(_))));
@@ -2072,7 +2098,7 @@ fn delete_task_cascades_and_recomputes() {
         b.get_attachment(att.id),
         Err(KernelError::AttachmentNotFound(_))
     ));
-    assert!(!std::path::Path::new(&att.stored_path).exists());
+    assert!(!content_kept(b, &att));
     assert!(!b.paths().attachments.join(&p).exists());
     assert!(b.resolve_run_token(&token).unwrap().is_none());
     assert!(b.run_process(claim.run_id).unwrap().is_none());
@@ -2111,7 +2137,7 @@ fn delete_task_cascades_and_recomputes() {
     assert!(b.list_notify_subs(None).unwrap().is_empty());
     // `archive --rm` keeps attachment rows and blobs, as Hermes does (REF §20).
     assert_eq!(b.list_attachments(&c).unwrap(), vec![kept.clone()]);
-    assert!(std::path::Path::new(&kept.stored_path).is_file());
+    assert!(content_kept(b, &kept));
 }
 
 /// Bulk seeding (benchmarks) writes what a real board would hold: an open current run and a

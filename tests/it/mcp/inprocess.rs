@@ -1402,17 +1402,29 @@ async fn attach_stores_the_decoded_bytes_and_attachments_lists_them() {
             ])
         );
         assert_eq!(a["uploaded_by"], "writer");
-        assert!(Path::new(a["stored_path"].as_str().unwrap()).is_absolute());
+        // A file under the board's root; on PostgreSQL (attachments always in the database)
+        // the row's reference.
+        if !fx.board.attachments_in_db() {
+            assert!(Path::new(a["stored_path"].as_str().unwrap()).is_absolute());
+        }
     }
     assert_eq!(list[0]["id"], json!(first));
     assert_eq!(list[0]["filename"], "report.bin");
     assert_eq!(list[0]["content_type"], "application/octet-stream");
     assert_eq!(list[1]["id"], json!(second));
     assert_eq!(list[1]["filename"], "report (1).bin");
-    let stored = std::fs::read(list[0]["stored_path"].as_str().unwrap()).unwrap();
-    assert_eq!(stored, bytes);
-    let stored = std::fs::read(list[1]["stored_path"].as_str().unwrap()).unwrap();
-    assert_eq!(stored, b"hello world");
+    let content = |i: usize| {
+        let a = fx
+            .board
+            .get_attachment(list[i]["id"].as_i64().unwrap())
+            .unwrap();
+        fx.board
+            .attachment_content(&a)
+            .unwrap()
+            .expect("the stored bytes")
+    };
+    assert_eq!(content(0), bytes);
+    assert_eq!(content(1), b"hello world");
     assert_eq!(list[2]["size"], 0);
 
     // Anyone may read any task's attachments.
@@ -1426,13 +1438,13 @@ async fn attach_stores_the_decoded_bytes_and_attachments_lists_them() {
 async fn a_pinned_db_outranks_the_board_argument() {
     // A dispatcher-spawned worker has HERMES_KANBAN_DB set: `board` cannot leave that DB.
     let fx = Fx::new();
-    hermes_kanban::kernel::create_board(
-        &fx.env,
-        "lab",
-        hermes_kanban::kernel::NewBoard::default(),
-        fx.board.now(),
-    )
-    .unwrap();
+    crate::helpers::board::home(&fx.env)
+        .create(
+            "lab",
+            hermes_kanban::kernel::NewBoard::default(),
+            fx.board.now(),
+        )
+        .unwrap();
     let lab = Board::open(&fx.env, Some("lab")).unwrap();
     let lab_task = lab
         .create_task(NewTask {
@@ -1465,13 +1477,13 @@ async fn a_pinned_db_outranks_the_board_argument() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_board_argument_selects_another_board() {
     let fx = Fx::new();
-    hermes_kanban::kernel::create_board(
-        &fx.env,
-        "lab",
-        hermes_kanban::kernel::NewBoard::default(),
-        fx.board.now(),
-    )
-    .unwrap();
+    crate::helpers::board::home(&fx.env)
+        .create(
+            "lab",
+            hermes_kanban::kernel::NewBoard::default(),
+            fx.board.now(),
+        )
+        .unwrap();
     let lab = Board::open(&fx.env, Some("lab")).unwrap();
     let id = lab
         .create_task(NewTask {
@@ -2217,6 +2229,11 @@ fn binary(fx: &Fx) -> tokio::process::Command {
     c.env_clear()
         .env("HOME", fx.dir.path())
         .env("HERMES_HOME", fx.path("hermes"))
+        .envs(
+            fx.env
+                .get("HERMES_KANBAN_DATABASE_URL")
+                .map(|u| ("HERMES_KANBAN_DATABASE_URL", u)),
+        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -2510,6 +2527,8 @@ async fn unexpanded_placeholders_count_as_unset_and_are_reported() {
 /// every tool call answers with the same advice.
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_on_a_missing_board_creates_nothing_and_says_so() {
+    // On PostgreSQL `default` always exists (the registry's rule), so no board is missing.
+    sqlite_only!("a home without kanban.db");
     let fx = Fx::new();
     let home = fx.path("fresh-home");
     std::fs::create_dir_all(&home).unwrap();
@@ -2560,7 +2579,7 @@ async fn a_worker_task_missing_from_the_board_names_the_board_and_db() {
     cmd.args(["mcp", "--task", "t_0000dead"]);
     let mut s = Spawned::start(cmd);
     s.peer.initialize().await;
-    let db = fx.board.paths().db.display().to_string();
+    let db = fx.board.location();
     let r = s.call(1, "kanban_show", json!({})).await;
     assert_eq!(r["isError"], json!(true), "{r}");
     let text = result_text(&r);
@@ -3375,7 +3394,7 @@ mod fetcher {
         let list = fx.board.list_attachments(&id).unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(
-            std::fs::read(&list[0].stored_path).unwrap(),
+            fx.board.attachment_content(&list[0]).unwrap().unwrap(),
             b"fetched body"
         );
         // The caller's name and type win.

@@ -280,13 +280,18 @@ impl Fixture {
     }
 
     fn base_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("HOME".into(), self.cli.dir.path().display().to_string()),
             ("HERMES_HOME".into(), self.cli.home().display().to_string()),
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
             ("NO_COLOR".into(), "1".into()),
             ("TZ".into(), "UTC".into()),
-        ]
+        ];
+        // On PostgreSQL the board is in the fixture's database, as a dispatcher passes it.
+        if let Some(db) = &self.cli.pg {
+            env.push(("HERMES_KANBAN_DATABASE_URL".into(), db.url.clone()));
+        }
+        env
     }
 
     fn stdio_args(&self, role: &str, mode: &str, env: &[(String, String)]) -> Vec<String> {

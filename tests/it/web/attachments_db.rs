@@ -9,6 +9,9 @@ use crate::helpers::server::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_in_the_database_round_trip_through_rest() {
+    // It switches `kanban.attachments` from files to the database; PostgreSQL boards always
+    // keep attachments in the database (the REST round trip there is in mcp:: and web::api).
+    sqlite_only!("starts from attachments kept as files");
     let s = start().await;
     let t = s.task("t");
     // Before the setting: a file under the attachment root, as today.

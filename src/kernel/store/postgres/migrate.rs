@@ -4,8 +4,7 @@
 //! database-wide advisory lock, so concurrent `init`s on many hosts apply each file once; an
 //! up-to-date board costs one query per open.
 
-use ::postgres::Client;
-
+use super::client::{Client, Error};
 use super::{map_err, quote_ident};
 use crate::kernel::error::Result;
 
@@ -41,7 +40,7 @@ pub(crate) fn latest() -> i64 {
 }
 
 /// The version `schema` is at (0: not created, or no migration recorded).
-pub(crate) fn version(client: &mut Client, schema: &str, shown: &str) -> Result<i64> {
+pub(crate) fn version(client: &Client, schema: &str, shown: &str) -> Result<i64> {
     let exists: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 \
@@ -65,43 +64,43 @@ pub(crate) fn version(client: &mut Client, schema: &str, shown: &str) -> Result<
 }
 
 /// Create `schema` if needed and apply every migration it lacks; returns how many were applied.
-pub(crate) fn migrate(client: &mut Client, schema: &str, shown: &str, now: i64) -> Result<usize> {
+pub(crate) fn migrate(client: &Client, schema: &str, shown: &str, now: i64) -> Result<usize> {
     if version(client, schema, shown)? >= latest() {
         return Ok(0);
     }
-    let err = |e: ::postgres::Error| map_err(&e, shown);
-    let mut tx = client.transaction().map_err(err)?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&MIGRATE_LOCK.0, &MIGRATE_LOCK.1],
-    )
-    .map_err(err)?;
-    let q = quote_ident(schema);
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};
+    let err = |e: Error| map_err(&e, shown);
+    client.transaction(err, |tx| {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&MIGRATE_LOCK.0, &MIGRATE_LOCK.1],
+        )
+        .map_err(err)?;
+        let q = quote_ident(schema);
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};
          CREATE TABLE IF NOT EXISTS schema_migrations (
              version    BIGINT PRIMARY KEY,
              name       TEXT NOT NULL,
              applied_at BIGINT NOT NULL
          );"
-    ))
-    .map_err(err)?;
-    let done: Vec<i64> = tx
-        .query("SELECT version FROM schema_migrations", &[])
-        .map_err(err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut applied = 0;
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-        tx.batch_execute(m.sql).map_err(err)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-            &[&m.version, &m.name, &now],
-        )
+        ))
         .map_err(err)?;
-        applied += 1;
-    }
-    tx.commit().map_err(err)?;
-    Ok(applied)
+        let done: Vec<i64> = tx
+            .query("SELECT version FROM schema_migrations", &[])
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut applied = 0;
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+            tx.batch_execute(m.sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[&m.version, &m.name, &now],
+            )
+            .map_err(err)?;
+            applied += 1;
+        }
+        Ok(applied)
+    })
 }

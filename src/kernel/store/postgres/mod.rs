@@ -1,6 +1,11 @@
-//! The PostgreSQL backend (issue 15), over the synchronous `postgres` crate — which drives its
-//! own runtime with `block_on`, so it is only ever called from blocking threads (CLI verbs, the
-//! supervisor, `spawn_blocking` in MCP and REST, the dispatcher's host thread).
+//! The PostgreSQL backend (issue 15), over our own thin synchronous client
+//! ([`client`]: `tokio-postgres` whose I/O runs on one process-wide background runtime, waited
+//! on with a runtime-agnostic `block_on`), so a board handle opens, works and drops on any
+//! thread, a tokio worker included. The issue named the synchronous `postgres` crate, but it
+//! `block_on`s a runtime of its own for connect, every query and drop, which panics on a thread
+//! that drives one (a `#[tokio::test]`, the stdio MCP server, an axum handler). Front doors
+//! still call boards off their async workers (`spawn_blocking`, `SharedBoard::call`): a
+//! statement waits on the network, and a waiting worker is a latency bug.
 //!
 //! * **Layout.** One PostgreSQL schema per board, `board_<slug>` (a slug too long for a
 //!   63-byte name is cut and suffixed with a hash), holding the SQLite tables under their
@@ -28,6 +33,7 @@
 //!   (`Kanban`), and that handle is used by one call at a time, so a larger pool would idle.
 //!   The dispatcher's tick lock holds a second, dedicated connection ([`lock::TickLock`]).
 
+pub(crate) mod client;
 pub(crate) mod lock;
 pub(crate) mod migrate;
 pub(crate) mod registry;
@@ -39,8 +45,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::postgres::error::SqlState;
-use ::postgres::{Client, NoTls, Statement};
+use tokio_postgres::error::SqlState;
+
+pub(crate) use client::Client;
+use client::Statement;
 
 use super::{Param, Val};
 use crate::kernel::error::{KernelError, Result};
@@ -71,14 +79,10 @@ impl std::fmt::Debug for PgConn {
 pub(crate) fn connect(target: &PgTarget, schema: Option<&str>) -> Result<Client> {
     // Whatever stops a connect (refused, timed out, authentication, no such database) is the
     // one-line "cannot reach" error naming the URL without its password.
-    let mut client =
-        target
-            .config
-            .connect(NoTls)
-            .map_err(|e| match map_err(&e, &target.shown) {
-                u @ KernelError::Unavailable { .. } => u,
-                other => unavailable(&target.shown, &other.to_string()),
-            })?;
+    let client = Client::connect(&target.config).map_err(|e| match map_err(&e, &target.shown) {
+        u @ KernelError::Unavailable { .. } => u,
+        other => unavailable(&target.shown, &other.to_string()),
+    })?;
     let mut setup = format!(
         "SET lock_timeout = {}; SET statement_timeout = {}; \
          SET idle_in_transaction_session_timeout = 600000; SET client_min_messages = warning;",
@@ -121,7 +125,7 @@ impl PgConn {
         &self.target
     }
 
-    fn err(&self, e: ::postgres::Error) -> KernelError {
+    fn err(&self, e: client::Error) -> KernelError {
         map_err(&e, &self.target.shown)
     }
 
@@ -210,11 +214,11 @@ impl PgConn {
     }
 
     /// Run a query and collect its rows.
-    pub(crate) fn query(&self, sql: &str, args: &[&dyn Param]) -> Result<Vec<::postgres::Row>> {
+    pub(crate) fn query(&self, sql: &str, args: &[&dyn Param]) -> Result<Vec<client::Row>> {
         let vals: Vec<Val<'_>> = args.iter().map(|a| a.val()).collect();
         let mut client = self.client()?;
         let st = self.statement(&mut client, sql, &vals)?;
-        let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             vals.iter().map(|v| v as _).collect();
         client.query(&st, &params).map_err(|e| self.err(e))
     }
@@ -224,7 +228,7 @@ impl PgConn {
         let vals: Vec<Val<'_>> = args.iter().map(|a| a.val()).collect();
         let mut client = self.client()?;
         let st = self.statement(&mut client, sql, &vals)?;
-        let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             vals.iter().map(|v| v as _).collect();
         client
             .execute(&st, &params)
@@ -304,23 +308,6 @@ impl PgConn {
     }
 }
 
-/// Close `client` off any async runtime: the driver's drop blocks on its own runtime, which
-/// panics on a thread that drives one (a stdio MCP server dropping its home at exit).
-pub(crate) fn drop_client(client: Option<Client>) {
-    let Some(c) = client else { return };
-    if tokio::runtime::Handle::try_current().is_ok() {
-        let _ = std::thread::spawn(move || drop(c)).join();
-    } else {
-        drop(c);
-    }
-}
-
-impl Drop for PgConn {
-    fn drop(&mut self) {
-        drop_client(self.client.get_mut().take());
-    }
-}
-
 /// Tracks the transaction depth; a body that panics leaves the session rolled back.
 struct Depth<'a> {
     conn: &'a PgConn,
@@ -356,7 +343,7 @@ pub(crate) fn unavailable(shown: &str, detail: &str) -> KernelError {
 }
 
 /// A driver error in the kernel's terms (`shown`: the URL without its password).
-pub(crate) fn map_err(e: &::postgres::Error, shown: &str) -> KernelError {
+pub(crate) fn map_err(e: &client::Error, shown: &str) -> KernelError {
     let Some(code) = e.code() else {
         // No SQLSTATE: I/O, a closed connection, a refused or timed-out connect.
         let mut detail = e.to_string();

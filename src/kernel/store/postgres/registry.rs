@@ -4,9 +4,9 @@
 //! a row. Removing a board drops its schema (hard) or renames it to
 //! `archived_<slug>_<epoch>` and forgets its row (the SQLite home's `_archived/` directory).
 
-use ::postgres::Client;
 use sha2::Digest;
 
+use super::client::{Client, Error};
 use super::{map_err, quote_ident};
 use crate::kernel::error::Result;
 use crate::kernel::paths::BoardMeta;
@@ -32,7 +32,7 @@ const ENSURE: &str = "CREATE SCHEMA IF NOT EXISTS hermes_kanban;
     );";
 
 /// Whether the registry table exists (a database nothing was created in has none).
-fn present(c: &mut Client, shown: &str) -> Result<bool> {
+fn present(c: &Client, shown: &str) -> Result<bool> {
     Ok(c.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = 'hermes_kanban' \
          AND tablename = 'boards')",
@@ -44,19 +44,20 @@ fn present(c: &mut Client, shown: &str) -> Result<bool> {
 
 /// Create the registry when missing (under the migration lock's transaction of the caller,
 /// or on its own: `IF NOT EXISTS` races are retried once).
-pub(crate) fn ensure(c: &mut Client, shown: &str) -> Result<()> {
+pub(crate) fn ensure(c: &Client, shown: &str) -> Result<()> {
     if present(c, shown)? {
         return Ok(());
     }
-    let mut tx = c.transaction().map_err(|e| map_err(&e, shown))?;
-    tx.execute("SELECT pg_advisory_xact_lock(19266, 1)", &[])
-        .map_err(|e| map_err(&e, shown))?;
-    tx.batch_execute(ENSURE).map_err(|e| map_err(&e, shown))?;
-    tx.commit().map_err(|e| map_err(&e, shown))
+    let err = |e: Error| map_err(&e, shown);
+    c.transaction(err, |tx| {
+        tx.execute("SELECT pg_advisory_xact_lock(19266, 1)", &[])
+            .map_err(err)?;
+        tx.batch_execute(ENSURE).map_err(err)
+    })
 }
 
 /// The registered board `slug`: its schema and metadata.
-pub(crate) fn get(c: &mut Client, shown: &str, slug: &str) -> Result<Option<(String, BoardMeta)>> {
+pub(crate) fn get(c: &Client, shown: &str, slug: &str) -> Result<Option<(String, BoardMeta)>> {
     if !present(c, shown)? {
         return Ok(None);
     }
@@ -83,7 +84,7 @@ fn parse_meta(slug: &str, text: &str) -> BoardMeta {
 }
 
 /// Every registered board's metadata, by slug.
-pub(crate) fn list(c: &mut Client, shown: &str) -> Result<Vec<BoardMeta>> {
+pub(crate) fn list(c: &Client, shown: &str) -> Result<Vec<BoardMeta>> {
     if !present(c, shown)? {
         return Ok(vec![]);
     }
@@ -101,7 +102,7 @@ pub(crate) fn list(c: &mut Client, shown: &str) -> Result<Vec<BoardMeta>> {
 
 /// Insert or replace the metadata of `meta.slug` (its schema is [`schema_for`] on insert).
 /// Returns the board's schema.
-pub(crate) fn put(c: &mut Client, shown: &str, meta: &BoardMeta, now: i64) -> Result<String> {
+pub(crate) fn put(c: &Client, shown: &str, meta: &BoardMeta, now: i64) -> Result<String> {
     ensure(c, shown)?;
     let text = serde_json::to_string(meta)?;
     let schema = schema_for(&meta.slug);
@@ -117,7 +118,7 @@ pub(crate) fn put(c: &mut Client, shown: &str, meta: &BoardMeta, now: i64) -> Re
 }
 
 /// Insert the row of `meta.slug` unless it exists; `true` when this call inserted it.
-pub(crate) fn insert_new(c: &mut Client, shown: &str, meta: &BoardMeta, now: i64) -> Result<bool> {
+pub(crate) fn insert_new(c: &Client, shown: &str, meta: &BoardMeta, now: i64) -> Result<bool> {
     ensure(c, shown)?;
     let text = serde_json::to_string(meta)?;
     let n = c
@@ -143,66 +144,60 @@ pub(crate) enum Removed {
 
 /// Remove board `slug`: drop its schema (`hard`) or rename it to `archived_<slug>_<now>`; the
 /// row goes either way.
-pub(crate) fn remove(
-    c: &mut Client,
-    shown: &str,
-    slug: &str,
-    hard: bool,
-    now: i64,
-) -> Result<Removed> {
-    let err = |e: ::postgres::Error| map_err(&e, shown);
-    let mut tx = c.transaction().map_err(err)?;
-    let row = tx
-        .query_opt(
-            "DELETE FROM hermes_kanban.boards WHERE slug = $1 RETURNING schema_name",
-            &[&slug],
-        )
-        .map_err(err)?;
-    let Some(row) = row else {
-        return Ok(Removed::NotFound);
-    };
-    let schema: String = row.get(0);
-    let exists: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&schema],
-        )
-        .map_err(err)?
-        .get(0);
-    let out = if !exists {
-        Removed::Deleted
-    } else if hard {
-        tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+pub(crate) fn remove(c: &Client, shown: &str, slug: &str, hard: bool, now: i64) -> Result<Removed> {
+    let err = |e: Error| map_err(&e, shown);
+    c.transaction(err, |tx| {
+        let row = tx
+            .query_opt(
+                "DELETE FROM hermes_kanban.boards WHERE slug = $1 RETURNING schema_name",
+                &[&slug],
+            )
             .map_err(err)?;
-        Removed::Deleted
-    } else {
-        let base: String = format!("archived_{slug}_{now}").chars().take(55).collect();
-        let mut dest = base.clone();
-        let mut n = 1;
-        loop {
-            let taken: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-                    &[&dest],
-                )
-                .map_err(err)?
-                .get(0);
-            if !taken {
-                break;
+        let Some(row) = row else {
+            return Ok(Removed::NotFound);
+        };
+        let schema: String = row.get(0);
+        let exists: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )
+            .map_err(err)?
+            .get(0);
+        let out = if !exists {
+            Removed::Deleted
+        } else if hard {
+            tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", quote_ident(&schema)))
+                .map_err(err)?;
+            Removed::Deleted
+        } else {
+            let base: String = format!("archived_{slug}_{now}").chars().take(55).collect();
+            let mut dest = base.clone();
+            let mut n = 1;
+            loop {
+                let taken: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                        &[&dest],
+                    )
+                    .map_err(err)?
+                    .get(0);
+                if !taken {
+                    break;
+                }
+                dest = format!("{base}_{n}");
+                n += 1;
             }
-            dest = format!("{base}_{n}");
-            n += 1;
-        }
-        tx.batch_execute(&format!(
-            "ALTER SCHEMA {} RENAME TO {}",
-            quote_ident(&schema),
-            quote_ident(&dest)
-        ))
-        .map_err(err)?;
-        Removed::Archived(dest)
-    };
-    tx.commit().map_err(err)?;
-    Ok(out)
+            tx.batch_execute(&format!(
+                "ALTER SCHEMA {} RENAME TO {}",
+                quote_ident(&schema),
+                quote_ident(&dest)
+            ))
+            .map_err(err)?;
+            Removed::Archived(dest)
+        };
+        Ok(out)
+    })
 }
 
 #[cfg(test)]

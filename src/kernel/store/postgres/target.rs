@@ -1,13 +1,13 @@
-//! Where a PostgreSQL home points: the parsed URL ([`PgTarget`]), its password (from the URL,
-//! `PGPASSWORD`, or a `.pgpass` file — `$PGPASSFILE`, else `~/.pgpass` — which the `postgres`
-//! crate does not read itself), the shown (password-free) form every message uses, and the
-//! session settings each connection starts with.
+//! Where a PostgreSQL home points: the parsed URL ([`PgTarget`]), its password (from the
+//! URL, `PGPASSWORD`, or a `.pgpass` file — `$PGPASSFILE`, else `~/.pgpass` — which
+//! `tokio-postgres` does not read itself), the shown (password-free) form every message
+//! uses, and the session settings each connection starts with.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use ::postgres::config::Host;
+use tokio_postgres::config::Host;
 
 use crate::kernel::env::Env;
 use crate::kernel::error::{KernelError, Result};
@@ -15,7 +15,7 @@ use crate::kernel::home::redact_url;
 
 /// A parsed PostgreSQL database URL with its password resolved.
 pub struct PgTarget {
-    pub(crate) config: ::postgres::Config,
+    pub(crate) config: tokio_postgres::Config,
     /// The URL without its password: the only form that appears in messages.
     pub(crate) shown: String,
     /// The URL as given (it may hold a password): passed to our own child processes in the
@@ -51,7 +51,7 @@ impl PgTarget {
     /// Parse `url` (from `from`, for messages) and resolve its password.
     pub fn parse(env: &Env, url: &str, from: &str) -> Result<PgTarget> {
         let shown = redact_url(url);
-        let mut config = ::postgres::Config::from_str(url).map_err(|e| {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
             KernelError::invalid(
                 "database_url",
                 format!("{shown} (from {from}) is not a valid PostgreSQL URL: {e}")
@@ -101,7 +101,7 @@ impl PgTarget {
 }
 
 /// The first host and port of `config`, as `.pgpass` matches them.
-fn host_port(config: &::postgres::Config) -> (String, u16) {
+fn host_port(config: &tokio_postgres::Config) -> (String, u16) {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         Some(Host::Unix(p)) => p.to_string_lossy().into_owned(),
@@ -114,7 +114,7 @@ fn host_port(config: &::postgres::Config) -> (String, u16) {
 /// The password `.pgpass` holds for this host, port, database and user (libpq's rules: the
 /// first matching line wins, `*` matches anything, `\` escapes `:` and `\`; a file readable by
 /// group or others is ignored, as libpq does).
-fn pgpass_password(env: &Env, config: &::postgres::Config) -> Option<String> {
+fn pgpass_password(env: &Env, config: &tokio_postgres::Config) -> Option<String> {
     let path = env
         .path("PGPASSFILE")
         .or_else(|| env.path("HOME").map(|h| h.join(".pgpass")))?;

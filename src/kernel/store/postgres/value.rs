@@ -6,8 +6,8 @@
 
 use std::error::Error as StdError;
 
-use ::postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use bytes::{BufMut, BytesMut};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use crate::kernel::store::Val;
 
