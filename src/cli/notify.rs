@@ -172,14 +172,19 @@ pub struct NotifySubArgs {
     pub notifier_profile: Option<String>,
 }
 
+/// The subscription `subscribe` adds and `unsubscribe` removes (no thread is the empty one).
+fn sub_key(id: &str, platform: &str, chat_id: &str, thread_id: Option<&str>) -> SubKey {
+    SubKey {
+        task_id: id.to_string(),
+        platform: platform.to_string(),
+        chat_id: chat_id.to_string(),
+        thread_id: thread_id.unwrap_or_default().to_string(),
+    }
+}
+
 pub(crate) fn notify_subscribe(ctx: &Ctx, a: &NotifySubArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    let key = SubKey {
-        task_id: a.id.clone(),
-        platform: a.platform.clone(),
-        chat_id: a.chat_id.clone(),
-        thread_id: a.thread_id.clone().unwrap_or_default(),
-    };
+    let key = sub_key(&a.id, &a.platform, &a.chat_id, a.thread_id.as_deref());
     let owner = a.notifier_profile.clone().unwrap_or_else(|| ctx.author());
     let s = b.add_notify_sub(&key, a.user_id.as_deref(), Some(&owner))?;
     let thread = if s.thread_id.is_empty() {
@@ -257,12 +262,7 @@ pub struct NotifyUnsubArgs {
 
 pub(crate) fn notify_unsubscribe(ctx: &Ctx, a: &NotifyUnsubArgs) -> Result<(), CliError> {
     let b = ctx.open()?;
-    let key = SubKey {
-        task_id: a.id.clone(),
-        platform: a.platform.clone(),
-        chat_id: a.chat_id.clone(),
-        thread_id: a.thread_id.clone().unwrap_or_default(),
-    };
+    let key = sub_key(&a.id, &a.platform, &a.chat_id, a.thread_id.as_deref());
     if b.remove_notify_sub(&key)? {
         println!("Unsubscribed {}:{} from {}", a.platform, a.chat_id, a.id);
         Ok(())

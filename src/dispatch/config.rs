@@ -181,92 +181,10 @@ impl KanbanConfig {
                 serde_yaml::to_string(v).unwrap_or_default().trim()
             ))
         };
-        if let Some(v) = k.get("dispatch_interval_seconds") {
-            match as_f64(v).filter(|f| f.is_finite() && *f > 0.0) {
-                Some(f) => cfg.dispatch_interval_seconds = f.max(1.0),
-                None => bad("dispatch_interval_seconds", v),
-            }
-        }
-        if let Some(v) = k.get("failure_limit") {
-            match as_i64(v).filter(|n| (1..=1000).contains(n)) {
-                Some(n) => cfg.failure_limit = n,
-                None => bad("failure_limit", v),
-            }
-        }
-        if let Some(v) = k.get("review_dispatch") {
-            match v {
-                Yaml::Bool(b) => cfg.review_dispatch = *b,
-                Yaml::Null => {}
-                _ => bad("review_dispatch", v),
-            }
-        }
-        if let Some(v) = k.get("dispatch_stale_timeout_seconds") {
-            match as_i64(v).filter(|n| *n >= 0) {
-                Some(n) => cfg.dispatch_stale_timeout_seconds = n,
-                None => bad("dispatch_stale_timeout_seconds", v),
-            }
-        }
-        for (key, slot) in [
-            ("max_spawn", &mut cfg.max_spawn),
-            ("max_in_progress", &mut cfg.max_in_progress),
-            (
-                "max_in_progress_per_profile",
-                &mut cfg.max_in_progress_per_profile,
-            ),
-            (
-                "max_in_progress_per_host",
-                &mut cfg.max_in_progress_per_host,
-            ),
-        ] {
-            match k.get(key) {
-                None | Some(Yaml::Null) => {}
-                Some(v) => match as_i64(v).filter(|n| *n >= 1) {
-                    Some(n) => *slot = Some(n as usize),
-                    None => bad(key, v),
-                },
-            }
-        }
-        match k.get("default_assignee") {
-            None | Some(Yaml::Null) => {}
-            Some(Yaml::String(s)) if s.trim().is_empty() => {}
-            Some(Yaml::String(s)) => cfg.default_assignee = Some(s.trim().to_string()),
-            Some(v) => bad("default_assignee", v),
-        }
-        if let Some(v) = k.get("worker_log_rotate_bytes") {
-            match as_i64(v).filter(|n| *n > 0) {
-                Some(n) => cfg.worker_log_rotate_bytes = n as u64,
-                None => bad("worker_log_rotate_bytes", v),
-            }
-        }
-        if let Some(v) = k.get("worker_log_backup_count") {
-            match as_i64(v).filter(|n| (0..=100).contains(n)) {
-                Some(n) => cfg.worker_log_backup_count = n as u32,
-                None => bad("worker_log_backup_count", v),
-            }
-        }
-        match k.get("worker_command") {
-            None | Some(Yaml::Null) => {}
-            Some(v @ Yaml::Sequence(_)) => match argv(v) {
-                Some(a) => cfg.worker_command.any = Some(a),
-                None => bad("worker_command", v),
-            },
-            Some(Yaml::Mapping(m)) => {
-                for (name, v) in m {
-                    let Some(name) = name.as_str() else {
-                        bad("worker_command", v);
-                        continue;
-                    };
-                    match argv(v) {
-                        Some(a) if name == "*" => cfg.worker_command.any = Some(a),
-                        Some(a) => {
-                            cfg.worker_command.by_assignee.insert(name.to_string(), a);
-                        }
-                        None => bad(&format!("worker_command.{name}"), v),
-                    }
-                }
-            }
-            Some(v) => bad("worker_command", v),
-        }
+        read_scalars(k, &mut cfg, &mut bad);
+        read_caps(k, &mut cfg, &mut bad);
+        read_defaults(k, &mut cfg, &mut bad);
+        read_worker_command(k, &mut cfg, &mut bad);
         if let Some(v) = k.get("dispatch_profiles") {
             let (names, ok) = dispatch_profiles(v);
             if !ok {
@@ -279,6 +197,111 @@ impl KanbanConfig {
             cfg.dispatch_profiles = Some(names);
         }
         (cfg, warn)
+    }
+}
+
+/// The dispatcher's scalar `kanban.*` settings (interval, failure limit, review dispatch, stale
+/// timeout); a value out of range goes to `bad` and keeps its default.
+fn read_scalars(k: &Yaml, cfg: &mut KanbanConfig, bad: &mut dyn FnMut(&str, &Yaml)) {
+    if let Some(v) = k.get("dispatch_interval_seconds") {
+        match as_f64(v).filter(|f| f.is_finite() && *f > 0.0) {
+            Some(f) => cfg.dispatch_interval_seconds = f.max(1.0),
+            None => bad("dispatch_interval_seconds", v),
+        }
+    }
+    if let Some(v) = k.get("failure_limit") {
+        match as_i64(v).filter(|n| (1..=1000).contains(n)) {
+            Some(n) => cfg.failure_limit = n,
+            None => bad("failure_limit", v),
+        }
+    }
+    if let Some(v) = k.get("review_dispatch") {
+        match v {
+            Yaml::Bool(b) => cfg.review_dispatch = *b,
+            Yaml::Null => {}
+            _ => bad("review_dispatch", v),
+        }
+    }
+    if let Some(v) = k.get("dispatch_stale_timeout_seconds") {
+        match as_i64(v).filter(|n| *n >= 0) {
+            Some(n) => cfg.dispatch_stale_timeout_seconds = n,
+            None => bad("dispatch_stale_timeout_seconds", v),
+        }
+    }
+}
+
+/// The `kanban.max_*` concurrency caps (each a positive integer; absent or null is no cap).
+fn read_caps(k: &Yaml, cfg: &mut KanbanConfig, bad: &mut dyn FnMut(&str, &Yaml)) {
+    for (key, slot) in [
+        ("max_spawn", &mut cfg.max_spawn),
+        ("max_in_progress", &mut cfg.max_in_progress),
+        (
+            "max_in_progress_per_profile",
+            &mut cfg.max_in_progress_per_profile,
+        ),
+        (
+            "max_in_progress_per_host",
+            &mut cfg.max_in_progress_per_host,
+        ),
+    ] {
+        match k.get(key) {
+            None | Some(Yaml::Null) => {}
+            Some(v) => match as_i64(v).filter(|n| *n >= 1) {
+                Some(n) => *slot = Some(n as usize),
+                None => bad(key, v),
+            },
+        }
+    }
+}
+
+/// `kanban.default_assignee` and the worker-log rotation settings (read after the caps, as
+/// they always were, so warnings keep their order).
+fn read_defaults(k: &Yaml, cfg: &mut KanbanConfig, bad: &mut dyn FnMut(&str, &Yaml)) {
+    match k.get("default_assignee") {
+        None | Some(Yaml::Null) => {}
+        Some(Yaml::String(s)) if s.trim().is_empty() => {}
+        Some(Yaml::String(s)) => cfg.default_assignee = Some(s.trim().to_string()),
+        Some(v) => bad("default_assignee", v),
+    }
+    if let Some(v) = k.get("worker_log_rotate_bytes") {
+        match as_i64(v).filter(|n| *n > 0) {
+            Some(n) => cfg.worker_log_rotate_bytes = n as u64,
+            None => bad("worker_log_rotate_bytes", v),
+        }
+    }
+    if let Some(v) = k.get("worker_log_backup_count") {
+        match as_i64(v).filter(|n| (0..=100).contains(n)) {
+            Some(n) => cfg.worker_log_backup_count = n as u32,
+            None => bad("worker_log_backup_count", v),
+        }
+    }
+}
+
+/// `kanban.worker_command`: one argv for every assignee, or a map of assignee (`*` for any)
+/// to argv.
+fn read_worker_command(k: &Yaml, cfg: &mut KanbanConfig, bad: &mut dyn FnMut(&str, &Yaml)) {
+    match k.get("worker_command") {
+        None | Some(Yaml::Null) => {}
+        Some(v @ Yaml::Sequence(_)) => match argv(v) {
+            Some(a) => cfg.worker_command.any = Some(a),
+            None => bad("worker_command", v),
+        },
+        Some(Yaml::Mapping(m)) => {
+            for (name, v) in m {
+                let Some(name) = name.as_str() else {
+                    bad("worker_command", v);
+                    continue;
+                };
+                match argv(v) {
+                    Some(a) if name == "*" => cfg.worker_command.any = Some(a),
+                    Some(a) => {
+                        cfg.worker_command.by_assignee.insert(name.to_string(), a);
+                    }
+                    None => bad(&format!("worker_command.{name}"), v),
+                }
+            }
+        }
+        Some(v) => bad("worker_command", v),
     }
 }
 

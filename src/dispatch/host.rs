@@ -279,13 +279,16 @@ impl HostBoards {
     }
 
     /// The open handle of `slug` — opened (and created, said so, when missing) on first use,
-    /// reopened when its DB file was replaced — with its change marker taken now, before the
-    /// tick, so that any write during or after the tick triggers the next one. `None` (logged)
-    /// when it cannot be opened, and when the file of an open handle is gone (removed or its
-    /// board renamed): the handle is dropped and the next full round re-lists the boards, so a
-    /// change round never recreates a board at a path that was just moved away.
+    /// reopened when its DB file (SQLite) was replaced — with its change marker taken now,
+    /// before the tick, so that any write during or after the tick triggers the next one.
+    /// `None` (logged) when it cannot be opened, and when the file of an open handle is gone
+    /// (removed or its board renamed): the handle is dropped and the next full round re-lists
+    /// the boards, so a change round never recreates a board at a path that was just moved
+    /// away.
     pub fn open(&mut self, home: &Kanban, slug: &str) -> Option<SharedBoard> {
-        if let Some(h) = self.open.get(slug) {
+        // Only a board in a file can have its file replaced (one on PostgreSQL has none: its
+        // handle stays open; the full rounds' re-listing drops a board removed from the registry).
+        if let Some(h) = self.open.get(slug).filter(|h| h.file.is_some()) {
             let now = file_id(&h.board.lock().paths().db);
             if now.is_none() || now != h.file {
                 self.open.remove(slug);

@@ -272,21 +272,7 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
         say("stopped before the worker started");
         return 0;
     }
-    // Deadline from the run's start (its claim), as REF §8.4 measures it: the run is over its
-    // limit once `now - started_at > limit` in whole seconds.
-    let deadline = spec.max_runtime.and_then(|limit| {
-        let started = board.get_run(spec.run_id).ok()?.started_at;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_secs_f64();
-        let left = (started + limit + 1) as f64 - now;
-        Some((
-            Instant::now() + Duration::from_secs_f64(left.max(0.0)),
-            started,
-            limit,
-        ))
-    });
+    let deadline = run_deadline(&board, spec);
     say(&format!(
         "run {} of {}: starting {}",
         spec.run_id,
@@ -307,6 +293,37 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
     {
         say(&format!("could not record the worker pid: {e}"));
     }
+    watch(env, &board, spec, &mut child, deadline)
+}
+
+/// When the run is over its max runtime, with the run's start and the limit: from the run's
+/// start (its claim), as REF §8.4 measures it, the run is over its limit once
+/// `now - started_at > limit` in whole seconds.
+fn run_deadline(board: &Board, spec: &SuperviseSpec) -> Option<(Instant, i64, i64)> {
+    let limit = spec.max_runtime?;
+    let started = board.get_run(spec.run_id).ok()?.started_at;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let left = (started + limit + 1) as f64 - now;
+    Some((
+        Instant::now() + Duration::from_secs_f64(left.max(0.0)),
+        started,
+        limit,
+    ))
+}
+
+/// Watch a started worker until it exits, its run is closed by someone else, a stop is
+/// requested or its deadline passes; returns the supervisor's exit code.
+fn watch(
+    env: &Env,
+    board: &Board,
+    spec: &SuperviseSpec,
+    child: &mut Child,
+    deadline: Option<(Instant, i64, i64)>,
+) -> i32 {
+    let pid = child.id() as i64;
     // The run may be closed by someone else while the worker runs (an operator's `complete
     // --force`, Hermes' `request-changes`, a reclaim by a Hermes dispatcher that never signals
     // our unfingerprinted pid): the supervisor checks its run every poll interval and stops a
@@ -330,47 +347,27 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
                     spec.run_id,
                     run.outcome.as_deref().unwrap_or("no outcome")
                 ));
-                let (status, _) = stop_worker(&mut child, spec.kill_grace);
+                let (status, _) = stop_worker(child, spec.kill_grace);
                 sweep_group(pid);
                 let exit = exit_of(pid, status);
                 let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
-                settle(&board, spec, None);
+                settle(board, spec, None);
                 return 0;
             }
         }
         match child.try_wait() {
-            Ok(Some(status)) => {
-                sweep_group(pid);
-                let exit = exit_of(pid, Some(status));
-                let exit = if exit.class == crate::kernel::ExitClass::RateLimited {
-                    exit
-                } else {
-                    exit.with_output(worker_log_tail(&board.paths().log_file(&spec.task_id)))
-                };
-                say(&format!("worker {}", exit.describe()));
-                let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
-                if STOP.load(Ordering::SeqCst) {
-                    say("stop requested; leaving the run to whoever stopped it");
-                    return 0;
-                }
-                settle(&board, spec, None);
-                let removed = super::workspace::cleanup_after_completion(&board, &spec.task_id);
-                for p in removed {
-                    say(&format!("removed scratch workspace {}", p.display()));
-                }
-                return 0;
-            }
+            Ok(Some(status)) => return worker_exited(board, spec, pid, status),
             Ok(None) => {}
             Err(e) => {
                 say(&format!("waiting for the worker failed: {e}"));
-                let (_, _) = stop_worker(&mut child, spec.kill_grace);
-                settle(&board, spec, Some(&WorkerExit::unknown(Some(pid))));
+                let (_, _) = stop_worker(child, spec.kill_grace);
+                settle(board, spec, Some(&WorkerExit::unknown(Some(pid))));
                 return 1;
             }
         }
         if STOP.load(Ordering::SeqCst) {
             say("stop requested: terminating the worker's process group");
-            let (status, _) = stop_worker(&mut child, spec.kill_grace);
+            let (status, _) = stop_worker(child, spec.kill_grace);
             let exit = exit_of(pid, status);
             let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
             return 0;
@@ -381,12 +378,36 @@ pub fn run(env: &Env, board_slug: Option<&str>, spec: &SuperviseSpec) -> i32 {
             say(&format!(
                 "max runtime {limit}s reached: terminating the worker's process group"
             ));
-            let (_, sigkill) = stop_worker(&mut child, spec.kill_grace);
+            let (_, sigkill) = stop_worker(child, spec.kill_grace);
             let elapsed = board.now() - started;
             let exit = WorkerExit::timed_out(Some(pid), elapsed, limit, sigkill);
-            settle(&board, spec, Some(&exit));
+            settle(board, spec, Some(&exit));
             return 0;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The worker exited by itself: record its status (with its log's tail unless rate-limited),
+/// settle the run unless a stop was requested, and remove its scratch workspace.
+fn worker_exited(board: &Board, spec: &SuperviseSpec, pid: i64, status: ExitStatus) -> i32 {
+    sweep_group(pid);
+    let exit = exit_of(pid, Some(status));
+    let exit = if exit.class == crate::kernel::ExitClass::RateLimited {
+        exit
+    } else {
+        exit.with_output(worker_log_tail(&board.paths().log_file(&spec.task_id)))
+    };
+    say(&format!("worker {}", exit.describe()));
+    let _ = with_retry(|| board.record_worker_exit(&spec.task_id, spec.run_id, &exit));
+    if STOP.load(Ordering::SeqCst) {
+        say("stop requested; leaving the run to whoever stopped it");
+        return 0;
+    }
+    settle(board, spec, None);
+    let removed = super::workspace::cleanup_after_completion(board, &spec.task_id);
+    for p in removed {
+        say(&format!("removed scratch workspace {}", p.display()));
+    }
+    0
 }

@@ -317,7 +317,38 @@ fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
             ));
         }
     }
-    let url = match h.get("url") {
+    let url = hook_url(h, &at, &mut errs);
+    let format = hook_format(h, &at, &mut errs);
+    let events = hook_events(h, &at, &mut errs);
+    let mut opt = |k: &str| match h.get(k) {
+        None | Some(Yaml::Null) => None,
+        Some(v) => match text(v, &at(k)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errs.push(e);
+                None
+            }
+        },
+    };
+    let name = opt("name");
+    let tenant = opt("tenant");
+    let assignee = opt("assignee").map(|a| a.to_ascii_lowercase());
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(Webhook {
+        name: name.unwrap_or_else(|| default_name(&url)),
+        url,
+        format,
+        events,
+        tenant,
+        assignee,
+    })
+}
+
+/// A hook's `url:` (http or https); a problem goes to `errs`.
+fn hook_url(h: &Yaml, at: &dyn Fn(&str) -> String, errs: &mut Vec<String>) -> String {
+    match h.get("url") {
         None => {
             errs.push(format!("{}: missing; give the URL to POST to", at("url")));
             String::new()
@@ -336,8 +367,12 @@ fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
                 String::new()
             }
         },
-    };
-    let format = match h.get("format") {
+    }
+}
+
+/// A hook's `format:` (slack, discord or json, the default); a problem goes to `errs`.
+fn hook_format(h: &Yaml, at: &dyn Fn(&str) -> String, errs: &mut Vec<String>) -> Format {
+    match h.get("format") {
         None | Some(Yaml::Null) => Format::Json,
         Some(v) => match v.as_str().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
             Some("slack") => Format::Slack,
@@ -352,8 +387,13 @@ fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
                 Format::Json
             }
         },
-    };
-    let events = match h.get("events") {
+    }
+}
+
+/// A hook's `events:` (known kinds, deduplicated; absent is the watched set); a problem goes to
+/// `errs`.
+fn hook_events(h: &Yaml, at: &dyn Fn(&str) -> String, errs: &mut Vec<String>) -> Vec<String> {
+    match h.get("events") {
         None | Some(Yaml::Null) => WATCHED_EVENTS.iter().map(|s| s.to_string()).collect(),
         Some(Yaml::Sequence(list)) => {
             let mut out = Vec::new();
@@ -389,31 +429,7 @@ fn parse_hook(h: &Yaml, i: usize) -> Result<Webhook, Vec<String>> {
             ));
             vec![]
         }
-    };
-    let mut opt = |k: &str| match h.get(k) {
-        None | Some(Yaml::Null) => None,
-        Some(v) => match text(v, &at(k)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                errs.push(e);
-                None
-            }
-        },
-    };
-    let name = opt("name");
-    let tenant = opt("tenant");
-    let assignee = opt("assignee").map(|a| a.to_ascii_lowercase());
-    if !errs.is_empty() {
-        return Err(errs);
     }
-    Ok(Webhook {
-        name: name.unwrap_or_else(|| default_name(&url)),
-        url,
-        format,
-        events,
-        tenant,
-        assignee,
-    })
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ mod compat {
 mod pg {
     mod backend;
     mod connection_loss;
+    mod events;
     mod multihost;
 }
 

@@ -1659,12 +1659,9 @@ $HK complete "$T" --summary quick"#,
         b.get_task(&second).unwrap().status == Status::Done
     });
     // Another board the daemon serves: a change there is noticed just as fast.
-    let side = || {
-        let env = Env::empty()
-            .with("HOME", lab.dir().to_string_lossy())
-            .with("HERMES_HOME", lab.cli.home().to_string_lossy());
-        Board::open(&env, Some("side")).unwrap()
-    };
+    // The home's own view (on PostgreSQL: its database URL), as the daemon opens it.
+    let side_board = Board::open(&lab.cli.env(), Some("side")).unwrap();
+    let side = || &side_board;
     let created = Instant::now();
     let third = lab.cli.create(
         "created on another board",
