@@ -216,6 +216,9 @@ impl PgConn {
     /// Run a query and collect its rows.
     pub(crate) fn query(&self, sql: &str, args: &[&dyn Param]) -> Result<Vec<client::Row>> {
         let vals: Vec<Val<'_>> = args.iter().map(|a| a.val()).collect();
+        if holds_nul(&vals) {
+            return refuse_nul(sql).map(|()| Vec::new());
+        }
         let mut client = self.client()?;
         let st = self.statement(&mut client, sql, &vals)?;
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -226,6 +229,9 @@ impl PgConn {
     /// Run a statement; the number of rows it changed.
     pub(crate) fn execute(&self, sql: &str, args: &[&dyn Param]) -> Result<usize> {
         let vals: Vec<Val<'_>> = args.iter().map(|a| a.val()).collect();
+        if holds_nul(&vals) {
+            return refuse_nul(sql).map(|()| 0);
+        }
         let mut client = self.client()?;
         let st = self.statement(&mut client, sql, &vals)?;
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -306,6 +312,28 @@ impl PgConn {
             _ => Err(unavailable(&self.target.shown, "the connection was lost")),
         }
     }
+}
+
+/// Whether a text parameter holds a NUL byte. PostgreSQL's `text` can neither store nor even
+/// receive one (SQLSTATE 22021), so no stored value can equal it: such a statement matches
+/// nothing, which is what SQLite answers for the same lookup (an id or filter holding a NUL is
+/// an unknown task or an empty list on both backends). The statement is not sent.
+fn holds_nul(vals: &[Val<'_>]) -> bool {
+    vals.iter()
+        .any(|v| matches!(v, Val::Text(t) if t.as_bytes().contains(&0)))
+}
+
+/// The answer for a statement [`holds_nul`] keeps from the server: a read or a guarded
+/// UPDATE/DELETE matches no row (`Ok`), an INSERT would store the NUL and is refused.
+fn refuse_nul(sql: &str) -> Result<()> {
+    let head = sql.trim_start().get(..6).unwrap_or("");
+    if head.eq_ignore_ascii_case("insert") {
+        return Err(KernelError::Invalid {
+            field: "text",
+            message: "text may not contain a NUL byte".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Tracks the transaction depth; a body that panics leaves the session rolled back.
