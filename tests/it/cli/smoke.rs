@@ -97,13 +97,7 @@ fn stdio_mcp_holds_one_connection_to_its_board() {
     // On PostgreSQL a connection is a session on the fixture's database (the server is its
     // only client now; psql's own session is not counted); on SQLite a descriptor of the file.
     let held = match &cli.pg {
-        Some(pg) => pg
-            .sql(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .parse::<usize>()
-            .unwrap(),
+        Some(pg) => pg.sessions(),
         None => {
             let db = db.canonicalize().unwrap();
             std::fs::read_dir(format!("/proc/{}/fd", child.id()))

@@ -662,13 +662,7 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
     // On PostgreSQL the connections are the database's sessions (serve is its only client now;
     // psql's own session is not counted).
     let held = match &cli.pg {
-        Some(pg) => pg
-            .sql(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .parse::<usize>()
-            .unwrap(),
+        Some(pg) => pg.sessions(),
         None => db_connections(s.id(), &db),
     };
     assert_eq!(

@@ -198,6 +198,17 @@ impl TestDb {
         run_psql(&self.url, sql)
     }
 
+    /// How many sessions other than psql's own are open on this database: the connections the
+    /// processes under test hold.
+    pub fn sessions(&self) -> usize {
+        self.sql(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .parse()
+        .unwrap()
+    }
+
     /// `env` pointed at this database.
     pub fn apply(&self, env: Env) -> Env {
         env.with(DATABASE_URL_VAR, &self.url)
