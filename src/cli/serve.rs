@@ -24,8 +24,9 @@ pub struct McpArgs {
     /// The worker's run id, the stale-worker guard (default: $HERMES_KANBAN_RUN_ID).
     #[arg(long = "run-id", value_name = "N")]
     pub run_id: Option<String>,
-    /// The board's database file (default: $HERMES_KANBAN_DB, else the board's path under
-    /// $HERMES_HOME).
+    /// The board's SQLite database file (default: $HERMES_KANBAN_DB, else the board's path
+    /// under $HERMES_HOME). Refused with a database URL: there, with --task, the global
+    /// --board SLUG pins the worker to its board.
     #[arg(long, value_name = "PATH")]
     pub db: Option<String>,
 }
@@ -66,7 +67,10 @@ fn flag_value(name: &str, v: &Option<String>) -> Option<String> {
 }
 
 /// The environment and board an `mcp` server runs with: flags applied over the environment,
-/// ignored values reported.
+/// ignored values reported. `--board` becomes `HERMES_KANBAN_BOARD` as `--db` becomes
+/// `HERMES_KANBAN_DB`, so a worker's flags pin it as its variables do (the kernel's worker
+/// pin: the file on SQLite, the board on a database URL). `--db` with a database URL is a
+/// usage error; an inherited `HERMES_KANBAN_DB` there is reported and plays no part.
 fn mcp_env(ctx: &Ctx, a: &McpArgs) -> Result<(crate::kernel::Env, Option<String>), CliError> {
     let mut env = ctx.env.clone();
     for (k, raw) in env.ignored(MCP_VARS) {
@@ -86,11 +90,36 @@ fn mcp_env(ctx: &Ctx, a: &McpArgs) -> Result<(crate::kernel::Env, Option<String>
         }
         env = env.with("HERMES_KANBAN_RUN_ID", r);
     }
-    if let Some(d) = flag_value("--db", &a.db) {
-        let path = env.expand_tilde(&d);
-        env = env.with("HERMES_KANBAN_DB", path.to_string_lossy());
+    let url_backend = match ctx.home.backend() {
+        crate::kernel::Backend::Postgres { url } => Some(url.as_str()),
+        crate::kernel::Backend::Sqlite { .. } => None,
+    };
+    match (flag_value("--db", &a.db), url_backend) {
+        (Some(d), Some(url)) => {
+            return Err(CliError::Usage(format!(
+                "--db {d:?} names a SQLite file, but the boards are on PostgreSQL ({url}, from \
+                --database-url, HERMES_KANBAN_DATABASE_URL or kanban.database_url): name the \
+                board with --board SLUG instead, or leave out the database URL to use the file"
+            )));
+        }
+        (Some(d), None) => {
+            let path = env.expand_tilde(&d);
+            env = env.with("HERMES_KANBAN_DB", path.to_string_lossy());
+        }
+        (None, Some(url)) => {
+            if let Some(db) = env.get("HERMES_KANBAN_DB") {
+                eprintln!(
+                    "hermes-kanban mcp: ignoring HERMES_KANBAN_DB={db:?}: the boards are on \
+                    PostgreSQL ({url}); the board is --board / HERMES_KANBAN_BOARD"
+                );
+            }
+        }
+        (None, None) => {}
     }
     let board = flag_value("--board", &ctx.board);
+    if let Some(b) = &board {
+        env = env.with("HERMES_KANBAN_BOARD", b);
+    }
     Ok((env, board))
 }
 

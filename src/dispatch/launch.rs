@@ -147,11 +147,17 @@ fn launch<B: TickBoard + ?Sized>(
     run_id: i64,
     lock: &str,
 ) -> Result<(spawn::StartedSupervisor, String), String> {
-    let (task, env, paths, workdir) = board.with(|b| {
+    let (task, env, paths, workdir, on_pg) = board.with(|b| {
         let t = b.get_task(task_id).map_err(|e| e.to_string());
         t.map(|t| {
             let workdir = b.board_meta().default_workdir;
-            (t, b.env().clone(), b.paths().clone(), workdir)
+            (
+                t,
+                b.env().clone(),
+                b.paths().clone(),
+                workdir,
+                b.is_postgres(),
+            )
         })
     })?;
     let root = hermes_root(&env);
@@ -178,7 +184,7 @@ fn launch<B: TickBoard + ?Sized>(
     let argv = spawn::build_argv(&spec, &opts.worker_command, &env)?;
     let pins = spawn::BoardPins {
         slug: &paths.slug,
-        db: &paths.db,
+        db: (!on_pg).then_some(paths.db.as_path()),
         workspaces_root: &paths.workspaces,
     };
     let wenv = spawn::worker_env(&env, &spec, ws.branch.as_deref(), lock, &token, &pins);

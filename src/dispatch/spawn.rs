@@ -334,8 +334,12 @@ fn probe_help(bin: &Path, env: &Env) -> Option<HermesFlags> {
 /// Where the worker's board lives, pinned in its environment.
 #[derive(Debug, Clone)]
 pub struct BoardPins<'a> {
+    /// `HERMES_KANBAN_BOARD`: on PostgreSQL the pin itself (with `HERMES_KANBAN_TASK`, see
+    /// `kernel::paths`), on SQLite the board's name.
     pub slug: &'a str,
-    pub db: &'a Path,
+    /// `HERMES_KANBAN_DB`, the SQLite pin; `None` on PostgreSQL, where the board has no file
+    /// (the variable is then removed: an inherited one would name an unrelated file).
+    pub db: Option<&'a Path>,
     pub workspaces_root: &'a Path,
 }
 
@@ -398,10 +402,12 @@ pub fn worker_env(
             }
         }
     }
-    out.insert(
-        "HERMES_KANBAN_DB".into(),
-        pins.db.to_string_lossy().into_owned(),
-    );
+    // On PostgreSQL the database URL is already in `env` (the home put it there) and the
+    // board slug below is the pin.
+    match pins.db {
+        Some(db) => out.insert("HERMES_KANBAN_DB".into(), db.to_string_lossy().into_owned()),
+        None => out.remove("HERMES_KANBAN_DB"),
+    };
     out.insert(
         "HERMES_KANBAN_WORKSPACES_ROOT".into(),
         pins.workspaces_root.to_string_lossy().into_owned(),

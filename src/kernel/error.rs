@@ -111,8 +111,8 @@ pub enum KernelError {
     /// another board than the dispatcher that spawned it).
     #[error(
         "your task {task_id} is not on board '{slug}' ({}); this process is pointed at the wrong \
-        board: pass the worker's HERMES_HOME or HERMES_KANBAN_DB (for `hermes-kanban mcp`: --db \
-        PATH / --board SLUG)",
+        board: pass the worker's HERMES_HOME or HERMES_KANBAN_DB, on PostgreSQL its \
+        HERMES_KANBAN_BOARD (for `hermes-kanban mcp`: --db PATH / --board SLUG)",
         path.display()
     )]
     NotOnBoard {

@@ -266,11 +266,22 @@ impl Kanban {
     }
 
     /// Resolve a board: `slug` (validated, must exist), else `HERMES_KANBAN_BOARD`, the
-    /// `current` pointer, `default`.
+    /// `current` pointer, `default`. The worker pin comes first on PostgreSQL: a worker
+    /// (`HERMES_KANBAN_TASK` set) with `HERMES_KANBAN_BOARD` resolves every slug to that board
+    /// ([`super::paths::url_worker_pin`]; on SQLite `HERMES_KANBAN_DB` pins the file instead,
+    /// in [`BoardPaths::resolve`]). A pinned board that is not there is an error, never
+    /// another board.
     pub fn resolve(&self, slug: Option<&str>) -> Result<String> {
         self.usable()?;
         if self.inner.pg.is_none() {
             return resolve_board(&self.inner.env, slug);
+        }
+        if let Some(raw) = super::paths::url_worker_pin(&self.inner.env) {
+            let pinned = normalize_slug(raw)?;
+            if !self.pg_exists(&pinned)? {
+                return Err(KernelError::BoardNotFound(pinned));
+            }
+            return Ok(pinned);
         }
         if let Some(raw) = slug {
             let slug = normalize_slug(raw)?;

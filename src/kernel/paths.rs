@@ -1,6 +1,13 @@
 //! Where things live on disk (REF §2): the shared Hermes root, the kanban home, per-board paths
 //! with their environment overrides, slug validation, the `current` pointer and `board.json`
 //! metadata, and board management (create, list, remove, switch, rename, default workdir).
+//!
+//! It is also the one home of the **worker pin**, the rule that keeps a dispatcher-spawned
+//! worker on its own board whatever board a call names (REF §10.2). On SQLite the pin is
+//! `HERMES_KANBAN_DB`: every board's database is that file ([`BoardPaths::resolve`]). On a
+//! database URL (PostgreSQL) there is no file to pin, so the pin is the board's slug:
+//! [`url_worker_pin`] (`HERMES_KANBAN_BOARD` of a process that runs as a worker), to which
+//! [`super::Kanban::resolve`] resolves every slug.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -165,6 +172,22 @@ impl BoardPaths {
     pub fn log_file(&self, task_id: &str) -> PathBuf {
         self.logs.join(format!("{task_id}.log"))
     }
+}
+
+/// The worker pin on a database-URL backend: `HERMES_KANBAN_BOARD` while the process runs as a
+/// worker (`HERMES_KANBAN_TASK` set); the dispatcher sets both for every worker it spawns, and
+/// `hermes-kanban mcp --task ID --board SLUG` sets them from its flags. Then every board
+/// resolution lands on that board, as `HERMES_KANBAN_DB` makes it land on one file on SQLite.
+///
+/// The existing variable, not a new one: it already names the dispatching board in every
+/// worker's environment (and in the MCP client configs that pass it through), and
+/// `HERMES_KANBAN_DB` cannot hold a board of a database that has no files. Without
+/// `HERMES_KANBAN_TASK` it stays what it is everywhere, the default board (an orchestrator,
+/// or a `hermes chat` that set it for its session, can still pick another). Not applied on
+/// SQLite, where `HERMES_KANBAN_DB` is the pin (SQLite's behaviour is Hermes').
+pub(crate) fn url_worker_pin(env: &Env) -> Option<&str> {
+    env.get("HERMES_KANBAN_TASK")?;
+    env.get("HERMES_KANBAN_BOARD")
 }
 
 /// The slug `<R>/kanban/current` names, if any (not checked against the boards).

@@ -213,7 +213,15 @@ $HK complete "$T" --summary "done by the fake worker" --metadata '{"files": 2}'"
         env["HERMES_HOME"],
         lab.cli.home().join("profiles/worker").to_string_lossy()
     );
-    assert_eq!(env["HERMES_KANBAN_DB"], lab.cli.db().to_string_lossy());
+    // The board pin: the file on SQLite; on PostgreSQL the database URL and the board's slug
+    // above (with HERMES_KANBAN_TASK), and no file.
+    match &lab.cli.pg {
+        None => assert_eq!(env["HERMES_KANBAN_DB"], lab.cli.db().to_string_lossy()),
+        Some(db) => {
+            assert_eq!(env["HERMES_KANBAN_DATABASE_URL"], db.url);
+            assert!(!env.contains_key("HERMES_KANBAN_DB"), "{env:?}");
+        }
+    }
     assert!(env["HERMES_KANBAN_CLAIM_LOCK"].contains(':'));
     assert!(env["HERMES_KANBAN_TOKEN"].starts_with("hkr_"));
     assert!(

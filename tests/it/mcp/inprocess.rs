@@ -1434,9 +1434,12 @@ async fn attach_stores_the_decoded_bytes_and_attachments_lists_them() {
     s.close().await;
 }
 
+/// A dispatcher-spawned worker is pinned to its board: `board` cannot leave it. The pin is the
+/// one the dispatcher sets for the backend: `HERMES_KANBAN_DB` (the file) on SQLite,
+/// `HERMES_KANBAN_BOARD` of a worker on PostgreSQL. `HERMES_KANBAN_BOARD` alone pins no
+/// orchestrator: it is only the default board there.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_db_outranks_the_board_argument() {
-    // A dispatcher-spawned worker has HERMES_KANBAN_DB set: `board` cannot leave that DB.
     let fx = Fx::new();
     crate::helpers::board::home(&fx.env)
         .create(
@@ -1456,10 +1459,13 @@ async fn a_pinned_db_outranks_the_board_argument() {
         .task
         .id;
     let (id, run) = fx.running("pinned");
-    let env = fx
+    let mut env = fx
         .worker_env(&id, run)
-        .with("HERMES_KANBAN_DB", fx.board.paths().db.to_string_lossy());
-    let s = connect(env, None).await;
+        .with("HERMES_KANBAN_BOARD", "default");
+    if !crate::helpers::on_postgres() {
+        env = env.with("HERMES_KANBAN_DB", fx.board.paths().db.to_string_lossy());
+    }
+    let s = connect(env.clone(), None).await;
     let v = s.ok("kanban_show", json!({"board": "lab"})).await;
     assert_eq!(v["task"]["id"], json!(id));
     let before = lab.snapshot().unwrap();
@@ -1471,6 +1477,25 @@ async fn a_pinned_db_outranks_the_board_argument() {
         .await;
     assert!(e.contains(&lab_task), "{e}");
     assert_eq!(lab.snapshot().unwrap(), before);
+    // Creating "on lab" lands on the worker's own board too.
+    let v = s
+        .ok(
+            "kanban_create",
+            json!({"title": "follow-up", "assignee": "w", "board": "lab"}),
+        )
+        .await;
+    let follow_up = v["task_id"].as_str().expect("task_id").to_string();
+    assert!(fx.board.get_task(&follow_up).is_ok());
+    assert_eq!(lab.snapshot().unwrap(), before);
+    s.close().await;
+
+    // HERMES_KANBAN_BOARD without a task is an orchestrator's default board, not a pin.
+    let orchestrator = fx.orchestrator_env().with("HERMES_KANBAN_BOARD", "default");
+    let s = connect(orchestrator, None).await;
+    let v = s
+        .ok("kanban_show", json!({"task_id": lab_task, "board": "lab"}))
+        .await;
+    assert_eq!(v["task"]["title"], "on lab");
     s.close().await;
 }
 
@@ -2450,42 +2475,122 @@ fn result_text(r: &Value) -> String {
         .to_string()
 }
 
-/// `mcp --task ID --run-id N --db PATH` carries the worker identity without any variable
-/// (HERMES_HOME not passed, as agents' filtered environments do): the server is the worker
-/// of that task on that DB, and says so in its log.
+/// On PostgreSQL, the URL of the fixture's database with a password in it (the test cluster
+/// trusts every local connection, so any password connects), and the form messages show.
+fn url_with_password(fx: &Fx) -> Option<(String, String)> {
+    let url = fx._pg.as_ref()?.url.clone();
+    let with = url.replacen("postgres://postgres@", "postgres://postgres:s3cr3t-pw@", 1);
+    assert_ne!(with, url, "the admin URL names the postgres user: {url}");
+    let shown = url.replacen("postgres://postgres@", "postgres://postgres:***@", 1);
+    Some((with, shown))
+}
+
+/// The worker identity travels as flags without any variable (HERMES_HOME not passed, as
+/// agents' filtered environments do): `mcp --task ID --run-id N --db PATH` on SQLite,
+/// `--database-url URL --board SLUG mcp --task ID --run-id N` on PostgreSQL. The server is the
+/// worker of that task pinned to that board (a `board` argument naming another board does not
+/// move it), and its log says so, naming the file or the URL without its password.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stdio_binary_takes_the_worker_identity_from_flags() {
     let fx = Fx::new();
-    let (id, run) = fx.running("flag worker");
-    let db = fx.board.paths().db.clone();
+    crate::helpers::board::home(&fx.env)
+        .create(
+            "lab",
+            hermes_kanban::kernel::NewBoard::default(),
+            fx.board.now(),
+        )
+        .unwrap();
+    // The worker's task is on lab; its calls name `default`.
+    let lab = Board::open(&fx.env, Some("lab")).unwrap();
+    let id = lab
+        .create_task(NewTask {
+            title: "flag worker".into(),
+            assignee: Some("worker".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .task
+        .id;
+    let run = lab.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
+    let db = lab.paths().db.clone();
     let empty_home = fx.path("elsewhere");
     std::fs::create_dir_all(&empty_home).unwrap();
     let mut cmd = binary(&fx);
     cmd.env_remove("HERMES_HOME")
-        .env("HOME", &empty_home)
-        .args(["mcp", "--task", &id, "--run-id", &run.to_string()])
-        .arg("--db")
-        .arg(&db);
+        .env_remove("HERMES_KANBAN_DATABASE_URL")
+        .env("HOME", &empty_home);
+    let pg = url_with_password(&fx);
+    if let Some((url, _)) = &pg {
+        cmd.args(["--database-url", url, "--board", "lab"]);
+    }
+    cmd.args(["mcp", "--task", &id, "--run-id", &run.to_string()]);
+    if pg.is_none() {
+        cmd.arg("--db").arg(&db);
+    }
     let mut s = Spawned::start(cmd);
     let init = s.peer.initialize().await;
     assert_eq!(init["result"]["instructions"], GUIDANCE, "worker guidance");
     assert_eq!(s.tools().await, owned(WORKER_TOOLS).into_iter().collect());
     let r = s
-        .call(1, "kanban_complete", json!({"summary": "done via flags"}))
+        .call(
+            1,
+            "kanban_complete",
+            json!({"summary": "done via flags", "board": "default"}),
+        )
         .await;
     assert_eq!(r["isError"], json!(false), "{r}");
     assert_eq!(r["structuredContent"]["run_id"], json!(run));
     let err = s.finish().await;
+    let location = match &pg {
+        Some((_, shown)) => format!("{shown} (schema board_lab)"),
+        None => db.display().to_string(),
+    };
     assert!(
-        err.contains(&format!("worker scope for task {id}, run {run}"))
-            && err.contains(&db.display().to_string()),
+        err.contains(&format!("worker scope for task {id}, run {run}")) && err.contains(&location),
         "{err}"
     );
-    assert_eq!(fx.board.get_task(&id).unwrap().status, Status::Done);
+    assert!(!err.contains("s3cr3t-pw"), "the password leaked: {err}");
+    assert_eq!(lab.get_task(&id).unwrap().status, Status::Done);
     assert!(
         !empty_home.join(".hermes").exists(),
         "no board was created under $HOME"
     );
+}
+
+/// `mcp --db PATH` with a database URL names a board store twice: a usage error (exit 2)
+/// naming both and the flag to use instead, before any client is served; no password shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_refuses_a_db_file_beside_a_database_url() {
+    postgres_only!("a database URL beside --db");
+    let fx = Fx::new();
+    let (url, shown) = url_with_password(&fx).expect("on PostgreSQL");
+    let out = binary(&fx)
+        .env_remove("HERMES_KANBAN_DATABASE_URL")
+        .args([
+            "--database-url",
+            &url,
+            "mcp",
+            "--task",
+            "t_00000000",
+            "--db",
+        ])
+        .arg(fx.board.paths().db.clone())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in [
+        "--db",
+        "SQLite file",
+        "PostgreSQL",
+        shown.as_str(),
+        "--board SLUG",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    }
+    assert!(!err.contains("s3cr3t-pw"), "the password leaked: {err}");
+    assert!(out.stdout.is_empty(), "nothing served: {:?}", out.stdout);
 }
 
 /// An unexpanded `${HERMES_KANBAN_TASK}` (or `$VAR`, or empty) from a client config counts as

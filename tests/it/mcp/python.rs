@@ -465,10 +465,11 @@ fn stdio_worker_lifecycle_auto() {
     );
 }
 
-/// The worker identity carried by flags (`mcp --task ID --run-id N --db PATH`, as a
-/// `worker_command` template or client config writes it) in the filtered environment agents
-/// give stdio servers: no HERMES_HOME, HOME elsewhere, and the literal `${HERMES_KANBAN_TASK}`
-/// a client passes when the variable is unset, no HERMES_PROFILE (the server authors as the
+/// The worker identity carried by flags (`mcp --task ID --run-id N --db PATH`, on PostgreSQL
+/// `mcp --task ID --run-id N --database-url URL --board SLUG`, as a `worker_command` template
+/// or client config writes it) in the filtered environment agents give stdio servers: no
+/// HERMES_HOME nor database URL, HOME elsewhere, and the literal `${HERMES_KANBAN_TASK}` a
+/// client passes when the variable is unset, no HERMES_PROFILE (the server authors as the
 /// task's assignee). The whole lifecycle works on the right board.
 #[test]
 fn stdio_worker_identity_from_flags_in_a_filtered_env() {
@@ -481,14 +482,23 @@ fn stdio_worker_identity_from_flags_in_a_filtered_env() {
         ("HERMES_KANBAN_TASK".into(), "${HERMES_KANBAN_TASK}".into()),
     ];
     let mut args = fx.stdio_args("worker", "auto", &env);
-    for extra in [
-        "--task".to_string(),
+    // The board: its file on SQLite; on PostgreSQL the database and the board's slug.
+    let board: Vec<String> = match &fx.cli.pg {
+        Some(db) => vec![
+            "--database-url".into(),
+            db.url.clone(),
+            "--board".into(),
+            "default".into(),
+        ],
+        None => vec!["--db".into(), fx.cli.db().display().to_string()],
+    };
+    let flags = [
+        "--task".into(),
         fx.task.clone(),
         "--run-id".into(),
         fx.run_id.to_string(),
-        "--db".into(),
-        fx.cli.db().display().to_string(),
-    ] {
+    ];
+    for extra in flags.into_iter().chain(board) {
         args.push(format!("--arg={extra}"));
     }
     let report = fx.worker(args, "stdio", "auto");
