@@ -33,7 +33,7 @@ pub fn dispatch_once<B: TickBoard + ?Sized>(
     if opts.dry_run {
         return board.with(|b| launch::dry_run(b, opts));
     }
-    let _lock = match board.with(Board::try_tick_lock) {
+    let lock = match board.with(Board::try_tick_lock) {
         TickLockTry::Held(l) => Some(l),
         TickLockTry::Busy => {
             return Ok(DispatchResult {
@@ -46,6 +46,20 @@ pub fn dispatch_once<B: TickBoard + ?Sized>(
             None
         }
     };
+    let out = locked_tick(board, opts, host);
+    if lock.is_some() {
+        drop(lock);
+        board.with(Board::release_tick_lock);
+    }
+    out
+}
+
+/// The tick proper, under the tick lock.
+fn locked_tick<B: TickBoard + ?Sized>(
+    board: &B,
+    opts: &TickOptions,
+    host: &mut HostState,
+) -> anyhow::Result<DispatchResult> {
     let mut res = DispatchResult::default();
     // 1. Reap own children; report what supervisors settled since the last tick.
     host.reap();

@@ -198,12 +198,22 @@ impl Board {
     }
 
     /// Try the dispatcher's tick lock of this board without waiting (one tick per board at a
-    /// time, across processes and hosts): SQLite flocks `<db>.dispatch.lock`, PostgreSQL takes
-    /// a session advisory lock on a dedicated connection. Released when the lock drops.
+    /// time, across processes and hosts, and across the ticks of one process): SQLite flocks
+    /// `<db>.dispatch.lock`, PostgreSQL takes a session advisory lock on the board's own
+    /// session. Released when the lock drops (on PostgreSQL before the board's next statement;
+    /// [`Board::release_tick_lock`] after the drop makes it at once).
     pub fn try_tick_lock(&self) -> TickLockTry {
         match self.store.pg() {
-            Some(c) => tick_lock::try_pg(c.target(), c.schema()),
+            Some(c) => tick_lock::try_pg(c),
             None => tick_lock::try_file(&self.paths.db),
+        }
+    }
+
+    /// Let a dropped tick lock go now: on PostgreSQL the unlock otherwise waits for the
+    /// board's next statement (a flock goes with its drop).
+    pub fn release_tick_lock(&self) {
+        if let Some(c) = self.store.pg() {
+            c.release_tick_lock();
         }
     }
 

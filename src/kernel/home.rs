@@ -60,15 +60,18 @@ struct Inner {
     env: Env,
     backend: Backend,
     boards: Mutex<HashMap<String, Cached>>,
-    /// The PostgreSQL target and the registry's connection (opened on first use).
+    /// The PostgreSQL target and the spare registry session.
     pg: Option<PgHome>,
     /// Set when the chosen database URL could not be used ([`From<Env>`] keeps the error here).
     refused: Option<String>,
 }
 
+/// A PostgreSQL home holds no session of its own while a board is open: registry work runs on
+/// an open board's session ([`Kanban::registry`]). With none open it opens a spare one, and the
+/// next board opened takes it over, so `mcp` and `serve` hold one session per board.
 struct PgHome {
     target: Arc<PgTarget>,
-    registry: Mutex<Option<pg::Client>>,
+    spare: Mutex<Option<pg::Client>>,
 }
 
 /// The home handle: backend, board registry, and the cache of open boards. Cheap to clone
@@ -154,7 +157,7 @@ impl Kanban {
                 refused: None,
                 pg: Some(PgHome {
                     target: Arc::new(target),
-                    registry: Mutex::new(None),
+                    spare: Mutex::new(None),
                 }),
             }),
         }
@@ -166,15 +169,41 @@ impl Kanban {
         self.inner.pg.as_ref().map(|p| p.target.url())
     }
 
-    /// Run `f` on the registry's connection (re-opened when closed). Like every board call it
-    /// waits on the network: front doors make it off their async workers.
+    /// Run `f` for the registry on a session of this home's: an open board's (no session of
+    /// its own while one is open), else the spare one (opened when missing or closed). Like
+    /// every board call it waits on the network: front doors make it off their async workers.
     fn registry<T>(&self, f: impl FnOnce(&pg::Client, &str) -> Result<T>) -> Result<T> {
+        let lender = self.lender();
+        self.registry_via(lender.as_ref(), f)
+    }
+
+    /// An open board whose session can do registry work (any: the registry's SQL names its
+    /// schemas).
+    fn lender(&self) -> Option<SharedBoard> {
+        self.inner.pg.as_ref()?;
+        let map = self.inner.boards.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().next().map(|c| c.handle.clone())
+    }
+
+    /// [`Kanban::registry`] on `lender`'s session (held for the call), else the spare one.
+    fn registry_via<T>(
+        &self,
+        lender: Option<&SharedBoard>,
+        f: impl FnOnce(&pg::Client, &str) -> Result<T>,
+    ) -> Result<T> {
         let pgh = self.inner.pg.as_ref().expect("a PostgreSQL home");
-        let mut slot = pgh.registry.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_none_or(|c| c.is_closed()) {
-            *slot = Some(pg::connect(&pgh.target, None)?);
+        if let Some(b) = lender {
+            let board = b.lock();
+            if let Some(session) = board.store.pg().and_then(PgConn::idle_session) {
+                let session = session?;
+                return f(&session, pgh.target.shown());
+            }
         }
-        f(slot.as_ref().expect("connected above"), pgh.target.shown())
+        let mut spare = pgh.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.as_ref().is_none_or(|c| c.is_closed()) {
+            *spare = Some(pg::connect(&pgh.target, None)?);
+        }
+        f(spare.as_ref().expect("connected above"), pgh.target.shown())
     }
 
     /// Whether board `slug` exists on PostgreSQL (`default` always does).
@@ -478,12 +507,18 @@ impl Kanban {
     /// call created its database.
     pub fn open_board(&self, slug: Option<&str>, mode: OpenMode) -> Result<(Board, bool)> {
         let slug = self.resolve(slug)?;
-        self.open_resolved(&slug, mode)
+        self.open_resolved(&slug, mode, self.lender().as_ref())
     }
 
-    fn open_resolved(&self, slug: &str, mode: OpenMode) -> Result<(Board, bool)> {
+    /// Open board `slug`; on PostgreSQL `lender` (an open board) does the registry work.
+    fn open_resolved(
+        &self,
+        slug: &str,
+        mode: OpenMode,
+        lender: Option<&SharedBoard>,
+    ) -> Result<(Board, bool)> {
         if let Some(pgh) = &self.inner.pg {
-            return self.open_pg(pgh, slug, mode);
+            return self.open_pg(pgh, slug, mode, lender);
         }
         let paths = self.paths(slug);
         let existed = paths.db.exists();
@@ -498,9 +533,16 @@ impl Kanban {
 
     /// Open a PostgreSQL board: its registry row names the schema (migrated up on open);
     /// `default` without a row is created in `Create` mode, else [`KernelError::NoDatabase`].
-    fn open_pg(&self, pgh: &PgHome, slug: &str, mode: OpenMode) -> Result<(Board, bool)> {
+    /// The board takes over the spare registry session when there is one (no board was open).
+    fn open_pg(
+        &self,
+        pgh: &PgHome,
+        slug: &str,
+        mode: OpenMode,
+        lender: Option<&SharedBoard>,
+    ) -> Result<(Board, bool)> {
         let now = chrono::Utc::now().timestamp();
-        let (schema, created) = self.registry(|c, shown| {
+        let (schema, created) = self.registry_via(lender, |c, shown| {
             if let Some((schema, _)) = pg::registry::get(c, shown, slug)? {
                 pg::migrate::migrate(c, &schema, shown, now)?;
                 return Ok((Some(schema), false));
@@ -523,7 +565,11 @@ impl Kanban {
                 path: self.pg_location(slug),
             });
         };
-        let conn = PgConn::open(pgh.target.clone(), &schema)?;
+        let spare = pgh.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let conn = match spare.filter(|c| !c.is_closed()) {
+            Some(c) => PgConn::adopt(pgh.target.clone(), &schema, c)?,
+            None => PgConn::open(pgh.target.clone(), &schema)?,
+        };
         Ok((
             Board::from_pg(&self.inner.env, self.paths(slug), conn),
             created,
@@ -547,7 +593,12 @@ impl Kanban {
             // Removed or replaced behind this process: never keep writing to the old file.
             map.remove(&slug);
         }
-        let (board, created) = self.open_resolved(&slug, mode)?;
+        // Registry work for the open runs on a board already open (the map is locked here).
+        let lender = match self.inner.pg {
+            Some(_) => map.values().next().map(|c| c.handle.clone()),
+            None => None,
+        };
+        let (board, created) = self.open_resolved(&slug, mode, lender.as_ref())?;
         let handle = SharedBoard::new(board);
         map.insert(
             slug,

@@ -63,7 +63,7 @@ pub async fn events(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let slug = st.resolve(q.get("board").map(String::as_str))?;
+    let slug = st.resolve(q.get("board").map(String::as_str)).await?;
     let since = cursor_from(&headers, &q)?;
     let cursor = match since {
         Some(n) => n,

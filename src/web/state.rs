@@ -1,7 +1,8 @@
 //! Shared state of the REST API and the live stream: the environment, the [`Kanban`] home
 //! whose board handles it shares (with MCP and the dispatcher in `serve`), the dispatcher hook,
 //! and the API's error and JSON-input
-//! types. Kernel calls are synchronous, so every handler runs them on the blocking pool.
+//! types. Kernel calls are synchronous, so every handler runs them on the blocking pool, board
+//! resolution included (on PostgreSQL it reads the registry: a network round trip).
 
 use std::sync::Arc;
 
@@ -152,17 +153,21 @@ impl WebState {
         })
     }
 
-    /// Resolve `?board=` (400 malformed, 404 unknown) or the default chain.
-    pub fn resolve(&self, board: Option<&str>) -> Result<String, ApiError> {
+    /// Resolve `?board=` (400 malformed, 404 unknown) or the default chain, on the blocking
+    /// pool.
+    pub async fn resolve(self: &Arc<Self>, board: Option<&str>) -> Result<String, ApiError> {
+        let (st, board) = (self.clone(), board.map(str::to_string));
+        tokio::task::spawn_blocking(move || st.resolve_here(board.as_deref()))
+            .await
+            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    }
+
+    /// [`WebState::resolve`] on this thread (a blocking one: it may wait on the network).
+    fn resolve_here(&self, board: Option<&str>) -> Result<String, ApiError> {
         let b = board
             .filter(|s| !s.trim().is_empty())
             .or(self.default_board.as_deref());
         Ok(self.home.resolve(b)?)
-    }
-
-    /// Forget a cached board handle (after the board is removed).
-    pub fn evict(&self, slug: &str) {
-        self.home.evict(slug);
     }
 
     /// The shared handle of a board (already resolved slug); its database is created when
@@ -193,14 +198,19 @@ impl WebState {
         .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     }
 
-    /// Resolve `?board=` and run `f` on it on the blocking pool.
+    /// Resolve `?board=` and run `f` on it, both on the blocking pool (one hand-off).
     pub async fn on<T, F>(self: &Arc<Self>, board: Option<&str>, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Board) -> Result<T, ApiError> + Send + 'static,
     {
-        let slug = self.resolve(board)?;
-        self.on_slug(slug, f).await
+        let (st, board) = (self.clone(), board.map(str::to_string));
+        tokio::task::spawn_blocking(move || {
+            let slug = st.resolve_here(board.as_deref())?;
+            st.handle(&slug)?.call(f)
+        })
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     }
 }
 

@@ -1,8 +1,10 @@
 //! The dispatcher's per-board tick lock, a seam method ([`crate::kernel::Board::try_tick_lock`]):
 //! one tick per board at a time across every process and host that shares the board. SQLite:
 //! an exclusive flock of `<db>.dispatch.lock` (close-on-exec, so workers never inherit it);
-//! PostgreSQL: a session-level advisory lock on a dedicated connection. Either is released when
-//! the [`TickLock`] drops or its holder dies.
+//! PostgreSQL: a session-level advisory lock on the board's own session
+//! ([`super::postgres::lock`]). Either is released when the [`TickLock`] drops (on
+//! PostgreSQL by the session's next statement, or [`crate::kernel::Board::release_tick_lock`])
+//! or its holder dies.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -72,9 +74,9 @@ pub(crate) fn try_file(db: &Path) -> TickLockTry {
     }
 }
 
-/// The advisory lock of a PostgreSQL board.
-pub(crate) fn try_pg(target: &super::postgres::PgTarget, schema: &str) -> TickLockTry {
-    match super::postgres::lock::try_tick_lock(target, schema) {
+/// The advisory lock of a PostgreSQL board, on its session.
+pub(crate) fn try_pg(conn: &super::postgres::PgConn) -> TickLockTry {
+    match conn.try_tick_lock() {
         Ok(Some(l)) => TickLockTry::Held(TickLock {
             _held: Held::Pg(Box::new(l)),
         }),

@@ -32,7 +32,7 @@ pub(super) async fn boards(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiR
     let list = tokio::task::spawn_blocking(move || home.list(include_archived))
         .await
         .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let current = st.resolve(None)?;
+    let current = st.resolve(None).await?;
     let mut out = Vec::new();
     for e in list {
         let slug = e.meta.slug.clone();
@@ -91,7 +91,7 @@ pub(super) async fn new_board(State(st): State<Arc<WebState>>, body: Bytes) -> A
         let (home, slug) = (st.home.clone(), meta.slug.clone());
         blocking(move || home.switch(&slug)).await?;
     }
-    let current = st.resolve(None)?;
+    let current = st.resolve(None).await?;
     Ok(Json(json!({"board": meta, "current": current})))
 }
 
@@ -131,14 +131,15 @@ pub(super) async fn delete_board(
     let norm = crate::kernel::normalize_slug(&slug)?;
     let (home, n) = (st.home.clone(), norm.clone());
     let now = chrono::Utc::now().timestamp();
+    // `remove` forgets the cached handle too (on the blocking pool: the home's map lock is
+    // held while a board opens, a network round trip on PostgreSQL).
     let dest = blocking(move || home.remove(&n, hard, now)).await?;
-    st.evict(&norm);
     let result = match dest {
         Some(p) => json!({"slug": norm, "archived": true, "archived_to": p}),
         None => json!({"slug": norm, "deleted": true}),
     };
     Ok(Json(
-        json!({"result": result, "current": st.resolve(None)?}),
+        json!({"result": result, "current": st.resolve(None).await?}),
     ))
 }
 

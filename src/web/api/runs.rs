@@ -145,7 +145,7 @@ pub(super) async fn assignees(State(st): State<Arc<WebState>>, Query(q): Q) -> A
 pub(super) async fn dispatch(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
     let dry_run = flag(&q, "dry_run")?;
     let max = int_param(&q, "max", 0..=10_000)?.unwrap_or(8) as usize;
-    let board = st.resolve(board_param(&q).as_deref())?;
+    let board = st.resolve(board_param(&q).as_deref()).await?;
     let Some(hook) = st.dispatch.clone() else {
         return Err(ApiError::status(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -74,29 +74,15 @@ fn stdio_mcp_holds_one_connection_to_its_board() {
             r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":"#,
             r#"{"protocolVersion":"2025-06-18","capabilities":{},"#,
             r#""clientInfo":{"name":"t","version":"0"}}}"#
-        )
-        .to_string(),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
-        format!(
-            concat!(
-                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","#,
-                r#""params":{{"name":"kanban_show","arguments":{{"task_id":"{id}"}}}}}}"#
-            ),
-            id = id
         ),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     ] {
         writeln!(stdin, "{msg}").unwrap();
     }
-    let mut shown = String::new();
-    while !shown.contains(r#""id":2"#) {
-        shown.clear();
-        assert!(out.read_line(&mut shown).unwrap() > 0, "mcp closed stdout");
-    }
-    assert!(shown.contains("Held once"), "{shown}");
     let db = cli.db();
     // On PostgreSQL a connection is a session on the fixture's database (the server is its
     // only client now; psql's own session is not counted); on SQLite a descriptor of the file.
-    let held = match &cli.pg {
+    let held = || match &cli.pg {
         Some(pg) => pg.sessions(),
         None => {
             let db = db.canonicalize().unwrap();
@@ -107,12 +93,42 @@ fn stdio_mcp_holds_one_connection_to_its_board() {
                 .count()
         }
     };
+    // Many calls, half of them naming the board (resolved through the PostgreSQL registry),
+    // and the count after each round: no call opens a connection of its own.
+    let mut counts = Vec::new();
+    for call in 2..14 {
+        let board = if call % 2 == 0 {
+            r#","board":"default""#
+        } else {
+            ""
+        };
+        let tool = if call % 3 == 0 {
+            format!(r#""name":"kanban_list","arguments":{{"status":"ready"{board}}}"#)
+        } else {
+            format!(r#""name":"kanban_show","arguments":{{"task_id":"{id}"{board}}}"#)
+        };
+        writeln!(
+            stdin,
+            r#"{{"jsonrpc":"2.0","id":{call},"method":"tools/call","params":{{{tool}}}}}"#
+        )
+        .unwrap();
+        let mut shown = String::new();
+        while !shown.contains(&format!(r#""id":{call}"#)) {
+            shown.clear();
+            assert!(out.read_line(&mut shown).unwrap() > 0, "mcp closed stdout");
+        }
+        assert!(
+            shown.contains("Held once") && !shown.contains(r#""isError":true"#),
+            "{shown}"
+        );
+        counts.push(held());
+    }
     drop(stdin);
     let _ = child.wait();
     assert_eq!(
-        held,
-        1,
-        "the stdio server must hold one connection to {}",
+        counts,
+        vec![1; counts.len()],
+        "the stdio server must hold one connection to {} through every call",
         db.display()
     );
 }

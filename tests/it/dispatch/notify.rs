@@ -660,16 +660,42 @@ fn serve_holds_one_connection_per_board_for_mcp_rest_dispatcher_and_webhooks() {
     std::thread::sleep(Duration::from_millis(600));
     let db = cli.home().join("kanban.db");
     // On PostgreSQL the connections are the database's sessions (serve is its only client now;
-    // psql's own session is not counted).
-    let held = match &cli.pg {
+    // psql's own session is not counted): the dispatcher's tick lock, the board registry and
+    // every request use the board's one session.
+    let held = || match &cli.pg {
         Some(pg) => pg.sessions(),
         None => db_connections(s.id(), &db),
     };
+    // Many REST and MCP calls (some naming the board, some listing boards: registry work),
+    // counted after each round and across the dispatcher's ticks: none opens a connection.
+    let mut counts = vec![held()];
+    for round in 3..15 {
+        let path = ["/api/board", "/api/board?board=default", "/api/boards"][round % 3];
+        let got = http(port, "GET", path, &[], "");
+        assert!(got.starts_with("HTTP/1.1 200"), "{path}: {got}");
+        let shown = http(
+            port,
+            "POST",
+            "/mcp",
+            &with_session,
+            &format!(
+                concat!(
+                    r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"#,
+                    r#""kanban_show","arguments":{{"task_id":"{a}","board":"default"}}}}}}"#
+                ),
+                n = round,
+                a = a
+            ),
+        );
+        assert!(shown.contains("Shared"), "{shown}");
+        counts.push(held());
+        std::thread::sleep(Duration::from_millis(70));
+    }
     assert_eq!(
-        held,
-        1,
+        counts,
+        vec![1; counts.len()],
         "serve must hold one connection to {} shared by MCP, REST, the dispatcher and the \
-            webhook thread",
+            webhook thread, through every call and tick",
         db.display()
     );
     stop(s);

@@ -198,12 +198,14 @@ impl TestDb {
         run_psql(&self.url, sql)
     }
 
-    /// How many sessions other than psql's own are open on this database: the connections the
-    /// processes under test hold.
+    /// How many sessions the processes under test hold on this database: client backends
+    /// only (an autovacuum worker visits a busy database now and then), and not psql's — this
+    /// one's, nor an earlier call's whose backend may still be exiting on a loaded machine.
     pub fn sessions(&self) -> usize {
         self.sql(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+             AND application_name IS DISTINCT FROM 'psql'",
         )
         .parse()
         .unwrap()

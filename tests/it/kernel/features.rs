@@ -2327,3 +2327,39 @@ fn link_under_an_open_parent_explains_the_demotion_and_inherits_subscriptions() 
     assert_eq!(subs[0].chat_id, "chat-9");
     assert_invariants(b);
 }
+
+/// The dispatcher's tick lock: one tick per board across handles (processes, hosts) and across
+/// the ticks of one handle; released when the lock drops. On PostgreSQL it lives on the board's
+/// own session: holding it opens no session, and a dropped lock is let go by the board's next
+/// statement or at once by `release_tick_lock`.
+#[test]
+fn the_tick_lock_is_one_per_board_and_costs_no_session() {
+    let tb = TestBoard::new();
+    let other = crate::helpers::board::open_board(&tb.env, None);
+    let held = |b: &Board| matches!(b.try_tick_lock(), TickLockTry::Held(_));
+    let TickLockTry::Held(lock) = tb.board.try_tick_lock() else {
+        panic!("the first tick lock is free")
+    };
+    assert!(
+        !held(&tb.board),
+        "a second tick on the same handle must wait"
+    );
+    assert!(!held(&other), "a tick on another handle must wait");
+    if let Some(pg) = &tb.pg {
+        assert_eq!(
+            pg.sessions(),
+            2,
+            "one session per open board, none for the lock"
+        );
+    }
+    drop(lock);
+    // The board's next statement lets it go (the dispatcher calls release_tick_lock at once).
+    tb.board.list_tasks(&Default::default()).unwrap();
+    let TickLockTry::Held(lock) = other.try_tick_lock() else {
+        panic!("the dropped lock was released")
+    };
+    assert!(!held(&tb.board));
+    drop(lock);
+    other.release_tick_lock();
+    assert!(held(&tb.board), "released at once");
+}

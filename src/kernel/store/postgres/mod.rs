@@ -29,9 +29,12 @@
 //!   [`KernelError::Busy`]; a lost or refused connection is [`KernelError::Unavailable`]
 //!   (naming the URL without its password). A connection found closed before a transaction is
 //!   re-opened, with a bounded back-off, so long-lived hosts survive a server restart.
-//! * **Pool.** One connection per open board: a process shares one handle per board
-//!   (`Kanban`), and that handle is used by one call at a time, so a larger pool would idle.
-//!   The dispatcher's tick lock holds a second, dedicated connection ([`lock::TickLock`]).
+//! * **Sessions.** One connection per open board and nothing else: a process shares one
+//!   handle per board (`Kanban`), and that handle is used by one call at a time, so a larger
+//!   pool would idle. The registry's work runs on an open board's session
+//!   ([`PgConn::idle_session`]); with no board open on a spare one, which the first board
+//!   opened then takes over ([`PgConn::adopt`]). The dispatcher's tick lock is a session
+//!   advisory lock on the board's own session ([`lock`]).
 
 pub(crate) mod client;
 pub(crate) mod lock;
@@ -67,6 +70,8 @@ pub(crate) struct PgConn {
     cache: RefCell<HashMap<String, Statement>>,
     /// Open transaction depth (0: autocommit; 1: BEGIN; more: savepoints).
     depth: Cell<u32>,
+    /// The dispatcher's tick lock on this session ([`lock`]).
+    tick: Arc<lock::TickSlot>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -112,7 +117,48 @@ impl PgConn {
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
+            tick: lock::TickSlot::new(),
         })
+    }
+
+    /// A connection for the board whose schema is `schema` over a session already open (the
+    /// home's spare registry session, handed over so that opening a board adds no session).
+    pub(crate) fn adopt(target: Arc<PgTarget>, schema: &str, client: Client) -> Result<PgConn> {
+        client
+            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
+            .map_err(|e| map_err(&e, &target.shown))?;
+        Ok(PgConn {
+            target,
+            schema: schema.to_string(),
+            client: RefCell::new(Some(client)),
+            cache: RefCell::new(HashMap::new()),
+            depth: Cell::new(0),
+            tick: lock::TickSlot::new(),
+        })
+    }
+
+    /// This board's session for the home's registry work (whose SQL names its schemas, so the
+    /// board's `search_path` does not matter), re-opened when closed; `None` inside one of
+    /// the board's transactions.
+    pub(crate) fn idle_session(&self) -> Option<Result<std::cell::RefMut<'_, Client>>> {
+        (self.depth.get() == 0).then(|| self.client())
+    }
+
+    /// Try the dispatcher's tick lock of this board on its session ([`lock`]).
+    pub(crate) fn try_tick_lock(&self) -> Result<Option<lock::TickLock>> {
+        let client = self.client()?;
+        self.tick
+            .try_lock(&client, &self.schema, &self.target.shown)
+    }
+
+    /// Unlock a tick lock its holder dropped now rather than before the next statement.
+    pub(crate) fn release_tick_lock(&self) {
+        let client = self.client.borrow();
+        if let Some(c) = client.as_ref().filter(|c| !c.is_closed())
+            && self.depth.get() == 0
+        {
+            self.tick.release_dropped(c, &self.schema);
+        }
     }
 
     /// The board's schema name.
@@ -139,6 +185,7 @@ impl PgConn {
             }
             self.reconnect()?;
         }
+        self.release_tick_lock();
         Ok(std::cell::RefMut::map(self.client.borrow_mut(), |c| {
             c.as_mut().expect("connected above")
         }))
@@ -147,6 +194,7 @@ impl PgConn {
     fn reconnect(&self) -> Result<()> {
         *self.client.borrow_mut() = None;
         self.cache.borrow_mut().clear();
+        self.tick.forget();
         let budget = std::env::var("HERMES_KANBAN_PG_RECONNECT_SECONDS")
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
