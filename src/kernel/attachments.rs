@@ -108,6 +108,62 @@ fn with_suffix(name: &str, n: usize) -> String {
     }
 }
 
+/// The upload limit: 25 MiB.
+fn check_size(bytes: &[u8]) -> Result<()> {
+    if bytes.len() > v::ATTACHMENT_MAX_BYTES {
+        return Err(KernelError::invalid(
+            "content",
+            format!(
+                "is {} bytes; attachments are limited to {} bytes (25 MiB)",
+                bytes.len(),
+                v::ATTACHMENT_MAX_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `name`, or the first ` (n)` variant of it that `taken` does not report.
+fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    (0..10_000)
+        .map(|n| match n {
+            0 => name.to_string(),
+            n => with_suffix(name, n),
+        })
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| with_suffix(name, 10_000))
+}
+
+/// Write `bytes` to a new file in `dir` named `name` or its first free ` (n)` variant, reserved
+/// with `create_new` so concurrent uploads never overwrite each other. The name and path.
+fn write_new_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(String, PathBuf)> {
+    let mut n = 0;
+    loop {
+        let candidate = if n == 0 {
+            name.to_string()
+        } else {
+            with_suffix(name, n)
+        };
+        let p = dir.join(&candidate);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                if let Err(e) = f.write_all(bytes).and_then(|_| f.sync_all()) {
+                    let _ = std::fs::remove_file(&p);
+                    return Err(KernelError::io(&p, e));
+                }
+                return Ok((candidate, p));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
+            Err(e) => return Err(KernelError::io(&p, e)),
+        }
+    }
+}
+
 impl Board {
     /// Store `bytes` as an attachment of `task_id` and record it. A name already used on the
     /// task gets a ` (n)` suffix. Refuses files over 25 MiB and unsafe names.
@@ -121,87 +177,60 @@ impl Board {
     ) -> Result<Attachment> {
         let task_id = v::task_id("task_id", task_id)?;
         let name = attachment_name(filename)?;
-        if bytes.len() > v::ATTACHMENT_MAX_BYTES {
-            return Err(KernelError::invalid(
-                "content",
-                format!(
-                    "is {} bytes; attachments are limited to {} bytes (25 MiB)",
-                    bytes.len(),
-                    v::ATTACHMENT_MAX_BYTES
-                ),
-            ));
-        }
+        check_size(bytes)?;
         let content_type = v::short_name("content_type", content_type)?;
         let uploaded_by = v::short_name("uploaded_by", uploaded_by)?;
         self.get_task(&task_id)?;
         // Fenced before the blob is written, so a refused upload leaves no file behind.
         super::fence::check(self.env(), &self.paths().db)?;
-        if self.attachments_in_db() {
-            let names = self.list_attachments(&task_id)?;
-            let taken = |n: &str| names.iter().any(|a| a.filename == n);
-            let final_name = (0..10_000)
-                .map(|n| match n {
-                    0 => name.clone(),
-                    n => with_suffix(&name, n),
-                })
-                .find(|n| !taken(n))
-                .unwrap_or_else(|| with_suffix(&name, 10_000));
-            let meta = NewAttachment {
-                task_id: &task_id,
-                filename: &final_name,
-                content_type: content_type.as_deref(),
-                uploaded_by: uploaded_by.as_deref(),
-                size: bytes.len(),
-            };
-            let id = self.write(|c| {
-                let id = insert_attachment(c, &meta, "db:", self.now())?;
-                c.exec(
-                    "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
-                    args![format!("{DB_PREFIX}{id}"), id],
-                )?;
-                c.exec(
-                    "INSERT INTO kanban_attachment_blobs (attachment_id, content) VALUES (?1, ?2)",
-                    args![id, bytes],
-                )?;
-                Ok(id)
-            })?;
-            return self.get_attachment(id);
-        }
-        let dir = self.paths().attachments.join(&task_id);
-        std::fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
-        // Reserve a unique file name with create_new so concurrent uploads never overwrite.
-        let mut n = 0;
-        let (final_name, path) = loop {
-            let candidate = if n == 0 {
-                name.clone()
-            } else {
-                with_suffix(&name, n)
-            };
-            let p = dir.join(&candidate);
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&p)
-            {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    if let Err(e) = f.write_all(bytes).and_then(|_| f.sync_all()) {
-                        let _ = std::fs::remove_file(&p);
-                        return Err(KernelError::io(&p, e));
-                    }
-                    break (candidate, p);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
-                Err(e) => return Err(KernelError::io(&p, e)),
-            }
-        };
-        let stored = path.to_string_lossy().into_owned();
-        let meta = NewAttachment {
+        let upload = NewAttachment {
             task_id: &task_id,
-            filename: &final_name,
+            filename: &name,
             content_type: content_type.as_deref(),
             uploaded_by: uploaded_by.as_deref(),
             size: bytes.len(),
+        };
+        if self.attachments_in_db() {
+            self.store_in_db(&upload, bytes)
+        } else {
+            self.store_as_file(&upload, bytes)
+        }
+    }
+
+    /// The content as a `kanban_attachment_blobs` row (`stored_path` `db:<id>`), under the first
+    /// name not used on the task; row, blob and event in one transaction.
+    fn store_in_db(&self, upload: &NewAttachment<'_>, bytes: &[u8]) -> Result<Attachment> {
+        let names = self.list_attachments(upload.task_id)?;
+        let final_name = free_name(upload.filename, |n| names.iter().any(|a| a.filename == n));
+        let meta = NewAttachment {
+            filename: &final_name,
+            ..*upload
+        };
+        let id = self.write(|c| {
+            let id = insert_attachment(c, &meta, "db:", self.now())?;
+            c.exec(
+                "UPDATE task_attachments SET stored_path=?1 WHERE id=?2",
+                args![format!("{DB_PREFIX}{id}"), id],
+            )?;
+            c.exec(
+                "INSERT INTO kanban_attachment_blobs (attachment_id, content) VALUES (?1, ?2)",
+                args![id, bytes],
+            )?;
+            Ok(id)
+        })?;
+        self.get_attachment(id)
+    }
+
+    /// The content as a file under the board's attachment root (`<root>/<task>/<name>`); the
+    /// file is removed again when the row cannot be recorded.
+    fn store_as_file(&self, upload: &NewAttachment<'_>, bytes: &[u8]) -> Result<Attachment> {
+        let dir = self.paths().attachments.join(upload.task_id);
+        std::fs::create_dir_all(&dir).map_err(|e| KernelError::io(&dir, e))?;
+        let (final_name, path) = write_new_file(&dir, upload.filename, bytes)?;
+        let stored = path.to_string_lossy().into_owned();
+        let meta = NewAttachment {
+            filename: &final_name,
+            ..*upload
         };
         let res = self.write(|c| insert_attachment(c, &meta, &stored, self.now()));
         match res {

@@ -264,6 +264,174 @@ fn review_requested_payload(
     payload
 }
 
+/// The guards of [`Board::request_review`], in order: status `running` or `ready`, the
+/// stale-run guard, parents satisfied, and the live-claim guard.
+fn check_reviewable(c: &Tx, t: &Task, expected_run_id: Option<i64>, force: bool) -> Result<()> {
+    if !matches!(t.status, Status::Running | Status::Ready) {
+        return Err(KernelError::refused(
+            &t.id,
+            "request review for",
+            format!(
+                "status is '{}'; only running or ready tasks can go to review",
+                t.status
+            ),
+        ));
+    }
+    if let Some(e) = expected_run_id
+        && t.current_run_id != Some(e)
+    {
+        return Err(KernelError::stale_run(&t.id, e, t.current_run_id));
+    }
+    if !parents_satisfied_tx(c, &t.id)? {
+        return Err(KernelError::refused(
+            &t.id,
+            "request review for",
+            "parent dependencies are not satisfied; finish the parents first",
+        ));
+    }
+    live_claim_guard(c, t, "request review for", expected_run_id, force)
+}
+
+/// Who implemented the work under review: the open run's profile, else the assignee unless
+/// the assignee is the reviewer.
+fn implementer_of(c: &Tx, t: &Task, reviewer: Option<&str>) -> Result<Option<String>> {
+    let from_run: Option<String> = match t.current_run_id {
+        Some(run) => c
+            .row::<Option<String>>("SELECT profile FROM task_runs WHERE id=?1", args![run])?
+            .flatten(),
+        None => None,
+    };
+    Ok(from_run.or_else(|| {
+        (t.assignee.as_deref() != reviewer)
+            .then(|| t.assignee.clone())
+            .flatten()
+    }))
+}
+
+/// The task leaves its lane for `review` (claim cleared), the reviewer (if any) its assignee.
+fn move_to_review(c: &Tx, t: &Task, reviewer: Option<&str>) -> Result<()> {
+    let n = c.exec(
+        leave_running!(
+            "status='review', assignee=COALESCE(?1, assignee)",
+            "id=?2 AND status=?3 AND current_run_id IS NOT DISTINCT FROM ?4"
+        ),
+        args![reviewer, t.id, t.status.as_str(), t.current_run_id],
+    )?;
+    if n != 1 {
+        return Err(KernelError::refused(
+            &t.id,
+            "request review for",
+            "the task changed underneath; retry",
+        ));
+    }
+    Ok(())
+}
+
+/// Close the open run as `review_requested`; with no open run, a summary or metadata is kept on
+/// a synthesized run of the implementer. The run's id, if any.
+fn close_review_run(
+    c: &Tx,
+    t: &Task,
+    implementer: Option<&str>,
+    summary: Option<&str>,
+    metadata: Option<&Map<String, Value>>,
+    now: i64,
+) -> Result<Option<i64>> {
+    let outcome = RunOutcome::ReviewRequested;
+    Ok(
+        match end_run(c, t, outcome, "review", summary, None, metadata, now)? {
+            Some(r) => Some(r),
+            None if summary.is_some() || metadata.is_some() => Some(synth_run_as(
+                c,
+                t,
+                implementer,
+                outcome,
+                "review",
+                summary,
+                metadata,
+                now,
+            )?),
+            None => None,
+        },
+    )
+}
+
+/// The guards of [`Board::request_changes`], in order: an open run on a `running` task, the
+/// stale-run guard, and a run claimed from `review`.
+fn check_active_review(c: &Tx, t: &Task, expected_run_id: Option<i64>) -> Result<()> {
+    if t.status != Status::Running || t.current_run_id.is_none() {
+        return Err(KernelError::refused(
+            &t.id,
+            "request changes for",
+            format!(
+                "task is not in an active review run (status '{}'); request changes only while \
+                reviewing a task the dispatcher claimed from review",
+                t.status
+            ),
+        ));
+    }
+    if let Some(e) = expected_run_id
+        && t.current_run_id != Some(e)
+    {
+        return Err(KernelError::stale_run(&t.id, e, t.current_run_id));
+    }
+    if !run_is_review_lane(c, t)? {
+        return Err(KernelError::refused(
+            &t.id,
+            "request changes for",
+            "the active run was not claimed from review; request changes only while reviewing",
+        ));
+    }
+    Ok(())
+}
+
+/// The implementer the latest `review_requested` hand-off names (refused when there is no
+/// hand-off or it names nobody).
+fn handoff_implementer(c: &Tx, task_id: &str) -> Result<String> {
+    let Some(handoff) = latest_event_payload(c, task_id, "review_requested", None)? else {
+        return Err(KernelError::refused(
+            task_id,
+            "request changes for",
+            "no prior review_requested event",
+        ));
+    };
+    nonblank(handoff.get("implementer")).ok_or_else(|| {
+        KernelError::refused(
+            task_id,
+            "request changes for",
+            "the review hand-off records no implementer; reassign the task and reopen it instead",
+        )
+    })
+}
+
+/// Where a task sent back from review lands: `ready`, or `todo` while a parent is unfinished.
+fn back_from_review_status(c: &Tx, task_id: &str) -> Result<Status> {
+    Ok(if parents_satisfied_tx(c, task_id)? {
+        Status::Ready
+    } else {
+        Status::Todo
+    })
+}
+
+/// The running review task goes to `status` (claim cleared), assigned to the implementer.
+fn send_back_to(c: &Tx, t: &Task, status: Status, implementer: &str) -> Result<()> {
+    let n = c.exec(
+        leave_running!(
+            "status=?1, assignee=?2",
+            "id=?3 AND status='running' AND current_run_id=?4"
+        ),
+        args![status.as_str(), implementer, t.id, t.current_run_id],
+    )?;
+    if n != 1 {
+        return Err(KernelError::refused(
+            &t.id,
+            "request changes for",
+            "the task changed underneath; retry",
+        ));
+    }
+    Ok(())
+}
+
 impl Board {
     /// Hand a `running` or `ready` task to a reviewer (UP §4): status `review`, claim and pid
     /// cleared, the open run closed (or one synthesized when there is a summary or metadata)
@@ -281,84 +449,20 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = c.lock_task(&task_id)?;
-            if !matches!(t.status, Status::Running | Status::Ready) {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request review for",
-                    format!(
-                        "status is '{}'; only running or ready tasks can go to review",
-                        t.status
-                    ),
-                ));
-            }
-            if let Some(e) = req.expected_run_id
-                && t.current_run_id != Some(e)
-            {
-                return Err(KernelError::stale_run(&task_id, e, t.current_run_id));
-            }
-            if !parents_satisfied_tx(c, &task_id)? {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request review for",
-                    "parent dependencies are not satisfied; finish the parents first",
-                ));
-            }
-            live_claim_guard(c, &t, "request review for", req.expected_run_id, req.force)?;
+            check_reviewable(c, &t, req.expected_run_id, req.force)?;
             let reviewer = match reviewer.clone() {
                 Some(r) => Some(r),
                 None => prior_reviewer(c, &task_id)?,
             };
-            let mut implementer: Option<String> = match t.current_run_id {
-                Some(run) => c
-                    .row::<Option<String>>("SELECT profile FROM task_runs WHERE id=?1", args![run])?
-                    .flatten(),
-                None => None,
-            };
-            if implementer.is_none() && t.assignee != reviewer {
-                implementer = t.assignee.clone();
-            }
-            let n = c.exec(
-                leave_running!(
-                    "status='review', assignee=COALESCE(?1, assignee)",
-                    "id=?2 AND status=?3 AND current_run_id IS NOT DISTINCT FROM ?4"
-                ),
-                args![reviewer, task_id, t.status.as_str(), t.current_run_id],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request review for",
-                    "the task changed underneath; retry",
-                ));
-            }
-            let run_id = match end_run(
-                c,
-                &t,
-                RunOutcome::ReviewRequested,
-                "review",
-                summary.as_deref(),
-                None,
-                metadata.as_ref(),
-                now,
-            )? {
-                Some(r) => Some(r),
-                None if summary.is_some() || metadata.is_some() => Some(synth_run_as(
-                    c,
-                    &t,
-                    implementer.as_deref(),
-                    RunOutcome::ReviewRequested,
-                    "review",
-                    summary.as_deref(),
-                    metadata.as_ref(),
-                    now,
-                )?),
-                None => None,
-            };
+            let implementer = implementer_of(c, &t, reviewer.as_deref())?;
+            move_to_review(c, &t, reviewer.as_deref())?;
+            let (summary, metadata) = (summary.as_deref(), metadata.as_ref());
+            let run_id = close_review_run(c, &t, implementer.as_deref(), summary, metadata, now)?;
             let payload = review_requested_payload(
-                summary.as_deref(),
+                summary,
                 implementer.as_deref(),
                 reviewer.as_deref(),
-                metadata.as_ref(),
+                metadata,
             );
             add_event(c, &task_id, run_id, "review_requested", payload, now)?;
             Ok(ReviewRequested {
@@ -387,95 +491,32 @@ impl Board {
         let now = self.now();
         self.write(|c| {
             let t = c.lock_task(&task_id)?;
-            let not_active = || {
-                KernelError::refused(
-                    &task_id,
-                    "request changes for",
-                    format!(
-                        "task is not in an active review run (status '{}'); request changes only \
-                        while reviewing a task the dispatcher claimed from review",
-                        t.status
-                    ),
-                )
-            };
-            if t.status != Status::Running || t.current_run_id.is_none() {
-                return Err(not_active());
-            }
-            if let Some(e) = expected_run_id
-                && t.current_run_id != Some(e)
-            {
-                return Err(KernelError::stale_run(&task_id, e, t.current_run_id));
-            }
-            if !run_is_review_lane(c, &t)? {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request changes for",
-                    "the active run was not claimed from review; request changes only while \
-                    reviewing",
-                ));
-            }
-            let Some(handoff) = latest_event_payload(c, &task_id, "review_requested", None)? else {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request changes for",
-                    "no prior \
-                    review_requested event",
-                ));
-            };
-            let Some(implementer) = nonblank(handoff.get("implementer")) else {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request changes for",
-                    "the review hand-off records no implementer; reassign the task and reopen it \
-                    instead",
-                ));
-            };
+            check_active_review(c, &t, expected_run_id)?;
+            let implementer = handoff_implementer(c, &task_id)?;
             let reviewer = t
                 .assignee
                 .as_deref()
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_lowercase);
-            let status = if parents_satisfied_tx(c, &task_id)? {
-                Status::Ready
-            } else {
-                Status::Todo
-            };
-            let n = c.exec(
-                leave_running!(
-                    "status=?1, assignee=?2",
-                    "id=?3 AND status='running' AND current_run_id=?4"
-                ),
-                args![status.as_str(), implementer, task_id, t.current_run_id],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "request changes for",
-                    "the task changed underneath; retry",
-                ));
-            }
+            let status = back_from_review_status(c, &task_id)?;
+            send_back_to(c, &t, status, &implementer)?;
+            let outcome = RunOutcome::ChangesRequested;
             let run_id = end_run(
                 c,
                 &t,
-                RunOutcome::ChangesRequested,
+                outcome,
                 status.as_str(),
                 Some(&reason),
                 None,
                 None,
                 now,
             )?;
-            add_event(
-                c,
-                &task_id,
-                run_id,
-                "changes_requested",
-                obj! {
-                    "reason" => reason, "implementer" => implementer, "reviewer" => reviewer,
-                    "status" => status.as_str(),
-                },
-                now,
-            )?;
+            let payload = obj! {
+                "reason" => reason, "implementer" => implementer, "reviewer" => reviewer,
+                "status" => status.as_str(),
+            };
+            add_event(c, &task_id, run_id, "changes_requested", payload, now)?;
             Ok(ChangesRequested {
                 task_id: task_id.clone(),
                 run_id,

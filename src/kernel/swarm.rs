@@ -11,7 +11,7 @@ use super::board::{Board, add_event, load_task};
 use super::comments::{add_comment_tx, list_comments_tx};
 use super::error::{KernelError, Result};
 use super::runs::synth_run;
-use super::tasks::{NewTask, insert_task_tx};
+use super::tasks::{NewTask, PreparedTask, insert_task_tx};
 use super::types::RunOutcome;
 use super::validate as v;
 use crate::{args, obj};
@@ -161,68 +161,138 @@ fn complete_root(
     Ok(())
 }
 
+/// A swarm's cards, validated before its transaction opens. The workers' bodies and every
+/// card's parents are filled in inside it, once the root's id is known.
+struct SwarmCards {
+    root: PreparedTask,
+    workers: Vec<PreparedTask>,
+    verifier: PreparedTask,
+    synthesizer: PreparedTask,
+}
+
+/// Insert the workers under the root, each with its part of the goal and the blackboard
+/// protocol as its body; their ids, in order.
+fn insert_workers(
+    c: &Tx,
+    cards: &[PreparedTask],
+    spec: &SwarmSpec,
+    goal: &str,
+    root_id: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    let mut worker_ids = Vec::new();
+    for (mut p, w) in cards.iter().cloned().zip(&spec.workers) {
+        p.parents = vec![root_id.to_string()];
+        p.body = Some(format!(
+            "{goal}\n\nYour part: {}\n\n## Swarm protocol\nYou are one of {} parallel \
+            workers. Card {root_id} is the shared blackboard: read its comments before you \
+            start, and post each finding there as a comment `{}{{\"key\": \"<short key>\", \
+            \"value\": <JSON>}}`. Finish your own card with kanban_complete; a verifier \
+            checks all workers' results next.",
+            w.title,
+            spec.workers.len(),
+            BLACKBOARD_PREFIX
+        ));
+        worker_ids.push(insert_task_tx(c, &p, now)?.task.id);
+    }
+    Ok(worker_ids)
+}
+
+/// Insert a card waiting on `parents`; its id.
+fn insert_after(c: &Tx, card: &PreparedTask, parents: Vec<String>, now: i64) -> Result<String> {
+    let mut p = card.clone();
+    p.parents = parents;
+    Ok(insert_task_tx(c, &p, now)?.task.id)
+}
+
+/// Post the topology on the root as a blackboard comment (how a reused swarm is found again).
+fn post_topology(c: &Tx, swarm: &Swarm, goal: &str, author: &str, now: i64) -> Result<()> {
+    let topo = json!({"key": "topology", "value": {"goal": goal, "worker_ids": swarm.worker_ids,
+        "verifier_id": swarm.verifier_id, "synthesizer_id": swarm.synthesizer_id}});
+    add_comment_tx(
+        c,
+        &swarm.root_id,
+        author,
+        &format!("{BLACKBOARD_PREFIX}{topo}"),
+        now,
+    )?;
+    Ok(())
+}
+
 impl Board {
+    /// Validate a swarm's cards: root, workers, verifier, synthesizer.
+    fn prepare_swarm_cards(
+        &self,
+        spec: &SwarmSpec,
+        goal: &str,
+        goal_title: &str,
+    ) -> Result<SwarmCards> {
+        let card = |title: String, body: String, assignee: &str, skills: Vec<String>| NewTask {
+            title,
+            body: Some(body),
+            assignee: Some(assignee.to_string()),
+            created_by: Some(spec.created_by.clone()),
+            tenant: spec.tenant.clone(),
+            priority: spec.priority,
+            skills,
+            ..Default::default()
+        };
+        let root = self.prepare_task(NewTask {
+            idempotency_key: spec.idempotency_key.clone(),
+            ..card(
+                format!("Swarm: {goal_title}"),
+                format!(
+                    "{goal}\n\nThis card is the swarm's blackboard: workers post findings as \
+                    comments prefixed `{}` with a JSON object {{\"key\": …, \"value\": …}}.",
+                    BLACKBOARD_PREFIX.trim_end()
+                ),
+                &spec.created_by,
+                Vec::new(),
+            )
+        })?;
+        let mut workers = Vec::new();
+        for w in &spec.workers {
+            workers.push(self.prepare_task(card(
+                w.title.clone(),
+                String::new(),
+                &w.assignee,
+                w.skills.clone(),
+            ))?);
+        }
+        let verifier = self.prepare_task(card(
+            format!("Verify: {goal_title}"),
+            format!(
+                "Check the workers' findings for the swarm goal below against each \
+                other and the sources; record what holds and what does not.\n\n{goal}"
+            ),
+            &spec.verifier,
+            vec!["requesting-code-review".into()],
+        ))?;
+        let synthesizer = self.prepare_task(card(
+            format!("Synthesize: {goal_title}"),
+            format!(
+                "Write the final answer to the swarm goal below from the verified \
+                findings.\n\n{goal}"
+            ),
+            &spec.synthesizer,
+            vec!["humanizer".into()],
+        ))?;
+        Ok(SwarmCards {
+            root,
+            workers,
+            verifier,
+            synthesizer,
+        })
+    }
+
     /// Build a swarm in one transaction (see module docs).
     pub fn create_swarm(&self, spec: &SwarmSpec) -> Result<Swarm> {
         let goal = check_spec(spec)?;
         let goal_title = v::first_line(&goal, 200);
-        let root_new = NewTask {
-            title: format!("Swarm: {goal_title}"),
-            body: Some(format!(
-                "{goal}\n\nThis card is the swarm's blackboard: workers post findings as comments \
-                prefixed `{}` with a JSON object {{\"key\": …, \"value\": …}}.",
-                BLACKBOARD_PREFIX.trim_end()
-            )),
-            assignee: Some(spec.created_by.clone()),
-            created_by: Some(spec.created_by.clone()),
-            tenant: spec.tenant.clone(),
-            priority: spec.priority,
-            idempotency_key: spec.idempotency_key.clone(),
-            ..Default::default()
-        };
-        let root_p = self.prepare_task(root_new)?;
-        let mut worker_ps = Vec::new();
-        for w in &spec.workers {
-            worker_ps.push(self.prepare_task(NewTask {
-                title: w.title.clone(),
-                body: Some(String::new()),
-                assignee: Some(w.assignee.clone()),
-                created_by: Some(spec.created_by.clone()),
-                tenant: spec.tenant.clone(),
-                priority: spec.priority,
-                skills: w.skills.clone(),
-                ..Default::default()
-            })?);
-        }
-        let mut verifier_p = self.prepare_task(NewTask {
-            title: format!("Verify: {goal_title}"),
-            body: Some(format!(
-                "Check the workers' findings for the swarm goal below against each \
-                other and the sources; record what holds and what does not.\n\n{goal}"
-            )),
-            assignee: Some(spec.verifier.clone()),
-            created_by: Some(spec.created_by.clone()),
-            tenant: spec.tenant.clone(),
-            priority: spec.priority,
-            skills: vec!["requesting-code-review".into()],
-            ..Default::default()
-        })?;
-        let mut synth_p = self.prepare_task(NewTask {
-            title: format!("Synthesize: {goal_title}"),
-            body: Some(format!(
-                "Write the final answer to the swarm goal below from the verified \
-                findings.\n\n{goal}"
-            )),
-            assignee: Some(spec.synthesizer.clone()),
-            created_by: Some(spec.created_by.clone()),
-            tenant: spec.tenant.clone(),
-            priority: spec.priority,
-            skills: vec!["humanizer".into()],
-            ..Default::default()
-        })?;
+        let cards = self.prepare_swarm_cards(spec, &goal, &goal_title)?;
         let now = self.now();
         self.write(|c| {
-            let root = insert_task_tx(c, &root_p, now)?;
+            let root = insert_task_tx(c, &cards.root, now)?;
             if root.existing {
                 return topology_from_comments(c, &root.task.id)?.ok_or_else(|| {
                     KernelError::refused(
@@ -234,41 +304,19 @@ impl Board {
             }
             let root_id = root.task.id.clone();
             complete_root(c, &root_id, &goal, &goal_title, spec.workers.len(), now)?;
-            let mut worker_ids = Vec::new();
-            for (mut p, w) in worker_ps.clone().into_iter().zip(&spec.workers) {
-                p.parents = vec![root_id.clone()];
-                p.body = Some(format!(
-                    "{goal}\n\nYour part: {}\n\n## Swarm protocol\nYou are one of {} parallel \
-                    workers. Card {root_id} is the shared blackboard: read its comments before you \
-                    start, and post each finding there as a comment `{}{{\"key\": \"<short key>\", \
-                    \"value\": <JSON>}}`. Finish your own card with kanban_complete; a verifier \
-                    checks all workers' results next.",
-                    w.title,
-                    spec.workers.len(),
-                    BLACKBOARD_PREFIX
-                ));
-                worker_ids.push(insert_task_tx(c, &p, now)?.task.id);
-            }
-            verifier_p.parents = worker_ids.clone();
-            let verifier_id = insert_task_tx(c, &verifier_p, now)?.task.id;
-            synth_p.parents = vec![verifier_id.clone()];
-            let synthesizer_id = insert_task_tx(c, &synth_p, now)?.task.id;
-            let topo = json!({"key": "topology", "value": {"goal": goal, "worker_ids": worker_ids,
-                "verifier_id": verifier_id, "synthesizer_id": synthesizer_id}});
-            add_comment_tx(
-                c,
-                &root_id,
-                &spec.created_by,
-                &format!("{BLACKBOARD_PREFIX}{topo}"),
-                now,
-            )?;
-            Ok(Swarm {
+            let worker_ids = insert_workers(c, &cards.workers, spec, &goal, &root_id, now)?;
+            let verifier_id = insert_after(c, &cards.verifier, worker_ids.clone(), now)?;
+            let synthesizer_id =
+                insert_after(c, &cards.synthesizer, vec![verifier_id.clone()], now)?;
+            let swarm = Swarm {
                 root_id,
                 worker_ids,
                 verifier_id,
                 synthesizer_id,
                 existing: false,
-            })
+            };
+            post_topology(c, &swarm, &goal, &spec.created_by, now)?;
+            Ok(swarm)
         })
     }
 }

@@ -87,77 +87,9 @@ fn node_described(
     let desc = outer.or_else(|| v.get("description").cloned());
     let target = resolve(v, defs);
     let desc = desc.or_else(|| target.get("description").cloned());
-    let mut out = Map::new();
-    let variants: Option<Vec<&Value>> = ["oneOf", "anyOf"]
-        .iter()
-        .find_map(|k| target.get(*k).and_then(Value::as_array))
-        .map(|vs| {
-            vs.iter()
-                .map(|x| resolve(x, defs))
-                .filter(|x| type_of(x) != Some("null") || x.get("enum").is_some())
-                .collect()
-        });
-    if let Some(vs) = variants {
-        let consts: Option<Vec<(Value, Option<String>)>> = vs
-            .iter()
-            .map(|x| {
-                let d = x
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                match (x.get("const"), x.get("enum").and_then(Value::as_array)) {
-                    (Some(c), _) => Some(vec![(c.clone(), d)]),
-                    (None, Some(e)) => Some(e.iter().map(|c| (c.clone(), None)).collect()),
-                    _ => None,
-                }
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(|v| {
-                v.into_iter()
-                    .flatten()
-                    .filter(|(c, _)| !c.is_null())
-                    .collect()
-            });
-        if let Some(consts) = consts.filter(|c: &Vec<_>| !c.is_empty()) {
-            // An enum: `enum` of the values; the variants' docs join the description.
-            let ty = if consts.iter().all(|(c, _)| c.is_string()) {
-                "string"
-            } else if consts.iter().all(|(c, _)| c.is_i64()) {
-                "integer"
-            } else {
-                "number"
-            };
-            out.insert("type".into(), json!(ty));
-            let docs: Vec<String> = consts
-                .iter()
-                .filter_map(|(c, d)| {
-                    let name = c.as_str().map_or_else(|| c.to_string(), str::to_string);
-                    let d = d.as_deref()?.trim_end_matches('.');
-                    (d != name).then(|| format!("{name} = {d}"))
-                })
-                .collect();
-            let base = desc
-                .as_ref()
-                .and_then(Value::as_str)
-                .or_else(|| target.get("description").and_then(Value::as_str));
-            let text = match (base, docs.is_empty()) {
-                (Some(b), false) => Some(format!(
-                    "{} ({}).",
-                    b.trim_end_matches('.'),
-                    docs.join("; ")
-                )),
-                (None, false) => Some(docs.join("; ")),
-                (Some(b), true) => Some(b.to_string()),
-                (None, true) => None,
-            };
-            if let Some(t) = text {
-                out.insert("description".into(), json!(t));
-            }
-            out.insert(
-                "enum".into(),
-                Value::Array(consts.into_iter().map(|(c, _)| c).collect()),
-            );
-            return Value::Object(out);
+    if let Some(vs) = union_variants(target, defs) {
+        if let Some(consts) = enum_consts(&vs) {
+            return enum_node(consts, desc.as_ref(), target);
         }
         // A union of shapes (one string or a list; a boolean or its spelling): advertise the
         // richest one — array over boolean over anything else. The lenient parse stays.
@@ -172,6 +104,98 @@ fn node_described(
             None => json!({"type": "object"}),
         };
     }
+    let mut out = shape_node(target, defs, depth);
+    if let Some(d) = desc {
+        out.insert("description".into(), d);
+    }
+    Value::Object(out)
+}
+
+/// The variants of a `oneOf`/`anyOf`, resolved, without the `null` one (`Option<T>`).
+fn union_variants<'a>(target: &'a Value, defs: &'a Map<String, Value>) -> Option<Vec<&'a Value>> {
+    ["oneOf", "anyOf"]
+        .iter()
+        .find_map(|k| target.get(*k).and_then(Value::as_array))
+        .map(|vs| {
+            vs.iter()
+                .map(|x| resolve(x, defs))
+                .filter(|x| type_of(x) != Some("null") || x.get("enum").is_some())
+                .collect()
+        })
+}
+
+/// When every variant is a `const` or an `enum`: the non-null values with each `const`'s
+/// description (`None` for a union of shapes, or when no value is left).
+fn enum_consts(vs: &[&Value]) -> Option<Vec<(Value, Option<String>)>> {
+    vs.iter()
+        .map(|x| {
+            let d = x
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match (x.get("const"), x.get("enum").and_then(Value::as_array)) {
+                (Some(c), _) => Some(vec![(c.clone(), d)]),
+                (None, Some(e)) => Some(e.iter().map(|c| (c.clone(), None)).collect()),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|v| {
+            v.into_iter()
+                .flatten()
+                .filter(|(c, _)| !c.is_null())
+                .collect()
+        })
+        .filter(|c: &Vec<_>| !c.is_empty())
+}
+
+/// An enum: `enum` of the values; the variants' docs join the description.
+fn enum_node(consts: Vec<(Value, Option<String>)>, desc: Option<&Value>, target: &Value) -> Value {
+    let mut out = Map::new();
+    let ty = if consts.iter().all(|(c, _)| c.is_string()) {
+        "string"
+    } else if consts.iter().all(|(c, _)| c.is_i64()) {
+        "integer"
+    } else {
+        "number"
+    };
+    out.insert("type".into(), json!(ty));
+    let docs: Vec<String> = consts
+        .iter()
+        .filter_map(|(c, d)| {
+            let name = c.as_str().map_or_else(|| c.to_string(), str::to_string);
+            let d = d.as_deref()?.trim_end_matches('.');
+            (d != name).then(|| format!("{name} = {d}"))
+        })
+        .collect();
+    let base = desc
+        .and_then(Value::as_str)
+        .or_else(|| target.get("description").and_then(Value::as_str));
+    let text = match (base, docs.is_empty()) {
+        (Some(b), false) => Some(format!(
+            "{} ({}).",
+            b.trim_end_matches('.'),
+            docs.join("; ")
+        )),
+        (None, false) => Some(docs.join("; ")),
+        (Some(b), true) => Some(b.to_string()),
+        (None, true) => None,
+    };
+    if let Some(t) = text {
+        out.insert("description".into(), json!(t));
+    }
+    out.insert(
+        "enum".into(),
+        Value::Array(consts.into_iter().map(|(c, _)| c).collect()),
+    );
+    Value::Object(out)
+}
+
+/// A schema that is not a union: an `enum` or a `const` as an enum, else its one `type` with
+/// the kept `format` and bounds, and an object's properties or an array's items (the
+/// description is the caller's).
+fn shape_node(target: &Value, defs: &Map<String, Value>, depth: usize) -> Map<String, Value> {
+    let mut out = Map::new();
     if let Some(e) = target.get("enum").and_then(Value::as_array) {
         let vals: Vec<Value> = e.iter().filter(|c| !c.is_null()).cloned().collect();
         out.insert(
@@ -183,54 +207,53 @@ fn node_described(
             }),
         );
         out.insert("enum".into(), Value::Array(vals));
-    } else if let Some(c) = target.get("const") {
+        return out;
+    }
+    if let Some(c) = target.get("const") {
         out.insert(
             "type".into(),
             json!(if c.is_string() { "string" } else { "number" }),
         );
         out.insert("enum".into(), json!([c]));
-    } else {
-        let ty = type_of(target).unwrap_or("object").to_string();
-        out.insert("type".into(), json!(ty));
-        if let Some(f) = target.get("format").and_then(Value::as_str)
-            && FORMATS.contains(&f)
-        {
-            out.insert("format".into(), json!(f));
-        }
-        for k in ["minimum", "maximum", "minItems", "maxItems"] {
-            if let Some(n) = target.get(k).filter(|n| n.is_number()) {
-                out.insert(k.into(), n.clone());
-            }
-        }
-        match ty.as_str() {
-            "object" => {
-                if let Some(props) = target.get("properties").and_then(Value::as_object) {
-                    let mapped: Map<String, Value> = props
-                        .iter()
-                        .map(|(k, p)| (k.clone(), node(p, defs, depth + 1)))
-                        .collect();
-                    out.insert("properties".into(), Value::Object(mapped));
-                }
-                if let Some(req) = target.get("required").and_then(Value::as_array)
-                    && !req.is_empty()
-                {
-                    out.insert("required".into(), Value::Array(req.clone()));
-                }
-            }
-            "array" => {
-                let items = target
-                    .get("items")
-                    .map(|i| node(i, defs, depth + 1))
-                    .unwrap_or_else(|| json!({"type": "string"}));
-                out.insert("items".into(), items);
-            }
-            _ => {}
+        return out;
+    }
+    let ty = type_of(target).unwrap_or("object").to_string();
+    out.insert("type".into(), json!(ty));
+    if let Some(f) = target.get("format").and_then(Value::as_str)
+        && FORMATS.contains(&f)
+    {
+        out.insert("format".into(), json!(f));
+    }
+    for k in ["minimum", "maximum", "minItems", "maxItems"] {
+        if let Some(n) = target.get(k).filter(|n| n.is_number()) {
+            out.insert(k.into(), n.clone());
         }
     }
-    if let Some(d) = desc {
-        out.insert("description".into(), d);
+    match ty.as_str() {
+        "object" => {
+            if let Some(props) = target.get("properties").and_then(Value::as_object) {
+                let mapped: Map<String, Value> = props
+                    .iter()
+                    .map(|(k, p)| (k.clone(), node(p, defs, depth + 1)))
+                    .collect();
+                out.insert("properties".into(), Value::Object(mapped));
+            }
+            if let Some(req) = target.get("required").and_then(Value::as_array)
+                && !req.is_empty()
+            {
+                out.insert("required".into(), Value::Array(req.clone()));
+            }
+        }
+        "array" => {
+            let items = target
+                .get("items")
+                .map(|i| node(i, defs, depth + 1))
+                .unwrap_or_else(|| json!({"type": "string"}));
+            out.insert("items".into(), items);
+        }
+        _ => {}
     }
-    Value::Object(out)
+    out
 }
 
 /// Problems of `schema` against the Gemini function-declaration subset and the OpenAI

@@ -16,6 +16,105 @@ use crate::kernel::types::{BlockKind, RunOutcome, Status, Task};
 use crate::kernel::validate as v;
 use crate::{args, leave_running, obj};
 
+/// Where a block lands, and how it is recorded.
+struct BlockLanding {
+    status: Status,
+    /// The task's `block_recurrences` after the block.
+    recurrences: i64,
+    /// The event kind: `dependency_wait`, `block_loop_detected` or `blocked`.
+    event: &'static str,
+}
+
+/// The landing rule of [`Board::block_task`]: `kind=dependency` waits in `todo` (recurrences
+/// unchanged); a re-block of the same kind counts up (any other kind starts at 1), and reaching
+/// [`BLOCK_RECURRENCE_LIMIT`] routes to `triage`; otherwise `blocked`.
+fn block_landing(t: &Task, kind: Option<BlockKind>) -> BlockLanding {
+    if kind == Some(BlockKind::Dependency) {
+        return BlockLanding {
+            status: Status::Todo,
+            recurrences: t.block_recurrences,
+            event: "dependency_wait",
+        };
+    }
+    let recurrences = if t.block_kind.as_deref() == kind.map(|k| k.as_str()) {
+        t.block_recurrences + 1
+    } else {
+        1
+    };
+    let (status, event) = if recurrences >= BLOCK_RECURRENCE_LIMIT {
+        (Status::Triage, "block_loop_detected")
+    } else {
+        (Status::Blocked, "blocked")
+    };
+    BlockLanding {
+        status,
+        recurrences,
+        event,
+    }
+}
+
+impl BlockLanding {
+    /// The event's payload: reason and kind, the recurrences unless a dependency wait, and the
+    /// limit on a detected loop.
+    fn payload(&self, reason: Option<&str>, kind: Option<&str>) -> Map<String, serde_json::Value> {
+        let recurrences = self.recurrences;
+        match self.event {
+            "dependency_wait" => obj! {"reason" => reason, "kind" => kind},
+            "block_loop_detected" => obj! {
+                "reason" => reason, "kind" => kind, "recurrences" => recurrences,
+                "limit" => BLOCK_RECURRENCE_LIMIT,
+            },
+            _ => obj! {"reason" => reason, "kind" => kind, "recurrences" => recurrences},
+        }
+    }
+}
+
+/// The task leaves its lane for the landing status (claim cleared), its block kind and
+/// recurrences recorded.
+fn park_blocked(c: &Tx, t: &Task, landing: &BlockLanding, kind: Option<&str>) -> Result<()> {
+    let n = c.exec(
+        leave_running!(
+            "status=?1, block_kind=?2, block_recurrences=?3",
+            "id=?4 AND status=?5 AND current_run_id IS NOT DISTINCT FROM ?6"
+        ),
+        args![
+            landing.status.as_str(),
+            kind,
+            landing.recurrences,
+            t.id,
+            t.status.as_str(),
+            t.current_run_id
+        ],
+    )?;
+    if n != 1 {
+        return Err(KernelError::refused(
+            &t.id,
+            "block",
+            "the task changed underneath; retry",
+        ));
+    }
+    Ok(())
+}
+
+/// Close the open run with `outcome` (run status `run_status`); with no open run, a reason is
+/// kept on a synthesized run. The run's id, if any.
+fn close_or_synth_run(
+    c: &Tx,
+    t: &Task,
+    outcome: RunOutcome,
+    run_status: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<Option<i64>> {
+    Ok(
+        match end_run(c, t, outcome, run_status, reason, None, None, now)? {
+            Some(r) => Some(r),
+            None if reason.is_some() => Some(synth_run(c, t, outcome, reason, None, None, now)?),
+            None => None,
+        },
+    )
+}
+
 impl Board {
     /// Block a `running` or `ready` task. `kind=dependency` parks it in `todo`; a re-block of
     /// the same kind after an unblock (recurrences reaching 2) routes it to `triage`; otherwise
@@ -42,79 +141,19 @@ impl Board {
             if let (Some(a), Some(r)) = (&author, &reason) {
                 add_comment_tx(c, &task_id, a, &format!("BLOCKED: {r}"), now)?;
             }
-            let kind_str = req.kind.map(|k| k.as_str());
-            let (status, recurrences, event) = if req.kind == Some(BlockKind::Dependency) {
-                (Status::Todo, t.block_recurrences, "dependency_wait")
-            } else {
-                let rec = if t.block_kind.as_deref() == kind_str {
-                    t.block_recurrences + 1
-                } else {
-                    1
-                };
-                if rec >= BLOCK_RECURRENCE_LIMIT {
-                    (Status::Triage, rec, "block_loop_detected")
-                } else {
-                    (Status::Blocked, rec, "blocked")
-                }
-            };
-            let n = c.exec(
-                leave_running!(
-                    "status=?1, block_kind=?2, block_recurrences=?3",
-                    "id=?4 AND status=?5 AND current_run_id IS NOT DISTINCT FROM ?6"
-                ),
-                args![
-                    status.as_str(),
-                    kind_str,
-                    recurrences,
-                    task_id,
-                    t.status.as_str(),
-                    t.current_run_id
-                ],
-            )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "block",
-                    "the task changed underneath; retry",
-                ));
-            }
-            let run_id = match end_run(
-                c,
-                &t,
-                RunOutcome::Blocked,
-                "blocked",
-                reason.as_deref(),
-                None,
-                None,
-                now,
-            )? {
-                Some(r) => Some(r),
-                None if reason.is_some() => Some(synth_run(
-                    c,
-                    &t,
-                    RunOutcome::Blocked,
-                    reason.as_deref(),
-                    None,
-                    None,
-                    now,
-                )?),
-                None => None,
-            };
-            let payload = match event {
-                "dependency_wait" => obj! {"reason" => reason, "kind" => kind_str},
-                "block_loop_detected" => obj! {
-                    "reason" => reason, "kind" => kind_str, "recurrences" => recurrences,
-                    "limit" => BLOCK_RECURRENCE_LIMIT,
-                },
-                _ => obj! {"reason" => reason, "kind" => kind_str, "recurrences" => recurrences},
-            };
-            add_event(c, &task_id, run_id, event, payload, now)?;
+            let kind = req.kind.map(|k| k.as_str());
+            let landing = block_landing(&t, req.kind);
+            park_blocked(c, &t, &landing, kind)?;
+            let reason = reason.as_deref();
+            let run_id = close_or_synth_run(c, &t, RunOutcome::Blocked, "blocked", reason, now)?;
+            let payload = landing.payload(reason, kind);
+            add_event(c, &task_id, run_id, landing.event, payload, now)?;
             Ok(Blocked {
                 task_id: task_id.clone(),
                 run_id,
-                status,
+                status: landing.status,
                 block_kind: req.kind,
-                recurrences,
+                recurrences: landing.recurrences,
             })
         })
     }
@@ -239,28 +278,8 @@ impl Board {
                     "the task changed underneath; retry",
                 ));
             }
-            let run_id = match end_run(
-                c,
-                &t,
-                RunOutcome::Scheduled,
-                "scheduled",
-                reason.as_deref(),
-                None,
-                None,
-                now,
-            )? {
-                Some(r) => Some(r),
-                None if reason.is_some() => Some(synth_run(
-                    c,
-                    &t,
-                    RunOutcome::Scheduled,
-                    reason.as_deref(),
-                    None,
-                    None,
-                    now,
-                )?),
-                None => None,
-            };
+            let outcome = RunOutcome::Scheduled;
+            let run_id = close_or_synth_run(c, &t, outcome, "scheduled", reason.as_deref(), now)?;
             add_event(
                 c,
                 task_id,

@@ -19,7 +19,7 @@ use super::error::Result;
 use super::store::{Tx, arg_refs};
 use super::types::{Status, TASK_COLUMNS, Task, WorkspaceKind};
 
-pub(crate) use create::insert_task_tx;
+pub(crate) use create::{PreparedTask, insert_task_tx};
 pub(crate) use edit::assign_tx;
 pub use profiles::{
     PROFILE_IDENTITY_FILES, ProfileState, on_disk_profiles, profile_exists, profile_state,

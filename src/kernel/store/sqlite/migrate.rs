@@ -85,21 +85,6 @@ const fn highest_migration() -> i64 {
     max
 }
 
-/// True when every idempotent migration's probe object exists.
-fn probes_present(conn: &Connection) -> Result<bool> {
-    for m in OURS {
-        if let Some(name) = m.probe {
-            let n: i64 = conn
-                .prepare_cached("SELECT count(*) FROM sqlite_master WHERE name=?1")?
-                .query_row([name], |r| r.get(0))?;
-            if n == 0 {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
-}
-
 /// Columns upstream Hermes (~0.22) adds by `ALTER TABLE … ADD COLUMN` on every open (UP §2),
 /// as `(table, column, declaration)`, in its order. Migration 0006 adds them, and every open
 /// heals a board where one is missing (a board Hermes rebuilt, an old copy), so the kernel's
@@ -148,30 +133,95 @@ const TASK_ADDITIVE_COLUMNS: &[(&str, &str)] = &[
     ("block_recurrences", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
-/// Add any of [`UPSTREAM_COLUMNS`] that is missing (one write transaction, only when needed).
-/// When `kanban_notify_subs.delivery_mode` is first added, non-`tui` rows are back-filled to
-/// `notify+wake`, as Hermes does (UP §2).
-pub(crate) fn heal_upstream_columns(conn: &Connection) -> Result<()> {
-    let missing = |c: &Connection| -> Result<Vec<(&'static str, &'static str, &'static str)>> {
-        let mut out = Vec::new();
-        type Columns = Vec<(String, String, i64)>;
-        let mut cache: Vec<(&str, Columns)> = Vec::new();
-        for &(table, col, decl) in UPSTREAM_COLUMNS {
-            if !cache.iter().any(|(t, _)| *t == table) {
-                cache.push((table, table_columns(c, table)?));
-            }
-            let cols = &cache.iter().find(|(t, _)| *t == table).expect("cached").1;
-            if !cols.is_empty() && !has_column(cols, col) {
-                out.push((table, col, decl));
+/// What one query reports about a board's schema (the whole cost of opening an up-to-date
+/// board): `user_version`, which idempotent migrations' probe objects exist, and the columns of
+/// the tables [`UPSTREAM_COLUMNS`] names.
+struct SchemaProbe {
+    user_version: i64,
+    /// The probe objects of [`OURS`] present in `sqlite_master`.
+    objects: Vec<String>,
+    /// `(table, column)` for every column of an existing table in [`UPSTREAM_COLUMNS`].
+    columns: Vec<(String, String)>,
+}
+
+impl SchemaProbe {
+    /// One `SELECT` over `pragma_user_version`, `sqlite_master` and `pragma_table_info`.
+    fn read(c: &Connection) -> Result<SchemaProbe> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let quoted = |names: &mut dyn Iterator<Item = &str>| {
+                let mut v: Vec<String> = names.map(|n| format!("'{n}'")).collect();
+                v.dedup();
+                v.join(", ")
+            };
+            let objects = quoted(&mut OURS.iter().filter_map(|m| m.probe));
+            let tables = quoted(&mut UPSTREAM_COLUMNS.iter().map(|(t, _, _)| *t));
+            format!(
+                "SELECT 'version', NULL, NULL, user_version FROM pragma_user_version
+                 UNION ALL
+                 SELECT 'object', name, NULL, NULL FROM sqlite_master WHERE name IN ({objects})
+                 UNION ALL
+                 SELECT 'column', m.name, p.name, NULL
+                   FROM sqlite_master AS m, pragma_table_info(m.name) AS p
+                  WHERE m.type = 'table' AND m.name IN ({tables})"
+            )
+        });
+        let mut probe = SchemaProbe {
+            user_version: 0,
+            objects: Vec::new(),
+            columns: Vec::new(),
+        };
+        let mut st = c.prepare_cached(sql)?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let name: Option<String> = r.get(1)?;
+            match r.get::<_, String>(0)?.as_str() {
+                "version" => probe.user_version = r.get(3)?,
+                "object" => probe.objects.extend(name),
+                _ => probe
+                    .columns
+                    .extend(name.zip(r.get::<_, Option<String>>(2)?)),
             }
         }
-        Ok(out)
-    };
-    if missing(conn)?.is_empty() {
+        Ok(probe)
+    }
+
+    /// At [`SCHEMA_VERSION`] (or past it) with every idempotent migration's object present.
+    fn is_current(&self) -> bool {
+        self.user_version >= SCHEMA_VERSION && OURS.iter().all(|m| !self.lacks_probe(m))
+    }
+
+    /// Whether `m` is idempotent and its probe object is missing.
+    fn lacks_probe(&self, m: &Migration) -> bool {
+        m.probe
+            .is_some_and(|name| !self.objects.iter().any(|o| o == name))
+    }
+
+    /// The [`UPSTREAM_COLUMNS`] missing from a table that exists.
+    fn missing_upstream(&self) -> Vec<(&'static str, &'static str, &'static str)> {
+        let has = |table: &str, col: Option<&str>| {
+            self.columns
+                .iter()
+                .any(|(t, c)| t == table && col.is_none_or(|col| c == col))
+        };
+        UPSTREAM_COLUMNS
+            .iter()
+            .filter(|(table, col, _)| has(table, None) && !has(table, Some(col)))
+            .copied()
+            .collect()
+    }
+}
+
+/// Add any of [`UPSTREAM_COLUMNS`] that `probe` finds missing (one write transaction, only when
+/// needed; the columns are probed again under the write lock).
+/// When `kanban_notify_subs.delivery_mode` is first added, non-`tui` rows are back-filled to
+/// `notify+wake`, as Hermes does (UP §2).
+fn heal_upstream_columns(conn: &Connection, probe: &SchemaProbe) -> Result<()> {
+    if probe.missing_upstream().is_empty() {
         return Ok(());
     }
     write_txn(conn, |c| {
-        for (table, col, decl) in missing(c)? {
+        for (table, col, decl) in SchemaProbe::read(c)?.missing_upstream() {
             c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {decl}"))?;
             if table == "kanban_notify_subs" && col == "delivery_mode" {
                 c.execute_batch(
@@ -189,43 +239,37 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
-/// Bring the schema up to date in one `BEGIN IMMEDIATE` transaction. Fast path: a DB already at
-/// [`SCHEMA_VERSION`] whose idempotent migrations' objects exist is left alone. Concurrent first
-/// opens serialise on the write lock and the loser sees the version already set. A migration
-/// whose number is below `user_version` but whose probe object is missing (a gap filled by a
-/// later merge) is applied then; `user_version` never goes down.
+/// Bring the schema up to date in one `BEGIN IMMEDIATE` transaction, then heal
+/// [`UPSTREAM_COLUMNS`]. Fast path: a DB already at [`SCHEMA_VERSION`] whose idempotent
+/// migrations' objects and upstream columns exist is left alone after one query
+/// ([`SchemaProbe`]). Concurrent first opens serialise on the write lock and the loser sees the
+/// version already set. A migration whose number is below `user_version` but whose probe object
+/// is missing (a gap filled by a later merge) is applied then; `user_version` never goes down.
 pub(crate) fn migrate(conn: &Connection) -> Result<()> {
-    if user_version(conn)? >= SCHEMA_VERSION && probes_present(conn)? {
-        return Ok(());
+    let probe = SchemaProbe::read(conn)?;
+    if probe.is_current() {
+        return heal_upstream_columns(conn, &probe);
     }
     write_txn(conn, |c| {
-        let v = user_version(c)?;
-        if v >= SCHEMA_VERSION && probes_present(c)? {
+        let probe = SchemaProbe::read(c)?;
+        if probe.is_current() {
             return Ok(());
         }
+        let v = probe.user_version;
         if v < SCHEMA_VERSION {
             hermes_additive_upgrade(c)?;
             c.execute_batch(M0001)?;
             hermes_data_upgrade(c)?;
         }
         for m in OURS {
-            let missing = match m.probe {
-                Some(name) => {
-                    c.query_row(
-                        "SELECT count(*) FROM sqlite_master WHERE name=?1",
-                        [name],
-                        |r| r.get::<_, i64>(0),
-                    )? == 0
-                }
-                None => false,
-            };
-            if m.number > v || missing {
+            if m.number > v || probe.lacks_probe(m) {
                 run_migration(c, m.sql)?;
             }
         }
         c.execute_batch(&format!("PRAGMA user_version={}", v.max(SCHEMA_VERSION)))?;
         Ok(())
-    })
+    })?;
+    heal_upstream_columns(conn, &SchemaProbe::read(conn)?)
 }
 
 /// Run one of our migrations statement by statement; an `ALTER TABLE t ADD COLUMN c …` whose

@@ -26,7 +26,7 @@ pub use journal::JournalInfo;
 use journal::apply_journal_policy;
 pub(crate) use journal::journal_setting;
 pub use migrate::SCHEMA_VERSION;
-pub(crate) use migrate::{heal_upstream_columns, migrate, user_version};
+pub(crate) use migrate::{migrate, user_version};
 
 /// The SQLite connection type (the only driver type outside the store, by name).
 pub(crate) type Conn = Connection;
@@ -126,7 +126,6 @@ pub(crate) fn open(
     )
     .map_err(|e| locate(e.into(), path))?;
     migrate(&conn).map_err(|e| locate(e, path))?;
-    heal_upstream_columns(&conn).map_err(|e| locate(e, path))?;
     Ok((BoardConn(conn), journal))
 }
 
@@ -139,7 +138,6 @@ pub(crate) fn open_memory(
     let mut conn = Connection::open_in_memory()?;
     let journal = configure(&mut conn, busy_timeout_ms, synchronous, None)?;
     migrate(&conn)?;
-    heal_upstream_columns(&conn)?;
     Ok((BoardConn(conn), journal))
 }
 

@@ -14,21 +14,36 @@
 //! A cached handle is checked against its file on every lookup: when the database file was
 //! removed or replaced behind this process (`boards rm` and a new board of the same slug from
 //! another process), the stale handle is dropped and the board reopened.
+//!
+//! By concern: this file holds the home's types, its constructors and the board registry
+//! (resolve, list, create, metadata, remove, switch, rename) on either backend;
+//! [`database_url`] chooses the backend from the database URL; [`cache`] opens boards and
+//! keeps the shared handles.
+//!
+//! [`Board`]: super::board::Board
+//! [`OpenMode`]: super::board::OpenMode
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::board::{Board, OpenMode};
 use super::env::Env;
 use super::error::{KernelError, Result};
 use super::paths::{
-    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, create_board, hermes_root,
-    kanban_home, list_boards, normalize_slug, read_board_meta, remove_board, rename_board,
-    resolve_board, set_default_workdir, switch_board,
+    BoardEntry, BoardMeta, BoardPaths, DEFAULT_BOARD, NewBoard, create_board, kanban_home,
+    list_boards, normalize_slug, read_board_meta, remove_board, rename_board, resolve_board,
+    set_default_workdir, switch_board,
 };
 pub use super::store::group::SharedBoard;
 use super::store::postgres::{self as pg, PgConn, PgTarget};
+// The children name `super::env` and `super::fence` as they did when they were this file.
+use super::{env, fence};
+
+mod cache;
+mod database_url;
+
+pub(crate) use database_url::chosen_url;
+pub use database_url::redact_url;
 
 /// The environment variable naming the database URL (`--database-url` outranks it,
 /// `kanban.database_url` in config.yaml comes after it).
@@ -102,49 +117,13 @@ impl From<Env> for Kanban {
     }
 }
 
-/// The database URL `env` (or the `--database-url` flag) chooses, with where it came from.
-pub(crate) fn chosen_url(env: &Env, flag: Option<&str>) -> Option<(&'static str, String)> {
-    flag.map(|u| ("--database-url", u.to_string()))
-        .filter(|(_, u)| !u.trim().is_empty())
-        .or_else(|| {
-            env.get(DATABASE_URL_VAR)
-                .filter(|u| !u.trim().is_empty() && !super::env::is_placeholder(u))
-                .map(|u| (DATABASE_URL_VAR, u.to_string()))
-        })
-        .or_else(|| config_database_url(env).map(|u| ("kanban.database_url", u)))
-}
-
 impl From<&Kanban> for Kanban {
     fn from(k: &Kanban) -> Kanban {
         k.clone()
     }
 }
 
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
 impl Kanban {
-    /// Open the home of `env`: the backend named by `database_url` (the global
-    /// `--database-url`), else `$HERMES_KANBAN_DATABASE_URL`, else `kanban.database_url` in
-    /// `$HERMES_HOME/config.yaml`, else the SQLite boards under the kanban home. A
-    /// `postgres://` URL is refused (this build has no PostgreSQL backend yet); the message
-    /// never shows the URL's password.
-    pub fn open(env: &Env, database_url: Option<&str>) -> Result<Kanban> {
-        match chosen_url(env, database_url) {
-            None => Ok(Kanban::sqlite(env.clone())),
-            Some((from, url)) if pg::is_postgres_url(&url) => {
-                let target = PgTarget::parse(env, url.trim(), from)?;
-                // Every process this home starts (workers, supervisors) inherits the URL in
-                // its environment — never in argv — whichever source named it.
-                let env = env.clone().with(DATABASE_URL_VAR, url.trim());
-                Ok(Kanban::postgres(env, target))
-            }
-            Some((from, url)) => Err(refuse_url(from, url.trim())),
-        }
-    }
-
     /// The boards of one PostgreSQL database (nothing is connected until a board is used).
     pub(crate) fn postgres(env: Env, target: PgTarget) -> Kanban {
         Kanban {
@@ -490,210 +469,6 @@ impl Kanban {
         self.put_meta(&meta, now)?;
         Ok(meta)
     }
-
-    /// The shared handle of an existing board (`None`: the default chain). A board without a
-    /// database is [`KernelError::NoDatabase`]; nothing is created.
-    pub fn board(&self, slug: Option<&str>) -> Result<SharedBoard> {
-        self.cached(slug, OpenMode::Existing).map(|(b, _)| b)
-    }
-
-    /// The shared handle of a board, creating (and migrating) its database when missing;
-    /// also says whether this call created it (the caller tells the user).
-    pub fn board_or_create(&self, slug: Option<&str>) -> Result<(SharedBoard, bool)> {
-        self.cached(slug, OpenMode::Create)
-    }
-
-    /// An owned, uncached board for a one-shot process (a CLI verb); also says whether this
-    /// call created its database.
-    pub fn open_board(&self, slug: Option<&str>, mode: OpenMode) -> Result<(Board, bool)> {
-        let slug = self.resolve(slug)?;
-        self.open_resolved(&slug, mode, self.lender().as_ref())
-    }
-
-    /// Open board `slug`; on PostgreSQL `lender` (an open board) does the registry work.
-    fn open_resolved(
-        &self,
-        slug: &str,
-        mode: OpenMode,
-        lender: Option<&SharedBoard>,
-    ) -> Result<(Board, bool)> {
-        if let Some(pgh) = &self.inner.pg {
-            return self.open_pg(pgh, slug, mode, lender);
-        }
-        let paths = self.paths(slug);
-        let existed = paths.db.exists();
-        if !existed && mode == OpenMode::Existing {
-            return Err(KernelError::NoDatabase {
-                slug: slug.to_string(),
-                path: paths.db,
-            });
-        }
-        Ok((Board::open_sqlite(&self.inner.env, paths)?, !existed))
-    }
-
-    /// Open a PostgreSQL board: its registry row names the schema (migrated up on open);
-    /// `default` without a row is created in `Create` mode, else [`KernelError::NoDatabase`].
-    /// The board takes over the spare registry session when there is one (no board was open).
-    fn open_pg(
-        &self,
-        pgh: &PgHome,
-        slug: &str,
-        mode: OpenMode,
-        lender: Option<&SharedBoard>,
-    ) -> Result<(Board, bool)> {
-        let now = chrono::Utc::now().timestamp();
-        let (schema, created) = self.registry_via(lender, |c, shown| {
-            if let Some((schema, _)) = pg::registry::get(c, shown, slug)? {
-                pg::migrate::migrate(c, &schema, shown, now)?;
-                return Ok((Some(schema), false));
-            }
-            if mode == OpenMode::Existing {
-                return Ok((None, false));
-            }
-            super::fence::check(&self.inner.env, &kanban_home(&self.inner.env))?;
-            let mut meta = BoardMeta::synthesized(slug);
-            meta.created_at = Some(now);
-            let created = pg::registry::insert_new(c, shown, &meta, now)?;
-            let (schema, _) = pg::registry::get(c, shown, slug)?
-                .ok_or_else(|| KernelError::Storage(format!("board {slug} vanished")))?;
-            pg::migrate::migrate(c, &schema, shown, now)?;
-            Ok((Some(schema), created))
-        })?;
-        let Some(schema) = schema else {
-            return Err(KernelError::NoDatabase {
-                slug: slug.to_string(),
-                path: self.pg_location(slug),
-            });
-        };
-        let spare = pgh.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let conn = match spare.filter(|c| !c.is_closed()) {
-            Some(c) => PgConn::adopt(pgh.target.clone(), &schema, c)?,
-            None => PgConn::open(pgh.target.clone(), &schema)?,
-        };
-        Ok((
-            Board::from_pg(&self.inner.env, self.paths(slug), conn),
-            created,
-        ))
-    }
-
-    fn cached(&self, slug: Option<&str>, mode: OpenMode) -> Result<(SharedBoard, bool)> {
-        let slug = self.resolve(slug)?;
-        let db = self.paths(&slug).db;
-        // The map lock is held while opening so two threads never open the same board twice.
-        let mut map = self.inner.boards.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(&slug) {
-            // A PostgreSQL board has no file: its handle lives until `remove` evicts it.
-            if self.inner.pg.is_some() {
-                return Ok((c.handle.clone(), false));
-            }
-            let now = file_id(&db);
-            if now.is_some() && now == c.file {
-                return Ok((c.handle.clone(), false));
-            }
-            // Removed or replaced behind this process: never keep writing to the old file.
-            map.remove(&slug);
-        }
-        // Registry work for the open runs on a board already open (the map is locked here).
-        let lender = match self.inner.pg {
-            Some(_) => map.values().next().map(|c| c.handle.clone()),
-            None => None,
-        };
-        let (board, created) = self.open_resolved(&slug, mode, lender.as_ref())?;
-        let handle = SharedBoard::new(board);
-        map.insert(
-            slug,
-            Cached {
-                handle: handle.clone(),
-                file: file_id(&db),
-            },
-        );
-        Ok((handle, created))
-    }
-
-    /// Forget the cached handle of `slug` (after the board is removed). Holders of the handle
-    /// keep it until they drop it.
-    pub fn evict(&self, slug: &str) {
-        self.inner
-            .boards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(slug);
-    }
-
-    /// Slugs of the boards this home holds open, sorted (`diagnostics` and tests report it).
-    pub fn open_boards(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .inner
-            .boards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-/// `kanban.database_url` from `$HERMES_HOME/config.yaml` (absent, blank or unreadable: none).
-fn config_database_url(env: &Env) -> Option<String> {
-    let text = std::fs::read_to_string(hermes_root(env).join("config.yaml")).ok()?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    match doc.get("kanban")?.get("database_url")? {
-        serde_yaml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        _ => None,
-    }
-}
-
-/// The refusal for a database URL this build cannot open (one line, password hidden).
-fn refuse_url(from: &str, url: &str) -> KernelError {
-    let shown = redact_url(url);
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    let fix = if from.starts_with("--") {
-        format!("leave out {from}")
-    } else {
-        format!("unset {from}")
-    };
-    let message = format!(
-        "{shown} (from {from}) is not a database URL this build can open{}: only \
-        postgres://USER[:PASS]@HOST:PORT/DB (or postgresql://…) is; {fix} to use the SQLite boards \
-        under HERMES_HOME",
-        scheme
-            .map(|s| format!(" (scheme {s:?})"))
-            .unwrap_or_default()
-    );
-    KernelError::Invalid {
-        field: "database_url",
-        message: message.replace(['\n', '\r'], " "),
-    }
-}
-
-/// `url` with any password replaced by `***`: the `user:password@` part and
-/// `password=` query or key-value parameters.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some((user, _)) = userinfo.split_once(':') {
-                out = format!("{scheme}://{user}:***@{}", &rest[at + 1..]);
-            }
-        }
-    }
-    // `?password=…&…` or libpq's `password=… host=…`.
-    let mut redacted = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(i) = rest.to_ascii_lowercase().find("password=") {
-        let start = i + "password=".len();
-        redacted.push_str(&rest[..start]);
-        redacted.push_str("***");
-        let tail = &rest[start..];
-        let end = tail.find(['&', ' ', '#']).unwrap_or(tail.len());
-        rest = &tail[end..];
-    }
-    redacted.push_str(rest);
-    redacted
 }
 
 #[cfg(test)]
