@@ -360,11 +360,9 @@ fn url_filename(u: &reqwest::Url) -> Option<String> {
     percent_decode(seg).filter(|s| !s.trim().is_empty())
 }
 
-/// Download `url` under the SSRF rules of this module.
-pub async fn fetch_url(url: &str, opts: &FetchOptions) -> Result<Fetched, FetchError> {
-    let parsed = reqwest::Url::parse(url.trim())
-        .map_err(|e| FetchError::BadUrl(url.to_string(), e.to_string()))?;
-    check_url(&parsed, opts.allow_address)?;
+/// The HTTP client of one download: no proxy, every redirect target and every resolved
+/// address checked under the SSRF rules, at most [`MAX_REDIRECTS`] redirects.
+fn checked_client(url: &str, opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
     let allow = opts.allow_address;
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
@@ -378,7 +376,7 @@ pub async fn fetch_url(url: &str, opts: &FetchOptions) -> Result<Fetched, FetchE
             Err(e) => attempt.error(e),
         }
     });
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .no_proxy()
         .redirect(policy)
         .dns_resolver(Arc::new(CheckedResolver { allow }))
@@ -389,7 +387,15 @@ pub async fn fetch_url(url: &str, opts: &FetchOptions) -> Result<Fetched, FetchE
         .map_err(|e| FetchError::Http {
             url: url.to_string(),
             detail: e.to_string(),
-        })?;
+        })
+}
+
+/// Download `url` under the SSRF rules of this module.
+pub async fn fetch_url(url: &str, opts: &FetchOptions) -> Result<Fetched, FetchError> {
+    let parsed = reqwest::Url::parse(url.trim())
+        .map_err(|e| FetchError::BadUrl(url.to_string(), e.to_string()))?;
+    check_url(&parsed, opts.allow_address)?;
+    let client = checked_client(url, opts)?;
     let map = |e: reqwest::Error| {
         ours(&e).unwrap_or_else(|| FetchError::Http {
             url: url.to_string(),

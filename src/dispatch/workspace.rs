@@ -133,28 +133,75 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The repository path a worktree workspace starts from: the given path, else the board's
+/// absolute `default_workdir`.
+fn worktree_anchor(default_workdir: Option<&str>, given: Option<&str>) -> Result<PathBuf, String> {
+    if let Some(p) = given {
+        return Ok(PathBuf::from(p));
+    }
+    let w = default_workdir
+        .filter(|w| Path::new(w).is_absolute())
+        .ok_or(
+            "worktree workspace without a path and the board has no default_workdir; \
+            use --workspace worktree:<repo path> or `boards set-default-workdir`",
+        )?;
+    Ok(PathBuf::from(w))
+}
+
+/// Where the worktree of `task` goes, and in which repository: `<repo>/.worktrees/<id>` when
+/// the anchor is the repository's top level, else the anchor itself (a path inside the repo).
+fn worktree_place(anchor: &Path, task: &Task) -> Result<(PathBuf, PathBuf), String> {
+    if let Some(root) = toplevel(anchor).filter(|t| same_dir(t, anchor)) {
+        let target = root.join(".worktrees").join(&task.id);
+        return Ok((root, target));
+    }
+    let outside = || format!("{} is not inside a git repository", anchor.display());
+    let parent = anchor.parent().filter(|p| p.is_dir()).ok_or_else(outside)?;
+    let root = toplevel(parent).ok_or_else(outside)?;
+    Ok((root, anchor.to_path_buf()))
+}
+
+/// `git worktree add` at `target` on `branch` (created from HEAD when it does not exist).
+fn add_worktree(repo: &Path, target: &Path, branch: &str) -> Result<(), String> {
+    if let Some(parent) = target.parent() {
+        mkdir(parent)?;
+    }
+    let target_s = target.to_string_lossy().into_owned();
+    let head_ref = format!("refs/heads/{branch}");
+    let exists = git(
+        repo,
+        &["rev-parse", "--verify", "--quiet", &head_ref],
+        GIT_QUICK,
+    )
+    .is_ok();
+    if exists {
+        git(repo, &["worktree", "add", &target_s, branch], GIT_SLOW)?;
+    } else {
+        git(
+            repo,
+            &["worktree", "add", "-b", branch, &target_s, "HEAD"],
+            GIT_SLOW,
+        )?;
+    }
+    Ok(())
+}
+
 fn worktree(
     default_workdir: Option<&str>,
     task: &Task,
     given: Option<&str>,
 ) -> Result<Workspace, String> {
-    let anchor = match given {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let w = default_workdir
-                .filter(|w| Path::new(w).is_absolute())
-                .ok_or(
-                    "worktree workspace without a path and the board has no default_workdir; \
-                    use --workspace worktree:<repo path> or `boards set-default-workdir`",
-                )?;
-            PathBuf::from(w)
-        }
-    };
+    let anchor = worktree_anchor(default_workdir, given)?;
     let mut branch = task
         .branch_name
         .clone()
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| format!("wt/{}", task.id));
+    let done = |path: PathBuf, branch: String| Workspace {
+        kind: WorkspaceKind::Worktree,
+        path,
+        branch: Some(branch),
+    };
     // An existing linked worktree (its `.git` is a file): reuse it on its current branch.
     if anchor.join(".git").is_file() {
         if let Ok(b) = git(&anchor, &["rev-parse", "--abbrev-ref", "HEAD"], GIT_QUICK)
@@ -162,63 +209,13 @@ fn worktree(
         {
             branch = b;
         }
-        return Ok(Workspace {
-            kind: WorkspaceKind::Worktree,
-            path: anchor,
-            branch: Some(branch),
-        });
+        return Ok(done(anchor, branch));
     }
-    let (repo, target) = match toplevel(&anchor).filter(|t| same_dir(t, &anchor)) {
-        Some(root) => {
-            let target = root.join(".worktrees").join(&task.id);
-            (root, target)
-        }
-        None => {
-            let parent = anchor
-                .parent()
-                .filter(|p| p.is_dir())
-                .ok_or_else(|| format!("{} is not inside a git repository", anchor.display()))?;
-            let root = toplevel(parent)
-                .ok_or_else(|| format!("{} is not inside a git repository", anchor.display()))?;
-            (root, anchor.clone())
-        }
-    };
-    if target.join(".git").is_file() {
-        return Ok(Workspace {
-            kind: WorkspaceKind::Worktree,
-            path: target,
-            branch: Some(branch),
-        });
+    let (repo, target) = worktree_place(&anchor, task)?;
+    if !target.join(".git").is_file() {
+        add_worktree(&repo, &target, &branch)?;
     }
-    if let Some(parent) = target.parent() {
-        mkdir(parent)?;
-    }
-    let target_s = target.to_string_lossy().into_owned();
-    let exists = git(
-        &repo,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}"),
-        ],
-        GIT_QUICK,
-    )
-    .is_ok();
-    if exists {
-        git(&repo, &["worktree", "add", &target_s, &branch], GIT_SLOW)?;
-    } else {
-        git(
-            &repo,
-            &["worktree", "add", "-b", &branch, &target_s, "HEAD"],
-            GIT_SLOW,
-        )?;
-    }
-    Ok(Workspace {
-        kind: WorkspaceKind::Worktree,
-        path: target,
-        branch: Some(branch),
-    })
+    Ok(done(target, branch))
 }
 
 /// The managed scratch roots of a board: its workspaces root, plus the default locations under

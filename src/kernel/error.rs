@@ -248,6 +248,20 @@ impl KernelError {
         }
     }
 
+    /// The compare-and-swap guard of a transition: its guarded UPDATE of `task_id` changed `n`
+    /// rows. Anything but one means another writer moved the task between the read and the
+    /// write, and the transition is refused (nothing written; the caller may retry).
+    pub(crate) fn cas(n: usize, task_id: &str, action: &'static str) -> Result<()> {
+        if n == 1 {
+            return Ok(());
+        }
+        Err(KernelError::refused(
+            task_id,
+            action,
+            "the task changed underneath; retry",
+        ))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         KernelError::Io {
             path: path.into(),

@@ -365,6 +365,23 @@ pub struct NewBoard {
     pub default_workdir: Option<String>,
 }
 
+impl NewBoard {
+    /// The metadata of a new board `slug` created at `now` with these options (a blank name
+    /// keeps the one derived from the slug). Both backends' `create` write this.
+    pub(crate) fn into_meta(self, slug: &str, now: i64) -> BoardMeta {
+        let mut meta = BoardMeta::synthesized(slug);
+        if let Some(n) = self.name.filter(|n| !n.trim().is_empty()) {
+            meta.name = n.trim().to_string();
+        }
+        meta.description = self.description;
+        meta.icon = self.icon;
+        meta.color = self.color;
+        meta.default_workdir = self.default_workdir;
+        meta.created_at = Some(now);
+        meta
+    }
+}
+
 /// Create a board directory and `board.json`. Idempotent: an existing board is returned with
 /// `false`. The DB itself is created on first open.
 pub fn create_board(
@@ -382,15 +399,7 @@ pub fn create_board(
     if existed {
         return Ok((read_board_meta(env, &slug), false));
     }
-    let mut meta = BoardMeta::synthesized(&slug);
-    if let Some(n) = opts.name.filter(|n| !n.trim().is_empty()) {
-        meta.name = n.trim().to_string();
-    }
-    meta.description = opts.description;
-    meta.icon = opts.icon;
-    meta.color = opts.color;
-    meta.default_workdir = opts.default_workdir;
-    meta.created_at = Some(now);
+    let meta = opts.into_meta(&slug, now);
     write_board_meta(env, &meta)?;
     Ok((meta, true))
 }

@@ -317,13 +317,7 @@ fn move_to_review(c: &Tx, t: &Task, reviewer: Option<&str>) -> Result<()> {
         ),
         args![reviewer, t.id, t.status.as_str(), t.current_run_id],
     )?;
-    if n != 1 {
-        return Err(KernelError::refused(
-            &t.id,
-            "request review for",
-            "the task changed underneath; retry",
-        ));
-    }
+    KernelError::cas(n, &t.id, "request review for")?;
     Ok(())
 }
 
@@ -422,13 +416,7 @@ fn send_back_to(c: &Tx, t: &Task, status: Status, implementer: &str) -> Result<(
         ),
         args![status.as_str(), implementer, t.id, t.current_run_id],
     )?;
-    if n != 1 {
-        return Err(KernelError::refused(
-            &t.id,
-            "request changes for",
-            "the task changed underneath; retry",
-        ));
-    }
+    KernelError::cas(n, &t.id, "request changes for")?;
     Ok(())
 }
 
@@ -578,13 +566,7 @@ impl Board {
                 ),
                 args![status.as_str(), implementer, task_id],
             )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    &task_id,
-                    "reopen review of",
-                    "the task changed underneath; retry",
-                ));
-            }
+            KernelError::cas(n, &task_id, "reopen review of")?;
             if let (Some(a), Some(r)) = (&author, &reason) {
                 add_comment_tx(c, &task_id, a, &format!("CHANGES REQUESTED: {r}"), now)?;
             }

@@ -332,13 +332,7 @@ fn set_status_direct_tx(c: &Tx, t: Task, to: Status, now: i64) -> Result<DirectM
         leave_running!("status=?1", "id=?2 AND status=?3"),
         args![to.as_str(), task_id, t.status.as_str()],
     )?;
-    if n != 1 {
-        return Err(KernelError::refused(
-            task_id,
-            "move",
-            "the task changed underneath; retry",
-        ));
-    }
+    KernelError::cas(n, task_id, "move")?;
     add_event(
         c,
         task_id,

@@ -357,15 +357,7 @@ impl Kanban {
         if let Some((_, meta)) = self.registry(|c, shown| pg::registry::get(c, shown, &slug))? {
             return Ok((meta, false));
         }
-        let mut meta = BoardMeta::synthesized(&slug);
-        if let Some(n) = opts.name.filter(|n| !n.trim().is_empty()) {
-            meta.name = n.trim().to_string();
-        }
-        meta.description = opts.description;
-        meta.icon = opts.icon;
-        meta.color = opts.color;
-        meta.default_workdir = opts.default_workdir;
-        meta.created_at = Some(now);
+        let meta = opts.into_meta(&slug, now);
         let created = self.registry(|c, shown| {
             let created = pg::registry::insert_new(c, shown, &meta, now)?;
             pg::migrate::migrate(c, &pg::registry::schema_for(&slug), shown, now)?;

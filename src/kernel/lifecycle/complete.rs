@@ -160,13 +160,7 @@ fn close_done(c: &Tx, t: &Task, h: &Handoff, from_review: bool, now: i64) -> Res
         ),
         args![h.result, now, t.id, t.status.as_str(), t.current_run_id],
     )?;
-    if n != 1 {
-        return Err(KernelError::refused(
-            &t.id,
-            "complete",
-            "the task changed underneath; retry",
-        ));
-    }
+    KernelError::cas(n, &t.id, "complete")?;
     let mut run_summary = h.summary.as_deref().or(h.result.as_deref());
     let approval_meta;
     let mut run_meta = h.metadata.as_ref();

@@ -86,13 +86,7 @@ fn park_blocked(c: &Tx, t: &Task, landing: &BlockLanding, kind: Option<&str>) ->
             t.current_run_id
         ],
     )?;
-    if n != 1 {
-        return Err(KernelError::refused(
-            &t.id,
-            "block",
-            "the task changed underneath; retry",
-        ));
-    }
+    KernelError::cas(n, &t.id, "block")?;
     Ok(())
 }
 
@@ -216,13 +210,7 @@ impl Board {
                 ),
                 args![status.as_str(), task_id, t.status.as_str()],
             )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    task_id,
-                    "unblock",
-                    "the task changed underneath; retry",
-                ));
-            }
+            KernelError::cas(n, task_id, "unblock")?;
             let payload = if resume == Status::Review {
                 obj! {"status" => status.as_str(), "resume_status" => "review"}
             } else if status == Status::Todo {
@@ -271,13 +259,7 @@ impl Board {
                 leave_running!("status='scheduled'", "id=?1 AND status=?2"),
                 args![task_id, t.status.as_str()],
             )?;
-            if n != 1 {
-                return Err(KernelError::refused(
-                    task_id,
-                    "schedule",
-                    "the task changed underneath; retry",
-                ));
-            }
+            KernelError::cas(n, task_id, "schedule")?;
             let outcome = RunOutcome::Scheduled;
             let run_id = close_or_synth_run(c, &t, outcome, "scheduled", reason.as_deref(), now)?;
             add_event(

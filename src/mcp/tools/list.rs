@@ -219,6 +219,55 @@ fn list_reply(
     reply(board, text, v)
 }
 
+/// A `kanban_list` call's parameters, checked: the kernel filter (one row more than `limit`,
+/// to know whether a next page exists), the row fields and the page size.
+fn list_request(p: ListParams) -> Result<(ListFilter, Vec<String>, i64), Box<CallToolResult>> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Box::new(fail(format!(
+            "kanban_list: invalid limit {limit}: use 1..=200"
+        ))));
+    }
+    let flag = |b: &Option<BoolLike>, name: &str| {
+        b.as_ref()
+            .map(|b| b.get(name))
+            .transpose()
+            .map(|v| v.unwrap_or(false))
+    };
+    let include_archived = match flag(&p.include_archived, "include_archived") {
+        Ok(v) => v,
+        Err(e) => return Err(Box::new(fail(format!("kanban_list: {e}")))),
+    };
+    let verbose = match flag(&p.verbose, "verbose") {
+        Ok(v) => v,
+        Err(e) => return Err(Box::new(fail(format!("kanban_list: {e}")))),
+    };
+    let fields = pick_fields(p.fields, verbose)?;
+    let after = match p.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match decode_cursor(c) {
+            Some(k) => Some(k),
+            None => {
+                return Err(Box::new(fail(
+                    "kanban_list: invalid cursor: pass the next_cursor of a previous \
+                    kanban_list result unchanged (or omit it for the first page)",
+                )));
+            }
+        },
+    };
+    let status = p.status.map(status_of);
+    let filter = ListFilter {
+        assignee: p.assignee,
+        status,
+        tenant: p.tenant,
+        include_archived,
+        limit: Some(limit as usize + 1),
+        after,
+        ..Default::default()
+    };
+    Ok((filter, fields, limit))
+}
+
 #[tool_router(router = list_router, vis = "pub(super)")]
 impl KanbanMcp {
     /// List tasks on the board (orchestrators only), highest priority first. Recomputes
@@ -236,52 +285,13 @@ impl KanbanMcp {
                 "kanban_list is orchestrator-only; workers read their own task with kanban_show",
             );
         }
-        let limit = p.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            return fail(format!("kanban_list: invalid limit {limit}: use 1..=200"));
-        }
-        let flag = |b: &Option<BoolLike>, name: &str| {
-            b.as_ref()
-                .map(|b| b.get(name))
-                .transpose()
-                .map(|v| v.unwrap_or(false))
-        };
-        let include_archived = match flag(&p.include_archived, "include_archived") {
-            Ok(v) => v,
-            Err(e) => return fail(format!("kanban_list: {e}")),
-        };
-        let verbose = match flag(&p.verbose, "verbose") {
-            Ok(v) => v,
-            Err(e) => return fail(format!("kanban_list: {e}")),
-        };
-        let fields = match pick_fields(p.fields, verbose) {
-            Ok(f) => f,
+        let board = p.board.clone();
+        let (filter, fields, limit) = match list_request(p) {
+            Ok(r) => r,
             Err(e) => return *e,
         };
-        let after = match p.cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            None => None,
-            Some(c) => match decode_cursor(c) {
-                Some(k) => Some(k),
-                None => {
-                    return fail(
-                        "kanban_list: invalid cursor: pass the next_cursor of a previous \
-                        kanban_list result unchanged (or omit it for the first page)",
-                    );
-                }
-            },
-        };
-        let status = p.status.map(status_of);
-        let filter = ListFilter {
-            assignee: p.assignee,
-            status,
-            tenant: p.tenant,
-            include_archived,
-            limit: Some(limit as usize + 1),
-            after,
-            ..Default::default()
-        };
         let r = self
-            .on_board(&scope, &p.board, move |b| {
+            .on_board(&scope, &board, move |b| {
                 let promoted = if b.write_fenced() {
                     0
                 } else {

@@ -111,14 +111,7 @@ impl PgConn {
     /// A connection for the board whose schema is `schema`.
     pub(crate) fn open(target: Arc<PgTarget>, schema: &str) -> Result<PgConn> {
         let client = connect(&target, Some(schema))?;
-        Ok(PgConn {
-            target,
-            schema: schema.to_string(),
-            client: RefCell::new(Some(client)),
-            cache: RefCell::new(HashMap::new()),
-            depth: Cell::new(0),
-            tick: lock::TickSlot::new(),
-        })
+        Ok(PgConn::over(target, schema, client))
     }
 
     /// A connection for the board whose schema is `schema` over a session already open (the
@@ -127,14 +120,19 @@ impl PgConn {
         client
             .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
             .map_err(|e| map_err(&e, &target.shown))?;
-        Ok(PgConn {
+        Ok(PgConn::over(target, schema, client))
+    }
+
+    /// The board connection over `client`, a session whose `search_path` is `schema`.
+    fn over(target: Arc<PgTarget>, schema: &str, client: Client) -> PgConn {
+        PgConn {
             target,
             schema: schema.to_string(),
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
             depth: Cell::new(0),
             tick: lock::TickSlot::new(),
-        })
+        }
     }
 
     /// This board's session for the home's registry work (whose SQL names its schemas, so the
