@@ -86,6 +86,29 @@ impl Fx {
         (id, c.run_id)
     }
 
+    /// A second board `lab` in this home and a task on it (assigned to `assignee`): the board
+    /// and the task's id.
+    fn lab_task(&self, title: &str, assignee: &str) -> (Board, String) {
+        crate::helpers::board::home(&self.env)
+            .create(
+                "lab",
+                hermes_kanban::kernel::NewBoard::default(),
+                self.board.now(),
+            )
+            .unwrap();
+        let lab = Board::open(&self.env, Some("lab")).unwrap();
+        let id = lab
+            .create_task(NewTask {
+                title: title.into(),
+                assignee: Some(assignee.into()),
+                ..Default::default()
+            })
+            .unwrap()
+            .task
+            .id;
+        (lab, id)
+    }
+
     fn orchestrator_env(&self) -> Env {
         self.env.clone()
     }
@@ -1441,23 +1464,7 @@ async fn attach_stores_the_decoded_bytes_and_attachments_lists_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_db_outranks_the_board_argument() {
     let fx = Fx::new();
-    crate::helpers::board::home(&fx.env)
-        .create(
-            "lab",
-            hermes_kanban::kernel::NewBoard::default(),
-            fx.board.now(),
-        )
-        .unwrap();
-    let lab = Board::open(&fx.env, Some("lab")).unwrap();
-    let lab_task = lab
-        .create_task(NewTask {
-            title: "on lab".into(),
-            assignee: Some("w".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .task
-        .id;
+    let (lab, lab_task) = fx.lab_task("on lab", "w");
     let (id, run) = fx.running("pinned");
     let mut env = fx
         .worker_env(&id, run)
@@ -1502,23 +1509,7 @@ async fn a_pinned_db_outranks_the_board_argument() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_board_argument_selects_another_board() {
     let fx = Fx::new();
-    crate::helpers::board::home(&fx.env)
-        .create(
-            "lab",
-            hermes_kanban::kernel::NewBoard::default(),
-            fx.board.now(),
-        )
-        .unwrap();
-    let lab = Board::open(&fx.env, Some("lab")).unwrap();
-    let id = lab
-        .create_task(NewTask {
-            title: "on lab".into(),
-            assignee: Some("w".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .task
-        .id;
+    let (_, id) = fx.lab_task("on lab", "w");
     let s = connect(fx.orchestrator_env(), None).await;
     let (v, board, _) = s
         .ok_on("kanban_show", json!({"task_id": id, "board": "lab"}))
@@ -2493,24 +2484,8 @@ fn url_with_password(fx: &Fx) -> Option<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stdio_binary_takes_the_worker_identity_from_flags() {
     let fx = Fx::new();
-    crate::helpers::board::home(&fx.env)
-        .create(
-            "lab",
-            hermes_kanban::kernel::NewBoard::default(),
-            fx.board.now(),
-        )
-        .unwrap();
     // The worker's task is on lab; its calls name `default`.
-    let lab = Board::open(&fx.env, Some("lab")).unwrap();
-    let id = lab
-        .create_task(NewTask {
-            title: "flag worker".into(),
-            assignee: Some("worker".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .task
-        .id;
+    let (lab, id) = fx.lab_task("flag worker", "worker");
     let run = lab.claim_task_as(&id, Some(60), LOCK).unwrap().run_id;
     let db = lab.paths().db.clone();
     let empty_home = fx.path("elsewhere");
