@@ -157,9 +157,7 @@ impl WebState {
     /// pool.
     pub async fn resolve(self: &Arc<Self>, board: Option<&str>) -> Result<String, ApiError> {
         let (st, board) = (self.clone(), board.map(str::to_string));
-        tokio::task::spawn_blocking(move || st.resolve_here(board.as_deref()))
-            .await
-            .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        blocking(move || st.resolve_here(board.as_deref())).await?
     }
 
     /// [`WebState::resolve`] on this thread (a blocking one: it may wait on the network).
@@ -190,12 +188,11 @@ impl WebState {
         F: FnOnce(&Board) -> Result<T, ApiError> + Send + 'static,
     {
         let st = self.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             // One kernel call, its writes group-committed with those of concurrent calls.
             st.handle(&slug)?.call(f)
         })
-        .await
-        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .await?
     }
 
     /// Resolve `?board=` and run `f` on it, both on the blocking pool (one hand-off).
@@ -205,13 +202,22 @@ impl WebState {
         F: FnOnce(&Board) -> Result<T, ApiError> + Send + 'static,
     {
         let (st, board) = (self.clone(), board.map(str::to_string));
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let slug = st.resolve_here(board.as_deref())?;
             st.handle(&slug)?.call(f)
         })
-        .await
-        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .await?
     }
+}
+
+/// Run `f` on the blocking pool (kernel calls are synchronous and may wait on the disk or the
+/// network); a panic in `f` is a 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// A JSON object body with typed, field-naming getters. Unknown keys are ignored (as Hermes'

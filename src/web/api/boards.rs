@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::super::state::{ApiError, ApiResult, Fields, WebState};
@@ -29,9 +28,7 @@ pub(super) fn workspace_kind_of(dir: Option<&str>) -> &'static str {
 pub(super) async fn boards(State(st): State<Arc<WebState>>, Query(q): Q) -> ApiResult {
     let include_archived = flag(&q, "include_archived")?;
     let home = st.home.clone();
-    let list = tokio::task::spawn_blocking(move || home.list(include_archived))
-        .await
-        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let list = blocking(move || home.list(include_archived)).await?;
     let current = st.resolve(None).await?;
     let mut out = Vec::new();
     for e in list {
@@ -153,7 +150,5 @@ pub(super) async fn switch(State(st): State<Arc<WebState>>, Path(slug): Path<Str
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::kernel::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??)
+    Ok(super::super::state::blocking(f).await??)
 }

@@ -158,9 +158,7 @@ pub(super) async fn dispatch(State(st): State<Arc<WebState>>, Query(q): Q) -> Ap
         dry_run,
         max,
     };
-    let out = tokio::task::spawn_blocking(move || hook(req))
-        .await
-        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let out = super::super::state::blocking(move || hook(req)).await?;
     match out {
         Ok(v) => Ok(Json(v)),
         Err(e) => Err(ApiError::status(
