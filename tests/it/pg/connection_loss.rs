@@ -204,12 +204,18 @@ fn daemon_and_serve_survive_a_postgres_restart_without_losing_or_doubling_a_clai
     let board = cli.board();
     let mut all = before.clone();
     all.push(after.clone());
+    // Done in the database, and its worker finished: the worker marks success after its
+    // `complete` returned (so only after the commit we see), or left an error.
+    let finished = |t: &String| {
+        lab.join(format!("{t}.done")).exists()
+            || std::fs::metadata(lab.join(format!("{t}.err"))).is_ok_and(|m| m.len() > 0)
+    };
     wait_until(
-        "every task done after the restart",
+        "every task done after the restart, its worker finished",
         Duration::from_secs(120),
         || {
             all.iter()
-                .all(|t| board.get_task(t).unwrap().status == Status::Done)
+                .all(|t| board.get_task(t).unwrap().status == Status::Done && finished(t))
                 .then_some(())
         },
     );
